@@ -1,0 +1,3 @@
+from her2radiomics.cli import main
+
+raise SystemExit(main())

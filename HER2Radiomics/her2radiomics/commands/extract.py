@@ -1,0 +1,15 @@
+"""`her2radiomics extract` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from her2radiomics.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UserError("'extract' is not implemented yet")

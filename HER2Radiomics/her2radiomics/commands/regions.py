@@ -1,0 +1,15 @@
+"""`her2radiomics regions` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from her2radiomics.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UserError("'regions' is not implemented yet")

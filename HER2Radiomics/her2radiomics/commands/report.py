@@ -1,0 +1,15 @@
+"""`her2radiomics report` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+from her2radiomics.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    raise UserError("'report' is not implemented yet")

@@ -1,0 +1,151 @@
+"""Reading images and masks with validation, and atomic writing of outputs.
+
+Every reader raises :class:`~her2radiomics.errors.UserError` (one line) for bad input, and every
+writer goes through a temporary file in the destination folder followed by ``os.replace``, so an
+interrupted run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from her2radiomics.errors import UserError
+from her2radiomics.geometry import check_same_grid
+
+_DICOM_SUFFIXES = {".dcm", ".ima", ""}
+
+
+def _require_file(path: str | os.PathLike[str], what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} file not found: {p}; check the path")
+    return p
+
+
+def read_image(path: str | os.PathLike[str], what: str = "image") -> sitk.Image:
+    """Read a 3D scalar image (NRRD, NIfTI, MHA, or a folder / file of a DICOM series).
+
+    Raises UserError for a missing or unreadable file, a vector image, or an image that is not 3D.
+    """
+    p = _require_file(path, what)
+    try:
+        if p.is_dir():
+            img = read_dicom_series(p)
+        else:
+            img = sitk.ReadImage(str(p))
+    except UserError:
+        raise
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reader error"
+        raise UserError(f"cannot read {what} {p}: {first}; give a NRRD, NIfTI or DICOM series") from None
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise UserError(f"{what} {p} has {img.GetNumberOfComponentsPerPixel()} components per voxel; give one scalar 3D phase")
+    if img.GetDimension() != 3:
+        raise UserError(
+            f"{what} {p} is {img.GetDimension()}D; give one 3D volume (for a 4D DCE series, extract one post-contrast phase first)"
+        )
+    if img.GetDimension() == 3 and min(img.GetSize()) < 1:
+        raise UserError(f"{what} {p} is empty")
+    return img
+
+
+def read_dicom_series(folder: str | os.PathLike[str]) -> sitk.Image:
+    """Read one DICOM series from a folder as a 3D volume with its patient (LPS) geometry.
+
+    Slices are ordered by ImagePositionPatient along the slice normal (GDCM's sorter), so the
+    image's origin, spacing (including the true slice spacing) and direction are physical.
+    """
+    folder = Path(folder)
+    reader = sitk.ImageSeriesReader()
+    series = reader.GetGDCMSeriesIDs(str(folder))
+    if not series:
+        raise UserError(f"no DICOM series found in {folder}; point to the folder holding one series' slices")
+    if len(series) > 1:
+        raise UserError(f"{folder} holds {len(series)} DICOM series; put one series per folder")
+    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    reader.SetFileNames(files)
+    return reader.Execute()
+
+
+def read_mask(
+    path: str | os.PathLike[str],
+    reference: sitk.Image,
+    what: str = "mask",
+    label: int | None = None,
+) -> sitk.Image:
+    """Read a binary mask on the grid of ``reference`` and return it as uint8 {0, 1}.
+
+    ``label`` selects one value of a multi-label file. Without it the file must hold only {0, 1}
+    (any single non-zero value is accepted as foreground).
+    """
+    img = read_image(path, what)
+    return to_binary_mask(img, reference, what=f"{what} {Path(path)}", label=label)
+
+
+def to_binary_mask(
+    img: sitk.Image, reference: sitk.Image, what: str = "mask", label: int | None = None
+) -> sitk.Image:
+    """Validate an in-memory mask against ``reference``'s grid and binarise it (uint8 0/1)."""
+    check_same_grid(img, reference, what=what)
+    arr = sitk.GetArrayViewFromImage(img)
+    if label is not None:
+        if not np.any(arr == label):
+            values = np.unique(arr)
+            raise UserError(f"{what} has no voxel with label {label} (values present: {values[:10].tolist()}); choose --label from those")
+        out = (arr == label).astype(np.uint8)
+    else:
+        values = np.unique(arr)
+        nonzero = values[values != 0]
+        if len(nonzero) > 1:
+            raise UserError(
+                f"{what} is not binary (labels {nonzero[:10].tolist()}); pass --label N to choose the lesion label"
+            )
+        out = (arr != 0).astype(np.uint8)
+    res = sitk.GetImageFromArray(out)
+    res.CopyInformation(reference)
+    return res
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The temporary file keeps the destination's suffix so that writers choosing a format by
+    extension (SimpleITK, pandas) behave the same.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(dest.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=suffix, dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_image(img: sitk.Image, path: str | os.PathLike[str], compress: bool = True) -> None:
+    """Write an image atomically (format from the extension)."""
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(img, str(tmp), compress)
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
+    write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n", path)

@@ -1,0 +1,38 @@
+"""Shared pytest fixtures: real data from ../shared/data (skipped when absent) and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PKG_DIR = REPO / "HER2Radiomics"
+SHARED_DATA = Path(os.environ.get("HER2_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path into ../shared/data; the calling test is skipped when it is absent."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not available: {p}")
+    return p
+
+
+@pytest.fixture
+def breast1() -> tuple[Path, Path]:
+    d = shared_path("pyradiomics_breast1")
+    return d / "breast1_image.nrrd", d / "breast1_label.nrrd"
+
+
+def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m her2radiomics ARGS`` on this checkout's code; returns the completed process."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(PKG_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "her2radiomics", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+    )
