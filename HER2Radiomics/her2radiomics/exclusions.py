@@ -222,14 +222,16 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     if air.any():
         air = ndimage.binary_dilation(air, structure=_SQUARE, iterations=2, mask=dark)
         # specks of "body" inside the air (noise, ghosting) smaller than AIR_MIN_BODY_MM3 are air
-        body_lab, nb = ndimage.label(~air)
+        body_cc = sitk.ConnectedComponent(sitk.GetImageFromArray((~air).view(np.uint8)), False)
+        body_lab = sitk.GetArrayViewFromImage(body_cc)
+        nb = int(body_lab.max()) if body_lab.size else 0
         if nb > 1:
             sizes = np.bincount(body_lab.ravel())
             sizes[0] = 0
             small = sizes * float(np.prod(spacing_zyx * f)) < AIR_MIN_BODY_MM3
             small[0] = False
             air |= small[body_lab]
-        del body_lab
+        del body_lab, body_cc
     if f != [1, 1, 1]:
         air = _refine_upsampled(air, f, arr, thr)
     if les is not None:
@@ -330,7 +332,8 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
     fat_level = _subcutaneous_level(arr, air_arr, spacing_zyx, ori)
     info: dict[str, Any] = {"fat_level": fat_level}
     if fat_level is None:
-        notes.append("no skin surface in the field of view to calibrate fat intensity; pectoralis mask left empty")
+        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
+                     "intensity; pectoralis mask left empty")
         return Exclusion(_empty(image), notes, info)
 
     sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
@@ -473,8 +476,9 @@ def _coarse_air(image: sitk.Image, les: np.ndarray | None) -> np.ndarray:
     """detect_air on a ~2 mm grid (every n-th voxel), expanded back to the full grid (nearest)."""
     spacing = np.array(image.GetSpacing(), float)
     step = [max(1, int(round(2.0 / sp))) for sp in spacing]  # x y z
-    if step == [1, 1, 1]:
-        return sitk.GetArrayViewFromImage(detect_air(image).mask) != 0
+    if step == [1, 1, 1] or int(np.prod(image.GetSize())) <= 4_000_000:
+        full = sitk.GetArrayFromImage(detect_air(image).mask) != 0
+        return full & ~les if les is not None else full
     arr = sitk.GetArrayViewFromImage(image)
     sl = tuple(slice(0, None, st) for st in reversed(step))
     small = sitk.GetImageFromArray(np.ascontiguousarray(arr[sl]))
@@ -520,7 +524,8 @@ def _block_any(mask: np.ndarray, f: list[int]) -> np.ndarray:
 
 
 def _upsample(mask: np.ndarray, f: list[int], shape: tuple[int, ...]) -> np.ndarray:
-    out = np.repeat(np.repeat(mask, f[1], axis=1), f[2], axis=2)
+    nz, cy, cx = mask.shape
+    out = np.broadcast_to(mask[:, :, None, :, None], (nz, cy, f[1], cx, f[2])).reshape(nz, cy * f[1], cx * f[2])
     return out[:, : shape[1], : shape[2]]
 
 
@@ -537,17 +542,22 @@ def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: flo
     dx = air_c[:, :, 1:] != air_c[:, :, :-1]
     edge[:, :, 1:] |= dx
     edge[:, :, :-1] |= dx
-    air = _upsample(air_c & ~edge, f, arr.shape)
-    band = _upsample(edge, f, arr.shape)
-    kk, jj, ii = np.nonzero(band)
-    if kk.size:
+    air = np.ascontiguousarray(_upsample(air_c & ~edge, f, arr.shape))
+    ck, cj, ci = np.nonzero(edge)
+    if ck.size:
         ny, nx = arr.shape[1:]
+        oj, oi = np.meshgrid(np.arange(f[1]), np.arange(f[2]), indexing="ij")
+        kk = np.repeat(ck, f[1] * f[2])
+        jj = (cj[:, None] * f[1] + oj.ravel()[None, :]).ravel()
+        ii = (ci[:, None] * f[2] + oi.ravel()[None, :]).ravel()
+        inside = (jj < ny) & (ii < nx)
+        kk, jj, ii = kk[inside], jj[inside], ii[inside]
         acc = np.zeros(kk.size, np.float32)
         for dj in (-1, 0, 1):
             j2 = np.clip(jj + dj, 0, ny - 1)
             for di in (-1, 0, 1):
                 acc += arr[kk, j2, np.clip(ii + di, 0, nx - 1)]
-        air[kk, jj, ii] = acc / 9.0 < thr
+        air[kk, jj, ii] = acc < 9.0 * thr
     return air
 
 
@@ -559,7 +569,17 @@ def evaluation_region(lesion: sitk.Image, shell_mm: float = 5.0, margin_mm: floa
     included (distance 0); used for the Dice figures of docs/exclusions.md.
     """
     les = sitk.GetArrayViewFromImage(lesion) != 0
-    return ndimage.distance_transform_edt(~les, sampling=lesion.GetSpacing()[::-1]) <= shell_mm + margin_mm
+    out = np.zeros(les.shape, bool)
+    if not les.any():
+        return out
+    sp = np.array(lesion.GetSpacing()[::-1], float)
+    reach = shell_mm + margin_mm
+    idx = np.nonzero(les)
+    box = tuple(slice(max(0, int(i.min() - np.ceil(reach / s)) - 1), min(n, int(i.max() + np.ceil(reach / s)) + 2))
+                for i, s, n in zip(idx, sp, les.shape, strict=True))
+    sub = les[box]
+    out[box] = ndimage.distance_transform_edt(~sub, sampling=sp) <= reach
+    return out
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

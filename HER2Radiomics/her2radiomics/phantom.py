@@ -93,11 +93,17 @@ def _smooth_field(shape: tuple[int, ...], spacing_zyx: tuple[float, ...], corr_m
     noise = ndimage.gaussian_filter(noise, 1.0, mode="wrap")
     noise -= noise.mean()
     noise /= max(float(noise.std()), 1e-6)
-    zoom = [n / c for n, c in zip(shape, coarse, strict=True)]
-    out = ndimage.zoom(noise, zoom, order=1, grid_mode=True, mode="grid-constant")
-    out = out[tuple(slice(0, n) for n in shape)]
-    if out.shape != tuple(shape):  # zoom rounding: pad by edge values
-        out = np.pad(out, [(0, n - o) for n, o in zip(shape, out.shape, strict=True)], mode="edge")
+    out = noise
+    for axis, (n, c) in enumerate(zip(shape, coarse, strict=True)):
+        # linear interpolation matrix (n x c) mapping coarse cell centres onto fine voxel centres
+        pos = (np.arange(n) + 0.5) * (c / n) - 0.5
+        i0 = np.clip(np.floor(pos).astype(int), 0, c - 1)
+        i1 = np.clip(i0 + 1, 0, c - 1)
+        w = np.clip(pos - i0, 0, 1).astype(np.float32)
+        mat = np.zeros((n, c), np.float32)
+        mat[np.arange(n), i0] += 1 - w
+        mat[np.arange(n), i1] += w
+        out = np.moveaxis(np.tensordot(mat, out, axes=([1], [axis])), 0, axis)
     return out.astype(np.float32, copy=False)
 
 
@@ -392,28 +398,35 @@ def make_phantom(
     bxz = (1.0 + bias * 0.35 * np.cos(2 * np.pi * x / (1.5 * fov_x) + cphase)[None, :]
            * np.cos(np.pi * z / (1.6 * max(fov_z, 1e-6)))[:, None]).astype(np.float32)
     g1, g2 = amp2 * f1 * by_, amp2 * f2 * by_
-    mult = g1[None] * np.cos(ph)[:, None, None]
-    mult += g2[None] * np.sin(ph)[:, None, None]
-    mult += np.broadcast_to(by_, (ny, nx))[None]
-    mult *= bxz[:, None, :]
-    img *= mult
-    del mult
-
-    # Rician noise
-    if noise > 0:
-        n1 = rng.standard_normal(img.shape, dtype=np.float32)
-        n1 *= np.float32(noise)
-        img += n1
-        np.square(img, out=img)
-        rng.standard_normal(img.shape, dtype=np.float32, out=n1)
-        n1 *= np.float32(noise)
-        np.square(n1, out=n1)
-        img += n1
-        del n1
-        np.sqrt(img, out=img)
-    img += np.float32(0.5)  # img >= 0: truncation after +0.5 rounds to nearest
-    np.minimum(img, np.float32(32767), out=img)
-    img_i16 = img.astype(np.int16)
+    b0 = np.ascontiguousarray(np.broadcast_to(by_, (ny, nx)))
+    cz_, sz_ = np.cos(ph), np.sin(ph)
+    # slice by slice (cache-friendly): shading x texture, Rician noise (magnitude of complex Gaussian noise),
+    # rounding to int16; the random stream is drawn in slice order, so the result is deterministic
+    img_i16 = np.empty((nz, ny, nx), np.int16)
+    sig = np.float32(noise)
+    n1 = np.empty((ny, nx), np.float32)
+    n2 = np.empty((ny, nx), np.float32)
+    m = np.empty((ny, nx), np.float32)
+    for k in range(nz):
+        np.multiply(g1, cz_[k], out=m)
+        m += g2 * sz_[k]
+        m += b0
+        m *= bxz[k][None, :]
+        sl = img[k]
+        sl *= m
+        if noise > 0:
+            rng.standard_normal((ny, nx), dtype=np.float32, out=n1)
+            rng.standard_normal((ny, nx), dtype=np.float32, out=n2)
+            n1 *= sig
+            sl += n1
+            np.square(sl, out=sl)
+            n2 *= sig
+            np.square(n2, out=n2)
+            sl += n2
+            np.sqrt(sl, out=sl)
+        sl += np.float32(0.5)  # sl >= 0: truncation after +0.5 rounds to nearest
+        np.minimum(sl, np.float32(32767), out=sl)
+        img_i16[k] = sl
     del img
 
     canon = {
