@@ -46,6 +46,21 @@ def test_phantom_dice(seed, size, spacing, scale, gap, direction):
     assert not (arr(air.mask).astype(bool) & les).any() and not (arr(pec.mask).astype(bool) & les).any()
 
 
+@pytest.mark.parametrize("kw", [
+    {"noise": 20.0, "lesion_gap_mm": 5.0},  # fat SNR 3.5
+    {"bias": 0.6, "lesion_gap_mm": 5.0},  # strong coil shading
+    {"peritumoral_enhancement": 2.0, "rim": 1.0, "heterogeneity": 1.0, "lesion_gap_mm": 6.0},  # oedema at the muscle
+    {"noise": 0.0, "lesion_gap_mm": 2.0},
+])
+def test_phantom_dice_hard_variants(kw):
+    ph = make_phantom(31, (224, 224, 80), (1.48, 1.48, 2.4), **kw)
+    air = detect_air(ph.image, ph.lesion)
+    pec = detect_pectoralis(ph.image, ph.lesion, 5.0)
+    region = evaluation_region(ph.lesion, 5.0, 10.0)
+    assert dice(arr(air.mask), arr(ph.air)) >= 0.95
+    assert dice(arr(pec.mask).astype(bool) & region, arr(ph.pectoralis).astype(bool) & region) >= 0.85
+
+
 def test_evaluation_region_is_the_brute_force_distance():
     img = sitk.Image(9, 8, 7, sitk.sitkUInt8)
     img.SetSpacing((0.8, 1.1, 2.5))
