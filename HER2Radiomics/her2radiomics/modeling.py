@@ -41,6 +41,7 @@ from her2radiomics.modelcard import (  # noqa: F401  (re-exported: api.md names 
     FORMAT,
     INTENDED_USE,
     card_checksum,
+    jsonable,
     linear_predictor,
     load_model_card,
     predict_proba,
@@ -139,89 +140,47 @@ class Targets:
     notes: list[str] = field(default_factory=list)
 
 
-def _her2_category(her2: Any = None, ihc: Any = None, fish: Any = None) -> str:
-    from her2radiomics import labels  # the ASCO/CAP 2018 rules live in labels.py
+def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Targets:
+    """Read a labels table (labels.load_labels) and turn it into 0/1 targets for ``task``.
 
-    return labels.her2_category(her2=her2, ihc=ihc, fish=fish)
-
-
-def load_targets(table: pd.DataFrame, task: str, spec: LabelSpec, where: str = "labels table") -> Targets:
-    """Turn a labels table into 0/1 targets for ``task`` (stage1: positive vs low+zero; stage2: low vs zero).
-
-    With ``spec.positive``/``spec.negative`` the label column's values are matched (as canonical text) to the
-    two classes and other values are left out; otherwise HER2 categories are derived per row from ``her2`` (or
-    the given label column) or from ``ihc`` + ``fish`` with the ASCO/CAP 2018 rules (labels.her2_category).
+    HER2 mode (no ``positive``/``negative``): categories from ``her2`` or ``ihc`` + ``fish`` (ASCO/CAP 2018),
+    then labels.stage_target: stage1 = positive vs low + zero, stage2 = low vs zero (positives excluded).
+    Generic mode: ``label`` 1 for ``spec.positive`` values, 0 for ``spec.negative`` (other values left out).
     """
-    if spec.id_column not in table.columns:
-        raise UserError(f"{where} has no id column {spec.id_column!r}; pass --id-column (columns: {_cols(table)})")
-    ids = table[spec.id_column].map(norm_value_id)
-    if ids.isna().any():
-        raise UserError(f"{where} has {int(ids.isna().sum())} row(s) with an empty {spec.id_column!r}; fill or remove them")
-    if ids.duplicated().any():
-        raise UserError(f"{where} has duplicate case id {ids[ids.duplicated()].iloc[0]!r}; give one row per case")
+    from her2radiomics import labels
+
+    try:
+        header = [str(c).strip().lower() for c in pd.read_csv(path, nrows=0).columns]
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        header = []
+    cc = spec.center_column if spec.center_column and spec.center_column.lower() in header else None
+    df = labels.load_labels(path, id_column=spec.id_column, label_column=spec.label_column,
+                            positive=list(spec.positive) or None, negative=list(spec.negative) or None,
+                            center_column=cc)
     notes: list[str] = []
-    if spec.positive or spec.negative:
-        if not (spec.positive and spec.negative):
-            raise UserError("give both --positive and --negative values (or neither, for HER2 categories)")
-        col = spec.label_column or "her2"
-        if col not in table.columns:
-            raise UserError(f"{where} has no label column {col!r}; pass --label-column (columns: {_cols(table)})")
-        pos = {norm_value(v) for v in spec.positive}
-        neg = {norm_value(v) for v in spec.negative}
-        if pos & neg:
-            raise UserError(f"value(s) {sorted(pos & neg)} are given as both --positive and --negative")
-        vals = table[col].map(norm_value)
-        y = pd.Series(np.where(vals.isin(pos), 1, np.where(vals.isin(neg), 0, -1)), index=ids.to_numpy())
-        other = int((y < 0).sum())
-        if other:
-            seen = sorted({str(v) for v in vals[(y < 0).to_numpy()].dropna().unique()})[:5]
-            notes.append(f"{other} case(s) with {col} not in --positive/--negative left out (values: {seen or ['blank']})")
-        classes = {"event": f"{col}={'|'.join(spec.positive)}", "reference": [f"{col}={v}" for v in spec.negative]}
+    excluded = df.attrs.get("excluded", {})
+    if excluded:
+        reasons = sorted(set(excluded.values()))
+        notes.append(f"{len(excluded)} case(s) of the labels table left out ({'; '.join(reasons[:3])})")
+    ids = df["case_id"].astype(str).str.strip().to_numpy(dtype=object)
+    if df.attrs.get("mode") == "generic":
+        col = spec.label_column
+        y = df["label"].to_numpy(dtype=int)
+        ref = [f"{col}={v}" for v in spec.negative] or [f"{col}=other"]
+        classes = {"event": f"{col}={'|'.join(spec.positive)}", "reference": ref}
+        keep = np.ones(len(df), dtype=bool)
     else:
         if task == "custom":
             raise UserError("--task custom needs --label-column with --positive and --negative values")
-        col = spec.label_column or ("her2" if "her2" in table.columns else None)
-        cats: list[str | None] = []
-        if col is not None:
-            if col not in table.columns:
-                raise UserError(f"{where} has no label column {col!r}; pass --label-column (columns: {_cols(table)})")
-            for cid, v in zip(ids, table[col], strict=True):
-                cats.append(None if norm_value(v) is None else _row_category(cid, her2=v))
-        elif "ihc" in table.columns:
-            fish = table["fish"] if "fish" in table.columns else pd.Series([None] * len(table))
-            for cid, i, f in zip(ids, table["ihc"], fish, strict=True):
-                cats.append(None if norm_value(i) is None else _row_category(cid, ihc=i, fish=f))
-        else:
-            raise UserError(
-                f"{where} has neither 'her2' nor 'ihc' columns; pass --label-column with --positive/--negative "
-                f"for a generic table (columns: {_cols(table)})"
-            )
-        cat = pd.Series(cats, index=ids.to_numpy(), dtype=object)
-        if task == "stage1":
-            y = cat.map({"positive": 1, "low": 0, "zero": 0})
-        else:
-            y = cat.map({"low": 1, "zero": 0})
-            n_pos = int((cat == "positive").sum())
-            if n_pos:
-                notes.append(f"{n_pos} HER2-positive case(s) excluded from stage 2 (low vs zero)")
-        n_blank = int(cat.isna().sum())
-        if n_blank:
-            notes.append(f"{n_blank} case(s) without a HER2 label left out")
-        y = y.fillna(-1).astype(int)
-        classes = dict(_STAGE_CLASSES[task])
-    y = y[y >= 0]
+        keep, y = labels.stage_target(df["her2"].tolist(), task)
+        y = np.asarray(y, dtype=int)
+        if task == "stage2" and (~keep).any():
+            notes.append(f"{int((~keep).sum())} HER2-positive case(s) excluded from stage 2 (low vs zero)")
+        classes = {k: (list(v) if isinstance(v, list) else v) for k, v in _STAGE_CLASSES[task].items()}
     center = None
-    if spec.center_column in table.columns:
-        center = pd.Series(table[spec.center_column].map(norm_value).to_numpy(), index=ids.to_numpy())
-    return Targets(y=y.astype(int), center=center, classes=classes, notes=notes)
-
-
-def _row_category(cid: str, **kw: Any) -> str:
-    clean = {k: (None if norm_value(v) is None else str(v).strip()) for k, v in kw.items()}
-    try:
-        return _her2_category(**clean)
-    except UserError as exc:
-        raise UserError(f"case {cid}: {exc}") from None
+    if "center" in df.columns:
+        center = pd.Series(df["center"].map(norm_value).to_numpy(dtype=object)[keep], index=ids[keep])
+    return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes)
 
 
 def norm_value_id(v: Any) -> str | None:
@@ -284,10 +243,9 @@ class Cohort:
         return [str(i) for i in self.X.index]
 
 
-def build_cohort(features: pd.DataFrame, labels: pd.DataFrame, task: str, spec: LabelSpec,
-                 reader: str | None = None, same_table: bool = False) -> Cohort:
-    """Join a features table and a labels table on ``spec.id_column`` (inner join) for ``task``."""
-    targets = load_targets(labels, task, spec)
+def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, reader: str | None = None,
+                 same_table: bool = False) -> Cohort:
+    """Join a features table with targets (load_targets) on ``spec.id_column`` (inner join)."""
     notes = list(targets.notes)
     if spec.id_column not in features.columns:
         raise UserError(f"features table has no id column {spec.id_column!r}; pass --id-column (columns: {_cols(features)})")

@@ -14,17 +14,21 @@ from her2radiomics.errors import UserError
 
 
 # ------------------------------------------------------------------------------------------- shared options
-def add_table_arguments(parser: argparse.ArgumentParser, *, task_required: bool = True) -> None:
+def add_table_arguments(parser: argparse.ArgumentParser, *, task_required: bool = True,
+                        label_defaults_from_card: bool = False) -> None:
     parser.add_argument("features", metavar="FEATURES.csv", help="features table ({region}_{feature} columns)")
     parser.add_argument("labels", metavar="LABELS.csv",
                         help="labels table (may be the same file as FEATURES.csv), joined on the id column")
     g = parser.add_argument_group("generic tables")
-    g.add_argument("--id-column", default="case_id", help="case id column in every table (default: case_id)")
+    dflt = " (default: as in the model card)" if label_defaults_from_card else ""
+    g.add_argument("--id-column", default=None if label_defaults_from_card else "case_id",
+                   help="case id column in every table " + (dflt or "(default: case_id)"))
     g.add_argument("--label-column", default=None,
-                   help="label column (default: 'her2' categories, or 'ihc' + 'fish' with ASCO/CAP 2018 rules)")
+                   help="label column (default: 'her2' categories, or 'ihc' + 'fish' with ASCO/CAP 2018 rules)" + dflt)
     g.add_argument("--positive", nargs="+", default=None, metavar="V", help="label value(s) of the event class")
     g.add_argument("--negative", nargs="+", default=None, metavar="V", help="label value(s) of the reference class")
-    g.add_argument("--center-column", default="center", help="centre column (labels or features table; default: center)")
+    g.add_argument("--center-column", default=None if label_defaults_from_card else "center",
+                   help="centre column (labels or features table; default: center)")
     g.add_argument("--reader", default=None, help="use this reader's rows of a multi-reader features table")
     if task_required:
         parser.add_argument("--task", required=True, choices=("stage1", "stage2", "custom"),
@@ -57,13 +61,27 @@ def label_spec(args: argparse.Namespace) -> modeling.LabelSpec:
                               center_column=args.center_column)
 
 
+def card_label_spec(args: argparse.Namespace, card: dict) -> modeling.LabelSpec:
+    """Label options for evaluating a card: command-line values, else those the card was trained with."""
+    saved = card.get("provenance", {}).get("labels") or {}
+    given = any(v is not None for v in (args.label_column, args.positive, args.negative))
+    if given:
+        pos, neg, col = tuple(args.positive or ()), tuple(args.negative or ()), args.label_column
+    else:
+        pos, neg = tuple(saved.get("positive") or ()), tuple(saved.get("negative") or ())
+        col = saved.get("label_column")
+    return modeling.LabelSpec(id_column=args.id_column or saved.get("id_column") or "case_id", label_column=col,
+                              positive=pos, negative=neg,
+                              center_column=args.center_column or saved.get("center_column") or "center")
+
+
 def load_cohort(args: argparse.Namespace, task: str, spec: modeling.LabelSpec | None = None) -> modeling.Cohort:
     spec = spec or label_spec(args)
     text = [spec.id_column, spec.label_column or "her2", "her2", "ihc", "fish", spec.center_column, "reader"]
     features = modeling.read_table(args.features, "features table", text_columns=text)
+    targets = modeling.load_targets(args.labels, task, spec)
     same = _same_file(args.features, args.labels)
-    labels = features if same else modeling.read_table(args.labels, "labels table", text_columns=text)
-    return modeling.build_cohort(features, labels, task, spec, reader=args.reader, same_table=same)
+    return modeling.build_cohort(features, targets, spec, reader=args.reader, same_table=same)
 
 
 def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
