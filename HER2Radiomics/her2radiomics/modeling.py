@@ -713,6 +713,23 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
     return out
 
 
+def restrict_cohort(cohort: Cohort, card: dict, split: str) -> Cohort:
+    """The cases of ``cohort`` that the card recorded for ``split`` (provenance.case_ids)."""
+    recorded = card["provenance"]["case_ids"]
+    if split not in recorded:
+        raise UserError(f"the model card has no split {split!r} (it has {', '.join(recorded)}); fix --cases")
+    want = set(recorded[split])
+    rows = np.array([i in want for i in cohort.ids], dtype=bool)
+    missing = len(want) - int(rows.sum())
+    notes = list(cohort.notes)
+    if missing:
+        notes.append(f"{missing} of the card's {split} cases are not in these tables")
+    if not rows.any():
+        raise UserError(f"none of the card's {split} cases is in these tables; check the tables and --id-column")
+    return Cohort(X=cohort.X[rows], y=cohort.y[rows], center=None if cohort.center is None else cohort.center[rows],
+                  classes=cohort.classes, numeric=cohort.numeric, notes=notes)
+
+
 def compare(cards: Sequence[dict], names: Sequence[str], cohort: Cohort) -> dict:
     """Pairwise DeLong tests (stats.delong_test) of the cards' AUCs on the same cases."""
     y = cohort.y

@@ -75,11 +75,8 @@ def test_duke_her2_random_split_and_evaluate(duke, tmp_path):
     assert m["train"]["n_event"] + m["test"]["n_event"] == 106       # 106 HER2-positive patients in the table
     assert abs(m["test"]["n_event"] - 0.3 * 106) <= 1                # stratified
     assert 0.4 < m["test"]["auc"] < 0.8            # HER2 is only weakly visible in these features
-    # evaluate on the card's own test cases reproduces the card's test metrics
-    test_ids = set(card["provenance"]["case_ids"]["test"])
-    sub = clin[clin["patient_id"].isin(test_ids)]
-    sub.to_csv(tmp_path / "test_labels.csv", index=False)
-    r2 = run_cli("evaluate", features, tmp_path / "test_labels.csv", "--model", tmp_path / "her2.json",
+    # evaluate on the card's own test cases (label options taken from the card) reproduces its test metrics
+    r2 = run_cli("evaluate", features, clinical, "--model", tmp_path / "her2.json", "--cases", "test",
                  "-o", tmp_path / "metrics.json")
     assert r2.returncode == 0, r2.stderr
     ev = json.loads((tmp_path / "metrics.json").read_text())

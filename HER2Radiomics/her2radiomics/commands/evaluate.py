@@ -18,6 +18,8 @@ from her2radiomics.io import write_json
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_table_arguments(parser, task_required=False, label_defaults_from_card=True)
     parser.add_argument("--model", required=True, metavar="MODEL.json", help="model card written by 'train'")
+    parser.add_argument("--cases", default=None, metavar="SPLIT",
+                        help="evaluate only the card's recorded cases of SPLIT (e.g. test, internal, external)")
     parser.add_argument("-o", "--output", default=None, metavar="METRICS.json",
                         help="write the metrics and per-case probabilities as JSON")
 
@@ -26,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     card = modeling.load_model_card(args.model)
     spec = card_label_spec(args, card)
     cohort = load_cohort(args, card["task"], spec)
+    if args.cases is not None:
+        cohort = modeling.restrict_cohort(cohort, card, args.cases)
     result = modeling.evaluate(card, cohort)
     print_notes(result["notes"])
     m, g = result["metrics"], result["gdi"]
