@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -254,3 +256,22 @@ def test_missing_values_imputed_with_training_medians(trained):
         M.predict_proba(card, X, impute=False)
     with pytest.raises(UserError, match="lacks 1 of the model's"):
         M.predict_proba(card, X.drop(columns=[card["features"][-1]]))
+
+
+# ---------------------------------------------------------------------------------------- property test
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(12, 60), p=st.integers(1, 6), offset=st.floats(-1e4, 1e4),
+       logscale=st.floats(-3, 4))
+def test_card_linear_predictor_equals_sklearn_pipeline(seed, n, p, offset, logscale):
+    rng = np.random.default_rng(seed)
+    X = offset + 10.0**logscale * rng.standard_normal((n, p))
+    y = (rng.random(n) < 0.5).astype(int)
+    y[:2] = [0, 1]
+    sc = StandardScaler().fit(X)
+    lr = LogisticRegression(C=1.0).fit(sc.transform(X), y)
+    names = [f"intra_f{j}" for j in range(p)]
+    card = {"features": names, "scaler": {"mean": sc.mean_.tolist(), "scale": sc.scale_.tolist()},
+            "coefficients": lr.coef_.ravel().tolist(), "intercept": float(lr.intercept_[0])}
+    df = pd.DataFrame(X, columns=names)
+    np.testing.assert_allclose(M.predict_proba(card, df), lr.predict_proba(sc.transform(X))[:, 1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(M.linear_predictor(card, df), lr.decision_function(sc.transform(X)), rtol=1e-9, atol=1e-9)
