@@ -275,3 +275,23 @@ def test_card_linear_predictor_equals_sklearn_pipeline(seed, n, p, offset, logsc
     df = pd.DataFrame(X, columns=names)
     np.testing.assert_allclose(M.predict_proba(card, df), lr.predict_proba(sc.transform(X))[:, 1], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(M.linear_predictor(card, df), lr.decision_function(sc.transform(X)), rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------- labels -> targets
+def test_load_targets_stages_and_generic(tmp_path):
+    p = tmp_path / "labels.csv"
+    pd.DataFrame({"case_id": ["a", "b", "c", "d", "e"], "ihc": ["3+", "2+", "2+", "1+", "0"],
+                  "fish": ["", "positive", "negative", "", ""], "site": [1, 1, 2, 2, 2],
+                  "grade": ["1", "2.0", "3", "", "2"]}).to_csv(p, index=False)
+    s1 = M.load_targets(p, "stage1", M.LabelSpec())
+    assert s1.y.to_dict() == {"a": 1, "b": 1, "c": 0, "d": 0, "e": 0}
+    assert s1.classes == {"event": "positive", "reference": ["low", "zero"]}
+    s2 = M.load_targets(p, "stage2", M.LabelSpec(center_column="site"))
+    assert s2.y.to_dict() == {"c": 1, "d": 1, "e": 0}
+    assert s2.center.to_dict() == {"c": "2", "d": "2", "e": "2"}
+    assert any("2 HER2-positive case(s) excluded" in n for n in s2.notes)
+    g = M.load_targets(p, "custom", M.LabelSpec(label_column="grade", positive=("2",), negative=("1",)))
+    assert g.y.to_dict() == {"a": 0, "b": 1, "e": 1}                    # "2.0" == "2"; blank and 3 left out
+    assert g.classes == {"event": "grade=2", "reference": ["grade=1"]}
+    with pytest.raises(UserError, match="custom"):
+        M.load_targets(p, "custom", M.LabelSpec())
