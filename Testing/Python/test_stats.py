@@ -30,10 +30,14 @@ def test_icc_shrout_fleiss_table(kind, published):
 
 
 def test_icc_shrout_fleiss_mean_squares():
-    # Shrout & Fleiss Table 3 (ANOVA): BMS = 11.24, WMS = 6.26, JMS = 32.49, EMS = 1.02.
-    # ICC(3,1) = (11.24 - 1.02) / (11.24 + 3 * 1.02) = 0.7147 and the exact value must agree closely.
-    bms, ems = 11.241666666666667, 1.0194444444444444
-    assert stats.icc(SHROUT_FLEISS, "3,1") == pytest.approx((bms - ems) / (bms + 3 * ems), rel=1e-12)
+    # Shrout & Fleiss Table 3 (ANOVA): BMS = 11.24, WMS = 6.26, JMS = 32.49, EMS = 1.02
+    ms = stats.icc_mean_squares(SHROUT_FLEISS)
+    assert [round(ms[key], 2) for key in ("bms", "wms", "jms", "ems")] == [11.24, 6.26, 32.49, 1.02]
+    # Table 4 formulas with the published (rounded) mean squares give the published ICCs too
+    bms, wms, jms, ems, n, k = 11.24, 6.26, 32.49, 1.02, 6, 4
+    assert round((bms - wms) / (bms + (k - 1) * wms), 2) == 0.17
+    assert round((bms - ems) / (bms + (k - 1) * ems + k * (jms - ems) / n), 2) == 0.29
+    assert round((bms - ems) / (bms + (k - 1) * ems), 2) == 0.71
 
 
 def test_icc_kind_spellings_and_errors():
