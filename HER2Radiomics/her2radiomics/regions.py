@@ -423,6 +423,9 @@ def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: 
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes 0700; give the folder the user's usual mode
     try:
         for name in ["intra", *regions.shell_names, *EXCLUSIONS]:
             img = regions.masks[name]
