@@ -271,7 +271,7 @@ def _resolve_exclusion(
 def _thin_ring_warnings(distances: tuple[float, ...], spacing_zyx: tuple[float, float, float]) -> list[str]:
     out = []
     for d in distances:
-        for axis, sp in zip(_AXES_ZYX, spacing_zyx, strict=True):
+        for axis, sp in zip(reversed(_AXES_ZYX), reversed(spacing_zyx), strict=True):   # x, y, z
             if d + BOUNDARY_EPS_MM < sp:
                 out.append(f"{shell_name(d)}: {d:g} mm ring is thinner than the {sp:.3g} mm voxel along {axis} {_AXIS_NOTE[axis]}")
     return out
