@@ -112,7 +112,8 @@ def _binary_array(mask: sitk.Image, reference: sitk.Image, what: str) -> np.ndar
     values = arr[nz]
     if values.size and np.any(values != values[0]):
         labels = np.unique(values)[:10].tolist()
-        raise UserError(f"{what} is not binary (labels {labels}); pass --label N to choose the lesion label")
+        fix = "pass --label N to choose the lesion label" if what.startswith("lesion") else "give a 0/1 mask"
+        raise UserError(f"{what} is not binary (labels {labels}); {fix}")
     return nz
 
 

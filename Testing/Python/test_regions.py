@@ -357,7 +357,9 @@ BAD = {
     "nan distance": (["img.nrrd", "les.nrrd", "--distances", "nan"], "positive"),
     "repeated distance": (["img.nrrd", "les.nrrd", "--distances", "3", "3.0"], "repeat"),
     "text distance": (["img.nrrd", "les.nrrd", "--distances", "x"], "invalid float"),
-    "air mask off grid": (["img.nrrd", "les.nrrd", "--air", "les_grid.nrrd"], "air mask"),
+    "air mask off grid": (["img.nrrd", "les.nrrd", "--air", "les_grid.nrrd"], "air mask is not on the image grid"),
+    "pectoralis mask not 0/1": (["img.nrrd", "les.nrrd", "--pectoralis", "les_multi.nrrd"], "give a 0/1 mask"),
+    "missing air mask": (["img.nrrd", "les.nrrd", "--air", "nope.nrrd"], "air mask file not found"),
 }
 
 
@@ -372,3 +374,17 @@ def test_cli_bad_input_exit_2_nothing_written(tmp_path, case):
     assert len(lines) == 1 and "error" in lines[0] and needle in lines[0], lines
     assert "Traceback" not in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before      # no folder, no temp leftovers
+
+
+def test_cli_output_is_file_or_existing_folder(tmp_path):
+    _write_bad_inputs(tmp_path)
+    (tmp_path / "afile").write_text("keep me")
+    res = run_cli("regions", "img.nrrd", "les.nrrd", "-o", "afile", "--no-auto-exclusions", cwd=tmp_path)
+    assert res.returncode == 2 and "not a folder" in res.stderr and (tmp_path / "afile").read_text() == "keep me"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    res = run_cli("regions", "img.nrrd", "les.nrrd", "-o", "out", "--no-auto-exclusions", "--distances", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        ["notes.txt", "intra.nrrd", "peri2.nrrd", "air.nrrd", "pectoralis.nrrd", "regions.json"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

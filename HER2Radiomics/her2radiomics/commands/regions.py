@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     distances = validate_distances(args.distances)
     image = io.read_image(args.image, "image")
     lesion = io.read_mask(args.lesion, image, "lesion", label=args.label)
-    air = io.read_mask(args.air, image, "air mask") if args.air else None
-    pect = io.read_mask(args.pectoralis, image, "pectoralis mask") if args.pectoralis else None
+    # exclusion masks: read here, validated (grid, 0/1) by build_regions before anything is written
+    air = io.read_image(args.air, "air mask") if args.air else None
+    pect = io.read_image(args.pectoralis, "pectoralis mask") if args.pectoralis else None
     regions = build_regions(image, lesion, distances, air=air, pectoralis=pect, auto_exclusions=args.auto_exclusions)
     inputs = {"image": str(Path(args.image).absolute()), "lesion": str(Path(args.lesion).absolute()), "label": args.label}
     if args.air:
