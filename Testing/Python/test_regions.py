@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from her2radiomics import exclusions, io, regions
@@ -112,6 +114,28 @@ def test_shells_equal_brute_force(seed, touch):
     for a, b in zip(names, names[1:], strict=False):
         assert not np.any(arr(shells[a]) & ~arr(shells[b]))
     assert not any(np.any(arr(s).astype(bool) & lesion) for s in shells.values())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    spacing=st.tuples(*[st.floats(0.3, 3.0)] * 3),
+    angles=st.tuples(*[st.floats(-3.14, 3.14)] * 3),
+    d=st.floats(0.2, 4.0),
+    seed=st.integers(0, 2**16),
+)
+def test_shells_equal_brute_force_property(spacing, angles, d, seed):
+    rng = np.random.default_rng(seed)
+    lesion = rng.random((5, 6, 7)) < 0.08
+    lesion[2, 3, 3] = True
+    img = sitk.Image(7, 6, 5, sitk.sitkUInt8)
+    img.SetSpacing(spacing)
+    img.SetOrigin((-3.0, 12.5, 40.0))
+    img.SetDirection(tuple(Rotation.from_euler("zyx", angles).as_matrix().ravel()))
+    r = build_regions(img, mask_image(lesion, img), (d,), auto_exclusions=False)
+    name = shell_name(d)
+    np.testing.assert_array_equal(arr(r.masks[name]).astype(bool), brute_shells(img, lesion, (d,))[name])
+    vv = float(np.prod(spacing))
+    assert r.stats[name]["clipped_mm3"] == pytest.approx(brute_clipped(img, lesion, (d,))[name] * vv, abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", [2, 4, 5])
