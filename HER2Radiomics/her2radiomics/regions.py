@@ -54,7 +54,7 @@ BOUNDARY_EPS_MM = 1e-6
 #: the largest shell distance accepted (the literature uses 1-10 mm; this bounds the crop size)
 MAX_DISTANCE_MM = 50.0
 #: refuse crops larger than this many voxels (a lesion mask covering most of a big image)
-MAX_CROP_VOXELS = 120_000_000
+MAX_CROP_VOXELS = 60_000_000   # ~1.5 GB of EDT work arrays
 _AXES_ZYX = ("z", "y", "x")
 _AXIS_NOTE = {
     "z": "(slice axis); it has no voxels directly above/below the lesion",
