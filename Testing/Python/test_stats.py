@@ -138,6 +138,20 @@ def test_roc_auc_equals_sklearn_and_delong_fast_equals_structural(n):
             assert t["p"] == pytest.approx(2 * sps.norm.sf(abs(t["diff"]) / np.sqrt(var_ref)), rel=1e-9)
 
 
+def test_auc_and_delong_rank_invariance_and_symmetry():
+    # rank statistics: invariant under a strictly increasing transform; reversing the score gives 1 - AUC
+    # with the same variance; swapping the two models flips the sign of the paired difference only
+    rng = np.random.default_rng(21)
+    y, s1, s2 = _tied_data(rng, 80, levels=1)
+    auc, var = stats.delong_variance(y, s1)
+    auc_t, var_t = stats.delong_variance(y, np.exp(3 * s1) - 7)
+    assert (auc_t, var_t) == pytest.approx((auc, var), abs=1e-14)
+    auc_r, var_r = stats.delong_variance(y, -s1)
+    assert auc_r == pytest.approx(1 - auc, abs=1e-14) and var_r == pytest.approx(var, abs=1e-14)
+    ab, ba = stats.delong_test(y, s1, s2), stats.delong_test(y, s2, s1)
+    assert ab["diff"] == pytest.approx(-ba["diff"]) and ab["p"] == pytest.approx(ba["p"])
+
+
 def test_delong_structural_by_plain_loops():
     # a third, loop-only computation of V10/V01 on a tiny tied sample, to anchor the structural version
     y = np.array([1, 0, 1, 1, 0, 0, 1, 0])
