@@ -98,8 +98,12 @@ _DISCORDANT = {("3+", "negative"), ("1+", "positive"), ("0", "positive")}
 def _is_blank(value) -> bool:
     if value is None:
         return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
+    if not isinstance(value, str):
+        try:
+            if bool(pd.isna(value)):  # NaN, pd.NA, NaT
+                return True
+        except (TypeError, ValueError):
+            pass
     return isinstance(value, str) and value.strip().lower() in _BLANK
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "gdi",
     "gdi_zone",
     "icc",
+    "icc_mean_squares",
     "icc_columns",
 ]
 
@@ -601,11 +602,44 @@ def _check_kind(kind: str) -> str:
     return k
 
 
+def icc_mean_squares(ratings) -> dict:
+    """Two-way ANOVA mean squares of a (n targets, k raters) table, as in Shrout & Fleiss (1979) Table 3.
+
+    ``BMS = k sum_i (row_mean_i - m)^2 / (n - 1)`` (between targets), ``WMS = sum_ij (x_ij -
+    row_mean_i)^2 / (n (k - 1))`` (within targets), ``JMS = n sum_j (col_mean_j - m)^2 / (k - 1)``
+    (between judges), ``EMS = (SS_total - SS_targets - SS_judges) / ((n - 1)(k - 1))`` (residual).
+    Returns ``{"bms", "wms", "jms", "ems", "n", "k"}``.
+
+    References
+    ----------
+    Shrout PE, Fleiss JL. Psychological Bulletin 1979;86(2):420-428.
+    """
+    x = np.asarray(ratings, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+        raise UserError(f"ICC needs a (targets, raters) table with >= 2 targets and >= 2 raters (got shape {x.shape})")
+    if not np.all(np.isfinite(x)):
+        raise UserError("ICC ratings contain NaN/inf; remove those targets first")
+    n, k = x.shape
+    gm = x.mean()
+    ss_total = float(((x - gm) ** 2).sum())
+    ss_rows = float(k * ((x.mean(axis=1) - gm) ** 2).sum())
+    ss_cols = float(n * ((x.mean(axis=0) - gm) ** 2).sum())
+    ss_err = ss_total - ss_rows - ss_cols
+    return {
+        "bms": ss_rows / (n - 1),
+        "wms": (ss_total - ss_rows) / (n * (k - 1)),
+        "jms": ss_cols / (k - 1),
+        "ems": ss_err / ((n - 1) * (k - 1)),
+        "n": n,
+        "k": k,
+    }
+
+
 def icc(ratings, kind: str = "2,1") -> float:
     """Intraclass correlation ICC(1,1), ICC(2,1) or ICC(3,1) from the two-way ANOVA mean squares.
 
     ``ratings`` is (n targets, k raters). With BMS (between targets), WMS (within targets), JMS
-    (between judges) and EMS (residual) mean squares:
+    (between judges) and EMS (residual) mean squares (:func:`icc_mean_squares`):
 
     - ICC(1,1) = (BMS - WMS) / (BMS + (k-1) WMS)                          one-way random
     - ICC(2,1) = (BMS - EMS) / (BMS + (k-1) EMS + k (JMS - EMS) / n)      two-way random, absolute agreement
@@ -622,21 +656,9 @@ def icc(ratings, kind: str = "2,1") -> float:
     reliability research. J Chiropr Med 2016;15(2):155-163.
     """
     k_ = _check_kind(kind)
-    x = np.asarray(ratings, dtype=float)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
-        raise UserError(f"ICC needs a (targets, raters) table with >= 2 targets and >= 2 raters (got shape {x.shape})")
-    if not np.all(np.isfinite(x)):
-        raise UserError("ICC ratings contain NaN/inf; remove those targets first")
-    n, k = x.shape
-    gm = x.mean()
-    ss_total = float(((x - gm) ** 2).sum())
-    ss_rows = float(k * ((x.mean(axis=1) - gm) ** 2).sum())
-    ss_cols = float(n * ((x.mean(axis=0) - gm) ** 2).sum())
-    ss_err = ss_total - ss_rows - ss_cols
-    bms = ss_rows / (n - 1)
-    wms = (ss_total - ss_rows) / (n * (k - 1))
-    jms = ss_cols / (k - 1)
-    ems = ss_err / ((n - 1) * (k - 1))
+    ms = icc_mean_squares(ratings)
+    n, k = ms["n"], ms["k"]
+    bms, wms, jms, ems = ms["bms"], ms["wms"], ms["jms"], ms["ems"]
     if k_ == "1,1":
         num, den = bms - wms, bms + (k - 1) * wms
     elif k_ == "2,1":
@@ -644,7 +666,7 @@ def icc(ratings, kind: str = "2,1") -> float:
     else:
         num, den = bms - ems, bms + (k - 1) * ems
     scale = max(abs(bms), abs(wms), abs(ems), abs(jms))
-    if den == 0.0 or abs(den) <= 1e-14 * scale or scale == 0.0:
+    if scale == 0.0 or abs(den) <= 1e-14 * scale:
         return float("nan")
     return float(num / den)
 

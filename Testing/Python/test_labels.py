@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from conftest import shared_path
 
@@ -51,7 +52,7 @@ def test_fish_spellings(fish, expected):
     assert her2_category(ihc="2+", fish=fish) == expected
 
 
-@pytest.mark.parametrize("blank", [None, "", "  ", "NA", "n/a", float("nan"), "not done"])
+@pytest.mark.parametrize("blank", [None, "", "  ", "NA", "n/a", float("nan"), pd.NA, "not done"])
 def test_fish_blank_spellings(blank):
     assert her2_category(ihc="1+", fish=blank) == "low"
     with pytest.raises(UserError, match="IHC 2\\+ without a FISH"):

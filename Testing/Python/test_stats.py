@@ -30,10 +30,14 @@ def test_icc_shrout_fleiss_table(kind, published):
 
 
 def test_icc_shrout_fleiss_mean_squares():
-    # Shrout & Fleiss Table 3 (ANOVA): BMS = 11.24, WMS = 6.26, JMS = 32.49, EMS = 1.02.
-    # ICC(3,1) = (11.24 - 1.02) / (11.24 + 3 * 1.02) = 0.7147 and the exact value must agree closely.
-    bms, ems = 11.241666666666667, 1.0194444444444444
-    assert stats.icc(SHROUT_FLEISS, "3,1") == pytest.approx((bms - ems) / (bms + 3 * ems), rel=1e-12)
+    # Shrout & Fleiss Table 3 (ANOVA): BMS = 11.24, WMS = 6.26, JMS = 32.49, EMS = 1.02
+    ms = stats.icc_mean_squares(SHROUT_FLEISS)
+    assert [round(ms[key], 2) for key in ("bms", "wms", "jms", "ems")] == [11.24, 6.26, 32.49, 1.02]
+    # Table 4 formulas with the published (rounded) mean squares give the published ICCs too
+    bms, wms, jms, ems, n, k = 11.24, 6.26, 32.49, 1.02, 6, 4
+    assert round((bms - wms) / (bms + (k - 1) * wms), 2) == 0.17
+    assert round((bms - ems) / (bms + (k - 1) * ems + k * (jms - ems) / n), 2) == 0.29
+    assert round((bms - ems) / (bms + (k - 1) * ems), 2) == 0.71
 
 
 def test_icc_kind_spellings_and_errors():
@@ -132,6 +136,20 @@ def test_roc_auc_equals_sklearn_and_delong_fast_equals_structural(n):
         if var_ref > 1e-12:
             assert t["se"] == pytest.approx(np.sqrt(var_ref), rel=1e-9)
             assert t["p"] == pytest.approx(2 * sps.norm.sf(abs(t["diff"]) / np.sqrt(var_ref)), rel=1e-9)
+
+
+def test_auc_and_delong_rank_invariance_and_symmetry():
+    # rank statistics: invariant under a strictly increasing transform; reversing the score gives 1 - AUC
+    # with the same variance; swapping the two models flips the sign of the paired difference only
+    rng = np.random.default_rng(21)
+    y, s1, s2 = _tied_data(rng, 80, levels=1)
+    auc, var = stats.delong_variance(y, s1)
+    auc_t, var_t = stats.delong_variance(y, np.exp(3 * s1) - 7)
+    assert (auc_t, var_t) == pytest.approx((auc, var), abs=1e-14)
+    auc_r, var_r = stats.delong_variance(y, -s1)
+    assert auc_r == pytest.approx(1 - auc, abs=1e-14) and var_r == pytest.approx(var, abs=1e-14)
+    ab, ba = stats.delong_test(y, s1, s2), stats.delong_test(y, s2, s1)
+    assert ab["diff"] == pytest.approx(-ba["diff"]) and ab["p"] == pytest.approx(ba["p"])
 
 
 def test_delong_structural_by_plain_loops():
