@@ -295,3 +295,12 @@ def test_load_targets_stages_and_generic(tmp_path):
     assert g.classes == {"event": "grade=2", "reference": ["grade=1"]}
     with pytest.raises(UserError, match="custom"):
         M.load_targets(p, "custom", M.LabelSpec())
+
+
+def test_multi_reader_features_need_reader_choice():
+    f = pd.DataFrame({"case_id": ["a", "a", "b", "b"], "reader": ["R1", "R2", "R1", "R2"], "intra_x": [1.0, 1.1, 2.0, 2.2]})
+    t = M.Targets(y=pd.Series([0, 1], index=["a", "b"]), center=None, classes=CLASSES)
+    with pytest.raises(UserError, match="pass --reader"):
+        M.build_cohort(f, t, M.LabelSpec())
+    c = M.build_cohort(f, t, M.LabelSpec(), reader="R2")
+    assert c.X["intra_x"].tolist() == [1.1, 2.2] and "reader" not in c.X.columns
