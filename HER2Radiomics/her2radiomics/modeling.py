@@ -245,7 +245,11 @@ class Cohort:
 
 def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, reader: str | None = None,
                  same_table: bool = False) -> Cohort:
-    """Join a features table with targets (load_targets) on ``spec.id_column`` (inner join)."""
+    """Join a features table with targets (load_targets) on ``spec.id_column`` (inner join).
+
+    ``same_table`` is informational (labels read from the features file); label, centre, id and reader
+    columns are removed from the features in every case.
+    """
     notes = list(targets.notes)
     if spec.id_column not in features.columns:
         raise UserError(f"features table has no id column {spec.id_column!r}; pass --id-column (columns: {_cols(features)})")
@@ -268,9 +272,11 @@ def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, read
         raise UserError(f"features table has duplicate case id {ids[ids.duplicated()].iloc[0]!r}; give one row per case")
     feats.index = pd.Index(ids.to_numpy(), name="case_id")
     drop = {spec.id_column, "reader", "case_id"}
-    label_like = {spec.label_column or "her2", "her2", "ihc", "fish", spec.center_column}
-    drop |= {c for c in label_like if c} if same_table else set()
-    drop |= {spec.center_column} & set(feats.columns)
+    # label and centre columns never become features (no label leak into 'all'), whether or not the labels
+    # come from the same file
+    label_like = {spec.label_column, "her2", "ihc", "fish", "ish", spec.center_column}
+    lowered = {str(c).lower() for c in label_like if c}
+    drop |= {c for c in feats.columns if str(c).lower() in lowered}
     X = feats[[c for c in feats.columns if c not in drop]]
     common = sorted(set(X.index) & set(targets.y.index))
     if len(common) < len(targets.y):

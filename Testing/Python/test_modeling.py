@@ -304,3 +304,11 @@ def test_multi_reader_features_need_reader_choice():
         M.build_cohort(f, t, M.LabelSpec())
     c = M.build_cohort(f, t, M.LabelSpec(), reader="R2")
     assert c.X["intra_x"].tolist() == [1.1, 2.2] and "reader" not in c.X.columns
+
+
+def test_label_and_centre_columns_never_become_features():
+    f = pd.DataFrame({"case_id": list("abcdef"), "ER": [1, 0, 1, 0, 1, 0], "Center": [1, 2, 1, 2, 1, 2],
+                      "age": [50.0, 60, 55, 40, 45, 70]})
+    t = M.Targets(y=pd.Series([1, 0, 1, 0, 1, 0], index=list("abcdef")), center=None, classes=CLASSES)
+    c = M.build_cohort(f, t, M.LabelSpec(label_column="ER", center_column="center"))
+    assert M.feature_columns(list(c.X.columns), "all", numeric=c.numeric) == ["age"]
