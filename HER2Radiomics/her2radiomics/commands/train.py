@@ -45,7 +45,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--icc", default=None, metavar="ICC.csv",
                         help="two-reader features table (column 'reader') for the ICC reproducibility filter")
     parser.add_argument("--icc-threshold", type=float, default=0.75, help="keep features with ICC >= this (0.75)")
-    parser.add_argument("--icc-kind", choices=("2,1", "3,1", "1,1"), default="2,1",
+    parser.add_argument("--icc-kind", choices=("2,1", "3,1", "1,1"), default="2,1", metavar="KIND",
                         help="ICC form (Shrout & Fleiss): 2,1 absolute agreement (default) or 3,1 consistency")
     parser.add_argument("--mwu-p", type=float, default=None, metavar="P",
                         help="optional Mann-Whitney U filter: keep features with p < P (e.g. 0.05)")
