@@ -168,11 +168,31 @@ def orientation(image: sitk.Image) -> Orientation:
                        ap_sign=ap_sign, tilt_deg=tilt, axial=axis_of_phys[2] == 0 and tilt <= AXIAL_MAX_TILT_DEG)
 
 
-_SQUARE = np.zeros((3, 3, 3), bool)
-_SQUARE[1] = True
 _INPLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                      [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
                      [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool)
+
+
+def _erode_sq(m: np.ndarray) -> np.ndarray:
+    """Binary erosion by a 3 x 3 in-plane square (separable; outside the array counts as foreground)."""
+    e = m.copy()
+    e[:, 1:, :] &= m[:, :-1, :]
+    e[:, :-1, :] &= m[:, 1:, :]
+    out = e.copy()
+    out[:, :, 1:] &= e[:, :, :-1]
+    out[:, :, :-1] &= e[:, :, 1:]
+    return out
+
+
+def _dilate_sq(m: np.ndarray) -> np.ndarray:
+    """Binary dilation by a 3 x 3 in-plane square (separable)."""
+    d = m.copy()
+    d[:, 1:, :] |= m[:, :-1, :]
+    d[:, :-1, :] |= m[:, 1:, :]
+    out = d.copy()
+    out[:, :, 1:] |= d[:, :, :-1]
+    out[:, :, :-1] |= d[:, :, 1:]
+    return out
 
 
 def _to_canonical_inplane(arr: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -212,7 +232,7 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         dark &= ~les_c
     # thin dark channels (a zero-filled FOV edge, a signal-void strip) must not connect outside air to dark
     # tissue: open the candidates in-plane (~2 blocks), grow the kept components back by the same amount
-    opened = ndimage.binary_opening(dark, structure=_SQUARE, iterations=1)
+    opened = _dilate_sq(_erode_sq(dark))  # 3 x 3 in-plane opening
     seeds = _air_seeds(opened, ori)
     cc = sitk.ConnectedComponent(sitk.GetImageFromArray(opened.view(np.uint8)), False)
     lab = sitk.GetArrayViewFromImage(cc)
@@ -222,7 +242,8 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     air = keep[lab]
     del cc, lab
     if air.any():
-        air = ndimage.binary_dilation(air, structure=_SQUARE, iterations=2, mask=dark)
+        for _ in range(2):  # geodesic growth inside the dark voxels
+            air = _dilate_sq(air) & dark
         # specks of "body" inside the air (noise, ghosting) smaller than AIR_MIN_BODY_MM3 are air
         body_cc = sitk.ConnectedComponent(sitk.GetImageFromArray((~air).view(np.uint8)), False)
         body_lab = sitk.GetArrayViewFromImage(body_cc)

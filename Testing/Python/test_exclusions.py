@@ -227,3 +227,13 @@ def test_breast1_crop_does_not_crash_and_explains(breast1):
     assert not arr(pec.mask).any() and len(pec.notes) == 1 and "left empty" in pec.notes[0]
     no_les = detect_pectoralis(img)  # whole crop: no skin to calibrate fat, or no muscle/fat contrast
     assert not arr(no_les.mask).any() and "left empty" in no_les.notes[0]
+
+
+def test_separable_inplane_morphology_matches_scipy():
+    from her2radiomics.exclusions import _dilate_sq, _erode_sq
+
+    m = np.random.default_rng(0).random((4, 30, 40)) > 0.3
+    square = np.zeros((3, 3, 3), bool)
+    square[1] = True
+    assert np.array_equal(_dilate_sq(m), ndimage.binary_dilation(m, square))
+    assert np.array_equal(_erode_sq(m), ndimage.binary_erosion(m, square, border_value=1))
