@@ -259,7 +259,7 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         air = _refine_upsampled(air, f, arr, thr)
     if les is not None:
         air &= ~les
-    frac = np.count_nonzero(air) / air.size
+    frac = float(np.count_nonzero(air) / air.size)
     info: dict[str, Any] = {"threshold": round(thr, 3), "air_fraction": round(frac, 5)}
     if air.any():
         sub = tuple(slice(0, None, max(1, n // 64)) for n in air.shape)
