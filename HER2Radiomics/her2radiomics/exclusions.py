@@ -62,6 +62,7 @@ PECT_MIN_LOG_CONTRAST = 0.45  # |log(muscle / fat)| below this: no usable muscle
 PECT_MIN_THICKNESS_MM = 2.0
 PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 30.0
+PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 SUBCUT_DEPTH_MM = (2.0, 5.0)
 
 
@@ -324,6 +325,13 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
     """
     if not (isinstance(reach_mm, (int, float)) and np.isfinite(reach_mm) and reach_mm >= 0):
         raise UserError(f"reach_mm={reach_mm!r} must be a non-negative number of millimetres")
+    if lesion is None and int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
+        return _pectoralis_on_blocks(image, reach_mm, air)
+    return _pectoralis_core(image, lesion, reach_mm, air)
+
+
+def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
+                     air: sitk.Image | None) -> Exclusion:
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     notes: list[str] = []
@@ -493,6 +501,30 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     if band.sum() < 20:
         return None
     return float(np.median(a[band]))
+
+
+def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | None) -> Exclusion:
+    """Whole-image pectoralis (no lesion) on ~2 mm in-plane blocks, expanded back (nearest) to the grid."""
+    spacing = np.array(image.GetSpacing(), float)
+    f = [1, max(1, int(round(AIR_BLOCK_MM / spacing[1]))), max(1, int(round(AIR_BLOCK_MM / spacing[0])))]
+    arr = sitk.GetArrayViewFromImage(image)
+    small = sitk.GetImageFromArray(_block_mean(arr, f))
+    small.SetSpacing((float(spacing[0] * f[2]), float(spacing[1] * f[1]), float(spacing[2])))
+    small.SetOrigin(image.TransformContinuousIndexToPhysicalPoint(((f[2] - 1) / 2, (f[1] - 1) / 2, 0.0)))
+    small.SetDirection(image.GetDirection())
+    # air from the full-resolution noise statistics (block means would hide the background's Rayleigh noise)
+    if air is not None:
+        check_same_grid(air, image, what="air mask")
+        air_full = sitk.GetArrayViewFromImage(air) != 0
+    else:
+        air_full = _coarse_air(image, None)
+    air_small = sitk.GetImageFromArray((~_block_any(~air_full, f)).view(np.uint8))  # air where the block is all air
+    air_small.CopyInformation(small)
+    res = _pectoralis_core(small, None, reach_mm, air_small)
+    full = _upsample(sitk.GetArrayViewFromImage(res.mask) != 0, f, arr.shape) & ~air_full
+    notes = res.notes + [f"whole image without a lesion: pectoralis detected on a {f[2] * spacing[0]:.2g} x "
+                         f"{f[1] * spacing[1]:.2g} mm in-plane grid"]
+    return Exclusion(_mask_image(np.ascontiguousarray(full), image), notes, dict(res.info, block=f))
 
 
 def _coarse_air(image: sitk.Image, les: np.ndarray | None) -> np.ndarray:
