@@ -435,3 +435,11 @@ def extract_case(
             }
         )
     return out
+
+
+def extract_cohort(manifest, output, params=None, distances=(1.0, 3.0, 5.0), jobs=1, backend="loky", scheduler=None,
+                   progress=True, **kwargs):
+    """Cohort run (manifest -> FEATURES.csv); see :func:`her2radiomics.cohort.extract_cohort`."""
+    from her2radiomics.cohort import extract_cohort as _extract_cohort
+
+    return _extract_cohort(manifest, output, params, distances, jobs, backend, scheduler, progress, **kwargs)
