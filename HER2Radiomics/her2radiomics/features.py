@@ -9,7 +9,7 @@ same inputs that ``RadiomicsFeatureExtractor.execute`` would build. What changes
    field of view (SlicerRadiomics-style calls filter the full 448 x 448 x 160 volume for every region);
 2. each derived image (original, each LoG sigma, each wavelet band) is computed ONCE on that crop;
 3. for each region, exactly the steps of ``execute`` follow: ``getMask`` (UInt32 cast), ``checkMask`` (bounding
-   box and ROI checks), optional ``resegmentMask``, shape on the unfiltered crop, then ``cropToTumorMask`` of each
+   box and ROI checks; re-implemented with numpy for on-grid masks, see :func:`_check_mask`), optional ``resegmentMask``, shape on the unfiltered crop, then ``cropToTumorMask`` of each
    derived image to the region's bounding box (``padDistance`` 0, as ``execute`` uses for segment-based extraction)
    and the enabled feature classes.
 
@@ -302,8 +302,9 @@ def prepare_crop(
     margin, extra = crop_margin(params)
     if margin_mm is not None:
         margin = float(margin_mm)
-    shape = union.shape
-    bbox = expand_bbox_mm(bbox_zyx(union), image.GetSpacing(), margin, shape, extra_voxels=extra)
+    if extra * max(image.GetSpacing()) <= margin:
+        extra = 0  # the mm margin already covers the wavelet / small-kernel support on every axis
+    bbox = expand_bbox_mm(bbox_zyx(union), image.GetSpacing(), margin, union.shape, extra_voxels=extra)
     img_c = crop(image, bbox)
     sl = tuple(slice(lo, hi) for lo, hi in bbox)
     out: dict[str, sitk.Image] = {}
@@ -317,6 +318,29 @@ def prepare_crop(
 def _region_error(name: str, exc: Exception) -> UserError:
     msg = " ".join(str(exc).split()) or type(exc).__name__
     return UserError(f"region {name!r} cannot be used by pyradiomics: {msg}; check that region's mask")
+
+
+def _check_mask(roi: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
+    """``imageoperations.checkMask`` for a mask already on the image grid, without its label-statistics pass.
+
+    Returns the same bounding box, ``numpy.array([L_x, U_x, L_y, U_y, L_z, U_z])`` (inclusive index bounds as
+    ``LabelStatisticsImageFilter.GetBoundingBox``), and raises the same ValueErrors for too few dimensions or
+    voxels (``minimumROIDimensions``, ``minimumROISize``).
+    """
+    bb = bbox_zyx(roi)
+    if bb is None:
+        raise ValueError("Label (1) not present in mask")
+    bounding = np.array([v for lo, hi in reversed(bb) for v in (lo, hi - 1)])
+    ndims = int(np.sum((bounding[1::2] - bounding[0::2] + 1) > 1))
+    min_dims = settings.get("minimumROIDimensions", 2)
+    if ndims == 0:
+        raise ValueError("mask only contains 1 segmented voxel! Cannot extract features for a single voxel.")
+    if ndims < min_dims:
+        raise ValueError(f"mask has too few dimensions (number of dimensions {ndims}, minimum required {min_dims})")
+    min_size = settings.get("minimumROISize")
+    if min_size is not None and int(np.count_nonzero(roi)) <= min_size:
+        raise ValueError(f"Size of the ROI is too small (minimum size: {min_size:g}, ROI size: {int(np.count_nonzero(roi))}")
+    return bounding
 
 
 def _filtered_images(ext, image: sitk.Image, mask: sitk.Image, settings: dict, types: Iterable[str]):
@@ -363,10 +387,8 @@ def extract_cropped(image: sitk.Image, masks: Mapping[str, sitk.Image], params: 
     prepared: dict[str, tuple[sitk.Image, np.ndarray]] = {}
     for name, m in masks.items():
         try:
-            mask = imageoperations.getMask(m, **settings)
-            bbox, corrected = imageoperations.checkMask(image, mask, **settings)
-            if corrected is not None:
-                mask = corrected
+            mask = sitk.Cast(m, sitk.sitkUInt32)  # getMask(): UInt32 labelmap (values 0/1, label 1)
+            bbox = _check_mask(sitk.GetArrayViewFromImage(mask) == 1, settings)
             shape_mask = mask
             if settings.get("resegmentRange") is not None:
                 reseg = imageoperations.resegmentMask(image, mask, **settings)

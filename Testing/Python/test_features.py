@@ -101,14 +101,17 @@ def test_crop_keeps_the_margin_and_geometry():
     image, lesion, _ = textured_case(seed=2, shape_zyx=(80, 130, 130), radius_mm=4.0)
     params = features.load_params()
     assert features.crop_margin(params)[0] == 25.0
-    img_c, masks_c, bbox = features.prepare_crop(image, shells(lesion), params)
+    masks = shells(lesion)
+    img_c, masks_c, bbox = features.prepare_crop(image, masks, params)
     les = sitk.GetArrayFromImage(lesion)
-    zz, yy, xx = np.nonzero(les)
+    union = np.logical_or.reduce([sitk.GetArrayFromImage(m) > 0 for m in masks.values()])
+    zz, yy, xx = np.nonzero(union)
     sp_zyx = tuple(reversed(image.GetSpacing()))
     for (lo, hi), idx, sp, n in zip(bbox, (zz, yy, xx), sp_zyx, les.shape, strict=True):
-        # 5 mm shell + 25 mm margin on each side, unless clipped by the image
-        assert (idx.min() - lo) * sp >= 30.0 or lo == 0
-        assert (hi - 1 - idx.max()) * sp >= 30.0 or hi == n
+        # >= 25 mm between the outermost region voxel and the crop border, unless clipped by the image
+        assert (idx.min() - lo) * sp >= 25.0 or lo == 0
+        assert (hi - 1 - idx.max()) * sp >= 25.0 or hi == n
+        assert (idx.min() - lo) * sp < 25.0 + sp  # and not much more (no wasted filtering)
     # cropped voxels sit at the same physical points
     i0 = tuple(b[0] for b in reversed(bbox))
     assert np.allclose(img_c.GetOrigin(), image.TransformIndexToPhysicalPoint(i0))
