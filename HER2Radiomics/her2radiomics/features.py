@@ -34,7 +34,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -353,11 +353,17 @@ def _filtered_images(ext, image: sitk.Image, mask: sitk.Image, settings: dict, t
         yield from getattr(imageoperations, f"get{image_type}Image")(image, mask, **args)
 
 
-def extract_cropped(image: sitk.Image, masks: Mapping[str, sitk.Image], params: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+def extract_cropped(
+    image: sitk.Image,
+    masks: Mapping[str, sitk.Image],
+    params: Mapping[str, Any],
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, dict[str, float]]:
     """Features per region for an image and masks that are already cropped (no further cropping here).
 
     Returns {region: {pyradiomics feature name: value}} with pyradiomics' own feature order; equal to
     ``RadiomicsFeatureExtractor(params).execute(image, mask)`` without its diagnostics, for every mask.
+    ``progress(fraction, message)`` is called after each derived image (raise from it to cancel).
     """
     from radiomics import imageoperations
 
@@ -403,19 +409,43 @@ def extract_cropped(image: sitk.Image, masks: Mapping[str, sitk.Image], params: 
         prepared[name] = (mask, bbox)
 
     first_mask = next(iter(prepared.values()))[0]
+    n_derived = max(1, _count_derived(ext))
+    done = 0
+
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(1.0, done / n_derived), name)
+
     for image_type in types:
         if image_type in _MASK_DEPENDENT_TYPES:
             for name, (mask, bbox) in prepared.items():
                 for derived, tname, kw in _filtered_images(ext, image, mask, settings, [image_type]):
                     img_r, mask_r = imageoperations.cropToTumorMask(derived, mask, bbox, padDistance=0)
                     results[name].update({k: float(v) for k, v in ext.computeFeatures(img_r, mask_r, tname, **kw).items()})
+                    tick(tname)
             continue
         # LoG / wavelet / original / ... do not look at the mask: one pass, shared by every region
         for derived, tname, kw in _filtered_images(ext, image, first_mask, settings, [image_type]):
             for name, (mask, bbox) in prepared.items():
                 img_r, mask_r = imageoperations.cropToTumorMask(derived, mask, bbox, padDistance=0)
                 results[name].update({k: float(v) for k, v in ext.computeFeatures(img_r, mask_r, tname, **kw).items()})
+            tick(tname)
     return results
+
+
+def _count_derived(ext) -> int:
+    n = 0
+    for image_type, custom in ext.enabledImagetypes.items():
+        if image_type == "LoG":
+            k = len(custom.get("sigma", ext.settings.get("sigma", [])))
+        elif image_type == "Wavelet":
+            k = 8 * int(custom.get("level", ext.settings.get("level", 1)))
+        else:
+            k = 1
+        n += k
+    return n
 
 
 def extract_case(
@@ -425,6 +455,7 @@ def extract_case(
     *,
     margin_mm: float | None = None,
     info: dict | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, float]:
     """pyradiomics features for every region of one case, as ``{"{region}_{pyradiomics name}": value}``.
 
@@ -433,12 +464,13 @@ def extract_case(
     regions plus :func:`crop_margin`, each derived image is computed once and reused for every region
     (:func:`extract_cropped`). Keys follow the order of ``masks`` and, within a region, pyradiomics' order.
     Diagnostics are not returned; pass ``info={}`` to receive the crop box, margin, voxel counts and timing.
+    ``progress(fraction, message)`` is called after each derived image (for GUIs; raise from it to cancel).
     Raises UserError for a mask off the image grid, an empty region, or a region pyradiomics rejects.
     """
     t0 = time.perf_counter()
     params = _as_params(params)
     img_c, masks_c, bbox = prepare_crop(image, masks, params, margin_mm)
-    per_region = extract_cropped(img_c, masks_c, params)
+    per_region = extract_cropped(img_c, masks_c, params, progress)
     out: dict[str, float] = {}
     for name, feats in per_region.items():
         for k, v in feats.items():

@@ -220,3 +220,20 @@ def test_slicer_radiomics_can_load_the_default_file():
     ext = RadiomicsFeatureExtractor(str(features.default_params_path()))
     assert ext.enabledImagetypes["LoG"]["sigma"] == [1.0, 2.0, 3.0, 4.0, 5.0]
     assert ext.settings["binCount"] == 32
+
+
+def test_progress_callback_reports_each_derived_image_and_can_cancel():
+    image, lesion, _ = textured_case(seed=0, shape_zyx=(20, 40, 40))
+    seen: list[tuple[float, str]] = []
+    features.extract_case(image, shells(lesion, (2.0,)), SMALL_PARAMS_DICT(), progress=lambda f, m: seen.append((f, m)))
+    assert [m for _, m in seen] == ["original", "log-sigma-1-0-mm-3D", "log-sigma-2-0-mm-3D"]
+    assert seen[-1][0] == 1.0
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(fraction, message):
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), progress=cancel)
