@@ -94,18 +94,19 @@ def run_variant(variant: str, workdir: Path, repeats: int) -> dict:
     from radiomics.featureextractor import RadiomicsFeatureExtractor
 
     features._quiet_radiomics()
-    times, n_feat = [], 0
+    times, cpu, n_feat, extra = [], [], 0, {}
     if variant == "a":
         ext = RadiomicsFeatureExtractor(params)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = ext.execute(image, masks["intra"])
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         n_feat = sum(not k.startswith("diagnostics_") for k in out)
     elif variant == "b":
         ext = RadiomicsFeatureExtractor(params)
         margin, extra = features.crop_margin(params)
         for _ in range(repeats):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             n_feat = 0
             for m in masks.values():
                 arr = sitk.GetArrayViewFromImage(m)
@@ -113,16 +114,19 @@ def run_variant(variant: str, workdir: Path, repeats: int) -> dict:
                 out = ext.execute(crop(image, bb), crop(m, bb))
                 n_feat += sum(not k.startswith("diagnostics_") for k in out)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
     elif variant == "c":
         for _ in range(repeats):
-            t = time.perf_counter()
-            out = features.extract_case(image, masks, params)
+            t, c = time.perf_counter(), time.process_time()
+            out = features.extract_case(image, masks, params, info=extra)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
             n_feat = len(out)
+        extra = {"crop_size_xyz": extra["crop_size_xyz"], "voxels": extra["voxels"]}
     else:
         raise SystemExit(f"unknown variant {variant}")
-    return {"variant": variant, "times": times, "median": statistics.median(times), "peak_rss_mb": _peak_rss_mb(),
-            "n_features": n_feat}
+    return {"variant": variant, "times": times, "median": statistics.median(times), "cpu": statistics.median(cpu),
+            "peak_rss_mb": _peak_rss_mb(), "n_features": n_feat, **extra}
 
 
 def main() -> int:
@@ -155,8 +159,10 @@ def main() -> int:
             res[v] = json.loads(r.stdout.strip().splitlines()[-1])
             x = res[v]
             print(f"({v}) {LABELS[v]}: median {x['median']:.2f} s per case (runs: "
-                  f"{', '.join(f'{s:.2f}' for s in x['times'])}), peak RSS {x['peak_rss_mb']:.0f} MB, "
+                  f"{', '.join(f'{s:.2f}' for s in x['times'])}; CPU {x['cpu']:.2f} s), peak RSS {x['peak_rss_mb']:.0f} MB, "
                   f"{x['n_features']} features")
+            if "crop_size_xyz" in x:
+                print(f"    crop {tuple(x['crop_size_xyz'])} voxels; region voxels {x['voxels']}")
         c = res["c"]["median"]
         print(f"(c) per region: {c / len(REGIONS):.2f} s; target (c) <= 3 s per case: "
               f"{'met' if c <= 3 else 'MISSED'}; peak RSS <= 1 GB: {'met' if res['c']['peak_rss_mb'] <= 1024 else 'MISSED'}")
