@@ -409,6 +409,15 @@ def extract_cropped(
         prepared[name] = (mask, bbox)
 
     first_mask = next(iter(prepared.values()))[0]
+    # cropToTumorMask(padDistance=0) bounds per region; the cropped mask is the same for every derived image
+    bounds: dict[str, tuple[list[int], list[int]]] = {}
+    mask_crops: dict[str, sitk.Image] = {}
+    for name, (mask, bbox) in prepared.items():
+        size = np.array(mask.GetSize())
+        lower = np.maximum(bbox[0::2], 0)
+        upper = np.maximum(size - bbox[1::2] - 1, 0)
+        bounds[name] = ([int(v) for v in lower], [int(v) for v in upper])
+        mask_crops[name] = sitk.Crop(mask, *bounds[name])
     n_derived = max(1, _count_derived(ext))
     done = 0
 
@@ -428,9 +437,9 @@ def extract_cropped(
             continue
         # LoG / wavelet / original / ... do not look at the mask: one pass, shared by every region
         for derived, tname, kw in _filtered_images(ext, image, first_mask, settings, [image_type]):
-            for name, (mask, bbox) in prepared.items():
-                img_r, mask_r = imageoperations.cropToTumorMask(derived, mask, bbox, padDistance=0)
-                results[name].update({k: float(v) for k, v in ext.computeFeatures(img_r, mask_r, tname, **kw).items()})
+            for name, (lower, upper) in bounds.items():
+                img_r = sitk.Crop(derived, lower, upper)  # == cropToTumorMask(derived, mask, bbox, padDistance=0)
+                results[name].update({k: float(v) for k, v in ext.computeFeatures(img_r, mask_crops[name], tname, **kw).items()})
             tick(tname)
     return results
 
