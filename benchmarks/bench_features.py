@@ -104,13 +104,13 @@ def run_variant(variant: str, workdir: Path, repeats: int) -> dict:
         n_feat = sum(not k.startswith("diagnostics_") for k in out)
     elif variant == "b":
         ext = RadiomicsFeatureExtractor(params)
-        margin, extra = features.crop_margin(params)
+        margin, extra_vox = features.crop_margin(params)
         for _ in range(repeats):
             t, c = time.perf_counter(), time.process_time()
             n_feat = 0
             for m in masks.values():
                 arr = sitk.GetArrayViewFromImage(m)
-                bb = expand_bbox_mm(bbox_zyx(arr), image.GetSpacing(), margin, arr.shape, extra)
+                bb = expand_bbox_mm(bbox_zyx(arr), image.GetSpacing(), margin, arr.shape, extra_vox)
                 out = ext.execute(crop(image, bb), crop(m, bb))
                 n_feat += sum(not k.startswith("diagnostics_") for k in out)
             times.append(time.perf_counter() - t)

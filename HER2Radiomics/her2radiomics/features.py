@@ -272,11 +272,11 @@ def _extractor(params: dict):
     return ext
 
 
-def _binary(mask: sitk.Image, image: sitk.Image, name: str) -> np.ndarray:
+def _mask_view(mask: sitk.Image, image: sitk.Image, name: str) -> np.ndarray:
     if not isinstance(mask, sitk.Image):
         raise UserError(f"region {name!r} must be a SimpleITK image on the image grid")
     check_same_grid(mask, image, what=f"region {name!r} mask")
-    return sitk.GetArrayViewFromImage(mask) != 0
+    return sitk.GetArrayViewFromImage(mask)
 
 
 def prepare_crop(
@@ -290,26 +290,30 @@ def prepare_crop(
     if not masks:
         raise UserError("no region masks given; pass at least the lesion ('intra')")
     arrays: dict[str, np.ndarray] = {}
+    boxes = []
     for name, m in masks.items():
-        a = _binary(m, image, name)
-        if not a.any():
+        a = _mask_view(m, image, name)
+        box = bbox_zyx(a)  # any non-zero value is inside the region
+        if box is None:
             raise UserError(
                 f"region {name!r} is empty (0 voxels); check the lesion mask, the shell distances and the "
                 "air/pectoralis exclusions"
             )
         arrays[name] = a
-    union = np.logical_or.reduce(list(arrays.values()))
+        boxes.append(box)
+    union_box = tuple((min(b[ax][0] for b in boxes), max(b[ax][1] for b in boxes)) for ax in range(3))
+    shape = next(iter(arrays.values())).shape
     margin, extra = crop_margin(params)
     if margin_mm is not None:
         margin = float(margin_mm)
     if extra * max(image.GetSpacing()) <= margin:
         extra = 0  # the mm margin already covers the wavelet / small-kernel support on every axis
-    bbox = expand_bbox_mm(bbox_zyx(union), image.GetSpacing(), margin, union.shape, extra_voxels=extra)
+    bbox = expand_bbox_mm(union_box, image.GetSpacing(), margin, shape, extra_voxels=extra)
     img_c = crop(image, bbox)
     sl = tuple(slice(lo, hi) for lo, hi in bbox)
     out: dict[str, sitk.Image] = {}
     for name, a in arrays.items():
-        mc = sitk.GetImageFromArray(np.ascontiguousarray(a[sl]).astype(np.uint8))
+        mc = sitk.GetImageFromArray((a[sl] != 0).astype(np.uint8))
         mc.CopyInformation(img_c)
         out[name] = mc
     return img_c, out, bbox
