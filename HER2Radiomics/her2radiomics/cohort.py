@@ -296,10 +296,10 @@ def _run(
                 raise UserError("--backend dask needs dask[distributed]; pip install 'dask[distributed]'") from None
             if scheduler:
                 try:
-                    client = stack.enter_context(Client(scheduler, timeout="20s"))
+                    stack.enter_context(Client(scheduler, timeout="20s"))
                 except (OSError, TimeoutError) as exc:
                     raise UserError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}; check --scheduler") from None
-                nworkers = max(1, len(client.scheduler_info().get("workers", {})))
+                nworkers = max(1, len(Client.current().scheduler_info().get("workers", {})))
             else:
                 nworkers = max(1, jobs)
                 cluster = stack.enter_context(
@@ -307,6 +307,15 @@ def _run(
                 )
                 stack.enter_context(Client(cluster))
             threads = max(1, ncpu // nworkers) if not scheduler else 1
+            client = Client.current()
+            if sum(client.ncores().values()) < 2:
+                # joblib runs n_jobs == 1 in the calling process; a one-thread cluster must still do the work
+                from dask.distributed import as_completed
+
+                futures = [client.submit(worker, spec, *args, cache, threads, pure=False) for spec, cache in tasks]
+                for fut in as_completed(futures):
+                    yield fut.result()
+                return
             stack.enter_context(parallel_config(backend="dask"))
             n_jobs = -1
         else:

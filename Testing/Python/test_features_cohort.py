@@ -129,8 +129,24 @@ def test_dask_distributed_gives_the_same_table_as_loky(tmp_path, small_params):
     a = cohort.extract_cohort(manifest, tmp_path / "loky" / "F.csv", small_params, jobs=2, backend="loky", **kw)
     b = cohort.extract_cohort(manifest, tmp_path / "dask" / "F.csv", small_params, jobs=2, backend="dask", **kw)
     assert a.ok and b.ok and len(b.computed) == 4
+    ran_in = {json.loads(f.read_text())["pid"] for f in (tmp_path / "dask" / "F.cache").glob("*.json")}
+    assert os.getpid() not in ran_in  # the LocalCluster's workers did the work
     pd.testing.assert_frame_equal(a.table, b.table, check_exact=True)
     assert (tmp_path / "loky" / "F.csv").read_bytes() == (tmp_path / "dask" / "F.csv").read_bytes()
+    # --scheduler: join an existing cluster (its workers, not a new LocalCluster, run the cases); one worker
+    # thread is the corner case where joblib's dask backend would run everything in the calling process
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        c = cohort.extract_cohort(manifest, tmp_path / "joined" / "F.csv", small_params, backend="dask",
+                                  scheduler=cluster.scheduler_address, **kw)
+        from dask.distributed import Client
+
+        with Client(cluster) as client:
+            worker_pids = set(client.run(os.getpid).values())
+    ran_in = {json.loads(f.read_text())["pid"] for f in (tmp_path / "joined" / "F.cache").glob("*.json")}
+    assert c.ok and len(c.computed) == 4 and ran_in == worker_pids and os.getpid() not in ran_in
+    assert (tmp_path / "joined" / "F.csv").read_bytes() == (tmp_path / "loky" / "F.csv").read_bytes()
 
 
 @pytest.mark.slow
