@@ -73,3 +73,19 @@ def write_cohort(folder: Path, n: int, *, readers: bool = False, shape_zyx=(24, 
     manifest = folder / "manifest.csv"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
+
+
+def small_phantom_case() -> tuple[sitk.Image, dict[str, sitk.Image], str]:
+    """A small phantom case (image + regions after exclusions) when her2radiomics.phantom exists, else textured.
+
+    Returns (image, {intra, peri1, peri3, peri5}, description).
+    """
+    try:
+        from her2radiomics.phantom import make_phantom
+        from her2radiomics.regions import build_regions
+    except ImportError:
+        image, lesion, _ = textured_case(seed=3, shape_zyx=(30, 64, 64), radius_mm=4.0)
+        return image, shells(lesion), "textured"
+    ph = make_phantom(seed=1, size=(128, 128, 48), spacing=(1.0, 1.0, 1.6), breast_scale=0.6, lesion_radius_mm=4.0)
+    regions = build_regions(ph.image, ph.lesion, air=ph.air, pectoralis=ph.pectoralis)
+    return ph.image, regions.feature_masks(), "phantom"
