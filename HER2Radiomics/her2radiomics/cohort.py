@@ -236,7 +236,8 @@ def compute_case(
         air = read_mask(spec.air, image, "air mask") if spec.air else None
         pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
         masks, warnings = case_regions(image, lesion, distances, air, pect, auto_exclusions)
-        feats = extract_case(image, masks, params)
+        info: dict[str, Any] = {}
+        feats = extract_case(image, masks, params, info=info)
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {
@@ -245,6 +246,7 @@ def compute_case(
         "ok": True,
         "features": feats,
         "warnings": warnings,
+        "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels")},
         "seconds": time.perf_counter() - t0,
         "pid": os.getpid(),
     }
@@ -264,6 +266,10 @@ def _load_cached(cache_file: Path) -> dict | None:
 # --------------------------------------------------------------------------------------------------------------
 # cohort
 # --------------------------------------------------------------------------------------------------------------
+def _label(rec: dict) -> str:
+    return f"{rec['case_id']}/{rec['reader']}" if rec["reader"] else rec["case_id"]
+
+
 def _software() -> dict[str, str]:
     import radiomics
     import SimpleITK as sitk
@@ -417,6 +423,7 @@ def extract_cohort(
             failures.to_csv(tmp, index=False)
     elif fail_path.exists():
         fail_path.unlink()  # a stale list from an earlier run would mislead
+    ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
     meta = {
         "parameter_file_hash": phash,
         "parameter_file": str(Path(params).resolve()) if isinstance(params, (str, os.PathLike)) else ("default" if params is None else "dict"),
@@ -427,8 +434,9 @@ def extract_cohort(
         "n_cases": len(rows),
         "n_failed": len(fails),
         "n_features": len(columns),
-        "warnings": {f"{r['case_id']}/{r['reader']}" if r["reader"] else r["case_id"]: r.get("warnings", [])
-                     for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"] and r.get("warnings")},
+        "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
+        # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
+        "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }
     write_json(meta, out.with_name(out.stem + ".meta.json"))
     result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)

@@ -66,6 +66,9 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     assert meta["parameter_file_hash"] == features.params_hash(features.load_params(small_params))
     assert meta["distances"] == [1.0, 3.0, 5.0] and meta["n_cases"] == 2 and meta["n_failed"] == 3
     assert meta["software"]["pyradiomics"]
+    assert set(meta["diagnostics"]) == {"case0", "case1"} and meta["diagnostics"]["case0"]["margin_mm"] == 25.0
+    assert meta["diagnostics"]["case1"]["voxels"]["intra"] == int(sitk.GetArrayFromImage(
+        sitk.ReadImage(str(tmp_path / "c" / "case1_lesion.nrrd"))).sum())
     assert len(list(out.with_name("FEATURES.cache").glob("*.json"))) == 2  # failures are not cached
     # the table holds exactly extract_case's numbers for the case's regions (CSV round trip is exact)
     img = sitk.ReadImage(str(tmp_path / "c" / "case1_image.nrrd"))
