@@ -88,6 +88,9 @@ def run_variant(variant: str, workdir: Path, repeats: int) -> dict:
     from her2radiomics import features
     from her2radiomics.geometry import bbox_zyx, crop, expand_bbox_mm
 
+    # ITK would start one thread per host core it sees (8 here) on a 2-core allowance; every variant gets the
+    # same limit, as the cohort workers do (features.set_threads)
+    features.set_threads(len(os.sched_getaffinity(0)))
     params = features.load_params()
     image = sitk.ReadImage(str(workdir / "image.nrrd"))
     masks = {n: sitk.ReadImage(str(workdir / f"{n}.nrrd")) for n in REGIONS}
