@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    mod = None
     try:
         mod = importlib.import_module(f"her2radiomics.commands.{args.command}")
         return int(mod.run(args) or 0)
@@ -65,5 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted; finished cases are kept and a re-run resumes", file=sys.stderr)
+        # a command may say what an interruption keeps (INTERRUPTED); outputs are atomic, so by default nothing
+        after = getattr(mod, "INTERRUPTED", "no output was written")
+        print(f"\nerror: interrupted (Ctrl-C); {after}", file=sys.stderr)
         return 130

@@ -15,6 +15,7 @@ machine's cores instead of oversubscribing them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -33,7 +34,7 @@ import pandas as pd
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
 from her2radiomics.features import extract_case, load_params, params_hash, set_threads
-from her2radiomics.io import atomic_path, write_json, write_text
+from her2radiomics.io import atomic_path, check_output, write_json, write_text
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
@@ -69,6 +70,9 @@ class CohortResult:
         return self.failures.empty
 
     def summary(self) -> str:
+        if self.table.empty:
+            return (f"no case could be extracted ({len(self.failures)} failed, {self.seconds:.1f} s); {self.output} not "
+                    f"written; see {self.output.with_name(self.output.stem + '.failures.csv')}")
         return (
             f"{len(self.table)} case(s) written to {self.output}: {len(self.computed)} computed, "
             f"{len(self.cached)} from cache, {len(self.failures)} failed ({self.seconds:.1f} s)"
@@ -86,6 +90,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
     mask FILES are not checked here: they fail their own case only.
     """
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"manifest {p} is a folder; give the manifest CSV file (columns case_id,image,lesion)")
     if not p.is_file():
         raise UserError(f"manifest not found: {p}; give a CSV with columns case_id,image,lesion")
     try:
@@ -368,7 +374,8 @@ def extract_cohort(
     out = Path(output)
     if out.suffix.lower() != ".csv":
         raise UserError(f"output {out} must end in .csv")
-    cache_dir = out.with_name(out.stem + ".cache")
+    check_output(out, "features table")
+    cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     say = log or (lambda msg: print(msg, file=sys.stderr))
 
@@ -415,14 +422,22 @@ def extract_cohort(
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
     failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
 
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
     fail_path = out.with_name(out.stem + ".failures.csv")
     if fails:
         with atomic_path(fail_path) as tmp:
             failures.to_csv(tmp, index=False)
     elif fail_path.exists():
         fail_path.unlink()  # a stale list from an earlier run would mislead
+    if not rows:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
+        with contextlib.suppress(OSError):
+            cache_dir.rmdir()  # only when empty
+        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
+        say(result.summary())
+        for f in fails:
+            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+        return result
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
     ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
     meta = {
         "parameter_file_hash": phash,

@@ -37,6 +37,8 @@ def read_image(path: str | os.PathLike[str], what: str = "image") -> sitk.Image:
     Raises UserError for a missing or unreadable file, a vector image, or an image that is not 3D.
     """
     p = _require_file(path, what)
+    if p.is_file() and p.stat().st_size == 0:
+        raise UserError(f"{what} file {p} is empty (0 bytes); give a NRRD, NIfTI or DICOM series")
     try:
         if p.is_dir():
             img = read_dicom_series(p)
@@ -115,6 +117,26 @@ def to_binary_mask(
     return res
 
 
+def check_output(path: str | os.PathLike[str], what: str = "output", *, folder: bool = False) -> Path:
+    """Fail early, before any work, when ``path`` cannot be created: it names an existing folder where a file
+    is expected (or an existing file where a folder is expected), or one of its parents is a file or is not
+    writable. Returns ``path`` as a Path. Commands call this at their start so nothing is computed in vain.
+    """
+    p = Path(path)
+    if folder and p.exists() and not p.is_dir():
+        raise UserError(f"{what} {p} exists and is not a folder; choose another -o")
+    if not folder and p.is_dir():
+        raise UserError(f"{what} {p} is a folder; give a file name inside it (e.g. {p / 'name'}) with -o")
+    anc = p.absolute() if folder and p.is_dir() else p.absolute().parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise UserError(f"cannot create {what} {p}: {anc} is a file, not a folder; choose another -o")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {what} {p}: folder {anc} is not writable; choose another -o")
+    return p
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
@@ -122,12 +144,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary file keeps the destination's suffix so that writers choosing a format by
     extension (SimpleITK, pandas) behave the same.
     """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = check_output(path)
     suffix = "".join(dest.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=suffix, dir=dest.parent)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=suffix, dir=dest.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write {dest}: {exc.strerror or exc}; choose another output location") from None
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the user's usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, dest)

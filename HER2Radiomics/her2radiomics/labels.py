@@ -253,7 +253,8 @@ def _find_column(columns: Sequence[str], name: str, what: str, path: Path, requi
         return lower[name.lower()]
     if required:
         listed = ", ".join(list(columns)[:12]) + (" ..." if len(columns) > 12 else "")
-        raise UserError(f"{path.name}: no {what} column {name!r} (columns: {listed}); choose it with the options")
+        option = {"id": "--id-column", "centre": "--center-column"}.get(what, "--label-column")
+        raise UserError(f"{path.name}: no {what} column {name!r} (columns: {listed}); choose it with {option}")
     return None
 
 
@@ -303,6 +304,8 @@ def load_labels(
     UserErrors.
     """
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"labels file {p} is a folder; give the labels CSV file")
     if not p.is_file():
         raise UserError(f"labels file not found: {p}; check the path")
     sep = "\t" if p.suffix.lower() in (".tsv", ".txt") else ","

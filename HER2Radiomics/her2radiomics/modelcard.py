@@ -219,6 +219,8 @@ def load_model_card(path_or_dict: str | os.PathLike[str] | Mapping[str, Any]) ->
     if isinstance(path_or_dict, Mapping):
         return validate_model_card(dict(path_or_dict))
     p = Path(path_or_dict)
+    if p.is_dir():
+        raise UserError(f"model card {p} is a folder; give the card's JSON file (written by 'train')")
     if not p.is_file():
         raise UserError(f"model card not found: {p}; check the path")
     try:

@@ -65,6 +65,8 @@ _STAGE_CLASSES = {
 def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[str] = ()) -> pd.DataFrame:
     """Read a CSV table; ``text_columns`` (when present) are read as text, not numbers."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{what} {p} is a folder; give the CSV file")
     if not p.is_file():
         raise UserError(f"{what} file not found: {p}; check the path")
     try:
@@ -154,6 +156,8 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         header = []
     cc = spec.center_column if spec.center_column and spec.center_column.lower() in header else None
+    if cc is None and spec.center_column == "center" and "centre" in header:
+        cc = "centre"  # the default also accepts the British spelling
     df = labels.load_labels(path, id_column=spec.id_column, label_column=spec.label_column,
                             positive=list(spec.positive) or None, negative=list(spec.negative) or None,
                             center_column=cc)
@@ -178,7 +182,7 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
             notes.append(f"{int((~keep).sum())} HER2-positive case(s) excluded from stage 2 (low vs zero)")
         classes = {k: (list(v) if isinstance(v, list) else v) for k, v in _STAGE_CLASSES[task].items()}
     center = None
-    if "center" in df.columns:
+    if cc is not None and "center" in df.columns:  # only the named column (no silent fallback to 'center')
         center = pd.Series(df["center"].map(norm_value).to_numpy(dtype=object)[keep], index=ids[keep])
     return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes)
 
@@ -197,6 +201,17 @@ def _cols(df: pd.DataFrame, k: int = 8) -> str:
 _REGION = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
 
 
+def check_feature_set(feature_set: str) -> list[str]:
+    """The regions of a feature-set name (``all`` -> []); UserError for a name that is not a feature set."""
+    if feature_set == "all":
+        return []
+    regions = [r.strip() for r in feature_set.split("+")]
+    if not all(re.fullmatch(r"intra|peri\d+(?:\.\d+)?", r) for r in regions):
+        raise UserError(f"unknown feature set {feature_set!r}; use one of {', '.join(FEATURE_SETS)} "
+                        "(or regions joined by '+', e.g. intra+peri2)")
+    return regions
+
+
 def feature_columns(columns: Sequence[str], feature_set: str, exclude: Iterable[str] = (),
                     numeric: Iterable[str] | None = None) -> list[str]:
     """Columns of a feature set, in table order.
@@ -206,13 +221,11 @@ def feature_columns(columns: Sequence[str], feature_set: str, exclude: Iterable[
     ``numeric`` is given, only those). Raises UserError when the set has no column.
     """
     excl = set(exclude)
+    regions = check_feature_set(feature_set)
     if feature_set == "all":
         keep = set(numeric) if numeric is not None else None
         cols = [c for c in columns if c not in excl and (keep is None or c in keep)]
     else:
-        regions = [r.strip() for r in feature_set.split("+")]
-        if not regions or not all(re.fullmatch(r"intra|peri\d+(?:\.\d+)?", r) for r in regions):
-            raise UserError(f"unknown feature set {feature_set!r}; use one of {', '.join(FEATURE_SETS)}")
         prefixes = tuple(f"{r}_" for r in regions)
         cols = [c for c in columns if c.startswith(prefixes) and c not in excl]
         absent = [r for r in regions if not any(c.startswith(f"{r}_") for c in columns)]
@@ -254,6 +267,8 @@ def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, read
     if spec.id_column not in features.columns:
         raise UserError(f"features table has no id column {spec.id_column!r}; pass --id-column (columns: {_cols(features)})")
     feats = features.copy()
+    if reader is not None and "reader" not in feats.columns:
+        raise UserError(f"--reader {reader} given but the features table has no 'reader' column; drop --reader")
     if "reader" in feats.columns:
         if reader is not None:
             feats = feats[feats["reader"].map(norm_value) == norm_value(reader)]
@@ -560,7 +575,8 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
     if n_const:
         notes.append(f"{n_const} feature(s) constant (or empty) on the training split dropped")
     if not cols:
-        raise UserError("every candidate feature is constant on the training split; check the features table")
+        raise UserError("every candidate feature is constant or empty (all values missing) on the training split; "
+                        "check the features table or choose another --feature-set")
     sel["n_missing_imputed"] = n_missing
     sel["n_constant_dropped"] = n_const
     sel["mwu_p"] = config.mwu_p

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,7 @@ from scipy import ndimage
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.io import write_image, write_json
+from her2radiomics.io import check_output, write_image, write_json
 
 DEFAULT_SIZE = (448, 448, 160)
 DEFAULT_SPACING = (0.74, 0.74, 1.2)
@@ -491,12 +494,28 @@ def _to_output(arr_c: np.ndarray, ref: sitk.Image, perm: list[int], sign: list[i
 
 
 def write_phantom(ph: Phantom, outdir: str | Path) -> dict[str, Path]:
-    """Write image.nrrd (int16), lesion/air/pectoralis.nrrd (uint8 0/1) and phantom.json into ``outdir``."""
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / f"{name}.nrrd" for name in ("image", "lesion", "air", "pectoralis")}
-    for name, p in paths.items():
-        write_image(getattr(ph, name), p)
+    """Write image.nrrd (int16), lesion/air/pectoralis.nrrd (uint8 0/1) and phantom.json into ``outdir``.
+
+    All-or-nothing: the files are written into a temporary folder beside ``outdir`` and then moved into it, so a
+    failed or interrupted run leaves no partial phantom (UserError when ``outdir`` cannot be created).
+    """
+    out = check_output(outdir, "output folder", folder=True)
+    names = ("image", "lesion", "air", "pectoralis")
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out}: {exc.strerror or exc}; choose another -o") from None
+    try:
+        for name in names:
+            write_image(getattr(ph, name), tmp / f"{name}.nrrd")
+        write_json(json.loads(json.dumps(ph.meta)), tmp / "phantom.json")
+        out.mkdir(exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    paths = {name: out / f"{name}.nrrd" for name in names}
     paths["meta"] = out / "phantom.json"
-    write_json(json.loads(json.dumps(ph.meta)), paths["meta"])
     return paths

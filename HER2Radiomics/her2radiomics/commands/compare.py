@@ -8,7 +8,7 @@ from pathlib import Path
 from her2radiomics import modeling
 from her2radiomics.commands.train import add_table_arguments, card_label_spec, load_cohort, print_notes
 from her2radiomics.errors import UserError
-from her2radiomics.io import write_json
+from her2radiomics.io import check_output, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if len(args.models) < 2:
         raise UserError("compare needs at least two model cards (--models A.json B.json ...)")
+    if args.output:
+        check_output(args.output, "comparison file")
     cards = [modeling.load_model_card(p) for p in args.models]
     first = cards[0]
     for path, c in zip(args.models[1:], cards[1:], strict=True):

@@ -12,7 +12,7 @@ from her2radiomics.commands.train import (
     load_cohort,
     print_notes,
 )
-from her2radiomics.io import write_json
+from her2radiomics.io import check_output, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output(args.output, "metrics file")
     card = modeling.load_model_card(args.model)
     spec = card_label_spec(args, card)
     cohort = load_cohort(args, card["task"], spec)

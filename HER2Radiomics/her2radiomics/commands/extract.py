@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+INTERRUPTED = "finished cases are kept in the .cache folder and a re-run resumes from them"
 HELP = "pyradiomics features for a cohort manifest (lesion and every shell)"
 
 

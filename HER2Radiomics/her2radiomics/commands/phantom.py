@@ -33,8 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.io import check_output
     from her2radiomics.phantom import make_phantom, write_phantom
 
+    check_output(args.output, "output folder", folder=True)
     ph = make_phantom(
         args.seed, tuple(args.size), tuple(args.spacing), direction=args.direction,
         breast_scale=args.breast_scale, lesion_radius_mm=args.lesion_radius_mm, rim=args.rim,

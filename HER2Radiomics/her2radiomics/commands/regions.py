@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from her2radiomics.errors import UserError
-
 HELP = "lesion + peritumoral shells (1/3/5 mm) with air/pectoralis exclusions"
 
 
@@ -55,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics import io
     from her2radiomics.regions import build_regions, validate_distances, write_regions
 
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a folder; choose another -o")
+    out = io.check_output(args.output, "output folder", folder=True)
     distances = validate_distances(args.distances)
     image = io.read_image(args.image, "image")
     lesion = io.read_mask(args.lesion, image, "lesion", label=args.label)

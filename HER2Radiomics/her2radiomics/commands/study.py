@@ -26,7 +26,7 @@ from her2radiomics.commands.train import (
     training_config,
 )
 from her2radiomics.errors import UserError
-from her2radiomics.io import write_json
+from her2radiomics.io import check_output, write_json
 
 STUDY_FORMAT = "her2radiomics.study/1"
 
@@ -45,6 +45,9 @@ def set_filename(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output, "output folder", folder=True)
+    for name in args.feature_sets:  # a typo is an error; a known set without columns is skipped below
+        modeling.check_feature_set(name)
     spec = label_spec(args)
     cohort = load_cohort(args, args.task, spec)
     base = training_config(args, args.feature_sets[0])

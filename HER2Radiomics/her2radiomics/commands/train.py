@@ -11,6 +11,7 @@ from pathlib import Path
 
 from her2radiomics import modeling
 from her2radiomics.errors import UserError
+from her2radiomics.io import check_output
 
 
 # ------------------------------------------------------------------------------------------- shared options
@@ -145,6 +146,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.output, "model card")
     config = training_config(args, args.feature_set)
     spec = label_spec(args)
     cohort = load_cohort(args, args.task, spec)

@@ -1,0 +1,448 @@
+"""A hostile-user sweep of the merged CLI commands: every bad input gives ONE ``error: ...`` line and exit 2.
+
+For every case: the exit code is 2 (argparse usage errors included), stderr holds exactly one line starting
+with ``error:`` (or argparse's ``her2radiomics ...: error:`` usage line), no traceback, and no output file or
+folder is created (the whole temporary tree is compared before/after). Most cases run in-process through
+``cli.main`` (one import, fast); a few run as real subprocesses through ``conftest.run_cli`` to check the
+console entry point itself. Inputs are tiny synthetic tables/images built in tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import run_cli, shared_path
+
+from her2radiomics import cli, modeling
+
+CUSTOM = ["--task", "custom", "--label-column", "label", "--positive", "1", "--negative", "0"]
+FAST = ["--cv-folds", "3"]
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def _tables(d: Path, n: int = 40, regions: tuple[str, ...] = ("intra", "peri3"), seed: int = 0) -> tuple[Path, Path]:
+    feats, labels = modeling.synthetic_cohort(n_cases=n, n_per_region=4, regions=regions, n_signal=2,
+                                              effect=1.5, event_rate=0.5, seed=seed)
+    f, lab = d / "features.csv", d / "labels.csv"
+    feats.to_csv(f, index=False)
+    labels.to_csv(lab, index=False)
+    return f, lab
+
+
+def _image(d: Path, name: str = "image.nrrd", size: tuple[int, int, int] = (24, 24, 8), lesion: bool = False) -> Path:
+    arr = np.zeros(size[::-1], np.int16 if not lesion else np.uint8)
+    if lesion:
+        arr[3:5, 10:14, 10:14] = 1
+    else:
+        rng = np.random.default_rng(0)
+        arr[:] = (200 + 20 * rng.standard_normal(arr.shape)).astype(np.int16)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((1.0, 1.0, 2.0))
+    p = d / name
+    sitk.WriteImage(img, str(p))
+    return p
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> dict[str, Path]:
+    """Valid tables, images and two model cards (intra, intra+peri3) that the bad-input cases start from."""
+    d = tmp_path_factory.mktemp("shared")
+    f, lab = _tables(d)
+    out = {"features": f, "labels": lab}
+    for fs in ("intra", "intra+peri3"):
+        card = d / f"{fs.replace('+', '_')}.json"
+        assert cli.main(["train", str(f), str(lab), "-o", str(card), *CUSTOM, *FAST, "--feature-set", fs]) == 0
+        out[fs] = card
+    # a stage1 card, for "cards of different targets"
+    import pandas as pd
+    t = pd.read_csv(lab)
+    t["her2"] = np.where(t["label"] == 1, "positive", "zero")
+    her2 = d / "her2.csv"
+    t.to_csv(her2, index=False)
+    out["her2_labels"] = her2
+    card = d / "stage1.json"
+    assert cli.main(["train", str(f), str(her2), "-o", str(card), "--task", "stage1", *FAST]) == 0
+    out["stage1"] = card
+    out["image"] = _image(d)
+    out["lesion"] = _image(d, "lesion.nrrd", lesion=True)
+    out["dir"] = d
+    return out
+
+
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+# ------------------------------------------------------------------------------------------------ cases
+# Each case: name -> builder(tmp, shared) returning the argument list. The builder writes its inputs into tmp/in;
+# outputs should go to tmp/out/...; the check compares the whole tmp tree before/after the run.
+Case = Callable[[Path, dict], list]
+
+
+def _w(p: Path, text: str) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _copy_table(t: Path, s: dict, edit: Callable, name: str = "features.csv", src: str = "features") -> Path:
+    import pandas as pd
+    df = pd.read_csv(s[src])
+    df = edit(df)
+    p = t / "in" / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(p, index=False)
+    return p
+
+
+def _file_blocker(t: Path) -> Path:
+    """A regular file that an output path tries to use as a folder."""
+    return _w(t / "in" / "blocker", "x")
+
+
+def _train(f, lab, out, *extra) -> list:
+    return ["train", f, lab, "-o", out, *CUSTOM, *FAST, *extra]
+
+
+PH = ["--size", "48", "48", "24", "--spacing", "4", "4", "6"]  # a valid, fast phantom
+
+CASES: dict[str, Case] = {
+    # ---- phantom
+    "phantom: output under a file": lambda t, s: ["phantom", "-o", _file_blocker(t) / "ph", *PH],
+    "phantom: output is a file": lambda t, s: ["phantom", "-o", _file_blocker(t), *PH],
+    "phantom: zero size": lambda t, s: ["phantom", "-o", t / "out", "--size", "0", "32", "16"],
+    "phantom: negative spacing": lambda t, s: ["phantom", "-o", t / "out", "--spacing", "-1", "1", "1"],
+    "phantom: oblique direction": lambda t, s: ["phantom", "-o", t / "out", "--size", "32", "32", "16",
+                                                "--direction", "0.7", "0.7", "0", "-0.7", "0.7", "0", "0", "0", "1"],
+    "phantom: rim out of range": lambda t, s: ["phantom", "-o", t / "out", "--rim", "3"],
+    "phantom: negative noise": lambda t, s: ["phantom", "-o", t / "out", "--noise", "-1"],
+    "phantom: nan radius": lambda t, s: ["phantom", "-o", t / "out", "--lesion-radius-mm", "nan"],
+    "phantom: non-numeric seed": lambda t, s: ["phantom", "-o", t / "out", "--seed", "abc"],
+    # ---- regions
+    "regions: missing image": lambda t, s: ["regions", t / "in" / "nope.nrrd", s["lesion"], "-o", t / "out"],
+    "regions: image is a folder without DICOM": lambda t, s: ["regions", _w(t / "in" / "dir" / "a.txt", "x").parent,
+                                                            s["lesion"], "-o", t / "out"],
+    "regions: text file named .nrrd": lambda t, s: ["regions", _w(t / "in" / "fake.nrrd", "hello\n"), s["lesion"],
+                                                   "-o", t / "out"],
+    "regions: empty image file": lambda t, s: ["regions", _w(t / "in" / "empty.nrrd", ""), s["lesion"], "-o", t / "out"],
+    "regions: lesion on another grid": lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", (20, 24, 8), True),
+                                                    "-o", t / "out"],
+    "regions: empty lesion": lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", lesion=False).parent /
+                                           _empty_mask(t), "-o", t / "out"],
+    "regions: label not present": lambda t, s: ["regions", s["image"], s["lesion"], "--label", "7", "-o", t / "out"],
+    "regions: negative distance": lambda t, s: ["regions", s["image"], s["lesion"], "--distances", "-1", "-o", t / "out"],
+    "regions: output under a file": lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t) / "r"],
+    "regions: output is a file": lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t)],
+    "regions: air mask is text": lambda t, s: ["regions", s["image"], s["lesion"], "--air", _w(t / "in" / "a.nrrd", "x"),
+                                               "-o", t / "out"],
+    # ---- extract
+    "extract: missing manifest": lambda t, s: ["extract", t / "in" / "m.csv", "-o", t / "out" / "F.csv"],
+    "extract: manifest is a folder": lambda t, s: ["extract", _file_blocker(t).parent, "-o", t / "out" / "F.csv"],
+    "extract: empty manifest file": lambda t, s: ["extract", _w(t / "in" / "m.csv", ""), "-o", t / "out" / "F.csv"],
+    "extract: header-only manifest": lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id,image,lesion\n"),
+                                                   "-o", t / "out" / "F.csv"],
+    "extract: manifest missing columns": lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id,img\nA,x.nrrd\n"),
+                                                       "-o", t / "out" / "F.csv"],
+    "extract: duplicate case": lambda t, s: ["extract", _manifest(t, s, rows=2, same_id=True), "-o", t / "out" / "F.csv"],
+    "extract: binary manifest": lambda t, s: ["extract", _wb(t / "in" / "m.csv", b"\xff\xfe\x00\x01bad"),
+                                              "-o", t / "out" / "F.csv"],
+    "extract: output not .csv": lambda t, s: ["extract", _manifest(t, s), "-o", t / "out" / "F.txt"],
+    "extract: output under a file": lambda t, s: ["extract", _manifest(t, s), "-o", _file_blocker(t) / "F.csv"],
+    "extract: output is a folder": lambda t, s: ["extract", _manifest(t, s), "-o", _mkdir(t / "out" / "F.csv")],
+    "extract: missing params file": lambda t, s: ["extract", _manifest(t, s), "--params", t / "in" / "p.yaml",
+                                                  "-o", t / "out" / "F.csv"],
+    "extract: params not YAML": lambda t, s: ["extract", _manifest(t, s), "--params", _w(t / "in" / "p.yaml", "a: [\n"),
+                                              "-o", t / "out" / "F.csv"],
+    "extract: zero distance": lambda t, s: ["extract", _manifest(t, s), "--distances", "0", "-o", t / "out" / "F.csv"],
+    "extract: zero jobs": lambda t, s: ["extract", _manifest(t, s), "--jobs", "0", "-o", t / "out" / "F.csv"],
+    "extract: scheduler without dask": lambda t, s: ["extract", _manifest(t, s), "--scheduler", "tcp://x:1",
+                                                     "-o", t / "out" / "F.csv"],
+    # ---- train
+    "train: missing features": lambda t, s: _train(t / "in" / "f.csv", s["labels"], t / "out" / "m.json"),
+    "train: features is a folder": lambda t, s: _train(_mkdir(t / "in" / "f.csv"), s["labels"], t / "out" / "m.json"),
+    "train: empty features file": lambda t, s: _train(_w(t / "in" / "f.csv", ""), s["labels"], t / "out" / "m.json"),
+    "train: header-only features": lambda t, s: _train(_w(t / "in" / "f.csv", "case_id,intra_a\n"), s["labels"],
+                                                       t / "out" / "m.json"),
+    "train: binary features file": lambda t, s: _train(_wb(t / "in" / "f.csv", bytes(range(256)) * 4), s["labels"],
+                                                       t / "out" / "m.json"),
+    "train: missing labels": lambda t, s: _train(s["features"], t / "in" / "l.csv", t / "out" / "m.json"),
+    "train: labels is a folder": lambda t, s: _train(s["features"], _mkdir(t / "in" / "l.csv"), t / "out" / "m.json"),
+    "train: empty labels file": lambda t, s: _train(s["features"], _w(t / "in" / "l.csv", ""), t / "out" / "m.json"),
+    "train: no id column": lambda t, s: _train(_copy_table(t, s, lambda d: d.rename(columns={"case_id": "pid"})),
+                                               s["labels"], t / "out" / "m.json"),
+    "train: duplicated ids": lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:]))),
+                                                 s["labels"], t / "out" / "m.json"),
+    "train: duplicated ids in labels": lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:])), "labels.csv", "labels"), t / "out" / "m.json"),
+    "train: non-numeric feature column": lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(intra_f1="abc")),
+                                                             s["labels"], t / "out" / "m.json"),
+    "train: all-NaN feature columns": lambda t, s: _train(_copy_table(
+        t, s, lambda d: d.assign(**{c: np.nan for c in d.columns if c.startswith("intra_")})),
+        s["labels"], t / "out" / "m.json"),
+    "train: labels column missing": lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.drop(columns="label"), "labels.csv", "labels"), t / "out" / "m.json"),
+    "train: one class only": lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.assign(label=1), "labels.csv", "labels"), t / "out" / "m.json"),
+    "train: no matching ids": lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.assign(case_id="z" + d.case_id), "labels.csv", "labels"), t / "out" / "m.json"),
+    "train: too few cases for 10-fold CV": lambda t, s: ["train", *_tables(_mkdir(t / "in"), n=12), "-o",
+                                                         t / "out" / "m.json", *CUSTOM],
+    "train: too few cases for a split": lambda t, s: ["train", *_tables(_mkdir(t / "in"), n=5), "-o",
+                                                      t / "out" / "m.json", *CUSTOM, *FAST],
+    "train: unknown feature set": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                      "--feature-set", "peri7"),
+    "train: intra+peri3 without intra columns": lambda t, s: _train(_copy_table(
+        t, s, lambda d: d.drop(columns=[c for c in d.columns if c.startswith("intra_")])), s["labels"],
+        t / "out" / "m.json", "--feature-set", "intra+peri3"),
+    "train: wrong task": lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json", "--task", "stage3"],
+    "train: stage1 without HER2 columns": lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
+                                                        "--task", "stage1", *FAST],
+    "train: custom without label options": lambda t, s: ["train", s["features"], s["labels"], "-o",
+                                                          t / "out" / "m.json", "--task", "custom", *FAST],
+    "train: positive value absent": lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
+                                                  "--task", "custom", "--label-column", "label", "--positive", "yes",
+                                                  "--negative", "0", *FAST],
+    "train: negative test size": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "-0.2"),
+    "train: test size 1": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "1"),
+    "train: nan test size": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "nan"),
+    "train: unknown test center": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                      "--split", "center", "--test-center", "Z"),
+    "train: center column missing": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                        "--split", "center", "--test-center", "A",
+                                                        "--center-column", "site"),
+    "train: split center without test center": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                                    "--split", "center"),
+    "train: cv folds 1": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--cv-folds", "1"),
+    "train: icc threshold 2": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--icc-threshold", "2"),
+    "train: missing ICC table": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                    "--icc", t / "in" / "icc.csv"),
+    "train: ICC table without reader": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                           "--icc", s["features"]),
+    "train: unknown reader": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--reader", "R9"),
+    "train: output under a file": lambda t, s: _train(s["features"], s["labels"], _file_blocker(t) / "m.json"),
+    "train: output is a folder": lambda t, s: _train(s["features"], s["labels"], _mkdir(t / "out" / "m.json")),
+    # ---- evaluate
+    "evaluate: missing card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", t / "in" / "m.json"],
+    "evaluate: card is a folder": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _mkdir(t / "in" / "m")],
+    "evaluate: truncated card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                              _w(t / "in" / "m.json", s["intra"].read_text()[:200])],
+    "evaluate: empty card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _w(t / "in" / "m.json", "")],
+    "evaluate: card is a JSON list": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                                   _w(t / "in" / "m.json", "[1, 2]")],
+    "evaluate: edited card (checksum)": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                                      _w(t / "in" / "m.json", _edit_card(s["intra"]))],
+    "evaluate: card from another feature set": lambda t, s: ["evaluate", _copy_table(
+        t, s, lambda d: d.drop(columns=[c for c in d.columns if c.startswith("peri3_")])), s["labels"],
+        "--model", s["intra+peri3"], "-o", t / "out" / "e.json"],
+    "evaluate: one class in labels": lambda t, s: ["evaluate", s["features"], _copy_table(
+        t, s, lambda d: d.assign(label=0), "labels.csv", "labels"), "--model", s["intra"], "-o", t / "out" / "e.json"],
+    "evaluate: unknown --cases": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
+                                               "--cases", "validation"],
+    "evaluate: output under a file": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
+                                                   "-o", _file_blocker(t) / "e.json"],
+    "evaluate: output is a folder": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
+                                                  "-o", _mkdir(t / "out" / "e.json")],
+    # ---- compare
+    "compare: one card": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"]],
+    "compare: missing card": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
+                                           t / "in" / "m.json"],
+    "compare: truncated card": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
+                                             _w(t / "in" / "m.json", s["intra"].read_text()[:100])],
+    "compare: different targets": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"], s["stage1"]],
+    "compare: card features absent": lambda t, s: ["compare", _copy_table(
+        t, s, lambda d: d.drop(columns=[c for c in d.columns if c.startswith("peri3_")])), s["labels"],
+        "--models", s["intra"], s["intra+peri3"], "-o", t / "out" / "c.json"],
+    "compare: output under a file": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
+                                                  s["intra+peri3"], "-o", _file_blocker(t) / "c.json"],
+    # ---- study
+    "study: unknown feature set": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                                "--feature-sets", "intra", "intra+peritumoral"],
+    "study: no trainable set": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                             "--feature-sets", "intra+peri5"],
+    "study: output under a file": lambda t, s: ["study", s["features"], s["labels"], "-o", _file_blocker(t) / "s",
+                                                *CUSTOM, *FAST, "--feature-sets", "intra"],
+    "study: output is a file": lambda t, s: ["study", s["features"], s["labels"], "-o", _file_blocker(t),
+                                             *CUSTOM, *FAST, "--feature-sets", "intra"],
+    "study: negative test size": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                               "--test-size", "-0.1"],
+    "study: unknown test center": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                                "--split", "center", "--test-center", "Z"],
+    "study: one class only": lambda t, s: ["study", s["features"], _copy_table(
+        t, s, lambda d: d.assign(label=0), "labels.csv", "labels"), "-o", t / "out", *CUSTOM, *FAST],
+}
+
+
+def _wb(p: Path, data: bytes) -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _empty_mask(t: Path) -> str:
+    img = sitk.Image(24, 24, 8, sitk.sitkUInt8)
+    img.SetSpacing((1.0, 1.0, 2.0))
+    sitk.WriteImage(img, str(t / "in" / "empty_lesion.nrrd"))
+    return "empty_lesion.nrrd"
+
+
+def _manifest(t: Path, s: dict, rows: int = 1, same_id: bool = False) -> Path:
+    lines = ["case_id,image,lesion"]
+    for i in range(rows):
+        lines.append(f"{'A' if same_id else f'C{i}'},{s['image']},{s['lesion']}")
+    return _w(t / "in" / "manifest.csv", "\n".join(lines) + "\n")
+
+
+def _edit_card(card: Path) -> str:
+    d = json.loads(card.read_text())
+    d["cutoff"] = 0.123
+    return json.dumps(d)
+
+
+def _run_inproc(capsys, args: list) -> tuple[int, str, str]:
+    try:
+        rc = cli.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse
+        rc = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _check(rc: int, out: str, err: str, before: set[str], after: set[str], expect: int = 2) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == expect, f"exit {rc}, stderr: {err!r}"
+    assert "Traceback" not in out + err
+    errors = [ln for ln in lines if re.match(r"(her2radiomics( \w+)?: )?error: ", ln)]
+    assert len(errors) == 1 and len(lines) == 1, f"want one error line, got {lines!r}"
+    assert after == before, f"files created: {sorted(after - before)}"
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(name: str, shared, tmp_path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    args = CASES[name](tmp_path, shared)
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    rc, out, err = _run_inproc(capsys, args)
+    _check(rc, out, err, before, _tree(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------------ real data
+def _duke(*parts: str) -> Path:
+    return shared_path("duke", *parts)
+
+
+REAL: dict[str, Case] = {
+    "train: Duke tables without --id-column": lambda t, s: [
+        "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "stage1"],
+    "train: Duke stage1 without HER2 category columns": lambda t, s: [
+        "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "stage1",
+        "--id-column", "patient_id", "--feature-set", "all"],
+    "train: Duke table for --feature-set intra (no region prefixes)": lambda t, s: [
+        "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "custom",
+        "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0"],
+    "train: Duke centre that does not exist": lambda t, s: [
+        "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "custom",
+        "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0",
+        "--feature-set", "all", "--split", "center", "--center-column", "manufacturer", "--test-center", "7"],
+    "evaluate: card on the Duke table (features absent)": lambda t, s: [
+        "evaluate", _duke("imaging_features.csv"), _duke("clinical.csv"), "--model", s["intra"],
+        "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0"],
+    "regions: breast1 with an absent label": lambda t, s: [
+        "regions", shared_path("pyradiomics_breast1", "breast1_image.nrrd"),
+        shared_path("pyradiomics_breast1", "breast1_label.nrrd"), "--label", "5", "-o", t / "out"],
+    "regions: Duke DICOM image with a lesion of another grid": lambda t, s: [
+        "regions", shared_path("duke_dicom"), s["lesion"], "-o", t / "out"],
+    "regions: breast1 lesion on the Duke DICOM grid": lambda t, s: [
+        "regions", shared_path("duke_dicom"), shared_path("pyradiomics_breast1", "breast1_label.nrrd"), "-o", t / "out"],
+}
+
+
+@pytest.mark.parametrize("name", list(REAL))
+def test_bad_input_real_data(name: str, shared, tmp_path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    args = REAL[name](tmp_path, shared)
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    rc, out, err = _run_inproc(capsys, args)
+    _check(rc, out, err, before, _tree(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------------ subprocesses
+@pytest.mark.parametrize("name", ["train: truncated ICC", "regions: text file named .nrrd", "usage: no -o",
+                                  "usage: unknown command"])
+def test_bad_input_subprocess(name: str, shared, tmp_path) -> None:
+    """The real console entry point (python -m her2radiomics): one line, exit 2, no traceback."""
+    (tmp_path / "in").mkdir()
+    args = {
+        "train: truncated ICC": lambda: _train(shared["features"], shared["labels"], tmp_path / "out" / "m.json",
+                                               "--icc", _w(tmp_path / "in" / "icc.csv", 'case_id,reader,intra_f0\n"x')),
+        "regions: text file named .nrrd": lambda: ["regions", _w(tmp_path / "in" / "x.nrrd", "NRRD0004\nnonsense\n"),
+                                                   shared["lesion"], "-o", tmp_path / "out"],
+        "usage: no -o": lambda: ["train", shared["features"], shared["labels"], "--task", "stage1"],
+        "usage: unknown command": lambda: ["predit", "x"],
+    }[name]()
+    before = _tree(tmp_path)
+    r = run_cli(*args, timeout=120)
+    _check(r.returncode, r.stdout, r.stderr, before, _tree(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------------ Ctrl-C
+@pytest.mark.parametrize("command", ["train", "extract"])
+def test_ctrl_c_one_line_and_nothing_written(command: str, shared, tmp_path, capsys, monkeypatch) -> None:
+    """Ctrl-C mid-run: exit 130, one ``error: interrupted`` line saying what is kept, no partial output."""
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    (tmp_path / "in").mkdir()
+    if command == "train":
+        monkeypatch.setattr(modeling, "lasso_select", interrupt)
+        args = _train(shared["features"], shared["labels"], tmp_path / "out" / "m.json")
+    else:
+        import her2radiomics.cohort as cohort
+        monkeypatch.setattr(cohort, "_run", interrupt)
+        args = ["extract", _manifest(tmp_path, shared), "-o", tmp_path / "out" / "F.csv", "--no-progress"]
+    capsys.readouterr()
+    rc, out, err = _run_inproc(capsys, args)
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("extract: ")]
+    assert rc == 130 and "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted (Ctrl-C); "), lines
+    assert ("re-run resumes" in lines[0]) == (command == "extract")
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()] if (tmp_path / "out").exists() else []
+    assert written == []
+
+
+# ------------------------------------------------------------------------------------------------ cohort failures
+def test_extract_every_case_failing_writes_only_the_failure_list(shared, tmp_path, capsys) -> None:
+    """Exit 1 (documented for failed cases), a failure list naming the resolved path, no empty features table."""
+    man = _w(tmp_path / "in" / "m.csv", "case_id,image,lesion\nA,missing.nrrd,lesion.nrrd\nB,../in/gone.nrrd,x.nrrd\n")
+    rc, out, err = _run_inproc(capsys, ["extract", man, "-o", tmp_path / "out" / "F.csv", "--no-progress"])
+    assert rc == 1 and "Traceback" not in err
+    assert f"failed: A: image file not found: {tmp_path / 'in' / 'missing.nrrd'}" in err  # relative to the manifest
+    assert "no case could be extracted (2 failed" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["F.failures.csv"]
+
+
+def test_extract_relative_manifest_partial_failure(tmp_path, capsys) -> None:
+    """Relative paths resolve against the manifest's folder (not the working directory); a missing case fails alone."""
+    d = shared_path("pyradiomics_breast1")
+    man = _w(tmp_path / "cohort" / "m.csv", f"case_id,image,lesion\nok,{d / 'breast1_image.nrrd'},{d / 'breast1_label.nrrd'}\n"
+                                            "lost,img/none.nrrd,img/none_label.nrrd\n")
+    rc, out, err = _run_inproc(capsys, ["extract", man, "-o", tmp_path / "out" / "F.csv", "--no-progress",
+                                        "--distances", "1"])
+    assert rc == 1 and "Traceback" not in err
+    assert f"failed: lost: image file not found: {tmp_path / 'cohort' / 'img' / 'none.nrrd'}" in err
+    import pandas as pd
+    assert pd.read_csv(tmp_path / "out" / "F.csv")["case_id"].tolist() == ["ok"]
+    assert (tmp_path / "out" / "F.failures.csv").is_file()
+    assert (tmp_path / "out" / "F.csv").stat().st_mode & 0o044  # readable by others like any file the user makes
