@@ -361,9 +361,9 @@ def extract_cohort(
     t0 = time.perf_counter()
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    distances = tuple(float(d) for d in distances)
-    if not distances or any(not np.isfinite(d) or d <= 0 for d in distances):
-        raise UserError(f"shell distances must be positive mm values, got {list(distances)}")
+    from her2radiomics.regions import validate_distances
+
+    distances = validate_distances(distances)  # up front: a bad distance is the user's, not every case's, failure
     if jobs == 0 or jobs < -1:
         raise UserError(f"--jobs must be a positive number of processes (or -1 for all cores), got {jobs}")
     if jobs == -1:

@@ -39,6 +39,7 @@ from her2radiomics.io import check_output, write_image, write_json
 
 DEFAULT_SIZE = (448, 448, 160)
 DEFAULT_SPACING = (0.74, 0.74, 1.2)
+MAX_VOXELS = 128 * 2**20  # 4x the default volume; the size limit per axis alone would allow 8.6e9 voxels
 #: in-plane field of view (mm) for which the anatomy constants below are written
 REFERENCE_FOV_MM = 448 * 0.74
 REFERENCE_FOV_Z_MM = 160 * 1.2
@@ -121,6 +122,10 @@ def _check_args(size, spacing, lesion_radius_mm, rim, heterogeneity, peritumoral
         raise UserError("size and spacing need 3 values each (x y z)")
     if min(size_t) < 16 or max(size_t) > 2048:
         raise UserError(f"phantom size {size_t} must be between 16 and 2048 voxels per axis")
+    n_vox = size_t[0] * size_t[1] * size_t[2]
+    if n_vox > MAX_VOXELS:  # ~25 bytes per voxel at peak (0.8 GB for the default 448 x 448 x 160)
+        raise UserError(f"phantom size {size_t} is {n_vox:,} voxels, more than {MAX_VOXELS:,} (about "
+                        f"{MAX_VOXELS * 25 / 1e9:.1f} GB of memory); use a smaller size or a coarser spacing")
     if not all(math.isfinite(s) and 0.05 <= s <= 20 for s in spacing_t):
         raise UserError(f"phantom spacing {spacing_t} must be between 0.05 and 20 mm")
     checks = {
