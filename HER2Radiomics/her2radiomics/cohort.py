@@ -34,7 +34,7 @@ import pandas as pd
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
 from her2radiomics.features import extract_case, load_params, params_hash, set_threads
-from her2radiomics.io import atomic_path, check_output, write_json, write_text
+from her2radiomics.io import atomic_path, check_csv_header, check_output, write_json, write_text
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
@@ -100,6 +100,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
             columns = [c.strip() for c in (rows[0].keys() if rows else [])]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"cannot read manifest {p}: {exc}; give a UTF-8 CSV file") from None
+    check_csv_header(columns or [""], p, "manifest")
     if not rows:
         raise UserError(f"manifest {p} has no rows; give a header case_id,image,lesion and one row per case")
     missing = [c for c in ("case_id", "image", "lesion") if c not in columns]

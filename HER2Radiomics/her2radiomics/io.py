@@ -117,6 +117,17 @@ def to_binary_mask(
     return res
 
 
+def check_csv_header(columns, path: str | os.PathLike[str], what: str, sep: str = ",") -> None:
+    """UserError when a CSV header parsed into one column that holds another separator (a spreadsheet export
+    with ';' or tabs): the later 'no column X' message would point the user the wrong way."""
+    cols = [str(c) for c in columns]
+    if len(cols) == 1:
+        for other, name in ((";", "semicolons"), ("\t", "tabs"), (",", "commas")):
+            if other != sep and other in cols[0]:
+                raise UserError(f"{what} {Path(path)} is separated by {name}, not {'tabs' if sep == chr(9) else 'commas'}; "
+                                "save it as a comma-separated CSV (decimal point '.')")
+
+
 def check_output(path: str | os.PathLike[str], what: str = "output", *, folder: bool = False) -> Path:
     """Fail early, before any work, when ``path`` cannot be created: it names an existing folder where a file
     is expected (or an existing file where a folder is expected), or one of its parents is a file or is not

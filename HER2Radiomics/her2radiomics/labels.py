@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from her2radiomics.errors import UserError
+from her2radiomics.io import check_csv_header
 
 __all__ = [
     "CATEGORIES",
@@ -315,7 +316,8 @@ def load_labels(
         raise UserError(f"labels file {p} is empty; it needs a header and one row per case") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"cannot read labels file {p}: {first}") from None
+        raise UserError(f"cannot read labels file {p}: {first}; give a comma-separated UTF-8 CSV file") from None
+    check_csv_header(raw.columns, p, "labels file", sep)
     raw.columns = [str(c).strip() for c in raw.columns]
     if raw.empty:
         raise UserError(f"labels file {p} has no rows; it needs one row per case")

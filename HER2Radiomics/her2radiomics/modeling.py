@@ -37,6 +37,7 @@ import pandas as pd
 
 from her2radiomics import __version__, stats
 from her2radiomics.errors import UserError
+from her2radiomics.io import check_csv_header
 from her2radiomics.modelcard import (  # noqa: F401  (re-exported: api.md names them in modeling)
     FORMAT,
     INTENDED_USE,
@@ -74,7 +75,9 @@ def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[s
         dtypes = {c: str for c in text_columns if c in head.columns}
         df = pd.read_csv(p, dtype=dtypes, keep_default_na=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {what} {p} as CSV: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read {what} {p} as CSV: {str(exc).splitlines()[0]}; give a comma-separated UTF-8 "
+                        "CSV file (not a spreadsheet)") from None
+    check_csv_header(df.columns, p, what)
     if df.empty:
         raise UserError(f"{what} {p} has no rows")
     return df

@@ -151,6 +151,8 @@ CASES: dict[str, Case] = {
                                                    "-o", t / "out" / "F.csv"],
     "extract: manifest missing columns": lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id,img\nA,x.nrrd\n"),
                                                        "-o", t / "out" / "F.csv"],
+    "extract: semicolon manifest": lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id;image;lesion\nA;x;y\n"),
+                                                 "-o", t / "out" / "F.csv"],
     "extract: duplicate case": lambda t, s: ["extract", _manifest(t, s, rows=2, same_id=True), "-o", t / "out" / "F.csv"],
     "extract: binary manifest": lambda t, s: ["extract", _wb(t / "in" / "m.csv", b"\xff\xfe\x00\x01bad"),
                                               "-o", t / "out" / "F.csv"],
@@ -177,6 +179,12 @@ CASES: dict[str, Case] = {
                                                        t / "out" / "m.json"),
     "train: binary features file": lambda t, s: _train(_wb(t / "in" / "f.csv", bytes(range(256)) * 4), s["labels"],
                                                        t / "out" / "m.json"),
+    "train: semicolon-separated features (spreadsheet export)": lambda t, s: _train(_w(
+        t / "in" / "f.csv", s["features"].read_text().replace(",", ";")), s["labels"], t / "out" / "m.json"),
+    "train: semicolon-separated labels": lambda t, s: _train(s["features"], _w(
+        t / "in" / "l.csv", s["labels"].read_text().replace(",", ";")), t / "out" / "m.json"),
+    "train: spreadsheet (zip) as features": lambda t, s: _train(_wb(t / "in" / "f.xlsx", b"PK\x03\x04" + bytes(range(256))),
+                                                                s["labels"], t / "out" / "m.json"),
     "train: missing labels": lambda t, s: _train(s["features"], t / "in" / "l.csv", t / "out" / "m.json"),
     "train: labels is a folder": lambda t, s: _train(s["features"], _mkdir(t / "in" / "l.csv"), t / "out" / "m.json"),
     "train: empty labels file": lambda t, s: _train(s["features"], _w(t / "in" / "l.csv", ""), t / "out" / "m.json"),
