@@ -183,6 +183,8 @@ def make_phantom(
         spacing_c[perm[a]] = spacing_t[a]
     nx, ny, nz = size_c
     sx, sy, sz = spacing_c
+    if int(seed) < 0:
+        raise UserError(f"seed {seed} is negative; use a seed >= 0")
     rng = np.random.default_rng(int(seed))
 
     x = ((np.arange(nx) - (nx - 1) / 2) * sx).astype(np.float32)  # + = patient left

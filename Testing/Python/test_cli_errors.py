@@ -125,6 +125,7 @@ CASES: dict[str, Case] = {
     "phantom: rim out of range": lambda t, s: ["phantom", "-o", t / "out", "--rim", "3"],
     "phantom: negative noise": lambda t, s: ["phantom", "-o", t / "out", "--noise", "-1"],
     "phantom: nan radius": lambda t, s: ["phantom", "-o", t / "out", "--lesion-radius-mm", "nan"],
+    "phantom: negative seed": lambda t, s: ["phantom", "-o", t / "out", *PH, "--seed", "-1"],
     "phantom: non-numeric seed": lambda t, s: ["phantom", "-o", t / "out", "--seed", "abc"],
     # ---- regions
     "regions: missing image": lambda t, s: ["regions", t / "in" / "nope.nrrd", s["lesion"], "-o", t / "out"],
