@@ -347,6 +347,8 @@ def load_labels(
         mode = "generic"
         if label_column is None:
             raise UserError("--positive/--negative need --label-column naming the label column")
+        if not pos_list:  # negatives alone would give a target without any event
+            raise UserError("--negative needs --positive too: list the event value(s) of the label column")
         lc = _find_column(cols, label_column, "label", p)
         keys = raw[lc].map(_value_key)
         present = set(keys[raw[lc] != ""])

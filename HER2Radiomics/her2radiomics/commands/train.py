@@ -95,6 +95,8 @@ def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 def training_config(args: argparse.Namespace, feature_set: str) -> modeling.TrainConfig:
     if args.split == "center" and args.test_center is None:
         raise UserError("--split center needs --test-center VALUE (the centre forming the external test set)")
+    if args.split != "center" and args.test_center is not None:
+        raise UserError("--test-center is used only with --split center; add --split center or drop --test-center")
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed must be an integer in [0, 4294967295], got {args.seed}")
     if args.cv_folds < 2:
