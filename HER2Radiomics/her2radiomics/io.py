@@ -57,7 +57,19 @@ def read_image(path: str | os.PathLike[str], what: str = "image") -> sitk.Image:
         )
     if img.GetDimension() == 3 and min(img.GetSize()) < 1:
         raise UserError(f"{what} {p} is empty")
+    check_finite(img, f"{what} {p}")
     return img
+
+
+def check_finite(img: sitk.Image, what: str = "image") -> None:
+    """UserError when a floating-point image holds NaN or infinite voxels (exclusion detection, shells and
+    pyradiomics all need finite intensities). Integer images are finite by construction (no cost)."""
+    if img.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return
+    arr = sitk.GetArrayViewFromImage(img)
+    bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise UserError(f"{what} has {bad} NaN/infinite voxel(s); replace them with a finite value (e.g. 0) first")
 
 
 def read_dicom_series(folder: str | os.PathLike[str]) -> sitk.Image:

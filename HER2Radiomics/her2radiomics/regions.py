@@ -46,6 +46,7 @@ from scipy import ndimage
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
 from her2radiomics.geometry import check_same_grid, image_from_array, voxel_volume_mm3
+from her2radiomics.io import check_finite
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 EXCLUSIONS: tuple[str, ...] = ("air", "pectoralis")
@@ -309,6 +310,7 @@ def build_regions(
     if image.GetDimension() != 3:
         raise UserError(f"image is {image.GetDimension()}D; give one 3D volume")
     _check_rotation(image)
+    check_finite(image, "image")
     les = _binary_array(lesion, image, "lesion")
     spacing = _spacing_zyx(image)
     vv = voxel_volume_mm3(image)

@@ -134,6 +134,8 @@ CASES: dict[str, Case] = {
     "regions: text file named .nrrd": lambda t, s: ["regions", _w(t / "in" / "fake.nrrd", "hello\n"), s["lesion"],
                                                    "-o", t / "out"],
     "regions: empty image file": lambda t, s: ["regions", _w(t / "in" / "empty.nrrd", ""), s["lesion"], "-o", t / "out"],
+    "regions: float image with NaN voxels": lambda t, s: ["regions", _nan_image(t), s["lesion"], "-o", t / "out"],
+    "regions: 2D image": lambda t, s: ["regions", _image2d(t), s["lesion"], "-o", t / "out"],
     "regions: lesion on another grid": lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", (20, 24, 8), True),
                                                     "-o", t / "out"],
     "regions: empty lesion": lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", lesion=False).parent /
@@ -310,6 +312,20 @@ def _wb(p: Path, data: bytes) -> Path:
 def _mkdir(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def _nan_image(t: Path) -> Path:
+    arr = np.full((8, 24, 24), 200.0, np.float32)
+    arr[:, :3, :] = np.nan  # e.g. a processed NIfTI with NaN outside the body
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((1.0, 1.0, 2.0))
+    sitk.WriteImage(img, str(t / "in" / "nan.nrrd"))
+    return t / "in" / "nan.nrrd"
+
+
+def _image2d(t: Path) -> Path:
+    sitk.WriteImage(sitk.Image(24, 24, sitk.sitkInt16), str(t / "in" / "slice.nrrd"))
+    return t / "in" / "slice.nrrd"
 
 
 def _empty_mask(t: Path) -> str:
