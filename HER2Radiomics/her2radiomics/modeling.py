@@ -657,6 +657,10 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
     if non_numeric:
         raise UserError(f"feature column {non_numeric[0]!r} is not numeric; remove it or fix the features table")
     notes = list(cohort.notes)
+    if config.feature_set == "all":
+        text_cols = [c for c in cohort.X.columns if c not in set(cohort.numeric)]
+        if text_cols:
+            notes.append(f"{len(text_cols)} non-numeric column(s) left out of 'all' (e.g. {text_cols[0]!r})")
     icc_kept = None
     sel_extra: dict[str, Any] = {}
     if icc_table is not None:
@@ -714,6 +718,23 @@ def _sklearn_version() -> str:
 
 
 # ============================================================================================ evaluation
+def missing_value_notes(card: dict, X: pd.DataFrame) -> list[str]:
+    """Notes on the card's feature values that prediction imputes (missing, non-numeric or non-finite), so a
+    table with a wrongly named or empty column does not give a quietly degraded AUC."""
+    feats = [f for f in card["features"] if f in X.columns]
+    A = X[feats].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(A)
+    if not bad.any():
+        return []
+    notes = [f"{int(bad.sum())} missing/non-numeric value(s) of the model's features imputed with the card's training "
+             "medians"]
+    empty = [f for f, col in zip(feats, bad.T, strict=True) if col.all()]
+    if empty:
+        notes.append(f"feature(s) {', '.join(empty[:3])} have no usable value in this table, so every case got the "
+                     "training median (the model runs without them); check the features table")
+    return notes
+
+
 def evaluate(card: dict, cohort: Cohort) -> dict:
     """Metrics of a card on every case of ``cohort`` at the card's cut-off, with the GDI vs its training AUC."""
     prob = predict_proba(card, cohort.X)
@@ -731,7 +752,7 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
            "metrics": m, "train_auc": train_auc, "gdi": gdi_entry(train_auc, m["auc"]),
            "n_training_cases_evaluated": overlap,
            "predictions": {"case_ids": ids, "y": y.tolist(), "probabilities": prob.tolist()},
-           "notes": list(cohort.notes)}
+           "notes": list(cohort.notes) + missing_value_notes(card, cohort.X)}
     if overlap:
         out["notes"].append(f"{overlap} of the {len(ids)} evaluated cases were used to train this model; "
                             "their AUC is optimistic")

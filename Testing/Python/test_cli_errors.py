@@ -485,3 +485,22 @@ def test_extract_relative_manifest_partial_failure(tmp_path, capsys) -> None:
     assert pd.read_csv(tmp_path / "out" / "F.csv")["case_id"].tolist() == ["ok"]
     assert (tmp_path / "out" / "F.failures.csv").is_file()
     assert (tmp_path / "out" / "F.csv").stat().st_mode & 0o044  # readable by others like any file the user makes
+
+
+# ------------------------------------------------------------------------------------------------ quiet degradation
+def test_evaluate_notes_an_empty_model_feature(shared, tmp_path, capsys) -> None:
+    """Not an error (prediction imputes), but never silent: an empty model feature is named in a note."""
+    card = json.loads(shared["intra"].read_text())
+    feat = card["features"][0]
+    table = _copy_table(tmp_path, shared, lambda d: d.assign(**{feat: np.nan}))
+    rc, out, err = _run_inproc(capsys, ["evaluate", table, shared["labels"], "--model", shared["intra"]])
+    assert rc == 0 and err == ""
+    assert f"note: {len(table.read_text().splitlines()) - 1} missing/non-numeric value(s)" in out
+    assert f"note: feature(s) {feat} have no usable value in this table" in out
+
+
+def test_train_all_notes_dropped_text_columns(shared, tmp_path, capsys) -> None:
+    table = _copy_table(tmp_path, shared, lambda d: d.assign(scanner="GE"))
+    rc, out, err = _run_inproc(capsys, _train(table, shared["labels"], tmp_path / "m.json", "--feature-set", "all"))
+    assert rc == 0 and "note: 1 non-numeric column(s) left out of 'all' (e.g. 'scanner')" in out
+    assert "scanner" not in json.loads((tmp_path / "m.json").read_text())["features"]

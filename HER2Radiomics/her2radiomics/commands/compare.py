@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     names = unique_names(args.models)
     cohort = load_cohort(args, first["task"], card_label_spec(args, first))
     result = modeling.compare(cards, names, cohort)
-    print_notes(cohort.notes)
+    notes = list(cohort.notes)
+    for name, card in zip(names, cards, strict=True):
+        notes += [f"{name}: {n}" for n in modeling.missing_value_notes(card, cohort.X)]
+    print_notes(notes)
     print(format_delong(result))
     if args.output:
         write_json(result, args.output)
