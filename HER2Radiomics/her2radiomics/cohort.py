@@ -289,6 +289,26 @@ def _software() -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while child processes are started (they inherit it), then restore this process' handler.
+
+    A terminal's Ctrl-C goes to the whole process group; without this every Dask worker and nanny prints its own
+    KeyboardInterrupt traceback while the main process reports the interruption.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _run(
     tasks: list[tuple[CaseSpec, Path]],
     worker: Callable[..., dict],
@@ -315,9 +335,10 @@ def _run(
                 nworkers = max(1, len(Client.current().scheduler_info().get("workers", {})))
             else:
                 nworkers = max(1, jobs)
-                cluster = stack.enter_context(
-                    LocalCluster(n_workers=nworkers, threads_per_worker=1, processes=True, dashboard_address=None)
-                )
+                with _sigint_ignored():  # worker processes inherit it: Ctrl-C stops this process only, cleanly
+                    cluster = stack.enter_context(
+                        LocalCluster(n_workers=nworkers, threads_per_worker=1, processes=True, dashboard_address=None)
+                    )
                 stack.enter_context(Client(cluster))
             threads = max(1, ncpu // nworkers) if not scheduler else 1
             client = Client.current()

@@ -504,3 +504,31 @@ def test_train_all_notes_dropped_text_columns(shared, tmp_path, capsys) -> None:
     rc, out, err = _run_inproc(capsys, _train(table, shared["labels"], tmp_path / "m.json", "--feature-set", "all"))
     assert rc == 0 and "note: 1 non-numeric column(s) left out of 'all' (e.g. 'scanner')" in out
     assert "scanner" not in json.loads((tmp_path / "m.json").read_text())["features"]
+
+
+def test_real_ctrl_c_during_extract(tmp_path) -> None:
+    """A real SIGINT to the running CLI (python -m her2radiomics extract): exit 130, the interruption line last, no
+    traceback, no features table; finished cases stay in the cache."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import PKG_DIR
+
+    d = shared_path("pyradiomics_breast1")
+    rows = "".join(f"c{i},{d / 'breast1_image.nrrd'},{d / 'breast1_label.nrrd'}\n" for i in range(40))
+    man = _w(tmp_path / "m.csv", "case_id,image,lesion\n" + rows)
+    env = dict(os.environ, PYTHONPATH=str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen([sys.executable, "-m", "her2radiomics", "extract", str(man), "-o", str(tmp_path / "F.csv"),
+                          "--no-progress", "--distances", "1"], env=env, stderr=subprocess.PIPE, text=True)
+    first = p.stderr.readline()  # "extract: 40 case(s), ..." once the run has started
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    err = first + p.stderr.read()
+    assert p.wait(timeout=60) == 130, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err and lines[-1].startswith("error: interrupted (Ctrl-C); finished cases are kept")
+    assert not (tmp_path / "F.csv").exists()
+    assert len(list((tmp_path / "F.cache").glob("*.json"))) < 40
