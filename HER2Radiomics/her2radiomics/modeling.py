@@ -394,6 +394,8 @@ def icc_filter(icc_table: pd.DataFrame, candidates: Sequence[str], id_column: st
     if "reader" not in icc_table.columns or id_column not in icc_table.columns:
         raise UserError(f"the ICC table needs columns {id_column!r} and 'reader' (one row per case and reader)")
     readers = [r for r in pd.unique(icc_table["reader"].map(norm_value)) if r is not None]
+    if not readers:
+        raise UserError("the ICC table's 'reader' column is empty; give each row its reader (e.g. A / B)")
     if len(readers) != 2:
         raise UserError(f"the ICC table must hold exactly two readers, found {len(readers)} ({', '.join(map(str, readers[:5]))})")
     tabs = []
@@ -407,6 +409,9 @@ def icc_filter(icc_table: pd.DataFrame, candidates: Sequence[str], id_column: st
     if len(both) < 3:
         raise UserError(f"only {len(both)} case(s) are read by both readers in the ICC table; ICC needs at least 3")
     present = [c for c in candidates if c in icc_table.columns]
+    if not present:
+        raise UserError(f"the ICC table has none of the {len(candidates)} candidate feature columns (e.g. "
+                        f"{candidates[0]!r}); extract it with the same parameters and regions as the features table")
     notes = [f"ICC computed on {len(both)} cases read by both readers ({readers[0]}, {readers[1]}), ICC({kind})"]
     if len(present) < len(candidates):
         notes.append(f"{len(candidates) - len(present)} candidate feature(s) absent from the ICC table were dropped")

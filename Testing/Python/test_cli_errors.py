@@ -247,6 +247,12 @@ CASES: dict[str, Case] = {
                                                     "--icc", t / "in" / "icc.csv"),
     "train: ICC table without reader": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
                                                            "--icc", s["features"]),
+    "train: ICC table with three readers": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                               "--icc", _icc(t, s, readers="ABC")),
+    "train: ICC table with an empty reader column": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                                        "--icc", _icc(t, s, readers="")),
+    "train: ICC table without the candidate features": lambda t, s: _train(
+        s["features"], s["labels"], t / "out" / "m.json", "--icc", _icc(t, s, rename=True)),
     "train: unknown reader": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--reader", "R9"),
     "train: output under a file": lambda t, s: _train(s["features"], s["labels"], _file_blocker(t) / "m.json"),
     "train: output is a folder": lambda t, s: _train(s["features"], s["labels"], _mkdir(t / "out" / "m.json")),
@@ -326,6 +332,21 @@ def _nan_image(t: Path) -> Path:
 def _image2d(t: Path) -> Path:
     sitk.WriteImage(sitk.Image(24, 24, sitk.sitkInt16), str(t / "in" / "slice.nrrd"))
     return t / "in" / "slice.nrrd"
+
+
+def _icc(t: Path, s: dict, readers: str = "AB", rename: bool = False) -> Path:
+    """A multi-reader table of the first 10 cases (readers A, B, ... or a blank reader column)."""
+    import pandas as pd
+    f = pd.read_csv(s["features"]).head(10)
+    parts = [f.assign(reader=r) for r in (readers or "AB")]
+    tab = pd.concat(parts)
+    if not readers:
+        tab["reader"] = ""
+    if rename:
+        tab = tab.rename(columns=lambda c: c.replace("intra_", "tumour_"))
+    p = t / "in" / "icc.csv"
+    tab.to_csv(p, index=False)
+    return p
 
 
 def _empty_mask(t: Path) -> str:
