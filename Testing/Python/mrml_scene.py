@@ -29,6 +29,15 @@ class SceneContext:
     tables: object
     plots: object
 
+    def segment_editor(self, editor_node, volume_node):
+        """See :func:`segment_editor`."""
+        return segment_editor(self, editor_node, volume_node)
+
+    @staticmethod
+    def edit_segment(editor, segmentation_node, segment_id: str, box_mask, mode: str = "remove") -> None:
+        """See :func:`edit_segment`."""
+        edit_segment(editor, segmentation_node, segment_id, box_mask, mode)
+
     def close(self) -> None:
         for lg in (self.plots, self.tables, self.segmentations, self.volumes, self.colors):
             lg.SetMRMLScene(None)
@@ -81,3 +90,42 @@ def mrml_scene():
             slicer.modules = old_modules
         else:
             del slicer.modules
+
+
+# ------------------------------------------------------------------------------------------------
+# Segment Editor (vtkSlicerSegmentEditorLogic: the C++ logic behind qMRMLSegmentEditorWidget)
+# ------------------------------------------------------------------------------------------------
+def segment_editor(ctx: SceneContext, editor_node, volume_node):
+    """A vtkSlicerSegmentEditorLogic driving ``editor_node`` on ``volume_node``, as the editor widget does."""
+    logic = slicer.vtkSlicerSegmentEditorLogic()
+    logic.SetMRMLScene(ctx.scene)
+    logic.SetMRMLApplicationLogic(ctx.app_logic)
+    logic.SetSegmentEditorNode(editor_node)
+    logic.SetSourceVolumeNode(volume_node)
+    if not logic.ResetModifierLabelmapToDefault():
+        raise RuntimeError("segment editor: no reference geometry")
+    return logic
+
+
+def edit_segment(editor, segmentation_node, segment_id: str, box_mask, mode: str = "remove") -> None:
+    """Apply one brush-like edit: ``box_mask`` ((k, j, i) 0/1 array on the source volume grid).
+
+    ``mode`` is "remove" (ModificationModeRemove, the Erase effect), "add" (Paint) or "set".
+    """
+    from vtk.util import numpy_support
+
+    editor.ResetModifierLabelmapToDefault()
+    modifier = editor.GetModifierLabelmap()
+    arr = numpy_support.vtk_to_numpy(modifier.GetPointData().GetScalars()).reshape(tuple(reversed(modifier.GetDimensions())))
+    if arr.shape != box_mask.shape:
+        raise ValueError(f"modifier labelmap {arr.shape} is not on the volume grid {box_mask.shape}")
+    arr[:] = box_mask.astype(arr.dtype)
+    modifier.Modified()
+    modes = {
+        "remove": editor.ModificationModeRemove,
+        "add": editor.ModificationModeAdd,
+        "set": editor.ModificationModeSet,
+    }
+    editor.SetCurrentSegmentID(segment_id)
+    editor.SaveStateForUndo()
+    editor.ModifySegmentByLabelmap(segmentation_node, segment_id, modifier, modes[mode], modifier.GetExtent(), True, False)
