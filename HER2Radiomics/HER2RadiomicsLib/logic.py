@@ -19,6 +19,7 @@ features from ``her2radiomics.features.extract_case`` and predictions from
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -403,7 +404,10 @@ class HER2RadiomicsLogic:
         if stage2_path:
             cards["stage2"] = self.load_card(stage2_path)
         df = pd.DataFrame([{"case_id": case_id, **values}])
-        pred = predict(df, cards["stage1"], cards.get("stage2"))
+        kwargs = {}
+        if self.state.parameter_hash and "features_hash" in inspect.signature(predict).parameters:
+            kwargs["features_hash"] = self.state.parameter_hash  # the core refuses cards from another parameter file
+        pred = predict(df, cards["stage1"], cards.get("stage2"), **kwargs)
         row = {k: _plain(v) for k, v in pred.table.iloc[0].to_dict().items()}
         contrib = pred.contributions.copy()
         contrib["label"] = [feature_label(f) for f in contrib["feature"]]
@@ -411,14 +415,6 @@ class HER2RadiomicsLogic:
         contrib = contrib.sort_values(["stage", "abs"], ascending=[True, False]).drop(columns="abs")
         contributions = [{k: _plain(v) for k, v in r.items()} for r in contrib.to_dict("records")]
         warnings = [str(w) for w in pred.warnings]
-        for stage, card in cards.items():
-            prov = card.get("provenance") or {}
-            want = prov.get("parameter_file_hash")
-            if want and self.state.parameter_hash and want != self.state.parameter_hash:
-                warnings.append(
-                    f"{stage} model was trained on features from another parameter file ({want[:19]}...) than these "
-                    f"({self.state.parameter_hash[:19]}...); its predictions may not be meaningful"
-                )
         result = PredictionResult(
             row=row,
             contributions=contributions,

@@ -64,7 +64,7 @@ def _names_colors(seg) -> list[tuple[str, tuple[float, ...]]]:
 def phantom():
     from her2radiomics.phantom import make_phantom
 
-    return make_phantom(seed=2, size=(96, 96, 40), spacing=(0.74, 0.74, 1.2), lesion_radius_mm=4.0)
+    return make_phantom(seed=2, size=(96, 96, 40), spacing=(1.6, 1.6, 2.0), lesion_radius_mm=4.0)
 
 
 def test_radiologist_workflow(mrml_scene, phantom):
