@@ -386,9 +386,7 @@ class HER2RadiomicsLogic:
 
         if not path or not Path(str(path)).is_file():
             raise UserError(f"model card not found: {path}; choose a model card JSON in the Prediction section")
-        card = load_model_card(str(path))
-        card.setdefault("_path", str(path))
-        return card
+        return load_model_card(str(path))
 
     def predict(self, stage1_path, stage2_path=None, values: Mapping[str, float] | None = None, case_id: str | None = None) -> PredictionResult:
         """Stage-wise P(positive)/P(low)/P(zero), calls and contributions into table nodes and a bar chart."""
@@ -400,9 +398,8 @@ class HER2RadiomicsLogic:
         if not values:
             raise UserError("no features yet; run Extract features first")
         case_id = case_id or self.state.case_id
-        cards = {"stage1": self.load_card(stage1_path)}
-        if stage2_path:
-            cards["stage2"] = self.load_card(stage2_path)
+        paths = {"stage1": stage1_path, **({"stage2": stage2_path} if stage2_path else {})}
+        cards = {stage: self.load_card(p) for stage, p in paths.items()}
         df = pd.DataFrame([{"case_id": case_id, **values}])
         kwargs = {}
         if self.state.parameter_hash and "features_hash" in inspect.signature(predict).parameters:
@@ -420,7 +417,7 @@ class HER2RadiomicsLogic:
             contributions=contributions,
             warnings=warnings,
             gdi={stage: gdi_badges(card) for stage, card in cards.items()},
-            cards={stage: card_summary(card) for stage, card in cards.items()},
+            cards={stage: {"path": str(paths[stage]), **card_summary(card)} for stage, card in cards.items()},
         )
         result.table_node = self._table_node(f"{TABLE_PREFIX} predictions")
         pred_cols = list(row.keys())
@@ -547,7 +544,6 @@ def gdi_html(badges: list[tuple[str, float | None, str]]) -> str:
 
 def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "path": card.get("_path"),
         "task": card.get("task"),
         "feature_set": card.get("feature_set"),
         "checksum": card.get("checksum"),

@@ -129,3 +129,33 @@ def edit_segment(editor, segmentation_node, segment_id: str, box_mask, mode: str
     editor.SetCurrentSegmentID(segment_id)
     editor.SaveStateForUndo()
     editor.ModifySegmentByLabelmap(segmentation_node, segment_id, modifier, modes[mode], modifier.GetExtent(), True, False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Model cards for tests (docs/developer/api.md contract, checksum over the canonical JSON)
+# ------------------------------------------------------------------------------------------------
+def model_card(task: str, features: list[str], mean: list[float], scale: list[float], coef: list[float],
+               intercept: float, phash: str | None = None) -> dict:
+    """A valid model card with the given linear model (GDI 'warning' on its test split)."""
+    import hashlib
+    import json
+
+    event, ref = ("positive", ["low", "zero"]) if task == "stage1" else ("low", ["zero"])
+    metrics = {"n": 60, "n_event": 20, "auc": 0.85, "auc_ci": [0.75, 0.95], "accuracy": 0.8, "sensitivity": 0.8, "specificity": 0.8}
+    card = {
+        "format": "her2radiomics.model/1", "task": task, "classes": {"event": event, "reference": ref},
+        "feature_set": "intra+peri3", "features": list(features), "scaler": {"mean": list(mean), "scale": list(scale)},
+        "coefficients": list(coef), "intercept": float(intercept), "cutoff": 0.5,
+        "selection": {"method": "lasso", "C": 1.0, "candidates": len(features), "icc_threshold": 0.75,
+                      "n_after_icc": len(features), "n_after_mwu": len(features), "n_selected": len(features)},
+        "metrics": {"train": metrics, "test": {**metrics, "auc": 0.70}},
+        "gdi": {"test": {"value": (0.85 - 0.70) / 0.85, "zone": "warning"}},
+        "training_range": {"min": [m - 10 * s for m, s in zip(mean, scale, strict=True)],
+                           "max": [m + 10 * s for m, s in zip(mean, scale, strict=True)]},
+        "provenance": {"software": "test", "created": "2026-01-01T00:00:00Z", "parameter_file_hash": phash,
+                       "training_table_hash": "sha256:0", "seed": 0, "case_ids": {"train": ["a"], "test": ["b"]}},
+        "intended_use": "Synthetic test model, not for clinical use.",
+    }
+    body = json.dumps(card, sort_keys=True, separators=(",", ":"))
+    card["checksum"] = "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return card

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import getpass
-import hashlib
 import json
 import math
 
@@ -128,27 +127,12 @@ def test_background_job_equals_synchronous_and_cancels(mrml_scene, case, tmp_pat
 
 
 def _card(task: str, features: list[str], values: dict[str, float], phash: str, coef: list[float], intercept: float) -> dict:
-    """A valid model card (api.md contract) whose scaler centres the case near its own values."""
+    """A valid model card whose scaler centres the case near its own values."""
+    from mrml_scene import model_card
+
     mean = [values[f] * 0.9 for f in features]
     scale = [abs(values[f]) * 0.2 + 1e-3 for f in features]
-    event, ref = ("positive", ["low", "zero"]) if task == "stage1" else ("low", ["zero"])
-    metrics = {"n": 60, "n_event": 20, "auc": 0.85, "auc_ci": [0.75, 0.95], "accuracy": 0.8, "sensitivity": 0.8, "specificity": 0.8}
-    card = {
-        "format": "her2radiomics.model/1", "task": task, "classes": {"event": event, "reference": ref},
-        "feature_set": "intra+peri3", "features": features, "scaler": {"mean": mean, "scale": scale},
-        "coefficients": coef, "intercept": intercept, "cutoff": 0.5,
-        "selection": {"method": "lasso", "C": 1.0, "candidates": len(features), "icc_threshold": 0.75,
-                      "n_after_icc": len(features), "n_after_mwu": len(features), "n_selected": len(features)},
-        "metrics": {"train": metrics, "test": {**metrics, "auc": 0.70}},
-        "gdi": {"test": {"value": (0.85 - 0.70) / 0.85, "zone": "warning"}},
-        "training_range": {"min": [v * 0.5 for v in mean], "max": [v * 2.0 + 1 for v in mean]},
-        "provenance": {"software": "test", "created": "2026-01-01T00:00:00Z", "parameter_file_hash": phash,
-                       "training_table_hash": "sha256:0", "seed": 0, "case_ids": {"train": ["a"], "test": ["b"]}},
-        "intended_use": "Synthetic test model, not for clinical use.",
-    }
-    card["checksum"] = "sha256:" + hashlib.sha256(
-        json.dumps(card, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()
-    return card
+    return model_card(task, features, mean, scale, coef, intercept, phash)
 
 
 def _expected_p(card, values):

@@ -64,7 +64,11 @@ def _names_colors(seg) -> list[tuple[str, tuple[float, ...]]]:
 def phantom():
     from her2radiomics.phantom import make_phantom
 
-    return make_phantom(seed=2, size=(96, 96, 40), spacing=(1.6, 1.6, 2.0), lesion_radius_mm=4.0)
+    kw = {"seed": 2, "size": (96, 96, 40), "spacing": (1.6, 1.6, 2.0), "lesion_radius_mm": 4.0}
+    try:
+        return make_phantom(**kw, lesion_gap_mm=2.0)  # lesion close to the pectoralis
+    except TypeError:
+        return make_phantom(**kw)
 
 
 def test_radiologist_workflow(mrml_scene, phantom):
