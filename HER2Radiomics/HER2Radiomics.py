@@ -145,9 +145,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.logic = HER2RadiomicsLogic()
         self.logic.core.undo_stack = EditorUndo(self.ui.segmentEditorWidget)
-        self._editorNode = self.logic.core.segment_editor_node()
-        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._editorNode)
-        self.addObserver(self._editorNode, vtk.vtkCommand.ModifiedEvent, self.onEditorNodeModified)
+        self._editorNode = None
+        self._setupEditorNode()
 
         self.ui.clinicalUseLabel.text = _("Research software: not for clinical use.")
         self.ui.extractProgressBar.setRange(0, 100)
@@ -183,10 +182,21 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.stop()
         self.removeObservers()
 
+    def _setupEditorNode(self) -> None:
+        """The module's own segment editor node ('allow overlap'), observed so that the mode stays so."""
+        if self._editorNode is not None:
+            self.removeObserver(self._editorNode, vtk.vtkCommand.ModifiedEvent, self.onEditorNodeModified)
+        self._editorNode = self.logic.core.segment_editor_node()
+        self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._editorNode)
+        self.addObserver(self._editorNode, vtk.vtkCommand.ModifiedEvent, self.onEditorNodeModified)
+
     def enter(self) -> None:
         self.initializeParameterNode()
+        self.ui.segmentEditorWidget.setupViewObservations()
 
     def exit(self) -> None:
+        self.ui.segmentEditorWidget.setActiveEffect(None)
+        self.ui.segmentEditorWidget.removeViewObservations()
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -195,6 +205,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
+        self._setupEditorNode()
         if self.parent.isEntered:
             self.initializeParameterNode()
 

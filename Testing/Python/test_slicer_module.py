@@ -38,7 +38,8 @@ ATTRIBUTES = {
     "collapsed": {"ctkCollapsibleButton"},
     **{m: {"qMRMLSegmentEditorWidget"} for m in (
         "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode", "setCurrentSegmentID",
-        "setActiveEffectByName", "saveStateForUndo", "undo")},
+        "setActiveEffectByName", "saveStateForUndo", "undo", "setupViewObservations", "removeViewObservations",
+        "setActiveEffect")},
 }
 PARAMETER_WIDGETS = {  # parameterNodeWrapper's connectors (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py)
     "str": {"QLineEdit", "QLabel", "QTextEdit"},
