@@ -141,10 +141,26 @@ def volume_node_from_image(
     return node
 
 
+def _check_volume(node) -> None:
+    if node is None or node.GetImageData() is None or node.GetImageData().GetPointData().GetScalars() is None:
+        raise UserError("no volume selected, or the volume has no voxel data; select an input image")
+
+
+def empty_image_like_node(node, pixel_id: int = sitk.sitkUInt8) -> sitk.Image:
+    """Zero image on a volume node's grid (world LPS geometry) without copying its voxels."""
+    _check_volume(node)
+    dims = node.GetImageData().GetDimensions()
+    img = sitk.Image([int(d) for d in dims], pixel_id)
+    origin, spacing, direction = geometry_from_ijk_to_ras(_world_ijk_to_ras(node))
+    img.SetOrigin(origin)
+    img.SetSpacing(spacing)
+    img.SetDirection(direction)
+    return img
+
+
 def image_from_volume_node(node) -> sitk.Image:
     """Copy of a scalar volume node as a SimpleITK image (LPS geometry, world coordinates)."""
-    if node is None or node.GetImageData() is None:
-        raise UserError("no volume selected, or the volume has no voxel data; select an input volume")
+    _check_volume(node)
     arr = _array_from_vtk_image(node.GetImageData())
     img = sitk.GetImageFromArray(arr)
     origin, spacing, direction = geometry_from_ijk_to_ras(_world_ijk_to_ras(node))
@@ -207,7 +223,7 @@ def mask_from_segment(segmentation_node, segment, reference_node) -> sitk.Image:
     sid = segment if seg.GetSegment(segment) is not None else segment_id(segmentation_node, segment)
     if not sid:
         raise UserError(f"segment '{segment}' not found in '{segmentation_node.GetName()}'; create it first")
-    ref_img = image_from_volume_node(reference_node)  # geometry + error checks
+    ref_img = empty_image_like_node(reference_node)  # geometry + error checks, no voxel copy
     shape = tuple(reversed(ref_img.GetSize()))
     out = np.zeros(shape, np.uint8)
     segment_obj = seg.GetSegment(sid)
