@@ -297,7 +297,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onModelChanged(self, *args) -> None:
         import json
 
-        path = str(self._parameterNode.stage1Model) if self._parameterNode else ""
+        path = self.ui.stage1ModelPathLineEdit.currentPath  # the widget, which may be ahead of the parameter node
         card = None
         try:
             card = json.loads(pathlib.Path(path).read_text(encoding="utf-8")) if path and pathlib.Path(path).is_file() else None

@@ -39,9 +39,10 @@ class SceneContext:
         edit_segment(editor, segmentation_node, segment_id, box_mask, mode)
 
     def close(self) -> None:
-        for lg in (self.plots, self.tables, self.segmentations, self.volumes, self.colors):
-            lg.SetMRMLScene(None)
         self.scene.Clear(True)
+        # the segmentations logic is not detached: detaching it warns about a missing subject hierarchy
+        for lg in (self.plots, self.tables, self.volumes, self.colors):
+            lg.SetMRMLScene(None)
 
 
 def _module(logic):

@@ -36,6 +36,7 @@ ATTRIBUTES = {
     "setMRMLTableNode": {"qMRMLTableView"},
     "setMRMLPlotViewNode": {"qMRMLPlotWidget"},
     "collapsed": {"ctkCollapsibleButton"},
+    "currentPath": {"ctkPathLineEdit"},
     **{m: {"qMRMLSegmentEditorWidget"} for m in (
         "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode", "setCurrentSegmentID",
         "setActiveEffectByName", "saveStateForUndo", "undo", "setupViewObservations", "removeViewObservations",

@@ -12,6 +12,7 @@ import csv
 import getpass
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -106,7 +107,13 @@ def test_background_job_equals_synchronous_and_cancels(mrml_scene, case, tmp_pat
     sync = logic.extract_features(vol, seg, params)
     image, regions = logic.feature_regions(vol, seg)
     job = runner.BackgroundJob(runner.prepare_job(image, regions.feature_masks(), str(params), tmp_path / "job")).start()
-    assert job.wait(300) == 0, job.log
+    progress, deadline = [], time.monotonic() + 300
+    while job.running and time.monotonic() < deadline:  # what the panel's QTimer does every 200 ms
+        job.poll()
+        progress.append(job.progress)
+        time.sleep(0.05)
+    assert job.wait(10) == 0, job.log
+    assert progress == sorted(progress)
     out = job.result()
     assert out["features"] == pytest.approx(sync, rel=1e-12)
     assert list(out["features"]) == list(sync)
