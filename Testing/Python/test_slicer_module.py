@@ -200,3 +200,28 @@ def test_selftest_workflow_runs_headless(mrml_scene, tmp_path):
     assert out["n_features"] == 4 * 1316
     assert out["regained_voxels"] > 0
     assert set(out["audit"]["files"]) >= {"segmentation.seg.nrrd", "features.csv", "predictions.json", "regions.json"}
+
+
+def test_small_logic_helpers(tmp_path):
+    import json
+
+    from HER2RadiomicsLib.logic import card_notice, default_model_cards, gdi_badges, gdi_html, parse_distances
+
+    assert parse_distances("5, 1;3") == (1.0, 3.0, 5.0)
+    assert parse_distances([2.5]) == (2.5,)
+    for bad, msg in (("1 x", "must be numbers"), ("", "no shell distance"), ("1 1", "repeat"), ("-2", "positive")):
+        with pytest.raises(UserError, match=msg) as exc:
+            parse_distances(bad)
+        assert "\n" not in str(exc.value)
+    assert "not for clinical use" in card_notice(None).lower()
+    assert card_notice({"intended_use": "Demo model"}).startswith("Demo model") and "not for clinical use" in card_notice(
+        {"intended_use": "Demo model"}).lower()
+    assert card_notice({"intended_use": "Synthetic, not for clinical use."}) == "Synthetic, not for clinical use."
+    badges = gdi_badges({"gdi": {"internal": {"value": 0.10, "zone": "safe"}, "external": {"value": 0.25, "zone": "high"}}})
+    assert badges == [("internal", 0.10, "safe"), ("external", 0.25, "high")]
+    html = gdi_html(badges)
+    assert "GDI 10% (safe)" in html and "#2e7d32" in html and "GDI 25% (high)" in html and "#c62828" in html
+    (tmp_path / "b.json").write_text(json.dumps({"task": "stage2"}), encoding="utf-8")
+    (tmp_path / "a.json").write_text(json.dumps({"task": "stage1"}), encoding="utf-8")
+    (tmp_path / "c.json").write_text("not json", encoding="utf-8")
+    assert default_model_cards(tmp_path) == {"stage1": tmp_path / "a.json", "stage2": tmp_path / "b.json"}
