@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import pathlib
 import tempfile
+import time
 
 import slicer
 import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.util import VTKObservationMixin
 
 from HER2RadiomicsLib import deps, runner, session
 from HER2RadiomicsLib.logic import (
@@ -28,7 +31,6 @@ from HER2RadiomicsLib.logic import (
 
 try:  # inside Slicer; slicer-core (headless tests) has none of these
     import qt
-    from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
     from slicer.parameterNodeWrapper import parameterNodeWrapper
     from slicer.ScriptedLoadableModule import (
         ScriptedLoadableModule,
@@ -36,12 +38,10 @@ try:  # inside Slicer; slicer-core (headless tests) has none of these
         ScriptedLoadableModuleTest,
         ScriptedLoadableModuleWidget,
     )
-    from slicer.util import VTKObservationMixin
-except ImportError:  # pragma: no cover - headless import for the .ui/source contract tests
+except ImportError:  # headless import (slicer-core) for the tests of the widget against fake Qt widgets
     import unittest
 
     qt = None
-    from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
     class _Stub:
         def __init__(self, *args, **kwargs) -> None:
@@ -50,7 +50,6 @@ except ImportError:  # pragma: no cover - headless import for the .ui/source con
     ScriptedLoadableModule = type("ScriptedLoadableModule", (_Stub,), {})
     ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (_Stub,), {})
     ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (_Stub,), {})
-    VTKObservationMixin = type("VTKObservationMixin", (_Stub,), {})
     ScriptedLoadableModuleTest = unittest.TestCase
 
     def parameterNodeWrapper(cls):
@@ -376,14 +375,17 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         job.poll()
         self.ui.extractProgressBar.value = int(100 * job.progress)
-        import time
-
         self.ui.extractStatusLabel.text = f"{job.message} ({time.monotonic() - job.started:.0f} s)"
         if job.running:
             return
         self._timer.stop()
         self._job = None
         self.ui.extractButton.text = _("Extract features")
+        if job.cancelled:
+            job.cleanup()
+            self.ui.extractProgressBar.value = 0
+            self.ui.extractStatusLabel.text = _("Cancelled.")
+            return
         with slicer.util.tryWithErrorDisplay(_("Feature extraction failed."), waitCursor=False):
             try:
                 out = job.result()
