@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from her2radiomics.errors import UserError
+from her2radiomics.geometry import bbox_zyx
 
 #: LPS <-> RAS flip (its own inverse)
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -232,17 +233,20 @@ def mask_from_segment(segmentation_node, segment, reference_node) -> sitk.Image:
         segmentation_node, sid, labelmap, True
     )
     if ok and labelmap.GetPointData().GetScalars() is not None and not labelmap.IsEmpty():
-        resampled = slicer.vtkOrientedImageData()
         reference = reference_oriented_geometry(reference_node)
-        if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-            labelmap, reference, resampled, False, False
-        ):
-            raise UserError(f"segment '{segment_obj.GetName()}' cannot be resampled onto '{reference_node.GetName()}'")
+        if _same_lattice(labelmap, reference):
+            resampled = labelmap  # same voxel lattice: paste its extent, no resampling (the usual case)
+        else:
+            resampled = slicer.vtkOrientedImageData()
+            if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+                labelmap, reference, resampled, False, False
+            ):
+                raise UserError(f"segment '{segment_obj.GetName()}' cannot be resampled onto '{reference_node.GetName()}'")
         ext = resampled.GetExtent()
         if ext[1] >= ext[0] and ext[3] >= ext[2] and ext[5] >= ext[4]:
             arr = _array_from_vtk_image(resampled)
             ref_ext = reference.GetExtent()
-            # paste the (possibly smaller) resampled extent at its place in the reference extent
+            # paste the (possibly smaller or larger) extent at its place in the reference extent
             lo = [ext[0] - ref_ext[0], ext[2] - ref_ext[2], ext[4] - ref_ext[4]]
             sl_src, sl_dst = [], []
             for axis_zyx, axis_xyz in zip(range(3), (2, 1, 0), strict=True):
@@ -257,6 +261,14 @@ def mask_from_segment(segmentation_node, segment, reference_node) -> sitk.Image:
     return mask
 
 
+def _same_lattice(a, b, tol: float = 1e-6) -> bool:
+    """Two oriented images share their voxel lattice (same image-to-world matrix; extents may differ)."""
+    ma, mb_ = _vtk_matrix(np.eye(4)), _vtk_matrix(np.eye(4))
+    a.GetImageToWorldMatrix(ma)
+    b.GetImageToWorldMatrix(mb_)
+    return bool(np.allclose(_np_matrix(ma), _np_matrix(mb_), atol=tol))
+
+
 def set_segment_from_mask(segmentation_node, segment, mask: sitk.Image) -> str:
     """Replace the voxels of one segment (ID or name; created when absent) by a binary mask.
 
@@ -266,9 +278,15 @@ def set_segment_from_mask(segmentation_node, segment, mask: sitk.Image) -> str:
     slicer = _slicer()
     seg = segmentation_node.GetSegmentation()
     sid = segment if seg.GetSegment(segment) is not None else ensure_segment(segmentation_node, segment)
-    arr = (sitk.GetArrayViewFromImage(mask) != 0).astype(np.uint8)
-    binary = sitk.GetImageFromArray(arr)
-    binary.CopyInformation(mask)
+    arr = sitk.GetArrayViewFromImage(mask) != 0
+    # only the bounding box is sent (MODE_REPLACE replaces the whole segment: voxels outside it are cleared),
+    # which makes writing a shell on a 448 x 448 x 160 grid several times faster
+    box = bbox_zyx(arr) or ((0, 1), (0, 1), (0, 1))
+    crop = arr[tuple(slice(lo, hi) for lo, hi in box)].astype(np.uint8)
+    binary = sitk.GetImageFromArray(crop)
+    binary.SetSpacing(mask.GetSpacing())
+    binary.SetDirection(mask.GetDirection())
+    binary.SetOrigin(mask.TransformIndexToPhysicalPoint((box[2][0], box[1][0], box[0][0])))
     oi = oriented_image_from_image(binary)
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     if not logic.SetBinaryLabelmapToSegment(oi, segmentation_node, sid, logic.MODE_REPLACE, oi.GetExtent()):
