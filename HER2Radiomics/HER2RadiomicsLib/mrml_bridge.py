@@ -282,12 +282,14 @@ def set_segment_from_mask(segmentation_node, segment, mask: sitk.Image) -> str:
     # only the bounding box is sent (MODE_REPLACE replaces the whole segment: voxels outside it are cleared),
     # which makes writing a shell on a 448 x 448 x 160 grid several times faster
     box = bbox_zyx(arr) or ((0, 1), (0, 1), (0, 1))
-    crop = arr[tuple(slice(lo, hi) for lo, hi in box)].astype(np.uint8)
-    binary = sitk.GetImageFromArray(crop)
-    binary.SetSpacing(mask.GetSpacing())
-    binary.SetDirection(mask.GetDirection())
-    binary.SetOrigin(mask.TransformIndexToPhysicalPoint((box[2][0], box[1][0], box[0][0])))
-    oi = oriented_image_from_image(binary)
+    crop = np.ascontiguousarray(arr[tuple(slice(lo, hi) for lo, hi in box)], dtype=np.uint8)
+    # the crop keeps the full image's lattice (VTK extent offset, same image-to-world matrix), so that
+    # it lands in the segmentation's layers without any resampling
+    oi = slicer.vtkOrientedImageData()
+    oi.ShallowCopy(_vtk_image_from_array(crop))
+    (z0, z1), (y0, y1), (x0, x1) = box
+    oi.SetExtent(x0, x1 - 1, y0, y1 - 1, z0, z1 - 1)
+    oi.SetImageToWorldMatrix(_vtk_matrix(ijk_to_ras_from_image(mask)))
     logic = slicer.vtkSlicerSegmentationsModuleLogic
     if not logic.SetBinaryLabelmapToSegment(oi, segmentation_node, sid, logic.MODE_REPLACE, oi.GetExtent()):
         raise UserError(f"could not write segment '{seg.GetSegment(sid).GetName()}'")

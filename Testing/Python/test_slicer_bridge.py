@@ -184,3 +184,22 @@ def test_geometry_helpers_are_inverse():
     np.testing.assert_allclose(origin, img.GetOrigin(), atol=1e-12)
     np.testing.assert_allclose(spacing, img.GetSpacing(), atol=1e-12)
     np.testing.assert_allclose(direction, img.GetDirection(), atol=1e-12)
+
+
+def test_segment_on_another_lattice_is_resampled_nearest_neighbour(mrml_scene):
+    """A segment stored on a 2x coarser grid (e.g. made on another series) reads as 2x2x2 blocks on the image grid."""
+    fine = _oblique_image(seed=13, size=(12, 10, 8), spacing=(0.7, 0.9, 2.1))
+    d = np.array(fine.GetDirection()).reshape(3, 3)
+    coarse_arr = np.zeros((4, 5, 6), np.uint8)
+    coarse_arr[1:3, 2:4, 1:5] = 1
+    coarse_arr[0, 0, 0] = 1
+    coarse = sitk.GetImageFromArray(coarse_arr)
+    coarse.SetSpacing(tuple(2 * s for s in fine.GetSpacing()))
+    coarse.SetDirection(fine.GetDirection())
+    coarse.SetOrigin(tuple(np.array(fine.GetOrigin()) + d @ (np.array(fine.GetSpacing()) / 2)))  # block centres
+    vol = mb.volume_node_from_image(fine, "fine")
+    seg = mrml_scene.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "seg")
+    seg.SetReferenceImageGeometryParameterFromVolumeNode(mb.volume_node_from_image(coarse, "coarse"))
+    mb.set_segment_from_mask(seg, "s", coarse)
+    out = sitk.GetArrayFromImage(mb.mask_from_segment(seg, "s", vol))
+    np.testing.assert_array_equal(out, np.kron(coarse_arr, np.ones((2, 2, 2), np.uint8)))
