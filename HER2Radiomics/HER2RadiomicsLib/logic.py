@@ -581,4 +581,36 @@ def default_model_cards(models_dir: Path | None = None) -> dict[str, Path]:
     return found
 
 
+def parameter_file_for_card(card: Mapping[str, Any] | str | Path, folder: Path | None = None) -> Path | None:
+    """The shipped pyradiomics parameter file a model card was trained with (matched by parameter hash).
+
+    Cards record ``provenance.parameter_file_hash`` (``features.params_hash``); the first file of
+    Resources/Parameters with that hash is returned, None when there is none (or the card has no hash).
+    """
+    from her2radiomics.features import load_params, params_hash
+    from her2radiomics.resources import resources_dir
+
+    if not isinstance(card, Mapping):
+        try:
+            card = json.loads(Path(card).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    want = (card.get("provenance") or {}).get("parameter_file_hash") if isinstance(card, Mapping) else None
+    if not want:
+        return None
+    try:
+        folder = Path(folder) if folder else resources_dir() / "Parameters"
+    except UserError:
+        return None
+    for path in sorted(folder.glob("*")):
+        if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+            continue
+        try:
+            if params_hash(load_params(path)) == want:
+                return path
+        except UserError:
+            continue
+    return None
+
+
 ProgressCallback = Callable[[float, str], None]

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import mrml_bridge, session
-from .logic import HER2RadiomicsLogic, default_model_cards, table_rows
+from .logic import HER2RadiomicsLogic, default_model_cards, parameter_file_for_card, table_rows
 
 
 def _arr(img: sitk.Image) -> np.ndarray:
@@ -115,13 +115,15 @@ def run_workflow(
         assert np.array_equal(_arr(mrml_bridge.mask_from_segment(seg, name, volume)), before), f"undo {name}"
     logic.generate_shells(volume, seg, (1, 3, 5))
 
-    say("Extracting features")
+    cards = dict(cards) if cards else {k: str(v) for k, v in default_model_cards().items()}
+    assert "stage1" in cards, "no stage-1 demo model card in Resources/Models"
+    if params is None:  # the parameter file the cards were trained with (the default file when none matches)
+        params = parameter_file_for_card(cards["stage1"])
+    say(f"Extracting features ({Path(str(params)).name if params else 'default parameter file'})")
     values = logic.extract_features(volume, seg, params)
     assert values and all(k.split("_", 1)[0] in ("intra", "peri1", "peri3", "peri5") for k in values)
     logic.features_table()
 
-    cards = dict(cards) if cards else {k: str(v) for k, v in default_model_cards().items()}
-    assert "stage1" in cards, "no stage-1 demo model card in Resources/Models"
     say("Predicting with the model cards")
     pred = logic.predict(cards["stage1"], cards.get("stage2"))
     p = pred.row
@@ -139,4 +141,5 @@ def run_workflow(
         assert np.array_equal(a, b), f"reloaded {name} differs"
     say("HER2Radiomics workflow test passed")
     return {"regained_voxels": regained, "painted_voxels": int(missed.sum()), "n_features": len(values), "prediction": p,
+            "parameter_file": str(params) if params else None,
             "session": str(out), "audit": audit, "regions": regions.stats}

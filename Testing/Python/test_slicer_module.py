@@ -173,20 +173,19 @@ def test_dependencies_are_installed_only_after_the_user_agrees(monkeypatch):
 
 
 def test_selftest_workflow_runs_headless(mrml_scene, tmp_path):
-    """The ScriptedLoadableModuleTest's workflow (default parameter file, 1,316 features per region) on slicer-core."""
+    """The ScriptedLoadableModuleTest's workflow on slicer-core, with the shipped demo cards when they are usable."""
     import json
 
     from mrml_scene import model_card
 
-    from her2radiomics.features import load_params, params_hash
-    from HER2RadiomicsLib.logic import default_model_cards
+    from her2radiomics.features import load_params, n_features_per_region
+    from HER2RadiomicsLib.logic import default_model_cards, parameter_file_for_card
     from HER2RadiomicsLib.selftest import run_workflow
 
-    cards = {k: str(v) for k, v in default_model_cards().items()}
-    default_hash = params_hash(load_params(None))
-    shipped_ok = "stage1" in cards and all(
-        json.loads(Path(p).read_text(encoding="utf-8"))["provenance"].get("parameter_file_hash") == default_hash for p in cards.values())
-    if not shipped_ok:  # demo cards absent or trained on another parameter file: cards on default-parameter features
+    shipped = default_model_cards()
+    params = parameter_file_for_card(shipped["stage1"]) if "stage1" in shipped else None
+    cards = None  # the shipped demo cards, extracted with the parameter file they were trained with
+    if params is None:  # demo cards absent or their parameter file not shipped: cards on default-parameter features
         cards = {}
         for task, feats in (("stage1", ["intra_original_firstorder_Mean", "peri3_original_glcm_Contrast"]),
                             ("stage2", ["peri1_original_firstorder_Entropy", "intra_original_shape_Sphericity"])):
@@ -197,7 +196,8 @@ def test_selftest_workflow_runs_headless(mrml_scene, tmp_path):
     out = run_workflow(say=said.append, scene=mrml_scene.scene, app_logic=mrml_scene.app_logic, cards=cards,
                        workdir=tmp_path / "session")
     assert said[-1] == "HER2Radiomics workflow test passed"
-    assert out["n_features"] == 4 * 1316
+    assert out["parameter_file"] == (str(params) if params else None)
+    assert out["n_features"] == 4 * n_features_per_region(load_params(params))
     assert out["regained_voxels"] > 0
     assert set(out["audit"]["files"]) >= {"segmentation.seg.nrrd", "features.csv", "predictions.json", "regions.json"}
 
@@ -225,3 +225,22 @@ def test_small_logic_helpers(tmp_path):
     (tmp_path / "a.json").write_text(json.dumps({"task": "stage1"}), encoding="utf-8")
     (tmp_path / "c.json").write_text("not json", encoding="utf-8")
     assert default_model_cards(tmp_path) == {"stage1": tmp_path / "a.json", "stage2": tmp_path / "b.json"}
+
+
+def test_parameter_file_for_card_matches_by_hash(tmp_path):
+    import json
+
+    from her2radiomics.features import load_params, params_hash
+    from HER2RadiomicsLib.logic import parameter_file_for_card
+
+    a = tmp_path / "a.yaml"
+    a.write_text("imageType:\n  Original: {}\nfeatureClass:\n  firstorder:\nsetting:\n  binCount: 16\n", encoding="utf-8")
+    b = tmp_path / "b.yaml"
+    b.write_text("imageType:\n  Original: {}\nfeatureClass:\n  firstorder:\nsetting:\n  binCount: 32\n", encoding="utf-8")
+    (tmp_path / "broken.yaml").write_text("imageType: [", encoding="utf-8")
+    card = {"provenance": {"parameter_file_hash": params_hash(load_params(b))}}
+    assert parameter_file_for_card(card, tmp_path) == b
+    assert parameter_file_for_card({"provenance": {"parameter_file_hash": "sha256:0"}}, tmp_path) is None
+    assert parameter_file_for_card({"provenance": {}}, tmp_path) is None
+    (tmp_path / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    assert parameter_file_for_card(tmp_path / "card.json", tmp_path) == b
