@@ -23,6 +23,7 @@ missing features, missing values and cards built from different pyradiomics para
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -60,6 +61,7 @@ class StageResult:
     values: np.ndarray             # (n_cases, n_features) raw values
     z: np.ndarray                  # (n_cases, n_features)
     contributions: np.ndarray      # (n_cases, n_features)
+    imputed: list[tuple[int, str]] = field(default_factory=list)   # (row, feature) filled from the card
 
 
 @dataclass
@@ -151,12 +153,17 @@ def load_card(card: str | Path | Mapping[str, Any], what: str = "model card") ->
     Uses ``modeling.load_model_card`` (full schema + checksum validation) when the modeling module is
     available, and in any case checks the fields prediction needs: lengths, finite numbers, positive scales.
     """
-    try:
-        from her2radiomics import modeling
-    except ImportError:
-        modeling = None
-    if modeling is not None and hasattr(modeling, "load_model_card"):
-        obj = modeling.load_model_card(card if not isinstance(card, Mapping) else dict(card))
+    loader = None
+    for mod_name in ("modeling", "modelcard"):
+        try:
+            mod = importlib.import_module(f"her2radiomics.{mod_name}")
+        except ImportError:
+            continue
+        if hasattr(mod, "load_model_card"):
+            loader = mod.load_model_card
+            break
+    if loader is not None:
+        obj = loader(card if not isinstance(card, Mapping) else dict(card))
     elif isinstance(card, Mapping):
         obj = dict(card)
     else:
@@ -300,7 +307,7 @@ def _name_list(names: list[str]) -> str:
     return head + (f" and {len(names) - _MAX_NAMES} more" if len(names) > _MAX_NAMES else "")
 
 
-def _matrix(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> np.ndarray:
+def _matrix(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> tuple[np.ndarray, list[tuple[int, str]]]:
     names = [str(f) for f in card["features"]]
     missing = [f for f in names if f not in features.columns]
     if missing:
@@ -324,11 +331,13 @@ def _matrix(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> n
             )
         fill = np.broadcast_to(np.asarray(values, float), block.shape)
         block = np.where(bad, fill, block)
-    return block
+        rows, cols = np.nonzero(bad)
+        return block, [(int(r), names[c]) for r, c in zip(rows, cols, strict=True)]
+    return block, []
 
 
 def _stage(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> StageResult:
-    x = _matrix(features, card, stage, ids)
+    x, imputed = _matrix(features, card, stage, ids)
     mean = np.asarray(card["scaler"]["mean"], float)
     scale = np.asarray(card["scaler"]["scale"], float)
     coef = np.asarray(card["coefficients"], float)
@@ -339,7 +348,7 @@ def _stage(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> St
     event, other = _event_and_other(card, stage)
     cut = float(card["cutoff"])
     calls = [event if pi >= cut else other for pi in p]
-    return StageResult(stage, card, p, lp, calls, x, z, contrib)
+    return StageResult(stage, card, p, lp, calls, x, z, contrib, imputed)
 
 
 def _out_of_range(res: StageResult, i: int) -> list[str]:
@@ -404,6 +413,7 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             if res is None:
                 continue
             w += [f"{label}: {m} (extrapolation; treat the {label} probability with caution)" for m in _out_of_range(res, i)]
+            w += [f"{label}: {name} is missing and was imputed with the card's training median" for r, name in res.imputed if r == i]
         if flagged[i]:
             w.append(
                 "stage 1 calls HER2-positive: the stage-2 (low vs zero) result is shown for information only, "

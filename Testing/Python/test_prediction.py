@@ -42,9 +42,12 @@ def make_card(features, mean, scale, coef, intercept, cutoff=0.5, task="stage1",
                        "case_ids": {"train": [], "test": []}},
         "intended_use": "Test model, not for clinical use.",
     }
-    body = json.dumps(card, sort_keys=True, separators=(",", ":"))
-    card["checksum"] = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
-    return card
+    return make_card_from(card)
+
+
+def make_card_from(card: dict) -> dict:
+    body = json.dumps({k: v for k, v in card.items() if k != "checksum"}, sort_keys=True, separators=(",", ":"))
+    return {**card, "checksum": "sha256:" + hashlib.sha256(body.encode()).hexdigest()}
 
 
 def _logit(p):
@@ -152,6 +155,13 @@ def test_missing_feature_and_missing_value_are_errors():
     df.loc[1, f[3]] = np.nan
     with pytest.raises(UserError, match=r"b: intra_original_firstorder_F3"):
         predict(df, c1)
+    # a card that stores training medians imputes, and says so for that case and feature
+    c1 = {k: v for k, v in c1.items() if k != "checksum"}
+    c1["imputation"] = {"strategy": "median", "values": [float(i) for i in range(8)]}
+    c1 = make_card_from(c1)
+    pred = predict(df, c1)
+    assert pred.stages["stage1"].values[1, 3] == 3.0
+    assert any("F3 is missing and was imputed" in w for w in pred.case_warnings["b"]) and not pred.case_warnings["a"]
 
 
 def test_incompatible_parameter_files_are_errors():
