@@ -370,7 +370,8 @@ def _out_of_range(res: StageResult, i: int) -> list[str]:
 def _range_message(name: str, v: float, bound: float, word: str, which: str, width: float) -> str:
     diff = abs(v - bound)
     if abs(bound) > 1e-12:
-        how = f"{100 * diff / abs(bound):.0f}%"
+        pct = 100 * diff / abs(bound)
+        how = f"{pct:.0f}%" if pct >= 10 else f"{pct:.2g}%"
     elif width > 0:
         how = f"{diff / width:.2g} training ranges"
     else:

@@ -62,13 +62,13 @@ def _card_from(entry: Mapping[str, Any], base: Path | None) -> dict:
 
 
 def _scores_from(entry: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
-    raw = entry.get("scores") or entry.get("predictions") or {}
+    raw = entry.get("scores") or entry.get("predictions") or entry.get("splits") or {}
     out: dict[str, dict[str, np.ndarray]] = {}
     for split, s in raw.items():
         if isinstance(s, Mapping):
-            ids = s.get("case_id") or s.get("case_ids") or []
-            y = s.get("y") or s.get("label") or s.get("labels")
-            prob = s.get("prob") or s.get("probability") or s.get("p")
+            ids = next((s[k] for k in ("case_id", "case_ids") if s.get(k) is not None), [])
+            y = next((s[k] for k in ("y", "label", "labels") if s.get(k) is not None), None)
+            prob = next((s[k] for k in ("prob", "probabilities", "probability", "p") if s.get(k) is not None), None)
         else:  # list of {case_id, y, prob} rows
             rows = list(s)
             ids = [r.get("case_id") for r in rows]
@@ -490,7 +490,8 @@ def study_section(study: dict, intended_use: str) -> str:
         parts.append('<div class="row">')
         for split in _splits(models):
             given = (study.get("delong") or {}).get(split)
-            mat = (list(given["names"]), np.asarray(given["p"], float)) if given else delong_matrix(models, split)
+            mat = ((list(given.get("names") or given.get("models")), np.asarray(given["p"], float)) if given
+                   else delong_matrix(models, split))
             if mat is not None:
                 parts.append(delong_figure(mat[0], mat[1], split))
                 shown = True
