@@ -1,0 +1,429 @@
+"""HER2 categories (ASCO/CAP 2018) and label tables.
+
+Rules (Wolff AC, Hammond MEH, Allison KH, et al. Human Epidermal Growth Factor Receptor 2 Testing in
+Breast Cancer: American Society of Clinical Oncology/College of American Pathologists Clinical
+Practice Guideline Focused Update. J Clin Oncol 2018;36(20):2105-2122; Arch Pathol Lab Med
+2018;142(11):1364-1382), with the HER2-low definition of Tarantino P, et al. (HER2-low breast
+cancer: pathological and clinical landscape. J Clin Oncol 2020;38(17):1951-1962):
+
+========  ================  ==========================================================================
+IHC       ISH / FISH        category
+========  ================  ==========================================================================
+3+        blank / positive  positive   (IHC 3+ is HER2-positive; ISH not required)
+2+        positive          positive   (equivocal IHC resolved by ISH)
+2+        negative          low
+2+        blank             error      (IHC 2+ is equivocal: the guideline requires a reflex ISH test)
+1+        blank / negative  low
+0         blank / negative  zero
+3+        negative          error*     discordant: positive by IHC, not amplified by ISH
+0 or 1+   positive          error*     discordant: negative by IHC, amplified by ISH
+blank     positive          positive   (ISH-amplified is HER2-positive)
+blank     negative          error      HER2-negative, but low vs zero needs the IHC score
+========  ================  ==========================================================================
+
+(*) The guideline calls a tumour positive if IHC 3+ **or** ISH amplified and negative if IHC 0/1+ or
+ISH not amplified, so these combinations meet both definitions; the tool does not guess. They are
+accepted when an explicit ``her2`` category (the pathologist's final call) is given and is one of the
+categories the IHC/ISH results allow (IHC 3+ / ISH-negative: positive; IHC 1+ / ISH-positive: positive
+or low; IHC 0 / ISH-positive: positive or zero). A "FISH equivocal" value is not a final result under
+2018 (ISH groups 2-4 are resolved by concurrent IHC review) and is rejected.
+
+When ``her2`` and IHC/FISH are both given they must agree; ``her2`` may also be ``negative`` (= low or
+zero) if the IHC score decides which.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from her2radiomics.errors import UserError
+
+__all__ = [
+    "CATEGORIES",
+    "TASKS",
+    "her2_category",
+    "allowed_categories",
+    "load_labels",
+    "stage_target",
+]
+
+CATEGORIES = ("positive", "low", "zero")
+TASKS = ("stage1", "stage2")
+
+_CATEGORY_SYNONYMS = {
+    "positive": "positive", "pos": "positive", "her2-positive": "positive", "her2positive": "positive",
+    "her2+": "positive", "her2-pos": "positive", "her2pos": "positive",
+    "low": "low", "her2-low": "low", "her2low": "low",
+    "zero": "zero", "her2-zero": "zero", "her2zero": "zero", "her2-0": "zero", "null": "zero",
+    "ultralow": "zero", "her2-ultralow": "zero",
+    # HER2-negative = low + zero: resolved only together with an IHC score
+    "negative": "negative", "neg": "negative", "her2-negative": "negative", "her2negative": "negative",
+    "her2-neg": "negative", "her2-": "negative",
+}
+_IHC = {"0": "0", "0+": "0", "1": "1+", "1+": "1+", "2": "2+", "2+": "2+", "3": "3+", "3+": "3+"}
+_FISH = {
+    "positive": "positive", "pos": "positive", "amplified": "positive", "amp": "positive", "+": "positive",
+    "negative": "negative", "neg": "negative", "notamplified": "negative", "nonamplified": "negative",
+    "non-amplified": "negative", "not-amplified": "negative", "unamplified": "negative", "-": "negative",
+}
+_BLANK = {"", "na", "n/a", "nan", "none", "not done", "notdone", "nd", "missing", "unknown"}
+
+# categories the IHC/ISH pair allows (see the module docstring); one element = determined
+_ALLOWED: dict[tuple[str | None, str | None], tuple[str, ...]] = {
+    ("3+", None): ("positive",),
+    ("3+", "positive"): ("positive",),
+    ("3+", "negative"): ("positive",),
+    ("2+", "positive"): ("positive",),
+    ("2+", "negative"): ("low",),
+    ("2+", None): ("positive", "low"),
+    ("1+", None): ("low",),
+    ("1+", "negative"): ("low",),
+    ("1+", "positive"): ("positive", "low"),
+    ("0", None): ("zero",),
+    ("0", "negative"): ("zero",),
+    ("0", "positive"): ("positive", "zero"),
+    (None, "positive"): ("positive",),
+    (None, "negative"): ("low", "zero"),
+}
+_DISCORDANT = {("3+", "negative"), ("1+", "positive"), ("0", "positive")}
+
+
+def _is_blank(value) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        try:
+            if bool(pd.isna(value)):  # NaN, pd.NA, NaT
+                return True
+        except (TypeError, ValueError):
+            pass
+    return isinstance(value, str) and value.strip().lower() in _BLANK
+
+
+def _where(case_id) -> str:
+    return f"case {case_id}: " if case_id is not None else ""
+
+
+def _norm_text(value) -> str:
+    return re.sub(r"\s+", " ", str(value).strip().lower())
+
+
+def _parse_category(her2, case_id) -> str | None:
+    if _is_blank(her2):
+        return None
+    key = _norm_text(her2)
+    cat = _CATEGORY_SYNONYMS.get(key) or _CATEGORY_SYNONYMS.get(key.replace(" ", "-")) or \
+        _CATEGORY_SYNONYMS.get(key.replace(" ", ""))
+    if cat is None:
+        raise UserError(
+            f"{_where(case_id)}unknown HER2 category {her2!r}; use positive, low or zero (or give ihc and fish; "
+            "for a 0/1 column use the generic --label-column/--positive/--negative options)"
+        )
+    return cat
+
+
+def _parse_ihc(ihc, case_id) -> str | None:
+    if _is_blank(ihc):
+        return None
+    if isinstance(ihc, (int, float, np.integer, np.floating)) and not isinstance(ihc, bool):
+        f = float(ihc)
+        key = str(int(f)) if f.is_integer() else str(f)
+    else:
+        key = _norm_text(ihc).replace(" ", "")
+        key = re.sub(r"^(ihc|score)[:=]?", "", key)
+        if re.fullmatch(r"[0-3]\.0", key):
+            key = key[0]
+    out = _IHC.get(key)
+    if out is None:
+        raise UserError(f"{_where(case_id)}unknown IHC score {ihc!r}; use 0, 1+, 2+ or 3+")
+    return out
+
+
+def _parse_fish(fish, case_id) -> str | None:
+    if _is_blank(fish):
+        return None
+    key = _norm_text(fish)
+    out = _FISH.get(key) or _FISH.get(key.replace(" ", "")) or _FISH.get(key.replace(" ", "-"))
+    if out is None:
+        if "equivocal" in key:
+            raise UserError(
+                f"{_where(case_id)}FISH {fish!r} is not a final result (ASCO/CAP 2018 resolves ISH groups 2-4 "
+                "with concurrent IHC review); give the final ISH result: positive or negative"
+            )
+        raise UserError(
+            f"{_where(case_id)}unknown FISH/ISH result {fish!r}; use positive/amplified, negative/not amplified, "
+            "or leave it blank"
+        )
+    return out
+
+
+def allowed_categories(ihc=None, fish=None) -> tuple[str, ...]:
+    """Categories compatible with an IHC score and ISH result under ASCO/CAP 2018 (see module docstring).
+
+    ``()`` when both are blank; one element when the pair determines the category.
+    """
+    i = _parse_ihc(ihc, None)
+    f = _parse_fish(fish, None)
+    if i is None and f is None:
+        return ()
+    return _ALLOWED[(i, f)]
+
+
+def her2_category(her2=None, ihc=None, fish=None, *, case_id=None) -> str:
+    """HER2 category ``"positive" | "low" | "zero"`` from a category and/or IHC score + ISH result.
+
+    ``her2`` accepts positive/low/zero (case-insensitive; synonyms such as ``pos``, ``HER2-low``,
+    ``her2 zero``, ``ultralow`` -> zero) and ``negative`` (only with an IHC score that decides low vs
+    zero). ``ihc`` accepts 0, 1+, 2+, 3+ (or 0/1/2/3, numbers or strings); ``fish`` accepts
+    positive/pos/amplified, negative/neg/not amplified, or blank. Impossible, ambiguous or
+    inconsistent inputs raise a one-line UserError naming ``case_id`` (if given) and the values.
+
+    References
+    ----------
+    Wolff AC, et al. HER2 Testing in Breast Cancer: ASCO/CAP Clinical Practice Guideline Focused
+    Update. J Clin Oncol 2018;36(20):2105-2122.
+    Tarantino P, et al. HER2-low breast cancer: pathological and clinical landscape. J Clin Oncol
+    2020;38(17):1951-1962.
+    """
+    cat = _parse_category(her2, case_id)
+    i = _parse_ihc(ihc, case_id)
+    f = _parse_fish(fish, case_id)
+    where = _where(case_id)
+    shown = f"her2={her2!r}, ihc={ihc!r}, fish={fish!r}"
+    if i is None and f is None:
+        if cat is None:
+            raise UserError(f"{where}no HER2 information (her2, ihc and fish are all blank)")
+        if cat == "negative":
+            raise UserError(
+                f"{where}HER2 'negative' is ambiguous (low or zero) without an IHC score ({shown}); "
+                "give low/zero or the IHC score"
+            )
+        return cat
+    allowed = _ALLOWED[(i, f)]
+    if cat is None:
+        if (i, f) in _DISCORDANT:
+            raise UserError(
+                f"{where}discordant HER2 tests ({shown}): ASCO/CAP 2018 calls IHC 3+ or ISH-amplified positive and "
+                "IHC 0/1+ or ISH-not-amplified negative; give the final category in the her2 column"
+            )
+        if len(allowed) == 1:
+            return allowed[0]
+        if i == "2+":
+            raise UserError(
+                f"{where}IHC 2+ without a FISH/ISH result ({shown}): 2+ is equivocal under ASCO/CAP 2018 and needs "
+                "ISH to decide positive vs low; add the FISH result"
+            )
+        raise UserError(
+            f"{where}negative FISH without an IHC score ({shown}) cannot separate HER2-low from zero; "
+            "add the IHC score"
+        )
+    if cat == "negative":
+        options = [c for c in allowed if c != "positive"]
+        if len(options) == 1:
+            return options[0]
+        if not options:
+            raise UserError(f"{where}HER2 'negative' contradicts the tests ({shown}), which make it positive")
+        raise UserError(
+            f"{where}HER2 'negative' is ambiguous (low or zero) here ({shown}); give low/zero or the IHC score"
+        )
+    if cat not in allowed:
+        raise UserError(
+            f"{where}HER2 category {cat!r} contradicts IHC/FISH ({shown}), which allow "
+            f"{' or '.join(allowed)} under ASCO/CAP 2018; fix the labels"
+        )
+    return cat
+
+
+# --------------------------------------------------------------------------------------------------
+# tables
+
+
+def _find_column(columns: Sequence[str], name: str, what: str, path: Path, required: bool = True) -> str | None:
+    if name in columns:
+        return name
+    lower = {c.lower(): c for c in columns}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    if required:
+        listed = ", ".join(list(columns)[:12]) + (" ..." if len(columns) > 12 else "")
+        raise UserError(f"{path.name}: no {what} column {name!r} (columns: {listed}); choose it with the options")
+    return None
+
+
+def _value_key(value: str) -> str:
+    """Comparable form of a label value: '1', '1.0' and ' 1 ' are the same; text is case-insensitive."""
+    s = value.strip()
+    try:
+        f = float(s)
+    except ValueError:
+        return s.lower()
+    return repr(f) if math.isfinite(f) else s.lower()
+
+
+def _as_list(values) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, (str, int, float)):
+        return [str(values)]
+    return [str(v) for v in values]
+
+
+def load_labels(
+    path: str | os.PathLike[str],
+    id_column: str = "case_id",
+    label_column: str | None = None,
+    positive: Iterable | str | None = None,
+    negative: Iterable | str | None = None,
+    center_column: str | None = None,
+) -> pd.DataFrame:
+    """Read a labels table (CSV; tab-separated if the name ends in .tsv/.txt).
+
+    Two modes:
+
+    - **HER2** (no ``positive``/``negative``): a category column (``label_column``, default ``her2``)
+      and/or ``ihc`` + ``fish`` columns (found case-insensitively; ``ish`` also accepted) -> column
+      ``her2`` with positive/low/zero by :func:`her2_category`.
+    - **generic** (``positive`` and/or ``negative`` given, ``label_column`` required) -> column
+      ``label`` (int 1 = event for values in ``positive``, 0 for ``negative``). With only
+      ``positive``, every other non-blank value is 0; with both, other values are excluded.
+      Numeric values compare as numbers ("1" == "1.0").
+
+    Rows with a blank label are excluded. Returns a DataFrame with ``case_id`` (str), ``her2`` or
+    ``label``, and ``center`` (str) when ``center_column`` is given or a ``center`` column exists;
+    ``df.attrs["excluded"]`` maps each excluded case id to the reason and ``df.attrs["mode"]`` is
+    ``"her2"`` or ``"generic"``. Errors (missing file/columns, duplicate or blank ids, no usable
+    rows, unknown values, a listed positive/negative value absent from the column) are one-line
+    UserErrors.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"labels file not found: {p}; check the path")
+    sep = "\t" if p.suffix.lower() in (".tsv", ".txt") else ","
+    try:
+        raw = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"labels file {p} is empty; it needs a header and one row per case") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"cannot read labels file {p}: {first}") from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if raw.empty:
+        raise UserError(f"labels file {p} has no rows; it needs one row per case")
+    raw = raw.apply(lambda col: col.str.strip())
+    cols = list(raw.columns)
+    idc = _find_column(cols, id_column, "id", p)
+    ids = raw[idc]
+    if (ids == "").any():
+        rows = [int(r) + 2 for r in np.flatnonzero((ids == "").to_numpy())[:5]]
+        raise UserError(f"{p.name}: blank {idc!r} on line(s) {rows}; every row needs a case id")
+    dup = ids[ids.duplicated()].unique().tolist()
+    if dup:
+        raise UserError(f"{p.name}: duplicate case ids in {idc!r}: {', '.join(dup[:5])}; each case must appear once")
+
+    if center_column is not None:
+        cc = _find_column(cols, center_column, "centre", p)
+    else:
+        cc = _find_column(cols, "center", "centre", p, required=False) or \
+            _find_column(cols, "centre", "centre", p, required=False)
+
+    pos_list = _as_list(positive)
+    neg_list = _as_list(negative)
+    excluded: dict[str, str] = {}
+    out = pd.DataFrame({"case_id": ids.to_numpy(dtype=str)})
+
+    if pos_list or neg_list:
+        mode = "generic"
+        if label_column is None:
+            raise UserError("--positive/--negative need --label-column naming the label column")
+        lc = _find_column(cols, label_column, "label", p)
+        keys = raw[lc].map(_value_key)
+        present = set(keys[raw[lc] != ""])
+        for listed, name in ((pos_list, "positive"), (neg_list, "negative")):
+            for v in listed:
+                if _value_key(v) not in present:
+                    shown = ", ".join(sorted(present)[:10])
+                    raise UserError(f"{p.name}: {name} value {v!r} not found in column {lc!r} (values: {shown})")
+        pos_keys = {_value_key(v) for v in pos_list}
+        neg_keys = {_value_key(v) for v in neg_list}
+        both = pos_keys & neg_keys
+        if both:
+            raise UserError(f"value(s) {sorted(both)} listed as both positive and negative; fix the options")
+        label = np.full(len(raw), -1, dtype=int)
+        for r, (cid, val, key) in enumerate(zip(ids, raw[lc], keys, strict=True)):
+            if val == "" or val.lower() in _BLANK:
+                excluded[cid] = f"blank {lc}"
+            elif key in pos_keys:
+                label[r] = 1
+            elif key in neg_keys or not neg_keys:
+                label[r] = 0
+            else:
+                excluded[cid] = f"{lc}={val!r} is neither positive nor negative"
+        out["label"] = label
+        keep = label >= 0
+    else:
+        mode = "her2"
+        lc = _find_column(cols, label_column or "her2", "HER2 category", p, required=label_column is not None)
+        ic = _find_column(cols, "ihc", "IHC", p, required=False)
+        fc = _find_column(cols, "fish", "FISH", p, required=False) or _find_column(cols, "ish", "ISH", p, required=False)
+        if lc is None and ic is None and fc is None:
+            listed = ", ".join(cols[:12])
+            raise UserError(
+                f"{p.name}: no HER2 label columns (need 'her2' or 'ihc'+'fish'; columns: {listed}); for another "
+                "label use --label-column with --positive/--negative"
+            )
+        cats: list[str | None] = []
+        for r, cid in enumerate(ids):
+            h = raw[lc].iat[r] if lc else None
+            i = raw[ic].iat[r] if ic else None
+            f = raw[fc].iat[r] if fc else None
+            if all(_is_blank(v) for v in (h, i, f)):
+                excluded[cid] = "no HER2 information"
+                cats.append(None)
+                continue
+            cats.append(her2_category(h, i, f, case_id=cid))
+        out["her2"] = pd.Series(cats, dtype=object)
+        keep = out["her2"].notna().to_numpy()
+    if cc is not None:
+        centre = raw[cc]
+        blank = (centre == "") & keep
+        if blank.any():
+            bad = ids[blank].tolist()[:5]
+            raise UserError(f"{p.name}: blank centre in column {cc!r} for case(s) {', '.join(bad)}")
+        out["center"] = centre.to_numpy(dtype=str)
+    out = out[keep].reset_index(drop=True)
+    if out.empty:
+        raise UserError(f"{p.name}: no case has a usable label ({len(excluded)} excluded); check the label options")
+    out.attrs["excluded"] = excluded
+    out.attrs["mode"] = mode
+    return out
+
+
+def stage_target(categories, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Cases and binary target for one stage of the two-stage model.
+
+    ``task="stage1"``: all cases, ``y = 1`` for positive, 0 for low or zero.
+    ``task="stage2"``: positives excluded, ``y = 1`` for low, 0 for zero.
+
+    Returns ``(mask, y)``: ``mask`` is a bool array over all input cases (which cases take part) and
+    ``y`` an int8 array of length ``mask.sum()`` with the targets of those cases, in input order.
+    """
+    if task not in TASKS:
+        raise UserError(f"task must be stage1 or stage2 (got {task!r})")
+    cats = np.asarray([str(c) for c in categories], dtype=object)
+    bad = sorted({c for c in cats if c not in CATEGORIES})
+    if bad:
+        raise UserError(f"unknown HER2 categories {bad[:5]}; expected positive, low or zero (see her2_category)")
+    if task == "stage1":
+        mask = np.ones(cats.size, dtype=bool)
+        y = (cats == "positive").astype(np.int8)
+    else:
+        mask = cats != "positive"
+        y = (cats[mask] == "low").astype(np.int8)
+    return mask, y

@@ -1,0 +1,450 @@
+"""Intratumoral region and exact peritumoral shells in physical millimetres, with exclusions.
+
+Definition (METHOD.md; Gao et al. 2026, BMC Cancer): ``peri{d}`` is the set of voxels *outside* the
+lesion whose Euclidean distance, in physical millimetres, to the nearest lesion voxel is at most
+``d``. Distances are measured between voxel centres. The shells are nested (``peri1`` within
+``peri3`` within ``peri5``), never overlap the lesion, and are clipped to the image. Extramammary
+air and the pectoralis major are removed from the shells only, never from the lesion.
+
+Boundary convention: a voxel belongs to ``peri{d}`` when ``distance <= d + BOUNDARY_EPS_MM``
+(1e-6 mm). The epsilon only absorbs floating-point rounding, so that a voxel lying exactly ``d`` away
+on the lattice (for example two slices of 1.5 mm from a 3 mm shell's lesion) is always inside,
+whatever order the arithmetic was done in. The brute-force reference in the tests uses the same
+rule.
+
+Exactness: the image direction matrix is a rotation (orthonormal; reflections allowed), so the
+physical distance between two voxel centres equals the index difference scaled by the spacing,
+``|| D (Δi * s) || = || Δi * s ||``. An exact Euclidean distance transform in index space with
+``sampling = spacing`` (Maurer, Qi & Raghavan 2003, IEEE TPAMI 25(2):265-270, as implemented by
+``scipy.ndimage.distance_transform_edt``) therefore gives exact physical distances on anisotropic
+grids. This is the opposite of the "dilate by a voxel radius assuming isotropic spacing" shortcut,
+which is wrong on 0.7 x 0.7 x 2 mm DCE-MRI. A sheared (non-orthogonal) direction matrix is refused.
+
+Crop: the transform runs only on the lesion bounding box grown by ``ceil(d_max / spacing) + 1``
+voxels per axis, which contains every voxel within ``d_max`` of the lesion, so the result equals a
+whole-volume transform at a tiny fraction of the cost. The box is *not* clipped to the image at
+this stage: the part outside the image is padded virtually with background, which lets us count
+the ideal shell's voxels that fall beyond the image border (``clipped_mm3``) on the same lattice.
+The shells are then cut back to the image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from her2radiomics import __version__
+from her2radiomics.errors import UserError
+from her2radiomics.geometry import check_same_grid, image_from_array, voxel_volume_mm3
+
+DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
+EXCLUSIONS: tuple[str, ...] = ("air", "pectoralis")
+#: a voxel is in peri{d} when its distance is <= d + BOUNDARY_EPS_MM (absorbs float rounding only)
+BOUNDARY_EPS_MM = 1e-6
+#: the largest shell distance accepted (the literature uses 1-10 mm; this bounds the crop size)
+MAX_DISTANCE_MM = 50.0
+#: refuse crops larger than this many voxels (a lesion mask covering most of a big image)
+MAX_CROP_VOXELS = 60_000_000   # ~1.5 GB of EDT work arrays
+_AXES_ZYX = ("z", "y", "x")
+_AXIS_NOTE = {
+    "z": "(slice axis); it has no voxels directly above/below the lesion",
+    "y": "(in-plane j axis); it has no voxels directly beside the lesion along j",
+    "x": "(in-plane i axis); it has no voxels directly beside the lesion along i",
+}
+
+
+def shell_name(d: float) -> str:
+    """Region name of the ``d`` mm shell: ``1 -> "peri1"``, ``2.5 -> "peri2.5"`` (``peri{d:g}``)."""
+    return f"peri{float(d):g}"
+
+
+def validate_distances(distances: Iterable[float]) -> tuple[float, ...]:
+    """Check shell distances (positive, finite, <= MAX_DISTANCE_MM, unique) and return them sorted."""
+    try:
+        values = [float(d) for d in distances]
+    except (TypeError, ValueError):
+        raise UserError(f"shell distances must be numbers in mm, got {distances!r}; e.g. --distances 1 3 5") from None
+    if not values:
+        raise UserError("no shell distance given; e.g. --distances 1 3 5")
+    for d in values:
+        if not math.isfinite(d) or d <= 0:
+            raise UserError(f"shell distance {d:g} mm is not a positive finite number; e.g. --distances 1 3 5")
+        if d > MAX_DISTANCE_MM:
+            raise UserError(f"shell distance {d:g} mm is larger than {MAX_DISTANCE_MM:g} mm; choose peritumoral distances up to {MAX_DISTANCE_MM:g} mm")
+    names = [shell_name(d) for d in values]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise UserError(f"shell distances repeat ({', '.join(dup)}); give each distance once")
+    return tuple(sorted(values))
+
+
+def _check_rotation(img: sitk.Image) -> None:
+    d = np.asarray(img.GetDirection(), float).reshape(3, 3)
+    if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
+        raise UserError("image direction matrix is not a rotation (sheared grid); resample the image onto an orthogonal grid first")
+
+
+def _spacing_zyx(img: sitk.Image) -> tuple[float, float, float]:
+    sx, sy, sz = img.GetSpacing()
+    return float(sz), float(sy), float(sx)
+
+
+def _binary_array(mask: sitk.Image, reference: sitk.Image, what: str) -> np.ndarray:
+    """Boolean (z, y, x) array of a mask on ``reference``'s grid; UserError if it holds several labels.
+
+    Linear-time check (no sort), so that whole-volume masks stay cheap.
+    """
+    check_same_grid(mask, reference, what=what)
+    if mask.GetNumberOfComponentsPerPixel() != 1:
+        raise UserError(f"{what} has several components per voxel; give a scalar 0/1 mask")
+    arr = sitk.GetArrayViewFromImage(mask)
+    nz = arr != 0
+    values = arr[nz]
+    if values.size and np.any(values != values[0]):
+        labels = np.unique(values)[:10].tolist()
+        fix = "pass --label N to choose the lesion label" if what.startswith("lesion") else "give a 0/1 mask"
+        raise UserError(f"{what} is not binary (labels {labels}); {fix}")
+    return nz
+
+
+@dataclass
+class _ShellGeometry:
+    """Shells on the in-image crop plus what the virtual padding revealed."""
+
+    bbox: tuple[tuple[int, int], ...]   # in-image crop box (z, y, x), inclusive-exclusive
+    lesion: np.ndarray                  # bool, crop
+    shells: dict[str, np.ndarray]       # bool, crop, before exclusions
+    clipped_voxels: dict[str, int]      # ideal shell voxels outside the image
+    lesion_bbox: tuple[tuple[int, int], ...]
+
+
+def _lesion_bbox(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:
+    """Bounding box of a boolean (z, y, x) array: cheap projections instead of a full nonzero()."""
+    zs = np.flatnonzero(mask.any(axis=(1, 2)))
+    if zs.size == 0:
+        return None
+    sub = mask[zs[0]:zs[-1] + 1]
+    ys = np.flatnonzero(sub.any(axis=(0, 2)))
+    xs = np.flatnonzero(sub.any(axis=(0, 1)))
+    return (int(zs[0]), int(zs[-1]) + 1), (int(ys[0]), int(ys[-1]) + 1), (int(xs[0]), int(xs[-1]) + 1)
+
+
+def _shell_geometry(lesion: np.ndarray, spacing_zyx: tuple[float, float, float], distances: tuple[float, ...]) -> _ShellGeometry:
+    """Exact shells on a crop, with the ideal shells' out-of-image voxels counted by virtual padding.
+
+    ``lesion`` is the whole-image boolean array. The crop box is the lesion bounding box grown by
+    ``ceil(d_max / s) + 1`` voxels per axis *without* clipping to the image (the region beyond the
+    border is padded with background, i.e. it extends the voxel lattice). The Euclidean distance
+    transform of the non-lesion voxels (sampling = spacing, exact) then gives every lattice point's
+    distance to the lesion, inside or outside the image. Voxels of an ideal shell whose index lies
+    outside the image are counted as clipped; the rest, cut to the image, form the shell.
+    """
+    lbox = _lesion_bbox(lesion)
+    if lbox is None:
+        raise UserError("lesion mask is empty (no non-zero voxel); draw the lesion or choose the right --label")
+    dmax = max(distances)
+    shape = lesion.shape
+    virt = []   # unclipped box in image index coordinates (may be negative / beyond the size)
+    for (lo, hi), sp in zip(lbox, spacing_zyx, strict=True):
+        m = int(math.ceil(dmax / sp - 1e-9)) + 1
+        virt.append((lo - m, hi + m))
+    n_virtual = int(np.prod([hi - lo for lo, hi in virt]))
+    if n_virtual > MAX_CROP_VOXELS:
+        raise UserError(
+            f"the lesion and its {dmax:g} mm margin span {n_virtual} voxels; check that the lesion mask is the tumour, not the whole image"
+        )
+    clip = tuple((max(0, lo), min(n, hi)) for (lo, hi), n in zip(virt, shape, strict=True))
+    padded = np.zeros(tuple(hi - lo for lo, hi in virt), dtype=bool)
+    inner = tuple(slice(c0 - v0, c1 - v0) for (c0, c1), (v0, _) in zip(clip, virt, strict=True))
+    padded[inner] = lesion[tuple(slice(c0, c1) for c0, c1 in clip)]
+    # distance of every background lattice point to the nearest lesion voxel centre, in mm
+    dist = ndimage.distance_transform_edt(~padded, sampling=spacing_zyx)
+    in_image = np.zeros(padded.shape, dtype=bool)
+    in_image[inner] = True
+    shells: dict[str, np.ndarray] = {}
+    clipped: dict[str, int] = {}
+    for d in distances:
+        ideal = (dist <= d + BOUNDARY_EPS_MM) & ~padded
+        name = shell_name(d)
+        clipped[name] = int(np.count_nonzero(ideal & ~in_image))
+        shells[name] = ideal[inner]
+    return _ShellGeometry(clip, padded[inner].copy(), shells, clipped, lbox)
+
+
+def _paste(crop_arr: np.ndarray, reference: sitk.Image, bbox: tuple[tuple[int, int], ...]) -> sitk.Image:
+    full = np.zeros(tuple(reversed(reference.GetSize())), dtype=np.uint8)
+    full[tuple(slice(lo, hi) for lo, hi in bbox)] = crop_arr
+    return image_from_array(full, reference)
+
+
+def compute_shells(lesion: sitk.Image, distances: Iterable[float] = DEFAULT_DISTANCES) -> dict[str, sitk.Image]:
+    """Exact peritumoral shells ``{"peri1": mask, ...}`` (uint8 0/1 on the lesion's grid), nested.
+
+    ``peri{d}`` = voxels outside the lesion whose centre lies at most ``d`` mm (+1e-6 mm rounding
+    slack) from the centre of a lesion voxel, clipped to the image. See the module docstring for
+    the method (exact EDT with sampling = spacing on a crop; Maurer et al. 2003).
+    """
+    dists = validate_distances(distances)
+    _check_rotation(lesion)
+    arr = _binary_array(lesion, lesion, "lesion")
+    geo = _shell_geometry(arr, _spacing_zyx(lesion), dists)
+    return {name: _paste(m, lesion, geo.bbox) for name, m in geo.shells.items()}
+
+
+@dataclass
+class Regions:
+    """Result of :func:`build_regions`: masks, statistics and warnings (see docs/regions.md)."""
+
+    masks: dict[str, sitk.Image]        # intra, peri{d}... (after exclusion), air, pectoralis
+    stats: dict[str, dict]              # per feature region (intra + shells)
+    warnings: list[str]
+    exclusion_source: dict[str, str]    # "air"/"pectoralis" -> "auto" | "user" | "none"
+    distances: tuple[float, ...]
+    exclusions: dict[str, dict] = field(default_factory=dict)   # per exclusion: source, voxels, volume_mm3, notes
+    image_info: dict[str, Any] = field(default_factory=dict)    # size, spacing, origin, direction
+
+    @property
+    def shell_names(self) -> list[str]:
+        return [shell_name(d) for d in self.distances]
+
+    def feature_masks(self) -> dict[str, sitk.Image]:
+        """The regions features are extracted from, in order intra, peri1, peri3, peri5 (exclusions applied)."""
+        return {name: self.masks[name] for name in ["intra", *self.shell_names]}
+
+    def to_json(self) -> dict:
+        """Content of regions.json (ARCHITECTURE.md contract plus provenance keys)."""
+        return {
+            "regions": {k: dict(v) for k, v in self.stats.items()},
+            "warnings": list(self.warnings),
+            "exclusion_source": dict(self.exclusion_source),
+            "exclusions": {k: dict(v) for k, v in self.exclusions.items()},
+            "distances": [float(d) for d in self.distances],
+            "boundary": f"peri{{d}} = voxels outside the lesion with centre-to-centre distance <= d + {BOUNDARY_EPS_MM:g} mm",
+            "image": dict(self.image_info),
+            "software": {"name": "her2radiomics", "version": __version__},
+        }
+
+
+def _image_info(image: sitk.Image) -> dict[str, Any]:
+    return {
+        "size": [int(v) for v in image.GetSize()],
+        "spacing": [float(v) for v in image.GetSpacing()],
+        "origin": [float(v) for v in image.GetOrigin()],
+        "direction": [float(v) for v in image.GetDirection()],
+    }
+
+
+def _fmt_mm3(v: float) -> str:
+    return f"{v:.1f}" if v >= 1 else f"{v:.3g}"
+
+
+def _empty_mask(image: sitk.Image) -> sitk.Image:
+    return image_from_array(np.zeros(tuple(reversed(image.GetSize())), np.uint8), image)
+
+
+def _resolve_exclusion(
+    name: str, user: sitk.Image | None, image: sitk.Image, lesion_img: sitk.Image, auto: bool, reach_mm: float
+) -> tuple[np.ndarray, str, list[str]]:
+    """Exclusion mask array, its source and notes: user mask > automatic detection > empty."""
+    if user is not None:
+        return _binary_array(user, image, f"{name} mask"), "user", []
+    if not auto:
+        return np.zeros(tuple(reversed(image.GetSize())), bool), "none", []
+    from her2radiomics import exclusions
+
+    if name == "air":
+        res = exclusions.detect_air(image, lesion_img)
+    else:
+        res = exclusions.detect_pectoralis(image, lesion_img, reach_mm=reach_mm)
+    return _binary_array(res.mask, image, f"automatic {name} mask"), "auto", [str(n) for n in res.notes]
+
+
+def _thin_ring_warnings(distances: tuple[float, ...], spacing_zyx: tuple[float, float, float]) -> list[str]:
+    out = []
+    for d in distances:
+        for axis, sp in zip(reversed(_AXES_ZYX), reversed(spacing_zyx), strict=True):   # x, y, z
+            if d + BOUNDARY_EPS_MM < sp:
+                out.append(f"{shell_name(d)}: {d:g} mm ring is thinner than the {sp:.3g} mm voxel along {axis} {_AXIS_NOTE[axis]}")
+    return out
+
+
+def build_regions(
+    image: sitk.Image,
+    lesion: sitk.Image,
+    distances: Iterable[float] = DEFAULT_DISTANCES,
+    *,
+    air: sitk.Image | None = None,
+    pectoralis: sitk.Image | None = None,
+    auto_exclusions: bool = True,
+) -> Regions:
+    """Lesion, exact shells minus exclusions, statistics and warnings for one case.
+
+    Parameters
+    ----------
+    image : the 3D image (defines the grid; used by the automatic exclusion detectors).
+    lesion : binary mask on the image grid (any single non-zero value is the lesion).
+    distances : shell distances in mm (positive, finite, unique; sorted here).
+    air, pectoralis : user masks on the image grid; they replace the automatic ones (source "user").
+    auto_exclusions : when a mask is not given, detect it automatically (source "auto"); otherwise
+        leave it empty (source "none").
+
+    Statistics (volumes are voxel counts x voxel volume, Sec. "Statistics" of docs/regions.md):
+    ``intra``: voxels, volume_mm3, components, largest_component_voxels. Each shell: voxels and
+    volume_mm3 *after* exclusion; excluded_mm3 (shell voxels in the union of the exclusions);
+    excluded_air_mm3 / excluded_pectoralis_mm3 (shell voxels in each mask; they may add up to
+    more than excluded_mm3 where the masks overlap); clipped_mm3 (ideal shell beyond the image
+    border, counted on the virtually padded lattice, see :func:`_shell_geometry`).
+    """
+    dists = validate_distances(distances)
+    if image.GetDimension() != 3:
+        raise UserError(f"image is {image.GetDimension()}D; give one 3D volume")
+    _check_rotation(image)
+    les = _binary_array(lesion, image, "lesion")
+    spacing = _spacing_zyx(image)
+    vv = voxel_volume_mm3(image)
+    geo = _shell_geometry(les, spacing, dists)
+    warnings: list[str] = []
+
+    lesion_img = image_from_array(les.view(np.uint8), image)
+    excl_arrays: dict[str, np.ndarray] = {}
+    source: dict[str, str] = {}
+    excl_info: dict[str, dict] = {}
+    for name, user in (("air", air), ("pectoralis", pectoralis)):
+        arr, src, notes = _resolve_exclusion(name, user, image, lesion_img, auto_exclusions, max(dists))
+        excl_arrays[name], source[name] = arr, src
+        n = int(np.count_nonzero(arr))
+        excl_info[name] = {"source": src, "voxels": n, "volume_mm3": n * vv, "notes": notes}
+        warnings.extend(f"{name} ({src}): {n}" for n in notes)
+
+    crop = tuple(slice(lo, hi) for lo, hi in geo.bbox)
+    excl_crop = {name: arr[crop] for name, arr in excl_arrays.items()}
+    union = np.zeros(geo.lesion.shape, bool)
+    for arr in excl_crop.values():
+        union |= arr
+
+    # lesion statistics and warnings
+    n_lesion = int(np.count_nonzero(geo.lesion))
+    labels, n_comp = ndimage.label(geo.lesion, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(labels.ravel())[1:] if n_comp else np.zeros(0, int)
+    largest = int(sizes.max()) if n_comp else 0
+    stats: dict[str, dict] = {
+        "intra": {
+            "voxels": n_lesion,
+            "volume_mm3": n_lesion * vv,
+            "components": int(n_comp),
+            "largest_component_voxels": largest,
+        }
+    }
+    if n_comp > 1:
+        warnings.append(
+            f"lesion has {n_comp} separate components (26-connected); all are kept as one region; "
+            f"the largest has {largest} voxels ({_fmt_mm3(largest * vv)} mm3) of {n_lesion}"
+        )
+    for name, arr in excl_crop.items():
+        overlap = int(np.count_nonzero(arr & geo.lesion))
+        excl_info[name]["lesion_overlap_voxels"] = overlap
+        if overlap:
+            warnings.append(
+                f"lesion overlaps {name} by {overlap} voxels ({_fmt_mm3(overlap * vv)} mm3); the lesion is never trimmed, only the shells are"
+            )
+    border_axes = [
+        axis for axis, (lo, hi), n in zip(_AXES_ZYX, geo.lesion_bbox, les.shape, strict=True) if lo == 0 or hi == n
+    ]
+    if border_axes:
+        warnings.append(
+            f"lesion touches the image border along {', '.join(border_axes)}; it may be cut off and its shells are clipped there"
+        )
+    warnings.extend(_thin_ring_warnings(dists, spacing))
+
+    masks: dict[str, sitk.Image] = {"intra": lesion_img}
+    for d in dists:
+        name = shell_name(d)
+        ideal = geo.shells[name]
+        kept = ideal & ~union
+        n_kept = int(np.count_nonzero(kept))
+        st = {
+            "voxels": n_kept,
+            "volume_mm3": n_kept * vv,
+            "excluded_mm3": int(np.count_nonzero(ideal & union)) * vv,
+        }
+        for ex, arr in excl_crop.items():
+            st[f"excluded_{ex}_mm3"] = int(np.count_nonzero(ideal & arr)) * vv
+        st["clipped_mm3"] = geo.clipped_voxels[name] * vv
+        stats[name] = st
+        masks[name] = _paste(kept.view(np.uint8), image, geo.bbox)
+        if n_kept == 0:
+            warnings.append(f"{name} is empty after exclusions and clipping; its features cannot be computed")
+    clipped = [(n, stats[n]["clipped_mm3"]) for n in (shell_name(d) for d in dists) if stats[n]["clipped_mm3"] > 0]
+    if clipped:
+        warnings.append(
+            "shells reach beyond the image border: "
+            + ", ".join(f"{n} loses {_fmt_mm3(v)} mm3" for n, v in clipped)
+            + " (clipped_mm3)"
+        )
+    for name, arr in excl_arrays.items():
+        masks[name] = image_from_array(arr.view(np.uint8), image)
+    return Regions(
+        masks=masks,
+        stats=stats,
+        warnings=warnings,
+        exclusion_source=source,
+        distances=dists,
+        exclusions=excl_info,
+        image_info=_image_info(image),
+    )
+
+
+def region_files(regions: Regions) -> list[str]:
+    """File names :func:`write_regions` produces, in order."""
+    return [f"{n}.nrrd" for n in ["intra", *regions.shell_names, *EXCLUSIONS]] + ["regions.json"]
+
+
+def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: Mapping[str, Any] | None = None) -> None:
+    """Write intra.nrrd, peri{d}.nrrd, air.nrrd, pectoralis.nrrd (uint8) and regions.json into ``outdir``.
+
+    All-or-nothing: everything is first written into a temporary folder beside ``outdir``. When
+    ``outdir`` does not exist the folder is renamed into place (one atomic rename); otherwise each
+    file replaces its namesake with ``os.replace``. ``json_extra`` adds keys to regions.json.
+    """
+    import json
+
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a folder; choose another -o")
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes 0700; give the folder the user's usual mode
+    try:
+        for name in ["intra", *regions.shell_names, *EXCLUSIONS]:
+            img = regions.masks[name]
+            if img.GetPixelID() != sitk.sitkUInt8:
+                img = sitk.Cast(img, sitk.sitkUInt8)
+            sitk.WriteImage(img, str(tmp / f"{name}.nrrd"), True)
+        payload = regions.to_json()
+        if json_extra:
+            payload.update(json_extra)
+        (tmp / "regions.json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        if not out.exists():
+            try:
+                os.rename(tmp, out)
+                return
+            except OSError:
+                out.mkdir(parents=True, exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
