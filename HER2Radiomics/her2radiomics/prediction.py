@@ -70,7 +70,8 @@ class Prediction:
 
     ``table``: one row per case with ``case_id, p_positive, p_low, p_zero, stage1_call, stage2_call`` and
     then ``p1, p2, stage1_cutoff, stage2_cutoff, stage2_flagged, cascade_call, most_likely,
-    stage1_gdi_zone, stage2_gdi_zone, n_out_of_range, warnings``.
+    stage1_gdi_zone, stage2_gdi_zone, n_out_of_range, warnings, stage1_intercept, stage2_intercept,
+    intended_use``.
     ``contributions``: long format ``case_id, stage, feature, value, z, coefficient, contribution`` (+ ``label``),
     sorted per case and stage by decreasing absolute contribution.
     ``warnings``: every warning, each prefixed with its case id.
@@ -449,6 +450,8 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     table["stage2_gdi_zone"] = zone2
     table["n_out_of_range"] = [sum("extrapolation" in m for m in case_warnings[c]) for c in ids]
     table["warnings"] = [" | ".join(case_warnings[c]) for c in ids]
+    table["stage1_intercept"] = float(card1["intercept"])
+    table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
 
     rows = []
     for res in (r1, r2):
@@ -469,6 +472,7 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             text = str(card.get("intended_use") or NOT_FOR_CLINICAL_USE)
             if text not in intended:
                 intended.append(text)
+    table["intended_use"] = " ".join(intended)
     warnings = [f"{cid}: {m}" for cid in ids for m in case_warnings[cid]]
     stages = {"stage1": r1} | ({"stage2": r2} if r2 is not None else {})
     intercepts = {s: float(r.card["intercept"]) for s, r in stages.items()}

@@ -334,7 +334,7 @@ def gdi_figure(models: Sequence[dict], title: str) -> str:
 
 
 def delong_figure(names: list[str], p: np.ndarray, split: str) -> str:
-    fig, ax = plt.subplots(figsize=(1.4 + 0.9 * len(names), 1.0 + 0.8 * len(names)))
+    fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(names), 1.0 + 0.6 * len(names)))
     im = ax.imshow(np.where(np.eye(len(names), dtype=bool), np.nan, p), vmin=0, vmax=0.2, cmap="RdYlGn")
     for i in range(len(names)):
         for j in range(len(names)):
@@ -368,8 +368,9 @@ def coefficients_figure(models: Sequence[dict], title: str) -> str:
 
 def contributions_figure(contrib: pd.DataFrame, case_id: str, intercepts: Mapping[str, float], top: int = 10) -> str:
     stages = [s for s in ("stage1", "stage2") if s in set(contrib["stage"])]
-    fig, axes = plt.subplots(1, max(1, len(stages)), figsize=(6.2 * max(1, len(stages)), 0.9 + 0.32 * top), squeeze=False)
-    for ax, stage in zip(axes[0], stages, strict=False):
+    n = max(1, len(stages))
+    fig, axes = plt.subplots(n, 1, figsize=(9.0, n * (1.0 + 0.3 * top)), squeeze=False)
+    for ax, stage in zip(axes[:, 0], stages, strict=False):
         c = contrib[contrib["stage"] == stage].copy()
         c = c.reindex(c["contribution"].abs().sort_values(ascending=False).index).head(top)[::-1]
         labels = [feature_label(f) for f in c["feature"]]
@@ -379,6 +380,7 @@ def contributions_figure(contrib: pd.DataFrame, case_id: str, intercepts: Mappin
         event = "positive" if stage == "stage1" else "low"
         icpt = intercepts.get(stage, float("nan"))
         ax.set(xlabel=f"contribution to log-odds of HER2-{event} (intercept {icpt:+.2f})", title=f"{case_id}: {stage}")
+    fig.tight_layout()
     return _img(fig, f"Contributions {case_id}")
 
 
@@ -513,7 +515,7 @@ def study_section(study: dict, intended_use: str) -> str:
 def predictions_section(table: pd.DataFrame, contributions: pd.DataFrame, intended_use: str,
                         intercepts: Mapping[str, float] | None = None, max_cases: int = 50) -> str:
     intercepts = dict(intercepts or {})
-    if not intercepts and {"p1"} <= set(table.columns):
+    if not intercepts:
         intercepts = _intercepts_from(table, contributions)
     cols = ["case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call"]
     head = "".join(f"<th>{c}</th>" for c in cols) + "<th class=l>warnings</th>"
@@ -554,14 +556,19 @@ def predictions_section(table: pd.DataFrame, contributions: pd.DataFrame, intend
 
 
 def _intercepts_from(table: pd.DataFrame, contrib: pd.DataFrame) -> dict[str, float]:
-    """Recover each stage's intercept as logit(p) - sum(contributions) of the first case (exact identity)."""
-    out = {}
-    r = table.iloc[0]
+    """Each stage's intercept: the ``stage{k}_intercept`` column, else logit(p) - sum(contributions) (exact)."""
+    out: dict[str, float] = {}
     for stage, col in (("stage1", "p1"), ("stage2", "p2")):
-        p = float(r.get(col, float("nan")))
-        c = contrib[(contrib["case_id"].astype(str) == str(r["case_id"])) & (contrib["stage"] == stage)]
-        if len(c) and 0 < p < 1:
-            out[stage] = math.log(p / (1 - p)) - float(c["contribution"].sum())
+        icol = f"{stage}_intercept"
+        if icol in table.columns and pd.notna(table[icol].iloc[0]):
+            out[stage] = float(table[icol].iloc[0])
+            continue
+        for _, r in table.iterrows():
+            p = float(r.get(col, float("nan")))
+            c = contrib[(contrib["case_id"].astype(str) == str(r["case_id"])) & (contrib["stage"] == stage)]
+            if len(c) and 1e-12 < p < 1 - 1e-12:
+                out[stage] = math.log(p / (1 - p)) - float(c["contribution"].sum())
+                break
     return out
 
 
@@ -584,6 +591,8 @@ def build_report(studies: Sequence[dict] = (), predictions: tuple[pd.DataFrame, 
     if not studies and predictions is None:
         raise UserError("nothing to report; give --study and/or --predictions")
     texts = []
+    if predictions is not None and "intended_use" in predictions[0].columns:
+        texts += [str(t) for t in predictions[0]["intended_use"].dropna().unique() if str(t) and str(t) != "nan"]
     for s in studies:
         for m in s["models"]:
             t = m["card"].get("intended_use")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_cli
-from test_prediction import make_card
+from test_prediction import make_card, make_card_from
 
 from her2radiomics.report import build_report, normalize_study, roc_points
 
@@ -32,7 +32,7 @@ def synthetic_study(task: str = "stage1", seed: int = 0) -> tuple[dict, pd.DataF
     for name, k, gdi in (("intra", 1, 0.08), ("intra+peri3", 3, 0.22)):
         card = make_card(FEATS[:k], [300, 5, 0.7][:k], [50, 2, 0.1][:k], [1.2, 0.5, 0.2][:k], -0.1, cutoff=0.45,
                          task=task, tmin=df[FEATS[:k]].min(), tmax=df[FEATS[:k]].max(), gdi=gdi)
-        card["feature_set"] = name
+        card = make_card_from({**card, "feature_set": name})
         z = (df[FEATS[:k]].to_numpy() - card["scaler"]["mean"]) / card["scaler"]["scale"]
         p = 1 / (1 + np.exp(-(card["intercept"] + z @ np.asarray(card["coefficients"]))))
         models[name] = {"card": card, "scores": {
@@ -156,3 +156,18 @@ def test_report_renders_in_chromium_with_every_figure(tmp_path):
     broken.write_text(path.read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
     ok, total = count_loaded_images(broken)
     assert total == 20 and ok == 19
+
+
+def test_intercepts_recovered_from_prediction_tables():
+    from her2radiomics.prediction import predict
+    from her2radiomics.report import _intercepts_from
+
+    f = ["intra_original_firstorder_Mean"]
+    c1 = make_card(f, [0.0], [1.0], [50.0], -0.7)
+    c2 = make_card(f, [0.0], [1.0], [0.5], 0.3, task="stage2")
+    pred = predict(pd.DataFrame({"case_id": ["sat", "mid"], f[0]: [5.0, 0.01]}), c1, c2)
+    assert _intercepts_from(pred.table, pred.contributions) == {"stage1": -0.7, "stage2": 0.3}
+    # without the intercept columns: logit(p) - sum(contributions) of the first unsaturated case (p1 of 'sat' is 1.0)
+    bare = pred.table.drop(columns=["stage1_intercept", "stage2_intercept"])
+    got = _intercepts_from(bare, pred.contributions)
+    assert got["stage1"] == pytest.approx(-0.7, abs=1e-9) and got["stage2"] == pytest.approx(0.3, abs=1e-9)

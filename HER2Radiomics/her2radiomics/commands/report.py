@@ -33,7 +33,7 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             raise UserError(f"{p} not found; run 'her2radiomics predict' first (it writes both files)")
     table = pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=[""])
     contrib = pd.read_csv(cpath, dtype={"case_id": str})
-    for c in ("stage1_call", "stage2_call", "warnings", "stage1_gdi_zone", "stage2_gdi_zone"):
+    for c in ("stage1_call", "stage2_call", "warnings", "stage1_gdi_zone", "stage2_gdi_zone", "intended_use"):
         if c in table.columns:
             table[c] = table[c].fillna("").astype(str)
     return table, contrib
