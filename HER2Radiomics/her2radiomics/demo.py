@@ -19,7 +19,7 @@ Synthetic demonstration model, not for clinical use. Steps:
 3. **Studies**: stage 1 (positive vs negative) split by centre (A: train + 30% internal test; B: external test)
    and stage 2 (low vs zero among negatives) random stratified 7:3, for the four feature sets intra,
    intra+peri1, intra+peri3, intra+peri5 (``modeling.train``), DeLong matrices per split, one model per stage
-   chosen by the rule of :func:`choose_model`.
+   chosen by the rule of :func:`choose_model`; ``DIR/stage{1,2}/study.json`` in the ``study`` command's format.
 4. **Prediction** of the real pyradiomics ``breast1`` case (``../shared/data/pyradiomics_breast1`` or
    ``$HER2_SHARED_DATA``; a held-out phantom otherwise) and of one external-centre phantom per class, with
    contributions; the HTML report of both studies and the predictions.
@@ -138,10 +138,23 @@ def choose_model(models: dict[str, dict]) -> str:
     return max(pool, key=lambda n: (round(test_auc(models[n]["card"]), 6), -list(models).index(n)))
 
 
+def set_filename(name: str) -> str:
+    """Card file name of a feature set, as the ``study`` command names it (``intra+peri3`` -> ``intra_peri3.model.json``)."""
+    return name.replace("+", "_") + ".model.json"
+
+
 def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, cv_folds: int = 10,
               param_hash: str | None = None, seed: int = 0) -> dict:
-    """Train the four feature sets for one stage on shared splits; write the cards and study.json."""
-    from her2radiomics import modeling
+    """Train the four feature sets of one stage on shared splits (``modeling.train``, as ``her2radiomics study``).
+
+    Writes ``outdir/<task>/<set>.model.json`` and ``outdir/<task>/study.json`` in the ``her2radiomics.study/1``
+    format of docs/modeling.md (plus ``chosen``, ``title`` and ``notice``); every card's ``intended_use`` starts
+    with the demo notice.
+    """
+    import datetime as _dt
+
+    from her2radiomics import __version__, modeling
+    from her2radiomics.io import write_json
 
     features = pd.read_csv(features_csv)
     spec = modeling.LabelSpec()
@@ -150,36 +163,55 @@ def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, 
     splits = modeling.make_splits(cohort.y, method=opts["split"], test_size=0.3, seed=seed, center=cohort.center,
                                   test_center=opts["test_center"])
     prov = {"parameter_file_hash": param_hash, "training_table_hash": modeling.file_hash(features_csv)}
+    folder = outdir / task
     models: dict[str, dict] = {}
+    results = {}
     for fs in FEATURE_SETS:
         config = modeling.TrainConfig(task=task, feature_set=fs, split=opts["split"], test_center=opts["test_center"],
                                       seed=seed, cv_folds=cv_folds)
         res = modeling.train(cohort, config, splits=splits, provenance=prov)
-        card = res.card
-        card["intended_use"] = f"{DEMO_MODEL_NOTICE} {card['intended_use']}"
-        path = outdir / "models" / f"{task}_{fs}.json"
-        modeling.save_model_card(card, path)
-        models[fs] = {"card": card, "card_path": str(path.relative_to(outdir)), "scores": res.splits}
+        res.card["intended_use"] = f"{DEMO_MODEL_NOTICE} {res.card['intended_use']}"
+        modeling.save_model_card(res.card, folder / set_filename(fs))
+        results[fs] = res
+        models[fs] = {"card": res.card, "card_path": str((folder / set_filename(fs)).relative_to(outdir)),
+                      "scores": res.splits}
     delong = {}
     for split in splits:
-        s0 = models[FEATURE_SETS[0]]["scores"][split]
-        d = modeling.delong_matrix(np.asarray(s0["y"]), [np.asarray(models[fs]["scores"][split]["probabilities"])
-                                                          for fs in FEATURE_SETS], list(FEATURE_SETS))
-        delong[split] = {"names": d["models"], "p": d["p"], "auc": d["auc"], "diff": d["diff"]}
+        first = results[FEATURE_SETS[0]].splits[split]
+        delong[split] = modeling.delong_matrix(np.asarray(first["y"]), [
+            np.asarray(results[fs].splits[split]["probabilities"]) for fs in FEATURE_SETS], list(FEATURE_SETS))
     chosen = choose_model(models)
+    sets = []
+    for fs, res in results.items():
+        card = res.card
+        sets.append({
+            "name": fs, "model_card": set_filename(fs), "checksum": card["checksum"], "features": card["features"],
+            "coefficients": card["coefficients"], "cutoff": card["cutoff"],
+            "selection": {k: card["selection"].get(k) for k in ("candidates", "n_after_icc", "n_after_mwu", "n_selected",
+                                                                "C", "fallback")},
+            "splits": {split: {**res.splits[split], "metrics": card["metrics"][split], "gdi": card["gdi"].get(split)}
+                       for split in splits},
+        })
+    first = results[FEATURE_SETS[0]].splits
     study = {
-        "notice": DEMO_MODEL_NOTICE, "task": task,
+        "format": "her2radiomics.study/1",
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "software": f"her2radiomics {__version__}",
+        "intended_use": f"{DEMO_MODEL_NOTICE} Research software: not for clinical use.",
+        "notice": DEMO_MODEL_NOTICE,
         "title": {"stage1": "Stage 1: HER2-positive vs HER2-negative (demo, split by centre)",
                   "stage2": "Stage 2: HER2-low vs HER2-zero (demo, random 7:3)"}[task],
-        "chosen": chosen,
-        "notes": [DEMO_MODEL_NOTICE, *cohort.notes],
-        "models": {fs: {"card_path": m["card_path"], "scores": m["scores"]} for fs, m in models.items()},
-        "delong": delong,
+        "task": task, "classes": cohort.classes,
+        "split": {"method": opts["split"], "test_size": 0.3, "test_center": opts["test_center"],
+                  "center_column": "center" if opts["split"] == "center" else None, "seed": seed},
+        "split_names": list(splits),
+        "case_ids": {s: first[s]["case_ids"] for s in splits},
+        "y": {s: first[s]["y"] for s in splits},
+        "feature_sets": sets, "skipped": [], "delong": delong, "provenance": prov,
+        "chosen": chosen, "notes": [DEMO_MODEL_NOTICE, *cohort.notes],
     }
-    from her2radiomics.io import write_json
-
-    write_json(study, outdir / f"study_{task}.json")
-    return {"study": study, "models": models, "chosen": chosen, "path": outdir / f"study_{task}.json"}
+    write_json(modeling.jsonable(study), folder / "study.json")
+    return {"study": study, "models": models, "chosen": chosen, "path": folder / "study.json"}
 
 
 def locate_breast1() -> tuple[Path, Path] | None:
@@ -261,6 +293,7 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
         res.chosen[task] = chosen
         card = studies[task]["models"][chosen]["card"]
         dest = outdir / "models" / f"demo_{task}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(outdir / studies[task]["models"][chosen]["card_path"], dest)
         res.cards[task] = dest
         res.aucs[task] = {fs: {s: float(m["auc"]) for s, m in mm["card"]["metrics"].items()}
@@ -303,7 +336,7 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     res.seconds["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    norm = [normalize_study(studies[k]["study"], outdir) for k in ("stage1", "stage2")]
+    norm = [normalize_study(studies[k]["study"], outdir / k) for k in ("stage1", "stage2")]
     extra = ("<section><h2>About this demo</h2><p>" + DEMO_MODEL_NOTICE + " Phantom cohort: "
              f"{len(design)} cases, planted signal: rim enhancement and heterogeneity (positive vs negative), "
              "peritumoral enhancement (low vs zero); centres A/B differ in noise and coil shading. Features: reduced "

@@ -49,15 +49,18 @@ STAGE_TITLES = {"stage1": "Stage 1: HER2-positive vs HER2-negative",
 def _card_from(entry: Mapping[str, Any], base: Path | None) -> dict:
     card = entry.get("card")
     if card is None:
-        path = entry.get("card_path") or entry.get("model") or entry.get("path")
+        path = entry.get("model_card") or entry.get("card_path") or entry.get("model") or entry.get("path")
         if path is None:
-            raise UserError("a study model has no 'card' or 'card_path'; give a study.json from 'her2radiomics study'")
+            raise UserError("a study model has no 'model_card' or 'card'; give a study.json from 'her2radiomics study'")
         p = Path(path)
         if not p.is_absolute() and base is not None:
             p = base / p
         if not p.exists():
             raise UserError(f"study refers to model card {p}, which does not exist; keep the study folder together")
-        card = json.loads(p.read_text(encoding="utf-8"))
+        try:
+            card = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read model card {p}: {exc}; re-run the study") from None
     return dict(card)
 
 
@@ -105,6 +108,7 @@ def normalize_study(obj: Mapping[str, Any], base: Path | None = None) -> dict:
         "title": str(obj.get("title") or STAGE_TITLES.get(task, f"Study ({task})")),
         "models": models,
         "delong": obj.get("delong") or {},
+        "intended_use": obj.get("intended_use"),
         "chosen": obj.get("chosen") or obj.get("selected_model") or obj.get("recommended"),
         "notes": list(obj.get("notes") or []),
     }
@@ -594,8 +598,7 @@ def build_report(studies: Sequence[dict] = (), predictions: tuple[pd.DataFrame, 
     if predictions is not None and "intended_use" in predictions[0].columns:
         texts += [str(t) for t in predictions[0]["intended_use"].dropna().unique() if str(t) and str(t) != "nan"]
     for s in studies:
-        for m in s["models"]:
-            t = m["card"].get("intended_use")
+        for t in [s.get("intended_use")] + [m["card"].get("intended_use") for m in s["models"]]:
             if t and t not in texts:
                 texts.append(str(t))
     line = intended_use or (" ".join(texts) if texts else NOT_FOR_CLINICAL_USE)

@@ -77,12 +77,12 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     r = run_cli("demo", "-o", out, "--quick", "--no-progress", "--jobs", "2", timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert DEMO_MODEL_NOTICE in r.stdout and "demo finished" in r.stdout
-    for name in ("report.html", "predictions.csv", "predictions.contributions.csv", "study_stage1.json",
-                 "study_stage2.json", "models/demo_stage1.json", "models/demo_stage2.json", "NOTICE.txt",
+    for name in ("report.html", "predictions.csv", "predictions.contributions.csv", "stage1/study.json",
+                 "stage2/study.json", "models/demo_stage1.json", "models/demo_stage2.json", "NOTICE.txt",
                  "features.csv", "labels.csv", "demo_summary.json"):
         assert (out / name).exists(), name
     # everything it writes about models says what they are
-    for name in ("report.html", "study_stage1.json", "study_stage2.json", "models/demo_stage1.json", "NOTICE.txt",
+    for name in ("report.html", "stage1/study.json", "stage2/study.json", "models/demo_stage1.json", "NOTICE.txt",
                  "demo_summary.json"):
         assert DEMO_MODEL_NOTICE.lower().rstrip(".") in (out / name).read_text().lower(), name
     pred = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
@@ -92,11 +92,18 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     assert ("breast1" in set(pred["case_id"])) == has_b1
     contrib = pd.read_csv(out / "predictions.contributions.csv", dtype={"case_id": str})
     assert set(contrib["case_id"]) == set(pred["case_id"]) and set(contrib["stage"]) == {"stage1", "stage2"}
-    study = json.loads((out / "study_stage1.json").read_text())
-    assert set(study["models"]) == {"intra", "intra+peri1", "intra+peri3", "intra+peri5"}
+    study = json.loads((out / "stage1" / "study.json").read_text())
+    assert [s["name"] for s in study["feature_sets"]] == ["intra", "intra+peri1", "intra+peri3", "intra+peri5"]
     assert set(study["delong"]) == {"train", "internal", "external"}  # stage 1 split by centre
     # the report renders with every figure (skips without Chromium)
     from test_report import count_loaded_images
 
     ok, total = count_loaded_images(out / "report.html")
     assert total >= 2 * 9 and ok == total
+    # the study files (her2radiomics.study/1, cards beside them) feed the report command as they are
+    r = run_cli("report", "--study", out / "stage1" / "study.json", out / "stage2" / "study.json", "--predictions",
+                out / "predictions.csv", "-o", out / "again.html")
+    assert r.returncode == 0, r.stderr
+    ok, total = count_loaded_images(out / "again.html")
+    assert total >= 2 * 9 and ok == total
+    assert "synthetic demonstration model" in (out / "again.html").read_text().lower()
