@@ -352,19 +352,21 @@ def _stage(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> St
     return StageResult(stage, card, p, lp, calls, x, z, contrib, imputed)
 
 
-def _out_of_range(res: StageResult, i: int) -> list[str]:
+def _out_of_range(res: StageResult) -> dict[int, list[str]]:
+    """Messages per case row for every selected feature outside the card's training range."""
     rng = res.card.get("training_range") or {}
-    lo, hi = rng.get("min"), rng.get("max")
-    if lo is None or hi is None:
-        return []
-    out = []
-    for j, name in enumerate(res.card["features"]):
+    if rng.get("min") is None or rng.get("max") is None:
+        return {}
+    lo, hi = np.asarray(rng["min"], float), np.asarray(rng["max"], float)
+    out: dict[int, list[str]] = {}
+    names = res.card["features"]
+    for i, j in zip(*np.nonzero((res.values > hi) | (res.values < lo)), strict=True):
         v = res.values[i, j]
-        lo_j, hi_j = float(lo[j]), float(hi[j])
-        if v > hi_j:
-            out.append(_range_message(name, v, hi_j, "above", "maximum", hi_j - lo_j))
-        elif v < lo_j:
-            out.append(_range_message(name, v, lo_j, "below", "minimum", hi_j - lo_j))
+        if v > hi[j]:
+            msg = _range_message(names[j], v, hi[j], "above", "maximum", hi[j] - lo[j])
+        else:
+            msg = _range_message(names[j], v, lo[j], "below", "minimum", hi[j] - lo[j])
+        out.setdefault(int(i), []).append(msg)
     return out
 
 
@@ -408,14 +410,19 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     flagged = np.array([c == event1 for c in r1.calls]) & (r2 is not None)
     zone1, zone2 = worst_zone(card1), (worst_zone(card2) if card2 is not None else "")
 
+    ranges = {"stage 1": _out_of_range(r1), "stage 2": _out_of_range(r2) if r2 is not None else {}}
+    imputed = {label: {} for label in ranges}
+    for res, label in ((r1, "stage 1"), (r2, "stage 2")):
+        for r, name in (res.imputed if res is not None else []):
+            imputed[label].setdefault(r, []).append(name)
     case_warnings: dict[str, list[str]] = {}
     for i, cid in enumerate(ids):
         w: list[str] = []
         for res, label in ((r1, "stage 1"), (r2, "stage 2")):
             if res is None:
                 continue
-            w += [f"{label}: {m} (extrapolation; treat the {label} probability with caution)" for m in _out_of_range(res, i)]
-            w += [f"{label}: {name} is missing and was imputed with the card's training median" for r, name in res.imputed if r == i]
+            w += [f"{label}: {m} (extrapolation; treat the {label} probability with caution)" for m in ranges[label].get(i, [])]
+            w += [f"{label}: {name} is missing and was imputed with the card's training median" for name in imputed[label].get(i, [])]
         if flagged[i]:
             w.append(
                 "stage 1 calls HER2-positive: the stage-2 (low vs zero) result is shown for information only, "
@@ -453,18 +460,26 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     table["stage1_intercept"] = float(card1["intercept"])
     table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
 
-    rows = []
+    blocks = []
     for res in (r1, r2):
         if res is None:
             continue
-        names = [str(f) for f in res.card["features"]]
+        names = np.asarray([str(f) for f in res.card["features"]], dtype=object)
+        labels = np.asarray([feature_label(f) for f in names], dtype=object)
         coef = np.asarray(res.card["coefficients"], float)
-        for i, cid in enumerate(ids):
-            order = np.argsort(-np.abs(res.contributions[i]), kind="stable")
-            for j in order:
-                rows.append((cid, res.stage, names[j], res.values[i, j], res.z[i, j], coef[j],
-                             res.contributions[i, j], feature_label(names[j])))
-    contributions = pd.DataFrame(rows, columns=[*CONTRIBUTION_COLUMNS, "label"])
+        order = np.argsort(-np.abs(res.contributions), axis=1, kind="stable")  # rank within each case
+        k = len(names)
+        blocks.append(pd.DataFrame({
+            "case_id": np.repeat(np.asarray(ids, dtype=object), k),
+            "stage": res.stage,
+            "feature": names[order].ravel(),
+            "value": np.take_along_axis(res.values, order, 1).ravel(),
+            "z": np.take_along_axis(res.z, order, 1).ravel(),
+            "coefficient": coef[order].ravel(),
+            "contribution": np.take_along_axis(res.contributions, order, 1).ravel(),
+            "label": labels[order].ravel(),
+        }))
+    contributions = pd.concat(blocks, ignore_index=True)
 
     intended = []
     for card in (card1, card2):
