@@ -1,15 +1,59 @@
-"""`her2radiomics compare` (not implemented yet)."""
+"""`her2radiomics compare`: paired DeLong tests of two or more model cards on the same cases."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from her2radiomics import modeling
+from her2radiomics.commands.train import add_table_arguments, card_label_spec, load_cohort, print_notes
 from her2radiomics.errors import UserError
+from her2radiomics.io import write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_table_arguments(parser, task_required=False, label_defaults_from_card=True)
+    parser.add_argument("--models", nargs="+", required=True, metavar="MODEL.json", help="two or more model cards")
+    parser.add_argument("-o", "--output", default=None, metavar="COMPARE.json", help="write the table as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'compare' is not implemented yet")
+    if len(args.models) < 2:
+        raise UserError("compare needs at least two model cards (--models A.json B.json ...)")
+    cards = [modeling.load_model_card(p) for p in args.models]
+    first = cards[0]
+    for path, c in zip(args.models[1:], cards[1:], strict=True):
+        if c["task"] != first["task"] or c["classes"] != first["classes"]:
+            raise UserError(f"{path} predicts {c['task']} {c['classes']['event']!r}, {args.models[0]} predicts "
+                            f"{first['task']} {first['classes']['event']!r}; compare models of the same target")
+    names = unique_names(args.models)
+    cohort = load_cohort(args, first["task"], card_label_spec(args, first))
+    result = modeling.compare(cards, names, cohort)
+    print_notes(cohort.notes)
+    print(format_delong(result))
+    if args.output:
+        write_json(result, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def unique_names(paths: list[str]) -> list[str]:
+    names = [Path(p).stem for p in paths]
+    if len(set(names)) < len(names):
+        names = [str(p) for p in paths]
+    return names
+
+
+def format_delong(result: dict) -> str:
+    """AUC per model, then every pair: AUC difference (row - column) and DeLong p-value."""
+    names = result["models"]
+    w = max(12, *(len(n) for n in names))
+    lines = [f"DeLong comparison on {result['n']} cases ({result['n_event']} events)"]
+    lines += [f"  {n:<{w}} AUC {a:.3f}" for n, a in zip(names, result["auc"], strict=True)]
+    lines.append(f"  {'A':<{w}} {'B':<{w}} {'AUC A-B':>8} {'p':>8}")
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            p = result["p"][i][j]
+            star = " *" if p < 0.05 else ""
+            lines.append(f"  {names[i]:<{w}} {names[j]:<{w}} {result['diff'][i][j]:>+8.3f} {p:>8.4f}{star}")
+    return "\n".join(lines)

@@ -1,15 +1,43 @@
-"""`her2radiomics evaluate` (not implemented yet)."""
+"""`her2radiomics evaluate`: a model card's AUC (95% DeLong CI), accuracy, sensitivity, specificity and GDI."""
 
 from __future__ import annotations
 
 import argparse
 
-from her2radiomics.errors import UserError
+from her2radiomics import modeling
+from her2radiomics.commands.train import (
+    add_table_arguments,
+    card_label_spec,
+    fmt_auc,
+    load_cohort,
+    print_notes,
+)
+from her2radiomics.io import write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_table_arguments(parser, task_required=False, label_defaults_from_card=True)
+    parser.add_argument("--model", required=True, metavar="MODEL.json", help="model card written by 'train'")
+    parser.add_argument("--cases", default=None, metavar="SPLIT",
+                        help="evaluate only the card's recorded cases of SPLIT (e.g. test, internal, external)")
+    parser.add_argument("-o", "--output", default=None, metavar="METRICS.json",
+                        help="write the metrics and per-case probabilities as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'evaluate' is not implemented yet")
+    card = modeling.load_model_card(args.model)
+    spec = card_label_spec(args, card)
+    cohort = load_cohort(args, card["task"], spec)
+    if args.cases is not None:
+        cohort = modeling.restrict_cohort(cohort, card, args.cases)
+    result = modeling.evaluate(card, cohort)
+    print_notes(result["notes"])
+    m, g = result["metrics"], result["gdi"]
+    print(f"{card['task']} {card['feature_set']} ({len(card['features'])} features), cut-off {card['cutoff']:.3f}")
+    print(f"  n={m['n']} events={m['n_event']}  AUC {fmt_auc(m)}  accuracy {m['accuracy']:.3f}  "
+          f"sensitivity {m['sensitivity']:.3f}  specificity {m['specificity']:.3f}")
+    print(f"  GDI vs training AUC {result['train_auc']:.3f}: {100 * g['value']:.1f}% ({g['zone']})")
+    if args.output:
+        write_json(result, args.output)
+        print(f"wrote {args.output}")
+    return 0

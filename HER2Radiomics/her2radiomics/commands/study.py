@@ -1,15 +1,136 @@
-"""`her2radiomics study` (not implemented yet)."""
+"""`her2radiomics study`: train + evaluate every feature set of one stage on the same split (the paper's table).
+
+Writes ``DIR/<set>.model.json`` (one model card per feature set) and ``DIR/study.json`` (schema in
+docs/modeling.md), and prints the per-set table and the DeLong matrix of every split.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
+from pathlib import Path
 
+import numpy as np
+
+from her2radiomics import NOT_FOR_CLINICAL_USE, __version__, modeling
+from her2radiomics.commands.compare import format_delong
+from her2radiomics.commands.train import (
+    add_table_arguments,
+    add_training_arguments,
+    fmt_auc,
+    label_spec,
+    load_cohort,
+    print_notes,
+    provenance,
+    read_icc,
+    training_config,
+)
 from her2radiomics.errors import UserError
+from her2radiomics.io import write_json
+
+STUDY_FORMAT = "her2radiomics.study/1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_table_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the model cards and study.json")
+    parser.add_argument("--feature-sets", nargs="+", default=list(modeling.STUDY_SETS), metavar="SET",
+                        help="feature sets to train (default: intra intra+peri1 intra+peri3 intra+peri5; 'all' for a "
+                             "table without region prefixes)")
+    add_training_arguments(parser)
+
+
+def set_filename(name: str) -> str:
+    return name.replace("+", "_") + ".model.json"
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'study' is not implemented yet")
+    spec = label_spec(args)
+    cohort = load_cohort(args, args.task, spec)
+    base = training_config(args, args.feature_sets[0])
+    splits = modeling.make_splits(cohort.y, method=base.split, test_size=base.test_size, seed=base.seed,
+                                  center=cohort.center, test_center=base.test_center, center_column=spec.center_column)
+    icc_table = read_icc(args)
+    prov = provenance(args, spec)
+    out = Path(args.output)
+    sets, skipped, notes = [], [], list(cohort.notes)
+    results: list[tuple[str, modeling.TrainResult]] = []
+    for name in dict.fromkeys(args.feature_sets):
+        try:
+            modeling.feature_columns(list(cohort.X.columns), name, numeric=cohort.numeric)
+        except UserError as exc:
+            skipped.append({"name": name, "reason": str(exc)})
+            print(f"note: skipping feature set {name}: {exc}")
+            continue
+        res = modeling.train(cohort, training_config(args, name), splits=splits, icc_table=icc_table,
+                             id_column=spec.id_column, provenance=prov, center_column=spec.center_column)
+        results.append((name, res))
+    if not results:
+        raise UserError("no feature set could be trained (see the notes); check --feature-sets against the table's columns")
+    for name, res in results:  # write only after every set trained: nothing half-written on an error
+        modeling.save_model_card(res.card, out / set_filename(name))
+        notes += [f"{name}: {n}" for n in res.fit.notes]
+        card = res.card
+        sets.append({
+            "name": name,
+            "model_card": set_filename(name),
+            "checksum": card["checksum"],
+            "features": card["features"],
+            "coefficients": card["coefficients"],
+            "cutoff": card["cutoff"],
+            "selection": {k: card["selection"][k] for k in ("candidates", "n_after_icc", "n_after_mwu", "n_selected",
+                                                           "C", "fallback")},
+            "splits": {split: {**res.splits[split], "metrics": card["metrics"][split],
+                               "gdi": card["gdi"].get(split)} for split in splits},
+        })
+    names = [s["name"] for s in sets]
+    delong = {}
+    for split in splits:
+        first = results[0][1].splits[split]
+        delong[split] = modeling.delong_matrix(
+            np.asarray(first["y"]), [np.asarray(r.splits[split]["probabilities"]) for _, r in results],
+            names)
+    ids = results[0][1].splits
+    study = {
+        "format": STUDY_FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "software": f"her2radiomics {__version__}",
+        "intended_use": NOT_FOR_CLINICAL_USE,
+        "task": args.task,
+        "classes": cohort.classes,
+        "split": {"method": base.split, "test_size": base.test_size, "test_center": base.test_center,
+                  "center_column": spec.center_column if base.split == "center" else None, "seed": base.seed},
+        "split_names": list(splits),
+        "case_ids": {s: ids[s]["case_ids"] for s in splits},
+        "y": {s: ids[s]["y"] for s in splits},
+        "feature_sets": sets,
+        "skipped": skipped,
+        "delong": delong,
+        "provenance": prov,
+        "notes": notes,
+    }
+    write_json(modeling.jsonable(study), out / "study.json")
+    print_notes(notes)
+    print(format_table(study))
+    for split in splits:
+        if len(names) > 1:
+            print(f"\n[{split}] " + format_delong(delong[split]))
+    print(f"\nwrote {len(sets)} model card(s) and {out / 'study.json'}")
+    return 0
+
+
+def format_table(study: dict) -> str:
+    """The paper's table: per feature set and split, AUC (95% CI), accuracy, sensitivity, specificity, GDI."""
+    lines = [f"{study['task']}: {study['classes']['event']} vs {', '.join(study['classes']['reference'])}",
+             f"{'feature set':<14} {'sel':>4} {'split':<9} {'n':>4} {'AUC (95% CI)':<22} {'acc':>5} {'sens':>5} "
+             f"{'spec':>5}  GDI"]
+    for s in study["feature_sets"]:
+        for k, (split, d) in enumerate(s["splits"].items()):
+            m, g = d["metrics"], d["gdi"]
+            gtxt = f"{100 * g['value']:.1f}% {g['zone']}" if g else ""
+            sel = str(s["selection"]["n_selected"]) + ("!" if s["selection"]["fallback"] else "")
+            lines.append(f"{s['name'] if k == 0 else '':<14} {sel if k == 0 else '':>4} {split:<9} {m['n']:>4} "
+                         f"{fmt_auc(m):<22} {m['accuracy']:>5.3f} {m['sensitivity']:>5.3f} {m['specificity']:>5.3f}  {gtxt}")
+    if any(s["selection"]["fallback"] for s in study["feature_sets"]):
+        lines.append("! LASSO selected no feature; the first feature of the L1 path was kept (see the card)")
+    return "\n".join(lines)

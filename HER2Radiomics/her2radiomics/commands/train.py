@@ -1,15 +1,166 @@
-"""`her2radiomics train` (not implemented yet)."""
+"""`her2radiomics train`: one stage's ICC -> LASSO -> logistic regression model card.
+
+Also holds the table/label options shared by ``evaluate``, ``compare`` and ``study``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
+from her2radiomics import modeling
 from her2radiomics.errors import UserError
 
 
+# ------------------------------------------------------------------------------------------- shared options
+def add_table_arguments(parser: argparse.ArgumentParser, *, task_required: bool = True,
+                        label_defaults_from_card: bool = False) -> None:
+    parser.add_argument("features", metavar="FEATURES.csv", help="features table ({region}_{feature} columns)")
+    parser.add_argument("labels", metavar="LABELS.csv",
+                        help="labels table (may be the same file as FEATURES.csv), joined on the id column")
+    g = parser.add_argument_group("generic tables")
+    dflt = " (default: as in the model card)" if label_defaults_from_card else ""
+    g.add_argument("--id-column", default=None if label_defaults_from_card else "case_id",
+                   help="case id column in every table " + (dflt or "(default: case_id)"))
+    g.add_argument("--label-column", default=None,
+                   help="label column (default: 'her2' categories, or 'ihc' + 'fish' with ASCO/CAP 2018 rules)" + dflt)
+    g.add_argument("--positive", nargs="+", default=None, metavar="V", help="label value(s) of the event class")
+    g.add_argument("--negative", nargs="+", default=None, metavar="V", help="label value(s) of the reference class")
+    g.add_argument("--center-column", default=None if label_defaults_from_card else "center",
+                   help="centre column (labels or features table; default: center)")
+    g.add_argument("--reader", default=None, help="use this reader's rows of a multi-reader features table")
+    if task_required:
+        parser.add_argument("--task", required=True, choices=("stage1", "stage2", "custom"),
+                            help="stage1: HER2-positive vs low+zero; stage2: low vs zero (positives excluded); "
+                                 "custom: a generic --positive/--negative target")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", choices=("random", "center"), default="random",
+                        help="random stratified split, or by centre (--test-center is the external test set)")
+    parser.add_argument("--test-size", type=float, default=0.3,
+                        help="fraction held out for the (internal) test set (default 0.3)")
+    parser.add_argument("--test-center", default=None, metavar="V", help="centre value forming the external test set")
+    parser.add_argument("--icc", default=None, metavar="ICC.csv",
+                        help="two-reader features table (column 'reader') for the ICC reproducibility filter")
+    parser.add_argument("--icc-threshold", type=float, default=0.75, help="keep features with ICC >= this (0.75)")
+    parser.add_argument("--icc-kind", choices=("2,1", "3,1", "1,1"), default="2,1", metavar="KIND",
+                        help="ICC form (Shrout & Fleiss): 2,1 absolute agreement (default) or 3,1 consistency")
+    parser.add_argument("--mwu-p", type=float, default=None, metavar="P",
+                        help="optional Mann-Whitney U filter: keep features with p < P (e.g. 0.05)")
+    parser.add_argument("--cv-folds", type=int, default=10, help="LASSO cross-validation folds (default 10)")
+    parser.add_argument("--lambda-rule", choices=("min", "1se"), default="min",
+                        help="LASSO penalty: lowest CV deviance (min, default) or the 1-SE rule")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for the split and the CV folds (default 0)")
+
+
+def label_spec(args: argparse.Namespace) -> modeling.LabelSpec:
+    return modeling.LabelSpec(id_column=args.id_column, label_column=args.label_column,
+                              positive=tuple(args.positive or ()), negative=tuple(args.negative or ()),
+                              center_column=args.center_column)
+
+
+def card_label_spec(args: argparse.Namespace, card: dict) -> modeling.LabelSpec:
+    """Label options for evaluating a card: command-line values, else those the card was trained with."""
+    saved = card.get("provenance", {}).get("labels") or {}
+    given = any(v is not None for v in (args.label_column, args.positive, args.negative))
+    if given:
+        pos, neg, col = tuple(args.positive or ()), tuple(args.negative or ()), args.label_column
+    else:
+        pos, neg = tuple(saved.get("positive") or ()), tuple(saved.get("negative") or ())
+        col = saved.get("label_column")
+    return modeling.LabelSpec(id_column=args.id_column or saved.get("id_column") or "case_id", label_column=col,
+                              positive=pos, negative=neg,
+                              center_column=args.center_column or saved.get("center_column") or "center")
+
+
+def load_cohort(args: argparse.Namespace, task: str, spec: modeling.LabelSpec | None = None) -> modeling.Cohort:
+    spec = spec or label_spec(args)
+    text = [spec.id_column, spec.label_column or "her2", "her2", "ihc", "fish", spec.center_column, "reader"]
+    features = modeling.read_table(args.features, "features table", text_columns=text)
+    targets = modeling.load_targets(args.labels, task, spec)
+    same = _same_file(args.features, args.labels)
+    return modeling.build_cohort(features, targets, spec, reader=args.reader, same_table=same)
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def training_config(args: argparse.Namespace, feature_set: str) -> modeling.TrainConfig:
+    if args.split == "center" and args.test_center is None:
+        raise UserError("--split center needs --test-center VALUE (the centre forming the external test set)")
+    if args.cv_folds < 2:
+        raise UserError(f"--cv-folds must be >= 2, got {args.cv_folds}")
+    if not 0.0 <= args.icc_threshold <= 1.0:
+        raise UserError(f"--icc-threshold must be in [0, 1], got {args.icc_threshold}")
+    if args.mwu_p is not None and not 0.0 < args.mwu_p <= 1.0:
+        raise UserError(f"--mwu-p must be in (0, 1], got {args.mwu_p}")
+    return modeling.TrainConfig(task=args.task, feature_set=feature_set, split=args.split, test_size=args.test_size,
+                                test_center=args.test_center, seed=args.seed, icc_threshold=args.icc_threshold,
+                                icc_kind=args.icc_kind, mwu_p=args.mwu_p, cv_folds=args.cv_folds,
+                                lambda_rule=args.lambda_rule)
+
+
+def provenance(args: argparse.Namespace, spec: modeling.LabelSpec) -> dict:
+    prov = {
+        "parameter_file_hash": modeling.parameter_file_hash(args.features),
+        "training_table_hash": modeling.file_hash(args.features),
+        "labels_table_hash": modeling.file_hash(args.labels),
+        "training_table": Path(args.features).name,
+        "labels": spec.to_json(),
+    }
+    if getattr(args, "icc", None):
+        prov["icc_table_hash"] = modeling.file_hash(args.icc)
+    return prov
+
+
+def read_icc(args: argparse.Namespace):
+    if not args.icc:
+        return None
+    return modeling.read_table(args.icc, "ICC table", text_columns=[args.id_column, "reader"])
+
+
+def fmt_auc(m: dict) -> str:
+    lo, hi = m["auc_ci"]
+    return f"{m['auc']:.3f} ({lo:.3f}-{hi:.3f})"
+
+
+def print_notes(notes: list[str]) -> None:
+    for n in notes:
+        print(f"note: {n}")
+
+
+# ------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_table_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="MODEL.json", help="model card to write (JSON)")
+    parser.add_argument("--feature-set", default="intra",
+                        help=f"one of {', '.join(modeling.FEATURE_SETS)} (default intra); 'all' = every numeric column")
+    add_training_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'train' is not implemented yet")
+    config = training_config(args, args.feature_set)
+    spec = label_spec(args)
+    cohort = load_cohort(args, args.task, spec)
+    result = modeling.train(cohort, config, icc_table=read_icc(args), id_column=args.id_column,
+                            provenance=provenance(args, spec), center_column=args.center_column)
+    modeling.save_model_card(result.card, args.output)
+    print_notes(result.notes)
+    card = result.card
+    sel = card["selection"]
+    print(f"{card['task']} {card['feature_set']}: {sel['candidates']} candidates -> {sel['n_after_icc']} after ICC -> "
+          f"{sel['n_after_mwu']} after MWU -> {sel['n_selected']} selected (LASSO C={sel['C']:.4g}"
+          f"{', FALLBACK' if sel['fallback'] else ''}); cut-off {card['cutoff']:.3f}")
+    for split, m in card["metrics"].items():
+        g = card["gdi"].get(split)
+        gtxt = f"  GDI {100 * g['value']:.1f}% ({g['zone']})" if g else ""
+        print(f"  {split:<9} n={m['n']:<4} events={m['n_event']:<4} AUC {fmt_auc(m)}  acc {m['accuracy']:.3f}  "
+              f"sens {m['sensitivity']:.3f}  spec {m['specificity']:.3f}{gtxt}")
+    print(f"wrote {args.output}")
+    return 0
