@@ -241,15 +241,18 @@ def worst_zone(card: Mapping[str, Any]) -> str:
 
 
 def _event_and_other(card: Mapping[str, Any], stage: str) -> tuple[str, str]:
+    """Call names: the card's event class, and ``negative`` (HER2 stage 1), the single reference class, or ``not-EVENT``."""
     classes = card.get("classes") or {}
     event = str(classes.get("event") or ("positive" if stage == "stage1" else "low"))
     ref = classes.get("reference") or []
-    if stage == "stage1":
+    if stage == "stage1" and event == "positive":
         other = "negative"
     elif isinstance(ref, list) and len(ref) == 1:
         other = str(ref[0])
+    elif stage == "stage2" and event == "low":
+        other = "zero"
     else:
-        other = "zero" if event == "low" else f"not-{event}"
+        other = f"not-{event}"
     return event, other
 
 

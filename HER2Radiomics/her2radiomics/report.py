@@ -103,9 +103,13 @@ def normalize_study(obj: Mapping[str, Any], base: Path | None = None) -> dict:
         name = str(entry.get("feature_set") or entry.get("name") or key or card.get("feature_set"))
         models.append({"name": name, "card": card, "scores": _scores_from(entry)})
     task = str(obj.get("task") or models[0]["card"].get("task") or "custom")
+    classes = obj.get("classes") or models[0]["card"].get("classes") or {}
+    title = STAGE_TITLES.get(task, f"Study ({task})")
+    if classes.get("event") and classes.get("event") not in ("positive", "low"):
+        title = f"{task}: {classes['event']} vs {', '.join(map(str, classes.get('reference') or []))}"
     return {
         "task": task,
-        "title": str(obj.get("title") or STAGE_TITLES.get(task, f"Study ({task})")),
+        "title": str(obj.get("title") or title),
         "models": models,
         "delong": obj.get("delong") or {},
         "intended_use": obj.get("intended_use"),
@@ -316,7 +320,7 @@ def gdi_figure(models: Sequence[dict], title: str) -> str:
     splits = sorted({s for m in models for s in (m["card"].get("gdi") or {})})
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(models) * max(1, len(splits)), 3.6))
     vals = [100 * float(v.get("value", 0)) for m in models for v in (m["card"].get("gdi") or {}).values()]
-    ymax = max([25.0, *[v + 5 for v in vals]])
+    ymax = max([25.0, *[v + 10 for v in vals]])
     ymin = min([0.0, *[v - 5 for v in vals]])
     ax.axhspan(ymin, 15, color=ZONE_COLOURS["safe"], alpha=0.12, label="safe (<= 15%)")
     ax.axhspan(15, 20, color=ZONE_COLOURS["warning"], alpha=0.18, label="warning (15-20%)")
@@ -333,7 +337,7 @@ def gdi_figure(models: Sequence[dict], title: str) -> str:
             ax.text(i + (j - (len(splits) - 1) / 2) * width, v + 0.4, f"{v:.0f}%\n{split}", ha="center", fontsize=7)
     ax.set_xticks(range(len(models)), [m["name"] for m in models])
     ax.set(ylabel="GDI (%)", ylim=(ymin, ymax), title=f"Generalisation decay index: {title}")
-    ax.legend(fontsize=7, loc="upper left", ncol=3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     return _img(fig, f"GDI {title}")
 
 
@@ -498,7 +502,7 @@ def study_section(study: dict, intended_use: str) -> str:
             given = (study.get("delong") or {}).get(split)
             mat = ((list(given.get("names") or given.get("models")), np.asarray(given["p"], float)) if given
                    else delong_matrix(models, split))
-            if mat is not None:
+            if mat is not None and len(mat[0]) >= 2:
                 parts.append(delong_figure(mat[0], mat[1], split))
                 shown = True
         parts.append("</div>")
@@ -601,6 +605,7 @@ def build_report(studies: Sequence[dict] = (), predictions: tuple[pd.DataFrame, 
         for t in [s.get("intended_use")] + [m["card"].get("intended_use") for m in s["models"]]:
             if t and t not in texts:
                 texts.append(str(t))
+    texts = [t for t in texts if not any(t != u and t in u for u in texts)]  # drop texts contained in another
     line = intended_use or (" ".join(texts) if texts else NOT_FOR_CLINICAL_USE)
     if "not for clinical use" not in line.lower():
         line = f"{line} {NOT_FOR_CLINICAL_USE}"

@@ -171,3 +171,30 @@ def test_intercepts_recovered_from_prediction_tables():
     bare = pred.table.drop(columns=["stage1_intercept", "stage2_intercept"])
     got = _intercepts_from(bare, pred.contributions)
     assert got["stage1"] == pytest.approx(-0.7, abs=1e-9) and got["stage2"] == pytest.approx(0.3, abs=1e-9)
+
+
+def test_report_reads_the_study_command_output(tmp_path):
+    pytest.importorskip("her2radiomics.modeling")
+    rng = np.random.default_rng(5)
+    n = 80
+    her2 = np.array(["positive", "low", "zero"] * (n // 3) + ["low"] * (n % 3))
+    y = (her2 == "positive").astype(float)
+    cols = {f"intra_original_firstorder_F{i}": rng.normal(0, 1, n) + (0.8 * y if i < 2 else 0) for i in range(6)}
+    cols |= {f"peri1_original_glcm_G{i}": rng.normal(0, 1, n) + (0.5 * y if i == 0 else 0) for i in range(6)}
+    ids = [f"k{i:03d}" for i in range(n)]
+    pd.DataFrame({"case_id": ids, **cols}).to_csv(tmp_path / "F.csv", index=False)
+    pd.DataFrame({"case_id": ids, "her2": her2}).to_csv(tmp_path / "L.csv", index=False)
+    r = run_cli("study", tmp_path / "F.csv", tmp_path / "L.csv", "-o", tmp_path / "st", "--task", "stage1",
+                "--feature-sets", "intra", "intra+peri1", "--cv-folds", "5")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("report", "--study", tmp_path / "st" / "study.json", "-o", tmp_path / "r.html")
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "r.html").read_text()
+    for alt in ("ROC curves", "DeLong matrix train", "DeLong matrix test", "Calibration", "Decision curves", "GDI",
+                "Coefficients"):
+        assert f'alt="{alt}' in text
+    assert "intra+peri1" in text and "not for clinical use" in text.lower()
+    # a study pointing at a missing card is a one-line error
+    (tmp_path / "st" / "intra.model.json").unlink()
+    r = run_cli("report", "--study", tmp_path / "st" / "study.json", "-o", tmp_path / "r2.html")
+    assert r.returncode == 2 and "does not exist" in r.stderr and not (tmp_path / "r2.html").exists()

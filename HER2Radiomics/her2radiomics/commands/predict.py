@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage1", type=Path, required=True, help="stage-1 model card (positive vs negative)")
     parser.add_argument("--stage2", type=Path, help="stage-2 model card (low vs zero among negatives)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="PRED.csv (contributions go to PRED.contributions.csv)")
+    parser.add_argument("--id-column", default="case_id", help="case id column of the features table (default case_id)")
     parser.add_argument("--top", type=int, default=5, help="contributions shown per stage in the summary (default 5)")
     parser.add_argument("--max-cases", type=int, default=20, help="cases summarised on screen (default 20; all are written)")
 
@@ -42,16 +43,19 @@ def meta_path(features: Path) -> Path:
     return features.with_name(stem + ".meta.json")
 
 
-def read_features(path: Path) -> tuple[pd.DataFrame, str | None]:
-    """Read a features CSV (and the parameter-file hash from its sidecar, if any)."""
+def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame, str | None]:
+    """Read a features CSV (and the parameter-file hash from its sidecar, if any); ids go to ``case_id``."""
     if not Path(path).exists():
         raise UserError(f"features table not found: {path}; check the path")
     try:
         df = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read features table {path}: {exc}; give a CSV from 'her2radiomics extract'") from None
-    if "case_id" not in df.columns:
-        raise UserError(f"features table {path} has no case_id column; give a table from 'her2radiomics extract'")
+    if id_column not in df.columns:
+        raise UserError(f"features table {path} has no {id_column} column; give a table from 'her2radiomics extract' "
+                        "or name the id column with --id-column")
+    if id_column != "case_id":
+        df = df.drop(columns=["case_id"], errors="ignore").rename(columns={id_column: "case_id"})
     df["case_id"] = df["case_id"].astype(str)
     h = None
     meta = meta_path(path)
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics import io
     from her2radiomics.prediction import predict
 
-    df, h = read_features(args.features)
+    df, h = read_features(args.features, args.id_column)
     pred = predict(df, args.stage1, args.stage2, features_hash=h)
     contrib = contributions_path(args.output)
     with io.atomic_path(args.output) as tmp:
