@@ -208,3 +208,17 @@ def test_cli_predict_writes_tables_and_summary(tmp_path):
     r = run_cli("predict", tmp_path / "F.csv", "--stage1", tmp_path / "bad.json", "-o", tmp_path / "Q.csv")
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Median" in r.stderr
     assert not (tmp_path / "Q.csv").exists()
+
+
+def test_cli_checks_the_features_sidecar_hash(tmp_path):
+    f = ["intra_original_firstorder_Mean"]
+    (tmp_path / "m1.json").write_text(json.dumps(make_card(f, [0], [1], [1], 0)))
+    pd.DataFrame({"case_id": ["A"], f[0]: [1.0]}).to_csv(tmp_path / "F.csv", index=False)
+    (tmp_path / "F.meta.json").write_text(json.dumps({"parameter_file_hash": "sha256:" + "e" * 64}))
+    r = run_cli("predict", tmp_path / "F.csv", "--stage1", tmp_path / "m1.json", "-o", tmp_path / "P.csv")
+    assert r.returncode == 2 and "re-extract" in r.stderr and not (tmp_path / "P.csv").exists()
+    (tmp_path / "F.meta.json").write_text(json.dumps({"parameter_file_hash": H}))
+    r = run_cli("predict", tmp_path / "F.csv", "--stage1", tmp_path / "m1.json", "-o", tmp_path / "P.csv")
+    assert r.returncode == 0, r.stderr
+    t = pd.read_csv(tmp_path / "P.csv")
+    assert t["p_low"].isna().all() and t.loc[0, "stage1_call"] == "positive"  # expit(1) = 0.73 >= 0.5
