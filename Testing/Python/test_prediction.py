@@ -73,6 +73,10 @@ def test_probabilities_sum_to_one_and_contributions_sum_to_logit(n1, n2, n_cases
     t = pred.table
     np.testing.assert_allclose(t[["p_positive", "p_low", "p_zero"]].sum(axis=1), 1.0, atol=1e-12)
     assert ((t[["p_positive", "p_low", "p_zero"]] >= 0).all()).all()
+    # decision rule: each stage called at its own cut-off; stage 2 always computed, flagged after a positive call
+    assert ((t["stage1_call"] == "positive") == (t["p1"] >= c1["cutoff"])).all()
+    assert ((t["stage2_call"] == "low") == (t["p2"] >= c2["cutoff"])).all()
+    assert t["p2"].notna().all() and (t["stage2_flagged"] == (t["stage1_call"] == "positive")).all()
     for stage, card, pcol in (("stage1", c1, "p1"), ("stage2", c2, "p2")):
         c = pred.contributions[pred.contributions["stage"] == stage]
         lp = c.groupby("case_id")["contribution"].sum().reindex(t["case_id"]).to_numpy() + card["intercept"]
