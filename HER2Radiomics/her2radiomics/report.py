@@ -423,6 +423,7 @@ th{background:#eceff1} td.l,th.l{text-align:left}
 .zone{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px}
 img.fig{max-width:100%;display:block;margin:8px 0} .row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 .warn{color:#b71c1c} .muted{color:#666;font-size:12px} nav a{margin-right:12px}
+@media print{section{page-break-before:always;border:none} nav{display:none} body{background:#fff}}
 """
 
 
