@@ -162,7 +162,8 @@ def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, 
     opts = STAGE_SPLITS[task]
     splits = modeling.make_splits(cohort.y, method=opts["split"], test_size=0.3, seed=seed, center=cohort.center,
                                   test_center=opts["test_center"])
-    prov = {"parameter_file_hash": param_hash, "training_table_hash": modeling.file_hash(features_csv)}
+    prov = {"parameter_file_hash": param_hash, "parameter_file": DEMO_PARAMS,
+            "training_table_hash": modeling.file_hash(features_csv)}
     folder = outdir / task
     models: dict[str, dict] = {}
     results = {}
