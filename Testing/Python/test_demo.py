@@ -47,6 +47,7 @@ def test_shipped_demo_cards_load_and_match_the_demo_parameter_file():
     assert cards["stage1"]["task"] == "stage1" and cards["stage2"]["task"] == "stage2"
     for c in cards.values():
         assert c["intended_use"].startswith(DEMO_MODEL_NOTICE)
+        assert c["provenance"]["parameter_file"] == demo_params_path().name
     _need("features")
     from her2radiomics import features
 
