@@ -1,0 +1,502 @@
+"""Deterministic synthetic breast DCE-MRI phantom with ground-truth lesion, air and pectoralis masks.
+
+The phantom imitates one fat-suppressed post-contrast phase of a *prone* axial breast DCE-MRI
+(patient face down, breasts pendant in the coil): air around the body, a thorax outline whose
+posterior part leaves the field of view, two pendant breasts (fat with fibroglandular texture), a
+pectoralis-major band on the anterior chest wall behind the breasts, a thin fat plane, a rib /
+intercostal layer, dark lungs, an enhancing heart, one lesion with heterogeneous rim enhancement,
+a smooth multiplicative coil-sensitivity (bias) field and Rician noise.
+
+Everything is built on a *canonical* grid (identity direction, LPS: i -> patient left, j ->
+posterior, k -> superior) and then transposed / flipped onto the requested direction matrix, so the
+anatomy is physically the same whatever the array order. The anatomy scales with the in-plane field
+of view (default 448 x 448 x 0.74 mm = 331.5 mm); the lesion radius is always in mm.
+
+Intensity model (arbitrary units, before bias and noise): air 0, skin 220, fat 70 (suppressed),
+fibroglandular 260 (background parenchymal enhancement), muscle 160, intercostal 150, rib 45,
+lung 18, heart / blood pool 420, other soft tissue 150, lesion up to 650 at the rim.
+Rician noise: magnitude of a complex Gaussian signal (Gudbjartsson & Patz, MRM 1995;34:910-914).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from her2radiomics import __version__
+from her2radiomics.errors import UserError
+from her2radiomics.io import write_image, write_json
+
+DEFAULT_SIZE = (448, 448, 160)
+DEFAULT_SPACING = (0.74, 0.74, 1.2)
+#: in-plane field of view (mm) for which the anatomy constants below are written
+REFERENCE_FOV_MM = 448 * 0.74
+REFERENCE_FOV_Z_MM = 160 * 1.2
+
+# tissue labels of the internal label map
+AIR, SKIN, FAT, GLAND, PECTORALIS, INTERCOSTAL, RIB, LUNG, HEART, SOFT, LESION = range(11)
+TISSUE_NAMES = ("air", "skin", "fat", "fibroglandular", "pectoralis", "intercostal", "rib", "lung", "heart",
+                "soft_tissue", "lesion")
+BASE_INTENSITY = np.array([0, 220, 70, 260, 160, 150, 45, 18, 420, 150, 0], np.float32)
+LESION_PEAK = 650.0
+LESION_NECROTIC = 30.0
+OEDEMA_PEAK = 250.0
+
+
+@dataclass
+class Phantom:
+    """A phantom image with its ground-truth masks (uint8 0/1 on the image grid) and metadata."""
+
+    image: sitk.Image
+    lesion: sitk.Image
+    air: sitk.Image
+    pectoralis: sitk.Image
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _axis_map(direction: tuple[float, ...] | None) -> tuple[list[int], list[int], tuple[float, ...]]:
+    """Physical axis and sign of each output index axis for an axis-aligned direction matrix."""
+    if direction is None:
+        return [0, 1, 2], [1, 1, 1], (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    d = np.asarray(direction, float)
+    if d.size != 9 or not np.all(np.isfinite(d)):
+        raise UserError("direction must be 9 numbers (a 3x3 direction matrix, row-major as in SimpleITK)")
+    m = d.reshape(3, 3)
+    rounded = np.round(m)
+    if not np.allclose(m, rounded, atol=1e-6) or not np.allclose(np.abs(rounded).sum(0), 1) \
+            or not np.allclose(np.abs(rounded).sum(1), 1):
+        raise UserError("phantom direction must be axis-aligned (a signed permutation matrix such as "
+                        "-1 0 0 0 -1 0 0 0 1); resample the phantom for oblique geometry")
+    perm = [int(np.argmax(np.abs(rounded[:, a]))) for a in range(3)]
+    sign = [int(rounded[perm[a], a]) for a in range(3)]
+    return perm, sign, tuple(float(v) for v in rounded.ravel())
+
+
+def _smooth_field(shape: tuple[int, ...], spacing_zyx: tuple[float, ...], corr_mm: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Zero-mean, unit-variance smooth random field (correlation length ~corr_mm) on ``shape``.
+
+    White noise on a coarse grid (cell = corr_mm / 2), Gaussian-smoothed there and linearly
+    up-sampled: cheap even for large volumes.
+    """
+    cell = corr_mm / 2.0
+    coarse = tuple(max(2, int(math.ceil(n * s / cell)) + 1) for n, s in zip(shape, spacing_zyx, strict=True))
+    noise = rng.standard_normal(coarse).astype(np.float32)
+    noise = ndimage.gaussian_filter(noise, 1.0, mode="wrap")
+    noise -= noise.mean()
+    noise /= max(float(noise.std()), 1e-6)
+    out = noise
+    for axis, (n, c) in enumerate(zip(shape, coarse, strict=True)):
+        # linear interpolation matrix (n x c) mapping coarse cell centres onto fine voxel centres
+        pos = (np.arange(n) + 0.5) * (c / n) - 0.5
+        i0 = np.clip(np.floor(pos).astype(int), 0, c - 1)
+        i1 = np.clip(i0 + 1, 0, c - 1)
+        w = np.clip(pos - i0, 0, 1).astype(np.float32)
+        mat = np.zeros((n, c), np.float32)
+        mat[np.arange(n), i0] += 1 - w
+        mat[np.arange(n), i1] += w
+        out = np.moveaxis(np.tensordot(mat, out, axes=([1], [axis])), 0, axis)
+    return out.astype(np.float32, copy=False)
+
+
+def _check_args(size, spacing, lesion_radius_mm, rim, heterogeneity, peritumoral_enhancement, breast_scale,
+                noise, bias) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    try:
+        size_t = tuple(int(v) for v in size)
+        spacing_t = tuple(float(v) for v in spacing)
+    except (TypeError, ValueError):
+        raise UserError("size must be 3 integers and spacing 3 numbers (x y z)") from None
+    if len(size_t) != 3 or len(spacing_t) != 3:
+        raise UserError("size and spacing need 3 values each (x y z)")
+    if min(size_t) < 16 or max(size_t) > 2048:
+        raise UserError(f"phantom size {size_t} must be between 16 and 2048 voxels per axis")
+    if not all(math.isfinite(s) and 0.05 <= s <= 20 for s in spacing_t):
+        raise UserError(f"phantom spacing {spacing_t} must be between 0.05 and 20 mm")
+    checks = {
+        "lesion_radius_mm": (lesion_radius_mm, 0.5, 60.0), "rim": (rim, 0.0, 1.0),
+        "heterogeneity": (heterogeneity, 0.0, 1.0), "peritumoral_enhancement": (peritumoral_enhancement, 0.0, 2.0),
+        "breast_scale": (breast_scale, 0.5, 1.5), "noise": (noise, 0.0, 100.0), "bias": (bias, 0.0, 0.6),
+    }
+    for name, (value, lo, hi) in checks.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+            raise UserError(f"{name}={value!r} is out of range; use a value in [{lo:g}, {hi:g}]")
+    return size_t, spacing_t  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------- builder
+def make_phantom(
+    seed: int = 0,
+    size: tuple[int, int, int] = DEFAULT_SIZE,
+    spacing: tuple[float, float, float] = DEFAULT_SPACING,
+    *,
+    direction: tuple[float, ...] | None = None,
+    breast_scale: float = 1.0,
+    lesion_radius_mm: float = 8.0,
+    rim: float = 0.5,
+    heterogeneity: float = 0.5,
+    peritumoral_enhancement: float = 0.0,
+    lesion_gap_mm: float | None = None,
+    noise: float = 8.0,
+    bias: float = 0.3,
+) -> Phantom:
+    """Build the phantom for ``seed`` (same seed and options -> identical arrays).
+
+    Parameters
+    ----------
+    size, spacing : (x, y, z) of the *output* image index axes (voxels, mm).
+    direction : 3x3 row-major direction matrix (axis-aligned, i.e. a signed permutation); default identity.
+    breast_scale : breast size factor (0.5-1.5).
+    lesion_radius_mm : mean lesion radius (the surface is lobulated by +-12 %).
+    rim : rim-versus-core contrast in [0, 1]; 0 = uniform enhancement, 1 = bright rim with a necrotic
+        (darker than fat) core.
+    heterogeneity : amplitude in [0, 1] of the smooth texture inside the lesion.
+    peritumoral_enhancement : amplitude (0-2) of oedema-like enhancement decaying over ~3 mm outside the lesion.
+    lesion_gap_mm : distance from the lesion surface to the pectoralis (nominal, along A-P); random when None
+        (about 40 % of seeds 3-12 mm, the others 15-40 mm).
+    noise : Rician noise sigma; bias : amplitude of the multiplicative coil-shading field.
+    """
+    size_t, spacing_t = _check_args(size, spacing, lesion_radius_mm, rim, heterogeneity, peritumoral_enhancement,
+                                    breast_scale, noise, bias)
+    if lesion_gap_mm is not None and not (math.isfinite(lesion_gap_mm) and 0 <= lesion_gap_mm <= 80):
+        raise UserError(f"lesion_gap_mm={lesion_gap_mm!r} must be between 0 and 80 mm")
+    perm, sign, dir_t = _axis_map(direction)
+    size_c = [0, 0, 0]
+    spacing_c = [0.0, 0.0, 0.0]
+    for a in range(3):
+        size_c[perm[a]] = size_t[a]
+        spacing_c[perm[a]] = spacing_t[a]
+    nx, ny, nz = size_c
+    sx, sy, sz = spacing_c
+    rng = np.random.default_rng(int(seed))
+
+    x = ((np.arange(nx) - (nx - 1) / 2) * sx).astype(np.float32)  # + = patient left
+    y = ((np.arange(ny) - (ny - 1) / 2) * sy).astype(np.float32)  # + = posterior
+    z = ((np.arange(nz) - (nz - 1) / 2) * sz).astype(np.float32)  # + = superior
+    fov_x, fov_y, fov_z = nx * sx, ny * sy, nz * sz
+    s = min(fov_x, fov_y) / REFERENCE_FOV_MM  # in-plane anatomy scale
+    sz_scale = fov_z / REFERENCE_FOV_Z_MM
+    ymin = float(y[0])
+
+    def u(lo: float, hi: float) -> float:
+        return float(rng.uniform(lo, hi))
+
+    # ---- thorax (extruded ellipse, posterior part outside the FOV) and its depth map (mm inside)
+    a_th = 150.0 * s * u(0.95, 1.05)
+    b_th = 150.0 * s * u(0.95, 1.05)
+    yc = -45.0 * s + b_th + u(-4, 4) * s  # anterior chest surface at the midline ~ -45 mm
+    U = x[None, :] / a_th
+    V = (y[:, None] - yc) / b_th
+    r = np.sqrt(U * U + V * V)
+    grad = np.sqrt((U / a_th) ** 2 + (V / b_th) ** 2) / np.maximum(r, 1e-6)
+    depth2 = ((1.0 - r) / np.maximum(grad, 1e-9)).astype(np.float32)  # first-order distance to the outline
+    anterior2 = np.broadcast_to(V < -0.25, (ny, nx))
+
+    # ---- chest-wall layers: skin, subcutaneous fat, pectoralis, fat plane, ribs / intercostals
+    skin_mm = 1.5
+    f_mm = skin_mm + max(2.5, 4.0 * s * u(0.8, 1.2))
+    x_med, x_lat = 18.0 * s * u(0.8, 1.2), 135.0 * s * u(0.9, 1.05)
+    t0 = u(9.0, 13.0) * max(s, 0.45)
+    ax = np.abs(x)
+    taper = np.clip(np.sin(np.pi * np.clip((ax - x_med) / (x_lat - x_med), 0, 1)), 0, 1) ** 0.5
+    zfrac = (z - z[0]) / max(fov_z, 1e-6)  # 0 inferior -> 1 superior
+    t_zx = (t0 * (0.7 + 0.3 * zfrac)[:, None] * taper[None, :]).astype(np.float32)
+    t_zx[t_zx < 1.0] = 0.0
+    fp_mm = max(1.5, 2.0 * s)
+    w_mm = max(6.0, 12.0 * s)
+    rib_period, rib_phase = 24.0 * max(s, 0.5), u(0, 2 * np.pi)
+    rib_zx = np.sin(2 * np.pi * (z[:, None] + 0.35 * ax[None, :]) / rib_period + rib_phase) > 0.15
+
+    # in-plane label map (extruded along z), then the z-dependent chest-wall band on its pixels only
+    deep = depth2 > f_mm + t0 + fp_mm + w_mm + 2.0
+    xl, yl = 70.0 * s * u(0.9, 1.1), yc + 5.0 * s
+    lung2 = deep & ((((np.abs(x[None, :]) - xl) / (52.0 * s)) ** 2 + ((y[:, None] - yl) / (85.0 * s)) ** 2) <= 1)
+    heart_c = (12.0 * s, -45.0 * s + f_mm + w_mm + t0 + 40.0 * s)
+    heart2 = deep & ((((x[None, :] - heart_c[0]) / (38.0 * s)) ** 2
+                      + ((y[:, None] - heart_c[1]) / (32.0 * s)) ** 2) <= 1)
+    lab2 = np.full((ny, nx), SOFT, np.uint8)
+    lab2[lung2] = LUNG
+    lab2[heart2] = HEART
+    lab2[depth2 < f_mm] = FAT
+    lab2[depth2 < skin_mm] = SKIN
+    lab2[depth2 < 0] = AIR
+    lab = np.empty((nz, ny, nx), np.uint8)
+    lab[...] = lab2[None]
+    band2 = (depth2 >= f_mm) & (depth2 < f_mm + t0 + fp_mm + w_mm + 1.0)
+    yy, xx = np.nonzero(band2)
+    dd = depth2[yy, xx][None, :]
+    tb = t_zx[:, xx]
+    cwb = f_mm + tb + fp_mm * (tb > 0)
+    ant = anterior2[yy, xx][None, :]
+    vals = np.broadcast_to(lab2[yy, xx][None, :], tb.shape).copy()
+    in_cw = (dd >= cwb) & (dd < cwb + w_mm)
+    ribs = rib_zx[:, xx]
+    vals[in_cw & ribs] = RIB
+    vals[in_cw & ~ribs] = INTERCOSTAL
+    vals[(dd < cwb) & ant] = FAT
+    vals[(dd < f_mm + tb) & ant] = PECTORALIS
+    lab[:, yy, xx] = vals
+    del vals, in_cw, ribs, tb, cwb
+
+    # ---- breasts: pendant half-ellipsoids hanging anteriorly from the chest, narrowing to the tip
+    spacing_zyx = (sz, sy, sx)
+    breasts = []
+    gland_field_cache = {}
+    for side in (-1, 1):  # -1 = patient right (x < 0), +1 = patient left
+        bs = breast_scale * u(0.93, 1.07)
+        cx = side * 78.0 * s * u(0.95, 1.05)
+        ix_c = int(np.argmin(np.abs(x - cx)))
+        col = depth2[:, ix_c]
+        y_front = float(y[int(np.argmax(col >= 0))])
+        y0 = y_front + 30.0 * s  # ellipsoid centre inside the chest: the breast base merges smoothly
+        Rx = 60.0 * s * bs
+        Rz = min(64.0 * sz_scale * bs, 0.45 * fov_z)
+        Ry = min(30.0 * s + 95.0 * s * bs, y0 - (ymin + 12.0 * s))
+        cz = u(-8, 8) * sz_scale
+        # bounding box (canonical indices)
+        def rng_idx(vec, lo, hi):
+            i0 = int(np.searchsorted(vec, lo, side="left"))
+            i1 = int(np.searchsorted(vec, hi, side="right"))
+            return max(0, i0), min(len(vec), i1)
+        bx = rng_idx(x, cx - Rx - 2, cx + Rx + 2)
+        by = rng_idx(y, y0 - Ry - 2, y0 + 0.6 * Ry)
+        bz = rng_idx(z, cz - Rz - 2, cz + Rz + 2)
+        if bx[0] >= bx[1] or by[0] >= by[1] or bz[0] >= bz[1]:
+            continue
+        xs, ys, zs = x[bx[0]:bx[1]], y[by[0]:by[1]], z[bz[0]:bz[1]]
+        tip = np.clip((y0 - ys) / Ry, 0, 1)  # 0 at the centre, 1 at the tip
+        post = np.clip((ys - y0) / Ry, 0, 1)  # behind the centre the breast narrows into the chest
+        narrow = (1.0 - 0.15 * tip - 0.8 * post)[None, :, None]
+        q = (((xs[None, None, :] - cx) / (Rx * narrow)) ** 2 + ((ys[None, :, None] - y0) / Ry) ** 2
+             + ((zs[:, None, None] - cz) / (Rz * narrow)) ** 2)
+        inside = q <= 1.0
+        rmin = min(Rx * 0.75, Ry, Rz * 0.75)
+        central = 1.0 - np.sqrt(q)
+        skin_b = inside & (central * rmin < skin_mm)
+        sub = lab[bz[0]:bz[1], by[0]:by[1], bx[0]:bx[1]]
+        dsub = np.broadcast_to(depth2[None, by[0]:by[1], bx[0]:bx[1]], sub.shape)
+        breast_region = inside & (dsub < f_mm)
+        # fibroglandular tissue: smooth random field, denser centrally, kept off the chest (retromammary fat)
+        gfield = _smooth_field(sub.shape, spacing_zyx, 9.0 * max(s, 0.4), rng)
+        gland_field_cache[side] = (bz, by, bx, gfield)
+        retro = u(0.0, 4.0) * max(s, 0.5)
+        gland = breast_region & (gfield + 2.2 * central - 1.0 > 0.35) & (dsub < -retro - 1.0) & ~skin_b
+        sub[breast_region] = FAT
+        sub[gland] = GLAND
+        sub[skin_b & (dsub < 0)] = SKIN
+        breasts.append({"side": "left" if side > 0 else "right", "cx": cx, "cz": cz, "y_base": y0, "Rx": Rx,
+                        "Ry": Ry, "Rz": Rz})
+
+    if not breasts:
+        raise UserError("the field of view is too small for the phantom anatomy; use a larger size or spacing")
+
+    # ---- lesion inside one breast, at a chosen / random gap in front of the pectoralis
+    R = float(lesion_radius_mm)
+    near = lesion_gap_mm if lesion_gap_mm is not None else (u(3, 12) if rng.random() < 0.4 else u(15, 40))
+    order = [int(rng.integers(0, len(breasts)))] + list(range(len(breasts)))
+    placed = None
+    for attempt in range(200):
+        br = breasts[order[min(attempt // 60, len(order) - 1)]] if attempt < 120 else breasts[order[0]]
+        gap = near if attempt < 120 else max(0.0, near * (1 - (attempt - 120) / 80))
+        lx = br["cx"] + u(-0.35, 0.35) * br["Rx"] * (0.3 if attempt >= 60 else 1.0)
+        lz = br["cz"] + u(-0.3, 0.3) * br["Rz"] * (0.3 if attempt >= 60 else 1.0)
+        ixl = int(np.argmin(np.abs(x - lx)))
+        izl = int(np.argmin(np.abs(z - lz)))
+        t_here = float(t_zx[izl, ixl])
+        col = depth2[:, ixl]
+        if t_here < 3.0 or not np.any(col >= f_mm):
+            continue
+        y_muscle = float(y[int(np.argmax(col >= f_mm))])
+        ly = y_muscle - gap - R
+        # inside the breast with a margin of 3 mm + lobulation
+        tipf = np.clip((br["y_base"] - ly) / br["Ry"], 0, 1)
+        nar = 1 - 0.15 * tipf
+        qc = (((lx - br["cx"]) / (br["Rx"] * nar)) ** 2 + ((ly - br["y_base"]) / br["Ry"]) ** 2
+              + ((lz - br["cz"]) / (br["Rz"] * nar)) ** 2)
+        rmin = min(br["Rx"] * nar, br["Ry"], br["Rz"] * nar)
+        if math.sqrt(qc) <= 1 - (1.15 * R + 3.0) / rmin:
+            placed = (lx, ly, lz, gap, br["side"])
+            break
+    if placed is None:
+        raise UserError(f"a lesion of radius {R:g} mm does not fit in the phantom breasts for this field of view; "
+                        "use a smaller lesion_radius_mm or a larger size/spacing")
+    lx, ly, lz, gap, lside = placed
+
+    # lesion geometry on a local box (lobulated sphere: radius * (1 + 0.12 * low-order harmonics))
+    pad = 1.15 * R + 10.0
+    lbx = (max(0, int(np.searchsorted(x, lx - pad))), min(nx, int(np.searchsorted(x, lx + pad)) + 1))
+    lby = (max(0, int(np.searchsorted(y, ly - pad))), min(ny, int(np.searchsorted(y, ly + pad)) + 1))
+    lbz = (max(0, int(np.searchsorted(z, lz - pad))), min(nz, int(np.searchsorted(z, lz + pad)) + 1))
+    dx = x[lbx[0]:lbx[1]][None, None, :] - lx
+    dy = y[lby[0]:lby[1]][None, :, None] - ly
+    dz = z[lbz[0]:lbz[1]][:, None, None] - lz
+    rr = np.sqrt(dx * dx + dy * dy + dz * dz)
+    rs = np.maximum(rr, 1e-6)
+    ux_, uy_, uz_ = dx / rs, dy / rs, dz / rs
+    h = (rng.uniform(-1, 1) * ux_ + rng.uniform(-1, 1) * uy_ * uz_
+         + rng.uniform(-1, 1) * np.cos(3 * np.arctan2(uy_, ux_) + rng.uniform(0, 6.3)) * (1 - uz_ * uz_)
+         + rng.uniform(-1, 1) * (3 * uz_ * uz_ - 1) / 2)
+    r_surf = R * (1.0 + 0.12 * h / 2.0)
+    rho = rr / r_surf
+    les_local = rho <= 1.0
+    lsub = lab[lbz[0]:lbz[1], lby[0]:lby[1], lbx[0]:lbx[1]]
+    body_local = lsub != AIR
+    les_local &= body_local
+    lsub[les_local] = LESION
+
+    # ---- intensities: the label map equals the extruded lab2 outside the band and the breast / lesion
+    # boxes, so the lookup is done in 2D and patched there (a full 3D fancy lookup is slow)
+    img = np.empty((nz, ny, nx), np.float32)
+    img[...] = BASE_INTENSITY[lab2][None]
+    img[:, yy, xx] = BASE_INTENSITY[lab[:, yy, xx]]
+    for bz, by, bx, _ in gland_field_cache.values():
+        box = (slice(*bz), slice(*by), slice(*bx))
+        img[box] = BASE_INTENSITY[lab[box]]
+    box = (slice(*lbz), slice(*lby), slice(*lbx))
+    img[box] = BASE_INTENSITY[lab[box]]
+    # textures: fibroglandular / fat from the breast field; soft tissue from a cheap 2D x z-mixed field
+    for bz, by, bx, gfield in gland_field_cache.values():
+        sl = (slice(*bz), slice(*by), slice(*bx))
+        sub_lab, sub_img = lab[sl], img[sl]
+        tex_amp = np.where(sub_lab == GLAND, np.float32(0.12), np.where(sub_lab == FAT, np.float32(0.04),
+                                                                             np.float32(0.0)))
+        tex_amp *= gfield
+        tex_amp += 1.0
+        sub_img *= tex_amp
+    # lesion: rim profile, texture, necrotic core for strong rim
+    sl = (slice(*lbz), slice(*lby), slice(*lbx))
+    limg = img[sl]
+    ltex = _smooth_field(limg.shape, spacing_zyx, 3.0, rng)
+    w = np.clip((rho - 0.45) / 0.45, 0, 1) ** 1.5
+    enh = LESION_PEAK * ((1 - rim) + rim * w) + LESION_NECROTIC * rim * (1 - w)
+    enh = enh * np.clip(1.0 + 0.6 * heterogeneity * ltex, 0.05, None)
+    limg[les_local] = enh[les_local]
+    breast_tissue = np.isin(lab[sl], (FAT, GLAND)) & ~les_local
+    if peritumoral_enhancement > 0:
+        outside = np.clip(rr - r_surf, 0, None)
+        oed = peritumoral_enhancement * OEDEMA_PEAK * np.exp(-outside / 2.5) * (outside <= 8.0)
+        oed = oed * np.clip(1.0 + 0.3 * ltex, 0, None)
+        limg[breast_tissue] += oed[breast_tissue]
+
+    # soft-tissue texture and coil shading (brighter anteriorly near the breast coil, smooth lateral / z
+    # variation), applied as one multiplicative field
+    f1 = _smooth_field((ny, nx), (sy, sx), 12.0, rng)
+    f2 = _smooth_field((ny, nx), (sy, sx), 12.0, rng)
+    ph = (2 * np.pi * z / 40.0).astype(np.float32)
+    amp2 = np.where(lab2 == SOFT, 0.08, 0.0).astype(np.float32)
+    amp2[band2] = 0.03
+    yn = (y - y.mean()) / max(fov_y, 1e-6)
+    by_ = (1.0 - bias * 1.2 * yn).astype(np.float32)[:, None]
+    cphase = u(0, 2 * np.pi)
+    bxz = (1.0 + bias * 0.35 * np.cos(2 * np.pi * x / (1.5 * fov_x) + cphase)[None, :]
+           * np.cos(np.pi * z / (1.6 * max(fov_z, 1e-6)))[:, None]).astype(np.float32)
+    g1, g2 = amp2 * f1 * by_, amp2 * f2 * by_
+    b0 = np.ascontiguousarray(np.broadcast_to(by_, (ny, nx)))
+    cz_, sz_ = np.cos(ph), np.sin(ph)
+    # slice by slice (cache-friendly): shading x texture, Rician noise (magnitude of complex Gaussian noise),
+    # rounding to int16; the random stream is drawn in slice order, so the result is deterministic
+    img_i16 = np.empty((nz, ny, nx), np.int16)
+    sig = np.float32(noise)
+    n1 = np.empty((ny, nx), np.float32)
+    n2 = np.empty((ny, nx), np.float32)
+    m = np.empty((ny, nx), np.float32)
+    for k in range(nz):
+        np.multiply(g1, cz_[k], out=m)
+        m += g2 * sz_[k]
+        m += b0
+        m *= bxz[k][None, :]
+        sl = img[k]
+        sl *= m
+        if noise > 0:
+            rng.standard_normal((ny, nx), dtype=np.float32, out=n1)
+            rng.standard_normal((ny, nx), dtype=np.float32, out=n2)
+            n1 *= sig
+            sl += n1
+            np.square(sl, out=sl)
+            n2 *= sig
+            np.square(n2, out=n2)
+            sl += n2
+            np.sqrt(sl, out=sl)
+        sl += np.float32(0.5)  # sl >= 0: truncation after +0.5 rounds to nearest
+        np.minimum(sl, np.float32(32767), out=sl)
+        img_i16[k] = sl
+    del img
+
+    canon = {
+        "image": img_i16,
+        "lesion": np.equal(lab, LESION).view(np.uint8),
+        "air": np.equal(lab, AIR).view(np.uint8),
+        "pectoralis": np.equal(lab, PECTORALIS).view(np.uint8),
+    }
+    ref = _output_reference(size_c, spacing_c, perm, sign, dir_t)
+    imgs = {k: _to_output(v, ref, perm, sign) for k, v in canon.items()}
+
+    centre_lps = [float(lx), float(ly), float(lz)]
+    meta = {
+        "format": "her2radiomics.phantom/1",
+        "software": f"her2radiomics {__version__}",
+        "seed": int(seed),
+        "size": list(size_t),
+        "spacing": list(spacing_t),
+        "direction": list(dir_t),
+        "convention": "prone axial breast DCE-MRI (fat-suppressed post-contrast look); LPS physical coordinates",
+        "anatomy_scale": round(s, 4),
+        "lesion": {"centre_lps_mm": centre_lps, "radius_mm": R, "side": lside,
+                   "gap_to_pectoralis_mm": round(float(gap), 2), "voxels": int(canon["lesion"].sum())},
+        "signal": {"rim": float(rim), "heterogeneity": float(heterogeneity),
+                   "peritumoral_enhancement": float(peritumoral_enhancement), "breast_scale": float(breast_scale),
+                   "noise_sigma": float(noise), "bias": float(bias)},
+        "tissue_intensity": {n: float(v) for n, v in zip(TISSUE_NAMES, BASE_INTENSITY, strict=True) if n != "lesion"}
+        | {"lesion_rim": LESION_PEAK, "lesion_necrotic_core": LESION_NECROTIC},
+        "pectoralis_thickness_mm": round(float(t0), 2),
+    }
+    return Phantom(image=imgs["image"], lesion=imgs["lesion"], air=imgs["air"], pectoralis=imgs["pectoralis"],
+                   meta=meta)
+
+
+def _output_reference(size_c, spacing_c, perm, sign, dir_t) -> sitk.Image:
+    """Empty image with the output geometry whose physical space matches the canonical, centred grid."""
+    origin_c = np.array([-(n - 1) / 2 * sp for n, sp in zip(size_c, spacing_c, strict=True)])
+    corner = np.zeros(3)
+    for a in range(3):
+        if sign[a] < 0:
+            corner[perm[a]] = size_c[perm[a]] - 1
+    origin = origin_c + corner * np.asarray(spacing_c)
+    ref = sitk.Image([size_c[perm[a]] for a in range(3)], sitk.sitkUInt8)
+    ref.SetSpacing([spacing_c[perm[a]] for a in range(3)])
+    ref.SetOrigin([float(v) for v in origin])
+    ref.SetDirection(dir_t)
+    return ref
+
+
+def _to_output(arr_c: np.ndarray, ref: sitk.Image, perm: list[int], sign: list[int]) -> sitk.Image:
+    """Canonical (z, y, x) array -> image on the output grid (transpose + flips, same physical voxels)."""
+    order = [0, 0, 0]
+    for a in range(3):
+        order[2 - a] = 2 - perm[a]
+    out = np.transpose(arr_c, order)
+    flips = tuple(2 - a for a in range(3) if sign[a] < 0)
+    if flips:
+        out = np.flip(out, axis=flips)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(out))
+    img.CopyInformation(ref)
+    return img
+
+
+def write_phantom(ph: Phantom, outdir: str | Path) -> dict[str, Path]:
+    """Write image.nrrd (int16), lesion/air/pectoralis.nrrd (uint8 0/1) and phantom.json into ``outdir``."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / f"{name}.nrrd" for name in ("image", "lesion", "air", "pectoralis")}
+    for name, p in paths.items():
+        write_image(getattr(ph, name), p)
+    paths["meta"] = out / "phantom.json"
+    write_json(json.loads(json.dumps(ph.meta)), paths["meta"])
+    return paths

@@ -1,0 +1,214 @@
+"""Automatic air and pectoralis masks: phantom ground truth, real Duke slices, the breast1 crop, edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from conftest import shared_path
+from scipy import ndimage
+
+from her2radiomics import io
+from her2radiomics.errors import UserError
+from her2radiomics.exclusions import detect_air, detect_pectoralis, dice, evaluation_region, orientation
+from her2radiomics.geometry import same_grid
+from her2radiomics.phantom import make_phantom
+
+DUKE_DIRECTION = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def arr(img: sitk.Image) -> np.ndarray:
+    return sitk.GetArrayFromImage(img)
+
+
+# (seed, size, spacing, breast_scale, lesion gap to the muscle, direction): several seeds, spacings, breast sizes
+CASES = [
+    (11, (160, 160, 48), (2.07, 2.07, 4.0), 1.0, 4.0, None),
+    (12, (160, 160, 48), (2.07, 2.07, 4.0), 1.3, 8.0, None),
+    (13, (224, 224, 64), (1.48, 1.48, 3.0), 0.7, 6.0, None),
+    (14, (128, 128, 48), (2.6, 2.6, 4.0), 1.0, 10.0, DUKE_DIRECTION),
+    (15, (192, 160, 40), (1.73, 2.07, 4.8), 1.15, 5.0, None),
+]
+
+
+@pytest.mark.parametrize(("seed", "size", "spacing", "scale", "gap", "direction"), CASES)
+def test_phantom_dice(seed, size, spacing, scale, gap, direction):
+    ph = make_phantom(seed, size, spacing, breast_scale=scale, lesion_gap_mm=gap, direction=direction, rim=0.8)
+    air = detect_air(ph.image, ph.lesion)
+    pec = detect_pectoralis(ph.image, ph.lesion, 5.0)
+    assert same_grid(air.mask, ph.image) and same_grid(pec.mask, ph.image)
+    assert dice(arr(air.mask), arr(ph.air)) >= 0.95
+    region = evaluation_region(ph.lesion, 5.0, 10.0)
+    truth = arr(ph.pectoralis).astype(bool) & region
+    assert truth.sum() > 20  # the lesion is close enough for the muscle to matter
+    assert dice(arr(pec.mask).astype(bool) & region, truth) >= 0.85
+    les = arr(ph.lesion).astype(bool)
+    assert not (arr(air.mask).astype(bool) & les).any() and not (arr(pec.mask).astype(bool) & les).any()
+
+
+def test_evaluation_region_is_the_brute_force_distance():
+    img = sitk.Image(9, 8, 7, sitk.sitkUInt8)
+    img.SetSpacing((0.8, 1.1, 2.5))
+    a = arr(img)
+    a[3, 4, 4] = a[3, 4, 5] = 1
+    les = sitk.GetImageFromArray(a)
+    les.CopyInformation(img)
+    got = evaluation_region(les, 1.0, 1.5)
+    zz, yy, xx = np.indices(a.shape)
+    pts = np.stack([zz * 2.5, yy * 1.1, xx * 0.8], -1)
+    d = np.min([np.linalg.norm(pts - np.array([z * 2.5, y * 1.1, x * 0.8]), axis=-1) for z, y, x in np.argwhere(a)], 0)
+    assert np.array_equal(got, d <= 2.5)
+    assert dice(np.zeros(3), np.zeros(3)) == 1.0 and dice([1, 1, 0], [1, 0, 0]) == pytest.approx(2 / 3)
+
+
+def test_dark_lesion_core_and_shading_never_make_air():
+    ph = make_phantom(21, (160, 160, 48), (2.07, 2.07, 4.0), rim=1.0, bias=0.6, lesion_radius_mm=12.0)
+    les = arr(ph.lesion).astype(bool)
+    img = arr(ph.image)
+    img[les] = 0  # a completely signal-void lesion, darker than any fat
+    dark = sitk.GetImageFromArray(img)
+    dark.CopyInformation(ph.image)
+    for lesion in (ph.lesion, None):  # with and without the lesion mask: enclosed by the body -> never air
+        air = arr(detect_air(dark, lesion).mask).astype(bool)
+        assert not (air & les).any()
+        assert dice(air, arr(ph.air)) >= 0.95
+
+
+def test_crop_without_air_gives_empty_mask_and_note():
+    ph = make_phantom(22, (160, 160, 48), (2.07, 2.07, 4.0))
+    les = arr(ph.lesion)
+    z, y, x = (int(v) for v in np.argwhere(les).mean(0))
+    box = [x - 6, y - 6, z - 3]
+    crop = sitk.RegionOfInterest(ph.image, [12, 12, 6], box)
+    assert not arr(sitk.RegionOfInterest(ph.air, [12, 12, 6], box)).any()
+    ex = detect_air(crop)
+    assert not arr(ex.mask).any() and same_grid(ex.mask, crop)
+    assert any("no extramammary air" in n for n in ex.notes)
+
+
+def test_non_axial_image_gives_note_and_empty_pectoralis():
+    ph = make_phantom(23, (48, 160, 160), (4.0, 2.07, 2.07), direction=(0, 0, 1, 0, 1, 0, 1, 0, 0), lesion_gap_mm=5.0)
+    ori = orientation(ph.image)
+    assert not ori.axial and ori.tilt_deg == pytest.approx(90.0)
+    pec = detect_pectoralis(ph.image, ph.lesion)
+    assert not arr(pec.mask).any() and any("axial" in n for n in pec.notes)
+    air = detect_air(ph.image, ph.lesion)  # air still works (per acquired slice, all borders)
+    assert dice(arr(air.mask), arr(ph.air)) >= 0.95
+
+
+def test_lesion_off_grid_is_a_user_error():
+    ph = make_phantom(24, (96, 96, 40), (3.45, 3.45, 4.8), lesion_radius_mm=6.0)
+    other = sitk.Image(10, 10, 10, sitk.sitkUInt8)
+    with pytest.raises(UserError, match="lesion"):
+        detect_air(ph.image, other)
+    with pytest.raises(UserError, match="reach_mm"):
+        detect_pectoralis(ph.image, ph.lesion, reach_mm=-1)
+
+
+def test_pectoralis_is_restricted_to_the_lesion_neighbourhood():
+    ph = make_phantom(25, (160, 160, 48), (2.07, 2.07, 4.0), lesion_gap_mm=5.0)
+    pec = arr(detect_pectoralis(ph.image, ph.lesion, 5.0).mask).astype(bool)
+    assert pec.any()
+    d = ndimage.distance_transform_edt(~arr(ph.lesion).astype(bool), sampling=ph.image.GetSpacing()[::-1])
+    # analysed box: lesion bounding box + (reach + 30 mm) per axis, so no voxel is farther than its diagonal
+    assert d[pec].max() <= np.sqrt(3) * (5.0 + 30.0) + 4.0
+
+
+# ---------------------------------------------------------------------------------------------- real data
+@pytest.fixture(scope="module")
+def duke():
+    folder = shared_path("duke_dicom")
+    img = io.read_image(folder)
+    air = detect_air(img)
+    pec = detect_pectoralis(img, None, 5.0, air=air.mask)
+    return img, air, pec
+
+
+def _ap_mm(img: sitk.Image) -> np.ndarray:
+    """Physical LPS y (mm, + = posterior) of every array row j, from the direction matrix."""
+    return np.array([img.TransformContinuousIndexToPhysicalPoint((0.0, float(j), 0.0))[1]
+                     for j in range(img.GetSize()[1])])
+
+
+def _outline(a: np.ndarray, ap: np.ndarray) -> np.ndarray:
+    """Physical y of the most anterior clearly-bright voxel (skin / subcutaneous fat > 200) per (k, i) column."""
+    bright = ndimage.median_filter(a, size=(1, 3, 3)) > 200
+    y = np.where(bright, ap[None, :, None], np.inf)
+    return y.min(axis=1)  # anterior = smallest LPS y
+
+
+def test_duke_geometry(duke):
+    img = duke[0]
+    assert img.GetSize() == (512, 512, 3)
+    assert np.allclose(img.GetSpacing(), (0.5859, 0.5859, 3.0), atol=1e-3)
+    assert np.allclose(img.GetDirection(), DUKE_DIRECTION, atol=1e-6)
+    ori = orientation(img)
+    assert ori.axial and ori.ap_axis == 1 and ori.ap_sign == -1  # rows run posterior -> anterior
+
+
+def test_duke_air_is_the_dark_region_below_the_body(duke):
+    img, air_ex, _ = duke
+    a, air = arr(img).astype(float), arr(air_ex.mask).astype(bool)
+    ap = _ap_mm(img)
+    outline = _outline(a, ap)
+    y = np.broadcast_to(ap[None, :, None], a.shape)
+    has_body = np.isfinite(outline)[:, None, :]
+    below = has_body & (y < outline[:, None, :] - 3.0)  # >= 3 mm anterior of the skin
+    inside = has_body & (y > outline[:, None, :] + 3.0)  # >= 3 mm posterior of the skin
+    assert below.sum() > 100_000
+    assert air[below].mean() > 0.99  # the dark region below the body is air
+    assert air[inside].mean() < 0.002  # none of the body is
+    assert not (air & (ndimage.median_filter(a, size=(1, 3, 3)) > 200)).any()
+    # air looks like background: as dark as the region below the body, far darker than tissue
+    assert np.median(a[air]) < 0.2 * np.median(a[inside])
+    assert air_ex.notes == []
+
+
+def test_duke_pectoralis_lies_on_the_chest_wall_muscle(duke):
+    img, air_ex, pec_ex = duke
+    a, pec = arr(img).astype(float), arr(pec_ex.mask).astype(bool)
+    ap = _ap_mm(img)
+    outline = _outline(a, ap)
+    y = np.broadcast_to(ap[None, :, None], a.shape)
+    vol = pec.sum() * np.prod(img.GetSpacing()) / 1000
+    assert 10 < vol < 120  # cm3 over three 3-mm slices: two pectoral muscles
+    # intensity: muscle on T1 is far darker than subcutaneous fat and far brighter than air
+    fat = np.median(a[(y > outline[:, None, :] + 2) & (y < outline[:, None, :] + 6)])
+    assert np.median(a[pec]) < 0.5 * fat
+    assert np.median(a[pec]) > 4 * np.median(a[arr(air_ex.mask).astype(bool)])
+    # position along the physical A-P axis: behind the skin, in front of the deep chest
+    depth = y - outline[:, None, :]
+    assert np.percentile(depth[pec], 5) > 5.0 and np.percentile(depth[pec], 95) < 80.0
+    # and not in the lungs / deep dark structures: muscle voxels are homogeneous tissue, not signal voids
+    assert np.percentile(a[pec], 5) > 2 * np.median(a[arr(air_ex.mask).astype(bool)])
+    # in front of the muscle is fat: within 6 mm anterior of each column's most anterior muscle voxel
+    k, i = np.nonzero(pec.any(axis=1))
+    first_y = np.where(pec, y, np.inf).min(axis=1)[k, i]
+    ok = []
+    for kk, ii, fy in zip(k, i, first_y, strict=True):
+        rows = (ap < fy) & (ap >= fy - 6.0)
+        ok.append(a[kk, rows, ii].max() > 0.6 * fat)
+    assert np.mean(ok) > 0.7  # measured 0.77; misses are partial-volume fascia and shoulder muscles
+    # both pectoral muscles: mask on both sides of the body's left-right centre
+    xs = np.nonzero(pec)[2]
+    body_x = np.nonzero(np.isfinite(outline))[1]
+    centre = (body_x.min() + body_x.max()) / 2
+    assert min((xs < centre).mean(), (xs > centre).mean()) > 0.2
+
+
+def test_breast1_crop_does_not_crash_and_explains(breast1):
+    image_path, label_path = breast1
+    img = io.read_image(image_path)
+    les = io.read_mask(label_path, img, "lesion")
+    air = detect_air(img, les)
+    pec = detect_pectoralis(img, les, 5.0)
+    a = arr(air.mask).astype(bool)
+    # little air: a dark corner outside the skin in the last slices only, far from the lesion
+    assert a.mean() < 0.03
+    assert not (a & arr(les).astype(bool)).any()
+    if a.any():
+        assert np.median(arr(img)[a]) < 0.3 * np.median(arr(img)[~a])
+        assert np.nonzero(a)[0].min() >= 15  # lesion is on slices 8-10
+    assert not arr(pec.mask).any() and len(pec.notes) == 1 and "left empty" in pec.notes[0]
+    no_les = detect_pectoralis(img)  # whole crop: no skin to calibrate fat, or no muscle/fat contrast
+    assert not arr(no_les.mask).any() and "left empty" in no_les.notes[0]
