@@ -99,8 +99,26 @@ def cohort_design(n_per_class: int = 30, seed: int = 2026) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _same_on_disk(img, path: Path) -> bool:
+    import SimpleITK as sitk
+
+    if not path.exists():
+        return False
+    try:
+        old = sitk.ReadImage(str(path))
+    except RuntimeError:
+        return False
+    return (old.GetSize() == img.GetSize() and np.allclose(old.GetSpacing(), img.GetSpacing())
+            and np.allclose(old.GetOrigin(), img.GetOrigin())
+            and np.array_equal(sitk.GetArrayViewFromImage(old), sitk.GetArrayViewFromImage(img)))
+
+
 def make_cohort(design: pd.DataFrame, outdir: Path) -> Path:
-    """Write every phantom (image, lesion, air, pectoralis) and the manifest; returns the manifest path."""
+    """Write every phantom (image, lesion, air, pectoralis) and the manifest; returns the manifest path.
+
+    Phantoms are always regenerated, but a file is rewritten only when its content changed, so a re-run keeps
+    the feature cache (keyed on file size and mtime) valid and never reuses phantoms from other code.
+    """
     from her2radiomics.io import write_image
     from her2radiomics.phantom import make_phantom
 
@@ -108,12 +126,12 @@ def make_cohort(design: pd.DataFrame, outdir: Path) -> Path:
     for r in design.itertuples(index=False):
         case_dir = outdir / r.case_id
         files = {k: case_dir / f"{k}.nrrd" for k in ("image", "lesion", "air", "pectoralis")}
-        if not all(f.exists() for f in files.values()):
-            ph = make_phantom(r.seed, SIZE, SPACING, lesion_radius_mm=r.lesion_radius_mm, rim=r.rim,
-                              heterogeneity=r.heterogeneity, peritumoral_enhancement=r.peritumoral_enhancement,
-                              noise=r.noise, bias=r.bias)
-            for k in files:
-                write_image(getattr(ph, k), files[k])
+        ph = make_phantom(r.seed, SIZE, SPACING, lesion_radius_mm=r.lesion_radius_mm, rim=r.rim,
+                          heterogeneity=r.heterogeneity, peritumoral_enhancement=r.peritumoral_enhancement,
+                          noise=r.noise, bias=r.bias)
+        for k, path in files.items():
+            if not _same_on_disk(getattr(ph, k), path):
+                write_image(getattr(ph, k), path)
         rows.append({"case_id": r.case_id, **{k: str(v.relative_to(outdir)) for k, v in files.items()}})
     manifest = outdir / "manifest.csv"
     pd.DataFrame(rows).to_csv(manifest, index=False)
