@@ -7,14 +7,15 @@ not hold). They never raise for "nothing found"; only a lesion that is not on th
 :class:`~her2radiomics.errors.UserError`.
 
 Air (extramammary background)
-    Gaussian smoothing (sigma 1 mm) -> Otsu threshold on log intensity (Otsu 1979; the log makes a
-    multiplicative coil-shading field additive and keeps bright enhancing tissue from pulling the
-    threshold up) -> dark 2D components that touch the in-plane field-of-view border, slice by
-    slice -> per-slice hole filling of the body (nothing enclosed by the body is air: lungs,
-    suppressed fat, necrotic lesion cores) -> the lesion is never air. On the posterior FOV edge a
-    dark run flanked by body on both sides (a lung or dark fat cut by the FOV) is closed before the
-    fill. The result is rejected (empty mask + note) when the candidate "air" is not much darker
-    than tissue, e.g. on a small crop inside the breast.
+    In-plane block mean to ~1.4 mm and Gaussian smoothing (sigma 1 mm) -> Otsu threshold on log
+    intensity (Otsu 1979; the log makes a multiplicative coil-shading field additive and keeps bright
+    enhancing tissue from pulling the threshold up) -> in-plane opening (thin dark channels do not
+    connect) -> 3D components of dark voxels seeded on the faces where outside air can enter in a prone
+    acquisition (anterior face, anterior half of the left / right faces; chosen from the direction
+    matrix) -> grown back, small body specks absorbed, boundary refined at full resolution. Anything
+    enclosed by the body (suppressed fat, lungs, a necrotic lesion core) is never reached from a seed, and
+    the lesion mask is never air. The result is rejected (empty mask + note) when the candidate region is
+    tissue rather than background noise (mean/std, relative intensity), e.g. on a crop inside the breast.
 
 Pectoralis major
     Assumes a (near-)axial acquisition; anterior/posterior is taken from the direction matrix.
@@ -45,7 +46,7 @@ from her2radiomics.geometry import check_same_grid
 #: parameters (mm unless stated); documented in docs/exclusions.md
 AIR_SMOOTH_MM = 1.0
 AIR_BLOCK_MM = 1.4  # in-plane block size of the coarse grid
-AIR_MAX_RELATIVE_INTENSITY = 0.35  # candidate air median / tissue median above this -> "no air"
+AIR_MAX_RELATIVE_INTENSITY = 0.5  # candidate air median / tissue median above this -> "no air"
 AIR_MIN_FRACTION = 0.002
 #: background noise is Rayleigh (mean/std 1.91) or, for multi-coil magnitude images, non-central chi (Duke:
 #: 2.7); tissue, even suppressed fat, has a higher mean/std. Above this the candidate region is tissue.
@@ -61,6 +62,7 @@ PECT_MIN_LOG_CONTRAST = 0.45  # |log(muscle / fat)| below this: no usable muscle
 PECT_MIN_THICKNESS_MM = 2.0
 PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 30.0
+PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 SUBCUT_DEPTH_MM = (2.0, 5.0)
 
 
@@ -167,11 +169,31 @@ def orientation(image: sitk.Image) -> Orientation:
                        ap_sign=ap_sign, tilt_deg=tilt, axial=axis_of_phys[2] == 0 and tilt <= AXIAL_MAX_TILT_DEG)
 
 
-_SQUARE = np.zeros((3, 3, 3), bool)
-_SQUARE[1] = True
 _INPLANE = np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0]],
                      [[0, 1, 0], [1, 1, 1], [0, 1, 0]],
                      [[0, 0, 0], [0, 0, 0], [0, 0, 0]]], bool)
+
+
+def _erode_sq(m: np.ndarray) -> np.ndarray:
+    """Binary erosion by a 3 x 3 in-plane square (separable; outside the array counts as foreground)."""
+    e = m.copy()
+    e[:, 1:, :] &= m[:, :-1, :]
+    e[:, :-1, :] &= m[:, 1:, :]
+    out = e.copy()
+    out[:, :, 1:] &= e[:, :, :-1]
+    out[:, :, :-1] &= e[:, :, 1:]
+    return out
+
+
+def _dilate_sq(m: np.ndarray) -> np.ndarray:
+    """Binary dilation by a 3 x 3 in-plane square (separable)."""
+    d = m.copy()
+    d[:, 1:, :] |= m[:, :-1, :]
+    d[:, :-1, :] |= m[:, 1:, :]
+    out = d.copy()
+    out[:, :, 1:] |= d[:, :, :-1]
+    out[:, :, :-1] |= d[:, :, 1:]
+    return out
 
 
 def _to_canonical_inplane(arr: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -187,11 +209,12 @@ def _from_canonical_inplane(arr: np.ndarray, ori: Orientation) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- air
 def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion:
-    """Extramammary air: dark background connected to the in-plane FOV border, outside the body.
+    """Extramammary air: dark background reaching the anterior / lateral field-of-view faces.
 
     Robust to multiplicative coil shading (log-domain Otsu), to dark fat-suppressed fat and dark
-    (necrotic) lesion cores (anything enclosed by the body in its axial slice is body), and the
+    (necrotic) lesion cores (anything enclosed by the body is not reached from a seed), and the
     lesion mask is never air. A field of view without air gives an empty mask and a note.
+    ``info`` holds the threshold, the air fraction and the air / tissue intensity statistics.
     """
     les = _lesion_array(image, lesion)
     ori = orientation(image)
@@ -210,7 +233,7 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         dark &= ~les_c
     # thin dark channels (a zero-filled FOV edge, a signal-void strip) must not connect outside air to dark
     # tissue: open the candidates in-plane (~2 blocks), grow the kept components back by the same amount
-    opened = ndimage.binary_opening(dark, structure=_SQUARE, iterations=1)
+    opened = _dilate_sq(_erode_sq(dark))  # 3 x 3 in-plane opening
     seeds = _air_seeds(opened, ori)
     cc = sitk.ConnectedComponent(sitk.GetImageFromArray(opened.view(np.uint8)), False)
     lab = sitk.GetArrayViewFromImage(cc)
@@ -220,7 +243,8 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     air = keep[lab]
     del cc, lab
     if air.any():
-        air = ndimage.binary_dilation(air, structure=_SQUARE, iterations=2, mask=dark)
+        for _ in range(2):  # geodesic growth inside the dark voxels
+            air = _dilate_sq(air) & dark
         # specks of "body" inside the air (noise, ghosting) smaller than AIR_MIN_BODY_MM3 are air
         body_cc = sitk.ConnectedComponent(sitk.GetImageFromArray((~air).view(np.uint8)), False)
         body_lab = sitk.GetArrayViewFromImage(body_cc)
@@ -236,7 +260,7 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         air = _refine_upsampled(air, f, arr, thr)
     if les is not None:
         air &= ~les
-    frac = np.count_nonzero(air) / air.size
+    frac = float(np.count_nonzero(air) / air.size)
     info: dict[str, Any] = {"threshold": round(thr, 3), "air_fraction": round(frac, 5)}
     if air.any():
         sub = tuple(slice(0, None, max(1, n // 64)) for n in air.shape)
@@ -301,6 +325,13 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
     """
     if not (isinstance(reach_mm, (int, float)) and np.isfinite(reach_mm) and reach_mm >= 0):
         raise UserError(f"reach_mm={reach_mm!r} must be a non-negative number of millimetres")
+    if lesion is None and int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
+        return _pectoralis_on_blocks(image, reach_mm, air)
+    return _pectoralis_core(image, lesion, reach_mm, air)
+
+
+def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
+                     air: sitk.Image | None) -> Exclusion:
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     notes: list[str] = []
@@ -470,6 +501,30 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     if band.sum() < 20:
         return None
     return float(np.median(a[band]))
+
+
+def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | None) -> Exclusion:
+    """Whole-image pectoralis (no lesion) on ~2 mm in-plane blocks, expanded back (nearest) to the grid."""
+    spacing = np.array(image.GetSpacing(), float)
+    f = [1, max(1, int(round(AIR_BLOCK_MM / spacing[1]))), max(1, int(round(AIR_BLOCK_MM / spacing[0])))]
+    arr = sitk.GetArrayViewFromImage(image)
+    small = sitk.GetImageFromArray(_block_mean(arr, f))
+    small.SetSpacing((float(spacing[0] * f[2]), float(spacing[1] * f[1]), float(spacing[2])))
+    small.SetOrigin(image.TransformContinuousIndexToPhysicalPoint(((f[2] - 1) / 2, (f[1] - 1) / 2, 0.0)))
+    small.SetDirection(image.GetDirection())
+    # air from the full-resolution noise statistics (block means would hide the background's Rayleigh noise)
+    if air is not None:
+        check_same_grid(air, image, what="air mask")
+        air_full = sitk.GetArrayViewFromImage(air) != 0
+    else:
+        air_full = _coarse_air(image, None)
+    air_small = sitk.GetImageFromArray((~_block_any(~air_full, f)).view(np.uint8))  # air where the block is all air
+    air_small.CopyInformation(small)
+    res = _pectoralis_core(small, None, reach_mm, air_small)
+    full = _upsample(sitk.GetArrayViewFromImage(res.mask) != 0, f, arr.shape) & ~air_full
+    notes = res.notes + [f"whole image without a lesion: pectoralis detected on a {f[2] * spacing[0]:.2g} x "
+                         f"{f[1] * spacing[1]:.2g} mm in-plane grid"]
+    return Exclusion(_mask_image(np.ascontiguousarray(full), image), notes, dict(res.info, block=f))
 
 
 def _coarse_air(image: sitk.Image, les: np.ndarray | None) -> np.ndarray:

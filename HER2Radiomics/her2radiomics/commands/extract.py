@@ -1,15 +1,47 @@
-"""`her2radiomics extract` (not implemented yet)."""
+"""`her2radiomics extract`: pyradiomics features for a cohort manifest (lesion and every shell).
+
+Exit codes: 0 all cases extracted, 1 some cases failed (listed in FEATURES.failures.csv, the others written),
+2 bad input (manifest, parameter file, options).
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from her2radiomics.errors import UserError
+HELP = "pyradiomics features for a cohort manifest (lesion and every shell)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("manifest", help="CSV with case_id,image,lesion [,reader,air,pectoralis,label] (paths relative to it)")
+    parser.add_argument("-o", "--output", required=True, help="features table FEATURES.csv (+ .meta.json, .failures.csv, .cache/)")
+    parser.add_argument("--params", default=None, help="pyradiomics parameter file (YAML); default: the shipped MRI file")
+    parser.add_argument("--distances", type=float, nargs="+", default=[1.0, 3.0, 5.0], metavar="MM",
+                        help="peritumoral shell distances in mm (default 1 3 5)")
+    parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores; default 1)")
+    parser.add_argument("--backend", choices=["loky", "dask"], default="loky",
+                        help="joblib backend: loky (local processes) or dask (dask.distributed)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler to join (e.g. tcp://host:8786); default: start a LocalCluster of --jobs workers")
+    parser.add_argument("--no-auto-exclusions", action="store_true",
+                        help="do not detect air/pectoralis automatically (manifest masks are still applied)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'extract' is not implemented yet")
+    from her2radiomics.cohort import extract_cohort
+    from her2radiomics.errors import UserError
+
+    if args.scheduler and args.backend != "dask":
+        raise UserError("--scheduler needs --backend dask")
+    result = extract_cohort(
+        args.manifest,
+        args.output,
+        params=args.params,
+        distances=args.distances,
+        jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+        auto_exclusions=not args.no_auto_exclusions,
+    )
+    return 0 if result.ok else 1

@@ -1,0 +1,446 @@
+"""Cohort feature extraction: manifest -> FEATURES.csv with caching, resume, failure isolation and parallelism.
+
+One task per manifest row (case x reader). Each task reads its image and masks, builds the regions (lesion +
+shells minus exclusions, :func:`her2radiomics.regions.build_regions`) and calls
+:func:`her2radiomics.features.extract_case`. A finished case is written atomically to
+``FEATURES.cache/<key>.json``, where the key hashes the case's input files (path, size, mtime), the shell distances,
+the exclusion mode, the parameter-file hash and the software version; a re-run after a crash or Ctrl-C loads those
+and computes only the others. A failing case becomes a row of ``FEATURES.failures.csv`` and the cohort goes on.
+
+Parallelism goes through joblib: the ``loky`` backend (local processes) or ``dask`` (``dask.distributed`` through
+joblib's ``parallel_config(backend="dask")``; ``scheduler`` joins a running cluster, otherwise a LocalCluster with
+``jobs`` single-threaded workers is started). ITK threads are limited per worker so that ``jobs`` workers share the
+machine's cores instead of oversubscribing them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from her2radiomics import __version__
+from her2radiomics.errors import UserError
+from her2radiomics.features import extract_case, load_params, params_hash, set_threads
+from her2radiomics.io import atomic_path, write_json, write_text
+
+DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
+BACKENDS = ("loky", "dask")
+_OPTIONAL = ("reader", "air", "pectoralis", "label")
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One manifest row: absolute paths (optional masks may be None)."""
+
+    case_id: str
+    reader: str
+    image: Path
+    lesion: Path
+    air: Path | None = None
+    pectoralis: Path | None = None
+    label: int | None = None
+
+
+@dataclass
+class CohortResult:
+    """What :func:`extract_cohort` wrote and did."""
+
+    output: Path
+    table: pd.DataFrame
+    failures: pd.DataFrame
+    computed: list[tuple[str, str]] = field(default_factory=list)  # (case_id, reader) computed in this run
+    cached: list[tuple[str, str]] = field(default_factory=list)  # loaded from the cache
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.failures.empty
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.table)} case(s) written to {self.output}: {len(self.computed)} computed, "
+            f"{len(self.cached)} from cache, {len(self.failures)} failed ({self.seconds:.1f} s)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# manifest
+# --------------------------------------------------------------------------------------------------------------
+def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
+    """Read a manifest CSV (``case_id,image,lesion`` + optional ``reader,air,pectoralis,label``).
+
+    Paths are relative to the manifest's folder. Raises UserError for a missing/unreadable file, missing
+    columns, empty required cells, a non-integer label, or a duplicated (case_id, reader) pair. Missing image or
+    mask FILES are not checked here: they fail their own case only.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"manifest not found: {p}; give a CSV with columns case_id,image,lesion")
+    try:
+        with open(p, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+            columns = [c.strip() for c in (rows[0].keys() if rows else [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"cannot read manifest {p}: {exc}; give a UTF-8 CSV file") from None
+    if not rows:
+        raise UserError(f"manifest {p} has no rows; give a header case_id,image,lesion and one row per case")
+    missing = [c for c in ("case_id", "image", "lesion") if c not in columns]
+    if missing:
+        raise UserError(f"manifest {p} lacks column(s) {', '.join(missing)}; columns found: {', '.join(columns)}")
+    base = p.resolve().parent
+    specs: list[CaseSpec] = []
+    seen: set[tuple[str, str]] = set()
+    for i, raw in enumerate(rows, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        for c in ("case_id", "image", "lesion"):
+            if not row.get(c):
+                raise UserError(f"manifest {p} line {i}: empty {c}; fill it or remove the line")
+        label = None
+        if row.get("label"):
+            try:
+                label = int(float(row["label"]))
+            except ValueError:
+                raise UserError(f"manifest {p} line {i}: label {row['label']!r} is not an integer") from None
+        key = (row["case_id"], row.get("reader", ""))
+        if key in seen:
+            raise UserError(f"manifest {p} line {i}: case {key[0]!r} reader {key[1]!r} appears twice; keep one")
+        seen.add(key)
+        specs.append(
+            CaseSpec(
+                case_id=row["case_id"],
+                reader=row.get("reader", ""),
+                image=base / row["image"],
+                lesion=base / row["lesion"],
+                air=base / row["air"] if row.get("air") else None,
+                pectoralis=base / row["pectoralis"] if row.get("pectoralis") else None,
+                label=label,
+            )
+        )
+    return specs
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one case
+# --------------------------------------------------------------------------------------------------------------
+def _file_sig(path: Path | None) -> list[Any] | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return [str(path), None, None]
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclusions: bool) -> str:
+    """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version."""
+    payload = {
+        "software": __version__,
+        "params": phash,
+        "distances": [float(d) for d in distances],
+        "auto_exclusions": bool(auto_exclusions),
+        "case_id": spec.case_id,
+        "reader": spec.reader,
+        "label": spec.label,
+        "files": {r: _file_sig(getattr(spec, r)) for r in ("image", "lesion", "air", "pectoralis")},
+    }
+    canon = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
+
+
+def _shell_name(d: float) -> str:
+    return f"peri{d:g}"
+
+
+def _fallback_regions(image, lesion, distances, air, pectoralis) -> dict:
+    """Shells by exact Euclidean distance in mm (scipy EDT on a crop) minus user exclusions.
+
+    Used only when ``her2radiomics.regions`` is not installed (it owns the reference implementation).
+    """
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    from her2radiomics.geometry import bbox_zyx, expand_bbox_mm
+
+    les = sitk.GetArrayFromImage(lesion).astype(bool)
+    spacing_zyx = tuple(reversed(image.GetSpacing()))
+    bbox = expand_bbox_mm(bbox_zyx(les), image.GetSpacing(), max(distances), les.shape, extra_voxels=1)
+    sl = tuple(slice(a, b) for a, b in bbox)
+    dist = ndimage.distance_transform_edt(~les[sl], sampling=spacing_zyx)
+    excluded = np.zeros(les.shape, bool)
+    for m in (air, pectoralis):
+        if m is not None:
+            excluded |= sitk.GetArrayViewFromImage(m) != 0
+
+    def img(a):
+        out = sitk.GetImageFromArray(a.astype(np.uint8))
+        out.CopyInformation(image)
+        return out
+
+    masks = {"intra": img(les)}
+    for d in distances:
+        shell = np.zeros(les.shape, bool)
+        shell[sl] = (dist > 0) & (dist <= d)
+        masks[_shell_name(d)] = img(shell & ~excluded)
+    return masks
+
+
+def case_regions(image, lesion, distances, air=None, pectoralis=None, auto_exclusions=True) -> tuple[dict, list[str]]:
+    """Feature masks (intra + shells after exclusions) and warnings for one case."""
+    try:
+        from her2radiomics import regions
+    except ImportError:
+        regions = None
+    if regions is not None and hasattr(regions, "build_regions"):
+        r = regions.build_regions(
+            image, lesion, tuple(distances), air=air, pectoralis=pectoralis, auto_exclusions=auto_exclusions
+        )
+        return dict(r.feature_masks()), list(r.warnings)
+    note = "her2radiomics.regions unavailable: shells by scipy EDT, user exclusions only"
+    return _fallback_regions(image, lesion, distances, air, pectoralis), [note]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text or 'no message'}"
+
+
+def compute_case(
+    spec: CaseSpec,
+    params: dict,
+    distances: Sequence[float],
+    auto_exclusions: bool,
+    cache_file: Path | None,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Run one case (read, regions, features) and cache it; never raises for a case-level problem."""
+    from her2radiomics.io import read_image, read_mask
+
+    set_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        image = read_image(spec.image, "image")
+        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label)
+        air = read_mask(spec.air, image, "air mask") if spec.air else None
+        pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
+        masks, warnings = case_regions(image, lesion, distances, air, pect, auto_exclusions)
+        info: dict[str, Any] = {}
+        feats = extract_case(image, masks, params, info=info)
+    except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
+        return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
+    record = {
+        "case_id": spec.case_id,
+        "reader": spec.reader,
+        "ok": True,
+        "features": feats,
+        "warnings": warnings,
+        "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels")},
+        "seconds": time.perf_counter() - t0,
+        "pid": os.getpid(),
+    }
+    if cache_file is not None:
+        write_text(json.dumps(record, allow_nan=True), cache_file)
+    return record
+
+
+def _load_cached(cache_file: Path) -> dict | None:
+    try:
+        rec = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return rec if rec.get("ok") and isinstance(rec.get("features"), dict) else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# cohort
+# --------------------------------------------------------------------------------------------------------------
+def _label(rec: dict) -> str:
+    return f"{rec['case_id']}/{rec['reader']}" if rec["reader"] else rec["case_id"]
+
+
+def _software() -> dict[str, str]:
+    import radiomics
+    import SimpleITK as sitk
+
+    return {
+        "her2radiomics": __version__,
+        "pyradiomics": str(radiomics.__version__),
+        "SimpleITK": sitk.Version.VersionString(),
+        "numpy": np.__version__,
+    }
+
+
+def _run(
+    tasks: list[tuple[CaseSpec, Path]],
+    worker: Callable[..., dict],
+    args: tuple,
+    jobs: int,
+    backend: str,
+    scheduler: str | None,
+) -> Iterator[dict]:
+    """Yield task results as they finish, on joblib's loky or dask backend."""
+    from joblib import Parallel, delayed, parallel_config
+
+    ncpu = os.cpu_count() or 1
+    with ExitStack() as stack:
+        if backend == "dask":
+            try:
+                from dask.distributed import Client, LocalCluster
+            except ImportError:
+                raise UserError("--backend dask needs dask[distributed]; pip install 'dask[distributed]'") from None
+            if scheduler:
+                try:
+                    stack.enter_context(Client(scheduler, timeout="20s"))
+                except (OSError, TimeoutError) as exc:
+                    raise UserError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}; check --scheduler") from None
+                nworkers = max(1, len(Client.current().scheduler_info().get("workers", {})))
+            else:
+                nworkers = max(1, jobs)
+                cluster = stack.enter_context(
+                    LocalCluster(n_workers=nworkers, threads_per_worker=1, processes=True, dashboard_address=None)
+                )
+                stack.enter_context(Client(cluster))
+            threads = max(1, ncpu // nworkers) if not scheduler else 1
+            client = Client.current()
+            if sum(client.ncores().values()) < 2:
+                # joblib runs n_jobs == 1 in the calling process; a one-thread cluster must still do the work
+                from dask.distributed import as_completed
+
+                futures = [client.submit(worker, spec, *args, cache, threads, pure=False) for spec, cache in tasks]
+                for fut in as_completed(futures):
+                    yield fut.result()
+                return
+            stack.enter_context(parallel_config(backend="dask"))
+            n_jobs = -1
+        else:
+            n_jobs = max(1, min(jobs, len(tasks)))
+            threads = max(1, ncpu // n_jobs)
+            stack.enter_context(parallel_config(backend="loky", inner_max_num_threads=threads if n_jobs > 1 else None))
+        par = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        yield from par(delayed(worker)(spec, *args, cache, threads) for spec, cache in tasks)
+
+
+def extract_cohort(
+    manifest: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    params: str | os.PathLike[str] | dict | None = None,
+    distances: Sequence[float] = DEFAULT_DISTANCES,
+    jobs: int = 1,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    progress: bool = True,
+    *,
+    auto_exclusions: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> CohortResult:
+    """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
+
+    Output columns: ``case_id, reader`` then ``{region}_{pyradiomics name}`` in a stable order (manifest order of
+    rows; columns in pyradiomics' order per region, regions intra, peri1, peri3, peri5). Cases found in the cache
+    are not recomputed. Failed cases are listed in ``FEATURES.failures.csv`` (case_id, reader, error) and left
+    out of the table. All files are written atomically. Returns a :class:`CohortResult`.
+    """
+    t0 = time.perf_counter()
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    distances = tuple(float(d) for d in distances)
+    if not distances or any(not np.isfinite(d) or d <= 0 for d in distances):
+        raise UserError(f"shell distances must be positive mm values, got {list(distances)}")
+    if jobs == 0 or jobs < -1:
+        raise UserError(f"--jobs must be a positive number of processes (or -1 for all cores), got {jobs}")
+    if jobs == -1:
+        jobs = os.cpu_count() or 1
+    specs = read_manifest(manifest)
+    params_dict = load_params(params)
+    phash = params_hash(params_dict)
+    out = Path(output)
+    if out.suffix.lower() != ".csv":
+        raise UserError(f"output {out} must end in .csv")
+    cache_dir = out.with_name(out.stem + ".cache")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+
+    records: dict[tuple[str, str], dict] = {}
+    cached: list[tuple[str, str]] = []
+    todo: list[tuple[CaseSpec, Path]] = []
+    for spec in specs:
+        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions)}.json"
+        rec = _load_cached(cache) if cache.exists() else None
+        if rec is not None:
+            records[(spec.case_id, spec.reader)] = rec
+            cached.append((spec.case_id, spec.reader))
+        else:
+            todo.append((spec, cache))
+    say(f"extract: {len(specs)} case(s), {len(cached)} in cache, {len(todo)} to compute")
+
+    computed: list[tuple[str, str]] = []
+    if todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=not progress)
+        try:
+            for rec in _run(todo, compute_case, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
+                key = (rec["case_id"], rec["reader"])
+                records[key] = rec
+                if rec["ok"]:
+                    computed.append(key)
+                bar.update(1)
+        finally:
+            bar.close()
+
+    rows, fails, columns = [], [], []
+    seen_cols: set[str] = set()
+    for spec in specs:
+        rec = records[(spec.case_id, spec.reader)]
+        if not rec["ok"]:
+            fails.append({"case_id": spec.case_id, "reader": spec.reader, "error": rec["error"]})
+            continue
+        for c in rec["features"]:
+            if c not in seen_cols:
+                seen_cols.add(c)
+                columns.append(c)
+        rows.append({"case_id": spec.case_id, "reader": spec.reader, **rec["features"]})
+    table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
+    failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
+
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    fail_path = out.with_name(out.stem + ".failures.csv")
+    if fails:
+        with atomic_path(fail_path) as tmp:
+            failures.to_csv(tmp, index=False)
+    elif fail_path.exists():
+        fail_path.unlink()  # a stale list from an earlier run would mislead
+    ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
+    meta = {
+        "parameter_file_hash": phash,
+        "parameter_file": str(Path(params).resolve()) if isinstance(params, (str, os.PathLike)) else ("default" if params is None else "dict"),
+        "software": _software(),
+        "distances": list(distances),
+        "auto_exclusions": bool(auto_exclusions),
+        "params": params_dict,
+        "n_cases": len(rows),
+        "n_failed": len(fails),
+        "n_features": len(columns),
+        "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
+        # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
+        "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
+    }
+    write_json(meta, out.with_name(out.stem + ".meta.json"))
+    result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
+    say(result.summary())
+    for f in fails:
+        say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+    return result
