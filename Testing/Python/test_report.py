@@ -74,8 +74,13 @@ def _report(tmp_path: Path) -> Path:
     return tmp_path / "report.html"
 
 
-def test_report_is_self_contained_with_every_section(tmp_path):
-    text = _report(tmp_path).read_text()
+@pytest.fixture(scope="module")
+def report_path(tmp_path_factory) -> Path:
+    return _report(tmp_path_factory.mktemp("report"))
+
+
+def test_report_is_self_contained_with_every_section(report_path):
+    text = report_path.read_text()
     # no external resources: every image is an embedded PNG
     srcs = re.findall(r'<img[^>]*src="([^"]*)"', text)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
@@ -147,8 +152,8 @@ def count_loaded_images(html_path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.browser
-def test_report_renders_in_chromium_with_every_figure(tmp_path):
-    path = _report(tmp_path)
+def test_report_renders_in_chromium_with_every_figure(report_path, tmp_path):
+    path = report_path
     ok, total = count_loaded_images(path)
     assert total == 20 and ok == total
     # the probe must be able to fail: a page with a broken image is reported as such
