@@ -285,13 +285,25 @@ def calibration_figure(models: Sequence[dict], title: str) -> str:
             if s is None:
                 continue
             mp, ob, _ = calibration_points(s["y"], s["prob"], n_bins=5 if len(s["y"]) >= 25 else 3)
-            ax.plot(mp, ob, marker="o", color=_PALETTE[k % len(_PALETTE)], label=m["name"])
+            ax.plot(mp, ob, marker="o", color=_PALETTE[k % len(_PALETTE)], label=m["name"] + _hl_text(s))
         ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1, label="ideal")
         ax.set(title=split, xlabel="predicted probability", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
                aspect="equal")
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"Calibration (quantile bins): {title}")
     return _img(fig, f"Calibration {title}")
+
+
+def _hl_text(s: Mapping[str, np.ndarray]) -> str:
+    """`` (HL p=0.42)``: Hosmer-Lemeshow goodness of fit (Hosmer & Lemeshow 1980; ``stats.hosmer_lemeshow``)."""
+    try:
+        from her2radiomics import stats
+
+        groups = 10 if len(s["y"]) >= 50 else 5
+        p = float(stats.hosmer_lemeshow(s["y"], s["prob"], groups=groups)["p"])
+    except (ImportError, AttributeError, UserError, ValueError, ZeroDivisionError):
+        return ""
+    return f" (HL p={p:.2f})" if math.isfinite(p) else ""
 
 
 def decision_figure(models: Sequence[dict], title: str) -> str:
