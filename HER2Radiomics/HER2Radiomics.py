@@ -57,6 +57,17 @@ except ImportError:  # headless import (slicer-core) for the tests of the widget
         return cls
 
 
+def _resource(relative: str) -> str:
+    """Path in Resources/, in the source tree (Resources at the repository root) and in an installed extension.
+
+    Slicer's default ``resourcePath`` only looks beside the module file, which is right once installed
+    (qt-scripted-modules/Resources) but not when HER2Radiomics/ is added to the module paths from a checkout.
+    """
+    from her2radiomics.resources import resources_dir
+
+    return str(resources_dir() / relative)
+
+
 def _(text: str) -> str:
     try:
         from slicer.i18n import tr
@@ -86,6 +97,11 @@ class HER2Radiomics(ScriptedLoadableModule):
             "Method: Gao Y, Gong J, et al. BMC Cancer 26(1), 2026, doi:10.1186/s12885-026-15688-x. "
             "Features: pyradiomics (van Griethuysen et al., Cancer Res 2017) via SlicerRadiomics."
         )
+        if qt is not None and pathlib.Path(_resource("Icons/HER2Radiomics.png")).is_file():
+            self.parent.icon = qt.QIcon(_resource("Icons/HER2Radiomics.png"))
+
+    def resourcePath(self, filename: str) -> str:
+        return _resource(filename)
 
 
 #
@@ -134,6 +150,9 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._job = None
         self._timer = None
+
+    def resourcePath(self, filename: str) -> str:
+        return _resource(filename)
 
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:

@@ -21,7 +21,7 @@ sys.path[:0] = [str(ROOT / "HER2Radiomics"), str(ROOT / "Testing" / "Python")]
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args()
+    args, _unknown = ap.parse_known_args()  # scripts/bench.sh may pass other benchmarks' options
 
     import mrml_scene
     import psutil

@@ -107,7 +107,7 @@ def panel(mrml_scene, monkeypatch, tmp_path):
     widget = module.HER2RadiomicsWidget()
     widget.layout = FakeWidget("layout", "QVBoxLayout")
     widget.parent = types.SimpleNamespace(isEntered=True)
-    widget.resourcePath = lambda rel: str(REPO / "Resources" / rel)
+    assert Path(widget.resourcePath("UI/HER2Radiomics.ui")).is_file()  # source-tree Resources, as from a checkout
     widget.setup()
     widget.enter()
     yield widget, ui, pn
