@@ -77,6 +77,21 @@ def _(text: str) -> str:
         return text
 
 
+def ensureRuntimeDependencies(confirm, needRadiomics: bool = True) -> None:
+    """Install the missing packages of Resources/requirements.txt with Slicer's pip once ``confirm`` agreed."""
+
+    def install(missing):
+        try:
+            import slicer.packaging
+
+            slicer.packaging.pip_ensure(missing, prompt_install=False, requester="HER2Radiomics", skip_in_testing=False)
+        except (ImportError, AttributeError):  # Slicer < 5.12
+            slicer.util.pip_install(missing)
+
+    deps.ensure(deps.read_requirements(_resource("requirements.txt")), confirm=confirm, install=install,
+                need_radiomics=needRadiomics)
+
+
 #
 # HER2Radiomics
 #
@@ -267,20 +282,9 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return volume, seg
 
     def _ensureDependencies(self, needRadiomics: bool) -> None:
-        def install(missing):
-            try:
-                import slicer.packaging
-
-                slicer.packaging.pip_ensure(missing, prompt_install=False, requester="HER2Radiomics")
-            except (ImportError, AttributeError):  # Slicer < 5.12
-                slicer.util.pip_install(missing)
-
-        requirements = deps.read_requirements(self.resourcePath("requirements.txt"))
-        deps.ensure(
-            requirements,
+        ensureRuntimeDependencies(
             confirm=lambda question: slicer.util.confirmOkCancelDisplay(question, windowTitle="HER2Radiomics"),
-            install=install,
-            need_radiomics=needRadiomics,
+            needRadiomics=needRadiomics,
         )
 
     def _showRegions(self) -> None:
@@ -495,6 +499,7 @@ class HER2RadiomicsTest(ScriptedLoadableModuleTest):
         from HER2RadiomicsLib.selftest import run_workflow
 
         self.delayDisplay("Starting the HER2Radiomics workflow test")
+        ensureRuntimeDependencies(confirm=lambda question: True)  # a test run installs what it needs
         result = run_workflow(say=self.delayDisplay, scene=slicer.mrmlScene, app_logic=slicer.app.applicationLogic())
         self.assertGreater(result["n_features"], 100)
         self.assertGreater(result["regained_voxels"], 0)
