@@ -1,15 +1,89 @@
-"""`her2radiomics predict` (not implemented yet)."""
+"""`her2radiomics predict FEATURES.csv --stage1 M1.json [--stage2 M2.json] -o PRED.csv`.
+
+Writes ``PRED.csv`` (``case_id,p_positive,p_low,p_zero,stage1_call,stage2_call`` then extra columns) and
+``PRED.contributions.csv`` (``case_id,stage,feature,value,z,coefficient,contribution,label``) and prints a
+per-case summary. When ``FEATURES.meta.json`` sits beside the table its parameter-file hash is checked
+against the cards.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
 
 from her2radiomics.errors import UserError
 
+HELP = "stage-wise P(positive), P(low), P(zero) with feature contributions"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("features", type=Path, help="features table (case_id + feature columns), e.g. from 'extract'")
+    parser.add_argument("--stage1", type=Path, required=True, help="stage-1 model card (positive vs negative)")
+    parser.add_argument("--stage2", type=Path, help="stage-2 model card (low vs zero among negatives)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="PRED.csv (contributions go to PRED.contributions.csv)")
+    parser.add_argument("--id-column", default="case_id", help="case id column of the features table (default case_id)")
+    parser.add_argument("--top", type=int, default=5, help="contributions shown per stage in the summary (default 5)")
+    parser.add_argument("--max-cases", type=int, default=20, help="cases summarised on screen (default 20; all are written)")
+
+
+def contributions_path(output: Path) -> Path:
+    """``PRED.csv`` -> ``PRED.contributions.csv``."""
+    output = Path(output)
+    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+    return output.with_name(stem + ".contributions.csv")
+
+
+def meta_path(features: Path) -> Path:
+    """``FEATURES.csv`` -> ``FEATURES.meta.json``."""
+    features = Path(features)
+    stem = features.name[: -len(features.suffix)] if features.suffix else features.name
+    return features.with_name(stem + ".meta.json")
+
+
+def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame, str | None]:
+    """Read a features CSV (and the parameter-file hash from its sidecar, if any); ids go to ``case_id``."""
+    if not Path(path).exists():
+        raise UserError(f"features table not found: {path}; check the path")
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read features table {path}: {exc}; give a CSV from 'her2radiomics extract'") from None
+    if id_column not in df.columns:
+        raise UserError(f"features table {path} has no {id_column} column; give a table from 'her2radiomics extract' "
+                        "or name the id column with --id-column")
+    if id_column != "case_id":
+        df = df.drop(columns=["case_id"], errors="ignore").rename(columns={id_column: "case_id"})
+    df["case_id"] = df["case_id"].astype(str)
+    h = None
+    meta = meta_path(path)
+    if meta.exists():
+        try:
+            h = json.loads(meta.read_text(encoding="utf-8")).get("parameter_file_hash")
+        except (OSError, ValueError, AttributeError):
+            raise UserError(f"cannot read {meta}; delete or fix it (it should be the features' JSON sidecar)") from None
+    return df, h
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'predict' is not implemented yet")
+    from her2radiomics import io
+    from her2radiomics.prediction import predict
+
+    df, h = read_features(args.features, args.id_column)
+    pred = predict(df, args.stage1, args.stage2, features_hash=h)
+    contrib = contributions_path(args.output)
+    with io.atomic_path(args.output) as tmp:
+        pred.table.to_csv(tmp, index=False, float_format="%.6g")
+    with io.atomic_path(contrib) as tmp:
+        pred.contributions.to_csv(tmp, index=False, float_format="%.6g")
+    ids = pred.table["case_id"].tolist()
+    for cid in ids[: args.max_cases]:
+        print(pred.summary(cid, top=args.top))
+        print()
+    if len(ids) > args.max_cases:
+        print(f"({len(ids) - args.max_cases} more cases in {args.output})")
+    n_warn = int((pred.table["warnings"] != "").sum())
+    print(f"wrote {args.output} ({len(ids)} cases, {n_warn} with warnings) and {contrib}")
+    return 0

@@ -1,15 +1,49 @@
-"""`her2radiomics report` (not implemented yet)."""
+"""`her2radiomics report [--study STUDY.json ...] [--predictions PRED.csv] -o report.html`.
+
+One self-contained HTML file (figures embedded as PNG): per study ROC, DeLong, calibration, decision curves,
+GDI zones and coefficients; per predicted case the probabilities and a contributions chart.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import pandas as pd
 
 from her2radiomics.errors import UserError
 
+HELP = "self-contained HTML report of a study and its predictions"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--study", type=Path, nargs="+", default=[], help="study.json file(s) from 'her2radiomics study'")
+    parser.add_argument("--predictions", type=Path, help="PRED.csv from 'her2radiomics predict' (its .contributions.csv beside it)")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="report.html")
+    parser.add_argument("--title", default="HER2Radiomics report")
+    parser.add_argument("--max-cases", type=int, default=50, help="per-case sections (default 50)")
+
+
+def read_predictions(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from her2radiomics.commands.predict import contributions_path
+
+    cpath = contributions_path(path)
+    for p in (path, cpath):
+        if not Path(p).exists():
+            raise UserError(f"{p} not found; run 'her2radiomics predict' first (it writes both files)")
+    table = pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=[""])
+    contrib = pd.read_csv(cpath, dtype={"case_id": str})
+    for c in ("stage1_call", "stage2_call", "warnings", "stage1_gdi_zone", "stage2_gdi_zone", "intended_use"):
+        if c in table.columns:
+            table[c] = table[c].fillna("").astype(str)
+    return table, contrib
 
 
 def run(args: argparse.Namespace) -> int:
-    raise UserError("'report' is not implemented yet")
+    from her2radiomics.report import load_study, write_report
+
+    studies = [load_study(p) for p in args.study]
+    preds = read_predictions(args.predictions) if args.predictions else None
+    write_report(args.output, studies, preds, title=args.title)
+    print(f"wrote {args.output}")
+    return 0

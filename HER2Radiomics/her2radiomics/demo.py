@@ -1,0 +1,382 @@
+"""The demonstration (README main job): the whole pipeline on embedded data in a few minutes.
+
+Synthetic demonstration model, not for clinical use. Steps:
+
+1. **Phantom cohort** (deterministic): ``n_per_class`` HER2-positive, HER2-low and HER2-zero phantoms
+   (``phantom.make_phantom``, 96 x 96 x 40 voxels of 1.0 x 1.0 x 1.5 mm) from two synthetic centres that differ in
+   noise and coil shading (centre A: Rician sigma 8, bias 0.2; centre B: sigma 14, bias 0.4; one case in three
+   is from centre B). The planted HER2-related signal (see :func:`cohort_design`):
+
+   - positive vs negative: stronger rim enhancement and heterogeneity (``rim``, ``heterogeneity`` drawn around
+     0.65 for positive and 0.40 for negative cases, SD 0.12);
+   - low vs zero: peritumoral (oedema-like) enhancement (``peritumoral_enhancement`` around 0.6 for low and 0.2
+     for zero, SD 0.2; uniform 0-0.8 for positive cases, so it carries no stage-1 information).
+
+   The distributions overlap on purpose so the AUCs are realistic rather than perfect.
+2. **Regions and features**: lesion + 1/3/5 mm shells minus the phantoms' ground-truth air/pectoralis masks,
+   pyradiomics features with the reduced demo parameter file ``Resources/Parameters/her2radiomics_demo.yaml``
+   (original image; shape, first-order, GLCM, GLSZM: 72 features per region) to stay within the time budget.
+3. **Studies**: stage 1 (positive vs negative) split by centre (A: train + 30% internal test; B: external test)
+   and stage 2 (low vs zero among negatives) random stratified 7:3, for the four feature sets intra,
+   intra+peri1, intra+peri3, intra+peri5 (``modeling.train``), DeLong matrices per split, one model per stage
+   chosen by the rule of :func:`choose_model`; ``DIR/stage{1,2}/study.json`` in the ``study`` command's format.
+4. **Prediction** of the real pyradiomics ``breast1`` case (``../shared/data/pyradiomics_breast1`` or
+   ``$HER2_SHARED_DATA``; a held-out phantom otherwise) and of one external-centre phantom per class, with
+   contributions; the HTML report of both studies and the predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from her2radiomics import DEMO_MODEL_NOTICE
+from her2radiomics.errors import UserError
+
+DEMO_PARAMS = "her2radiomics_demo.yaml"
+SIZE = (96, 96, 40)
+SPACING = (1.0, 1.0, 1.5)
+CENTRES = {"A": {"noise": 8.0, "bias": 0.2}, "B": {"noise": 14.0, "bias": 0.4}}
+FEATURE_SETS = ("intra", "intra+peri1", "intra+peri3", "intra+peri5")
+SHIPPED_CARDS = {"stage1": "her2radiomics_demo_stage1.json", "stage2": "her2radiomics_demo_stage2.json"}
+STAGE_SPLITS = {"stage1": {"split": "center", "test_center": "B"}, "stage2": {"split": "random", "test_center": None}}
+
+
+@dataclass
+class DemoResult:
+    outdir: Path
+    seconds: dict[str, float] = field(default_factory=dict)
+    chosen: dict[str, str] = field(default_factory=dict)
+    cards: dict[str, Path] = field(default_factory=dict)
+    report: Path | None = None
+    predictions: Path | None = None
+    breast1: bool = False
+    aucs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+
+def demo_params_path() -> Path:
+    from her2radiomics.resources import resource
+
+    return resource("Parameters", DEMO_PARAMS)
+
+
+def shipped_card_path(stage: str) -> Path:
+    from her2radiomics.resources import resource
+
+    return resource("Models", SHIPPED_CARDS[stage])
+
+
+def cohort_design(n_per_class: int = 30, seed: int = 2026) -> pd.DataFrame:
+    """The phantom cohort's per-case parameters (deterministic for ``seed``); see the module docstring."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for cls in ("positive", "low", "zero"):
+        for i in range(n_per_class):
+            centre = "B" if i % 3 == 2 else "A"
+            mu = 0.65 if cls == "positive" else 0.40
+            if cls == "positive":
+                pe = rng.uniform(0.0, 0.8)
+            else:
+                pe = rng.normal(0.6 if cls == "low" else 0.2, 0.2)
+            rows.append({
+                "case_id": f"{cls[:3]}{i:02d}", "her2": cls, "center": centre,
+                "rim": float(np.clip(rng.normal(mu, 0.12), 0.0, 1.0)),
+                "heterogeneity": float(np.clip(rng.normal(mu, 0.12), 0.0, 1.0)),
+                "peritumoral_enhancement": float(np.clip(pe, 0.0, 2.0)),
+                "lesion_radius_mm": float(rng.uniform(4.5, 6.5)),
+                "seed": int(rng.integers(0, 2**31 - 1)),
+                **CENTRES[centre],
+            })
+    return pd.DataFrame(rows)
+
+
+def _same_on_disk(img, path: Path) -> bool:
+    import SimpleITK as sitk
+
+    if not path.exists():
+        return False
+    try:
+        old = sitk.ReadImage(str(path))
+    except RuntimeError:
+        return False
+    return (old.GetSize() == img.GetSize() and np.allclose(old.GetSpacing(), img.GetSpacing())
+            and np.allclose(old.GetOrigin(), img.GetOrigin())
+            and np.array_equal(sitk.GetArrayViewFromImage(old), sitk.GetArrayViewFromImage(img)))
+
+
+def make_cohort(design: pd.DataFrame, outdir: Path) -> Path:
+    """Write every phantom (image, lesion, air, pectoralis) and the manifest; returns the manifest path.
+
+    Phantoms are always regenerated, but a file is rewritten only when its content changed, so a re-run keeps
+    the feature cache (keyed on file size and mtime) valid and never reuses phantoms from other code.
+    """
+    from her2radiomics.io import write_image
+    from her2radiomics.phantom import make_phantom
+
+    rows = []
+    for r in design.itertuples(index=False):
+        case_dir = outdir / r.case_id
+        files = {k: case_dir / f"{k}.nrrd" for k in ("image", "lesion", "air", "pectoralis")}
+        ph = make_phantom(r.seed, SIZE, SPACING, lesion_radius_mm=r.lesion_radius_mm, rim=r.rim,
+                          heterogeneity=r.heterogeneity, peritumoral_enhancement=r.peritumoral_enhancement,
+                          noise=r.noise, bias=r.bias)
+        for k, path in files.items():
+            if not _same_on_disk(getattr(ph, k), path):
+                write_image(getattr(ph, k), path)
+        rows.append({"case_id": r.case_id, **{k: str(v.relative_to(outdir)) for k, v in files.items()}})
+    manifest = outdir / "manifest.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    return manifest
+
+
+def choose_model(models: dict[str, dict]) -> str:
+    """The demo's model choice, after the paper's reasoning (Gao et al. 2026: low GDI, then test AUC).
+
+    Prefer models whose every test split is in the safe GDI zone; among those (or among all when none is
+    safe) take the highest mean test AUC; ties go to the simpler (earlier) feature set.
+    """
+    def worst_gdi(card: dict) -> float:
+        return max((float(g["value"]) for g in card["gdi"].values()), default=0.0)
+
+    def test_auc(card: dict) -> float:
+        vals = [float(m["auc"]) for s, m in card["metrics"].items() if s != "train"]
+        return float(np.mean(vals)) if vals else 0.0
+
+    safe = [n for n, m in models.items() if worst_gdi(m["card"]) <= 0.15]
+    pool = safe or list(models)
+    return max(pool, key=lambda n: (round(test_auc(models[n]["card"]), 6), -list(models).index(n)))
+
+
+def set_filename(name: str) -> str:
+    """Card file name of a feature set, as the ``study`` command names it (``intra+peri3`` -> ``intra_peri3.model.json``)."""
+    return name.replace("+", "_") + ".model.json"
+
+
+def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, cv_folds: int = 10,
+              param_hash: str | None = None, seed: int = 0) -> dict:
+    """Train the four feature sets of one stage on shared splits (``modeling.train``, as ``her2radiomics study``).
+
+    Writes ``outdir/<task>/<set>.model.json`` and ``outdir/<task>/study.json`` in the ``her2radiomics.study/1``
+    format of docs/modeling.md (plus ``chosen``, ``title`` and ``notice``); every card's ``intended_use`` starts
+    with the demo notice.
+    """
+    import datetime as _dt
+
+    from her2radiomics import __version__, modeling
+    from her2radiomics.io import write_json
+
+    features = pd.read_csv(features_csv)
+    spec = modeling.LabelSpec()
+    cohort = modeling.build_cohort(features, modeling.load_targets(labels_csv, task, spec), spec)
+    opts = STAGE_SPLITS[task]
+    splits = modeling.make_splits(cohort.y, method=opts["split"], test_size=0.3, seed=seed, center=cohort.center,
+                                  test_center=opts["test_center"])
+    prov = {"parameter_file_hash": param_hash, "parameter_file": DEMO_PARAMS,
+            "training_table_hash": modeling.file_hash(features_csv)}
+    folder = outdir / task
+    models: dict[str, dict] = {}
+    results = {}
+    for fs in FEATURE_SETS:
+        config = modeling.TrainConfig(task=task, feature_set=fs, split=opts["split"], test_center=opts["test_center"],
+                                      seed=seed, cv_folds=cv_folds)
+        res = modeling.train(cohort, config, splits=splits, provenance=prov)
+        res.card["intended_use"] = f"{DEMO_MODEL_NOTICE} {res.card['intended_use']}"
+        modeling.save_model_card(res.card, folder / set_filename(fs))
+        results[fs] = res
+        models[fs] = {"card": res.card, "card_path": str((folder / set_filename(fs)).relative_to(outdir)),
+                      "scores": res.splits}
+    delong = {}
+    for split in splits:
+        first = results[FEATURE_SETS[0]].splits[split]
+        delong[split] = modeling.delong_matrix(np.asarray(first["y"]), [
+            np.asarray(results[fs].splits[split]["probabilities"]) for fs in FEATURE_SETS], list(FEATURE_SETS))
+    chosen = choose_model(models)
+    sets = []
+    for fs, res in results.items():
+        card = res.card
+        sets.append({
+            "name": fs, "model_card": set_filename(fs), "checksum": card["checksum"], "features": card["features"],
+            "coefficients": card["coefficients"], "cutoff": card["cutoff"],
+            "selection": {k: card["selection"].get(k) for k in ("candidates", "n_after_icc", "n_after_mwu", "n_selected",
+                                                                "C", "fallback")},
+            "splits": {split: {**res.splits[split], "metrics": card["metrics"][split], "gdi": card["gdi"].get(split)}
+                       for split in splits},
+        })
+    first = results[FEATURE_SETS[0]].splits
+    study = {
+        "format": "her2radiomics.study/1",
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "software": f"her2radiomics {__version__}",
+        "intended_use": f"{DEMO_MODEL_NOTICE} Research software: not for clinical use.",
+        "notice": DEMO_MODEL_NOTICE,
+        "title": {"stage1": "Stage 1: HER2-positive vs HER2-negative (demo, split by centre)",
+                  "stage2": "Stage 2: HER2-low vs HER2-zero (demo, random 7:3)"}[task],
+        "task": task, "classes": cohort.classes,
+        "split": {"method": opts["split"], "test_size": 0.3, "test_center": opts["test_center"],
+                  "center_column": "center" if opts["split"] == "center" else None, "seed": seed},
+        "split_names": list(splits),
+        "case_ids": {s: first[s]["case_ids"] for s in splits},
+        "y": {s: first[s]["y"] for s in splits},
+        "feature_sets": sets, "skipped": [], "delong": delong, "provenance": prov,
+        "chosen": chosen, "notes": [DEMO_MODEL_NOTICE, *cohort.notes],
+    }
+    write_json(modeling.jsonable(study), folder / "study.json")
+    return {"study": study, "models": models, "chosen": chosen, "path": folder / "study.json"}
+
+
+def locate_breast1() -> tuple[Path, Path] | None:
+    """The real pyradiomics breast1 case: $HER2_SHARED_DATA, ../shared/data next to the repository, or CWD's."""
+    here = Path(__file__).resolve()
+    candidates = []
+    if os.environ.get("HER2_SHARED_DATA"):
+        candidates.append(Path(os.environ["HER2_SHARED_DATA"]))
+    candidates += [p / "shared" / "data" for p in here.parents[2:4]]
+    candidates += [Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data"]
+    for c in candidates:
+        img, lab = c / "pyradiomics_breast1" / "breast1_image.nrrd", c / "pyradiomics_breast1" / "breast1_label.nrrd"
+        if img.exists() and lab.exists():
+            return img, lab
+    return None
+
+
+def case_features(image_path: Path, lesion_path: Path, params: dict) -> tuple[dict[str, float], list[str]]:
+    """Regions (automatic exclusions) + demo features for one real case."""
+    from her2radiomics import features, io, regions
+
+    image = io.read_image(image_path, "image")
+    lesion = io.read_mask(lesion_path, image, "lesion")
+    reg = regions.build_regions(image, lesion)
+    return features.extract_case(image, reg.feature_masks(), params), list(reg.warnings)
+
+
+def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: int = 2, progress: bool = True,
+             log: Callable[[str], None] = print, use_breast1: bool = True) -> DemoResult:
+    """Run the whole demonstration into ``outdir`` (see the module docstring). Returns paths and timings."""
+    from her2radiomics import features as feat
+    from her2radiomics.io import write_text
+    from her2radiomics.prediction import predict
+    from her2radiomics.report import normalize_study, write_report
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    res = DemoResult(outdir)
+    t_all = time.perf_counter()
+    log(f"HER2Radiomics demo -> {outdir}   [{DEMO_MODEL_NOTICE}]")
+    write_text(f"{DEMO_MODEL_NOTICE}\nEverything in this folder was produced by 'her2radiomics demo' from synthetic "
+               "phantoms (and the public pyradiomics breast1 case); none of it may guide patient care.\n",
+               outdir / "NOTICE.txt")
+
+    n_per_class, cv_folds = (10, 5) if quick else (30, 10)
+    t = time.perf_counter()
+    design = cohort_design(n_per_class)
+    cohort_dir = outdir / "cohort"
+    cohort_dir.mkdir(exist_ok=True)
+    design.to_csv(cohort_dir / "design.csv", index=False)
+    labels = design[["case_id", "her2", "center"]]
+    labels.to_csv(outdir / "labels.csv", index=False)
+    manifest = make_cohort(design, cohort_dir)
+    res.seconds["phantoms"] = time.perf_counter() - t
+    log(f"[1/4] {len(design)} phantoms ({n_per_class} positive / low / zero; centres A and B) in "
+        f"{res.seconds['phantoms']:.1f} s")
+
+    t = time.perf_counter()
+    params_path = demo_params_path()
+    params = feat.load_params(params_path)
+    features_csv = outdir / "features.csv"
+    cres = feat.extract_cohort(manifest, features_csv, params=params_path, jobs=jobs, progress=progress)
+    ok = getattr(cres, "ok", True)
+    if callable(ok):
+        ok = ok()
+    if not ok:
+        raise UserError(f"feature extraction failed for some demo cases; see {features_csv.with_suffix('')}.failures.csv")
+    phash = feat.params_hash(params)
+    res.seconds["features"] = time.perf_counter() - t
+    n_cols = len(pd.read_csv(features_csv, nrows=1).columns) - 2
+    log(f"[2/4] features: {n_cols} per case (4 regions, demo parameter file {params_path.name}) in "
+        f"{res.seconds['features']:.1f} s")
+
+    t = time.perf_counter()
+    studies = {}
+    for task in ("stage1", "stage2"):
+        studies[task] = run_study(outdir / "features.csv", outdir / "labels.csv", task, outdir, cv_folds=cv_folds, param_hash=phash)
+        chosen = studies[task]["chosen"]
+        res.chosen[task] = chosen
+        card = studies[task]["models"][chosen]["card"]
+        dest = outdir / "models" / f"demo_{task}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(outdir / studies[task]["models"][chosen]["card_path"], dest)
+        res.cards[task] = dest
+        res.aucs[task] = {fs: {s: float(m["auc"]) for s, m in mm["card"]["metrics"].items()}
+                          for fs, mm in studies[task]["models"].items()}
+        table = "; ".join(
+            f"{fs}: " + ", ".join(f"{s} {a:.2f}" for s, a in aucs.items()) for fs, aucs in res.aucs[task].items())
+        log(f"      {task} AUCs  {table}")
+        gd = ", ".join(f"{s} {100 * float(g['value']):.0f}% ({g['zone']})" for s, g in card["gdi"].items())
+        log(f"      {task} chosen: {chosen} ({len(card['features'])} features; GDI {gd})")
+    res.seconds["models"] = time.perf_counter() - t
+    log(f"[3/4] stage 1 and stage 2 studies (4 feature sets each) in {res.seconds['models']:.1f} s")
+
+    t = time.perf_counter()
+    feats = pd.read_csv(features_csv, dtype={"case_id": str})
+    ext = design[design["center"] == "B"].groupby("her2").head(1)["case_id"].tolist()
+    rows = feats[feats["case_id"].isin(ext)].drop(columns=["reader"], errors="ignore")
+    case_rows = [rows]
+    notes = []
+    b1 = locate_breast1() if use_breast1 else None
+    if b1 is not None:
+        f_b1, warn_b1 = case_features(b1[0], b1[1], params)
+        case_rows.insert(0, pd.DataFrame([{"case_id": "breast1", **f_b1}]))
+        notes += [f"breast1 regions: {w}" for w in warn_b1]
+        res.breast1 = True
+    else:
+        notes.append("the real breast1 case was not found (../shared/data or $HER2_SHARED_DATA); phantoms only")
+    cases = pd.concat(case_rows, ignore_index=True)
+    cases.to_csv(outdir / "cases_features.csv", index=False)
+    pred = predict(cases, res.cards["stage1"], res.cards["stage2"], features_hash=phash)
+    from her2radiomics.commands.predict import contributions_path
+
+    res.predictions = outdir / "predictions.csv"
+    pred.table.to_csv(res.predictions, index=False, float_format="%.6g")
+    pred.contributions.to_csv(contributions_path(res.predictions), index=False, float_format="%.6g")
+    truth = dict(zip(design["case_id"], design["her2"], strict=True))
+    for cid in pred.table["case_id"]:
+        log("")
+        log(pred.summary(cid) + (f"\n  (phantom ground truth: HER2-{truth[cid]})" if cid in truth else
+                                 "\n  (real pyradiomics breast1 case: HER2 status unknown; shown for the pipeline only)"))
+    res.seconds["predict"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    norm = [normalize_study(studies[k]["study"], outdir / k) for k in ("stage1", "stage2")]
+    extra = ("<section><h2>About this demo</h2><p>" + DEMO_MODEL_NOTICE + " Phantom cohort: "
+             f"{len(design)} cases, planted signal: rim enhancement and heterogeneity (positive vs negative), "
+             "peritumoral enhancement (low vs zero); centres A/B differ in noise and coil shading. Features: reduced "
+             f"demo parameter file ({params_path.name}).</p>"
+             + "".join(f"<p class=muted>{n}</p>" for n in notes) + "</section>")
+    res.report = outdir / "report.html"
+    write_report(res.report, norm, (pred.table, pred.contributions), title="HER2Radiomics demo report",
+                 intended_use=DEMO_MODEL_NOTICE + " Research software.", intercepts=pred.intercepts, extra_html=extra)
+    res.seconds["report"] = time.perf_counter() - t
+    res.seconds["total"] = time.perf_counter() - t_all
+    log("")
+    log(f"[4/4] predictions -> {res.predictions}; report -> {res.report} ({res.seconds['report']:.1f} s)")
+    log(f"demo finished in {res.seconds['total']:.0f} s. {DEMO_MODEL_NOTICE}")
+    write_text(json.dumps({"notice": DEMO_MODEL_NOTICE, "seconds": res.seconds, "chosen": res.chosen,
+                           "aucs": res.aucs, "breast1": res.breast1, "quick": quick}, indent=2) + "\n",
+               outdir / "demo_summary.json")
+    return res
+
+
+def check_shipped_cards() -> dict[str, Any]:
+    """Load the shipped demo cards (used by tests and the Slicer panel)."""
+    from her2radiomics.prediction import load_card
+
+    return {s: load_card(shipped_card_path(s), f"shipped demo {s} card") for s in SHIPPED_CARDS}

@@ -1,0 +1,643 @@
+"""One self-contained HTML report of a study (stage 1 and/or 2) and optional predictions.
+
+Every figure is drawn with matplotlib (Agg backend) and embedded as a base64 PNG, so the file can be mailed
+or archived alone. Contents per study: model table (AUC with DeLong 95% CI, accuracy, sensitivity,
+specificity, GDI with zone), ROC curves per feature set and split, the DeLong p-value matrix (DeLong,
+DeLong & Clarke-Pearson 1988, Biometrics 44:837), calibration curves (observed vs predicted by quantile bins;
+Steyerberg, *Clinical Prediction Models*, 2nd ed., 2019, ch. 15), decision curves (net benefit
+``TP/n - FP/n * pt / (1 - pt)``; Vickers & Elkin 2006, Med Decis Making 26:565), GDI bars with the zones
+safe <= 15% < warning < 20% <= high (Gao et al. 2026, BMC Cancer), and the selected features with their
+coefficients. Per-case sections show the stage-wise probabilities and a contributions chart. Every section
+carries the intended-use line.
+
+Study input (``load_study``): the JSON written by ``her2radiomics study`` (see docs/modeling.md), read through
+:func:`normalize_study`, whose canonical form is documented in docs/report.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from her2radiomics import NOT_FOR_CLINICAL_USE, __version__  # noqa: E402
+from her2radiomics.errors import UserError  # noqa: E402
+from her2radiomics.prediction import feature_label  # noqa: E402
+
+ZONE_COLOURS = {"safe": "#2e7d32", "warning": "#f9a825", "high": "#c62828", "unknown": "#757575"}
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+STAGE_TITLES = {"stage1": "Stage 1: HER2-positive vs HER2-negative",
+                "stage2": "Stage 2: HER2-low vs HER2-zero (among HER2-negative)"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# study input
+
+
+def _card_from(entry: Mapping[str, Any], base: Path | None) -> dict:
+    card = entry.get("card")
+    if card is None:
+        path = entry.get("model_card") or entry.get("card_path") or entry.get("model") or entry.get("path")
+        if path is None:
+            raise UserError("a study model has no 'model_card' or 'card'; give a study.json from 'her2radiomics study'")
+        p = Path(path)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        if not p.exists():
+            raise UserError(f"study refers to model card {p}, which does not exist; keep the study folder together")
+        try:
+            card = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read model card {p}: {exc}; re-run the study") from None
+    return dict(card)
+
+
+def _scores_from(entry: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    raw = entry.get("scores") or entry.get("predictions") or entry.get("splits") or {}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for split, s in raw.items():
+        if isinstance(s, Mapping):
+            ids = next((s[k] for k in ("case_id", "case_ids") if s.get(k) is not None), [])
+            y = next((s[k] for k in ("y", "label", "labels") if s.get(k) is not None), None)
+            prob = next((s[k] for k in ("prob", "probabilities", "probability", "p") if s.get(k) is not None), None)
+        else:  # list of {case_id, y, prob} rows
+            rows = list(s)
+            ids = [r.get("case_id") for r in rows]
+            y = [r.get("y", r.get("label")) for r in rows]
+            prob = [r.get("prob", r.get("p")) for r in rows]
+        if y is None or prob is None:
+            continue
+        y_arr, p_arr = np.asarray(y, float), np.asarray(prob, float)
+        if len(y_arr) != len(p_arr):
+            raise UserError(f"study split {split}: {len(y_arr)} labels but {len(p_arr)} probabilities; re-run the study")
+        out[str(split)] = {"case_id": np.asarray(ids, str), "y": y_arr.astype(int), "prob": p_arr}
+    return out
+
+
+def normalize_study(obj: Mapping[str, Any], base: Path | None = None) -> dict:
+    """Bring a study JSON to the canonical form ``{task, title, models: [{name, card, scores}], delong}``.
+
+    ``models`` may be a list of entries or a mapping ``feature_set -> entry``; each entry holds ``card`` (or
+    ``card_path`` relative to the study file) and ``scores``/``predictions`` ``{split: {case_id, y, prob}}``.
+    ``delong`` (optional) ``{split: {"names": [...], "p": [[...]]}}`` is computed when absent.
+    """
+    models_raw = obj.get("models") or obj.get("feature_sets") or obj.get("results")
+    if not models_raw:
+        raise UserError("study has no models; give a study.json from 'her2radiomics study'")
+    items = list(models_raw.items()) if isinstance(models_raw, Mapping) else [(None, m) for m in models_raw]
+    models = []
+    for key, entry in items:
+        card = _card_from(entry, base)
+        name = str(entry.get("feature_set") or entry.get("name") or key or card.get("feature_set"))
+        models.append({"name": name, "card": card, "scores": _scores_from(entry)})
+    task = str(obj.get("task") or models[0]["card"].get("task") or "custom")
+    classes = obj.get("classes") or models[0]["card"].get("classes") or {}
+    title = STAGE_TITLES.get(task, f"Study ({task})")
+    if classes.get("event") and classes.get("event") not in ("positive", "low"):
+        title = f"{task}: {classes['event']} vs {', '.join(map(str, classes.get('reference') or []))}"
+    return {
+        "task": task,
+        "title": str(obj.get("title") or title),
+        "models": models,
+        "delong": obj.get("delong") or {},
+        "intended_use": obj.get("intended_use"),
+        "chosen": obj.get("chosen") or obj.get("selected_model") or obj.get("recommended"),
+        "notes": list(obj.get("notes") or []),
+    }
+
+
+def load_study(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"study file not found: {p}; run 'her2radiomics study' first")
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read study {p}: {exc}; give the study.json written by 'her2radiomics study'") from None
+    return normalize_study(obj, p.parent)
+
+
+# ----------------------------------------------------------------------------------------------------
+# curves (plotting helpers; the statistics themselves come from her2radiomics.stats when available)
+
+
+def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Empirical ROC curve (FPR, TPR) over all distinct thresholds, ties grouped (Fawcett 2006)."""
+    y = np.asarray(y, int)
+    order = np.argsort(-np.asarray(score, float), kind="mergesort")
+    s, yy = np.asarray(score, float)[order], y[order]
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tp = np.cumsum(yy)[distinct]
+    fp = (distinct + 1) - tp
+    npos, nneg = max(int(y.sum()), 1), max(int((1 - y).sum()), 1)
+    return np.r_[0.0, fp / nneg], np.r_[0.0, tp / npos]
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    try:
+        from her2radiomics import stats
+        return float(stats.roc_auc(y, score))
+    except (ImportError, AttributeError):
+        fpr, tpr = roc_points(y, score)
+        return float(np.trapezoid(tpr, fpr))
+
+
+def calibration_points(y: np.ndarray, prob: np.ndarray, n_bins: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean predicted, observed fraction, count) per quantile bin; ``stats.calibration_curve`` when present."""
+    try:
+        from her2radiomics import stats
+        c = stats.calibration_curve(y, prob, n_bins=n_bins, strategy="quantile")
+        return np.asarray(c["mean_predicted"], float), np.asarray(c["observed"], float), np.asarray(c["count"], float)
+    except (ImportError, AttributeError):
+        pass
+    prob, y = np.asarray(prob, float), np.asarray(y, float)
+    edges = np.unique(np.quantile(prob, np.linspace(0, 1, n_bins + 1)))
+    idx = np.clip(np.searchsorted(edges, prob, side="right") - 1, 0, max(len(edges) - 2, 0))
+    mp, ob, cnt = [], [], []
+    for b in np.unique(idx):
+        m = idx == b
+        mp.append(prob[m].mean())
+        ob.append(y[m].mean())
+        cnt.append(m.sum())
+    return np.asarray(mp), np.asarray(ob), np.asarray(cnt, float)
+
+
+def net_benefit(y: np.ndarray, prob: np.ndarray, thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """Decision curve (Vickers & Elkin 2006); ``stats.decision_curve`` when present."""
+    try:
+        from her2radiomics import stats
+        d = stats.decision_curve(y, prob, thresholds)
+        return {k: np.asarray(d[k], float) for k in ("model", "treat_all", "treat_none")}
+    except (ImportError, AttributeError):
+        pass
+    y, prob = np.asarray(y, int), np.asarray(prob, float)
+    n = len(y)
+    model, allv = [], []
+    prev = y.mean()
+    for t in thresholds:
+        pred = prob >= t
+        tp, fp = np.sum(pred & (y == 1)), np.sum(pred & (y == 0))
+        w = t / (1 - t)
+        model.append(tp / n - fp / n * w)
+        allv.append(prev - (1 - prev) * w)
+    return {"model": np.asarray(model), "treat_all": np.asarray(allv), "treat_none": np.zeros(len(thresholds))}
+
+
+def delong_matrix(models: Sequence[dict], split: str) -> tuple[list[str], np.ndarray] | None:
+    """Pairwise two-sided DeLong p-values between the models scored on the same cases of ``split``."""
+    try:
+        from her2radiomics import stats
+        test = stats.delong_test
+    except (ImportError, AttributeError):
+        return None
+    have = [m for m in models if split in m["scores"]]
+    if len(have) < 2:
+        return None
+    ids0 = list(have[0]["scores"][split]["case_id"])
+    names = [m["name"] for m in have]
+    aligned = []
+    for m in have:
+        s = m["scores"][split]
+        pos = {c: i for i, c in enumerate(s["case_id"])}
+        if len(ids0) and set(pos) != set(ids0):
+            return None  # not the same cases: no paired test
+        order = [pos[c] for c in ids0] if len(ids0) else list(range(len(s["prob"])))
+        aligned.append((s["y"][order], s["prob"][order]))
+    p = np.ones((len(names), len(names)))
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            r = test(aligned[i][0], aligned[i][1], aligned[j][1])
+            p[i, j] = p[j, i] = float(r["p"])
+    return names, p
+
+
+# ----------------------------------------------------------------------------------------------------
+# figures
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(fig, alt: str) -> str:
+    return f'<img class="fig" alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
+
+
+def _splits(models: Sequence[dict]) -> list[str]:
+    order = ["train", "internal", "test", "internal_test", "external", "external_test"]
+    seen: list[str] = []
+    for m in models:
+        for s in m["scores"]:
+            if s not in seen:
+                seen.append(s)
+    return sorted(seen, key=lambda s: (order.index(s) if s in order else len(order), s))
+
+
+def _grid(n: int, width: float = 4.2, height: float = 3.8):
+    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
+    return fig, axes[0]
+
+
+def roc_figure(models: Sequence[dict], title: str) -> str:
+    splits = _splits(models)
+    fig, axes = _grid(len(splits))
+    for ax, split in zip(axes, splits, strict=True):
+        for k, m in enumerate(models):
+            s = m["scores"].get(split)
+            if s is None or len(np.unique(s["y"])) < 2:
+                continue
+            fpr, tpr = roc_points(s["y"], s["prob"])
+            ax.step(fpr, tpr, where="post", color=_PALETTE[k % len(_PALETTE)],
+                    label=f"{m['name']} (AUC {_auc(s['y'], s['prob']):.3f})")
+        ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+        ax.set(title=f"{split} (n={_n(models, split)})", xlabel="1 - specificity", ylabel="sensitivity",
+               xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"ROC curves: {title}")
+    return _img(fig, f"ROC curves {title}")
+
+
+def _n(models: Sequence[dict], split: str) -> int:
+    return max((len(m["scores"][split]["y"]) for m in models if split in m["scores"]), default=0)
+
+
+def calibration_figure(models: Sequence[dict], title: str) -> str:
+    splits = _splits(models)
+    fig, axes = _grid(len(splits))
+    for ax, split in zip(axes, splits, strict=True):
+        for k, m in enumerate(models):
+            s = m["scores"].get(split)
+            if s is None:
+                continue
+            mp, ob, _ = calibration_points(s["y"], s["prob"], n_bins=5 if len(s["y"]) >= 25 else 3)
+            ax.plot(mp, ob, marker="o", color=_PALETTE[k % len(_PALETTE)], label=m["name"] + _hl_text(s))
+        ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1, label="ideal")
+        ax.set(title=split, xlabel="predicted probability", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
+               aspect="equal")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Calibration (quantile bins): {title}")
+    return _img(fig, f"Calibration {title}")
+
+
+def _hl_text(s: Mapping[str, np.ndarray]) -> str:
+    """`` (HL p=0.42)``: Hosmer-Lemeshow goodness of fit (Hosmer & Lemeshow 1980; ``stats.hosmer_lemeshow``)."""
+    try:
+        from her2radiomics import stats
+
+        groups = 10 if len(s["y"]) >= 50 else 5
+        p = float(stats.hosmer_lemeshow(s["y"], s["prob"], groups=groups)["p"])
+    except (ImportError, AttributeError, UserError, ValueError, ZeroDivisionError):
+        return ""
+    return f" (HL p={p:.2f})" if math.isfinite(p) else ""
+
+
+def decision_figure(models: Sequence[dict], title: str) -> str:
+    splits = _splits(models)
+    fig, axes = _grid(len(splits))
+    thresholds = np.linspace(0.01, 0.9, 90)
+    for ax, split in zip(axes, splits, strict=True):
+        top = 0.05
+        for k, m in enumerate(models):
+            s = m["scores"].get(split)
+            if s is None:
+                continue
+            d = net_benefit(s["y"], s["prob"], thresholds)
+            ax.plot(thresholds, d["model"], color=_PALETTE[k % len(_PALETTE)], label=m["name"])
+            top = max(top, float(np.max(d["treat_all"])), float(np.max(d["model"])))
+        if any(split in m["scores"] for m in models):
+            ax.plot(thresholds, d["treat_all"], c="grey", lw=1, label="treat all")
+            ax.plot(thresholds, d["treat_none"], c="black", lw=1, ls="--", label="treat none")
+        ax.set(title=split, xlabel="threshold probability", ylabel="net benefit", ylim=(-0.05, top + 0.05))
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"Decision curves: {title}")
+    return _img(fig, f"Decision curves {title}")
+
+
+def gdi_figure(models: Sequence[dict], title: str) -> str:
+    splits = sorted({s for m in models for s in (m["card"].get("gdi") or {})})
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(models) * max(1, len(splits)), 3.6))
+    vals = [100 * float(v.get("value", 0)) for m in models for v in (m["card"].get("gdi") or {}).values()]
+    ymax = max([25.0, *[v + 10 for v in vals]])
+    ymin = min([0.0, *[v - 5 for v in vals]])
+    ax.axhspan(ymin, 15, color=ZONE_COLOURS["safe"], alpha=0.12, label="safe (<= 15%)")
+    ax.axhspan(15, 20, color=ZONE_COLOURS["warning"], alpha=0.18, label="warning (15-20%)")
+    ax.axhspan(20, ymax, color=ZONE_COLOURS["high"], alpha=0.12, label="high (>= 20%)")
+    width = 0.8 / max(1, len(splits))
+    for j, split in enumerate(splits):
+        for i, m in enumerate(models):
+            g = (m["card"].get("gdi") or {}).get(split)
+            if not g:
+                continue
+            v = 100 * float(g["value"])
+            ax.bar(i + (j - (len(splits) - 1) / 2) * width, v, width * 0.9,
+                   color=ZONE_COLOURS.get(str(g.get("zone")), "grey"), edgecolor="black", hatch=["", "//", ".."][j % 3])
+            ax.text(i + (j - (len(splits) - 1) / 2) * width, v + 0.4, f"{v:.0f}%\n{split}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(models)), [m["name"] for m in models])
+    ax.set(ylabel="GDI (%)", ylim=(ymin, ymax), title=f"Generalisation decay index: {title}")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
+    return _img(fig, f"GDI {title}")
+
+
+def delong_figure(names: list[str], p: np.ndarray, split: str) -> str:
+    fig, ax = plt.subplots(figsize=(1.6 + 0.75 * len(names), 1.0 + 0.6 * len(names)))
+    im = ax.imshow(np.where(np.eye(len(names), dtype=bool), np.nan, p), vmin=0, vmax=0.2, cmap="RdYlGn")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if i != j:
+                ax.text(j, i, f"{p[i, j]:.3f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title(f"DeLong p-values ({split})")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="p (< 0.05 red)")
+    return _img(fig, f"DeLong matrix {split}")
+
+
+def coefficients_figure(models: Sequence[dict], title: str) -> str:
+    n = len(models)
+    heights = [max(1, len(m["card"].get("features") or [])) for m in models]
+    fig, axes = plt.subplots(n, 1, figsize=(8.5, 0.8 + 0.28 * sum(heights) + 0.6 * n), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    for ax, m in zip(axes[:, 0], models, strict=True):
+        feats = list(m["card"].get("features") or [])
+        coef = np.asarray(m["card"].get("coefficients") or [], float)
+        order = np.argsort(np.abs(coef))
+        ax.barh([feature_label(feats[i]) for i in order], coef[order],
+                color=["#c62828" if c > 0 else "#1565c0" for c in coef[order]])
+        ax.axvline(0, c="black", lw=0.8)
+        ax.set_title(f"{m['name']}: {len(feats)} selected features (coefficient per SD)", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle(f"Selected features: {title}")
+    fig.tight_layout()
+    return _img(fig, f"Coefficients {title}")
+
+
+def contributions_figure(contrib: pd.DataFrame, case_id: str, intercepts: Mapping[str, float], top: int = 10) -> str:
+    stages = [s for s in ("stage1", "stage2") if s in set(contrib["stage"])]
+    n = max(1, len(stages))
+    fig, axes = plt.subplots(n, 1, figsize=(9.0, n * (1.0 + 0.3 * top)), squeeze=False)
+    for ax, stage in zip(axes[:, 0], stages, strict=False):
+        c = contrib[contrib["stage"] == stage].copy()
+        c = c.reindex(c["contribution"].abs().sort_values(ascending=False).index).head(top)[::-1]
+        labels = [feature_label(f) for f in c["feature"]]
+        ax.barh(labels, c["contribution"], color=["#c62828" if v > 0 else "#1565c0" for v in c["contribution"]])
+        ax.axvline(0, c="black", lw=0.8)
+        ax.tick_params(axis="y", labelsize=7)
+        event = "positive" if stage == "stage1" else "low"
+        icpt = intercepts.get(stage, float("nan"))
+        ax.set(xlabel=f"contribution to log-odds of HER2-{event} (intercept {icpt:+.2f})", title=f"{case_id}: {stage}")
+    fig.tight_layout()
+    return _img(fig, f"Contributions {case_id}")
+
+
+def probability_figure(row: Mapping[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=(6.5, 0.9))
+    left = 0.0
+    for key, colour, name in (("p_positive", "#c62828", "positive"), ("p_low", "#f9a825", "low"), ("p_zero", "#1565c0", "zero")):
+        v = float(row.get(key, float("nan")))
+        if not math.isfinite(v):
+            continue
+        ax.barh([0], [v], left=left, color=colour)
+        if v > 0.06:
+            ax.text(left + v / 2, 0, f"{name} {v:.2f}", ha="center", va="center", color="white", fontsize=9)
+        left += v
+    ax.set(xlim=(0, 1), yticks=[])
+    ax.set_xlabel("probability (soft cascade)", fontsize=8)
+    return _img(fig, "Probabilities")
+
+
+# ----------------------------------------------------------------------------------------------------
+# HTML
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#263238;color:#fff;padding:14px 24px} header h1{margin:0;font-size:22px}
+.banner{background:#fff3e0;border-left:6px solid #e65100;padding:8px 14px;margin:10px 0;font-weight:600}
+main{padding:0 24px 24px} section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:12px 18px;margin:16px 0}
+h2{margin-top:4px;border-bottom:2px solid #263238;padding-bottom:4px} h3{margin-bottom:6px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0} th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+th{background:#eceff1} td.l,th.l{text-align:left}
+.zone{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px}
+img.fig{max-width:100%;display:block;margin:8px 0} .row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+.warn{color:#b71c1c} .muted{color:#666;font-size:12px} nav a{margin-right:12px}
+@media print{section{page-break-before:always;border:none} nav{display:none} body{background:#fff}}
+"""
+
+
+def _zone_badge(zone: str, value: float | None = None) -> str:
+    text = zone if value is None else f"{100 * value:.0f}% {zone}"
+    return f'<span class="zone" style="background:{ZONE_COLOURS.get(zone, "#757575")}">{html.escape(text)}</span>'
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return html.escape(str(v)) if v is not None else "–"
+    return "–" if not math.isfinite(f) else f"{f:.{nd}f}"
+
+
+def _banner(text: str) -> str:
+    return f'<div class="banner">{html.escape(text)}</div>'
+
+
+def _model_table(models: Sequence[dict]) -> str:
+    splits: list[str] = []
+    for m in models:
+        for s in m["card"].get("metrics") or {}:
+            if s not in splits:
+                splits.append(s)
+    head = "<tr><th class=l>feature set</th><th>selected</th><th>cut-off</th>" + "".join(
+        f"<th>{html.escape(s)} AUC (95% CI)</th><th>{html.escape(s)} acc / sens / spec</th>" for s in splits
+    ) + "<th class=l>GDI</th></tr>"
+    rows = []
+    for m in models:
+        card = m["card"]
+        cells = [f"<td class=l>{html.escape(m['name'])}</td>", f"<td>{len(card.get('features') or [])}</td>",
+                 f"<td>{_fmt(card.get('cutoff'))}</td>"]
+        for s in splits:
+            met = (card.get("metrics") or {}).get(s) or {}
+            ci = met.get("auc_ci") or [None, None]
+            cells.append(f"<td>{_fmt(met.get('auc'))} ({_fmt(ci[0])}-{_fmt(ci[1])})</td>")
+            cells.append(f"<td>{_fmt(met.get('accuracy'))} / {_fmt(met.get('sensitivity'))} / {_fmt(met.get('specificity'))}</td>")
+        gd = " ".join(f"{html.escape(s)} {_zone_badge(str(g.get('zone')), g.get('value'))}"
+                      for s, g in (card.get("gdi") or {}).items())
+        cells.append(f"<td class=l>{gd or '–'}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _coef_table(m: dict) -> str:
+    card = m["card"]
+    feats = list(card.get("features") or [])
+    coef = np.asarray(card.get("coefficients") or [], float)
+    rng = card.get("training_range") or {}
+    rows = []
+    for i in np.argsort(-np.abs(coef)):
+        lo = (rng.get("min") or [None] * len(feats))[i]
+        hi = (rng.get("max") or [None] * len(feats))[i]
+        rows.append(f"<tr><td class=l>{html.escape(feature_label(feats[i]))}</td><td class=l><code>{html.escape(feats[i])}</code></td>"
+                    f"<td>{coef[i]:+.4f}</td><td>{_fmt(lo, 4)} to {_fmt(hi, 4)}</td></tr>")
+    return (f"<h3>{html.escape(m['name'])} (intercept {_fmt(card.get('intercept'))})</h3><table><tr><th class=l>feature</th>"
+            f"<th class=l>column</th><th>coefficient (per SD)</th><th>training range</th></tr>{''.join(rows)}</table>")
+
+
+def study_section(study: dict, intended_use: str) -> str:
+    models = study["models"]
+    title = study["title"]
+    parts = [f'<section id="{html.escape(study["task"])}"><h2>{html.escape(title)}</h2>', _banner(intended_use)]
+    if study.get("chosen"):
+        parts.append(f"<p>Model chosen by the study: <b>{html.escape(str(study['chosen']))}</b></p>")
+    for note in study.get("notes") or []:
+        parts.append(f"<p class=muted>{html.escape(str(note))}</p>")
+    parts.append(_model_table(models))
+    if any(m["scores"] for m in models):
+        parts.append(roc_figure(models, title))
+        parts.append("<h3>DeLong tests (paired AUC differences)</h3>")
+        shown = False
+        parts.append('<div class="row">')
+        for split in _splits(models):
+            given = (study.get("delong") or {}).get(split)
+            mat = ((list(given.get("names") or given.get("models")), np.asarray(given["p"], float)) if given
+                   else delong_matrix(models, split))
+            if mat is not None and len(mat[0]) >= 2:
+                parts.append(delong_figure(mat[0], mat[1], split))
+                shown = True
+        parts.append("</div>")
+        if not shown:
+            parts.append("<p class=muted>No paired comparison available (fewer than two models on the same cases).</p>")
+        parts.append(calibration_figure(models, title))
+        parts.append(decision_figure(models, title))
+    else:
+        parts.append("<p class=muted>The study holds no per-case scores: ROC, calibration and decision curves omitted.</p>")
+    parts.append(gdi_figure(models, title))
+    parts.append("<h3>Selected features and coefficients</h3>")
+    parts.append(coefficients_figure(models, title))
+    parts.extend(_coef_table(m) for m in models)
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def predictions_section(table: pd.DataFrame, contributions: pd.DataFrame, intended_use: str,
+                        intercepts: Mapping[str, float] | None = None, max_cases: int = 50) -> str:
+    intercepts = dict(intercepts or {})
+    if not intercepts:
+        intercepts = _intercepts_from(table, contributions)
+    cols = ["case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call"]
+    head = "".join(f"<th>{c}</th>" for c in cols) + "<th class=l>warnings</th>"
+    rows = []
+    for _, r in table.iterrows():
+        n_w = len([w for w in str(r.get("warnings", "") or "").split(" | ") if w and w != "nan"])
+        rows.append("<tr>" + "".join(
+            f"<td>{_fmt(r[c]) if c.startswith('p_') else html.escape(str(r[c]))}</td>" for c in cols
+        ) + f"<td class=l>{n_w or ''}</td></tr>")
+    parts = ['<section id="predictions"><h2>Predictions</h2>', _banner(intended_use),
+             "<p>P(positive) = p1, P(low) = (1 - p1) p2, P(zero) = (1 - p1)(1 - p2); each stage called at its "
+             "training Youden cut-off. Stage 2 is always computed and flagged when stage 1 calls positive.</p>",
+             f"<table><tr>{head}</tr>{''.join(rows)}</table></section>"]
+    for _, r in table.head(max_cases).iterrows():
+        cid = str(r["case_id"])
+        c = contributions[contributions["case_id"].astype(str) == cid]
+        parts.append(f'<section class="case" id="case-{html.escape(cid)}"><h2>Case {html.escape(cid)}</h2>')
+        parts.append(_banner(intended_use))
+        parts.append(probability_figure(r))
+        lines = [f"stage 1: p1 = {_fmt(r.get('p1'))} (cut-off {_fmt(r.get('stage1_cutoff'))}) → <b>{html.escape(str(r['stage1_call']))}</b>"
+                 + (f", GDI zone {_zone_badge(str(r.get('stage1_gdi_zone')))}" if r.get("stage1_gdi_zone") else "")]
+        if str(r.get("stage2_call", "")) not in ("", "nan"):
+            flag = " <span class=warn>[flagged: stage 1 called positive]</span>" if str(r.get("stage2_flagged")) == "True" else ""
+            lines.append(f"stage 2: p2 = {_fmt(r.get('p2'))} (cut-off {_fmt(r.get('stage2_cutoff'))}) → "
+                         f"<b>{html.escape(str(r['stage2_call']))}</b>{flag}"
+                         + (f", GDI zone {_zone_badge(str(r.get('stage2_gdi_zone')))}" if r.get("stage2_gdi_zone") else ""))
+        parts.append("<p>" + "<br>".join(lines) + "</p>")
+        if len(c):
+            parts.append(contributions_figure(c, cid, intercepts))
+            parts.append(_contrib_table(c))
+        warns = [w for w in str(r.get("warnings", "") or "").split(" | ") if w and w != "nan"]
+        if warns:
+            parts.append("<ul>" + "".join(f"<li class=warn>{html.escape(w)}</li>" for w in warns) + "</ul>")
+        parts.append("</section>")
+    if len(table) > max_cases:
+        parts.append(f"<p class=muted>{len(table) - max_cases} more cases in the predictions table.</p>")
+    return "\n".join(parts)
+
+
+def _intercepts_from(table: pd.DataFrame, contrib: pd.DataFrame) -> dict[str, float]:
+    """Each stage's intercept: the ``stage{k}_intercept`` column, else logit(p) - sum(contributions) (exact)."""
+    out: dict[str, float] = {}
+    for stage, col in (("stage1", "p1"), ("stage2", "p2")):
+        icol = f"{stage}_intercept"
+        if icol in table.columns and pd.notna(table[icol].iloc[0]):
+            out[stage] = float(table[icol].iloc[0])
+            continue
+        for _, r in table.iterrows():
+            p = float(r.get(col, float("nan")))
+            c = contrib[(contrib["case_id"].astype(str) == str(r["case_id"])) & (contrib["stage"] == stage)]
+            if len(c) and 1e-12 < p < 1 - 1e-12:
+                out[stage] = math.log(p / (1 - p)) - float(c["contribution"].sum())
+                break
+    return out
+
+
+def _contrib_table(c: pd.DataFrame, top: int = 10) -> str:
+    rows = []
+    for stage, g in c.groupby("stage", sort=True):
+        g = g.reindex(g["contribution"].abs().sort_values(ascending=False).index).head(top)
+        for _, s in g.iterrows():
+            rows.append(f"<tr><td class=l>{stage}</td><td class=l>{html.escape(feature_label(s['feature']))}</td>"
+                        f"<td>{float(s['value']):.4g}</td><td>{float(s['z']):+.2f}</td><td>{float(s['coefficient']):+.3f}</td>"
+                        f"<td>{float(s['contribution']):+.3f}</td></tr>")
+    return ("<table><tr><th class=l>stage</th><th class=l>feature</th><th>value</th><th>z</th><th>coefficient</th>"
+            f"<th>contribution</th></tr>{''.join(rows)}</table>")
+
+
+def build_report(studies: Sequence[dict] = (), predictions: tuple[pd.DataFrame, pd.DataFrame] | None = None, *,
+                 title: str = "HER2Radiomics report", intended_use: str | None = None,
+                 intercepts: Mapping[str, float] | None = None, extra_html: str = "") -> str:
+    """The report as one HTML string (figures embedded). ``studies`` are :func:`normalize_study` outputs."""
+    if not studies and predictions is None:
+        raise UserError("nothing to report; give --study and/or --predictions")
+    texts = []
+    if predictions is not None and "intended_use" in predictions[0].columns:
+        texts += [str(t) for t in predictions[0]["intended_use"].dropna().unique() if str(t) and str(t) != "nan"]
+    for s in studies:
+        for t in [s.get("intended_use")] + [m["card"].get("intended_use") for m in s["models"]]:
+            if t and t not in texts:
+                texts.append(str(t))
+    texts = [t for t in texts if not any(t != u and t in u for u in texts)]  # drop texts contained in another
+    line = intended_use or (" ".join(texts) if texts else NOT_FOR_CLINICAL_USE)
+    if "not for clinical use" not in line.lower():
+        line = f"{line} {NOT_FOR_CLINICAL_USE}"
+    nav = "".join(f'<a href="#{html.escape(s["task"])}">{html.escape(s["title"])}</a>' for s in studies)
+    if predictions is not None:
+        nav += '<a href="#predictions">Predictions</a>'
+    body = [f"<header><h1>{html.escape(title)}</h1><div class=muted style='color:#cfd8dc'>her2radiomics {__version__}"
+            f" · method: Gao et al. 2026, BMC Cancer (doi:10.1186/s12885-026-15688-x)</div></header><main>",
+            _banner(line), f"<nav>{nav}</nav>", extra_html]
+    body += [study_section(s, line) for s in studies]
+    if predictions is not None:
+        body.append(predictions_section(predictions[0], predictions[1], line, intercepts))
+    body.append(f"<p class=muted>{html.escape(line)}</p></main>")
+    return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>" + html.escape(title) + "</title><style>"
+            + _CSS + "</style></head><body>" + "\n".join(body) + "</body></html>")
+
+
+def write_report(path: str | Path, studies: Sequence[dict] = (), predictions=None, **kw: Any) -> Path:
+    from her2radiomics.io import write_text
+    text = build_report(studies, predictions, **kw)
+    write_text(text, path)
+    return Path(path)

@@ -1,0 +1,110 @@
+"""The demo: cohort design, shipped demo cards, and a reduced (--quick) end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SHARED_DATA, run_cli
+
+from her2radiomics import DEMO_MODEL_NOTICE
+from her2radiomics.demo import SHIPPED_CARDS, choose_model, cohort_design, demo_params_path, shipped_card_path
+
+
+def _need(*mods: str) -> None:
+    for m in mods:
+        pytest.importorskip(f"her2radiomics.{m}", reason=f"her2radiomics.{m} is not merged yet")
+
+
+def test_cohort_design_plants_the_documented_signal():
+    d = cohort_design(30)
+    assert d.equals(cohort_design(30))  # deterministic
+    assert d["her2"].value_counts().to_dict() == {"positive": 30, "low": 30, "zero": 30}
+    assert (d["center"] == "B").sum() == 30 and set(d.groupby("her2")["center"].apply(lambda c: (c == "B").sum())) == {10}
+    g = d.groupby("her2")
+    # stage-1 signal: rim and heterogeneity higher in positives; stage-2 signal: peritumoral enhancement low > zero
+    assert g["rim"].mean()["positive"] > g["rim"].mean()[["low", "zero"]].max() + 0.15
+    assert g["heterogeneity"].mean()["positive"] > g["heterogeneity"].mean()[["low", "zero"]].max() + 0.15
+    assert g["peritumoral_enhancement"].mean()["low"] > g["peritumoral_enhancement"].mean()["zero"] + 0.25
+    # ... and it overlaps, so the task is not trivial
+    assert d.loc[d["her2"] == "positive", "rim"].min() < d.loc[d["her2"] != "positive", "rim"].max()
+    assert d.groupby("center")["noise"].first().to_dict() == {"A": 8.0, "B": 14.0}
+
+
+def test_choose_model_prefers_safe_gdi_then_test_auc():
+    def m(gdi, auc):
+        return {"card": {"gdi": {"test": {"value": gdi}}, "metrics": {"train": {"auc": 0.9}, "test": {"auc": auc}}}}
+    assert choose_model({"a": m(0.25, 0.9), "b": m(0.10, 0.7), "c": m(0.12, 0.8)}) == "c"
+    assert choose_model({"a": m(0.25, 0.9), "b": m(0.30, 0.95)}) == "b"
+
+
+def test_shipped_demo_cards_load_and_match_the_demo_parameter_file():
+    from her2radiomics.prediction import load_card
+
+    cards = {s: load_card(shipped_card_path(s)) for s in SHIPPED_CARDS}
+    assert cards["stage1"]["task"] == "stage1" and cards["stage2"]["task"] == "stage2"
+    for c in cards.values():
+        assert c["intended_use"].startswith(DEMO_MODEL_NOTICE)
+        assert c["provenance"]["parameter_file"] == demo_params_path().name
+    _need("features")
+    from her2radiomics import features
+
+    h = features.params_hash(features.load_params(demo_params_path()))
+    assert {c["provenance"]["parameter_file_hash"] for c in cards.values()} == {h}
+
+
+def test_shipped_demo_cards_predict_a_phantom_extracted_with_the_demo_parameter_file():
+    _need("phantom", "features", "regions")
+    from her2radiomics import features, phantom, regions
+    from her2radiomics.prediction import predict
+
+    ph = phantom.make_phantom(7, (96, 96, 40), (1.0, 1.0, 1.5), lesion_radius_mm=5.5, rim=0.7, heterogeneity=0.7)
+    reg = regions.build_regions(ph.image, ph.lesion, air=ph.air, pectoralis=ph.pectoralis, auto_exclusions=False)
+    params = features.load_params(demo_params_path())
+    row = features.extract_case(ph.image, reg.feature_masks(), params)
+    pred = predict(pd.DataFrame([{"case_id": "p", **row}]), shipped_card_path("stage1"), shipped_card_path("stage2"),
+                   features_hash=features.params_hash(params))
+    t = pred.table.iloc[0]
+    assert t[["p_positive", "p_low", "p_zero"]].sum() == pytest.approx(1.0)
+    assert DEMO_MODEL_NOTICE in pred.summary("p")
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_end_to_end(tmp_path):
+    _need("phantom", "features", "regions", "modeling")
+    out = tmp_path / "demo"
+    r = run_cli("demo", "-o", out, "--quick", "--no-progress", "--jobs", "2", timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert DEMO_MODEL_NOTICE in r.stdout and "demo finished" in r.stdout
+    for name in ("report.html", "predictions.csv", "predictions.contributions.csv", "stage1/study.json",
+                 "stage2/study.json", "models/demo_stage1.json", "models/demo_stage2.json", "NOTICE.txt",
+                 "features.csv", "labels.csv", "demo_summary.json"):
+        assert (out / name).exists(), name
+    # everything it writes about models says what they are
+    for name in ("report.html", "stage1/study.json", "stage2/study.json", "models/demo_stage1.json", "NOTICE.txt",
+                 "demo_summary.json"):
+        assert DEMO_MODEL_NOTICE.lower().rstrip(".") in (out / name).read_text().lower(), name
+    pred = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
+    np.testing.assert_allclose(pred[["p_positive", "p_low", "p_zero"]].sum(axis=1), 1.0, atol=1e-6)
+    assert {"pos02", "low02", "zer02"} <= set(pred["case_id"])
+    has_b1 = (SHARED_DATA / "pyradiomics_breast1" / "breast1_image.nrrd").exists()
+    assert ("breast1" in set(pred["case_id"])) == has_b1
+    contrib = pd.read_csv(out / "predictions.contributions.csv", dtype={"case_id": str})
+    assert set(contrib["case_id"]) == set(pred["case_id"]) and set(contrib["stage"]) == {"stage1", "stage2"}
+    study = json.loads((out / "stage1" / "study.json").read_text())
+    assert [s["name"] for s in study["feature_sets"]] == ["intra", "intra+peri1", "intra+peri3", "intra+peri5"]
+    assert set(study["delong"]) == {"train", "internal", "external"}  # stage 1 split by centre
+    # the report renders with every figure (skips without Chromium)
+    from test_report import count_loaded_images
+
+    ok, total = count_loaded_images(out / "report.html")
+    assert total >= 2 * 9 and ok == total
+    # the study files (her2radiomics.study/1, cards beside them) feed the report command as they are
+    r = run_cli("report", "--study", out / "stage1" / "study.json", out / "stage2" / "study.json", "--predictions",
+                out / "predictions.csv", "-o", out / "again.html")
+    assert r.returncode == 0, r.stderr
+    ok, total = count_loaded_images(out / "again.html")
+    assert total >= 2 * 9 and ok == total
+    assert "synthetic demonstration model" in (out / "again.html").read_text().lower()
