@@ -397,6 +397,29 @@ def test_bad_input(name: str, shared, tmp_path, capsys) -> None:
     _check(rc, out, err, before, _tree(tmp_path))
 
 
+
+# Positive controls: the same commands without the defect succeed and write their outputs, so each case above fails
+# because of its one defect and the "nothing written" check can see a written file.
+CONTROLS: dict[str, Case] = {
+    "phantom": lambda t, s: ["phantom", "-o", t / "out", *PH],
+    "regions": lambda t, s: ["regions", s["image"], s["lesion"], "-o", t / "out"],
+    "train": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json"),
+    "evaluate": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"], "-o", t / "out" / "e.json"],
+    "compare": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"], s["intra+peri3"],
+                             "-o", t / "out" / "c.json"],
+    "study": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                           "--feature-sets", "intra", "intra+peri3"],
+}
+
+
+@pytest.mark.parametrize("name", list(CONTROLS))
+def test_control_succeeds(name: str, shared, tmp_path, capsys) -> None:
+    (tmp_path / "in").mkdir()
+    rc, out, err = _run_inproc(capsys, CONTROLS[name](tmp_path, shared))
+    assert rc == 0, err
+    assert "Traceback" not in err and not [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert any(p.is_file() for p in (tmp_path / "out").rglob("*"))
+
 # ------------------------------------------------------------------------------------------------ real data
 def _duke(*parts: str) -> Path:
     return shared_path("duke", *parts)
