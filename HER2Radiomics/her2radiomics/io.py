@@ -112,6 +112,8 @@ def to_binary_mask(
     check_same_grid(img, reference, what=what)
     arr = sitk.GetArrayViewFromImage(img)
     if label is not None:
+        if label == 0:
+            raise UserError(f"{what}: label 0 is the background; choose the lesion's non-zero label with --label")
         if not np.any(arr == label):
             values = np.unique(arr)
             raise UserError(f"{what} has no voxel with label {label} (values present: {values[:10].tolist()}); choose --label from those")

@@ -141,6 +141,11 @@ CASES: dict[str, Case] = {
     "regions: empty lesion": lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", lesion=False).parent /
                                            _empty_mask(t), "-o", t / "out"],
     "regions: label not present": lambda t, s: ["regions", s["image"], s["lesion"], "--label", "7", "-o", t / "out"],
+    "regions: --label 0 (the background)": lambda t, s: ["regions", s["image"], s["lesion"], "--label", "0",
+                                                          "-o", t / "out"],
+    "regions: air mask with two labels": lambda t, s: ["regions", s["image"], s["lesion"], "--air",
+                                                       _image(t / "in", "a.nrrd", lesion=True).parent / _two_labels(t),
+                                                       "-o", t / "out"],
     "regions: negative distance": lambda t, s: ["regions", s["image"], s["lesion"], "--distances", "-1", "-o", t / "out"],
     "regions: output under a file": lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t) / "r"],
     "regions: output is a file": lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t)],
@@ -347,6 +352,15 @@ def _icc(t: Path, s: dict, readers: str = "AB", rename: bool = False) -> Path:
     p = t / "in" / "icc.csv"
     tab.to_csv(p, index=False)
     return p
+
+
+def _two_labels(t: Path) -> str:
+    arr = np.zeros((8, 24, 24), np.uint8)
+    arr[0, 0, 0], arr[0, 0, 1] = 1, 2
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((1.0, 1.0, 2.0))
+    sitk.WriteImage(img, str(t / "in" / "two.nrrd"))
+    return "two.nrrd"
 
 
 def _empty_mask(t: Path) -> str:
