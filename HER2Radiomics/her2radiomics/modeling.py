@@ -20,6 +20,7 @@ Why these choices is explained in ``docs/modeling.md``.
 
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import hashlib
 import json
@@ -78,6 +79,12 @@ def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[s
         raise UserError(f"cannot read {what} {p} as CSV: {str(exc).splitlines()[0]}; give a comma-separated UTF-8 "
                         "CSV file (not a spreadsheet)") from None
     check_csv_header(df.columns, p, what)
+    with open(p, newline="", encoding="utf-8-sig", errors="replace") as fh:  # pandas renames repeats to "X.1"
+        header = [c.strip() for c in next(csv.reader(fh), [])]
+    seen: set[str] = set()
+    dups = [c for c in header if c in seen or seen.add(c)]
+    if dups:
+        raise UserError(f"{what} {p} has column {dups[0]!r} more than once; keep one (e.g. after joining tables)")
     if df.empty:
         raise UserError(f"{what} {p} has no rows")
     return df

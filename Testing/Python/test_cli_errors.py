@@ -202,6 +202,9 @@ CASES: dict[str, Case] = {
                                                  s["labels"], t / "out" / "m.json"),
     "train: duplicated ids in labels": lambda t, s: _train(s["features"], _copy_table(
         t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:])), "labels.csv", "labels"), t / "out" / "m.json"),
+    "train: a column twice (joined tables)": lambda t, s: _train(_w(t / "in" / "f.csv", "\n".join(
+        ln + "," + ln.split(",")[1] for ln in s["features"].read_text().splitlines()) + "\n"), s["labels"],
+        t / "out" / "m.json"),
     "train: non-numeric feature column": lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(intra_f1="abc")),
                                                              s["labels"], t / "out" / "m.json"),
     "train: all-NaN feature columns": lambda t, s: _train(_copy_table(
