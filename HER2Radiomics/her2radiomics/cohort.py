@@ -396,7 +396,7 @@ def extract_cohort(
     out = Path(output)
     if out.suffix.lower() != ".csv":
         raise UserError(f"output {out} must end in .csv")
-    check_output(out, "features table")
+    check_output(out, "features table", inputs=[manifest, params if isinstance(params, (str, os.PathLike)) else None])
     cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
     say = log or (lambda msg: print(msg, file=sys.stderr))

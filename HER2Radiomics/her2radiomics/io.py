@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +142,17 @@ def check_csv_header(columns, path: str | os.PathLike[str], what: str, sep: str 
                                 "save it as a comma-separated CSV (decimal point '.')")
 
 
-def check_output(path: str | os.PathLike[str], what: str = "output", *, folder: bool = False) -> Path:
+def check_output(path: str | os.PathLike[str], what: str = "output", *, folder: bool = False,
+                 inputs: Iterable[str | os.PathLike[str] | None] = ()) -> Path:
     """Fail early, before any work, when ``path`` cannot be created: it names an existing folder where a file
-    is expected (or an existing file where a folder is expected), or one of its parents is a file or is not
-    writable. Returns ``path`` as a Path. Commands call this at their start so nothing is computed in vain.
+    is expected (or an existing file where a folder is expected), one of its parents is a file or is not
+    writable, or it is one of the command's ``inputs`` (``-o`` would overwrite an input). Returns ``path`` as a
+    Path. Commands call this at their start so nothing is computed in vain.
     """
     p = Path(path)
+    for src in inputs:
+        if src is not None and p.exists() and Path(src).exists() and os.path.samefile(p, src):
+            raise UserError(f"{what} {p} is also an input of this command and would be overwritten; choose another -o")
     if folder and p.exists() and not p.is_dir():
         raise UserError(f"{what} {p} exists and is not a folder; choose another -o")
     if not folder and p.is_dir():

@@ -75,8 +75,11 @@ def shared(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _tree(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*")}
+def _tree(root: Path) -> set[tuple[str, str]]:
+    """Every path under ``root`` with a digest of its content: catches created, removed and overwritten files."""
+    import hashlib
+    return {(str(p.relative_to(root)), hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "dir")
+            for p in root.rglob("*")}
 
 
 # ------------------------------------------------------------------------------------------------ cases
@@ -164,6 +167,7 @@ CASES: dict[str, Case] = {
     "extract: duplicate case": lambda t, s: ["extract", _manifest(t, s, rows=2, same_id=True), "-o", t / "out" / "F.csv"],
     "extract: binary manifest": lambda t, s: ["extract", _wb(t / "in" / "m.csv", b"\xff\xfe\x00\x01bad"),
                                               "-o", t / "out" / "F.csv"],
+    "extract: -o is the manifest": lambda t, s: ["extract", _manifest(t, s), "-o", t / "in" / "manifest.csv"],
     "extract: output not .csv": lambda t, s: ["extract", _manifest(t, s), "-o", t / "out" / "F.txt"],
     "extract: output under a file": lambda t, s: ["extract", _manifest(t, s), "-o", _file_blocker(t) / "F.csv"],
     "extract: output is a folder": lambda t, s: ["extract", _manifest(t, s), "-o", _mkdir(t / "out" / "F.csv")],
@@ -262,6 +266,8 @@ CASES: dict[str, Case] = {
     "train: ICC table without the candidate features": lambda t, s: _train(
         s["features"], s["labels"], t / "out" / "m.json", "--icc", _icc(t, s, rename=True)),
     "train: unknown reader": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--reader", "R9"),
+    "train: -o is the features table": lambda t, s: ["train", _copy_table(t, s, lambda d: d), s["labels"],
+                                                     "-o", t / "in" / "features.csv", *CUSTOM, *FAST],
     "train: output under a file": lambda t, s: _train(s["features"], s["labels"], _file_blocker(t) / "m.json"),
     "train: output is a folder": lambda t, s: _train(s["features"], s["labels"], _mkdir(t / "out" / "m.json")),
     # ---- evaluate
@@ -283,6 +289,9 @@ CASES: dict[str, Case] = {
         t, s, lambda d: d.assign(label=0), "labels.csv", "labels"), "--model", s["intra"], "-o", t / "out" / "e.json"],
     "evaluate: unknown --cases": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
                                                "--cases", "validation"],
+    "evaluate: -o is the model card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                                    _w(t / "in" / "m.json", s["intra"].read_text()),
+                                                    "-o", t / "in" / "m.json"],
     "evaluate: output under a file": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
                                                    "-o", _file_blocker(t) / "e.json"],
     "evaluate: output is a folder": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
@@ -401,7 +410,7 @@ def _check(rc: int, out: str, err: str, before: set[str], after: set[str], expec
     assert "Traceback" not in out + err
     errors = [ln for ln in lines if re.match(r"(her2radiomics( \w+)?: )?error: ", ln)]
     assert len(errors) == 1 and len(lines) == 1, f"want one error line, got {lines!r}"
-    assert after == before, f"files created: {sorted(after - before)}"
+    assert after == before, f"files created or changed: {sorted(after ^ before)}"
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.models) < 2:
         raise UserError("compare needs at least two model cards (--models A.json B.json ...)")
     if args.output:
-        check_output(args.output, "comparison file")
+        check_output(args.output, "comparison file", inputs=[args.features, args.labels, *args.models])
     cards = [modeling.load_model_card(p) for p in args.models]
     first = cards[0]
     for path, c in zip(args.models[1:], cards[1:], strict=True):

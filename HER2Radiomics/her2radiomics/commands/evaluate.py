@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.output:
-        check_output(args.output, "metrics file")
+        check_output(args.output, "metrics file", inputs=[args.features, args.labels, args.model])
     card = modeling.load_model_card(args.model)
     spec = card_label_spec(args, card)
     cohort = load_cohort(args, card["task"], spec)

@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output(args.output, "model card")
+    check_output(args.output, "model card", inputs=[args.features, args.labels, args.icc])
     config = training_config(args, args.feature_set)
     spec = label_spec(args)
     cohort = load_cohort(args, args.task, spec)
