@@ -22,6 +22,8 @@ from her2radiomics.errors import UserError
 from her2radiomics.geometry import check_same_grid
 
 _DICOM_SUFFIXES = {".dcm", ".ima", ""}
+_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it; not thread-safe later)
+os.umask(_UMASK)
 
 
 def _require_file(path: str | os.PathLike[str], what: str) -> Path:
@@ -131,7 +133,7 @@ def to_binary_mask(
     return res
 
 
-def check_csv_header(columns, path: str | os.PathLike[str], what: str, sep: str = ",") -> None:
+def check_csv_header(columns: Iterable[Any], path: str | os.PathLike[str], what: str, sep: str = ",") -> None:
     """UserError when a CSV header parsed into one column that holds another separator (a spreadsheet export
     with ';' or tabs): the later 'no column X' message would point the user the wrong way."""
     cols = [str(c) for c in columns]
@@ -183,9 +185,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise UserError(f"cannot write {dest}: {exc.strerror or exc}; choose another output location") from None
     os.close(fd)
     tmp_path = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the user's usual mode
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the user's usual mode
     try:
         yield tmp_path
         os.replace(tmp_path, dest)
