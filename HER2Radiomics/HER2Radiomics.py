@@ -192,8 +192,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
-        self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputsChanged)
-        self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onInputsChanged)
+        # The selectors are not connected to onInputsChanged directly: their currentNodeChanged reaches this
+        # slot before the parameter node's GUI connector has stored the new node (connectGui runs later,
+        # slots fire in connection order). The parameter node's ModifiedEvent is observed instead (module
+        # template, Utilities/Templates/Modules/Scripted/TemplateKey.py setParameterNode).
         self.ui.prepareSegmentationButton.connect("clicked(bool)", self.onPrepareSegmentation)
         self.ui.generateShellsButton.connect("clicked(bool)", self.onGenerateShells)
         self.ui.undoButton.connect("clicked(bool)", self.onUndo)
@@ -234,6 +236,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
@@ -261,9 +264,11 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
             self.onInputsChanged()
 
     # ---------------------------------------------------------------- helpers

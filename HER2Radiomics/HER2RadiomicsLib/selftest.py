@@ -26,8 +26,21 @@ def _arr(img: sitk.Image) -> np.ndarray:
     return sitk.GetArrayViewFromImage(img).astype(bool)
 
 
-def _edit(editor, segmentation_node, name: str, mask: np.ndarray, remove: bool) -> None:
-    """One Segment Editor stroke: Paint (add) or Erase (remove) ``mask`` on the source volume grid."""
+def _edit(editor, segmentation_node, name: str, mask: np.ndarray, remove: bool, volume_node=None) -> None:
+    """One Segment Editor stroke: Paint (add) or Erase (remove) ``mask`` on the source volume grid.
+
+    ``editor`` is a ``vtkSlicerSegmentEditorLogic`` (Slicer >= 5.10,
+    Modules/Loadable/Segmentations/Logic/vtkSlicerSegmentEditorLogic.h). Slicer 5.8 has no such class (the
+    editing logic lived inside qMRMLSegmentEditorWidget), so with ``editor=None`` the same stroke is written
+    with ``vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment`` (union / difference, then replace).
+    """
+    if editor is None:
+        current = mrml_bridge.mask_from_segment(segmentation_node, name, volume_node)
+        arr = _arr(current)
+        new = sitk.GetImageFromArray((arr & ~mask if remove else arr | mask).astype(np.uint8))
+        new.CopyInformation(current)
+        mrml_bridge.set_segment_from_mask(segmentation_node, name, new)
+        return
     from vtk.util import numpy_support
 
     editor.ResetModifierLabelmapToDefault()
@@ -38,6 +51,22 @@ def _edit(editor, segmentation_node, name: str, mask: np.ndarray, remove: bool) 
     sid = mrml_bridge.segment_id(segmentation_node, name)
     mode = editor.ModificationModeRemove if remove else editor.ModificationModeAdd
     editor.ModifySegmentByLabelmap(segmentation_node, sid, modifier, mode, modifier.GetExtent(), True, False)
+
+
+def segment_editor_logic(scene, editor_node, volume_node, app_logic=None):
+    """A ``vtkSlicerSegmentEditorLogic`` set up like the editor widget's, or None on Slicer < 5.10 (see _edit)."""
+    import slicer
+
+    cls = getattr(slicer, "vtkSlicerSegmentEditorLogic", None)
+    if cls is None:
+        return None
+    editor = cls()
+    editor.SetMRMLScene(scene)
+    if app_logic is not None:
+        editor.SetMRMLApplicationLogic(app_logic)
+    editor.SetSegmentEditorNode(editor_node)
+    editor.SetSourceVolumeNode(volume_node)
+    return editor
 
 
 def run_workflow(
@@ -66,16 +95,11 @@ def run_workflow(
     seg = logic.setup_segmentation(volume)
 
     say("Painting the lesion with the Segment Editor")
-    editor = slicer.vtkSlicerSegmentEditorLogic()
-    editor.SetMRMLScene(scene)
     if app_logic is None and hasattr(slicer, "app"):
         app_logic = slicer.app.applicationLogic()
-    if app_logic is not None:
-        editor.SetMRMLApplicationLogic(app_logic)
-    editor.SetSegmentEditorNode(logic.segment_editor_node(seg, volume))
-    editor.SetSourceVolumeNode(volume)
+    editor = segment_editor_logic(scene, logic.segment_editor_node(seg, volume), volume, app_logic)
     lesion = _arr(ph.lesion)
-    _edit(editor, seg, "lesion", lesion, remove=False)
+    _edit(editor, seg, "lesion", lesion, remove=False, volume_node=volume)
     assert np.array_equal(_arr(mrml_bridge.mask_from_segment(seg, "lesion", volume)), lesion), "painted lesion differs"
 
     say("Generating peritumoral shells with automatic exclusions")
@@ -90,7 +114,7 @@ def run_workflow(
     reach = _arr(ideal.masks["peri5"])
     missed = _arr(ph.pectoralis) & reach & ~_arr(mrml_bridge.mask_from_segment(seg, "pectoralis", volume))
     if missed.any():
-        _edit(editor, seg, "pectoralis", missed, remove=False)
+        _edit(editor, seg, "pectoralis", missed, remove=False, volume_node=volume)
         logic.generate_shells(volume, seg, (1, 3, 5))
     shells = {n: _arr(mrml_bridge.mask_from_segment(seg, n, volume)) for n in ("peri1", "peri3", "peri5")}
 
@@ -98,7 +122,7 @@ def run_workflow(
     excl = {n: _arr(mrml_bridge.mask_from_segment(seg, n, volume)) for n in ("air", "pectoralis")}
     erase = reach.copy()
     erase[:, :, : int(np.argwhere(lesion)[:, 2].mean())] = False  # one side only: part of the exclusion stays
-    _edit(editor, seg, "pectoralis", erase, remove=True)
+    _edit(editor, seg, "pectoralis", erase, remove=True, volume_node=volume)
     logic.generate_shells(volume, seg, (1, 3, 5))
     erased = excl["pectoralis"] & erase
     regained = 0

@@ -244,3 +244,89 @@ def test_parameter_file_for_card_matches_by_hash(tmp_path):
     assert parameter_file_for_card({"provenance": {}}, tmp_path) is None
     (tmp_path / "card.json").write_text(json.dumps(card), encoding="utf-8")
     assert parameter_file_for_card(tmp_path / "card.json", tmp_path) == b
+
+
+# Slicer / CTK API the module calls that no headless test can execute, pinned to the declarations read in
+# Slicer's source (Slicer/Slicer 583e9b37d50e, tags v5.8.0 / v5.10.0 / v5.12.x; CTK 868d56c72d28); see
+# docs/developer/slicer_api_check.md for the file:line of each. A new call must be verified and added here.
+VERIFIED_WIDGET_API = {
+    # Modules/Loadable/Segmentations/Widgets/qMRMLSegmentEditorWidget.h (public slots / Q_INVOKABLE)
+    "qMRMLSegmentEditorWidget": {
+        "setMRMLScene", "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode",
+        "setCurrentSegmentID", "setActiveEffectByName", "setActiveEffect", "saveStateForUndo", "undo", "redo",
+        "setupViewObservations", "removeViewObservations"},
+    "qMRMLTableView": {"setMRMLScene", "setMRMLTableNode"},  # Libs/MRML/Widgets/qMRMLTableView.h
+    "qMRMLPlotWidget": {"setMRMLScene", "setMRMLPlotViewNode"},  # Libs/MRML/Widgets/qMRMLPlotWidget.h
+    "ctkPathLineEdit": {"currentPath"},  # CTK Libs/Widgets/ctkPathLineEdit.h Q_PROPERTY
+    "ctkCollapsibleButton": {"collapsed"},  # CTK Libs/Widgets/ctkCollapsibleButton.h Q_PROPERTY
+}
+# renamed in Slicer 5.1 (master -> source volume); the old names only warn and may be removed
+DEPRECATED = ("setMasterVolumeNode", "masterVolumeNodeSelectorVisible", "MasterVolume", "autoShowMasterVolumeNode")
+
+
+def test_widget_calls_only_verified_slicer_api():
+    widgets = _ui_widgets()
+    used: dict[str, set[str]] = {}
+    for name, attr, _signal in _ui_uses():
+        cls = widgets[name].get("class")
+        if attr and attr != "connect" and cls in VERIFIED_WIDGET_API:
+            used.setdefault(cls, set()).add(attr)
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
+    undo = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "EditorUndo")
+    for node in ast.walk(undo):  # EditorUndo drives the embedded editor widget
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "editor":
+            used.setdefault("qMRMLSegmentEditorWidget", set()).add(node.attr)
+    assert used["qMRMLSegmentEditorWidget"] >= {"saveStateForUndo", "undo", "setSourceVolumeNode"}
+    for cls, attrs in used.items():
+        assert attrs <= VERIFIED_WIDGET_API[cls], f"{cls}: {attrs - VERIFIED_WIDGET_API[cls]} not verified in Slicer's source"
+
+
+def test_no_deprecated_master_volume_names():
+    files = [MODULE_FILE, UI_FILE, *sorted((REPO / "HER2Radiomics" / "HER2RadiomicsLib").glob("*.py"))]
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        for name in DEPRECATED:
+            assert name not in text, f"{f.name} uses the deprecated {name}"
+
+
+def test_selector_changes_reach_the_widget_through_the_parameter_node():
+    """currentNodeChanged of a bound selector fires before the parameterNodeWrapper connector stores the node
+    (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py qMRMLNodeComboBoxToNodeConnector, connected later
+    by connectGui), so the widget must observe the parameter node, as the module template does."""
+    source = MODULE_FILE.read_text(encoding="utf-8")
+    assert "addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)" in source
+    bound = {w.get("name") for w in _ui_widgets().values()
+             if any(p.get("name") == "SlicerParameterName" for p in w.findall("property"))}
+    for name, attr, signal in _ui_uses():
+        if attr == "connect" and name in bound and signal != "currentPathChanged(QString)":
+            pytest.fail(f"{name} is bound to the parameter node; react to the node's ModifiedEvent, not {signal}")
+
+
+def test_selftest_edit_without_segment_editor_logic_matches_the_editor(mrml_scene):
+    """Slicer 5.8 has no vtkSlicerSegmentEditorLogic (added in 5.10): the self-test's fallback stroke must
+    give the same segments as the editor logic's Add / Remove."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from HER2RadiomicsLib import mrml_bridge as mb
+    from HER2RadiomicsLib.logic import HER2RadiomicsLogic
+    from HER2RadiomicsLib.selftest import _edit, segment_editor_logic
+
+    img = sitk.Image(24, 20, 10, sitk.sitkInt16)
+    img.SetSpacing((0.8, 0.9, 2.0))
+    img.SetOrigin((10.0, -5.0, 3.0))
+    volume = mb.volume_node_from_image(img, "v", scene=mrml_scene.scene)
+    logic = HER2RadiomicsLogic(mrml_scene.scene)
+    seg = logic.setup_segmentation(volume)
+    editor = segment_editor_logic(mrml_scene.scene, logic.segment_editor_node(seg, volume), volume, mrml_scene.app_logic)
+    if editor is None:
+        pytest.skip("this slicer-core has no vtkSlicerSegmentEditorLogic")
+    rng = np.random.default_rng(3)
+    add, remove = rng.random((10, 20, 24)) < 0.3, rng.random((10, 20, 24)) < 0.3
+    for name, ed in (("air", editor), ("pectoralis", None)):
+        _edit(ed, seg, name, add, remove=False, volume_node=volume)
+        _edit(ed, seg, name, remove, remove=True, volume_node=volume)
+    air = sitk.GetArrayFromImage(mb.mask_from_segment(seg, "air", volume)).astype(bool)
+    pect = sitk.GetArrayFromImage(mb.mask_from_segment(seg, "pectoralis", volume)).astype(bool)
+    assert np.array_equal(air, add & ~remove)
+    assert np.array_equal(pect, air)

@@ -73,10 +73,27 @@ class FakeTimer:
 
 
 class FakeParameterNode:
+    """The wrapper's fields; assigning one fires the observers, as the wrapped vtkMRMLScriptedModuleNode's
+    ModifiedEvent does (the widget observes it, like the module template's setParameterNode)."""
+
     def __init__(self, ui) -> None:
+        object.__setattr__(self, "_observers", {})
         self.inputVolume = self.segmentation = None
         self.caseId, self.distances, self.autoExclusions, self.runInBackground = "case", "1 3 5", True, True
         self.parameterFile = self.stage1Model = self.stage2Model = self.sessionDirectory = Path()
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        for method in list(self._observers.values()):
+            method(self, "ModifiedEvent")
+
+    def AddObserver(self, event, method, priority=0.0):
+        tag = len(self._observers) + 1
+        self._observers[tag] = method
+        return tag
+
+    def RemoveObserver(self, tag):
+        self._observers.pop(tag, None)
 
     def connectGui(self, ui):
         return "tag"
@@ -126,9 +143,10 @@ def test_every_button_of_the_panel(panel, mrml_scene, tmp_path):
     widget, ui, pn = panel
     ph = _phantom()
     vol = mb.volume_node_from_image(ph.image, "DCE")
-    pn.inputVolume = vol
-    widget.onInputsChanged()
+    assert not ui.generateShellsButton.enabled  # no input image yet
+    pn.inputVolume = vol  # as the selector's GUI connector stores it: the widget reacts to the parameter node
     assert ui.generateShellsButton.enabled
+    assert ui.segmentEditorWidget.calls[-1] == ("setSourceVolumeNode", (vol,))
     assert "not for clinical use" in ui.modelNoticeLabel.text.lower()
     editor_node = mrml_scene.scene.GetFirstNodeByName("HER2Radiomics segment editor")
     assert ("setMRMLSegmentEditorNode", (editor_node,)) in ui.segmentEditorWidget.calls
