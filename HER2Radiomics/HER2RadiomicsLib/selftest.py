@@ -3,7 +3,8 @@
 ``HER2RadiomicsTest`` (HER2Radiomics.py, registered with ``slicer_add_python_unittest``) calls
 :func:`run_workflow` with ``delayDisplay`` as ``say``; the pytest suite calls the same function on
 slicer-core, so the self-test's logic is exercised headless too. Steps: phantom -> volume node ->
-lesion painted with the Segment Editor logic -> shells with automatic exclusions -> part of the
+lesion painted with the Segment Editor logic (vtkSlicerSegmentEditorLogic on Slicer >= 5.10, an equivalent
+SetBinaryLabelmapToSegment stroke on 5.8) -> shells with automatic exclusions -> part of the
 pectoralis erased (ModificationModeRemove) -> recompute (erased voxels return to the shells) ->
 undo -> features -> prediction with the shipped demo cards -> save and reload the session.
 """
