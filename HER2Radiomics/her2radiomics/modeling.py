@@ -105,8 +105,8 @@ def parameter_file_hash(features_path: str | os.PathLike[str]) -> str | None:
         return None
     try:
         value = json.loads(meta.read_text(encoding="utf-8")).get("parameter_file_hash")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise UserError(f"{meta} is not valid JSON; re-run 'extract' or delete the sidecar") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise UserError(f"cannot read {meta} (not a readable JSON object); re-run 'extract' or delete the sidecar") from None
     return value if isinstance(value, str) else None
 
 
