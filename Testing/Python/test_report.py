@@ -100,11 +100,20 @@ def test_delong_matrix_uses_paired_test_on_same_cases():
     stats = pytest.importorskip("her2radiomics.stats")
     from her2radiomics.report import delong_matrix
 
-    study = normalize_study(synthetic_study()[0])
-    names, p = delong_matrix(study["models"], "test")
+    raw = synthetic_study()[0]
+    study = normalize_study(raw)
     s = [m["scores"]["test"] for m in study["models"]]
-    assert names == ["intra", "intra+peri3"]
-    assert p[0, 1] == pytest.approx(stats.delong_test(s[0]["y"], s[0]["prob"], s[1]["prob"])["p"])
+    expected = stats.delong_test(s[0]["y"], s[0]["prob"], s[1]["prob"])["p"]
+    # the second model lists its cases in another order: the test must pair them by case id, not by row
+    t = raw["models"]["intra+peri3"]["scores"]["test"]
+    rev = {k: v[::-1] for k, v in t.items()}
+    shuffled = normalize_study({**raw, "models": {**raw["models"], "intra+peri3": {
+        **raw["models"]["intra+peri3"], "scores": {**raw["models"]["intra+peri3"]["scores"], "test": rev}}}})
+    for st in (study, shuffled):
+        names, p = delong_matrix(st["models"], "test")
+        assert names == ["intra", "intra+peri3"]
+        assert p[0, 1] == p[1, 0] == pytest.approx(expected) and p[0, 0] == 1.0
+    assert 0 < expected < 1 and expected != pytest.approx(stats.delong_test(s[0]["y"], s[0]["prob"], s[1]["prob"][::-1])["p"])
 
 
 def test_report_needs_input():
