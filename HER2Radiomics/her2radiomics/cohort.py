@@ -167,56 +167,12 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
 
 
-def _shell_name(d: float) -> str:
-    return f"peri{d:g}"
-
-
-def _fallback_regions(image, lesion, distances, air, pectoralis) -> dict:
-    """Shells by exact Euclidean distance in mm (scipy EDT on a crop) minus user exclusions.
-
-    Used only when ``her2radiomics.regions`` is not installed (it owns the reference implementation).
-    """
-    import SimpleITK as sitk
-    from scipy import ndimage
-
-    from her2radiomics.geometry import bbox_zyx, expand_bbox_mm
-
-    les = sitk.GetArrayFromImage(lesion).astype(bool)
-    spacing_zyx = tuple(reversed(image.GetSpacing()))
-    bbox = expand_bbox_mm(bbox_zyx(les), image.GetSpacing(), max(distances), les.shape, extra_voxels=1)
-    sl = tuple(slice(a, b) for a, b in bbox)
-    dist = ndimage.distance_transform_edt(~les[sl], sampling=spacing_zyx)
-    excluded = np.zeros(les.shape, bool)
-    for m in (air, pectoralis):
-        if m is not None:
-            excluded |= sitk.GetArrayViewFromImage(m) != 0
-
-    def img(a):
-        out = sitk.GetImageFromArray(a.astype(np.uint8))
-        out.CopyInformation(image)
-        return out
-
-    masks = {"intra": img(les)}
-    for d in distances:
-        shell = np.zeros(les.shape, bool)
-        shell[sl] = (dist > 0) & (dist <= d)
-        masks[_shell_name(d)] = img(shell & ~excluded)
-    return masks
-
-
 def case_regions(image, lesion, distances, air=None, pectoralis=None, auto_exclusions=True) -> tuple[dict, list[str]]:
-    """Feature masks (intra + shells after exclusions) and warnings for one case."""
-    try:
-        from her2radiomics import regions
-    except ImportError:
-        regions = None
-    if regions is not None and hasattr(regions, "build_regions"):
-        r = regions.build_regions(
-            image, lesion, tuple(distances), air=air, pectoralis=pectoralis, auto_exclusions=auto_exclusions
-        )
-        return dict(r.feature_masks()), list(r.warnings)
-    note = "her2radiomics.regions unavailable: shells by scipy EDT, user exclusions only"
-    return _fallback_regions(image, lesion, distances, air, pectoralis), [note]
+    """Feature masks (intra + shells after exclusions) and warnings for one case (``regions.build_regions``)."""
+    from her2radiomics.regions import build_regions
+
+    r = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pectoralis, auto_exclusions=auto_exclusions)
+    return dict(r.feature_masks()), list(r.warnings)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -378,7 +334,8 @@ def extract_cohort(
     Output columns: ``case_id, reader`` then ``{region}_{pyradiomics name}`` in a stable order (manifest order of
     rows; columns in pyradiomics' order per region, regions intra, peri1, peri3, peri5). Cases found in the cache
     are not recomputed. Failed cases are listed in ``FEATURES.failures.csv`` (case_id, reader, error) and left
-    out of the table. All files are written atomically. Returns a :class:`CohortResult`.
+    out of the table. All files are written atomically. ``progress``: a tqdm bar on stderr when
+    stderr is a terminal (never in a redirected log). Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -418,7 +375,8 @@ def extract_cohort(
     if todo:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=not progress)
+        # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
+        bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
         try:
             for rec in _run(todo, compute_case, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
                 key = (rec["case_id"], rec["reader"])
