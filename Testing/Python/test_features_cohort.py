@@ -161,7 +161,7 @@ def test_killed_run_resumes_with_only_unfinished_cases(tmp_path, small_params):
     env = dict(os.environ, PYTHONPATH=str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "her2radiomics", "extract", str(manifest), "-o", str(out), "--params",
            str(small_params), "--no-progress", "--no-auto-exclusions"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and len(list(cache.glob("*.json"))) < 2:
         time.sleep(0.02)
