@@ -38,7 +38,6 @@ from her2radiomics.io import atomic_path, check_csv_header, check_output, write_
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
-_OPTIONAL = ("reader", "air", "pectoralis", "label")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,6 @@ STUDY_SETS = ("intra", "intra+peri1", "intra+peri3", "intra+peri5")
 REFIT_C = 10.0
 N_PENALTIES = 20
 INTERCEPT_SCALING = 100.0   # liblinear penalises the intercept; a large scaling makes that penalty negligible
-HER2_CATEGORIES = ("positive", "low", "zero")
 _STAGE_CLASSES = {
     "stage1": {"event": "positive", "reference": ["low", "zero"]},
     "stage2": {"event": "low", "reference": ["zero"]},
@@ -208,7 +207,6 @@ def _cols(df: pd.DataFrame, k: int = 8) -> str:
 
 
 # ============================================================================================ feature sets
-_REGION = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
 
 
 def check_feature_set(feature_set: str) -> list[str]:

@@ -44,7 +44,6 @@ TABLE_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "sta
 CONTRIBUTION_COLUMNS = ("case_id", "stage", "feature", "value", "z", "coefficient", "contribution")
 #: GDI zones from the best to the worst (Gao et al. 2026)
 ZONE_ORDER = ("safe", "warning", "high")
-_ID_COLUMNS = ("case_id", "reader")
 _MAX_NAMES = 5
 
 
