@@ -161,7 +161,7 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     from her2radiomics import labels
 
     try:
-        header = [str(c).strip().lower() for c in pd.read_csv(path, nrows=0).columns]
+        header = [str(c).strip().lower() for c in pd.read_csv(path, nrows=0, sep=labels.table_separator(path)).columns]
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         header = []
     cc = spec.center_column if spec.center_column and spec.center_column.lower() in header else None
