@@ -755,8 +755,7 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
     m = split_metrics(y, prob, float(card["cutoff"]))
     train_auc = float(card["metrics"]["train"]["auc"])
     ids = cohort.ids
-    train_ids = set(card["provenance"].get("case_ids", {}).get("train", []))
-    overlap = sum(1 for i in ids if i in train_ids)
+    overlap = training_overlap(card, ids)
     out = {"model": {"task": card["task"], "feature_set": card["feature_set"], "classes": card["classes"],
                      "n_features": len(card["features"]), "cutoff": card["cutoff"], "checksum": card.get("checksum")},
            "metrics": m, "train_auc": train_auc, "gdi": gdi_entry(train_auc, m["auc"]),
@@ -767,6 +766,12 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
         out["notes"].append(f"{overlap} of the {len(ids)} evaluated cases were used to train this model; "
                             "their AUC is optimistic")
     return out
+
+
+def training_overlap(card: dict, ids: Sequence[str]) -> int:
+    """How many of ``ids`` the card was trained on (``provenance.case_ids.train``): metrics on them are optimistic."""
+    train_ids = set(card["provenance"].get("case_ids", {}).get("train", []))
+    return sum(1 for i in ids if i in train_ids)
 
 
 def restrict_cohort(cohort: Cohort, card: dict, split: str) -> Cohort:
