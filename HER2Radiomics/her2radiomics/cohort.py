@@ -401,6 +401,13 @@ def extract_cohort(
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
     failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
 
+    def finish() -> CohortResult:
+        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
+        say(result.summary())
+        for f in fails:
+            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+        return result
+
     fail_path = out.with_name(out.stem + ".failures.csv")
     if fails:
         with atomic_path(fail_path) as tmp:
@@ -410,11 +417,7 @@ def extract_cohort(
     if not rows:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
         with contextlib.suppress(OSError):
             cache_dir.rmdir()  # only when empty
-        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
-        say(result.summary())
-        for f in fails:
-            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
-        return result
+        return finish()
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
@@ -433,8 +436,4 @@ def extract_cohort(
         "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }
     write_json(meta, out.with_name(out.stem + ".meta.json"))
-    result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
-    say(result.summary())
-    for f in fails:
-        say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
-    return result
+    return finish()
