@@ -63,8 +63,10 @@ _STAGE_CLASSES = {
 
 
 # ============================================================================================ tables
-def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[str] = ()) -> pd.DataFrame:
-    """Read a CSV table; ``text_columns`` (when present) are read as text, not numbers."""
+def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[str] = (),
+               keep_default_na: bool = True) -> pd.DataFrame:
+    """Read a CSV table; ``text_columns`` (when present) are read as text, not numbers. With ``keep_default_na``
+    False only empty cells are missing (a case id 'NA' stays text)."""
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{what} {p} is a folder; give the CSV file")
@@ -73,7 +75,7 @@ def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[s
     try:
         head = pd.read_csv(p, nrows=0)
         dtypes = {c: str for c in text_columns if c in head.columns}
-        df = pd.read_csv(p, dtype=dtypes, keep_default_na=True)
+        df = pd.read_csv(p, dtype=dtypes, keep_default_na=keep_default_na, na_values=None if keep_default_na else [""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {what} {p} as CSV: {str(exc).splitlines()[0]}; give a comma-separated UTF-8 "
                         "CSV file (not a spreadsheet)") from None
