@@ -134,7 +134,7 @@ def make_cohort(design: pd.DataFrame, outdir: Path) -> Path:
                 write_image(getattr(ph, k), path)
         rows.append({"case_id": r.case_id, **{k: str(v.relative_to(outdir)) for k, v in files.items()}})
     manifest = outdir / "manifest.csv"
-    pd.DataFrame(rows).to_csv(manifest, index=False)
+    _write_csv(pd.DataFrame(rows), manifest)
     return manifest
 
 
@@ -229,6 +229,14 @@ def case_features(image_path: Path, lesion_path: Path, params: dict) -> tuple[di
     return features.extract_case(image, reg.feature_masks(), params), list(reg.warnings)
 
 
+def _write_csv(df: pd.DataFrame, path: Path, **kw: Any) -> None:
+    """Write a table atomically (io.atomic_path), as every other her2radiomics output."""
+    from her2radiomics.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, **kw)
+
+
 def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: int = 2, progress: bool = True,
              log: Callable[[str], None] = print, use_breast1: bool = True) -> DemoResult:
     """Run the whole demonstration into ``outdir`` (see the module docstring). Returns paths and timings."""
@@ -251,9 +259,9 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     design = cohort_design(n_per_class)
     cohort_dir = outdir / "cohort"
     cohort_dir.mkdir(exist_ok=True)
-    design.to_csv(cohort_dir / "design.csv", index=False)
+    _write_csv(design, cohort_dir / "design.csv")
     labels = design[["case_id", "her2", "center"]]
-    labels.to_csv(outdir / "labels.csv", index=False)
+    _write_csv(labels, outdir / "labels.csv")
     manifest = make_cohort(design, cohort_dir)
     res.seconds["phantoms"] = time.perf_counter() - t
     log(f"[1/4] {len(design)} phantoms ({n_per_class} positive / low / zero; centres A and B) in "
@@ -309,13 +317,13 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     else:
         notes.append("the real breast1 case was not found (../shared/data or $HER2_SHARED_DATA); phantoms only")
     cases = pd.concat(case_rows, ignore_index=True)
-    cases.to_csv(outdir / "cases_features.csv", index=False)
+    _write_csv(cases, outdir / "cases_features.csv")
     pred = predict(cases, res.cards["stage1"], res.cards["stage2"], features_hash=phash)
     from her2radiomics.commands.predict import contributions_path
 
     res.predictions = outdir / "predictions.csv"
-    pred.table.to_csv(res.predictions, index=False, float_format="%.6g")
-    pred.contributions.to_csv(contributions_path(res.predictions), index=False, float_format="%.6g")
+    _write_csv(pred.table, res.predictions, float_format="%.6g")
+    _write_csv(pred.contributions, contributions_path(res.predictions), float_format="%.6g")
     truth = dict(zip(design["case_id"], design["her2"], strict=True))
     for cid in pred.table["case_id"]:
         log("")
