@@ -38,7 +38,6 @@ from her2radiomics.io import atomic_path, check_csv_header, check_output, write_
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
-_OPTIONAL = ("reader", "air", "pectoralis", "label")
 
 
 @dataclass(frozen=True)
@@ -167,56 +166,12 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
 
 
-def _shell_name(d: float) -> str:
-    return f"peri{d:g}"
-
-
-def _fallback_regions(image, lesion, distances, air, pectoralis) -> dict:
-    """Shells by exact Euclidean distance in mm (scipy EDT on a crop) minus user exclusions.
-
-    Used only when ``her2radiomics.regions`` is not installed (it owns the reference implementation).
-    """
-    import SimpleITK as sitk
-    from scipy import ndimage
-
-    from her2radiomics.geometry import bbox_zyx, expand_bbox_mm
-
-    les = sitk.GetArrayFromImage(lesion).astype(bool)
-    spacing_zyx = tuple(reversed(image.GetSpacing()))
-    bbox = expand_bbox_mm(bbox_zyx(les), image.GetSpacing(), max(distances), les.shape, extra_voxels=1)
-    sl = tuple(slice(a, b) for a, b in bbox)
-    dist = ndimage.distance_transform_edt(~les[sl], sampling=spacing_zyx)
-    excluded = np.zeros(les.shape, bool)
-    for m in (air, pectoralis):
-        if m is not None:
-            excluded |= sitk.GetArrayViewFromImage(m) != 0
-
-    def img(a):
-        out = sitk.GetImageFromArray(a.astype(np.uint8))
-        out.CopyInformation(image)
-        return out
-
-    masks = {"intra": img(les)}
-    for d in distances:
-        shell = np.zeros(les.shape, bool)
-        shell[sl] = (dist > 0) & (dist <= d)
-        masks[_shell_name(d)] = img(shell & ~excluded)
-    return masks
-
-
 def case_regions(image, lesion, distances, air=None, pectoralis=None, auto_exclusions=True) -> tuple[dict, list[str]]:
-    """Feature masks (intra + shells after exclusions) and warnings for one case."""
-    try:
-        from her2radiomics import regions
-    except ImportError:
-        regions = None
-    if regions is not None and hasattr(regions, "build_regions"):
-        r = regions.build_regions(
-            image, lesion, tuple(distances), air=air, pectoralis=pectoralis, auto_exclusions=auto_exclusions
-        )
-        return dict(r.feature_masks()), list(r.warnings)
-    note = "her2radiomics.regions unavailable: shells by scipy EDT, user exclusions only"
-    return _fallback_regions(image, lesion, distances, air, pectoralis), [note]
+    """Feature masks (intra + shells after exclusions) and warnings for one case (``regions.build_regions``)."""
+    from her2radiomics.regions import build_regions
+
+    r = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pectoralis, auto_exclusions=auto_exclusions)
+    return dict(r.feature_masks()), list(r.warnings)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -378,7 +333,8 @@ def extract_cohort(
     Output columns: ``case_id, reader`` then ``{region}_{pyradiomics name}`` in a stable order (manifest order of
     rows; columns in pyradiomics' order per region, regions intra, peri1, peri3, peri5). Cases found in the cache
     are not recomputed. Failed cases are listed in ``FEATURES.failures.csv`` (case_id, reader, error) and left
-    out of the table. All files are written atomically. Returns a :class:`CohortResult`.
+    out of the table. All files are written atomically. ``progress``: a tqdm bar on stderr when
+    stderr is a terminal (never in a redirected log). Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -418,7 +374,8 @@ def extract_cohort(
     if todo:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=not progress)
+        # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
+        bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
         try:
             for rec in _run(todo, compute_case, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
                 key = (rec["case_id"], rec["reader"])
@@ -444,6 +401,13 @@ def extract_cohort(
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
     failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
 
+    def finish() -> CohortResult:
+        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
+        say(result.summary())
+        for f in fails:
+            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+        return result
+
     fail_path = out.with_name(out.stem + ".failures.csv")
     if fails:
         with atomic_path(fail_path) as tmp:
@@ -453,11 +417,7 @@ def extract_cohort(
     if not rows:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
         with contextlib.suppress(OSError):
             cache_dir.rmdir()  # only when empty
-        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
-        say(result.summary())
-        for f in fails:
-            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
-        return result
+        return finish()
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
     ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
@@ -476,8 +436,4 @@ def extract_cohort(
         "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }
     write_json(meta, out.with_name(out.stem + ".meta.json"))
-    result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
-    say(result.summary())
-    for f in fails:
-        say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
-    return result
+    return finish()

@@ -134,7 +134,7 @@ def make_cohort(design: pd.DataFrame, outdir: Path) -> Path:
                 write_image(getattr(ph, k), path)
         rows.append({"case_id": r.case_id, **{k: str(v.relative_to(outdir)) for k, v in files.items()}})
     manifest = outdir / "manifest.csv"
-    pd.DataFrame(rows).to_csv(manifest, index=False)
+    _write_csv(pd.DataFrame(rows), manifest)
     return manifest
 
 
@@ -156,25 +156,19 @@ def choose_model(models: dict[str, dict]) -> str:
     return max(pool, key=lambda n: (round(test_auc(models[n]["card"]), 6), -list(models).index(n)))
 
 
-def set_filename(name: str) -> str:
-    """Card file name of a feature set, as the ``study`` command names it (``intra+peri3`` -> ``intra_peri3.model.json``)."""
-    return name.replace("+", "_") + ".model.json"
-
-
 def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, cv_folds: int = 10,
-              param_hash: str | None = None, seed: int = 0) -> dict:
+              param_hash: str | None = None, seed: int = 0, table: pd.DataFrame | None = None) -> dict:
     """Train the four feature sets of one stage on shared splits (``modeling.train``, as ``her2radiomics study``).
 
     Writes ``outdir/<task>/<set>.model.json`` and ``outdir/<task>/study.json`` in the ``her2radiomics.study/1``
     format of docs/modeling.md (plus ``chosen``, ``title`` and ``notice``); every card's ``intended_use`` starts
-    with the demo notice.
+    with the demo notice. ``table``: ``features_csv`` already read (the demo reads it once for both stages).
     """
-    import datetime as _dt
-
-    from her2radiomics import __version__, modeling
+    from her2radiomics import modeling
+    from her2radiomics.commands.study import build_study, set_filename
     from her2radiomics.io import write_json
 
-    features = pd.read_csv(features_csv)
+    features = table if table is not None else pd.read_csv(features_csv, dtype={"case_id": str})
     spec = modeling.LabelSpec()
     cohort = modeling.build_cohort(features, modeling.load_targets(labels_csv, task, spec), spec)
     opts = STAGE_SPLITS[task]
@@ -194,41 +188,18 @@ def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, 
         results[fs] = res
         models[fs] = {"card": res.card, "card_path": str((folder / set_filename(fs)).relative_to(outdir)),
                       "scores": res.splits}
-    delong = {}
-    for split in splits:
-        first = results[FEATURE_SETS[0]].splits[split]
-        delong[split] = modeling.delong_matrix(np.asarray(first["y"]), [
-            np.asarray(results[fs].splits[split]["probabilities"]) for fs in FEATURE_SETS], list(FEATURE_SETS))
     chosen = choose_model(models)
-    sets = []
-    for fs, res in results.items():
-        card = res.card
-        sets.append({
-            "name": fs, "model_card": set_filename(fs), "checksum": card["checksum"], "features": card["features"],
-            "coefficients": card["coefficients"], "cutoff": card["cutoff"],
-            "selection": {k: card["selection"].get(k) for k in ("candidates", "n_after_icc", "n_after_mwu", "n_selected",
-                                                                "C", "fallback")},
-            "splits": {split: {**res.splits[split], "metrics": card["metrics"][split], "gdi": card["gdi"].get(split)}
-                       for split in splits},
-        })
-    first = results[FEATURE_SETS[0]].splits
-    study = {
-        "format": "her2radiomics.study/1",
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "software": f"her2radiomics {__version__}",
+    split_info = {"method": opts["split"], "test_size": 0.3, "test_center": opts["test_center"],
+                  "center_column": "center" if opts["split"] == "center" else None, "seed": seed}
+    study = build_study(task, cohort.classes, list(results.items()), split_info, prov,
+                        [DEMO_MODEL_NOTICE, *cohort.notes])
+    study.update({
         "intended_use": f"{DEMO_MODEL_NOTICE} Research software: not for clinical use.",
         "notice": DEMO_MODEL_NOTICE,
         "title": {"stage1": "Stage 1: HER2-positive vs HER2-negative (demo, split by centre)",
                   "stage2": "Stage 2: HER2-low vs HER2-zero (demo, random 7:3)"}[task],
-        "task": task, "classes": cohort.classes,
-        "split": {"method": opts["split"], "test_size": 0.3, "test_center": opts["test_center"],
-                  "center_column": "center" if opts["split"] == "center" else None, "seed": seed},
-        "split_names": list(splits),
-        "case_ids": {s: first[s]["case_ids"] for s in splits},
-        "y": {s: first[s]["y"] for s in splits},
-        "feature_sets": sets, "skipped": [], "delong": delong, "provenance": prov,
-        "chosen": chosen, "notes": [DEMO_MODEL_NOTICE, *cohort.notes],
-    }
+        "chosen": chosen,
+    })
     write_json(modeling.jsonable(study), folder / "study.json")
     return {"study": study, "models": models, "chosen": chosen, "path": folder / "study.json"}
 
@@ -258,6 +229,14 @@ def case_features(image_path: Path, lesion_path: Path, params: dict) -> tuple[di
     return features.extract_case(image, reg.feature_masks(), params), list(reg.warnings)
 
 
+def _write_csv(df: pd.DataFrame, path: Path, **kw: Any) -> None:
+    """Write a table atomically (io.atomic_path), as every other her2radiomics output."""
+    from her2radiomics.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, **kw)
+
+
 def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: int = 2, progress: bool = True,
              log: Callable[[str], None] = print, use_breast1: bool = True) -> DemoResult:
     """Run the whole demonstration into ``outdir`` (see the module docstring). Returns paths and timings."""
@@ -280,9 +259,9 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     design = cohort_design(n_per_class)
     cohort_dir = outdir / "cohort"
     cohort_dir.mkdir(exist_ok=True)
-    design.to_csv(cohort_dir / "design.csv", index=False)
+    _write_csv(design, cohort_dir / "design.csv")
     labels = design[["case_id", "her2", "center"]]
-    labels.to_csv(outdir / "labels.csv", index=False)
+    _write_csv(labels, outdir / "labels.csv")
     manifest = make_cohort(design, cohort_dir)
     res.seconds["phantoms"] = time.perf_counter() - t
     log(f"[1/4] {len(design)} phantoms ({n_per_class} positive / low / zero; centres A and B) in "
@@ -293,21 +272,20 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     params = feat.load_params(params_path)
     features_csv = outdir / "features.csv"
     cres = feat.extract_cohort(manifest, features_csv, params=params_path, jobs=jobs, progress=progress)
-    ok = getattr(cres, "ok", True)
-    if callable(ok):
-        ok = ok()
-    if not ok:
+    if not cres.ok:
         raise UserError(f"feature extraction failed for some demo cases; see {features_csv.with_suffix('')}.failures.csv")
     phash = feat.params_hash(params)
     res.seconds["features"] = time.perf_counter() - t
-    n_cols = len(pd.read_csv(features_csv, nrows=1).columns) - 2
+    feats = pd.read_csv(features_csv, dtype={"case_id": str})  # read once: both studies and the example cases
+    n_cols = feats.shape[1] - 2
     log(f"[2/4] features: {n_cols} per case (4 regions, demo parameter file {params_path.name}) in "
         f"{res.seconds['features']:.1f} s")
 
     t = time.perf_counter()
     studies = {}
     for task in ("stage1", "stage2"):
-        studies[task] = run_study(outdir / "features.csv", outdir / "labels.csv", task, outdir, cv_folds=cv_folds, param_hash=phash)
+        studies[task] = run_study(features_csv, outdir / "labels.csv", task, outdir, cv_folds=cv_folds,
+                                  param_hash=phash, table=feats)
         chosen = studies[task]["chosen"]
         res.chosen[task] = chosen
         card = studies[task]["models"][chosen]["card"]
@@ -326,7 +304,6 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     log(f"[3/4] stage 1 and stage 2 studies (4 feature sets each) in {res.seconds['models']:.1f} s")
 
     t = time.perf_counter()
-    feats = pd.read_csv(features_csv, dtype={"case_id": str})
     ext = design[design["center"] == "B"].groupby("her2").head(1)["case_id"].tolist()
     rows = feats[feats["case_id"].isin(ext)].drop(columns=["reader"], errors="ignore")
     case_rows = [rows]
@@ -340,13 +317,13 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     else:
         notes.append("the real breast1 case was not found (../shared/data or $HER2_SHARED_DATA); phantoms only")
     cases = pd.concat(case_rows, ignore_index=True)
-    cases.to_csv(outdir / "cases_features.csv", index=False)
+    _write_csv(cases, outdir / "cases_features.csv")
     pred = predict(cases, res.cards["stage1"], res.cards["stage2"], features_hash=phash)
     from her2radiomics.commands.predict import contributions_path
 
     res.predictions = outdir / "predictions.csv"
-    pred.table.to_csv(res.predictions, index=False, float_format="%.6g")
-    pred.contributions.to_csv(contributions_path(res.predictions), index=False, float_format="%.6g")
+    _write_csv(pred.table, res.predictions, float_format="%.6g")
+    _write_csv(pred.contributions, contributions_path(res.predictions), float_format="%.6g")
     truth = dict(zip(design["case_id"], design["her2"], strict=True))
     for cid in pred.table["case_id"]:
         log("")

@@ -277,6 +277,11 @@ def _as_list(values) -> list[str]:
     return [str(v) for v in values]
 
 
+def table_separator(path: str | os.PathLike[str]) -> str:
+    """Separator of a labels table: a tab for ``.tsv``/``.txt`` names, else a comma."""
+    return "\t" if Path(path).suffix.lower() in (".tsv", ".txt") else ","
+
+
 def load_labels(
     path: str | os.PathLike[str],
     id_column: str = "case_id",
@@ -309,7 +314,7 @@ def load_labels(
         raise UserError(f"labels file {p} is a folder; give the labels CSV file")
     if not p.is_file():
         raise UserError(f"labels file not found: {p}; check the path")
-    sep = "\t" if p.suffix.lower() in (".tsv", ".txt") else ","
+    sep = table_separator(p)
     try:
         raw = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:

@@ -56,7 +56,6 @@ STUDY_SETS = ("intra", "intra+peri1", "intra+peri3", "intra+peri5")
 REFIT_C = 10.0
 N_PENALTIES = 20
 INTERCEPT_SCALING = 100.0   # liblinear penalises the intercept; a large scaling makes that penalty negligible
-HER2_CATEGORIES = ("positive", "low", "zero")
 _STAGE_CLASSES = {
     "stage1": {"event": "positive", "reference": ["low", "zero"]},
     "stage2": {"event": "low", "reference": ["zero"]},
@@ -64,8 +63,10 @@ _STAGE_CLASSES = {
 
 
 # ============================================================================================ tables
-def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[str] = ()) -> pd.DataFrame:
-    """Read a CSV table; ``text_columns`` (when present) are read as text, not numbers."""
+def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[str] = (),
+               keep_default_na: bool = True) -> pd.DataFrame:
+    """Read a CSV table; ``text_columns`` (when present) are read as text, not numbers. With ``keep_default_na``
+    False only empty cells are missing (a case id 'NA' stays text)."""
     p = Path(path)
     if p.is_dir():
         raise UserError(f"{what} {p} is a folder; give the CSV file")
@@ -74,7 +75,7 @@ def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[s
     try:
         head = pd.read_csv(p, nrows=0)
         dtypes = {c: str for c in text_columns if c in head.columns}
-        df = pd.read_csv(p, dtype=dtypes, keep_default_na=True)
+        df = pd.read_csv(p, dtype=dtypes, keep_default_na=keep_default_na, na_values=None if keep_default_na else [""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {what} {p} as CSV: {str(exc).splitlines()[0]}; give a comma-separated UTF-8 "
                         "CSV file (not a spreadsheet)") from None
@@ -105,8 +106,8 @@ def parameter_file_hash(features_path: str | os.PathLike[str]) -> str | None:
         return None
     try:
         value = json.loads(meta.read_text(encoding="utf-8")).get("parameter_file_hash")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise UserError(f"{meta} is not valid JSON; re-run 'extract' or delete the sidecar") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise UserError(f"cannot read {meta} (not a readable JSON object); re-run 'extract' or delete the sidecar") from None
     return value if isinstance(value, str) else None
 
 
@@ -162,7 +163,7 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     from her2radiomics import labels
 
     try:
-        header = [str(c).strip().lower() for c in pd.read_csv(path, nrows=0).columns]
+        header = [str(c).strip().lower() for c in pd.read_csv(path, nrows=0, sep=labels.table_separator(path)).columns]
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         header = []
     cc = spec.center_column if spec.center_column and spec.center_column.lower() in header else None
@@ -208,7 +209,6 @@ def _cols(df: pd.DataFrame, k: int = 8) -> str:
 
 
 # ============================================================================================ feature sets
-_REGION = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
 
 
 def check_feature_set(feature_set: str) -> list[str]:
@@ -757,8 +757,7 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
     m = split_metrics(y, prob, float(card["cutoff"]))
     train_auc = float(card["metrics"]["train"]["auc"])
     ids = cohort.ids
-    train_ids = set(card["provenance"].get("case_ids", {}).get("train", []))
-    overlap = sum(1 for i in ids if i in train_ids)
+    overlap = training_overlap(card, ids)
     out = {"model": {"task": card["task"], "feature_set": card["feature_set"], "classes": card["classes"],
                      "n_features": len(card["features"]), "cutoff": card["cutoff"], "checksum": card.get("checksum")},
            "metrics": m, "train_auc": train_auc, "gdi": gdi_entry(train_auc, m["auc"]),
@@ -769,6 +768,12 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
         out["notes"].append(f"{overlap} of the {len(ids)} evaluated cases were used to train this model; "
                             "their AUC is optimistic")
     return out
+
+
+def training_overlap(card: dict, ids: Sequence[str]) -> int:
+    """How many of ``ids`` the card was trained on (``provenance.case_ids.train``): metrics on them are optimistic."""
+    train_ids = set(card["provenance"].get("case_ids", {}).get("train", []))
+    return sum(1 for i in ids if i in train_ids)
 
 
 def restrict_cohort(cohort: Cohort, card: dict, split: str) -> Cohort:

@@ -23,9 +23,6 @@ missing features, missing values and cards built from different pyradiomics para
 
 from __future__ import annotations
 
-import importlib
-import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +35,8 @@ from scipy.special import expit
 
 from her2radiomics import NOT_FOR_CLINICAL_USE
 from her2radiomics.errors import UserError
+from her2radiomics.modelcard import load_model_card, validate_model_card
+from her2radiomics.stats import gdi_zone
 
 #: columns of ``Prediction.table`` that the CLI contract fixes (ARCHITECTURE.md), in order
 TABLE_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call")
@@ -45,7 +44,6 @@ TABLE_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "sta
 CONTRIBUTION_COLUMNS = ("case_id", "stage", "feature", "value", "z", "coefficient", "contribution")
 #: GDI zones from the best to the worst (Gao et al. 2026)
 ZONE_ORDER = ("safe", "warning", "high")
-_ID_COLUMNS = ("case_id", "reader")
 _MAX_NAMES = 5
 
 
@@ -149,58 +147,11 @@ def feature_label(name: str) -> str:
 
 
 def load_card(card: str | Path | Mapping[str, Any], what: str = "model card") -> dict:
-    """Load and validate a model card (path or dict).
-
-    Uses ``modeling.load_model_card`` (full schema + checksum validation) when the modeling module is
-    available, and in any case checks the fields prediction needs: lengths, finite numbers, positive scales.
-    """
-    loader = None
-    for mod_name in ("modeling", "modelcard"):
-        try:
-            mod = importlib.import_module(f"her2radiomics.{mod_name}")
-        except ImportError:
-            continue
-        if hasattr(mod, "load_model_card"):
-            loader = mod.load_model_card
-            break
-    if loader is not None:
-        obj = loader(card if not isinstance(card, Mapping) else dict(card))
-    elif isinstance(card, Mapping):
-        obj = dict(card)
-    else:
-        p = Path(card)
-        if not p.exists():
-            raise UserError(f"{what} not found: {p}; check the path")
-        try:
-            obj = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read {what} {p}: {exc}; give a her2radiomics model card (JSON)") from None
-    _check_card(obj, what)
-    return obj
-
-
-def _check_card(card: dict, what: str) -> None:
-    for key in ("features", "scaler", "coefficients", "intercept", "cutoff"):
-        if key not in card:
-            raise UserError(f"{what} has no '{key}'; give a her2radiomics model card (her2radiomics.model/1)")
-    n = len(card["features"])
-    try:
-        mean = np.asarray(card["scaler"]["mean"], float)
-        scale = np.asarray(card["scaler"]["scale"], float)
-        coef = np.asarray(card["coefficients"], float)
-        intercept = float(card["intercept"])
-        cutoff = float(card["cutoff"])
-    except (KeyError, TypeError, ValueError):
-        raise UserError(f"{what} has a malformed scaler/coefficients/intercept/cutoff; re-train the model") from None
-    if not (len(mean) == len(scale) == len(coef) == n):
-        raise UserError(
-            f"{what}: {n} features but {len(mean)} means, {len(scale)} scales and {len(coef)} coefficients; re-train the model"
-        )
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(np.isfinite(coef))
-            and math.isfinite(intercept) and 0.0 <= cutoff <= 1.0):
-        raise UserError(f"{what} holds non-finite numbers or a cut-off outside [0, 1]; re-train the model")
-    if np.any(scale <= 0):
-        raise UserError(f"{what} has a non-positive scaler scale; re-train the model")
+    """Load and validate a model card (path or dict) with ``modelcard.load_model_card``: checksum, schema, lengths,
+    finite numbers, positive scales and a cut-off in [0, 1]. ``what`` names an in-memory card in messages."""
+    if isinstance(card, Mapping):
+        return validate_model_card(dict(card), f"({what}, in memory)")
+    return load_model_card(card)
 
 
 def parameter_hash(card: Mapping[str, Any]) -> str | None:
@@ -218,18 +169,9 @@ def gdi_zones(card: Mapping[str, Any]) -> dict[str, tuple[float | None, str]]:
             value = entry.get("value")
             zone = entry.get("zone")
             if zone is None and value is not None:
-                zone = _zone(float(value))
+                zone = gdi_zone(float(value))
             out[str(split)] = (None if value is None else float(value), str(zone))
     return out
-
-
-def _zone(value: float) -> str:
-    """GDI zone (Gao et al. 2026): safe <= 0.15 < warning < 0.20 <= high."""
-    if value <= 0.15:
-        return "safe"
-    if value < 0.20:
-        return "warning"
-    return "high"
 
 
 def worst_zone(card: Mapping[str, Any]) -> str:

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from her2radiomics import NOT_FOR_CLINICAL_USE, __version__  # noqa: E402
+from her2radiomics import NOT_FOR_CLINICAL_USE, __version__, modeling, stats  # noqa: E402
 from her2radiomics.errors import UserError  # noqa: E402
 from her2radiomics.prediction import feature_label  # noqa: E402
 
@@ -145,68 +145,25 @@ def roc_points(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.r_[0.0, fp / nneg], np.r_[0.0, tp / npos]
 
 
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    try:
-        from her2radiomics import stats
-        return float(stats.roc_auc(y, score))
-    except (ImportError, AttributeError):
-        fpr, tpr = roc_points(y, score)
-        return float(np.trapezoid(tpr, fpr))
-
-
 def calibration_points(y: np.ndarray, prob: np.ndarray, n_bins: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean predicted, observed fraction, count) per quantile bin; ``stats.calibration_curve`` when present."""
-    try:
-        from her2radiomics import stats
-        c = stats.calibration_curve(y, prob, n_bins=n_bins, strategy="quantile")
-        return np.asarray(c["mean_predicted"], float), np.asarray(c["observed"], float), np.asarray(c["count"], float)
-    except (ImportError, AttributeError):
-        pass
-    prob, y = np.asarray(prob, float), np.asarray(y, float)
-    edges = np.unique(np.quantile(prob, np.linspace(0, 1, n_bins + 1)))
-    idx = np.clip(np.searchsorted(edges, prob, side="right") - 1, 0, max(len(edges) - 2, 0))
-    mp, ob, cnt = [], [], []
-    for b in np.unique(idx):
-        m = idx == b
-        mp.append(prob[m].mean())
-        ob.append(y[m].mean())
-        cnt.append(m.sum())
-    return np.asarray(mp), np.asarray(ob), np.asarray(cnt, float)
+    """(mean predicted, observed fraction, count) per quantile bin (``stats.calibration_curve``)."""
+    c = stats.calibration_curve(y, prob, n_bins=n_bins, strategy="quantile")
+    return np.asarray(c["mean_predicted"], float), np.asarray(c["observed"], float), np.asarray(c["count"], float)
 
 
 def net_benefit(y: np.ndarray, prob: np.ndarray, thresholds: np.ndarray) -> dict[str, np.ndarray]:
-    """Decision curve (Vickers & Elkin 2006); ``stats.decision_curve`` when present."""
-    try:
-        from her2radiomics import stats
-        d = stats.decision_curve(y, prob, thresholds)
-        return {k: np.asarray(d[k], float) for k in ("model", "treat_all", "treat_none")}
-    except (ImportError, AttributeError):
-        pass
-    y, prob = np.asarray(y, int), np.asarray(prob, float)
-    n = len(y)
-    model, allv = [], []
-    prev = y.mean()
-    for t in thresholds:
-        pred = prob >= t
-        tp, fp = np.sum(pred & (y == 1)), np.sum(pred & (y == 0))
-        w = t / (1 - t)
-        model.append(tp / n - fp / n * w)
-        allv.append(prev - (1 - prev) * w)
-    return {"model": np.asarray(model), "treat_all": np.asarray(allv), "treat_none": np.zeros(len(thresholds))}
+    """Decision curve (Vickers & Elkin 2006; ``stats.decision_curve``)."""
+    d = stats.decision_curve(y, prob, thresholds)
+    return {k: np.asarray(d[k], float) for k in ("model", "treat_all", "treat_none")}
 
 
 def delong_matrix(models: Sequence[dict], split: str) -> tuple[list[str], np.ndarray] | None:
-    """Pairwise two-sided DeLong p-values between the models scored on the same cases of ``split``."""
-    try:
-        from her2radiomics import stats
-        test = stats.delong_test
-    except (ImportError, AttributeError):
-        return None
+    """Pairwise two-sided DeLong p-values (``modeling.delong_matrix``) between the models scored on the same cases
+    of ``split``, aligned by case id; None when fewer than two models have the split or their cases differ."""
     have = [m for m in models if split in m["scores"]]
     if len(have) < 2:
         return None
     ids0 = list(have[0]["scores"][split]["case_id"])
-    names = [m["name"] for m in have]
     aligned = []
     for m in have:
         s = m["scores"][split]
@@ -215,12 +172,11 @@ def delong_matrix(models: Sequence[dict], split: str) -> tuple[list[str], np.nda
             return None  # not the same cases: no paired test
         order = [pos[c] for c in ids0] if len(ids0) else list(range(len(s["prob"])))
         aligned.append((s["y"][order], s["prob"][order]))
-    p = np.ones((len(names), len(names)))
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            r = test(aligned[i][0], aligned[i][1], aligned[j][1])
-            p[i, j] = p[j, i] = float(r["p"])
-    return names, p
+    if any(not np.array_equal(y, aligned[0][0]) for y, _ in aligned):
+        return None  # the same cases with other labels (another target): no paired test
+    names = [m["name"] for m in have]
+    res = modeling.delong_matrix(aligned[0][0], [p for _, p in aligned], names)
+    return names, np.asarray(res["p"], float)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -263,7 +219,7 @@ def roc_figure(models: Sequence[dict], title: str) -> str:
                 continue
             fpr, tpr = roc_points(s["y"], s["prob"])
             ax.step(fpr, tpr, where="post", color=_PALETTE[k % len(_PALETTE)],
-                    label=f"{m['name']} (AUC {_auc(s['y'], s['prob']):.3f})")
+                    label=f"{m['name']} (AUC {stats.roc_auc(s['y'], s['prob']):.3f})")
         ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
         ax.set(title=f"{split} (n={_n(models, split)})", xlabel="1 - specificity", ylabel="sensitivity",
                xlim=(0, 1), ylim=(0, 1.01), aspect="equal")
@@ -297,11 +253,9 @@ def calibration_figure(models: Sequence[dict], title: str) -> str:
 def _hl_text(s: Mapping[str, np.ndarray]) -> str:
     """`` (HL p=0.42)``: Hosmer-Lemeshow goodness of fit (Hosmer & Lemeshow 1980; ``stats.hosmer_lemeshow``)."""
     try:
-        from her2radiomics import stats
-
         groups = 10 if len(s["y"]) >= 50 else 5
         p = float(stats.hosmer_lemeshow(s["y"], s["prob"], groups=groups)["p"])
-    except (ImportError, AttributeError, UserError, ValueError, ZeroDivisionError):
+    except (UserError, ValueError, ZeroDivisionError):
         return ""
     return f" (HL p={p:.2f})" if math.isfinite(p) else ""
 

@@ -591,13 +591,13 @@ def test_real_ctrl_c_during_extract(tmp_path) -> None:
     rows = "".join(f"c{i},{d / 'breast1_image.nrrd'},{d / 'breast1_label.nrrd'}\n" for i in range(40))
     man = _w(tmp_path / "m.csv", "case_id,image,lesion\n" + rows)
     env = dict(os.environ, PYTHONPATH=str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.Popen([sys.executable, "-m", "her2radiomics", "extract", str(man), "-o", str(tmp_path / "F.csv"),
-                          "--no-progress", "--distances", "1"], env=env, stderr=subprocess.PIPE, text=True)
-    first = p.stderr.readline()  # "extract: 40 case(s), ..." once the run has started
-    time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    err = first + p.stderr.read()
-    assert p.wait(timeout=60) == 130, err
+    with subprocess.Popen([sys.executable, "-m", "her2radiomics", "extract", str(man), "-o", str(tmp_path / "F.csv"),
+                           "--no-progress", "--distances", "1"], env=env, stderr=subprocess.PIPE, text=True) as p:
+        first = p.stderr.readline()  # "extract: 40 case(s), ..." once the run has started
+        time.sleep(1.0)
+        p.send_signal(signal.SIGINT)
+        err = first + p.stderr.read()
+        assert p.wait(timeout=60) == 130, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert "Traceback" not in err and lines[-1].startswith("error: interrupted (Ctrl-C); finished cases are kept")
     assert not (tmp_path / "F.csv").exists()

@@ -67,8 +67,23 @@ def test_shipped_demo_cards_predict_a_phantom_extracted_with_the_demo_parameter_
     pred = predict(pd.DataFrame([{"case_id": "p", **row}]), shipped_card_path("stage1"), shipped_card_path("stage2"),
                    features_hash=features.params_hash(params))
     t = pred.table.iloc[0]
-    assert t[["p_positive", "p_low", "p_zero"]].sum() == pytest.approx(1.0)
+    # independent of prediction.py: each stage's probability from the card's JSON numbers by hand (summing to 1
+    # is true by construction of the cascade, so it alone could not fail)
+    p = {s: _card_probability(json.loads(shipped_card_path(s).read_text()), row) for s in SHIPPED_CARDS}
+    assert t["p_positive"] == pytest.approx(p["stage1"], rel=1e-9)
+    assert t["p_low"] == pytest.approx((1 - p["stage1"]) * p["stage2"], rel=1e-9)
+    assert t["p_zero"] == pytest.approx((1 - p["stage1"]) * (1 - p["stage2"]), rel=1e-9)
+    assert 0.0 < p["stage1"] < 1.0 and 0.0 < p["stage2"] < 1.0
     assert DEMO_MODEL_NOTICE in pred.summary("p")
+
+
+def _card_probability(card: dict, row: dict) -> float:
+    """logistic(intercept + sum_i beta_i (x_i - mean_i) / scale_i) with plain Python floats."""
+    import math
+
+    eta = card["intercept"] + sum(b * (row[f] - m) / s for f, b, m, s in zip(
+        card["features"], card["coefficients"], card["scaler"]["mean"], card["scaler"]["scale"], strict=True))
+    return 1.0 / (1.0 + math.exp(-eta))
 
 
 @pytest.mark.slow
@@ -88,6 +103,11 @@ def test_quick_demo_runs_end_to_end(tmp_path):
         assert DEMO_MODEL_NOTICE.lower().rstrip(".") in (out / name).read_text().lower(), name
     pred = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
     np.testing.assert_allclose(pred[["p_positive", "p_low", "p_zero"]].sum(axis=1), 1.0, atol=1e-6)
+    # the written probabilities are the chosen cards' logistic models applied to the written case features
+    cases = pd.read_csv(out / "cases_features.csv", dtype={"case_id": str}).set_index("case_id")
+    card1 = json.loads((out / "models" / "demo_stage1.json").read_text())
+    want = [_card_probability(card1, cases.loc[c].to_dict()) for c in pred["case_id"]]
+    np.testing.assert_allclose(pred["p_positive"], want, rtol=1e-5)  # predictions.csv keeps 6 significant digits
     assert {"pos02", "low02", "zer02"} <= set(pred["case_id"])
     has_b1 = (SHARED_DATA / "pyradiomics_breast1" / "breast1_image.nrrd").exists()
     assert ("breast1" in set(pred["case_id"])) == has_b1

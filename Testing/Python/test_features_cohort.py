@@ -161,7 +161,7 @@ def test_killed_run_resumes_with_only_unfinished_cases(tmp_path, small_params):
     env = dict(os.environ, PYTHONPATH=str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [sys.executable, "-m", "her2radiomics", "extract", str(manifest), "-o", str(out), "--params",
            str(small_params), "--no-progress", "--no-auto-exclusions"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and len(list(cache.glob("*.json"))) < 2:
         time.sleep(0.02)
@@ -181,3 +181,45 @@ def test_killed_run_resumes_with_only_unfinished_cases(tmp_path, small_params):
                                   auto_exclusions=False, log=lambda m: None)
     assert out.read_bytes() == (tmp_path / "fresh" / "F.csv").read_bytes()
     assert len(fresh.computed) == n
+
+
+class _Stream:
+    """A text stream that says whether it is a terminal (what tqdm's ``disable=None`` looks at)."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.parts = tty, []
+
+    def write(self, s: str) -> int:
+        self.parts.append(s)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_bar_only_on_a_terminal(tmp_path, small_params, monkeypatch, tty):
+    """A redirected log (scripts/demo.sh > log) gets the summary lines, not dozens of carriage-return bar updates;
+    a terminal still gets the bar."""
+    manifest = write_cohort(tmp_path / "c", 3)
+
+    def fake_run(tasks, *a, **k):  # no extraction: every case fails at once, the bar still advances per case
+        for spec, _ in tasks:
+            yield {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": "x"}
+
+    monkeypatch.setattr(cohort, "_run", fake_run)
+    stream = _Stream(tty)
+    monkeypatch.setattr(sys, "stderr", stream)
+    cohort.extract_cohort(manifest, tmp_path / "F.csv", small_params, progress=True, auto_exclusions=False,
+                          log=lambda m: None)
+    text = stream.text()
+    if tty:
+        assert "extract" in text and "3/3" in text and "\r" in text
+    else:
+        assert text == ""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 from conftest import run_cli
 
@@ -144,6 +146,22 @@ def test_evaluate_and_compare_cli(workdir, tmp_path):
     cmp = json.loads((tmp_path / "cmp.json").read_text())
     assert cmp["models"] == ["model", "intra"] and cmp["p"][0][1] == cmp["p"][1][0] and 0 <= cmp["p"][0][1] <= 1
     assert cmp["diff"][0][1] == pytest.approx(cmp["auc"][0] - cmp["auc"][1])
+    # against DeLong's structural components computed pair by pair on the cards' probabilities
+    from scipy.stats import norm
+
+    from her2radiomics import stats
+    feats, labels = pd.read_csv(workdir / "features.csv"), pd.read_csv(workdir / "labels.csv")
+    y = labels.set_index("case_id").loc[feats["case_id"], "label"].to_numpy()
+    probs = [M.predict_proba(M.load_model_card(p), feats) for p in (workdir / "model.json", tmp_path / "intra.json")]
+    aucs, cov = stats.delong_covariance_structural(y, np.vstack(probs))
+    z = (aucs[0] - aucs[1]) / np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    assert cmp["auc"] == pytest.approx(list(aucs), abs=1e-12)
+    assert cmp["p"][0][1] == pytest.approx(2 * norm.sf(abs(z)), rel=1e-9)
+    # both models were trained on some of these cases: said, since the comparison is then optimistic
+    n_train = [len(M.load_model_card(p)["provenance"]["case_ids"]["train"]) for p in (workdir / "model.json",
+                                                                                      tmp_path / "intra.json")]
+    assert f"note: model: {n_train[0]} of the 100 compared cases were used to train this model" in r3.stdout
+    assert f"note: intra: {n_train[1]} of the 100 compared cases were used to train this model" in r3.stdout
 
 
 def test_cli_user_errors_are_one_line(workdir, tmp_path):

@@ -312,3 +312,16 @@ def test_label_and_centre_columns_never_become_features():
     t = M.Targets(y=pd.Series([1, 0, 1, 0, 1, 0], index=list("abcdef")), center=None, classes=CLASSES)
     c = M.build_cohort(f, t, M.LabelSpec(label_column="ER", center_column="center"))
     assert M.feature_columns(list(c.X.columns), "all", numeric=c.numeric) == ["age"]
+
+
+def test_tab_separated_labels_keep_their_centre_column(tmp_path):
+    """labels.load_labels reads .tsv files; load_targets looked for the centre column in a comma-split header, so a
+    TSV's centre was dropped and --split center failed with 'needs a centre column'."""
+    feats, labels = M.synthetic_cohort(n_cases=30, n_per_region=2, regions=("intra",), seed=1)
+    labels.to_csv(tmp_path / "l.tsv", index=False, sep="\t")
+    labels.to_csv(tmp_path / "l.csv", index=False)
+    spec = M.LabelSpec(label_column="label", positive=("1",), negative=("0",))
+    want = {i: c.lower() for i, c in zip(labels["case_id"], labels["center"], strict=True)}  # canonical text
+    for name in ("l.tsv", "l.csv"):
+        t = M.load_targets(tmp_path / name, "custom", spec)
+        assert t.center is not None and t.center.to_dict() == want, name

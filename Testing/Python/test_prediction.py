@@ -226,3 +226,47 @@ def test_cli_checks_the_features_sidecar_hash(tmp_path):
     assert r.returncode == 0, r.stderr
     t = pd.read_csv(tmp_path / "P.csv")
     assert t["p_low"].isna().all() and t.loc[0, "stage1_call"] == "positive"  # expit(1) = 0.73 >= 0.5
+
+
+def _cli(args) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from her2radiomics import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli.main([str(a) for a in args])
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_predict_reads_the_features_table_like_train(tmp_path):
+    """predict validates its table through the shared reader (modeling.read_table): a ';'-separated export is named
+    as such (it was 'has no case_id column'), a repeated header is refused, and ids stay text ('007', not 7)."""
+    f = ["intra_original_firstorder_Mean"]
+    (tmp_path / "m1.json").write_text(json.dumps(make_card(f, [0], [1], [1], 0)))
+    (tmp_path / "semi.csv").write_text(f"case_id;{f[0]}\nA;1.0\n")
+    rc, out, err = _cli(["predict", tmp_path / "semi.csv", "--stage1", tmp_path / "m1.json", "-o", tmp_path / "P.csv"])
+    assert rc == 2 and "separated by semicolons" in err and "comma-separated" in err, err
+    (tmp_path / "dup.csv").write_text(f"case_id,{f[0]},{f[0]}\nA,1.0,2.0\n")
+    rc, out, err = _cli(["predict", tmp_path / "dup.csv", "--stage1", tmp_path / "m1.json", "-o", tmp_path / "P.csv"])
+    assert rc == 2 and "more than once" in err, err
+    assert not (tmp_path / "P.csv").exists()
+    (tmp_path / "F.csv").write_text(f"case_id,{f[0]}\n007,1.0\n")
+    rc, out, err = _cli(["predict", tmp_path / "F.csv", "--stage1", tmp_path / "m1.json", "-o", tmp_path / "P.csv"])
+    assert rc == 0, err
+    assert pd.read_csv(tmp_path / "P.csv", dtype={"case_id": str})["case_id"].tolist() == ["007"]
+
+
+def test_cli_predict_refuses_to_overwrite_an_input(tmp_path):
+    """-o naming the features table (or the contributions file landing on it) would replace an input."""
+    f = ["intra_original_firstorder_Mean"]
+    (tmp_path / "m1.json").write_text(json.dumps(make_card(f, [0], [1], [1], 0)))
+    table = f"case_id,{f[0]}\nA,1.0\n"
+    (tmp_path / "F.csv").write_text(table)
+    (tmp_path / "X.contributions.csv").write_text(table)
+    for out in (tmp_path / "F.csv", tmp_path / "X.csv"):
+        feats = tmp_path / ("F.csv" if out.name == "F.csv" else "X.contributions.csv")
+        rc, _, err = _cli(["predict", feats, "--stage1", tmp_path / "m1.json", "-o", out])
+        assert rc == 2 and "also an input" in err, err
+    assert (tmp_path / "F.csv").read_text() == table == (tmp_path / "X.contributions.csv").read_text()

@@ -100,11 +100,20 @@ def test_delong_matrix_uses_paired_test_on_same_cases():
     stats = pytest.importorskip("her2radiomics.stats")
     from her2radiomics.report import delong_matrix
 
-    study = normalize_study(synthetic_study()[0])
-    names, p = delong_matrix(study["models"], "test")
+    raw = synthetic_study()[0]
+    study = normalize_study(raw)
     s = [m["scores"]["test"] for m in study["models"]]
-    assert names == ["intra", "intra+peri3"]
-    assert p[0, 1] == pytest.approx(stats.delong_test(s[0]["y"], s[0]["prob"], s[1]["prob"])["p"])
+    expected = stats.delong_test(s[0]["y"], s[0]["prob"], s[1]["prob"])["p"]
+    # the second model lists its cases in another order: the test must pair them by case id, not by row
+    t = raw["models"]["intra+peri3"]["scores"]["test"]
+    rev = {k: v[::-1] for k, v in t.items()}
+    shuffled = normalize_study({**raw, "models": {**raw["models"], "intra+peri3": {
+        **raw["models"]["intra+peri3"], "scores": {**raw["models"]["intra+peri3"]["scores"], "test": rev}}}})
+    for st in (study, shuffled):
+        names, p = delong_matrix(st["models"], "test")
+        assert names == ["intra", "intra+peri3"]
+        assert p[0, 1] == p[1, 0] == pytest.approx(expected) and p[0, 0] == 1.0
+    assert 0 < expected < 1 and expected != pytest.approx(stats.delong_test(s[0]["y"], s[0]["prob"], s[1]["prob"][::-1])["p"])
 
 
 def test_report_needs_input():
@@ -203,3 +212,40 @@ def test_report_reads_the_study_command_output(tmp_path):
     (tmp_path / "st" / "intra.model.json").unlink()
     r = run_cli("report", "--study", tmp_path / "st" / "study.json", "-o", tmp_path / "r2.html")
     assert r.returncode == 2 and "does not exist" in r.stderr and not (tmp_path / "r2.html").exists()
+
+
+def test_report_command_bad_predictions_and_inputs_are_one_line_errors(tmp_path, report_path):
+    """A broken or ';'-separated predictions file was a UnicodeDecodeError / KeyError traceback; -o naming an input
+    replaced it with the report."""
+    import contextlib
+    import io
+
+    from her2radiomics import cli
+
+    def run(*args):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = cli.main([str(a) for a in args])
+        return rc, err.getvalue()
+
+    d = report_path.parent
+    bad = {"binary": b"\xff\xfe\x00\x01bad", "semicolons": b"case_id;p_positive\nA;0.5\n",
+           "not predictions": b"case_id,x\nA,1\n"}
+    want = {"binary": "cannot read predictions table", "semicolons": "separated by semicolons",
+            "not predictions": "lacks column(s) p_positive"}
+    for name, data in bad.items():
+        (tmp_path / "P.csv").write_bytes(data)
+        (tmp_path / "P.contributions.csv").write_bytes((d / "P.contributions.csv").read_bytes())
+        rc, err = run("report", "--predictions", tmp_path / "P.csv", "-o", tmp_path / "r.html")
+        assert rc == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (name, err)
+        assert want[name] in err, (name, err)
+    (tmp_path / "P.csv").write_bytes((d / "P.csv").read_bytes())
+    (tmp_path / "P.contributions.csv").write_bytes(b"case_id,stage\nA,stage1\n")
+    rc, err = run("report", "--predictions", tmp_path / "P.csv", "-o", tmp_path / "r.html")
+    assert rc == 2 and "contributions table" in err and "lacks column(s) feature" in err, err
+    assert not (tmp_path / "r.html").exists()
+    study = tmp_path / "s1.json"
+    study.write_bytes((d / "s1.json").read_bytes())
+    rc, err = run("report", "--study", study, "-o", study)
+    assert rc == 2 and "also an input" in err, err
+    assert study.read_bytes() == (d / "s1.json").read_bytes()

@@ -34,6 +34,11 @@ def run(args: argparse.Namespace) -> int:
     notes = list(cohort.notes)
     for name, card in zip(names, cards, strict=True):
         notes += [f"{name}: {n}" for n in modeling.missing_value_notes(card, cohort.X)]
+        overlap = modeling.training_overlap(card, cohort.ids)
+        if overlap:  # a model is favoured on the cases it was fitted on: the comparison is then biased
+            notes.append(f"{name}: {overlap} of the {len(cohort.ids)} compared cases were used to train this model; "
+                         "its AUC is optimistic (compare on held-out cases only)")
+    result["notes"] = notes
     print_notes(notes)
     print(format_delong(result))
     if args.output:

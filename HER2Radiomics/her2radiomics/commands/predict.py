@@ -9,7 +9,6 @@ against the cards.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -36,44 +35,31 @@ def contributions_path(output: Path) -> Path:
     return output.with_name(stem + ".contributions.csv")
 
 
-def meta_path(features: Path) -> Path:
-    """``FEATURES.csv`` -> ``FEATURES.meta.json``."""
-    features = Path(features)
-    stem = features.name[: -len(features.suffix)] if features.suffix else features.name
-    return features.with_name(stem + ".meta.json")
-
-
 def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame, str | None]:
-    """Read a features CSV (and the parameter-file hash from its sidecar, if any); ids go to ``case_id``."""
-    if not Path(path).exists():
-        raise UserError(f"features table not found: {path}; check the path")
-    try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read features table {path}: {exc}; give a CSV from 'her2radiomics extract'") from None
+    """Read a features CSV through the shared table reader (modeling.read_table: separator, repeated headers,
+    empty tables) and the parameter-file hash of its ``.meta.json`` sidecar, if any; ids go to ``case_id``."""
+    from her2radiomics.modeling import parameter_file_hash, read_table
+
+    df = read_table(path, "features table", text_columns=[id_column, "reader"])
     if id_column not in df.columns:
         raise UserError(f"features table {path} has no {id_column} column; give a table from 'her2radiomics extract' "
                         "or name the id column with --id-column")
     if id_column != "case_id":
         df = df.drop(columns=["case_id"], errors="ignore").rename(columns={id_column: "case_id"})
     df["case_id"] = df["case_id"].astype(str)
-    h = None
-    meta = meta_path(path)
-    if meta.exists():
-        try:
-            h = json.loads(meta.read_text(encoding="utf-8")).get("parameter_file_hash")
-        except (OSError, ValueError, AttributeError):
-            raise UserError(f"cannot read {meta}; delete or fix it (it should be the features' JSON sidecar)") from None
-    return df, h
+    return df, parameter_file_hash(path)
 
 
 def run(args: argparse.Namespace) -> int:
     from her2radiomics import io
     from her2radiomics.prediction import predict
 
+    contrib = contributions_path(args.output)
+    inputs = [args.features, args.stage1, args.stage2]
+    io.check_output(args.output, "predictions table", inputs=inputs)
+    io.check_output(contrib, "contributions table", inputs=inputs)
     df, h = read_features(args.features, args.id_column)
     pred = predict(df, args.stage1, args.stage2, features_hash=h)
-    contrib = contributions_path(args.output)
     with io.atomic_path(args.output) as tmp:
         pred.table.to_csv(tmp, index=False, float_format="%.6g")
     with io.atomic_path(contrib) as tmp:

@@ -24,24 +24,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cases", type=int, default=50, help="per-case sections (default 50)")
 
 
+PREDICTION_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call")
+CONTRIBUTION_COLUMNS = ("case_id", "stage", "feature", "contribution")
+_TEXT = ("case_id", "stage1_call", "stage2_call", "cascade_call", "most_likely", "warnings", "stage1_gdi_zone",
+         "stage2_gdi_zone", "intended_use")
+
+
 def read_predictions(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PRED.csv and PRED.contributions.csv (written by 'predict'), read and checked by the shared table reader."""
     from her2radiomics.commands.predict import contributions_path
+    from her2radiomics.modeling import read_table
 
     cpath = contributions_path(path)
     for p in (path, cpath):
         if not Path(p).exists():
             raise UserError(f"{p} not found; run 'her2radiomics predict' first (it writes both files)")
-    table = pd.read_csv(path, dtype={"case_id": str}, keep_default_na=False, na_values=[""])
-    contrib = pd.read_csv(cpath, dtype={"case_id": str})
-    for c in ("stage1_call", "stage2_call", "warnings", "stage1_gdi_zone", "stage2_gdi_zone", "intended_use"):
+    table = read_table(path, "predictions table", text_columns=_TEXT, keep_default_na=False)
+    contrib = read_table(cpath, "contributions table", text_columns=("case_id", "stage", "feature", "label"))
+    for t, p, what, need in ((table, path, "predictions table", PREDICTION_COLUMNS),
+                             (contrib, cpath, "contributions table", CONTRIBUTION_COLUMNS)):
+        missing = [c for c in need if c not in t.columns]
+        if missing:
+            raise UserError(f"{what} {p} lacks column(s) {', '.join(missing)}; give the files written by "
+                            "'her2radiomics predict'")
+    for c in _TEXT[1:]:
         if c in table.columns:
             table[c] = table[c].fillna("").astype(str)
     return table, contrib
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.commands.predict import contributions_path
+    from her2radiomics.io import check_output
     from her2radiomics.report import load_study, write_report
 
+    preds_in = [args.predictions, contributions_path(args.predictions)] if args.predictions else []
+    check_output(args.output, "report", inputs=[*args.study, *preds_in])
     studies = [load_study(p) for p in args.study]
     preds = read_predictions(args.predictions) if args.predictions else None
     write_report(args.output, studies, preds, title=args.title)

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     icc_table = read_icc(args)
     prov = provenance(args, spec)
     out = Path(args.output)
-    sets, skipped, notes = [], [], list(cohort.notes)
+    skipped, notes = [], list(cohort.notes)
     results: list[tuple[str, modeling.TrainResult]] = []
     for name in dict.fromkeys(args.feature_sets):
         try:
@@ -73,6 +73,27 @@ def run(args: argparse.Namespace) -> int:
     for name, res in results:  # write only after every set trained: nothing half-written on an error
         modeling.save_model_card(res.card, out / set_filename(name))
         notes += [f"{name}: {n}" for n in res.fit.notes]
+    split_info = {"method": base.split, "test_size": base.test_size, "test_center": base.test_center,
+                  "center_column": spec.center_column if base.split == "center" else None, "seed": base.seed}
+    study = build_study(args.task, cohort.classes, results, split_info, prov, notes, skipped)
+    names = [s["name"] for s in study["feature_sets"]]
+    delong = study["delong"]
+    write_json(modeling.jsonable(study), out / "study.json")
+    print_notes(notes)
+    print(format_table(study))
+    for split in splits:
+        if len(names) > 1:
+            print(f"\n[{split}] " + format_delong(delong[split]))
+    print(f"\nwrote {len(names)} model card(s) and {out / 'study.json'}")
+    return 0
+
+
+def build_study(task: str, classes: dict, results: list[tuple[str, modeling.TrainResult]], split: dict, prov: dict,
+                notes: list[str], skipped: list[dict] = ()) -> dict:
+    """The ``her2radiomics.study/1`` record (docs/modeling.md) of feature-set models trained on the same splits
+    (cards already saved: their checksums are recorded), with the pairwise DeLong matrix of every split."""
+    sets = []
+    for name, res in results:
         card = res.card
         sets.append({
             "name": name,
@@ -81,45 +102,33 @@ def run(args: argparse.Namespace) -> int:
             "features": card["features"],
             "coefficients": card["coefficients"],
             "cutoff": card["cutoff"],
-            "selection": {k: card["selection"][k] for k in ("candidates", "n_after_icc", "n_after_mwu", "n_selected",
-                                                           "C", "fallback")},
-            "splits": {split: {**res.splits[split], "metrics": card["metrics"][split],
-                               "gdi": card["gdi"].get(split)} for split in splits},
+            "selection": {k: card["selection"].get(k) for k in ("candidates", "n_after_icc", "n_after_mwu",
+                                                               "n_selected", "C", "fallback")},
+            "splits": {sp: {**res.splits[sp], "metrics": card["metrics"][sp], "gdi": card["gdi"].get(sp)}
+                       for sp in res.splits},
         })
-    names = [s["name"] for s in sets]
-    delong = {}
-    for split in splits:
-        first = results[0][1].splits[split]
-        delong[split] = modeling.delong_matrix(
-            np.asarray(first["y"]), [np.asarray(r.splits[split]["probabilities"]) for _, r in results],
-            names)
-    ids = results[0][1].splits
-    study = {
+    first = results[0][1].splits
+    names = [name for name, _ in results]
+    delong = {sp: modeling.delong_matrix(np.asarray(first[sp]["y"]),
+                                         [np.asarray(r.splits[sp]["probabilities"]) for _, r in results], names)
+              for sp in first}
+    return {
         "format": STUDY_FORMAT,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "software": f"her2radiomics {__version__}",
         "intended_use": NOT_FOR_CLINICAL_USE,
-        "task": args.task,
-        "classes": cohort.classes,
-        "split": {"method": base.split, "test_size": base.test_size, "test_center": base.test_center,
-                  "center_column": spec.center_column if base.split == "center" else None, "seed": base.seed},
-        "split_names": list(splits),
-        "case_ids": {s: ids[s]["case_ids"] for s in splits},
-        "y": {s: ids[s]["y"] for s in splits},
+        "task": task,
+        "classes": classes,
+        "split": split,
+        "split_names": list(first),
+        "case_ids": {sp: first[sp]["case_ids"] for sp in first},
+        "y": {sp: first[sp]["y"] for sp in first},
         "feature_sets": sets,
-        "skipped": skipped,
+        "skipped": list(skipped),
         "delong": delong,
         "provenance": prov,
         "notes": notes,
     }
-    write_json(modeling.jsonable(study), out / "study.json")
-    print_notes(notes)
-    print(format_table(study))
-    for split in splits:
-        if len(names) > 1:
-            print(f"\n[{split}] " + format_delong(delong[split]))
-    print(f"\nwrote {len(sets)} model card(s) and {out / 'study.json'}")
-    return 0
 
 
 def format_table(study: dict) -> str:
