@@ -55,6 +55,7 @@ AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # 
 AXIAL_MAX_TILT_DEG = 30.0
 PECT_SMOOTH_MM = 0.7
 PECT_TEXTURE_MM = 1.5
+PECT_TEXTURE_FINE_MM = 0.75  # second, finer CV window (thin muscle); at least one in-plane voxel
 PECT_GROW_MM = 2.5  # geodesic growth of the homogeneous core into partial-volume boundary voxels
 PECT_MAX_CV = 0.2
 PECT_WINDOW = 0.3  # +-log window around the muscle level
@@ -64,6 +65,8 @@ PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 30.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 SUBCUT_DEPTH_MM = (2.0, 5.0)
+SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
+SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
 
 
 @dataclass
@@ -371,11 +374,14 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     sub_img.SetSpacing(image.GetSpacing())
     sm = _smooth(sub_img, PECT_SMOOTH_MM)
     raw = sitk.GetArrayViewFromImage(sub_img)
-    sig_vox = [PECT_TEXTURE_MM / sp for sp in spacing_zyx]
-    sig_vox[0] = sig_vox[0] if spacing_zyx[0] <= 2 * PECT_TEXTURE_MM else 0.0
-    mean = ndimage.gaussian_filter(raw, sig_vox, mode="nearest", truncate=2.5)
-    sq = ndimage.gaussian_filter(raw * raw, sig_vox, mode="nearest", truncate=2.5)
-    cv = np.sqrt(np.clip(sq - mean * mean, 0, None)) / np.maximum(mean, 1e-3)
+    # local coefficient of variation at two window sizes: the 1.5 mm window measures texture reliably but,
+    # on a muscle thinner than ~6 mm, it straddles the fat on both sides and the two edges alone push the CV
+    # over the limit; the ~1-voxel window (when the in-plane spacing allows one finer than 1.5 mm) keeps
+    # such a thin homogeneous layer homogeneous.
+    cv = _local_cv(raw, spacing_zyx, PECT_TEXTURE_MM)
+    fine_mm = max(PECT_TEXTURE_FINE_MM, float(max(spacing_zyx[1:])))
+    if fine_mm < PECT_TEXTURE_MM:
+        cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
     body = ~air_arr[roi]
     thr_dark = dark_threshold(np.asarray(arr[::2, ::3, ::3], np.float32))
     log_sm = np.log(np.maximum(sm, 1e-3))
@@ -393,7 +399,10 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         ap_coord = _ap_coordinate(cand_level.shape, ori)
         les_ap = np.median(ap_coord[les_roi])
         cand_level &= ap_coord > les_ap
-    vals = log_sm[cand_level]
+    # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
+    # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
+    # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
+    vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
     if vals.size < 50:
         notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
         return Exclusion(_empty(image), notes, info)
@@ -409,23 +418,7 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     like = homog & (np.abs(log_sm - np.log(muscle_level)) < PECT_WINDOW)
 
     # ---- first run along each anterior -> posterior column
-    c = _to_canonical_inplane(like, ori)
-    flip = ori.ap_sign < 0
-    if flip:
-        c = c[:, ::-1, :]
-    sp_ap = spacing_zyx[ori.ap_axis]
-    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_ap)))
-    if min_len > 1:
-        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
-    has = c.any(axis=1)
-    first = np.argmax(c, axis=1)
-    ap_idx = np.arange(c.shape[1])[None, :, None]
-    after = ap_idx >= first[:, None, :]
-    ended = np.logical_or.accumulate(after & ~c, axis=1)
-    run = after & ~ended & has[:, None, :]
-    if flip:
-        run = run[:, ::-1, :]
-    run = _from_canonical_inplane(run, ori)
+    run = _first_run(like, ori, spacing_zyx)
 
     # ---- drop small components
     lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
@@ -461,6 +454,37 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     return Exclusion(_mask_image(out, image), notes, info)
 
 
+def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
+    """Local coefficient of variation (std / mean) in a Gaussian window of ``sigma_mm`` (slices thicker than
+    2 sigma are not mixed)."""
+    sig_vox = [sigma_mm / sp for sp in spacing_zyx]
+    sig_vox[0] = sig_vox[0] if spacing_zyx[0] <= 2 * sigma_mm else 0.0
+    mean = ndimage.gaussian_filter(raw, sig_vox, mode="nearest", truncate=2.5)
+    sq = ndimage.gaussian_filter(raw * raw, sig_vox, mode="nearest", truncate=2.5)
+    return np.sqrt(np.clip(sq - mean * mean, 0, None)) / np.maximum(mean, 1e-3)
+
+
+def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray) -> np.ndarray:
+    """Per (slice, L-R) column, the first run (anterior -> posterior) of ``mask`` at least
+    ``PECT_MIN_THICKNESS_MM`` thick along A-P (thinner runs are opened away first)."""
+    c = _to_canonical_inplane(mask, ori)
+    flip = ori.ap_sign < 0
+    if flip:
+        c = c[:, ::-1, :]
+    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / spacing_zyx[ori.ap_axis])))
+    if min_len > 1:
+        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+    has = c.any(axis=1)
+    first = np.argmax(c, axis=1)
+    ap_idx = np.arange(c.shape[1])[None, :, None]
+    after = ap_idx >= first[:, None, :]
+    ended = np.logical_or.accumulate(after & ~c, axis=1)
+    run = after & ~ended & has[:, None, :]
+    if flip:
+        run = run[:, ::-1, :]
+    return _from_canonical_inplane(run, ori)
+
+
 def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
     """Index along the A-P array axis, increasing towards posterior, broadcastable to ``shape``."""
     n = shape[ori.ap_axis]
@@ -471,14 +495,14 @@ def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
 
 
 def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation) -> float | None:
-    """Median intensity 2-5 mm under the anterior skin (subcutaneous fat), on a ~3 mm grid for speed.
+    """Modal intensity 2-5 mm under the anterior skin (subcutaneous fat), on a ~1.5 mm grid for speed.
 
     Only skin facing anterior air counts (the breasts and chest in a prone acquisition), found per A-P
     column: body voxels with air 2-5 mm (+ one grid step) anterior to them in the same column.
     """
     if not air.any() or air.all():
         return None
-    step = [max(1, int(round(3.0 / sp))) for sp in spacing_zyx]
+    step = [max(1, int(round(SUBCUT_GRID_MM / sp))) for sp in spacing_zyx]
     step[0] = 1
     sl = tuple(slice(0, None, s) for s in step)
     a, body = arr[sl], ~air[sl]
@@ -495,12 +519,27 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
         else:
             src[ori.ap_axis], dst[ori.ap_axis] = slice(k, None), slice(0, -k)
         anterior_air[tuple(dst)] |= air_s[tuple(src)]
-    # skip the first voxel layer (skin and its partial volume with air), keep 2-5 mm (+ one grid step)
-    lo = max(SUBCUT_DEPTH_MM[0], 1.01 * float(max(sp[1:])))
-    band = body & anterior_air & (d > lo) & (d <= SUBCUT_DEPTH_MM[1] + float(max(sp[1:])))
-    if band.sum() < 20:
+    # 2-5 mm under the skin surface, shifted by one image voxel: the detected air can end one voxel short of
+    # the skin (the boundary voxel's 3 x 3 mean includes bright skin), and depths are measured from it;
+    # widened by one grid step so every column keeps at least one sample; the skin itself stays out
+    g = float(max(sp[1:]))
+    v = float(max(spacing_zyx[1:]))
+    lo = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g)
+    hi = SUBCUT_DEPTH_MM[1] + v + g
+    band = body & anterior_air & (d > lo) & (d <= hi)
+    # enough skin surface to be a body outline, not a dark corner of a crop (volume of the 2-5 mm layer)
+    if band.sum() * float(np.prod(sp)) < SUBCUT_MIN_MM3:
         return None
-    return float(np.median(a[band]))
+    # the mode (not the median) of the intensity: the dominant tissue under the skin is fat, and a minority
+    # of skin, glandular tissue or muscle in the band does not shift it (on a thin chest wall the muscle
+    # starts ~4 mm under the skin; with the median a 3 mm grid gave 146 for a fat of 70 there). Linear, not
+    # log, bins: in log space the narrow peak of bright skin (the detected air may end one voxel outside
+    # it) out-counts the broader fat peak.
+    v = a[band].astype(np.float64)
+    hist, edges = np.histogram(v, bins=64, range=tuple(np.percentile(v, [1, 99])))
+    hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
+    j = int(np.argmax(hist))
+    return float((edges[j] + edges[j + 1]) / 2)
 
 
 def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | None) -> Exclusion:
