@@ -510,15 +510,19 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     d = np.stack([ndimage.distance_transform_edt(b, sampling=sp[1:]) for b in body])  # per axial slice
     n_ap = max(1, int(np.ceil((SUBCUT_DEPTH_MM[1] + sp[ori.ap_axis]) / sp[ori.ap_axis])))
     air_s = ~body
-    anterior_air = np.zeros_like(body)
-    for k in range(1, n_ap + 1):  # is there air k steps anterior of the voxel?
+    ap_depth = np.full(body.shape, np.inf, np.float32)  # distance (mm) to the first air anterior in the column
+    for k in range(n_ap, 0, -1):  # is there air k steps anterior of the voxel? (nearest k written last)
         src = [slice(None)] * 3
         dst = [slice(None)] * 3
         if ori.ap_sign > 0:  # anterior = lower index
             src[ori.ap_axis], dst[ori.ap_axis] = slice(0, -k), slice(k, None)
         else:
             src[ori.ap_axis], dst[ori.ap_axis] = slice(k, None), slice(0, -k)
-        anterior_air[tuple(dst)] |= air_s[tuple(src)]
+        ap_depth[tuple(dst)][air_s[tuple(src)]] = k * sp[ori.ap_axis]
+    # skin that faces anterior: the A-P depth is at most sqrt(2) x the (in-plane) depth under the skin (+ one
+    # grid step), i.e. the surface normal is within ~45 degrees of anterior. On the steep lateral sides of the
+    # breast the in-plane distance runs through a tangentially cut, thicker-looking skin.
+    anterior_air = ap_depth <= np.sqrt(2.0) * d + sp[ori.ap_axis]
     # 2-5 mm under the skin surface, shifted by one image voxel: the detected air can end one voxel short of
     # the skin (the boundary voxel's 3 x 3 mean includes bright skin), and depths are measured from it;
     # widened by one grid step so every column keeps at least one sample; the skin itself stays out
@@ -626,7 +630,7 @@ def _upsample(mask: np.ndarray, f: list[int], shape: tuple[int, ...]) -> np.ndar
 def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: float) -> np.ndarray:
     """Full-resolution air from the block-grid air: interior blocks as they are, boundary blocks per voxel.
 
-    A voxel of a block on the air/body boundary (in-plane) is air when its 3x3 in-plane mean is below the
+    A voxel of a block on the air/body boundary (in-plane) is air when its 3x3 in-plane median is below the
     threshold; blocks away from the boundary keep their coarse label.
     """
     edge = np.zeros_like(air_c)
@@ -646,12 +650,16 @@ def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: flo
         ii = (ci[:, None] * f[2] + oi.ravel()[None, :]).ravel()
         inside = (jj < ny) & (ii < nx)
         kk, jj, ii = kk[inside], jj[inside], ii[inside]
-        acc = np.zeros(kk.size, np.float32)
+        nb = np.empty((9, kk.size), np.float32)
+        n = 0
         for dj in (-1, 0, 1):
             j2 = np.clip(jj + dj, 0, ny - 1)
             for di in (-1, 0, 1):
-                acc += arr[kk, j2, np.clip(ii + di, 0, nx - 1)]
-        air[kk, jj, ii] = acc < 9.0 * thr
+                nb[n] = arr[kk, j2, np.clip(ii + di, 0, nx - 1)]
+                n += 1
+        # the 3 x 3 median, not the mean: edge-preserving, so an air voxel touching bright skin stays air
+        # (with the mean, 3 skin voxels of 220 lifted it over the threshold: air ended one voxel short)
+        air[kk, jj, ii] = np.median(nb, axis=0) < thr
     return air
 
 
