@@ -254,9 +254,16 @@ def _empty_mask(image: sitk.Image) -> sitk.Image:
 
 
 def _resolve_exclusion(
-    name: str, user: sitk.Image | None, image: sitk.Image, lesion_img: sitk.Image, auto: bool, reach_mm: float
+    name: str, user: sitk.Image | None, image: sitk.Image, lesion_img: sitk.Image, auto: bool, reach_mm: float,
+    auto_air: sitk.Image | None = None,
 ) -> tuple[np.ndarray, str, list[str]]:
-    """Exclusion mask array, its source and notes: user mask > automatic detection > empty."""
+    """Exclusion mask array, its source and notes: user mask > automatic detection > empty.
+
+    ``auto_air``: the automatic air mask, handed to ``detect_pectoralis(air=...)`` so air is not computed
+    twice (same or better pectoralis Dice over the 31-configuration sweep of docs/exclusions.md). A
+    user-drawn air mask is not handed over: it may cover only the region near the lesion, while the
+    pectoralis detector needs the whole anterior skin surface to calibrate the fat intensity.
+    """
     if user is not None:
         return _binary_array(user, image, f"{name} mask"), "user", []
     if not auto:
@@ -266,7 +273,7 @@ def _resolve_exclusion(
     if name == "air":
         res = exclusions.detect_air(image, lesion_img)
     else:
-        res = exclusions.detect_pectoralis(image, lesion_img, reach_mm=reach_mm)
+        res = exclusions.detect_pectoralis(image, lesion_img, reach_mm=reach_mm, air=auto_air)
     return _binary_array(res.mask, image, f"automatic {name} mask"), "auto", [str(n) for n in res.notes]
 
 
@@ -322,7 +329,9 @@ def build_regions(
     source: dict[str, str] = {}
     excl_info: dict[str, dict] = {}
     for name, user in (("air", air), ("pectoralis", pectoralis)):
-        arr, src, notes = _resolve_exclusion(name, user, image, lesion_img, auto_exclusions, max(dists))
+        auto_air = (image_from_array(excl_arrays["air"].view(np.uint8), image)
+                    if name == "pectoralis" and source.get("air") == "auto" else None)
+        arr, src, notes = _resolve_exclusion(name, user, image, lesion_img, auto_exclusions, max(dists), auto_air)
         excl_arrays[name], source[name] = arr, src
         n = int(np.count_nonzero(arr))
         excl_info[name] = {"source": src, "voxels": n, "volume_mm3": n * vv, "notes": notes}
