@@ -225,20 +225,22 @@ def test_auto_exclusions_wiring(monkeypatch):
     img, lesion = random_case(0)
     air = np.zeros(lesion.shape, bool)
     air[-1] = True
+    air_mask = air
     seen = {}
 
     def fake_air(image, lesion_img=None):
         seen["air_lesion"] = int(arr(lesion_img).sum())
         return exclusions.Exclusion(mask_image(air, image), ["no air near the lesion"])
 
-    def fake_pect(image, lesion_img=None, reach_mm=5.0):
+    def fake_pect(image, lesion_img=None, reach_mm=5.0, *, air=None):
         seen["reach"] = reach_mm
+        seen["pect_air"] = None if air is None else bool(np.array_equal(arr(air).astype(bool), air_mask))
         return exclusions.Exclusion(mask_image(np.zeros(lesion.shape, bool), image), [])
 
     monkeypatch.setattr(exclusions, "detect_air", fake_air)
     monkeypatch.setattr(exclusions, "detect_pectoralis", fake_pect)
     r = build_regions(img, mask_image(lesion, img), (3, 1))
-    assert seen == {"air_lesion": int(lesion.sum()), "reach": 3.0}
+    assert seen == {"air_lesion": int(lesion.sum()), "reach": 3.0, "pect_air": True}  # auto air handed over
     assert r.distances == (1.0, 3.0)
     assert r.exclusion_source == {"air": "auto", "pectoralis": "auto"}
     assert "air (auto): no air near the lesion" in r.warnings
@@ -246,6 +248,8 @@ def test_auto_exclusions_wiring(monkeypatch):
     # user mask wins over auto; no auto -> none and empty masks
     r2 = build_regions(img, mask_image(lesion, img), (1,), pectoralis=mask_image(air, img))
     assert r2.exclusion_source == {"air": "auto", "pectoralis": "user"}
+    build_regions(img, mask_image(lesion, img), (1,), air=mask_image(air, img))
+    assert seen["pect_air"] is None  # a user air mask (maybe partial) is not used to calibrate the pectoralis
     r3 = build_regions(img, mask_image(lesion, img), (1,), auto_exclusions=False)
     assert r3.exclusion_source == {"air": "none", "pectoralis": "none"}
     assert arr(r3.masks["air"]).sum() == 0 and arr(r3.masks["pectoralis"]).sum() == 0
