@@ -19,10 +19,12 @@ Air (extramammary background)
 
 Pectoralis major
     Assumes a (near-)axial acquisition; anterior/posterior is taken from the direction matrix.
-    Tissue intensities are calibrated on the image itself: fat from the subcutaneous layer 2-5 mm
-    under the skin (valid for fat-suppressed and non-suppressed images alike), muscle as the modal
-    intensity of homogeneous, non-fat, non-dark tissue behind the breast. Muscle-like voxels
-    (intensity within +-30 % of the muscle level in log space, local coefficient of variation low)
+    Tissue intensities are calibrated on the image itself: fat as the modal intensity of the layer
+    2-5 mm under anterior-facing skin (valid for fat-suppressed and non-suppressed images alike), muscle
+    as the modal intensity of the first homogeneous, non-fat, non-dark layer behind the breast in each
+    A-P column (all such tissue would let a large organ such as the heart set the level). Muscle-like
+    voxels (intensity within +-30 % of the muscle level in log space, local coefficient of variation low
+    at a 1.5 mm or a ~1-voxel window, so that a muscle only a few mm thick stays homogeneous)
     are then scanned along each anterior-to-posterior column: the first run thicker than 2 mm is
     the pectoralis (the next layers - fat plane, ribs, lungs - break the run). Small components are
     dropped. With a lesion, only a box around it (lesion + reach + 30 mm) is analysed.
