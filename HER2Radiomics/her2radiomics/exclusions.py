@@ -420,7 +420,9 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     like = homog & (np.abs(log_sm - np.log(muscle_level)) < PECT_WINDOW)
 
     # ---- first run along each anterior -> posterior column
-    run = _first_run(like, ori, spacing_zyx)
+    # a thin muscle-like layer still ends the search in its column (thin_blocks): where the pectoralis tapers
+    # out it is thinner than 2 mm, and the next layer behind it is intercostal muscle, not pectoralis
+    run = _first_run(like, ori, spacing_zyx, thin_blocks=True)
 
     # ---- drop small components
     lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
@@ -466,22 +468,29 @@ def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.n
     return np.sqrt(np.clip(sq - mean * mean, 0, None)) / np.maximum(mean, 1e-3)
 
 
-def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray) -> np.ndarray:
+def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, thin_blocks: bool = False) -> np.ndarray:
     """Per (slice, L-R) column, the first run (anterior -> posterior) of ``mask`` at least
-    ``PECT_MIN_THICKNESS_MM`` thick along A-P (thinner runs are opened away first)."""
+    ``PECT_MIN_THICKNESS_MM`` thick along A-P. Thinner runs are opened away first, or, with
+    ``thin_blocks``, a thinner first run is the column's first run and is then dropped (nothing behind it
+    is taken)."""
     c = _to_canonical_inplane(mask, ori)
     flip = ori.ap_sign < 0
     if flip:
         c = c[:, ::-1, :]
     min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / spacing_zyx[ori.ap_axis])))
+    thick = c
     if min_len > 1:
-        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+        thick = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+        if not thin_blocks:
+            c = thick
     has = c.any(axis=1)
     first = np.argmax(c, axis=1)
     ap_idx = np.arange(c.shape[1])[None, :, None]
     after = ap_idx >= first[:, None, :]
     ended = np.logical_or.accumulate(after & ~c, axis=1)
     run = after & ~ended & has[:, None, :]
+    if thin_blocks:
+        run &= thick
     if flip:
         run = run[:, ::-1, :]
     return _from_canonical_inplane(run, ori)
