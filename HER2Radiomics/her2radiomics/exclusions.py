@@ -25,8 +25,9 @@ Pectoralis major
     A-P column (all such tissue would let a large organ such as the heart set the level). Muscle-like
     voxels (intensity within +-30 % of the muscle level in log space, local coefficient of variation low
     at a 1.5 mm or a ~1-voxel window, so that a muscle only a few mm thick stays homogeneous)
-    are then scanned along each anterior-to-posterior column: the first run thicker than 2 mm is
-    the pectoralis (the next layers - fat plane, ribs, lungs - break the run). Small components are
+    are then scanned along each anterior-to-posterior column: the first run is the pectoralis when it
+    is thicker than 2 mm (the next layers - fat plane, ribs, lungs - break the run; a thinner first run,
+    e.g. the tapering muscle end, gives nothing rather than the intercostal layer behind it). Small components are
     dropped. With a lesion, only a box around it (lesion + reach + 30 mm) is analysed.
 
 References: N. Otsu, IEEE Trans. SMC 1979;9:62-66 (threshold); Gudbjartsson & Patz, MRM 1995;34:910
