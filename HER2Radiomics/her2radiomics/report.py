@@ -57,10 +57,7 @@ def _card_from(entry: Mapping[str, Any], base: Path | None) -> dict:
             p = base / p
         if not p.exists():
             raise UserError(f"study refers to model card {p}, which does not exist; keep the study folder together")
-        try:
-            card = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read model card {p}: {exc}; re-run the study") from None
+        card = modeling.load_model_card(p)  # the same validation (schema, checksum) as predict/evaluate
     return dict(card)
 
 
