@@ -322,8 +322,8 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     from her2radiomics.commands.predict import contributions_path
 
     res.predictions = outdir / "predictions.csv"
-    _write_csv(pred.table, res.predictions, float_format="%.6g")
-    _write_csv(pred.contributions, contributions_path(res.predictions), float_format="%.6g")
+    _write_csv(pred.table, res.predictions)  # full precision, as 'predict' writes it
+    _write_csv(pred.contributions, contributions_path(res.predictions))
     truth = dict(zip(design["case_id"], design["her2"], strict=True))
     for cid in pred.table["case_id"]:
         log("")

@@ -67,9 +67,9 @@ class Prediction:
     """Result of :func:`predict`.
 
     ``table``: one row per case with ``case_id, p_positive, p_low, p_zero, stage1_call, stage2_call`` and
-    then ``p1, p2, stage1_cutoff, stage2_cutoff, stage2_flagged, cascade_call, most_likely,
-    stage1_gdi_zone, stage2_gdi_zone, n_out_of_range, warnings, stage1_intercept, stage2_intercept,
-    intended_use``.
+    then ``p1, p2, stage1_logit, stage2_logit, stage1_cutoff, stage2_cutoff, stage2_flagged, cascade_call,
+    most_likely, stage1_gdi_zone, stage2_gdi_zone, n_out_of_range, warnings, stage1_intercept, stage2_intercept,
+    parameter_file_hash, intended_use``. ``stageN_logit`` = ``stageN_intercept`` + the stage's contributions.
     ``contributions``: long format ``case_id, stage, feature, value, z, coefficient, contribution`` (+ ``label``),
     sorted per case and stage by decreasing absolute contribution.
     ``warnings``: every warning, each prefixed with its case id.
@@ -387,6 +387,9 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
         "stage2_call": r2.calls if r2 is not None else [""] * len(ids),
         "p1": p1,
         "p2": p2,
+        # log-odds per stage: intercept + the sum of that stage's contributions (PRED.contributions.csv) = logit(p)
+        "stage1_logit": r1.log_odds,
+        "stage2_logit": r2.log_odds if r2 is not None else np.full(len(ids), np.nan),
         "stage1_cutoff": float(card1["cutoff"]),
         "stage2_cutoff": float(card2["cutoff"]) if card2 is not None else np.nan,
         "stage2_flagged": flagged,
@@ -404,6 +407,8 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     table["warnings"] = [" | ".join(case_warnings[c]) for c in ids]
     table["stage1_intercept"] = float(card1["intercept"])
     table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
+    # the features' parameter file (or, when the table does not say, the one the cards were trained with)
+    table["parameter_file_hash"] = features_hash or parameter_hash(card1) or ""
 
     blocks = []
     for res in (r1, r2):

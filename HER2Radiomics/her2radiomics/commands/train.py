@@ -62,6 +62,13 @@ def label_spec(args: argparse.Namespace) -> modeling.LabelSpec:
                               center_column=args.center_column)
 
 
+def check_card_features(card: dict, features: str | os.PathLike[str], card_name: str = "model card") -> None:
+    """Refuse (one line) a features table extracted with another parameter file than the card's (column or sidecar)."""
+    from her2radiomics.provenance import check_card, table_hash
+
+    check_card(card, table_hash(features), card_name)
+
+
 def card_label_spec(args: argparse.Namespace, card: dict) -> modeling.LabelSpec:
     """Label options for evaluating a card: command-line values, else those the card was trained with."""
     saved = card.get("provenance", {}).get("labels") or {}
@@ -112,8 +119,14 @@ def training_config(args: argparse.Namespace, feature_set: str) -> modeling.Trai
 
 
 def provenance(args: argparse.Namespace, spec: modeling.LabelSpec) -> dict:
+    """The card's provenance; refuses an ICC table extracted with another parameter file than the features."""
+    from her2radiomics.provenance import check_same, table_hash
+
+    phash = table_hash(args.features)
+    if getattr(args, "icc", None):
+        check_same(phash, table_hash(args.icc, what="ICC table"), "features table", "ICC table")
     prov = {
-        "parameter_file_hash": modeling.parameter_file_hash(args.features),
+        "parameter_file_hash": phash,
         "training_table_hash": modeling.file_hash(args.features),
         "labels_table_hash": modeling.file_hash(args.labels),
         "training_table": Path(args.features).name,
