@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +33,15 @@ import pandas as pd
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.features import extract_case, load_params, params_hash, set_threads
+from her2radiomics.features import extract_case, load_params, params_hash, region_problem, set_threads
 from her2radiomics.io import atomic_path, check_csv_header, check_output, write_json, write_text
+from her2radiomics.provenance import PARAMS_COLUMN, VERSION_COLUMN
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
+NOTES_COLUMNS = ("case_id", "reader", "region", "reason")
+#: how to choose one label of a multi-label lesion file in a manifest (extract has no --label option)
+MANIFEST_LABEL_HINT = "give the lesion's value in the manifest's 'label' column"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class CohortResult:
     computed: list[tuple[str, str]] = field(default_factory=list)  # (case_id, reader) computed in this run
     cached: list[tuple[str, str]] = field(default_factory=list)  # loaded from the cache
     seconds: float = 0.0
+    #: kept cases that lack a region: case_id, reader, region, reason (FEATURES.notes.csv)
+    notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOTES_COLUMNS)))
 
     @property
     def ok(self) -> bool:
@@ -72,9 +78,12 @@ class CohortResult:
         if self.table.empty:
             return (f"no case could be extracted ({len(self.failures)} failed, {self.seconds:.1f} s); {self.output} not "
                     f"written; see {self.output.with_name(self.output.stem + '.failures.csv')}")
+        n_lacking = self.notes["case_id"].nunique() if not self.notes.empty else 0
+        lacking = (f"; {n_lacking} kept without some region (NaN columns, reasons in "
+                   f"{self.output.with_name(self.output.stem + '.notes.csv').name})" if n_lacking else "")
         return (
             f"{len(self.table)} case(s) written to {self.output}: {len(self.computed)} computed, "
-            f"{len(self.cached)} from cache, {len(self.failures)} failed ({self.seconds:.1f} s)"
+            f"{len(self.cached)} from cache, {len(self.failures)} failed ({self.seconds:.1f} s){lacking}"
         )
 
 
@@ -189,17 +198,29 @@ def compute_case(
 ) -> dict[str, Any]:
     """Run one case (read, regions, features) and cache it; never raises for a case-level problem."""
     from her2radiomics.io import read_image, read_mask
+    from her2radiomics.regions import build_regions
 
     set_threads(threads)
     t0 = time.perf_counter()
     try:
         image = read_image(spec.image, "image")
-        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label)
+        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
         air = read_mask(spec.air, image, "air mask") if spec.air else None
         pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
-        masks, warnings = case_regions(image, lesion, distances, air, pect, auto_exclusions)
+        regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions)
+        masks, warnings = dict(regs.feature_masks()), list(regs.warnings)
+        # an empty or unusable shell costs only its own columns (NaN), never the case; the lesion must be usable
+        missing: dict[str, str] = {}
+        for name in list(masks)[1:]:
+            reason = regs.stats[name].get("empty_reason")
+            if reason is None:
+                problem = region_problem(masks[name], params)
+                reason = f"{name} cannot be used by pyradiomics: {problem}" if problem else None
+            if reason:
+                missing[name] = reason
+                del masks[name]
         info: dict[str, Any] = {}
-        feats = extract_case(image, masks, params, info=info)
+        feats = _with_missing_regions(extract_case(image, masks, params, info=info), list(regs.feature_masks()), missing)
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {
@@ -207,6 +228,7 @@ def compute_case(
         "reader": spec.reader,
         "ok": True,
         "features": feats,
+        "missing_regions": missing,
         "warnings": warnings,
         "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels")},
         "seconds": time.perf_counter() - t0,
@@ -215,6 +237,24 @@ def compute_case(
     if cache_file is not None:
         write_text(json.dumps(record, allow_nan=True), cache_file)
     return record
+
+
+def _with_missing_regions(feats: dict[str, float], regions: list[str], missing: Mapping[str, str]) -> dict[str, float]:
+    """Features in region order with NaN columns for the ``missing`` regions.
+
+    Every region is extracted with the same parameters, so a missing region's columns are the lesion's
+    (``intra_*``) names under its own prefix; the table keeps the same columns whichever cases lack a shell.
+    """
+    if not missing:
+        return feats
+    names = [k[len("intra_"):] for k in feats if k.startswith("intra_")]
+    out: dict[str, float] = {}
+    for reg in regions:
+        if reg in missing:
+            out.update({f"{reg}_{n}": float("nan") for n in names})
+        else:
+            out.update({k: v for k, v in feats.items() if k.startswith(f"{reg}_")})
+    return out
 
 
 def _load_cached(cache_file: Path) -> dict | None:
@@ -386,26 +426,35 @@ def extract_cohort(
         finally:
             bar.close()
 
-    rows, fails, columns = [], [], []
+    rows, fails, columns, lacks = [], [], [], []
     seen_cols: set[str] = set()
     for spec in specs:
         rec = records[(spec.case_id, spec.reader)]
         if not rec["ok"]:
             fails.append({"case_id": spec.case_id, "reader": spec.reader, "error": rec["error"]})
             continue
+        for region, reason in (rec.get("missing_regions") or {}).items():
+            lacks.append({"case_id": spec.case_id, "reader": spec.reader, "region": region, "reason": reason})
         for c in rec["features"]:
             if c not in seen_cols:
                 seen_cols.add(c)
                 columns.append(c)
         rows.append({"case_id": spec.case_id, "reader": spec.reader, **rec["features"]})
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
+    # provenance that survives copying the table without its .meta.json (her2radiomics.provenance)
+    table[PARAMS_COLUMN] = phash
+    table[VERSION_COLUMN] = __version__
     failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
+    notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
 
     def finish() -> CohortResult:
-        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
+        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
         say(result.summary())
         for f in fails:
             say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+        for n in lacks:
+            say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
+                f"its {n['region']}_* columns are empty")
         return result
 
     fail_path = out.with_name(out.stem + ".failures.csv")
@@ -414,6 +463,12 @@ def extract_cohort(
             failures.to_csv(tmp, index=False)
     elif fail_path.exists():
         fail_path.unlink()  # a stale list from an earlier run would mislead
+    notes_path = out.with_name(out.stem + ".notes.csv")
+    if lacks and rows:
+        with atomic_path(notes_path) as tmp:
+            notes.to_csv(tmp, index=False)
+    elif notes_path.exists():
+        notes_path.unlink()
     if not rows:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
         with contextlib.suppress(OSError):
             cache_dir.rmdir()  # only when empty
@@ -432,6 +487,9 @@ def extract_cohort(
         "n_failed": len(fails),
         "n_features": len(columns),
         "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
+        # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
+        "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
+        "provenance_columns": [PARAMS_COLUMN, VERSION_COLUMN],
         # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
         "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }

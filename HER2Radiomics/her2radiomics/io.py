@@ -92,41 +92,72 @@ def read_dicom_series(folder: str | os.PathLike[str]) -> sitk.Image:
     return reader.Execute()
 
 
+#: how a command-line user chooses one label of a multi-label lesion file (``extract`` uses its manifest instead)
+LABEL_HINT = "pass --label N to choose the lesion label"
+#: a "mask" with more distinct values than this is an image (label maps hold a few labels)
+MAX_MASK_LABELS = 64
+
+
 def read_mask(
     path: str | os.PathLike[str],
     reference: sitk.Image,
     what: str = "mask",
     label: int | None = None,
+    label_hint: str = LABEL_HINT,
 ) -> sitk.Image:
     """Read a binary mask on the grid of ``reference`` and return it as uint8 {0, 1}.
 
     ``label`` selects one value of a multi-label file. Without it the file must hold only {0, 1}
-    (any single non-zero value is accepted as foreground).
+    (any single non-zero value is accepted as foreground). ``label_hint``: how the caller's user chooses a label
+    (``--label N`` on the command line, the ``label`` column of a manifest).
     """
     img = read_image(path, what)
-    return to_binary_mask(img, reference, what=f"{what} {Path(path)}", label=label)
+    return to_binary_mask(img, reference, what=f"{what} {Path(path)}", label=label, label_hint=label_hint)
+
+
+def _looks_binary(img: sitk.Image) -> bool:
+    """True when an image holds only 0 and 1 (a mask), by one min/max pass."""
+    f = sitk.MinimumMaximumImageFilter()
+    f.Execute(img)
+    return f.GetMinimum() >= 0 and f.GetMaximum() <= 1
+
+
+def _swap_hint(what: str, values: np.ndarray, reference: sitk.Image) -> str | None:
+    """A message when the 'mask' is an image (many or non-integer values) and the image looks like a mask."""
+    many = values.size > MAX_MASK_LABELS or not np.all(np.mod(values, 1) == 0)
+    if not many:
+        return None
+    also = " and the image holds only 0/1 values" if _looks_binary(reference) else ""
+    return (f"{what} holds {values.size} distinct values{' (not integer labels)' if not np.all(np.mod(values, 1) == 0) else ''}"
+            f"{also}: it looks like an image, not a mask; are the image and the mask swapped? Give the image first "
+            "(manifest column 'image', or the IMAGE argument) and the lesion mask second")
 
 
 def to_binary_mask(
-    img: sitk.Image, reference: sitk.Image, what: str = "mask", label: int | None = None
+    img: sitk.Image, reference: sitk.Image, what: str = "mask", label: int | None = None, label_hint: str = LABEL_HINT
 ) -> sitk.Image:
     """Validate an in-memory mask against ``reference``'s grid and binarise it (uint8 0/1)."""
     check_same_grid(img, reference, what=what)
     arr = sitk.GetArrayViewFromImage(img)
+    choose = "choose the lesion's label in the manifest's 'label' column" if label_hint != LABEL_HINT else "choose --label"
     if label is not None:
         if label == 0:
-            raise UserError(f"{what}: label 0 is the background; choose the lesion's non-zero label with --label")
+            raise UserError(f"{what}: label 0 is the background; {choose} with a non-zero value")
         if not np.any(arr == label):
             values = np.unique(arr)
-            raise UserError(f"{what} has no voxel with label {label} (values present: {values[:10].tolist()}); choose --label from those")
+            swap = _swap_hint(what, values, reference)
+            if swap:
+                raise UserError(swap)
+            raise UserError(f"{what} has no voxel with label {label} (values present: {values[:10].tolist()}); {choose} from those")
         out = (arr == label).astype(np.uint8)
     else:
         values = np.unique(arr)
         nonzero = values[values != 0]
         if len(nonzero) > 1:
-            raise UserError(
-                f"{what} is not binary (labels {nonzero[:10].tolist()}); pass --label N to choose the lesion label"
-            )
+            swap = _swap_hint(what, values, reference)
+            if swap:
+                raise UserError(swap)
+            raise UserError(f"{what} is not binary (labels {nonzero[:10].tolist()}); {label_hint}")
         out = (arr != 0).astype(np.uint8)
     res = sitk.GetImageFromArray(out)
     res.CopyInformation(reference)

@@ -1,0 +1,114 @@
+"""A real two-centre cohort goes through without losing cases (issue 12, items 1 and 5-7).
+
+An empty or too-thin shell costs only that region's columns (NaN, reason in FEATURES.notes.csv and in
+FEATURES.meta.json), never the case; inputs as they arrive (DICOM series, pyradiomics' batch CSV, multi-label masks,
+swapped image/mask) get a message naming what is wrong and an option that exists.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from conftest import run_cli
+from features_synth import SMALL_PARAMS, textured_case
+
+from her2radiomics import __version__, cohort, features, regions
+
+
+@pytest.fixture
+def small_params(tmp_path):
+    p = tmp_path / "small.yaml"
+    p.write_text(SMALL_PARAMS)
+    return p
+
+
+def _two_centres(folder):
+    """Centre A at 0.74 x 0.74 x 1.2 mm, centre B at 1.2 x 1.2 x 3 mm (the 1 mm ring is thinner than its voxel)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    img_a, les_a, _ = textured_case(seed=0, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    img_b, les_b, _ = textured_case(seed=1, shape_zyx=(14, 40, 40), spacing_xyz=(1.2, 1.2, 3.0), radius_mm=6.0)
+    for name, img in (("A1_image", img_a), ("A1_lesion", les_a), ("B1_image", img_b), ("B1_lesion", les_b)):
+        sitk.WriteImage(img, str(folder / f"{name}.nrrd"), True)
+    manifest = folder / "manifest.csv"
+    manifest.write_text("case_id,image,lesion\nA1,A1_image.nrrd,A1_lesion.nrrd\nB1,B1_image.nrrd,B1_lesion.nrrd\n")
+    return manifest, (img_b, les_b)
+
+
+def test_regions_name_the_real_cause_of_an_empty_shell():
+    img, les, _ = textured_case(seed=1, shape_zyx=(14, 40, 40), spacing_xyz=(1.2, 1.2, 3.0), radius_mm=6.0)
+    r = regions.build_regions(img, les, (1.0, 3.0, 5.0), auto_exclusions=False)
+    assert r.stats["peri1"]["voxels"] == 0 and r.stats["peri3"]["voxels"] > 0
+    reason = r.stats["peri1"]["empty_reason"]
+    assert "thinner than the voxel" in reason and "1.2 mm along x" in reason and "3 mm along z" in reason
+    assert "exclusions" not in reason  # the old message blamed exclusions and clipping
+    assert any(w.startswith("peri1 is empty") and "thinner" in w for w in r.warnings)
+    # emptied by the exclusions: the message says so, with the volumes
+    air = sitk.GetImageFromArray((sitk.GetArrayFromImage(les) == 0).astype(np.uint8))
+    air.CopyInformation(img)
+    r = regions.build_regions(img, les, (3.0,), air=air, auto_exclusions=False)
+    assert "air" in r.stats["peri3"]["empty_reason"] and "exclusion" in r.stats["peri3"]["empty_reason"]
+
+
+def test_coarse_centre_case_is_kept_with_lesion_and_3_5_mm_shells(tmp_path, small_params):
+    """Must show: the 1.2 x 1.2 x 3 mm centre's case keeps its lesion and 3/5 mm shell features; peri1's columns are
+    missing with the reason in FEATURES.notes.csv and in the table metadata (before: the whole case failed with
+    "region 'peri1' is empty ... check the lesion mask")."""
+    manifest, (img_b, les_b) = _two_centres(tmp_path / "c")
+    out = tmp_path / "out" / "FEATURES.csv"
+    r = run_cli("extract", manifest, "-o", out, "--params", small_params, "--no-progress", "--no-auto-exclusions")
+    assert r.returncode == 0, r.stderr
+    t = pd.read_csv(out, dtype={"case_id": str}).set_index("case_id")
+    assert t.index.tolist() == ["A1", "B1"]
+    cols = {reg: [c for c in t.columns if c.startswith(f"{reg}_")] for reg in ("intra", "peri1", "peri3", "peri5")}
+    assert all(len(v) == len(cols["intra"]) > 0 for v in cols.values())
+    assert t.loc["B1", cols["intra"] + cols["peri3"] + cols["peri5"]].notna().all()
+    assert t.loc["B1", cols["peri1"]].isna().all() and t.loc["A1", cols["peri1"]].notna().all()
+    # the kept columns are exactly extract_case's numbers on the regions that exist
+    masks = regions.build_regions(img_b, les_b, auto_exclusions=False).feature_masks()
+    direct = features.extract_case(img_b, {k: v for k, v in masks.items() if k != "peri1"}, small_params)
+    assert all(t.loc["B1", k] == v for k, v in direct.items())
+    # the reason, in the notes sidecar and in the metadata
+    notes = pd.read_csv(out.with_name("FEATURES.notes.csv"), keep_default_na=False)
+    assert notes[["case_id", "region"]].values.tolist() == [["B1", "peri1"]]
+    reason = notes.loc[0, "reason"]
+    assert "thinner than the voxel" in reason and "1.2 mm along x" in reason and "3 mm along z" in reason
+    meta = json.loads(out.with_name("FEATURES.meta.json").read_text())
+    assert meta["missing_regions"] == {"B1": {"peri1": reason}} and meta["n_cases"] == 2 and meta["n_failed"] == 0
+    assert not out.with_name("FEATURES.failures.csv").exists()
+    assert "B1" in r.stderr and "peri1" in r.stderr and "thinner" in r.stderr
+    # provenance columns travel with the table
+    assert (t["parameter_file_hash"] == features.params_hash(features.load_params(small_params))).all()
+    assert (t["her2radiomics_version"].astype(str) == __version__).all()
+    assert list(t.columns[-2:]) == ["parameter_file_hash", "her2radiomics_version"]
+    # a re-run reads the case, its NaN columns and its note back from the cache
+    r = run_cli("extract", manifest, "-o", out, "--params", small_params, "--no-progress", "--no-auto-exclusions")
+    assert r.returncode == 0 and "2 from cache" in r.stderr, r.stderr
+    t2 = pd.read_csv(out, dtype={"case_id": str}).set_index("case_id")
+    pd.testing.assert_frame_equal(t, t2)
+    assert pd.read_csv(out.with_name("FEATURES.notes.csv"), keep_default_na=False).equals(notes)
+
+
+def test_extract_multilabel_lesion_points_to_the_manifest_label_column(tmp_path, small_params):
+    img, les, _ = textured_case(seed=0, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    arr = sitk.GetArrayFromImage(les)
+    arr[0, 0, :3] = 2
+    two = sitk.GetImageFromArray(arr)
+    two.CopyInformation(img)
+    sitk.WriteImage(img, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(two, str(tmp_path / "two.nrrd"))
+    (tmp_path / "m.csv").write_text("case_id,image,lesion\nA,image.nrrd,two.nrrd\nS,two.nrrd,image.nrrd\n")
+    res = cohort.extract_cohort(tmp_path / "m.csv", tmp_path / "F.csv", small_params, progress=False,
+                                auto_exclusions=False, log=lambda m: None)
+    err = res.failures.set_index("case_id")["error"]
+    assert "--label" not in err["A"] and "'label' column" in err["A"], err["A"]
+    # image and lesion swapped: said as such
+    assert "swapped" in err["S"] and "--label" not in err["S"], err["S"]
+    # regions (which has --label) still names --label
+    r = run_cli("regions", tmp_path / "image.nrrd", tmp_path / "two.nrrd", "-o", tmp_path / "R")
+    assert r.returncode == 2 and "--label N" in r.stderr
+    r = run_cli("regions", tmp_path / "two.nrrd", tmp_path / "image.nrrd", "-o", tmp_path / "R")
+    assert r.returncode == 2 and "swapped" in r.stderr, r.stderr
