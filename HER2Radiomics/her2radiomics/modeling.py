@@ -685,6 +685,10 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
     tr = splits["train"]
     fit = fit_model(cohort.X.iloc[tr], cohort.y[tr], candidates, config=config, icc_kept=icc_kept)
     fit.selection.update(sel_extra)
+    lacking = missing_regions(cohort.X, candidates, tr)
+    if lacking:  # e.g. peri1 of a centre whose voxels are thicker than the ring (extract's FEATURES.notes.csv)
+        fit.selection["missing_regions"] = lacking
+        fit.notes[:0] = [missing_region_note(r, v, len(cohort.ids)) for r, v in lacking.items()]
     notes += fit.notes
     card: dict[str, Any] = {
         "format": FORMAT,
@@ -724,6 +728,41 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
     out_splits = {name: {"case_ids": ids[rows].tolist(), "y": cohort.y[rows].tolist(),
                          "probabilities": probs[name].tolist()} for name, rows in splits.items()}
     return TrainResult(card=card, fit=fit, splits=out_splits, notes=notes)
+
+
+_REGION_PREFIX = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
+
+
+def missing_regions(X: pd.DataFrame, candidates: Sequence[str], train_rows: np.ndarray) -> dict[str, dict]:
+    """Regions that some cases lack entirely (every column of the region missing), among the candidate columns.
+
+    Returns ``{region: {"case_ids": [...], "n_train": k, "n_other": m, "n_features": f}}``; those cases' values are
+    imputed with the training medians like any missing value (step 3 of the pipeline), which this makes explicit.
+    """
+    by_region: dict[str, list[str]] = {}
+    for c in candidates:
+        m = _REGION_PREFIX.match(str(c))
+        if m:
+            by_region.setdefault(m.group(1), []).append(c)
+    is_train = np.zeros(len(X), dtype=bool)
+    is_train[np.asarray(train_rows, dtype=int)] = True
+    out: dict[str, dict] = {}
+    for region, cols in by_region.items():
+        A = X[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        empty = ~np.isfinite(A).any(axis=1)
+        if empty.any():
+            out[region] = {"case_ids": [str(X.index[i]) for i in np.flatnonzero(empty)],
+                           "n_train": int((empty & is_train).sum()), "n_other": int((empty & ~is_train).sum()),
+                           "n_features": len(cols)}
+    return out
+
+
+def missing_region_note(region: str, info: dict, n_cases: int) -> str:
+    """One line: which cases lack ``region`` and how their values are handled."""
+    ids = info["case_ids"]
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    return (f"{region} is missing for {len(ids)} of {n_cases} case(s) ({shown}; {info['n_train']} in the training "
+            f"split): their {info['n_features']} {region} feature(s) are imputed with the training medians")
 
 
 def _sklearn_version() -> str:

@@ -112,3 +112,26 @@ def test_extract_multilabel_lesion_points_to_the_manifest_label_column(tmp_path,
     assert r.returncode == 2 and "--label N" in r.stderr
     r = run_cli("regions", tmp_path / "two.nrrd", tmp_path / "image.nrrd", "-o", tmp_path / "R")
     assert r.returncode == 2 and "swapped" in r.stderr, r.stderr
+
+
+def test_study_reports_cases_without_a_region_and_their_imputation(tmp_path):
+    """Item 2: a table where peri1 is missing for some cases (the coarse centre) trains, and the study output, the
+    card and study.json say which cases lack which region and that their values are imputed."""
+    from her2radiomics import modeling
+
+    feats, lab = modeling.synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra", "peri1", "peri3"), seed=2)
+    lacking = feats["case_id"].iloc[:7].tolist()
+    feats.loc[feats["case_id"].isin(lacking), [c for c in feats.columns if c.startswith("peri1_")]] = np.nan
+    feats.to_csv(tmp_path / "F.csv", index=False)
+    pd.DataFrame({"case_id": lab["case_id"], "her2": np.where(lab["label"] == 1, "positive", "zero")}).to_csv(
+        tmp_path / "L.csv", index=False)
+    r = run_cli("study", tmp_path / "F.csv", tmp_path / "L.csv", "--task", "stage1", "-o", tmp_path / "S",
+                "--feature-sets", "intra", "intra+peri1", "--cv-folds", "3")
+    assert r.returncode == 0, r.stderr
+    assert "intra+peri1: peri1 is missing for 7 of 90 case(s)" in r.stdout and "imputed" in r.stdout, r.stdout
+    assert "intra: peri1" not in r.stdout  # only the sets that use the region say it
+    card = modeling.load_model_card(tmp_path / "S" / "intra_peri1.model.json")
+    miss = card["selection"]["missing_regions"]["peri1"]
+    assert sorted(miss["case_ids"]) == sorted(lacking) and miss["n_train"] + miss["n_other"] == 7
+    study = json.loads((tmp_path / "S" / "study.json").read_text())
+    assert any("peri1 is missing for 7" in n for n in study["notes"])
