@@ -55,6 +55,7 @@ class CaseSpec:
     air: Path | None = None
     pectoralis: Path | None = None
     label: int | None = None
+    series: str | None = None  # DICOM series of the image folder (number, SeriesInstanceUID or description)
 
 
 @dataclass
@@ -90,12 +91,18 @@ class CohortResult:
 # --------------------------------------------------------------------------------------------------------------
 # manifest
 # --------------------------------------------------------------------------------------------------------------
-def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
-    """Read a manifest CSV (``case_id,image,lesion`` + optional ``reader,air,pectoralis,label``).
+#: pyradiomics' batch CSV header (``pyradiomics batch.csv out.csv``): ID,Image,Mask[,Label] -> manifest columns
+PYRADIOMICS_BATCH = {"ID": "case_id", "Image": "image", "Mask": "lesion", "Label": "label"}
 
-    Paths are relative to the manifest's folder. Raises UserError for a missing/unreadable file, missing
-    columns, empty required cells, a non-integer label, or a duplicated (case_id, reader) pair. Missing image or
-    mask FILES are not checked here: they fail their own case only.
+
+def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
+    """Read a manifest CSV (``case_id,image,lesion`` + optional ``reader,air,pectoralis,label,series``).
+
+    Paths are relative to the manifest's folder. ``series`` (or ``series_uid``) chooses one DICOM series when the
+    image folder holds several. pyradiomics' own batch file (header ``ID,Image,Mask[,Label]``, case-sensitive as in
+    pyradiomics) is accepted as well; without ``ID`` the rows are numbered 1, 2, ... Raises UserError for a
+    missing/unreadable file, missing columns, empty required cells, a non-integer label, or a duplicated
+    (case_id, reader) pair. Missing image or mask FILES are not checked here: they fail their own case only.
     """
     p = Path(path)
     if p.is_dir():
@@ -111,6 +118,13 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
     check_csv_header(columns or [""], p, "manifest")
     if not rows:
         raise UserError(f"manifest {p} has no rows; give a header case_id,image,lesion and one row per case")
+    if {"Image", "Mask"} <= set(columns) and not {"image", "lesion"} & set(columns):
+        rename = {k: v for k, v in PYRADIOMICS_BATCH.items() if k in columns and v not in columns}
+        rows = [{rename.get((k or "").strip(), k): v for k, v in r.items()} for r in rows]
+        if "ID" not in columns and "case_id" not in columns:
+            for n, r in enumerate(rows, start=1):
+                r["case_id"] = str(n)
+        columns = list(dict.fromkeys([rename.get(c, c) for c in columns] + ["case_id"]))
     missing = [c for c in ("case_id", "image", "lesion") if c not in columns]
     if missing:
         raise UserError(f"manifest {p} lacks column(s) {', '.join(missing)}; columns found: {', '.join(columns)}")
@@ -141,6 +155,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
                 air=base / row["air"] if row.get("air") else None,
                 pectoralis=base / row["pectoralis"] if row.get("pectoralis") else None,
                 label=label,
+                series=row.get("series_uid") or row.get("series") or None,
             )
         )
     return specs
@@ -169,6 +184,7 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
         "case_id": spec.case_id,
         "reader": spec.reader,
         "label": spec.label,
+        **({"series": spec.series} if spec.series else {}),  # (absent when unset: earlier cache keys stay valid)
         "files": {r: _file_sig(getattr(spec, r)) for r in ("image", "lesion", "air", "pectoralis")},
     }
     canon = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -203,7 +219,7 @@ def compute_case(
     set_threads(threads)
     t0 = time.perf_counter()
     try:
-        image = read_image(spec.image, "image")
+        image = read_image(spec.image, "image", series=spec.series)
         lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
         air = read_mask(spec.air, image, "air mask") if spec.air else None
         pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None

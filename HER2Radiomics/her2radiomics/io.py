@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +33,25 @@ def _require_file(path: str | os.PathLike[str], what: str) -> Path:
     return p
 
 
-def read_image(path: str | os.PathLike[str], what: str = "image") -> sitk.Image:
-    """Read a 3D scalar image (NRRD, NIfTI, MHA, or a folder / file of a DICOM series).
+def read_image(path: str | os.PathLike[str], what: str = "image", series: str | None = None) -> sitk.Image:
+    """Read a 3D scalar image (NRRD, NIfTI, MHA, or a folder of a DICOM series).
 
-    Raises UserError for a missing or unreadable file, a vector image, or an image that is not 3D.
+    ``series`` chooses one DICOM series of a folder that holds several (series number, SeriesInstanceUID or
+    description; :func:`read_dicom_series`). Raises UserError for a missing or unreadable file, a vector image, an
+    image that is not 3D, one file of a DICOM series given instead of its folder, and a series with a missing slice
+    or non-uniform slice spacing.
     """
     p = _require_file(path, what)
     if p.is_file() and p.stat().st_size == 0:
         raise UserError(f"{what} file {p} is empty (0 bytes); give a NRRD, NIfTI or DICOM series")
+    if series is not None and not p.is_dir():
+        raise UserError(f"a DICOM series ({series!r}) was chosen for {what} {p}, which is not a folder; give the folder "
+                        "of the DICOM files or leave the series empty")
     try:
         if p.is_dir():
-            img = read_dicom_series(p)
+            img = read_dicom_series(p, series, what)
         else:
+            _check_not_one_slice(p, what)
             img = sitk.ReadImage(str(p))
     except UserError:
         raise
@@ -74,22 +81,137 @@ def check_finite(img: sitk.Image, what: str = "image") -> None:
         raise UserError(f"{what} has {bad} NaN/infinite voxel(s); replace them with a finite value (e.g. 0) first")
 
 
-def read_dicom_series(folder: str | os.PathLike[str]) -> sitk.Image:
+#: where a series is chosen (both options exist: extract's manifest column, regions' option)
+SERIES_HINT = "choose one with the manifest's 'series' column (series number or SeriesInstanceUID) or regions' --series"
+_DICOM_TAGS = ("SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "ImagePositionPatient",
+               "ImageOrientationPatient", "InstanceNumber")
+
+
+def _dicom_header(path: str | os.PathLike[str]):
+    """The few header fields used here (pydicom, pixel data not read), or None for a file that is not DICOM."""
+    import pydicom
+
+    try:
+        return pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=list(_DICOM_TAGS))
+    except Exception:  # noqa: BLE001 - any parse failure means "not a DICOM file we can describe"
+        return None
+
+
+def _series_files(folder: Path) -> dict[str, list[str]]:
+    """{SeriesInstanceUID: files ordered by GDCM along the slice normal} of a folder, ITK warnings silenced."""
+    reader = sitk.ImageSeriesReader()
+    warn = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        return {uid: list(reader.GetGDCMSeriesFileNames(str(folder), uid)) for uid in reader.GetGDCMSeriesIDs(str(folder))}
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warn)
+
+
+def _describe_series(uid: str, files: list[str]) -> dict[str, Any]:
+    hdr = _dicom_header(files[0])
+    number = getattr(hdr, "SeriesNumber", None) if hdr is not None else None
+    desc = str(getattr(hdr, "SeriesDescription", "") or "") if hdr is not None else ""
+    return {"uid": uid, "number": None if number in (None, "") else str(number), "description": desc,
+            "slices": len(files)}
+
+
+def _series_text(d: Mapping[str, Any]) -> str:
+    num = f"number {d['number']}" if d["number"] else "no number"
+    desc = f" {d['description']!r}" if d["description"] else ""
+    return f"{num}{desc} ({d['slices']} slices, uid {d['uid']})"
+
+
+def _check_not_one_slice(p: Path, what: str) -> None:
+    """UserError when ``p`` is one file of a multi-slice DICOM series (its folder must be given instead)."""
+    if p.suffix.lower() not in _DICOM_SUFFIXES:
+        return
+    hdr = _dicom_header(p)
+    uid = str(getattr(hdr, "SeriesInstanceUID", "") or "") if hdr is not None else ""
+    if not uid:
+        return
+    files = _series_files(p.parent).get(uid, [])
+    if len(files) > 1:
+        raise UserError(f"{what} {p} is one file of a DICOM series of {len(files)} slices; give its folder {p.parent} "
+                        "instead (one series per folder, or choose the series)")
+
+
+def _check_slice_positions(files: list[str], folder: Path) -> None:
+    """UserError for a missing slice or non-uniform slice spacing (positions along the slice normal)."""
+    pos = []
+    normal = None
+    for f in files:
+        hdr = _dicom_header(f)
+        ipp = getattr(hdr, "ImagePositionPatient", None) if hdr is not None else None
+        iop = getattr(hdr, "ImageOrientationPatient", None) if hdr is not None else None
+        if ipp is None or iop is None or len(ipp) != 3 or len(iop) != 6:
+            return  # no geometry to check (GDCM ordered the files by other means)
+        if normal is None:
+            normal = np.cross(np.asarray(iop[:3], float), np.asarray(iop[3:], float))
+        pos.append(float(np.dot(normal, np.asarray(ipp, float))))
+    if len(pos) < 3:
+        return
+    pos = sorted(pos)
+    d = np.diff(pos)
+    if np.any(d < 1e-3):
+        raise UserError(f"DICOM series in {folder} has {int(np.sum(d < 1e-3))} duplicated slice position(s) (e.g. "
+                        f"z = {pos[int(np.argmax(d < 1e-3))]:.2f} mm): several phases or echoes in one series; export "
+                        "one phase per folder")
+    step = float(np.min(d))
+    tol = max(1e-3, 0.01 * step)
+    if np.all(np.abs(d - step) <= tol):
+        return
+    k = d / step
+    if np.all(np.abs(k - np.round(k)) <= 0.02):
+        missing = [pos[i] + step * j for i in np.flatnonzero(np.round(k) > 1) for j in range(1, int(round(k[i])))]
+        where = ", ".join(f"z = {z:.2f} mm" for z in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise UserError(f"DICOM series in {folder} has {len(missing)} missing slice(s) at position {where} (slices "
+                        f"are {step:.3g} mm apart along the slice normal); re-export the complete series")
+    raise UserError(f"DICOM series in {folder} has non-uniform slice spacing ({float(d.min()):.3g} to {float(d.max()):.3g} mm "
+                    "along the slice normal); a 3D grid needs equal spacing: re-export the series, or resample it to "
+                    "uniform slices (e.g. Slicer's 'Resample Scalar Volume') and give the NRRD/NIfTI file")
+
+
+def read_dicom_series(folder: str | os.PathLike[str], series: str | None = None, what: str = "image") -> sitk.Image:
     """Read one DICOM series from a folder as a 3D volume with its patient (LPS) geometry.
 
-    Slices are ordered by ImagePositionPatient along the slice normal (GDCM's sorter), so the
-    image's origin, spacing (including the true slice spacing) and direction are physical.
+    Slices are ordered by ImagePositionPatient along the slice normal (GDCM's sorter), so the image's origin,
+    spacing (including the true slice spacing) and direction are physical. A folder with several series needs
+    ``series``: its series number, SeriesInstanceUID or description (one match). A missing slice or non-uniform
+    spacing is refused with the positions (ITK would otherwise warn and build a grid with the wrong geometry).
     """
     folder = Path(folder)
-    reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
-    if not series:
+    found = _series_files(folder)
+    if not found:
         raise UserError(f"no DICOM series found in {folder}; point to the folder holding one series' slices")
-    if len(series) > 1:
-        raise UserError(f"{folder} holds {len(series)} DICOM series; put one series per folder")
-    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    if series is None and len(found) > 1:
+        listed = "; ".join(_series_text(_describe_series(u, f)) for u, f in found.items())
+        raise UserError(f"{what} folder {folder} holds {len(found)} DICOM series: {listed}; {SERIES_HINT}, or put one "
+                        "series per folder")
+    if series is None:
+        uid = next(iter(found))
+    else:
+        want = str(series).strip()
+        descs = {u: _describe_series(u, f) for u, f in found.items()}
+        hits = [u for u, d in descs.items() if want in (u, d["number"])]
+        if not hits:
+            hits = [u for u, d in descs.items() if d["description"] and d["description"].strip().lower() == want.lower()]
+        if len(hits) != 1:
+            listed = "; ".join(_series_text(d) for d in descs.values())
+            which = f"no series {want!r}" if not hits else f"{len(hits)} series matching {want!r}"
+            raise UserError(f"{what} folder {folder} has {which} (series there: {listed}); give a series number or "
+                            "SeriesInstanceUID from that list")
+        uid = hits[0]
+    files = found[uid]
+    _check_slice_positions(files, folder)
+    reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
-    return reader.Execute()
+    warn = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # checked above; ITK's raw warning would only confuse
+    try:
+        return reader.Execute()
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warn)
 
 
 #: how a command-line user chooses one label of a multi-label lesion file (``extract`` uses its manifest instead)

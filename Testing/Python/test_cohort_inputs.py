@@ -135,3 +135,105 @@ def test_study_reports_cases_without_a_region_and_their_imputation(tmp_path):
     assert sorted(miss["case_ids"]) == sorted(lacking) and miss["n_train"] + miss["n_other"] == 7
     study = json.loads((tmp_path / "S" / "study.json").read_text())
     assert any("peri1 is missing for 7" in n for n in study["notes"])
+
+
+# ------------------------------------------------------------------------------------------------ DICOM (item 5)
+def _series(folder, positions, uid=None, number=None, description=None):
+    """A DICOM series cloned from the real Duke slice 1-01 (pixel data kept) at the given slice positions (mm)."""
+    import pydicom
+    from conftest import shared_path
+    from pydicom.uid import generate_uid
+
+    src = pydicom.dcmread(shared_path("duke_dicom", "1-01.dcm"))
+    folder.mkdir(parents=True, exist_ok=True)
+    uid = uid or generate_uid()
+    for i, z in enumerate(positions):
+        ds = src.copy()
+        ds.SeriesInstanceUID = uid
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.InstanceNumber = i + 1
+        ds.ImagePositionPatient = [153.451, 173.121, float(z)]
+        if number is not None:
+            ds.SeriesNumber = number
+        if description is not None:
+            ds.SeriesDescription = description
+        ds.save_as(folder / f"{uid[-6:]}_{i:03d}.dcm")
+    return folder
+
+
+def _lesion_on(img, folder):
+    arr = np.zeros(tuple(reversed(img.GetSize())), np.uint8)
+    arr[1:3, 200:220, 200:220] = 1
+    les = sitk.GetImageFromArray(arr)
+    les.CopyInformation(img)
+    sitk.WriteImage(les, str(folder / "lesion.nrrd"))
+    return folder / "lesion.nrrd"
+
+
+def test_dicom_missing_slice_and_non_uniform_spacing_are_named(tmp_path, capfd):
+    from her2radiomics import io
+    from her2radiomics.errors import UserError
+
+    ok = io.read_image(_series(tmp_path / "ok", [89.7563, 86.7563, 83.7563, 80.7563]))
+    assert ok.GetSize()[2] == 4 and abs(ok.GetSpacing()[2] - 3.0) < 1e-6
+    gap = _series(tmp_path / "gap", [89.7563, 86.7563, 80.7563, 77.7563])  # the slice at 83.7563 is missing
+    with pytest.raises(UserError) as e:
+        io.read_image(gap)
+    msg = str(e.value)
+    assert "missing slice" in msg and "z = 83.76" in msg and "resample" not in msg, msg
+    uneven = _series(tmp_path / "uneven", [89.7563, 86.7563, 83.7563, 79.2563])
+    with pytest.raises(UserError, match="non-uniform slice spacing.*3 to 4.5 mm"):
+        io.read_image(uneven)
+    assert "Non uniform sampling" not in capfd.readouterr().err  # ITK's raw warning does not leak
+
+
+def test_dicom_single_file_and_several_series(tmp_path):
+    from her2radiomics import io
+    from her2radiomics.errors import UserError
+
+    one = _series(tmp_path / "one", [89.7563, 86.7563, 83.7563])
+    with pytest.raises(UserError) as e:
+        io.read_image(sorted(one.glob("*.dcm"))[0])
+    assert "one file of a DICOM series of 3 slices" in str(e.value) and "resample" not in str(e.value)
+    two = _series(tmp_path / "two", [89.7563, 86.7563, 83.7563], number=3, description="ax t1 pre")
+    _series(two, [89.7563, 86.7563], number=7, description="ax t1 post", uid="1.2.826.0.1.3680043.8.498.77")
+    with pytest.raises(UserError) as e:
+        io.read_image(two)
+    msg = str(e.value)
+    assert "2 DICOM series" in msg and "number 3 'ax t1 pre' (3 slices" in msg and "number 7 'ax t1 post' (2 slices" in msg
+    assert "series" in msg and "--series" in msg, msg
+    assert io.read_image(two, series="7").GetSize()[2] == 2
+    assert io.read_image(two, series="1.2.826.0.1.3680043.8.498.77").GetSize()[2] == 2
+    with pytest.raises(UserError, match="no series '9'"):
+        io.read_image(two, series="9")
+
+    # the manifest picks a series per case (column series or series_uid); regions takes --series
+    img = io.read_image(two, series="3")
+    lesion = _lesion_on(img, tmp_path)
+    (tmp_path / "m.csv").write_text("case_id,image,lesion,series\nA,two,lesion.nrrd,3\n")
+    (spec,) = cohort.read_manifest(tmp_path / "m.csv")
+    assert spec.series == "3"
+    r = run_cli("regions", two, lesion, "-o", tmp_path / "R", "--series", "3", "--no-auto-exclusions")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("regions", two, lesion, "-o", tmp_path / "R2", "--no-auto-exclusions")
+    assert r.returncode == 2 and "2 DICOM series" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_pyradiomics_batch_csv_is_a_manifest(tmp_path, small_params):
+    """Item 6: pyradiomics' own batch header ID,Image,Mask[,Label] works as an extract manifest."""
+    img, les, _ = textured_case(seed=0, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    arr = sitk.GetArrayFromImage(les) * 3  # the lesion has label 3
+    three = sitk.GetImageFromArray(arr.astype(np.uint8))
+    three.CopyInformation(img)
+    sitk.WriteImage(img, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(three, str(tmp_path / "label.nrrd"))
+    (tmp_path / "batch.csv").write_text("ID,Image,Mask,Label\npatient1,image.nrrd,label.nrrd,3\n")
+    (spec,) = cohort.read_manifest(tmp_path / "batch.csv")
+    assert (spec.case_id, spec.label, spec.image.name, spec.lesion.name) == ("patient1", 3, "image.nrrd", "label.nrrd")
+    r = run_cli("extract", tmp_path / "batch.csv", "-o", tmp_path / "F.csv", "--params", small_params, "--no-progress",
+                "--no-auto-exclusions", "--distances", "3")
+    assert r.returncode == 0, r.stderr
+    assert pd.read_csv(tmp_path / "F.csv")["case_id"].tolist() == ["patient1"]
+    (tmp_path / "noid.csv").write_text("Image,Mask\nimage.nrrd,label.nrrd\nimage.nrrd,label.nrrd\n")
+    assert [s.case_id for s in cohort.read_manifest(tmp_path / "noid.csv")] == ["1", "2"]  # pyradiomics numbers rows

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="shell distances in mm (default: 1 3 5)",
     )
     parser.add_argument("--label", metavar="N", type=int, default=None, help="lesion label value in a multi-label LESION file")
+    parser.add_argument("--series", metavar="S", default=None,
+                        help="DICOM series of an IMAGE folder holding several (series number or SeriesInstanceUID)")
     parser.add_argument(
         "--no-auto-exclusions", dest="auto_exclusions", action="store_false",
         help="do not detect air/pectoralis automatically (masks not given stay empty)",
@@ -55,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     out = io.check_output(args.output, "output folder", folder=True)
     distances = validate_distances(args.distances)
-    image = io.read_image(args.image, "image")
+    image = io.read_image(args.image, "image", series=args.series)
     lesion = io.read_mask(args.lesion, image, "lesion", label=args.label)
     # exclusion masks: read here, validated (grid, 0/1) by build_regions before anything is written
     air = io.read_image(args.air, "air mask") if args.air else None
     pect = io.read_image(args.pectoralis, "pectoralis mask") if args.pectoralis else None
     regions = build_regions(image, lesion, distances, air=air, pectoralis=pect, auto_exclusions=args.auto_exclusions)
     inputs = {"image": str(Path(args.image).absolute()), "lesion": str(Path(args.lesion).absolute()), "label": args.label}
+    if args.series:
+        inputs["series"] = args.series
     if args.air:
         inputs["air"] = str(Path(args.air).absolute())
     if args.pectoralis:
