@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -174,9 +175,12 @@ def _file_sig(path: Path | None) -> list[Any] | None:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclusions: bool) -> str:
-    """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version."""
+def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclusions: bool,
+             resample: Mapping[str, Any] | None = None) -> str:
+    """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version
+    and the resampling (when asked for)."""
     payload = {
+        **({"resample": dict(resample)} if resample else {}),
         "software": __version__,
         "params": phash,
         "distances": [float(d) for d in distances],
@@ -211,9 +215,14 @@ def compute_case(
     auto_exclusions: bool,
     cache_file: Path | None,
     threads: int = 1,
+    resample: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one case (read, regions, features) and cache it; never raises for a case-level problem."""
-    from her2radiomics.io import read_image, read_mask
+    """Run one case (read, [resample], regions, features) and cache it; never raises for a case-level problem.
+
+    ``resample``: ``{"spacing": (x, y, z), "interpolator": "linear"|"bspline"}``: the image is interpolated onto that
+    grid and every mask by nearest neighbour (after being checked on the original grid), before the shells are built.
+    """
+    from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
     from her2radiomics.regions import build_regions
 
     set_threads(threads)
@@ -223,6 +232,9 @@ def compute_case(
         lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
         air = read_mask(spec.air, image, "air mask") if spec.air else None
         pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
+        if resample:
+            image = resample_image(image, resample["spacing"], resample["interpolator"])
+            lesion, air, pect = (resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
         regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions)
         masks, warnings = dict(regs.feature_masks()), list(regs.warnings)
         # an empty or unusable shell costs only its own columns (NaN), never the case; the lesion must be usable
@@ -383,6 +395,8 @@ def extract_cohort(
     *,
     auto_exclusions: bool = True,
     log: Callable[[str], None] | None = None,
+    resample_spacing: Sequence[float] | None = None,
+    interpolator: str = "linear",
 ) -> CohortResult:
     """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
 
@@ -390,7 +404,10 @@ def extract_cohort(
     rows; columns in pyradiomics' order per region, regions intra, peri1, peri3, peri5). Cases found in the cache
     are not recomputed. Failed cases are listed in ``FEATURES.failures.csv`` (case_id, reader, error) and left
     out of the table. All files are written atomically. ``progress``: a tqdm bar on stderr when
-    stderr is a terminal (never in a redirected log). Returns a :class:`CohortResult`.
+    stderr is a terminal (never in a redirected log). ``resample_spacing`` (mm, x y z): every case is first brought
+    onto that spacing (image: ``interpolator`` linear or bspline; masks: nearest neighbour; see docs/features.md).
+    Kept cases that lack a shell (empty or unusable) have NaN in its columns and a row in ``FEATURES.notes.csv``.
+    Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -402,6 +419,12 @@ def extract_cohort(
         raise UserError(f"--jobs must be a positive number of processes (or -1 for all cores), got {jobs}")
     if jobs == -1:
         jobs = os.cpu_count() or 1
+    from her2radiomics.io import INTERPOLATORS, check_spacing
+
+    spacing = check_spacing(resample_spacing)
+    if interpolator not in INTERPOLATORS:
+        raise UserError(f"unknown interpolator {interpolator!r}; use one of {', '.join(INTERPOLATORS)}")
+    resample = {"spacing": list(spacing), "interpolator": interpolator} if spacing else None
     specs = read_manifest(manifest)
     params_dict = load_params(params)
     phash = params_hash(params_dict)
@@ -417,7 +440,7 @@ def extract_cohort(
     cached: list[tuple[str, str]] = []
     todo: list[tuple[CaseSpec, Path]] = []
     for spec in specs:
-        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions)}.json"
+        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions, resample)}.json"
         rec = _load_cached(cache) if cache.exists() else None
         if rec is not None:
             records[(spec.case_id, spec.reader)] = rec
@@ -433,7 +456,8 @@ def extract_cohort(
         # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
         bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
         try:
-            for rec in _run(todo, compute_case, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
+            worker = functools.partial(compute_case, resample=resample) if resample else compute_case
+            for rec in _run(todo, worker, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
                 key = (rec["case_id"], rec["reader"])
                 records[key] = rec
                 if rec["ok"]:
@@ -498,6 +522,7 @@ def extract_cohort(
         "software": _software(),
         "distances": list(distances),
         "auto_exclusions": bool(auto_exclusions),
+        "resample": {**resample, "masks": "nearest"} if resample else None,
         "params": params_dict,
         "n_cases": len(rows),
         "n_failed": len(fails),

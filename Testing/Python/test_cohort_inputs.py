@@ -237,3 +237,63 @@ def test_pyradiomics_batch_csv_is_a_manifest(tmp_path, small_params):
     assert pd.read_csv(tmp_path / "F.csv")["case_id"].tolist() == ["patient1"]
     (tmp_path / "noid.csv").write_text("Image,Mask\nimage.nrrd,label.nrrd\nimage.nrrd,label.nrrd\n")
     assert [s.case_id for s in cohort.read_manifest(tmp_path / "noid.csv")] == ["1", "2"]  # pyradiomics numbers rows
+
+
+# ------------------------------------------------------------------------------------------- resampling (item 1)
+@pytest.mark.parametrize("interpolator", ["linear", "bspline"])
+def test_resample_reproduces_a_linear_ramp_and_keeps_masks_binary(interpolator):
+    """Independent reference: linear and cubic B-spline interpolation reproduce a linear function exactly (away from
+    the border), so the resampled ramp must equal the analytic ramp at the new voxel centres."""
+    from her2radiomics import io
+
+    size, spacing = (30, 28, 12), (1.2, 1.2, 3.0)
+    z, y, x = np.indices(tuple(reversed(size)), dtype=float)
+    img = sitk.GetImageFromArray(2.0 * x * spacing[0] - 0.5 * y * spacing[1] + 0.25 * z * spacing[2])
+    img.SetSpacing(spacing)
+    img.SetOrigin((10.0, -4.0, 2.5))
+    out = io.resample_image(img, (0.8, 0.8, 0.8), interpolator)
+    assert np.allclose(out.GetSpacing(), (0.8, 0.8, 0.8))
+    # the field of view (voxel box) starts where it did and ends within half a new voxel of the old end
+    o_old, o_new = np.array(img.GetOrigin()) - np.array(spacing) / 2, np.array(out.GetOrigin()) - 0.4
+    assert np.allclose(o_old, o_new)
+    end_old = o_old + np.array(size) * spacing
+    end_new = o_new + np.array(out.GetSize()) * 0.8
+    assert np.all(np.abs(end_old - end_new) <= 0.4 + 1e-9)
+    arr = sitk.GetArrayFromImage(out)
+    shift = (np.array(out.GetOrigin()) - np.array(img.GetOrigin()))  # new centres relative to the old first centre
+    zz, yy, xx = (np.indices(arr.shape, dtype=float) * 0.8 + shift[::-1, None, None, None])
+    ref = 2.0 * xx - 0.5 * yy + 0.25 * zz
+    # away from the border (the B-spline prefilter's mirror boundary decays geometrically, ~0.27 per old voxel)
+    inner = np.ones(arr.shape, bool)
+    for c, sp, n in ((xx, spacing[0], size[0]), (yy, spacing[1], size[1]), (zz, spacing[2], size[2])):
+        inner &= (c / sp >= 4) & (c / sp <= n - 5)
+    assert inner.sum() > 100 and np.max(np.abs(arr[inner] - ref[inner])) < 1e-2
+    les = sitk.GetImageFromArray((x > 10).astype(np.uint8))
+    les.CopyInformation(img)
+    m = io.resample_mask(les, out)
+    assert set(np.unique(sitk.GetArrayFromImage(m))) == {0, 1} and m.GetSize() == out.GetSize()
+
+
+def test_resample_spacing_gives_the_coarse_case_its_1mm_shell(tmp_path, small_params):
+    """--resample-spacing brings a 1.2 x 1.2 x 3 mm case onto a 0.8 mm grid where the 1 mm ring exists."""
+    manifest, (img_b, les_b) = _two_centres(tmp_path / "c")
+    out = tmp_path / "F.csv"
+    r = run_cli("extract", manifest, "-o", out, "--params", small_params, "--no-progress", "--no-auto-exclusions",
+                "--resample-spacing", "0.8", "0.8", "0.8")
+    assert r.returncode == 0, r.stderr
+    t = pd.read_csv(out, dtype={"case_id": str}).set_index("case_id")
+    assert t.filter(like="peri1_").notna().all().all() and not out.with_name("F.notes.csv").exists()
+    meta = json.loads(out.with_name("F.meta.json").read_text())
+    assert meta["resample"] == {"spacing": [0.8, 0.8, 0.8], "interpolator": "linear", "masks": "nearest"}
+    vol = float(sitk.GetArrayFromImage(les_b).sum() * np.prod(les_b.GetSpacing()))
+    assert abs(t.loc["B1", "intra_original_shape_VoxelVolume"] - vol) / vol < 0.15
+    # regions: the masks on the new grid, with the resampled image beside them
+    r = run_cli("regions", tmp_path / "c" / "B1_image.nrrd", tmp_path / "c" / "B1_lesion.nrrd", "-o", tmp_path / "R",
+                "--no-auto-exclusions", "--resample-spacing", "0.8", "0.8", "0.8", "--interpolator", "bspline")
+    assert r.returncode == 0, r.stderr
+    p1 = sitk.ReadImage(str(tmp_path / "R" / "peri1.nrrd"))
+    assert np.allclose(p1.GetSpacing(), 0.8) and sitk.GetArrayFromImage(p1).sum() > 0
+    assert sitk.ReadImage(str(tmp_path / "R" / "image.nrrd")).GetSize() == p1.GetSize()
+    assert json.loads((tmp_path / "R" / "regions.json").read_text())["resample"]["interpolator"] == "bspline"
+    r = run_cli("extract", manifest, "-o", tmp_path / "G.csv", "--resample-spacing", "0.8", "0", "0.8")
+    assert r.returncode == 2 and "--resample-spacing" in r.stderr and len(r.stderr.strip().splitlines()) == 1
