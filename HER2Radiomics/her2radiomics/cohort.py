@@ -36,7 +36,13 @@ from her2radiomics import __version__
 from her2radiomics.errors import UserError
 from her2radiomics.features import extract_case, load_params, params_hash, region_problem, set_threads
 from her2radiomics.io import atomic_path, check_csv_header, check_output, write_json, write_text
-from her2radiomics.provenance import PARAMS_COLUMN, VERSION_COLUMN
+from her2radiomics.provenance import (
+    PARAMS_COLUMN,
+    PROVENANCE_COLUMNS,
+    RESAMPLE_COLUMN,
+    VERSION_COLUMN,
+    resample_text,
+)
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
@@ -483,6 +489,7 @@ def extract_cohort(
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
     # provenance that survives copying the table without its .meta.json (her2radiomics.provenance)
     table[PARAMS_COLUMN] = phash
+    table[RESAMPLE_COLUMN] = resample_text(resample)
     table[VERSION_COLUMN] = __version__
     failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
     notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
@@ -530,7 +537,7 @@ def extract_cohort(
         "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
         # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
         "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
-        "provenance_columns": [PARAMS_COLUMN, VERSION_COLUMN],
+        "provenance_columns": list(PROVENANCE_COLUMNS),
         # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
         "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }

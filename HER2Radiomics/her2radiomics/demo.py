@@ -277,7 +277,9 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     phash = feat.params_hash(params)
     res.seconds["features"] = time.perf_counter() - t
     feats = pd.read_csv(features_csv, dtype={"case_id": str})  # read once: both studies and the example cases
-    n_cols = feats.shape[1] - 2
+    from her2radiomics.provenance import PROVENANCE_COLUMNS
+
+    n_cols = sum(1 for c in feats.columns if c not in ("case_id", "reader", *PROVENANCE_COLUMNS))
     log(f"[2/4] features: {n_cols} per case (4 regions, demo parameter file {params_path.name}) in "
         f"{res.seconds['features']:.1f} s")
 

@@ -21,10 +21,19 @@ from her2radiomics.errors import UserError
 
 #: the parameter-file hash column (same name as the FEATURES.meta.json key and the card's provenance key)
 PARAMS_COLUMN = "parameter_file_hash"
+#: the grid the features were computed on: "none" (native) or "X Y Z interpolator" (extract --resample-spacing)
+RESAMPLE_COLUMN = "resample"
 #: the her2radiomics version that extracted the row
 VERSION_COLUMN = "her2radiomics_version"
 #: columns that describe a row's provenance, never features
-PROVENANCE_COLUMNS = (PARAMS_COLUMN, VERSION_COLUMN)
+PROVENANCE_COLUMNS = (PARAMS_COLUMN, RESAMPLE_COLUMN, VERSION_COLUMN)
+
+
+def resample_text(resample: Mapping[str, Any] | None) -> str:
+    """``"none"`` or ``"0.8 0.8 0.8 linear"`` for the ``resample`` column."""
+    if not resample:
+        return "none"
+    return " ".join(f"{float(v):g}" for v in resample["spacing"]) + f" {resample['interpolator']}"
 
 
 def short(h: str) -> str:
@@ -86,6 +95,42 @@ def table_hash(path: str | os.PathLike[str], table: Any = None, what: str = "fea
             "re-run 'extract' or remove the stale sidecar"
         )
     return hashes[0] if hashes else side
+
+
+def table_resample(path: str | os.PathLike[str], table: Any = None, what: str = "features table") -> str | None:
+    """The ``resample`` column's single value ("none" or "X Y Z interpolator"), None when the table has no such
+    column; UserError when it mixes native and resampled (or differently resampled) rows."""
+    import pandas as pd
+
+    p = Path(path)
+    if table is None:
+        try:
+            head = pd.read_csv(p, nrows=0)
+            table = pd.read_csv(p, usecols=[RESAMPLE_COLUMN], dtype=str) if RESAMPLE_COLUMN in head.columns else None
+        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+            table = None
+    if table is None or RESAMPLE_COLUMN not in table.columns:
+        return None
+    values = column_hashes(table[RESAMPLE_COLUMN])
+    if len(values) > 1:
+        raise UserError(f"{what} {p} mixes features computed on different grids (column {RESAMPLE_COLUMN}: "
+                        f"{', '.join(values[:3])}); extract every case with the same --resample-spacing (or none)")
+    return values[0] if values else None
+
+
+def check_card_resample(card: Mapping[str, Any], table_value: str | None, card_name: str = "model card",
+                        what: str = "features table") -> None:
+    """UserError when the card was trained on resampled features and the table is native, or the reverse."""
+    prov = card.get("provenance") or {}
+    want = prov.get(RESAMPLE_COLUMN) if isinstance(prov, Mapping) else None
+    if want and table_value and str(want) != table_value:
+        def say(v: str) -> str:
+            return "the native grid (no resampling)" if v == "none" else f"a grid resampled to {v}"
+
+        raise UserError(f"the {what}'s features were computed on {say(table_value)} but the {card_name} was trained on "
+                        f"{say(str(want))}; extract again with the card's --resample-spacing"
+                        + (" (none)" if want == "none" else f" {' '.join(str(want).split()[:3])} --interpolator "
+                           f"{str(want).split()[-1]}"))
 
 
 def card_hash(card: Mapping[str, Any]) -> str | None:

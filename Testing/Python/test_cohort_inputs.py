@@ -83,7 +83,7 @@ def test_coarse_centre_case_is_kept_with_lesion_and_3_5_mm_shells(tmp_path, smal
     # provenance columns travel with the table
     assert (t["parameter_file_hash"] == features.params_hash(features.load_params(small_params))).all()
     assert (t["her2radiomics_version"].astype(str) == __version__).all()
-    assert list(t.columns[-2:]) == ["parameter_file_hash", "her2radiomics_version"]
+    assert list(t.columns[-3:]) == ["parameter_file_hash", "resample", "her2radiomics_version"]
     # a re-run reads the case, its NaN columns and its note back from the cache
     r = run_cli("extract", manifest, "-o", out, "--params", small_params, "--no-progress", "--no-auto-exclusions")
     assert r.returncode == 0 and "2 from cache" in r.stderr, r.stderr
@@ -285,6 +285,7 @@ def test_resample_spacing_gives_the_coarse_case_its_1mm_shell(tmp_path, small_pa
     assert t.filter(like="peri1_").notna().all().all() and not out.with_name("F.notes.csv").exists()
     meta = json.loads(out.with_name("F.meta.json").read_text())
     assert meta["resample"] == {"spacing": [0.8, 0.8, 0.8], "interpolator": "linear", "masks": "nearest"}
+    assert (t["resample"] == "0.8 0.8 0.8 linear").all()
     vol = float(sitk.GetArrayFromImage(les_b).sum() * np.prod(les_b.GetSpacing()))
     assert abs(t.loc["B1", "intra_original_shape_VoxelVolume"] - vol) / vol < 0.15
     # regions: the masks on the new grid, with the resampled image beside them

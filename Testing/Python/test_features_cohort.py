@@ -57,8 +57,8 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     # every shell of 'allair' is excluded: the case is kept with its lesion features (shells NaN, issue 12)
     assert table["case_id"].tolist() == ["case0", "case1", "allair"]
     assert list(table.columns[:3]) == ["case_id", "reader", "intra_original_shape_VoxelVolume"]
-    assert list(table.columns[-2:]) == ["parameter_file_hash", "her2radiomics_version"]
-    assert [c.split("_")[0] for c in table.columns[2:-2]][::20] == ["intra", "peri1", "peri3", "peri5"]
+    assert list(table.columns[-3:]) == ["parameter_file_hash", "resample", "her2radiomics_version"]
+    assert [c.split("_")[0] for c in table.columns[2:-3]][::20] == ["intra", "peri1", "peri3", "peri5"]
     fails = pd.read_csv(out.with_name("FEATURES.failures.csv"), keep_default_na=False).set_index("case_id")
     assert list(fails.columns) == ["reader", "error"]
     assert "image file not found" in fails.loc["missing", "error"]
@@ -82,7 +82,7 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     masks, _ = cohort.case_regions(img, les, (1.0, 3.0, 5.0), auto_exclusions=False)
     direct = features.extract_case(img, masks, small_params)
     row = pd.read_csv(out).iloc[1]  # (default NA: the NaN shells of 'allair' keep the columns numeric)
-    assert list(table.columns[2:-2]) == list(direct)
+    assert list(table.columns[2:-3]) == list(direct)
     assert all(row[k] == v for k, v in direct.items())
     # no stray temporary files next to the outputs
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]

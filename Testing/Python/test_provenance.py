@@ -163,3 +163,21 @@ def test_pred_csv_auc_equals_evaluate_on_duke(tmp_path, capsys):
     assert (pred.loc[ids, "p_positive"] == 1).sum() == sum(p == 1 for p in metrics["predictions"]["probabilities"])
     # the same float64 up to the order of the sums (predict adds contributions, evaluate a dot product)
     assert np.allclose(pred.loc[ids, "p_positive"].to_numpy(), metrics["predictions"]["probabilities"], rtol=1e-13, atol=0)
+
+
+def test_resampled_and_native_features_do_not_mix(tables, tmp_path, capsys):
+    """--resample-spacing changes texture features a lot (docs/features.md): a card trained on resampled features
+    refuses native ones (the table's 'resample' column, recorded in the card) and the reverse."""
+    f1, lp, feats = tables
+    feats.assign(resample="0.8 0.8 0.8 linear").to_csv(tmp_path / "R.csv", index=False)
+    rc, _, err = _run(capsys, "train", tmp_path / "R.csv", lp, "--task", "stage1", "-o", tmp_path / "m.json",
+                      "--cv-folds", "3")
+    assert rc == 0, err
+    assert modeling.load_model_card(tmp_path / "m.json")["provenance"]["resample"] == "0.8 0.8 0.8 linear"
+    feats.assign(resample="none").to_csv(tmp_path / "N.csv", index=False)
+    rc, _, err = _run(capsys, "predict", tmp_path / "N.csv", "--stage1", tmp_path / "m.json", "-o", tmp_path / "P.csv")
+    assert rc == 2 and "resampl" in err and "--resample-spacing" in err and len(err.strip().splitlines()) == 1, err
+    rc, _, err = _run(capsys, "evaluate", tmp_path / "N.csv", lp, "--model", tmp_path / "m.json")
+    assert rc == 2 and "resampl" in err, err
+    rc, _, err = _run(capsys, "predict", tmp_path / "R.csv", "--stage1", tmp_path / "m.json", "-o", tmp_path / "P.csv")
+    assert rc == 0, err

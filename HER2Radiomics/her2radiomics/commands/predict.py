@@ -42,10 +42,11 @@ def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame,
     empty tables) and its parameter-file hash (the ``parameter_file_hash`` column, else the ``.meta.json`` sidecar;
     provenance.table_hash); ids go to ``case_id``."""
     from her2radiomics.modeling import read_table
-    from her2radiomics.provenance import PROVENANCE_COLUMNS, table_hash
+    from her2radiomics.provenance import PROVENANCE_COLUMNS, table_hash, table_resample
 
     df = read_table(path, "features table", text_columns=[id_column, "reader", *PROVENANCE_COLUMNS])
     phash = table_hash(path, df)
+    df.attrs["resample"] = table_resample(path, df)
     if id_column not in df.columns:
         raise UserError(f"features table {path} has no {id_column} column; give a table from 'her2radiomics extract' "
                         "or name the id column with --id-column")
@@ -64,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     io.check_output(args.output, "predictions table", inputs=inputs)
     io.check_output(contrib, "contributions table", inputs=inputs)
     df, h = read_features(args.features, args.id_column)
+    from her2radiomics.prediction import load_card
+    from her2radiomics.provenance import check_card_resample
+
+    for path, name in ((args.stage1, "stage-1 card"), (args.stage2, "stage-2 card")):
+        if path is not None:
+            check_card_resample(load_card(path), df.attrs.get("resample"), name)
     pred = predict(df, args.stage1, args.stage2, features_hash=h)
     # full precision: pandas writes the shortest repr that reads back to the same float64 (no %.6g ties, no p = 1.0)
     with io.atomic_path(args.output) as tmp:
