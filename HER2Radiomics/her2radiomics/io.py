@@ -225,14 +225,17 @@ def read_mask(
     reference: sitk.Image,
     what: str = "mask",
     label: int | None = None,
-    label_hint: str = LABEL_HINT,
+    label_hint: str | None = None,
 ) -> sitk.Image:
     """Read a binary mask on the grid of ``reference`` and return it as uint8 {0, 1}.
 
     ``label`` selects one value of a multi-label file. Without it the file must hold only {0, 1}
     (any single non-zero value is accepted as foreground). ``label_hint``: how the caller's user chooses a label
-    (``--label N`` on the command line, the ``label`` column of a manifest).
+    (``--label N`` on the command line, the ``label`` column of a manifest); the default names ``--label N`` for a
+    lesion and asks for a 0/1 mask otherwise (exclusion masks have no label option).
     """
+    if label_hint is None:
+        label_hint = LABEL_HINT if what.startswith("lesion") else "give a 0/1 mask (one label)"
     img = read_image(path, what)
     return to_binary_mask(img, reference, what=f"{what} {Path(path)}", label=label, label_hint=label_hint)
 
@@ -261,7 +264,7 @@ def to_binary_mask(
     """Validate an in-memory mask against ``reference``'s grid and binarise it (uint8 0/1)."""
     check_same_grid(img, reference, what=what)
     arr = sitk.GetArrayViewFromImage(img)
-    choose = "choose the lesion's label in the manifest's 'label' column" if label_hint != LABEL_HINT else "choose --label"
+    choose = "choose --label" if label_hint == LABEL_HINT else "choose the lesion's label in the manifest's 'label' column"
     if label is not None:
         if label == 0:
             raise UserError(f"{what}: label 0 is the background; {choose} with a non-zero value")

@@ -100,11 +100,14 @@ def test_extract_multilabel_lesion_points_to_the_manifest_label_column(tmp_path,
     two.CopyInformation(img)
     sitk.WriteImage(img, str(tmp_path / "image.nrrd"))
     sitk.WriteImage(two, str(tmp_path / "two.nrrd"))
-    (tmp_path / "m.csv").write_text("case_id,image,lesion\nA,image.nrrd,two.nrrd\nS,two.nrrd,image.nrrd\n")
+    sitk.WriteImage(les, str(tmp_path / "lesion.nrrd"))
+    (tmp_path / "m.csv").write_text("case_id,image,lesion,air\nA,image.nrrd,two.nrrd,\nS,two.nrrd,image.nrrd,\n"
+                                    "X,image.nrrd,lesion.nrrd,two.nrrd\n")
     res = cohort.extract_cohort(tmp_path / "m.csv", tmp_path / "F.csv", small_params, progress=False,
                                 auto_exclusions=False, log=lambda m: None)
     err = res.failures.set_index("case_id")["error"]
     assert "--label" not in err["A"] and "'label' column" in err["A"], err["A"]
+    assert "air mask" in err["X"] and "--label" not in err["X"] and "0/1 mask" in err["X"], err["X"]
     # image and lesion swapped: said as such
     assert "swapped" in err["S"] and "--label" not in err["S"], err["S"]
     # regions (which has --label) still names --label
