@@ -181,3 +181,28 @@ def test_resampled_and_native_features_do_not_mix(tables, tmp_path, capsys):
     assert rc == 2 and "resampl" in err, err
     rc, _, err = _run(capsys, "predict", tmp_path / "R.csv", "--stage1", tmp_path / "m.json", "-o", tmp_path / "P.csv")
     assert rc == 0, err
+
+
+def test_report_and_compare_refuse_features_from_another_parameter_file(tables, tmp_path, capsys):
+    f1, lp, feats = tables
+    rc, _, err = _run(capsys, "study", f1, lp, "--task", "stage1", "-o", tmp_path / "S", "--feature-sets", "intra",
+                      "all", "--cv-folds", "3")
+    assert rc == 0, err
+    other = tmp_path / "other.csv"
+    feats.assign(parameter_file_hash=H2).to_csv(other, index=False)
+    cards = [tmp_path / "S" / "intra.model.json", tmp_path / "S" / "all.model.json"]
+    rc, _, err = _run(capsys, "compare", other, lp, "--models", *cards)
+    assert rc == 2 and "parameter file" in err and len(err.strip().splitlines()) == 1, err
+    rc, _, err = _run(capsys, "predict", f1, "--stage1", cards[0], "-o", tmp_path / "P.csv", "--max-cases", "0")
+    assert rc == 0, err
+    from her2radiomics.commands.report import check_parameter_files, read_predictions
+    from her2radiomics.report import load_study
+
+    study = load_study(tmp_path / "S" / "study.json")
+    check_parameter_files([study], read_predictions(tmp_path / "P.csv")[0], tmp_path / "P.csv")  # same file: passes
+    pred = pd.read_csv(tmp_path / "P.csv", dtype=str, keep_default_na=False)
+    pred.assign(parameter_file_hash=H2).to_csv(tmp_path / "Q.csv", index=False)
+    shutil.copy(tmp_path / "P.contributions.csv", tmp_path / "Q.contributions.csv")
+    rc, _, err = _run(capsys, "report", "--study", tmp_path / "S" / "study.json", "--predictions", tmp_path / "Q.csv",
+                      "-o", tmp_path / "r2.html")
+    assert rc == 2 and "parameter file" in err and not (tmp_path / "r2.html").exists(), err
