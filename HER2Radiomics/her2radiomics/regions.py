@@ -417,6 +417,9 @@ def build_regions(
             st["empty_reason"] = _empty_shell_reason(name, d, int(np.count_nonzero(ideal)), geo.clipped_voxels[name],
                                                      st, spacing, vv)
             warnings.append(f"{st['empty_reason']}; its features cannot be computed")
+    empty = {n for n in (shell_name(d) for d in dists) if "empty_reason" in stats[n]}
+    # an empty shell's message already names the thin axes: drop its per-axis thin-ring lines
+    warnings = [w for w in warnings if not (w.split(":", 1)[0] in empty and " ring is thinner than the " in w)]
     clipped = [(n, stats[n]["clipped_mm3"]) for n in (shell_name(d) for d in dists) if stats[n]["clipped_mm3"] > 0]
     if clipped:
         warnings.append(

@@ -45,7 +45,8 @@ def test_regions_name_the_real_cause_of_an_empty_shell():
     reason = r.stats["peri1"]["empty_reason"]
     assert "thinner than the voxel" in reason and "1.2 mm along x" in reason and "3 mm along z" in reason
     assert "exclusions" not in reason  # the old message blamed exclusions and clipping
-    assert any(w.startswith("peri1 is empty") and "thinner" in w for w in r.warnings)
+    assert [w for w in r.warnings if w.startswith("peri1")] == [f"{reason}; its features cannot be computed"]
+    assert any(w.startswith("peri3: 3 mm ring is thinner") for w in r.warnings) is False  # 3 mm = the slice: not thin
     # emptied by the exclusions: the message says so, with the volumes
     air = sitk.GetImageFromArray((sitk.GetArrayFromImage(les) == 0).astype(np.uint8))
     air.CopyInformation(img)
