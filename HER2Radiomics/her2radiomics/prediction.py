@@ -297,6 +297,32 @@ def _stage(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> St
     return StageResult(stage, card, p, lp, calls, x, z, contrib, imputed)
 
 
+_FEATURE_REGION = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
+
+
+def _imputed_messages(names: list[str], card_features: list[str]) -> list[str]:
+    """Warnings for imputed features; a region whose every model feature is missing (e.g. peri1 of a case whose
+    voxels are thicker than the ring, extract's FEATURES.notes.csv) gets one line instead of one per feature."""
+    if not names:
+        return []
+
+    def region(f: str) -> str | None:
+        m = _FEATURE_REGION.match(str(f))
+        return m.group(1) if m else None
+
+    missing = set(names)
+    whole = [r for r in dict.fromkeys(region(f) for f in names)
+             if r is not None and sum(region(f) == r for f in card_features) >= 2
+             and all(f in missing for f in card_features if region(f) == r)]
+    out = []
+    for r in whole:
+        feats = [f for f in card_features if region(f) == r]
+        out.append(f"the {region_label(r)} ({r}) is missing for this case: its {len(feats)} model feature(s) were imputed "
+                   "with the card's training medians")
+    out += [f"{n} is missing and was imputed with the card's training median" for n in names if region(n) not in whole]
+    return out
+
+
 def _out_of_range(res: StageResult) -> dict[int, list[str]]:
     """Messages per case row for every selected feature outside the card's training range."""
     rng = res.card.get("training_range") or {}
@@ -367,7 +393,7 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             if res is None:
                 continue
             w += [f"{label}: {m} (extrapolation; treat the {label} probability with caution)" for m in ranges[label].get(i, [])]
-            w += [f"{label}: {name} is missing and was imputed with the card's training median" for name in imputed[label].get(i, [])]
+            w += [f"{label}: {m}" for m in _imputed_messages(imputed[label].get(i, []), res.card["features"])]
         if flagged[i]:
             w.append(
                 "stage 1 calls HER2-positive: the stage-2 (low vs zero) result is shown for information only, "
