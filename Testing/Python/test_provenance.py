@@ -118,7 +118,7 @@ def test_predict_writes_repr_exact_probabilities_and_logits(tables, tmp_path, ca
     rc, _, err = _run(capsys, "predict", f1, "--stage1", tmp_path / "m.json", "-o", tmp_path / "P.csv")
     assert rc == 0, err
     card = modeling.load_model_card(tmp_path / "m.json")
-    t = pd.read_csv(tmp_path / "P.csv", dtype={"case_id": str}, float_precision="round_trip")
+    t = pd.read_csv(tmp_path / "P.csv", dtype={"case_id": str})
     from her2radiomics.prediction import predict
 
     mem = predict(feats, tmp_path / "m.json").table
@@ -127,7 +127,7 @@ def test_predict_writes_repr_exact_probabilities_and_logits(tables, tmp_path, ca
     X = feats.set_index("case_id").loc[t["case_id"]]
     assert np.allclose(t["p_positive"].to_numpy(), modeling.predict_proba(card, X), rtol=1e-14, atol=0)
     assert t["parameter_file_hash"].eq(H1).all()
-    c = pd.read_csv(tmp_path / "P.contributions.csv", dtype={"case_id": str}, float_precision="round_trip")
+    c = pd.read_csv(tmp_path / "P.contributions.csv", dtype={"case_id": str})
     s = c[c["stage"] == "stage1"].groupby("case_id")["contribution"].sum()
     logit = t.set_index("case_id")["stage1_logit"]
     assert np.allclose(s.loc[logit.index] + card["intercept"], logit, rtol=0, atol=1e-12)
@@ -153,7 +153,7 @@ def test_pred_csv_auc_equals_evaluate_on_duke(tmp_path, capsys):
     rc, _, err = _run(capsys, "predict", feats, "--stage1", tmp_path / "her2.json", "--id-column", "patient_id",
                       "-o", tmp_path / "PRED.csv", "--max-cases", "0")
     assert rc == 0, err
-    pred = pd.read_csv(tmp_path / "PRED.csv", float_precision="round_trip").set_index("case_id")
+    pred = pd.read_csv(tmp_path / "PRED.csv").set_index("case_id")
     ids = metrics["predictions"]["case_ids"]
     y = clin_y = pd.read_csv(clin).set_index("patient_id")["HER2"].loc[ids].to_numpy()
     assert np.array_equal(y, np.asarray(metrics["predictions"]["y"])) and clin_y.sum() > 10
