@@ -37,8 +37,8 @@ except ImportError:  # headless import (slicer-core) for the tests of the widget
     qt = None
 
     class _Stub:
-        def __init__(self, *args, **kwargs) -> None:
-            pass
+        def __init__(self, parent=None, *args, **kwargs) -> None:
+            self.parent = parent
 
     ScriptedLoadableModule = type("ScriptedLoadableModule", (_Stub,), {})
     ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (_Stub,), {})
@@ -332,7 +332,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
+            if self.hasObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged):
+                self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
@@ -596,9 +597,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if viewNode is None:
             viewNode = slicer.mrmlScene.CreateNodeByClass("vtkMRMLPlotViewNode")
             viewNode.UnRegister(None)
-            viewNode.SetSingletonTag("HER2Radiomics")
+            viewNode.SetLayoutName("HER2Radiomics")  # a view node's layout name is its singleton tag
             viewNode.SetName("HER2Radiomics plot view")
-            viewNode.SetLayoutName("HER2RadiomicsPlot")
             viewNode.SetAndObserveParentLayoutNodeID(self._editorNode.GetID())
             viewNode = slicer.mrmlScene.AddNode(viewNode)
         return viewNode
