@@ -24,8 +24,9 @@ slicer = pytest.importorskip("slicer")
 pytestmark = pytest.mark.slicer
 pytest_plugins = ["mrml_scene"]
 
-from HER2RadiomicsLib import mrml_bridge as mb  # noqa: E402
 from slicer_fakes import REPO, Panel  # noqa: E402
+
+from HER2RadiomicsLib import mrml_bridge as mb  # noqa: E402
 
 #: not bundled with Slicer 5.10 / 5.12 (the issue's list)
 NOT_BUNDLED = ("yaml", "pandas", "sklearn", "joblib", "matplotlib", "tqdm", "radiomics", "pywt", "pykwalify")
@@ -405,6 +406,10 @@ def test_extensions_index_description_file():
     assert desc["category"] == "Quantification" and desc["scm_url"].startswith("https://github.com/")
     for key in ("$schema", "scm_revision", "tier"):
         assert key in desc
+    # Slicer/Schemas/slicer-extension-catalog-entry-schema-v1.0.1.json: additionalProperties false
+    allowed = {"$schema", "category", "scm_url", "scm_revision", "scm_type", "build_dependencies",
+               "build_subdirectory", "enabled", "tier"}
+    assert set(desc) <= allowed and desc["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.1.json#")
     top = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "5.10" in top and "5.12" in top
     assert "5.10 and 5.12" in (REPO / "README.md").read_text(encoding="utf-8")
