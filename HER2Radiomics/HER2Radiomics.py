@@ -363,7 +363,21 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             needRadiomics=needRadiomics,
         )
 
+    def _clearStaleResults(self) -> None:
+        """After a step that changed the lesion or an exclusion the logic dropped its features: so does the panel."""
+        core = self.logic.core
+        if core.state.features is None:
+            ui = self.ui
+            for label in (ui.pPositiveLabel, ui.pLowLabel, ui.pZeroLabel, ui.stage1CallLabel, ui.stage2CallLabel):
+                label.text = "-"
+            ui.featuresTableView.setMRMLTableNode(None)
+            ui.contributionsTableView.setMRMLTableNode(None)
+            if ui.extractProgressBar.value == 100:
+                ui.extractProgressBar.value = 0
+                ui.extractStatusLabel.text = _("Segments changed: extract the features again.")
+
     def _showRegions(self) -> None:
+        self._clearStaleResults()
         core = self.logic.core
         self.ui.regionStatsTableView.setMRMLTableNode(core.region_stats_table())
         self.ui.warningsTextEdit.setPlainText("\n".join(core.state.warnings) or _("No warnings."))
@@ -503,6 +517,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             volume, seg = self._inputs()
             self.onInputsChanged()
             notes = self.logic.core.detect_exclusion(volume, seg, name)
+            self._clearStaleResults()
             self.ui.exclusionNotesLabel.text = f"{name}: " + ("; ".join(notes) or _("detected"))
             self._selectSegment(name)
 
