@@ -395,11 +395,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _cancelJob(self, wait: bool = False) -> None:
         job, self._job, self._jobInputs = self._job, None, None
         if job is not None:
-            job.cancel(wait=wait)
-            if wait:
-                job.cleanup()
-            else:  # the files go once the process group has ended
-                self._cancelledJobs = [*getattr(self, "_cancelledJobs", []), job]
+            job.cancel(wait=wait, cleanup=True)  # the job folder goes once its process group has ended
         if self._timer is not None:
             self._timer.stop()
         if getattr(self, "ui", None) is not None:
@@ -563,10 +559,6 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._timer.start()
 
     def onPollJob(self) -> None:
-        for old in list(getattr(self, "_cancelledJobs", [])):
-            if not old.running:
-                old.cleanup()
-                self._cancelledJobs.remove(old)
         job = self._job
         if job is None:
             self._timer.stop()

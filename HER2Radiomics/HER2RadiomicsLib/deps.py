@@ -14,6 +14,7 @@ servers) nothing is installed: :class:`DependenciesSkipped` says what is missing
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import tempfile
@@ -159,9 +160,13 @@ def write_constraints(folder: str | Path | None = None, packages: Iterable[str] 
     lines = ["# written by HER2Radiomics: keep Slicer's own packages as they are"]
     for name in packages:
         try:
-            lines.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:  # built by Slicer's superbuild without pip metadata: the module's own
+            try:
+                version = str(importlib.import_module(name).__version__)
+            except (ImportError, AttributeError):
+                continue
+        lines.append(f"{name}=={version}")
     folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="her2radiomics-pip-"))
     path = folder / "constraints.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

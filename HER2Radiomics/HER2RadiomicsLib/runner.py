@@ -196,17 +196,24 @@ class BackgroundJob:
         self.poll()
         return code
 
-    def cancel(self, grace: float = 1.0, wait: bool = False) -> None:
+    def cancel(self, grace: float = 1.0, wait: bool = False, cleanup: bool = False) -> None:
         """End every process of the job's group: SIGTERM, SIGKILL after ``grace`` s (taskkill /T /F on Windows).
 
         Returns at once (the GUI never waits); the ending runs on a thread, joined when ``wait`` is true
-        (tests, module cleanup).
+        (tests, module cleanup). ``cleanup``: remove the job folder once the group has ended.
         """
         self._cancelled = True
         if self._proc is None:
+            if cleanup:
+                self.cleanup()
             return
         if self._killer is None:
-            self._killer = threading.Thread(target=end_process_group, args=(self._proc, grace), daemon=True)
+            def end() -> None:
+                end_process_group(self._proc, grace)
+                if cleanup:
+                    self.cleanup()
+
+            self._killer = threading.Thread(target=end, daemon=True)
             self._killer.start()
         if wait:
             self._killer.join(grace + 3.0)
