@@ -445,8 +445,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._cancelJob()
             self._resetResults(_("Inputs changed: results cleared."))
         self._updatePathWidgets()
-        self.ui.sessionStatusLabel.toolTip = _("Sessions are saved in {folder}").format(
-            folder=pathlib.Path(str(pn.sessionDirectory)) / (pn.caseId or "case"))
+        where = _("Sessions are saved in {folder}").format(folder=pathlib.Path(str(pn.sessionDirectory)) / (pn.caseId or "case"))
+        self.ui.sessionStatusLabel.toolTip = where
+        if not self.ui.sessionStatusLabel.text or self.ui.sessionStatusLabel.text.startswith(_("Sessions are saved in")):
+            self.ui.sessionStatusLabel.text = where
 
     def _updatePathWidgets(self) -> None:
         """Parameter node -> path fields (an unset path is an empty field, never '.')."""

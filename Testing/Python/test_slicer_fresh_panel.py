@@ -361,7 +361,7 @@ def test_session_folder_is_per_user_and_named(make_panel, monkeypatch):
     p = make_panel().start()
     folder = Path(str(p.pn.sessionDirectory))
     assert not str(folder).startswith(tempfile.gettempdir()) and str(folder).startswith(str(Path.home()))
-    assert str(folder) in p.ui.sessionStatusLabel.toolTip
+    assert str(folder) in p.ui.sessionStatusLabel.toolTip and str(folder) in p.ui.sessionStatusLabel.text
 
 
 def test_a_refused_model_card_is_shown_as_refused(panel, tmp_path):
