@@ -213,6 +213,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._timer = None
         self._editorNode = None
         self._updatingPaths = False
+        self._autoParameterFile = None   # the parameter file the panel chose for the card (the user's choice wins)
 
     def resourcePath(self, filename: str) -> str:
         return _resource(filename)
@@ -485,10 +486,15 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.modelNoticeLabel.text = "<b>" + _("Model card refused: {reason}").format(reason=refused) + "</b>"
             return
         self.ui.modelNoticeLabel.text = f"<b>{card_notice(card)}</b>"
-        if card is not None and pn is not None and not _path(pn, "parameterFile"):
-            matching = parameter_file_for_card(card)  # extract with the parameter file the model was trained with
+        current = _path(pn, "parameterFile") if pn is not None else ""
+        if card is not None and pn is not None and (not current or current == self._autoParameterFile):
+            # extract with the parameter file the model was trained with: by the name the card records before
+            # PyYAML / pyradiomics are installed, by the card's parameter hash once they are (re-checked here)
+            matching = parameter_file_for_card(card)
             if matching is not None:
-                pn.parameterFile = str(matching)
+                self._autoParameterFile = str(matching)
+                if str(matching) != current:
+                    pn.parameterFile = str(matching)
 
     def onPrepareSegmentation(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to prepare the segmentation."), waitCursor=True):
