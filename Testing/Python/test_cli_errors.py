@@ -602,3 +602,35 @@ def test_real_ctrl_c_during_extract(tmp_path) -> None:
     assert "Traceback" not in err and lines[-1].startswith("error: interrupted (Ctrl-C); finished cases are kept")
     assert not (tmp_path / "F.csv").exists()
     assert len(list((tmp_path / "F.cache").glob("*.json"))) < 40
+
+
+# ------------------------------------------------------------------------------------------------ start-up imports
+_HEAVY = ("pandas", "sklearn", "scipy", "matplotlib", "radiomics", "SimpleITK", "numpy")
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    """Modules imported by ``cli.main(argv)`` in a fresh interpreter (the speed of ``--help`` is what they cost;
+    benchmarks/bench_cli_start.py times it)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PKG_DIR
+
+    code = ("import sys, contextlib, io\nfrom her2radiomics import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        cli.main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
+            "print('\\n'.join(sorted(sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return {m.split(".")[0] for m in r.stdout.split()}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["regions", "--help"], ["train", "--help"],
+                                  ["study", "--help"], ["evaluate", "--help"], ["compare", "--help"],
+                                  ["predict", "--help"], ["report", "--help"], ["extract", "--help"]])
+def test_help_imports_no_scientific_stack(argv) -> None:
+    """`her2radiomics --help` imported every command and with them pandas, scikit-learn and SciPy (2 s)."""
+    heavy = _modules_after(argv) & set(_HEAVY)
+    assert not heavy, f"{' '.join(argv)} imports {sorted(heavy)}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from her2radiomics import modeling
+from her2radiomics.commands import lazy_module
 from her2radiomics.commands.train import add_table_arguments, card_label_spec, load_cohort, print_notes
 from her2radiomics.errors import UserError
-from her2radiomics.io import check_output, write_json
+
+modeling = lazy_module("her2radiomics.modeling")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.io import check_output, write_json
+
     if len(args.models) < 2:
         raise UserError("compare needs at least two model cards (--models A.json B.json ...)")
     if args.output:

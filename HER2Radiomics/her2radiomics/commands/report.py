@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from her2radiomics.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HELP = "self-contained HTML report of a study and its predictions"
 

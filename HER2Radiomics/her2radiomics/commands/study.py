@@ -10,9 +10,8 @@ import argparse
 import datetime as _dt
 from pathlib import Path
 
-import numpy as np
-
-from her2radiomics import NOT_FOR_CLINICAL_USE, __version__, modeling
+from her2radiomics import NOT_FOR_CLINICAL_USE, __version__
+from her2radiomics.commands import lazy_module
 from her2radiomics.commands.compare import format_delong
 from her2radiomics.commands.train import (
     add_table_arguments,
@@ -26,7 +25,8 @@ from her2radiomics.commands.train import (
     training_config,
 )
 from her2radiomics.errors import UserError
-from her2radiomics.io import check_output, write_json
+
+modeling = lazy_module("her2radiomics.modeling")
 
 STUDY_FORMAT = "her2radiomics.study/1"
 
@@ -34,7 +34,7 @@ STUDY_FORMAT = "her2radiomics.study/1"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_table_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the model cards and study.json")
-    parser.add_argument("--feature-sets", nargs="+", default=list(modeling.STUDY_SETS), metavar="SET",
+    parser.add_argument("--feature-sets", nargs="+", default=None, metavar="SET",
                         help="feature sets to train (default: intra intra+peri1 intra+peri3 intra+peri5; 'all' for a "
                              "table without region prefixes)")
     add_training_arguments(parser)
@@ -45,7 +45,10 @@ def set_filename(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.io import check_output, write_json
+
     check_output(args.output, "output folder", folder=True)
+    args.feature_sets = args.feature_sets or list(modeling.STUDY_SETS)
     for name in args.feature_sets:  # a typo is an error; a known set without columns is skipped below
         modeling.check_feature_set(name)
     spec = label_spec(args)
@@ -92,6 +95,8 @@ def build_study(task: str, classes: dict, results: list[tuple[str, modeling.Trai
                 notes: list[str], skipped: list[dict] = ()) -> dict:
     """The ``her2radiomics.study/1`` record (docs/modeling.md) of feature-set models trained on the same splits
     (cards already saved: their checksums are recorded), with the pairwise DeLong matrix of every split."""
+    import numpy as np
+
     sets = []
     for name, res in results:
         card = res.card

@@ -9,9 +9,10 @@ import argparse
 import os
 from pathlib import Path
 
-from her2radiomics import modeling
+from her2radiomics.commands import lazy_module
 from her2radiomics.errors import UserError
-from her2radiomics.io import check_output
+
+modeling = lazy_module("her2radiomics.modeling")  # imported on first use, not by --help
 
 
 # ------------------------------------------------------------------------------------------- shared options
@@ -145,11 +146,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_table_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="MODEL.json", help="model card to write (JSON)")
     parser.add_argument("--feature-set", default="intra",
-                        help=f"one of {', '.join(modeling.FEATURE_SETS)} (default intra); 'all' = every numeric column")
+                        help="one of intra, intra+peri1, intra+peri3, intra+peri5, all (default intra); 'all' = every numeric "
+                             "column")
     add_training_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.io import check_output
+
     check_output(args.output, "model card", inputs=[args.features, args.labels, args.icc])
     config = training_config(args, args.feature_set)
     spec = label_spec(args)
