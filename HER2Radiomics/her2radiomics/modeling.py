@@ -151,6 +151,7 @@ class Targets:
     center: pd.Series | None          # index: case id, canonical text values
     classes: dict
     notes: list[str] = field(default_factory=list)
+    left_out: set[str] = field(default_factory=set)   # ids already named in a note (blank label, stage-2 positive)
 
 
 def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Targets:
@@ -195,7 +196,8 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     center = None
     if cc is not None and "center" in df.columns:  # only the named column (no silent fallback to 'center')
         center = pd.Series(df["center"].map(norm_value).to_numpy(dtype=object)[keep], index=ids[keep])
-    return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes)
+    left_out = {str(i) for i in excluded} | {str(i) for i in ids[~keep]}
+    return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes, left_out=left_out)
 
 
 def norm_value_id(v: Any) -> str | None:
@@ -306,7 +308,7 @@ def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, read
     common = sorted(set(X.index) & set(targets.y.index))
     if len(common) < len(targets.y):
         notes.append(f"{len(targets.y) - len(common)} labelled case(s) have no features and are left out")
-    unlabelled = len(set(X.index) - set(targets.y.index))
+    unlabelled = len(set(X.index) - set(targets.y.index) - targets.left_out)  # the others have their note already
     if unlabelled:
         notes.append(f"{unlabelled} case(s) of the features table have no usable label and are left out")
     if not common:
@@ -772,7 +774,7 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
 
 def training_overlap(card: dict, ids: Sequence[str]) -> int:
     """How many of ``ids`` the card was trained on (``provenance.case_ids.train``): metrics on them are optimistic."""
-    train_ids = set(card["provenance"].get("case_ids", {}).get("train", []))
+    train_ids = set((card.get("provenance") or {}).get("case_ids", {}).get("train", []))
     return sum(1 for i in ids if i in train_ids)
 
 

@@ -15,6 +15,8 @@ modeling = lazy_module("her2radiomics.modeling")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_table_arguments(parser, task_required=False, label_defaults_from_card=True)
     parser.add_argument("--models", nargs="+", required=True, metavar="MODEL.json", help="two or more model cards")
+    parser.add_argument("--cases", default=None, metavar="SPLIT",
+                        help="compare only the first card's recorded cases of SPLIT (e.g. test, internal, external)")
     parser.add_argument("-o", "--output", default=None, metavar="COMPARE.json", help="write the table as JSON")
 
 
@@ -33,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
                             f"{first['task']} {first['classes']['event']!r}; compare models of the same target")
     names = unique_names(args.models)
     cohort = load_cohort(args, first["task"], card_label_spec(args, first))
+    if args.cases is not None:  # the cards of one study share their splits; the first card's ids are used
+        cohort = modeling.restrict_cohort(cohort, first, args.cases)
     result = modeling.compare(cards, names, cohort)
     notes = list(cohort.notes)
     for name, card in zip(names, cards, strict=True):
@@ -42,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"{name}: {overlap} of the {len(cohort.ids)} compared cases were used to train this model; "
                          "its AUC is optimistic (compare on held-out cases only)")
     result["notes"] = notes
+    result["cases"] = args.cases or "all"
     print_notes(notes)
     print(format_delong(result))
     if args.output:

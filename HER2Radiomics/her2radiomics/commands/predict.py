@@ -54,6 +54,7 @@ def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame,
 
 def run(args: argparse.Namespace) -> int:
     from her2radiomics import io
+    from her2radiomics.modeling import training_overlap
     from her2radiomics.prediction import predict
 
     contrib = contributions_path(args.output)
@@ -72,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
         print()
     if len(ids) > args.max_cases:
         print(f"({len(ids) - args.max_cases} more cases in {args.output})")
+    for stage, res in pred.stages.items():  # as evaluate/compare say: a model's own training cases score optimistically
+        n_seen = training_overlap(res.card, [str(i) for i in ids])
+        if n_seen:
+            print(f"note: {stage} model: {n_seen} of the {len(ids)} predicted cases were used to train it; "
+                  "their probabilities are optimistic")
     n_warn = int((pred.table["warnings"] != "").sum())
     print(f"wrote {args.output} ({len(ids)} cases, {n_warn} with warnings) and {contrib}")
     return 0

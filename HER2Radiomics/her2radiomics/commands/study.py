@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 from pathlib import Path
 
 from her2radiomics import NOT_FOR_CLINICAL_USE, __version__
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feature sets to train (default: intra intra+peri1 intra+peri3 intra+peri5; 'all' for a "
                              "table without region prefixes)")
     add_training_arguments(parser)
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty DIR: replace an earlier study's cards and study.json (other files "
+                             "are kept)")
 
 
 def set_filename(name: str) -> str:
@@ -48,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics.io import check_output, write_json
 
     check_output(args.output, "output folder", folder=True)
+    stale = check_study_folder(Path(args.output), args.force)
     args.feature_sets = args.feature_sets or list(modeling.STUDY_SETS)
     for name in args.feature_sets:  # a typo is an error; a known set without columns is skipped below
         modeling.check_feature_set(name)
@@ -82,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     names = [s["name"] for s in study["feature_sets"]]
     delong = study["delong"]
     write_json(modeling.jsonable(study), out / "study.json")
+    written = {out / s["model_card"] for s in study["feature_sets"]} | {out / "study.json"}
+    for p in stale - written:  # --force: an earlier run's cards that this run did not rewrite
+        p.unlink(missing_ok=True)
     print_notes(notes)
     print(format_table(study))
     for split in splits:
@@ -89,6 +97,32 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n[{split}] " + format_delong(delong[split]))
     print(f"\nwrote {len(names)} model card(s) and {out / 'study.json'}")
     return 0
+
+
+def study_files(folder: Path) -> set[Path]:
+    """The files a study writes that are in ``folder``: ``study.json``, the cards it names, every ``*.model.json``."""
+    found = set(folder.glob("*.model.json"))
+    sj = folder / "study.json"
+    if sj.is_file():
+        found.add(sj)
+        try:
+            listed = [s.get("model_card") for s in json.loads(sj.read_text(encoding="utf-8")).get("feature_sets", [])]
+        except (OSError, ValueError, AttributeError):
+            listed = []
+        found |= {folder / Path(n).name for n in listed if isinstance(n, str) and (folder / Path(n).name).is_file()}
+    return found
+
+
+def check_study_folder(folder: Path, force: bool) -> set[Path]:
+    """Refuse a non-empty output folder unless ``force``; returns the earlier study files that --force replaces."""
+    if not folder.is_dir():
+        return set()
+    entries = sorted(p.name for p in folder.iterdir())
+    if entries and not force:
+        shown = ", ".join(entries[:6]) + (f" and {len(entries) - 6} more" if len(entries) > 6 else "")
+        raise UserError(f"output folder {folder} is not empty ({shown}); choose a new -o folder, or pass --force to "
+                        "replace the study files in it (its *.model.json and study.json; other files are kept)")
+    return study_files(folder)
 
 
 def build_study(task: str, classes: dict, results: list[tuple[str, modeling.TrainResult]], split: dict, prov: dict,

@@ -164,8 +164,12 @@ def run(args: argparse.Namespace) -> int:
     print_notes(result.notes)
     card = result.card
     sel = card["selection"]
-    print(f"{card['task']} {card['feature_set']}: {sel['candidates']} candidates -> {sel['n_after_icc']} after ICC -> "
-          f"{sel['n_after_mwu']} after MWU -> {sel['n_selected']} selected (LASSO C={sel['C']:.4g}"
+    icc = f"{sel['n_after_icc']} after ICC" if sel.get("icc_threshold") is not None else "no ICC table"
+    mwu = (f"{sel['n_after_mwu']} after MWU" if sel.get("mwu_p") is not None else
+           f"{sel['n_after_mwu']} not constant (no MWU filter)" if sel["n_after_mwu"] < sel["n_after_icc"] else
+           "no MWU filter")
+    print(f"{card['task']} {card['feature_set']}: {sel['candidates']} candidates -> {icc} -> {mwu} -> "
+          f"{sel['n_selected']} selected (LASSO C={sel['C']:.4g}"
           f"{', FALLBACK' if sel['fallback'] else ''}); cut-off {card['cutoff']:.3f}")
     for split, m in card["metrics"].items():
         g = card["gdi"].get(split)
