@@ -137,10 +137,16 @@ class LabelSpec:
     positive: tuple[str, ...] = ()
     negative: tuple[str, ...] = ()
     center_column: str = "center"
+    labels_id_column: str | None = None    # the labels table's id column when it differs from ``id_column``
+    ihc_column: str | None = None          # a pathology export's IHC / ISH column names (default: ihc, fish/ish)
+    fish_column: str | None = None
+    drop_unresolved: bool = False          # leave out cases whose HER2 category the tests leave undetermined
 
     def to_json(self) -> dict:
         return {"id_column": self.id_column, "label_column": self.label_column, "positive": list(self.positive),
-                "negative": list(self.negative), "center_column": self.center_column}
+                "negative": list(self.negative), "center_column": self.center_column,
+                "labels_id_column": self.labels_id_column, "ihc_column": self.ihc_column,
+                "fish_column": self.fish_column, "drop_unresolved": self.drop_unresolved}
 
 
 @dataclass
@@ -170,14 +176,23 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     cc = spec.center_column if spec.center_column and spec.center_column.lower() in header else None
     if cc is None and spec.center_column == "center" and "centre" in header:
         cc = "centre"  # the default also accepts the British spelling
-    df = labels.load_labels(path, id_column=spec.id_column, label_column=spec.label_column,
+    df = labels.load_labels(path, id_column=spec.labels_id_column or spec.id_column, label_column=spec.label_column,
                             positive=list(spec.positive) or None, negative=list(spec.negative) or None,
-                            center_column=cc)
+                            center_column=cc, ihc_column=spec.ihc_column, fish_column=spec.fish_column,
+                            drop_unresolved=spec.drop_unresolved)
     notes: list[str] = []
     excluded = df.attrs.get("excluded", {})
     if excluded:
         reasons = sorted(set(excluded.values()))
         notes.append(f"{len(excluded)} case(s) of the labels table left out ({'; '.join(reasons[:3])})")
+    unresolved = df.attrs.get("unresolved", {})
+    if unresolved:
+        groups: dict[str, list[str]] = {}
+        for cid, reason in unresolved.items():
+            groups.setdefault(reason, []).append(str(cid))
+        notes.append(f"{len(unresolved)} case(s) with unresolved HER2 status left out (--drop-unresolved): "
+                     + "; ".join(f"{', '.join(ids)} ({reason})" for reason, ids in groups.items()))
+        excluded = {**excluded, **unresolved}
     ids = df["case_id"].astype(str).str.strip().to_numpy(dtype=object)
     if df.attrs.get("mode") == "generic":
         col = spec.label_column
@@ -203,6 +218,11 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
 def norm_value_id(v: Any) -> str | None:
     """Case ids as text (ids read as numbers keep their integer form: 7.0 -> '7')."""
     return norm_value(v) if not isinstance(v, str) else (v.strip() or None)
+
+
+def _examples(ids: Iterable, k: int = 3) -> str:
+    shown = sorted(str(i) for i in ids)[:k]
+    return ", ".join(repr(i) for i in shown) if shown else "none"
 
 
 def _cols(df: pd.DataFrame, k: int = 8) -> str:
@@ -301,19 +321,22 @@ def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, read
     drop = {spec.id_column, "reader", "case_id"}
     # label and centre columns never become features (no label leak into 'all'), whether or not the labels
     # come from the same file
-    label_like = {spec.label_column, "her2", "ihc", "fish", "ish", spec.center_column}
+    label_like = {spec.label_column, "her2", "ihc", "fish", "ish", spec.center_column, spec.ihc_column,
+                  spec.fish_column, spec.labels_id_column}
     lowered = {str(c).lower() for c in label_like if c}
     drop |= {c for c in feats.columns if str(c).lower() in lowered}
     X = feats[[c for c in feats.columns if c not in drop]]
     common = sorted(set(X.index) & set(targets.y.index))
     if len(common) < len(targets.y):
-        notes.append(f"{len(targets.y) - len(common)} labelled case(s) have no features and are left out")
+        notes.append(f"{len(targets.y) - len(common)} labelled case(s) have no features and are left out (e.g. "
+                     f"{_examples(set(targets.y.index) - set(common))})")
     unlabelled = len(set(X.index) - set(targets.y.index) - targets.left_out)  # the others have their note already
     if unlabelled:
         notes.append(f"{unlabelled} case(s) of the features table have no usable label and are left out")
     if not common:
         raise UserError(
-            f"no case id is in both the features and the labels table (id column {spec.id_column!r}); check --id-column"
+            f"no case id is in both the features and the labels table (features ids e.g. {_examples(X.index)}; "
+            f"labels ids e.g. {_examples(targets.y.index)}); check the id columns (--id-column, --labels-id-column)"
         )
     X = X.loc[common]
     center = None
