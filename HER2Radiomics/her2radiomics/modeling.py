@@ -569,11 +569,75 @@ def lasso_select(Z: np.ndarray, y: np.ndarray, *, folds: int = 10, seed: int = 0
             best = int(np.flatnonzero(mean <= mean[best] + se[best])[0])
         elif rule != "min":
             raise UserError(f"unknown LASSO rule {rule!r}; use min or 1se")
-        final = _l1_logistic(Cs[best], seed).fit(Z, y)
-    coef = final.coef_.ravel()
+        # coefficient path on all training rows (the chosen penalty's fit is its column ``best``)
+        path = np.vstack([_l1_logistic(C, seed).fit(Z, y).coef_.ravel() for C in Cs])
+    coef = path[best]
     return {"C": float(Cs[best]), "Cs": Cs.tolist(), "cv_deviance": mean.tolist(), "cv_deviance_se": se.tolist(),
             "cv_auc": auc.mean(0).tolist(), "folds": k, "selected": np.flatnonzero(coef != 0).tolist(),
-            "lasso_coefficients": coef[coef != 0].tolist()}
+            "lasso_coefficients": coef[coef != 0].tolist(), "path": path}
+
+
+def lasso_path_record(Cs: Sequence[float], path: np.ndarray, names: Sequence[str]) -> dict:
+    """The L1 coefficient path for the card: ``C`` per penalty and, for every feature that is non-zero at some
+    penalty, its coefficients (per SD) along the path."""
+    on = np.flatnonzero((np.asarray(path) != 0).any(axis=0))
+    return {"C": [float(c) for c in Cs], "features": [names[j] for j in on],
+            "coefficients": [[float(v) for v in path[:, j]] for j in on]}
+
+
+def icc_summary(iccs: dict[str, float], kept: Sequence[str], threshold: float, kind: str, n_cases: int) -> dict:
+    """The ICC filter's result for reports: distribution (histogram, quantiles), threshold and how many kept."""
+    v = np.array([x for x in iccs.values() if np.isfinite(x)], dtype=float)
+    edges = [-1.0, *np.round(np.arange(0.0, 1.0001, 0.05), 2).tolist()]
+    counts = np.histogram(np.clip(v, -1.0, 1.0), bins=edges)[0].tolist() if v.size else [0] * (len(edges) - 1)
+    q = np.quantile(v, [0.0, 0.25, 0.5, 0.75, 1.0]).tolist() if v.size else [None] * 5
+    return {"kind": kind, "threshold": threshold, "n_cases": n_cases, "n_features": len(iccs),
+            "n_kept": len(kept), "n_undefined": int(len(iccs) - v.size),
+            "quantiles": dict(zip(("min", "q25", "median", "q75", "max"), q, strict=True)),
+            "histogram": {"edges": edges, "counts": counts}}
+
+
+def rad_score_formula(card: dict, digits: int = 4) -> str:
+    """The card's linear predictor written out: ``Rad-score = b0 + b1 * (x1 - mean1) / sd1 + ...`` with the raw
+    feature columns, their training means and SDs (missing values are imputed with the card's training medians);
+    P(event) = 1 / (1 + exp(-Rad-score))."""
+    terms = [f"{float(card['intercept']):.{digits}f}"]
+    for f, b, m, sd in zip(card["features"], card["coefficients"], card["scaler"]["mean"], card["scaler"]["scale"],
+                           strict=True):
+        sign = "-" if b < 0 else "+"
+        terms.append(f"{sign} {abs(float(b)):.{digits}f} * ({f} - {float(m):.{digits}g}) / {float(sd):.{digits}g}")
+    return "Rad-score = " + " ".join(terms)
+
+
+def calibration_record(y: np.ndarray, prob: np.ndarray) -> dict:
+    """Calibration of one split: slope and intercept (stats.calibration_slope_intercept), Brier score, and the
+    Hosmer-Lemeshow test with 10 groups (5 below 50 cases), whose p-value depends on that grouping."""
+    y = np.asarray(y, dtype=int)
+    prob = np.asarray(prob, dtype=float)
+    cal = stats.calibration_slope_intercept(y, prob)
+    out = {"slope": cal["slope"] if math.isfinite(cal["slope"]) else None, "intercept": cal["intercept"],
+           "separation": cal["separation"], "brier": stats.brier_score(y, prob)}
+    groups = 10 if y.size >= 50 else 5
+    try:
+        hl = stats.hosmer_lemeshow(y, prob, groups=groups)
+        out["hosmer_lemeshow"] = {"statistic": hl["statistic"] if math.isfinite(hl["statistic"]) else None,
+                                  "df": hl["df"], "p": hl["p"], "groups": hl["groups"], "groups_asked": groups}
+    except UserError as exc:
+        out["hosmer_lemeshow"] = {"statistic": None, "df": None, "p": None, "groups": 0, "groups_asked": groups,
+                                  "reason": str(exc)}
+    return out
+
+
+def cohort_table(cohort: Cohort, splits: dict[str, np.ndarray]) -> list[dict]:
+    """Cases per split, centre and class: ``[{split, center, n, event, reference}]`` (centre None if unknown)."""
+    rows = []
+    for split, idx in splits.items():
+        centres = cohort.center[idx] if cohort.center is not None else np.full(len(idx), None, dtype=object)
+        for c in sorted({x for x in centres}, key=lambda x: (x is None, str(x))):
+            sel = idx[np.array([x == c for x in centres], dtype=bool)]
+            n_ev = int(cohort.y[sel].sum())
+            rows.append({"split": split, "center": c, "n": int(sel.size), "event": n_ev, "reference": int(sel.size - n_ev)})
+    return rows
 
 
 def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, config: TrainConfig,
@@ -648,6 +712,7 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
                                                   "deviance_se": lasso["cv_deviance_se"], "auc": lasso["cv_auc"]},
         "n_selected": len(chosen),
         "refit": f"logistic regression, L2 penalty C={REFIT_C:g} on z-scored features (lbfgs)",
+        "lasso_path": lasso_path_record(lasso["Cs"], lasso["path"], cols),
     })
     model = _refit_logistic().fit(Z[:, chosen], y)
     feats = [cols[j] for j in chosen]
@@ -704,6 +769,11 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
         icc_kept, iccs, icc_notes = icc_filter(icc_table, candidates, id_column, config.icc_threshold, config.icc_kind)
         notes += icc_notes
         sel_extra["icc_cases"] = icc_notes[0]
+        readers = icc_table["reader"].map(norm_value)
+        ids = icc_table[id_column].map(norm_value_id)
+        n_both = len(set.intersection(*[set(ids[readers == r]) for r in readers.dropna().unique()]))
+        sel_extra["icc"] = icc_summary({c: iccs.get(c, float("nan")) for c in candidates}, icc_kept,
+                                       config.icc_threshold, config.icc_kind, n_both)
     tr = splits["train"]
     fit = fit_model(cohort.X.iloc[tr], cohort.y[tr], candidates, config=config, icc_kept=icc_kept)
     fit.selection.update(sel_extra)
