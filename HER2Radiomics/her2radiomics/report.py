@@ -37,6 +37,7 @@ from her2radiomics.errors import UserError  # noqa: E402
 from her2radiomics.prediction import feature_label  # noqa: E402
 
 ZONE_COLOURS = {"safe": "#2e7d32", "warning": "#f9a825", "high": "#c62828", "unknown": "#757575"}
+_STYLES = ["-", "--", "-.", ":"]
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 STAGE_TITLES = {"stage1": "Stage 1: HER2-positive vs HER2-negative",
                 "stage2": "Stage 2: HER2-low vs HER2-zero (among HER2-negative)"}
@@ -215,7 +216,9 @@ def roc_figure(models: Sequence[dict], title: str) -> str:
             if s is None or len(np.unique(s["y"])) < 2:
                 continue
             fpr, tpr = roc_points(s["y"], s["prob"])
-            ax.step(fpr, tpr, where="post", color=_PALETTE[k % len(_PALETTE)],
+            # coinciding curves (e.g. two models at AUC 1) stay visible: wider solid lines under thinner dashed ones
+            ax.step(fpr, tpr, where="post", color=_PALETTE[k % len(_PALETTE)], ls=_STYLES[k % len(_STYLES)],
+                    lw=max(1.0, 3.0 - 0.6 * k), zorder=10 - k, clip_on=False,
                     label=f"{m['name']} (AUC {stats.roc_auc(s['y'], s['prob']):.3f})")
         ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
         ax.set(title=f"{split} (n={_n(models, split)})", xlabel="1 - specificity", ylabel="sensitivity",
@@ -238,10 +241,12 @@ def calibration_figure(models: Sequence[dict], title: str) -> str:
             if s is None:
                 continue
             mp, ob, _ = calibration_points(s["y"], s["prob"], n_bins=5 if len(s["y"]) >= 25 else 3)
-            ax.plot(mp, ob, marker="o", color=_PALETTE[k % len(_PALETTE)], label=m["name"] + _hl_text(s))
+            ax.plot(mp, ob, marker="o", color=_PALETTE[k % len(_PALETTE)], ls=_STYLES[k % len(_STYLES)],
+                    clip_on=False, label=m["name"] + _hl_text(s))
         ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1, label="ideal")
-        ax.set(title=split, xlabel="predicted probability", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
-               aspect="equal")
+        # a margin around [0, 1], so points at p = 0 or 1 (confident models) are drawn whole
+        ax.set(title=split, xlabel="predicted probability", ylabel="observed fraction", xlim=(-0.04, 1.04),
+               ylim=(-0.04, 1.04), aspect="equal")
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"Calibration (quantile bins): {title}")
     return _img(fig, f"Calibration {title}")
@@ -274,7 +279,7 @@ def decision_figure(models: Sequence[dict], title: str) -> str:
             ax.plot(thresholds, d["treat_all"], c="grey", lw=1, label="treat all")
             ax.plot(thresholds, d["treat_none"], c="black", lw=1, ls="--", label="treat none")
         ax.set(title=split, xlabel="threshold probability", ylabel="net benefit", ylim=(-0.05, top + 0.05))
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)  # off the curves
     fig.suptitle(f"Decision curves: {title}")
     return _img(fig, f"Decision curves {title}")
 
@@ -300,7 +305,12 @@ def gdi_figure(models: Sequence[dict], title: str) -> str:
             ax.text(i + (j - (len(splits) - 1) / 2) * width, v + 0.4, f"{v:.0f}%\n{split}", ha="center", fontsize=7)
     ax.set_xticks(range(len(models)), [m["name"] for m in models])
     ax.set(ylabel="GDI (%)", ylim=(ymin, ymax), title=f"Generalisation decay index: {title}")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
+    from matplotlib.patches import Patch
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Patch(facecolor="white", edgecolor="black", hatch=["", "//", ".."][j % 3], label=f"bars: {split}")
+                for j, split in enumerate(splits)]  # which hatching is which split
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     return _img(fig, f"GDI {title}")
 
 
