@@ -158,6 +158,7 @@ class Targets:
     classes: dict
     notes: list[str] = field(default_factory=list)
     left_out: set[str] = field(default_factory=set)   # ids already named in a note (blank label, stage-2 positive)
+    center_labels: dict[str, str] = field(default_factory=dict)  # canonical centre value -> as written in the table
 
 
 def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Targets:
@@ -212,7 +213,9 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     if cc is not None and "center" in df.columns:  # only the named column (no silent fallback to 'center')
         center = pd.Series(df["center"].map(norm_value).to_numpy(dtype=object)[keep], index=ids[keep])
     left_out = {str(i) for i in excluded} | {str(i) for i in ids[~keep]}
-    return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes, left_out=left_out)
+    shown = {} if center is None else {norm_value(v): str(v).strip() for v in df["center"][::-1]}
+    return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes, left_out=left_out,
+                   center_labels=shown)
 
 
 def norm_value_id(v: Any) -> str | None:
@@ -282,6 +285,7 @@ class Cohort:
     classes: dict
     numeric: list[str]              # numeric columns available to 'all'
     notes: list[str]
+    center_labels: dict[str, str] = field(default_factory=dict)  # canonical centre -> as written (for tables)
 
     @property
     def ids(self) -> list[str]:
@@ -340,13 +344,15 @@ def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, read
         )
     X = X.loc[common]
     center = None
+    shown = dict(targets.center_labels)
     if targets.center is not None:
         center = targets.center.reindex(common).to_numpy(dtype=object)
     elif spec.center_column in feats.columns:
         center = feats.loc[common, spec.center_column].map(norm_value).to_numpy(dtype=object)
+        shown = {norm_value(v): str(v).strip() for v in feats.loc[common, spec.center_column][::-1]}
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
     return Cohort(X=X, y=targets.y.reindex(common).to_numpy(dtype=int), center=center, classes=targets.classes,
-                  numeric=numeric, notes=notes)
+                  numeric=numeric, notes=notes, center_labels=shown)
 
 
 # ============================================================================================ splits
@@ -636,7 +642,8 @@ def cohort_table(cohort: Cohort, splits: dict[str, np.ndarray]) -> list[dict]:
         for c in sorted({x for x in centres}, key=lambda x: (x is None, str(x))):
             sel = idx[np.array([x == c for x in centres], dtype=bool)]
             n_ev = int(cohort.y[sel].sum())
-            rows.append({"split": split, "center": c, "n": int(sel.size), "event": n_ev, "reference": int(sel.size - n_ev)})
+            rows.append({"split": split, "center": cohort.center_labels.get(c, c) if c is not None else None,
+                         "n": int(sel.size), "event": n_ev, "reference": int(sel.size - n_ev)})
     return rows
 
 

@@ -104,7 +104,7 @@ def test_study_json_holds_the_methods_record(methods_study):
     for split, ids in s["case_ids"].items():
         assert sum(r["n"] for r in rows if r["split"] == split) == len(ids)
         assert sum(r["event"] for r in rows if r["split"] == split) == sum(s["y"][split])
-    assert {r["center"] for r in rows if r["split"] == "external"} == {"c"}  # canonical (lower-case) centre values
+    assert {r["center"] for r in rows if r["split"] == "external"} == {"C"}  # as written in the labels table
     # provenance a methods section quotes
     assert s["parameter_file"] == {"name": "MR_params.yaml", "sha256": "sha256:" + "ab" * 32}
     assert s["seed"] == 0 and s["split"]["method"] == "center" and s["split"]["test_center"] == "C"
