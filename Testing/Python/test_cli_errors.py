@@ -326,6 +326,25 @@ CASES: dict[str, Case] = {
 }
 
 
+# issue 12: the new options refuse bad values in one line, before anything is written
+CASES.update({
+    "study: negative --bootstrap": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                                "--bootstrap", "-5"],
+    "study: non-empty output folder": lambda t, s: ["study", s["features"], s["labels"], "-o",
+                                                   _w(t / "in" / "used" / "old.model.json", "{}").parent, *CUSTOM,
+                                                   *FAST],
+    "train: --ihc-column not in the labels": lambda t, s: ["train", s["features"], s["her2_labels"], "-o",
+                                                          t / "out" / "m.json", "--task", "stage1", *FAST,
+                                                          "--ihc-column", "IHC score"],
+    "train: --labels-id-column not in the labels": lambda t, s: ["train", s["features"], s["labels"], "-o",
+                                                                t / "out" / "m.json", *CUSTOM, *FAST,
+                                                                "--labels-id-column", "Patient ID"],
+    "compare: --cases of a split the card lacks": lambda t, s: ["compare", s["features"], s["labels"], "--models",
+                                                               s["intra"], s["intra+peri3"], "--cases", "external"],
+    "report: --labels without --predictions": lambda t, s: ["report", "--study", _w(t / "in" / "s.json", "{}"),
+                                                           "--labels", s["labels"], "-o", t / "out" / "r.html"],
+})
+
 def _wb(p: Path, data: bytes) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data)
