@@ -307,7 +307,7 @@ def gdi_figure(models: Sequence[dict], title: str) -> str:
             v = 100 * float(g["value"])
             ax.bar(i + (j - (len(splits) - 1) / 2) * width, v, width * 0.9,
                    color=ZONE_COLOURS.get(str(g.get("zone")), "grey"), edgecolor="black", hatch=["", "//", ".."][j % 3])
-            ax.text(i + (j - (len(splits) - 1) / 2) * width, v + 0.4, f"{v:.0f}%\n{split}", ha="center", fontsize=7)
+            ax.text(i + (j - (len(splits) - 1) / 2) * width, max(v, 0.0) + 0.4, f"{v:.0f}%\n{split}", ha="center", fontsize=7)  # above 0 for negative bars
     ax.set_xticks(range(len(models)), [m["name"] for m in models])
     ax.set(ylabel="GDI (%)", ylim=(ymin, ymax), title=f"Generalisation decay index: {title}")
     from matplotlib.patches import Patch
