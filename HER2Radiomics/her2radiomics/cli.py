@@ -35,7 +35,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
+    """The parser with the options of command ``only`` (or of every command when ``every``); the other commands
+    get their one-line help only, so ``her2radiomics --help`` imports no command module (and no numpy)."""
     parser = _Parser(
         prog="her2radiomics",
         description=f"HER2Radiomics {__version__}: stage-wise HER2 prediction from DCE-MRI radiomics. {NOT_FOR_CLINICAL_USE}",
@@ -44,7 +46,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if only is None or name == only:
+        if every or name == only:
             mod = importlib.import_module(f"her2radiomics.commands.{name}")
             mod.add_arguments(p)
     return parser

@@ -192,7 +192,8 @@ def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, 
     split_info = {"method": opts["split"], "test_size": 0.3, "test_center": opts["test_center"],
                   "center_column": "center" if opts["split"] == "center" else None, "seed": seed}
     study = build_study(task, cohort.classes, list(results.items()), split_info, prov,
-                        [DEMO_MODEL_NOTICE, *cohort.notes])
+                        [DEMO_MODEL_NOTICE, *cohort.notes], cohort_rows=modeling.cohort_table(cohort, splits),
+                        parameter_file=Path(str(DEMO_PARAMS)).name)
     study.update({
         "intended_use": f"{DEMO_MODEL_NOTICE} Research software: not for clinical use.",
         "notice": DEMO_MODEL_NOTICE,

@@ -254,7 +254,8 @@ def _find_column(columns: Sequence[str], name: str, what: str, path: Path, requi
         return lower[name.lower()]
     if required:
         listed = ", ".join(list(columns)[:12]) + (" ..." if len(columns) > 12 else "")
-        option = {"id": "--id-column", "centre": "--center-column"}.get(what, "--label-column")
+        option = {"id": "--id-column", "centre": "--center-column", "IHC": "--ihc-column",
+                  "FISH": "--fish-column"}.get(what, "--label-column")
         raise UserError(f"{path.name}: no {what} column {name!r} (columns: {listed}); choose it with {option}")
     return None
 
@@ -289,14 +290,23 @@ def load_labels(
     positive: Iterable | str | None = None,
     negative: Iterable | str | None = None,
     center_column: str | None = None,
+    *,
+    ihc_column: str | None = None,
+    fish_column: str | None = None,
+    drop_unresolved: bool = False,
 ) -> pd.DataFrame:
     """Read a labels table (CSV; tab-separated if the name ends in .tsv/.txt).
 
     Two modes:
 
     - **HER2** (no ``positive``/``negative``): a category column (``label_column``, default ``her2``)
-      and/or ``ihc`` + ``fish`` columns (found case-insensitively; ``ish`` also accepted) -> column
-      ``her2`` with positive/low/zero by :func:`her2_category`.
+      and/or ``ihc`` + ``fish`` columns (found case-insensitively; ``ish`` also accepted; a pathology
+      export's own names with ``ihc_column`` / ``fish_column``) -> column ``her2`` with positive/low/zero
+      by :func:`her2_category`. Every case whose category cannot be determined is named in one error
+      (grouped by reason, e.g. all IHC 2+ cases without ISH); with ``drop_unresolved`` the cases the
+      guideline leaves undetermined (IHC 2+ without ISH, discordant tests, "FISH equivocal", ...) are
+      left out instead and listed in ``df.attrs["unresolved"]`` (id -> reason); unreadable values
+      (e.g. IHC "4+") stay an error.
     - **generic** (``positive`` and/or ``negative`` given, ``label_column`` required) -> column
       ``label`` (int 1 = event for values in ``positive``, 0 for ``negative``). With only
       ``positive``, every other non-blank value is 0; with both, other values are excluded.
@@ -382,8 +392,9 @@ def load_labels(
     else:
         mode = "her2"
         lc = _find_column(cols, label_column or "her2", "HER2 category", p, required=label_column is not None)
-        ic = _find_column(cols, "ihc", "IHC", p, required=False)
-        fc = _find_column(cols, "fish", "FISH", p, required=False) or _find_column(cols, "ish", "ISH", p, required=False)
+        ic = _find_column(cols, ihc_column or "ihc", "IHC", p, required=ihc_column is not None)
+        fc = (_find_column(cols, fish_column, "FISH", p) if fish_column else
+              _find_column(cols, "fish", "FISH", p, required=False) or _find_column(cols, "ish", "ISH", p, required=False))
         if lc is None and ic is None and fc is None:
             listed = ", ".join(cols[:12])
             raise UserError(
@@ -391,6 +402,7 @@ def load_labels(
                 "label use --label-column with --positive/--negative"
             )
         cats: list[str | None] = []
+        problems: dict[str, tuple[str, bool, str]] = {}   # case id -> (short reason, droppable, message)
         for r, cid in enumerate(ids):
             h = raw[lc].iat[r] if lc else None
             i = raw[ic].iat[r] if ic else None
@@ -399,7 +411,12 @@ def load_labels(
                 excluded[cid] = "no HER2 information"
                 cats.append(None)
                 continue
-            cats.append(her2_category(h, i, f, case_id=cid))
+            try:
+                cats.append(her2_category(h, i, f, case_id=cid))
+            except UserError as exc:
+                cats.append(None)
+                problems[cid] = (_short_reason(str(exc), cid), _undetermined(h, i, f), str(exc))
+        unresolved = _check_problems(p, problems, drop_unresolved)
         out["her2"] = pd.Series(cats, dtype=object)
         keep = out["her2"].notna().to_numpy()
     if cc is not None:
@@ -413,8 +430,54 @@ def load_labels(
     if out.empty:
         raise UserError(f"{p.name}: no case has a usable label ({len(excluded)} excluded); check the label options")
     out.attrs["excluded"] = excluded
+    out.attrs["unresolved"] = unresolved if mode == "her2" else {}
     out.attrs["mode"] = mode
     return out
+
+
+def _short_reason(message: str, case_id) -> str:
+    """'case P02: IHC 2+ without a FISH/ISH result (her2=...): ...' -> 'IHC 2+ without a FISH/ISH result'."""
+    text = message.removeprefix(_where(case_id))
+    return re.split(r" \(|; ", text, maxsplit=1)[0].strip()
+
+
+def _undetermined(her2, ihc, fish) -> bool:
+    """True when every value is readable and the guideline leaves the category open (not a typing error)."""
+    try:
+        _parse_category(her2, None)
+        _parse_ihc(ihc, None)
+    except UserError:
+        return False
+    try:
+        _parse_fish(fish, None)
+    except UserError as exc:
+        return "not a final result" in str(exc)
+    return True
+
+
+def _check_problems(path: Path, problems: dict[str, tuple[str, bool, str]], drop: bool) -> dict[str, str]:
+    """One error naming every case without a category, grouped by reason; with ``drop`` the undetermined cases
+    are returned (id -> reason) to be left out instead."""
+    if not problems:
+        return {}
+    if drop and all(ok for _, ok, _ in problems.values()):
+        return {cid: reason for cid, (reason, _, _) in problems.items()}
+    if len(problems) == 1:  # the full message of her2_category, which says what to add
+        (_, ok, message), = problems.values()
+        raise UserError(message + ("; or pass --drop-unresolved to leave such cases out" if ok else ""))
+    groups: dict[str, list[str]] = {}
+    for cid, (reason, _, _) in problems.items():
+        groups.setdefault(reason, []).append(str(cid))
+    listed = "; ".join(f"{reason}: {', '.join(ids)}" for reason, ids in groups.items())
+    unreadable = [cid for cid, (_, ok, _) in problems.items() if not ok]
+    if unreadable:
+        todo = ("fix the unreadable values (IHC 0, 1+, 2+, 3+; ISH positive/amplified, negative/not amplified or "
+                "blank)" + (" and add the missing results, or pass --drop-unresolved for the undetermined cases"
+                            if len(unreadable) < len(problems) else ""))
+    else:
+        todo = ("add the missing ISH results or the final category (her2 column) for these cases, or pass "
+                "--drop-unresolved to leave them out")
+    raise UserError(f"{path.name}: {len(problems)} case(s) have no HER2 category: {listed}; {todo}")
 
 
 def stage_target(categories, task: str) -> tuple[np.ndarray, np.ndarray]:

@@ -135,10 +135,16 @@ class LabelSpec:
     positive: tuple[str, ...] = ()
     negative: tuple[str, ...] = ()
     center_column: str = "center"
+    labels_id_column: str | None = None    # the labels table's id column when it differs from ``id_column``
+    ihc_column: str | None = None          # a pathology export's IHC / ISH column names (default: ihc, fish/ish)
+    fish_column: str | None = None
+    drop_unresolved: bool = False          # leave out cases whose HER2 category the tests leave undetermined
 
     def to_json(self) -> dict:
         return {"id_column": self.id_column, "label_column": self.label_column, "positive": list(self.positive),
-                "negative": list(self.negative), "center_column": self.center_column}
+                "negative": list(self.negative), "center_column": self.center_column,
+                "labels_id_column": self.labels_id_column, "ihc_column": self.ihc_column,
+                "fish_column": self.fish_column, "drop_unresolved": self.drop_unresolved}
 
 
 @dataclass
@@ -149,6 +155,8 @@ class Targets:
     center: pd.Series | None          # index: case id, canonical text values
     classes: dict
     notes: list[str] = field(default_factory=list)
+    left_out: set[str] = field(default_factory=set)   # ids already named in a note (blank label, stage-2 positive)
+    center_labels: dict[str, str] = field(default_factory=dict)  # canonical centre value -> as written in the table
 
 
 def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Targets:
@@ -167,14 +175,23 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     cc = spec.center_column if spec.center_column and spec.center_column.lower() in header else None
     if cc is None and spec.center_column == "center" and "centre" in header:
         cc = "centre"  # the default also accepts the British spelling
-    df = labels.load_labels(path, id_column=spec.id_column, label_column=spec.label_column,
+    df = labels.load_labels(path, id_column=spec.labels_id_column or spec.id_column, label_column=spec.label_column,
                             positive=list(spec.positive) or None, negative=list(spec.negative) or None,
-                            center_column=cc)
+                            center_column=cc, ihc_column=spec.ihc_column, fish_column=spec.fish_column,
+                            drop_unresolved=spec.drop_unresolved)
     notes: list[str] = []
     excluded = df.attrs.get("excluded", {})
     if excluded:
         reasons = sorted(set(excluded.values()))
         notes.append(f"{len(excluded)} case(s) of the labels table left out ({'; '.join(reasons[:3])})")
+    unresolved = df.attrs.get("unresolved", {})
+    if unresolved:
+        groups: dict[str, list[str]] = {}
+        for cid, reason in unresolved.items():
+            groups.setdefault(reason, []).append(str(cid))
+        notes.append(f"{len(unresolved)} case(s) with unresolved HER2 status left out (--drop-unresolved): "
+                     + "; ".join(f"{', '.join(ids)} ({reason})" for reason, ids in groups.items()))
+        excluded = {**excluded, **unresolved}
     ids = df["case_id"].astype(str).str.strip().to_numpy(dtype=object)
     if df.attrs.get("mode") == "generic":
         col = spec.label_column
@@ -193,12 +210,20 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
     center = None
     if cc is not None and "center" in df.columns:  # only the named column (no silent fallback to 'center')
         center = pd.Series(df["center"].map(norm_value).to_numpy(dtype=object)[keep], index=ids[keep])
-    return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes)
+    left_out = {str(i) for i in excluded} | {str(i) for i in ids[~keep]}
+    shown = {} if center is None else {norm_value(v): str(v).strip() for v in df["center"][::-1]}
+    return Targets(y=pd.Series(y, index=ids[keep]), center=center, classes=classes, notes=notes, left_out=left_out,
+                   center_labels=shown)
 
 
 def norm_value_id(v: Any) -> str | None:
     """Case ids as text (ids read as numbers keep their integer form: 7.0 -> '7')."""
     return norm_value(v) if not isinstance(v, str) else (v.strip() or None)
+
+
+def _examples(ids: Iterable, k: int = 3) -> str:
+    shown = sorted(str(i) for i in ids)[:k]
+    return ", ".join(repr(i) for i in shown) if shown else "none"
 
 
 def _cols(df: pd.DataFrame, k: int = 8) -> str:
@@ -258,6 +283,7 @@ class Cohort:
     classes: dict
     numeric: list[str]              # numeric columns available to 'all'
     notes: list[str]
+    center_labels: dict[str, str] = field(default_factory=dict)  # canonical centre -> as written (for tables)
 
     @property
     def ids(self) -> list[str]:
@@ -297,29 +323,34 @@ def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, read
     drop = {spec.id_column, "reader", "case_id", *PROVENANCE_COLUMNS}  # provenance columns are never features
     # label and centre columns never become features (no label leak into 'all'), whether or not the labels
     # come from the same file
-    label_like = {spec.label_column, "her2", "ihc", "fish", "ish", spec.center_column}
+    label_like = {spec.label_column, "her2", "ihc", "fish", "ish", spec.center_column, spec.ihc_column,
+                  spec.fish_column, spec.labels_id_column}
     lowered = {str(c).lower() for c in label_like if c}
     drop |= {c for c in feats.columns if str(c).lower() in lowered}
     X = feats[[c for c in feats.columns if c not in drop]]
     common = sorted(set(X.index) & set(targets.y.index))
     if len(common) < len(targets.y):
-        notes.append(f"{len(targets.y) - len(common)} labelled case(s) have no features and are left out")
-    unlabelled = len(set(X.index) - set(targets.y.index))
+        notes.append(f"{len(targets.y) - len(common)} labelled case(s) have no features and are left out (e.g. "
+                     f"{_examples(set(targets.y.index) - set(common))})")
+    unlabelled = len(set(X.index) - set(targets.y.index) - targets.left_out)  # the others have their note already
     if unlabelled:
         notes.append(f"{unlabelled} case(s) of the features table have no usable label and are left out")
     if not common:
         raise UserError(
-            f"no case id is in both the features and the labels table (id column {spec.id_column!r}); check --id-column"
+            f"no case id is in both the features and the labels table (features ids e.g. {_examples(X.index)}; "
+            f"labels ids e.g. {_examples(targets.y.index)}); check the id columns (--id-column, --labels-id-column)"
         )
     X = X.loc[common]
     center = None
+    shown = dict(targets.center_labels)
     if targets.center is not None:
         center = targets.center.reindex(common).to_numpy(dtype=object)
     elif spec.center_column in feats.columns:
         center = feats.loc[common, spec.center_column].map(norm_value).to_numpy(dtype=object)
+        shown = {norm_value(v): str(v).strip() for v in feats.loc[common, spec.center_column][::-1]}
     numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c])]
     return Cohort(X=X, y=targets.y.reindex(common).to_numpy(dtype=int), center=center, classes=targets.classes,
-                  numeric=numeric, notes=notes)
+                  numeric=numeric, notes=notes, center_labels=shown)
 
 
 # ============================================================================================ splits
@@ -547,11 +578,76 @@ def lasso_select(Z: np.ndarray, y: np.ndarray, *, folds: int = 10, seed: int = 0
             best = int(np.flatnonzero(mean <= mean[best] + se[best])[0])
         elif rule != "min":
             raise UserError(f"unknown LASSO rule {rule!r}; use min or 1se")
-        final = _l1_logistic(Cs[best], seed).fit(Z, y)
-    coef = final.coef_.ravel()
+        # coefficient path on all training rows (the chosen penalty's fit is its column ``best``)
+        path = np.vstack([_l1_logistic(C, seed).fit(Z, y).coef_.ravel() for C in Cs])
+    coef = path[best]
     return {"C": float(Cs[best]), "Cs": Cs.tolist(), "cv_deviance": mean.tolist(), "cv_deviance_se": se.tolist(),
             "cv_auc": auc.mean(0).tolist(), "folds": k, "selected": np.flatnonzero(coef != 0).tolist(),
-            "lasso_coefficients": coef[coef != 0].tolist()}
+            "lasso_coefficients": coef[coef != 0].tolist(), "path": path}
+
+
+def lasso_path_record(Cs: Sequence[float], path: np.ndarray, names: Sequence[str]) -> dict:
+    """The L1 coefficient path for the card: ``C`` per penalty and, for every feature that is non-zero at some
+    penalty, its coefficients (per SD) along the path."""
+    on = np.flatnonzero((np.asarray(path) != 0).any(axis=0))
+    return {"C": [float(c) for c in Cs], "features": [names[j] for j in on],
+            "coefficients": [[float(v) for v in path[:, j]] for j in on]}
+
+
+def icc_summary(iccs: dict[str, float], kept: Sequence[str], threshold: float, kind: str, n_cases: int) -> dict:
+    """The ICC filter's result for reports: distribution (histogram, quantiles), threshold and how many kept."""
+    v = np.array([x for x in iccs.values() if np.isfinite(x)], dtype=float)
+    edges = [-1.0, *np.round(np.arange(0.0, 1.0001, 0.05), 2).tolist()]
+    counts = np.histogram(np.clip(v, -1.0, 1.0), bins=edges)[0].tolist() if v.size else [0] * (len(edges) - 1)
+    q = np.quantile(v, [0.0, 0.25, 0.5, 0.75, 1.0]).tolist() if v.size else [None] * 5
+    return {"kind": kind, "threshold": threshold, "n_cases": n_cases, "n_features": len(iccs),
+            "n_kept": len(kept), "n_undefined": int(len(iccs) - v.size),
+            "quantiles": dict(zip(("min", "q25", "median", "q75", "max"), q, strict=True)),
+            "histogram": {"edges": edges, "counts": counts}}
+
+
+def rad_score_formula(card: dict, digits: int = 4) -> str:
+    """The card's linear predictor written out: ``Rad-score = b0 + b1 * (x1 - mean1) / sd1 + ...`` with the raw
+    feature columns, their training means and SDs (missing values are imputed with the card's training medians);
+    P(event) = 1 / (1 + exp(-Rad-score))."""
+    terms = [f"{float(card['intercept']):.{digits}f}"]
+    for f, b, m, sd in zip(card["features"], card["coefficients"], card["scaler"]["mean"], card["scaler"]["scale"],
+                           strict=True):
+        sign = "-" if b < 0 else "+"
+        terms.append(f"{sign} {abs(float(b)):.{digits}f} * ({f} - {float(m):.{digits}g}) / {float(sd):.{digits}g}")
+    return "Rad-score = " + " ".join(terms)
+
+
+def calibration_record(y: np.ndarray, prob: np.ndarray) -> dict:
+    """Calibration of one split: slope and intercept (stats.calibration_slope_intercept), Brier score, and the
+    Hosmer-Lemeshow test with 10 groups (5 below 50 cases), whose p-value depends on that grouping."""
+    y = np.asarray(y, dtype=int)
+    prob = np.asarray(prob, dtype=float)
+    cal = stats.calibration_slope_intercept(y, prob)
+    out = {"slope": cal["slope"] if math.isfinite(cal["slope"]) else None, "intercept": cal["intercept"],
+           "separation": cal["separation"], "brier": stats.brier_score(y, prob)}
+    groups = 10 if y.size >= 50 else 5
+    try:
+        hl = stats.hosmer_lemeshow(y, prob, groups=groups)
+        out["hosmer_lemeshow"] = {"statistic": hl["statistic"] if math.isfinite(hl["statistic"]) else None,
+                                  "df": hl["df"], "p": hl["p"], "groups": hl["groups"], "groups_asked": groups}
+    except UserError as exc:
+        out["hosmer_lemeshow"] = {"statistic": None, "df": None, "p": None, "groups": 0, "groups_asked": groups,
+                                  "reason": str(exc)}
+    return out
+
+
+def cohort_table(cohort: Cohort, splits: dict[str, np.ndarray]) -> list[dict]:
+    """Cases per split, centre and class: ``[{split, center, n, event, reference}]`` (centre None if unknown)."""
+    rows = []
+    for split, idx in splits.items():
+        centres = cohort.center[idx] if cohort.center is not None else np.full(len(idx), None, dtype=object)
+        for c in sorted({x for x in centres}, key=lambda x: (x is None, str(x))):
+            sel = idx[np.array([x == c for x in centres], dtype=bool)]
+            n_ev = int(cohort.y[sel].sum())
+            rows.append({"split": split, "center": cohort.center_labels.get(c, c) if c is not None else None,
+                         "n": int(sel.size), "event": n_ev, "reference": int(sel.size - n_ev)})
+    return rows
 
 
 def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, config: TrainConfig,
@@ -626,6 +722,7 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
                                                   "deviance_se": lasso["cv_deviance_se"], "auc": lasso["cv_auc"]},
         "n_selected": len(chosen),
         "refit": f"logistic regression, L2 penalty C={REFIT_C:g} on z-scored features (lbfgs)",
+        "lasso_path": lasso_path_record(lasso["Cs"], lasso["path"], cols),
     })
     model = _refit_logistic().fit(Z[:, chosen], y)
     feats = [cols[j] for j in chosen]
@@ -682,6 +779,11 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
         icc_kept, iccs, icc_notes = icc_filter(icc_table, candidates, id_column, config.icc_threshold, config.icc_kind)
         notes += icc_notes
         sel_extra["icc_cases"] = icc_notes[0]
+        readers = icc_table["reader"].map(norm_value)
+        ids = icc_table[id_column].map(norm_value_id)
+        n_both = len(set.intersection(*[set(ids[readers == r]) for r in readers.dropna().unique()]))
+        sel_extra["icc"] = icc_summary({c: iccs.get(c, float("nan")) for c in candidates}, icc_kept,
+                                       config.icc_threshold, config.icc_kind, n_both)
     tr = splits["train"]
     fit = fit_model(cohort.X.iloc[tr], cohort.y[tr], candidates, config=config, icc_kept=icc_kept)
     fit.selection.update(sel_extra)
@@ -814,7 +916,7 @@ def evaluate(card: dict, cohort: Cohort) -> dict:
 
 def training_overlap(card: dict, ids: Sequence[str]) -> int:
     """How many of ``ids`` the card was trained on (``provenance.case_ids.train``): metrics on them are optimistic."""
-    train_ids = set(card["provenance"].get("case_ids", {}).get("train", []))
+    train_ids = set((card.get("provenance") or {}).get("case_ids", {}).get("train", []))
     return sum(1 for i in ids if i in train_ids)
 
 

@@ -40,6 +40,9 @@ __all__ = [
     "binary_metrics",
     "calibration_curve",
     "hosmer_lemeshow",
+    "calibration_slope_intercept",
+    "brier_score",
+    "bootstrap_auc_ci",
     "decision_curve",
     "gdi",
     "gdi_zone",
@@ -495,6 +498,124 @@ def hosmer_lemeshow(y, prob, groups: int = 10) -> dict:
         "expected": e_g,
         "mean_predicted": e_g / n_g,
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration slope / intercept, Brier score, bootstrap
+
+
+def _logit(p: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    q = np.clip(p, eps, 1.0 - eps)
+    return np.log(q / (1.0 - q))
+
+
+def _logistic_newton(X: np.ndarray, y: np.ndarray, offset: np.ndarray, max_iter: int = 100,
+                     tol: float = 1e-10) -> tuple[np.ndarray, bool]:
+    """Maximum-likelihood logistic regression ``logit P(y=1) = offset + X beta`` by Newton-Raphson (IRLS),
+    unpenalised; returns (beta, converged)."""
+    beta = np.zeros(X.shape[1])
+    for _ in range(max_iter):
+        eta = offset + X @ beta
+        mu = 1.0 / (1.0 + np.exp(-eta))
+        w = mu * (1.0 - mu)
+        grad = X.T @ (y - mu)
+        hess = X.T @ (X * w[:, None])
+        try:
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            return beta, False
+        beta = beta + step
+        if np.max(np.abs(step)) < tol * (1.0 + np.max(np.abs(beta))):
+            return beta, True
+    return beta, False
+
+
+def calibration_slope_intercept(y, prob) -> dict:
+    """Logistic recalibration of predicted probabilities: calibration slope and intercept.
+
+    With the linear predictor ``lp = logit(prob)`` (probabilities clipped to [1e-12, 1 - 1e-12]):
+
+    - ``slope``: ``b`` of the unpenalised logistic regression ``logit P(y=1) = a + b lp`` (Cox 1958); 1 is ideal,
+      < 1 means predictions too extreme (overfitting), > 1 too moderate;
+    - ``intercept``: calibration-in-the-large, ``a`` of ``logit P(y=1) = a + offset(lp)`` (slope fixed at 1);
+      0 is ideal, > 0 means risks are underestimated on average (Van Calster et al. 2016, level "mean").
+
+    Both are fitted by Newton-Raphson maximum likelihood (R's ``glm(y ~ lp, binomial)`` and
+    ``glm(y ~ offset(lp), binomial)`` give the same values; Testing/Python/test_stats.py checks them against R
+    when it is installed). When ``lp`` separates the classes completely (e.g. AUC = 1) the slope's maximum
+    likelihood estimate does not exist: ``slope`` is then ``inf`` and ``separation`` True.
+
+    Returns ``slope, intercept, separation``.
+
+    References
+    ----------
+    Cox DR. Two further applications of a model for binary regression. Biometrika 1958;45(3-4):562-565.
+    Van Calster B, Nieboer D, Vergouwe Y, De Cock B, Pencina MJ, Steyerberg EW. A calibration hierarchy for risk
+    models was defined: from utopia to empirical data. J Clin Epidemiol 2016;74:167-176.
+    """
+    yy, _ = _check(y, prob, "prob")
+    p = _as_probs(prob, yy.size)
+    lp = _logit(p)
+    yf = yy.astype(float)
+    ones = np.ones((yy.size, 1))
+    (citl,), ok_i = _logistic_newton(ones, yf, lp)
+    separated = bool(lp[yy == 1].min() > lp[yy == 0].max())
+    if separated:
+        slope = math.inf
+    else:
+        (_, slope), ok_s = _logistic_newton(np.column_stack([ones[:, 0], lp]), yf, np.zeros(yy.size))
+        slope = float(slope) if ok_s else math.nan
+    return {"slope": float(slope), "intercept": float(citl) if ok_i else math.nan, "separation": separated}
+
+
+def brier_score(y, prob) -> float:
+    """Brier score: mean squared difference between predicted probability and outcome, ``mean((p - y)^2)``.
+
+    0 is perfect; a model predicting the prevalence ``pi`` for everyone scores ``pi (1 - pi)``.
+
+    References
+    ----------
+    Brier GW. Verification of forecasts expressed in terms of probability. Monthly Weather Review 1950;78(1):1-3.
+    """
+    yy = _as_labels(y)
+    p = _as_probs(prob, yy.size)
+    return float(np.mean((p - yy) ** 2))
+
+
+def bootstrap_auc_ci(y, score, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """Stratified percentile-bootstrap confidence interval of the AUC.
+
+    Each of ``n_boot`` replicates draws the events and the non-events separately with replacement (so every
+    replicate keeps the observed class sizes, as pROC's ``ci.auc(method="bootstrap", stratified=TRUE)``), the
+    AUC (:func:`roc_auc`) is computed per replicate, and the interval is the ``(1 - level)/2`` and
+    ``(1 + level)/2`` quantiles of the replicate AUCs (numpy's linear interpolation, R's type 7). Deterministic
+    for a given ``seed``.
+
+    Returns ``auc`` (on the data), ``lo``, ``hi``, ``n_boot``, ``level``, ``seed``, ``method``.
+
+    References
+    ----------
+    Efron B, Tibshirani RJ. An Introduction to the Bootstrap. Chapman & Hall 1993, ch. 13 (percentile interval).
+    Robin X, et al. pROC: an open-source package for R and S+ to analyze and compare ROC curves. BMC
+    Bioinformatics 2011;12:77.
+    """
+    yy, ss = _check(y, score)
+    nb = _check_int(n_boot, "n_boot", 1)
+    lv = _check_level(level)
+    pos, neg = ss[yy == 1], ss[yy == 0]
+    rng = np.random.default_rng(seed)
+    aucs = np.empty(nb)
+    chunk = max(1, 2_000_000 // yy.size)
+    for start in range(0, nb, chunk):
+        k = min(chunk, nb - start)
+        bp = pos[rng.integers(0, pos.size, (k, pos.size))]
+        bn = neg[rng.integers(0, neg.size, (k, neg.size))]
+        ranks = _sps.rankdata(np.hstack([bp, bn]), axis=1)  # midranks: ties count 1/2
+        r1 = ranks[:, : pos.size].sum(axis=1)
+        aucs[start:start + k] = (r1 - pos.size * (pos.size + 1) / 2.0) / (pos.size * neg.size)
+    lo, hi = np.quantile(aucs, [(1.0 - lv) / 2.0, (1.0 + lv) / 2.0])
+    return {"auc": roc_auc(yy, ss), "lo": float(lo), "hi": float(hi), "n_boot": nb, "level": lv, "seed": int(seed),
+            "method": "stratified percentile bootstrap"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -326,6 +326,25 @@ CASES: dict[str, Case] = {
 }
 
 
+# issue 12: the new options refuse bad values in one line, before anything is written
+CASES.update({
+    "study: negative --bootstrap": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                                "--bootstrap", "-5"],
+    "study: non-empty output folder": lambda t, s: ["study", s["features"], s["labels"], "-o",
+                                                   _w(t / "in" / "used" / "old.model.json", "{}").parent, *CUSTOM,
+                                                   *FAST],
+    "train: --ihc-column not in the labels": lambda t, s: ["train", s["features"], s["her2_labels"], "-o",
+                                                          t / "out" / "m.json", "--task", "stage1", *FAST,
+                                                          "--ihc-column", "IHC score"],
+    "train: --labels-id-column not in the labels": lambda t, s: ["train", s["features"], s["labels"], "-o",
+                                                                t / "out" / "m.json", *CUSTOM, *FAST,
+                                                                "--labels-id-column", "Patient ID"],
+    "compare: --cases of a split the card lacks": lambda t, s: ["compare", s["features"], s["labels"], "--models",
+                                                               s["intra"], s["intra+peri3"], "--cases", "external"],
+    "report: --labels without --predictions": lambda t, s: ["report", "--study", _w(t / "in" / "s.json", "{}"),
+                                                           "--labels", s["labels"], "-o", t / "out" / "r.html"],
+})
+
 def _wb(p: Path, data: bytes) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_bytes(data)
@@ -602,3 +621,109 @@ def test_real_ctrl_c_during_extract(tmp_path) -> None:
     assert "Traceback" not in err and lines[-1].startswith("error: interrupted (Ctrl-C); finished cases are kept")
     assert not (tmp_path / "F.csv").exists()
     assert len(list((tmp_path / "F.cache").glob("*.json"))) < 40
+
+
+# ------------------------------------------------------------------------------------------------ start-up imports
+_HEAVY = ("pandas", "sklearn", "scipy", "matplotlib", "radiomics", "SimpleITK", "numpy")
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    """Modules imported by ``cli.main(argv)`` in a fresh interpreter (the speed of ``--help`` is what they cost;
+    benchmarks/bench_cli_start.py times it)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PKG_DIR
+
+    code = ("import sys, contextlib, io\nfrom her2radiomics import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        cli.main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
+            "print('\\n'.join(sorted(sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return {m.split(".")[0] for m in r.stdout.split()}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["regions", "--help"], ["train", "--help"],
+                                  ["study", "--help"], ["evaluate", "--help"], ["compare", "--help"],
+                                  ["predict", "--help"], ["report", "--help"], ["extract", "--help"]])
+def test_help_imports_no_scientific_stack(argv) -> None:
+    """`her2radiomics --help` imported every command and with them pandas, scikit-learn and SciPy (2 s)."""
+    heavy = _modules_after(argv) & set(_HEAVY)
+    assert not heavy, f"{' '.join(argv)} imports {sorted(heavy)}"
+
+
+# ------------------------------------------------------------------------------------------------ notes (issue 12)
+def _her2_tables(d: Path, n: int = 60, blank: int = 0) -> tuple[Path, Path]:
+    """A features table and a her2 labels table with positives, lows and zeros (``blank`` rows without a label)."""
+    import pandas as pd
+    f, lab = _tables(d, n=n)
+    t = pd.read_csv(lab)
+    t["her2"] = np.where(t["label"] == 1, "positive", np.where(np.arange(len(t)) % 2, "low", "zero"))
+    t.loc[t.index[:blank], "her2"] = ""
+    t.drop(columns="label").to_csv(d / "her2.csv", index=False)
+    return f, d / "her2.csv"
+
+
+def test_stage2_names_the_excluded_positives_once(tmp_path, capsys) -> None:
+    """Stage 2 printed the excluded positives twice: 'N HER2-positive case(s) excluded from stage 2' and 'N case(s)
+    of the features table have no usable label'; a blank label was likewise counted twice."""
+    f, lab = _her2_tables(tmp_path, blank=3)
+    rc, out, err = _run_inproc(capsys, ["train", f, lab, "-o", tmp_path / "m.json", "--task", "stage2", *FAST])
+    assert rc == 0, err
+    notes = [ln for ln in out.splitlines() if ln.startswith("note:")]
+    assert sum("HER2-positive" in n for n in notes) == 1, notes
+    assert not [n for n in notes if "no usable label" in n], notes
+    assert sum("labels table left out" in n for n in notes) == 1, notes
+
+
+def test_train_without_icc_prints_no_icc_count(shared, tmp_path, capsys) -> None:
+    """'40 candidates -> 40 after ICC -> ...' was printed although no ICC table was given."""
+    rc, out, err = _run_inproc(capsys, _train(shared["features"], shared["labels"], tmp_path / "m.json"))
+    assert rc == 0, err
+    assert "after ICC" not in out and "no ICC table" in out
+
+
+def test_predict_notes_cases_the_cards_were_trained_on(shared, tmp_path, capsys) -> None:
+    """evaluate and compare note training cases (optimistic results); predict on the same cases said nothing."""
+    rc, out, err = _run_inproc(capsys, ["predict", shared["features"], "--stage1", shared["stage1"],
+                                        "-o", tmp_path / "P.csv", "--max-cases", "0"])
+    assert rc == 0, err
+    card = modeling.load_model_card(shared["stage1"])
+    n_train = len(card["provenance"]["case_ids"]["train"])
+    assert f"note: stage1 model: {n_train} of the 40 predicted cases were used to train it" in out, out
+
+
+def test_compare_cases_restricts_to_a_recorded_split(shared, tmp_path, capsys) -> None:
+    """compare advised 'compare on held-out cases only' but had no --cases option (argparse error)."""
+    card = modeling.load_model_card(shared["intra"])
+    n_test = len(card["provenance"]["case_ids"]["test"])
+    rc, out, err = _run_inproc(capsys, ["compare", shared["features"], shared["labels"], "--models", shared["intra"],
+                                        shared["intra+peri3"], "--cases", "test", "-o", tmp_path / "c.json"])
+    assert rc == 0, err
+    res = json.loads((tmp_path / "c.json").read_text())
+    assert res["n"] == n_test and "used to train" not in out
+    assert res["cases"] == "test"
+    rc, out, err = _run_inproc(capsys, ["compare", shared["features"], shared["labels"], "--models", shared["intra"],
+                                        shared["intra+peri3"], "--cases", "external"])
+    assert rc == 2 and "no split 'external'" in err and "--cases" in err
+
+
+def test_study_into_a_used_folder(shared, tmp_path, capsys) -> None:
+    """study -o DIR over an earlier run left that run's cards beside the new ones: refused without --force; with
+    --force exactly the study's files are replaced and other files are kept."""
+    out = tmp_path / "st"
+    base = ["study", shared["features"], shared["labels"], "-o", out, *CUSTOM, *FAST]
+    rc, _, err = _run_inproc(capsys, [*base, "--feature-sets", "intra", "intra+peri3"])
+    assert rc == 0, err
+    (out / "notes.txt").write_text("mine")
+    before = _tree(tmp_path)
+    rc, o, err = _run_inproc(capsys, [*base, "--feature-sets", "intra"])
+    _check(rc, o, err, before, _tree(tmp_path))
+    assert "not empty" in err and "--force" in err and "intra_peri3.model.json" in err
+    rc, _, err = _run_inproc(capsys, [*base, "--feature-sets", "intra", "--force"])
+    assert rc == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["intra.model.json", "notes.txt", "study.json"]
+    assert (out / "notes.txt").read_text() == "mine"

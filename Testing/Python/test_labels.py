@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import shared_path
@@ -239,3 +240,84 @@ def test_load_labels_real_duke_clinical():
     assert len(df) == 599 and int(df["label"].sum()) == 106
     assert sorted(df["center"].unique()) == ["0", "2"]
     assert sorted(df["label"].unique().tolist()) == [0, 1]
+
+
+# ---------------------------------------------------------------------------------------- pathology exports (issue 12)
+EXPORT = ("Patient ID,IHC score (HER2),ISH result,Centre\n"
+          "P01,3+,,A\nP02,2+,,A\nP03,2+,amplified,A\nP04,1+,,B\nP05,2+,,B\nP06,0,amplified,B\nP07,0,,B\n"
+          "P08,2+,not amplified,A\nP09,2+,,A\n")
+
+
+def test_pathology_export_column_names(tmp_path):
+    """An export with 'IHC score (HER2)' / 'ISH result' columns could not be read (no option to name them)."""
+    p = _write(tmp_path, "Patient ID,IHC score (HER2),ISH result\nP01,3+,\nP02,2+,amplified\nP03,2+,not amplified\n"
+                         "P04,0,\n")
+    df = load_labels(p, id_column="Patient ID", ihc_column="IHC score (HER2)", fish_column="ISH result")
+    assert df["her2"].tolist() == ["positive", "positive", "low", "zero"]
+    with pytest.raises(UserError, match="no IHC column 'IHC'.*--ihc-column"):
+        load_labels(p, id_column="Patient ID", ihc_column="IHC", fish_column="ISH result")
+
+
+def test_every_unresolvable_case_is_listed_at_once(tmp_path):
+    """Only the first IHC 2+ case without FISH was named; fixing it revealed the next one, and so on."""
+    p = _write(tmp_path, EXPORT)
+    kw = {"id_column": "Patient ID", "ihc_column": "IHC score (HER2)", "fish_column": "ISH result"}
+    with pytest.raises(UserError) as err:
+        load_labels(p, **kw)
+    msg = str(err.value)
+    assert "4 case(s) have no HER2 category" in msg
+    assert "IHC 2+ without a FISH/ISH result: P02, P05, P09" in msg and "discordant HER2 tests: P06" in msg
+    assert "--drop-unresolved" in msg and "\n" not in msg
+    df = load_labels(p, **kw, drop_unresolved=True)
+    assert df["case_id"].tolist() == ["P01", "P03", "P04", "P07", "P08"]
+    assert df.attrs["unresolved"] == {"P02": "IHC 2+ without a FISH/ISH result", "P05": "IHC 2+ without a FISH/ISH result",
+                                      "P06": "discordant HER2 tests", "P09": "IHC 2+ without a FISH/ISH result"}
+
+
+def test_unreadable_values_are_listed_and_not_dropped(tmp_path):
+    p = _write(tmp_path, "case_id,ihc,fish\na,4+,\nb,2+,\nc,1+,\nd,3++,\n")
+    with pytest.raises(UserError, match=r"3 case\(s\) have no HER2 category: unknown IHC score '4\+': a; IHC 2\+ "
+                                        r"without a FISH/ISH result: b; unknown IHC score '3\+\+': d") as err:
+        load_labels(p, drop_unresolved=True)
+    assert "fix the unreadable values" in str(err.value)
+
+
+def test_labels_id_column_of_its_own_and_mismatch_examples(tmp_path):
+    """The labels table's id column had to carry the features table's name; an id mismatch named no id."""
+    import pandas as pd
+
+    from her2radiomics import modeling
+
+    lab = _write(tmp_path, "Patient ID,her2\nP01,positive\nP02,low\nP03,zero\n")
+    feats = pd.DataFrame({"case_id": ["P01", "P02", "P03"], "intra_f": [1.0, 2.0, 3.0]})
+    spec = modeling.LabelSpec(labels_id_column="Patient ID")
+    c = modeling.build_cohort(feats, modeling.load_targets(lab, "stage1", spec), spec)
+    assert c.ids == ["P01", "P02", "P03"]
+    other = feats.assign(case_id=["1", "2", "3"])
+    with pytest.raises(UserError, match=r"features ids e\.g\. '1', '2', '3'; labels ids e\.g\. 'P01', 'P02', 'P03'"):
+        modeling.build_cohort(other, modeling.load_targets(lab, "stage1", spec), spec)
+
+
+def test_cli_pathology_export_drop_unresolved(tmp_path):
+    import pandas as pd
+    from conftest import run_cli
+
+    rng = np.random.default_rng(0)
+    ids = [f"P{i:02d}" for i in range(1, 41)]
+    ihc = (["3+", "1+", "0", "2+"] * 10)
+    fish = ["", "", "", "not amplified"] * 10
+    fish[3] = fish[7] = ""  # two IHC 2+ without ISH
+    pd.DataFrame({"Patient ID": ids, "IHC score (HER2)": ihc, "ISH result": fish}).to_csv(tmp_path / "L.csv", index=False)
+    pd.DataFrame({"case_id": ids, **{f"intra_f{j}": rng.normal(size=40) for j in range(4)}}).to_csv(
+        tmp_path / "F.csv", index=False)
+    args = ["train", tmp_path / "F.csv", tmp_path / "L.csv", "--task", "stage1", "--cv-folds", "3",
+            "--labels-id-column", "Patient ID", "--ihc-column", "IHC score (HER2)", "--fish-column", "ISH result"]
+    r = run_cli(*args, "-o", tmp_path / "m.json")
+    assert r.returncode == 2 and "P04, P08" in r.stderr and not (tmp_path / "m.json").exists(), r.stderr
+    r = run_cli(*args, "-o", tmp_path / "m.json", "--drop-unresolved")
+    assert r.returncode == 0, r.stderr
+    assert "note: 2 case(s) with unresolved HER2 status left out (--drop-unresolved): P04, P08" in r.stdout
+    assert "no usable label" not in r.stdout
+    # evaluate re-reads the labels with the options stored in the card
+    r = run_cli("evaluate", tmp_path / "F.csv", tmp_path / "L.csv", "--model", tmp_path / "m.json")
+    assert r.returncode == 0, r.stderr

@@ -68,3 +68,79 @@ def test_study_delong_matrix(study):
         a, b = s["feature_sets"][0]["splits"][split], s["feature_sets"][2]["splits"][split]
         t = stats.delong_test(a["y"], a["probabilities"], b["probabilities"])
         assert dl["p"][0][2] == pytest.approx(t["p"]) and dl["diff"][0][2] == pytest.approx(t["diff"])
+
+
+# ------------------------------------------------------------------------------------------- methods record (issue 12)
+@pytest.fixture(scope="module")
+def methods_study(tmp_path_factory):
+    """A stage-1 study with an ICC table, a parameter-file sidecar and --bootstrap: everything a methods section
+    needs must be in study.json."""
+    import pandas as pd
+
+    d = tmp_path_factory.mktemp("methods")
+    f, lab = M.synthetic_cohort(n_cases=90, n_per_region=8, regions=("intra", "peri3"), seed=2, effect=1.3)
+    lab["her2"] = np.where(lab["label"] == 1, "positive", np.where(np.arange(len(lab)) % 2, "low", "zero"))
+    f.to_csv(d / "features.csv", index=False)
+    (d / "features.meta.json").write_text(json.dumps({"parameter_file": "MR_params.yaml",
+                                                      "parameter_file_hash": "sha256:" + "ab" * 32}))
+    lab.drop(columns="label").to_csv(d / "labels.csv", index=False)
+    rng = np.random.default_rng(0)
+    a = f.iloc[:20].copy()
+    b = a.copy()
+    num = [c for c in f.columns if c != "case_id"]
+    b[num] = b[num] + rng.normal(0, 1, b[num].shape) * b[num].std().to_numpy() * np.r_[[0.1] * 12, [3.0] * 4]
+    pd.concat([a.assign(reader="A"), b.assign(reader="B")]).to_csv(d / "icc.csv", index=False)
+    r = run_cli("study", d / "features.csv", d / "labels.csv", "-o", d / "out", "--task", "stage1", "--icc",
+                d / "icc.csv", "--cv-folds", "5", "--bootstrap", "200", "--split", "center", "--test-center", "C",
+                "--feature-sets", "intra", "intra+peri3")
+    assert r.returncode == 0, r.stderr
+    return d, json.loads((d / "out" / "study.json").read_text(), parse_constant=_no_nan), r.stdout
+
+
+def test_study_json_holds_the_methods_record(methods_study):
+    d, s, out = methods_study
+    # cohort table: cases per centre / split / class, summing to the split sizes
+    rows = s["cohort_table"]
+    for split, ids in s["case_ids"].items():
+        assert sum(r["n"] for r in rows if r["split"] == split) == len(ids)
+        assert sum(r["event"] for r in rows if r["split"] == split) == sum(s["y"][split])
+    assert {r["center"] for r in rows if r["split"] == "external"} == {"C"}  # as written in the labels table
+    # provenance a methods section quotes
+    assert s["parameter_file"] == {"name": "MR_params.yaml", "sha256": "sha256:" + "ab" * 32}
+    assert s["seed"] == 0 and s["split"]["method"] == "center" and s["split"]["test_center"] == "C"
+    # ICC: distribution, threshold, kept
+    icc = s["icc"]
+    assert icc["threshold"] == 0.75 and icc["kind"] == "2,1" and icc["n_cases"] == 20
+    assert sum(icc["histogram"]["counts"]) + icc["n_undefined"] == icc["n_features"]
+    assert 0 < icc["n_kept"] < icc["n_features"]
+    for fs in s["feature_sets"]:
+        fun = fs["funnel"]
+        assert [k for k, _ in fun] == ["candidates", "ICC", "non-constant", "MWU", "LASSO"]
+        counts = [v for _, v in fun]
+        assert counts == sorted(counts, reverse=True) and counts[-1] == len(fs["features"])
+        card = M.load_model_card(d / "out" / fs["model_card"])
+        path = card["selection"]["lasso_path"]
+        assert len(path["C"]) == len(card["selection"]["cv_curve"]["C"])
+        assert set(fs["features"]) <= set(path["features"])
+        chosen = path["C"].index(card["selection"]["C"])
+        nz = {f for f, c in zip(path["features"], path["coefficients"], strict=True) if c[chosen] != 0}
+        assert nz == set(fs["features"]) or card["selection"]["fallback"]
+        assert fs["rad_score"].startswith("Rad-score = ")
+        for split in s["split_names"]:
+            e = fs["splits"][split]
+            cal = e["calibration"]
+            y, p = np.asarray(e["y"]), np.asarray(e["probabilities"])
+            assert cal["brier"] == pytest.approx(np.mean((p - y) ** 2))
+            assert cal["slope"] == pytest.approx(stats.calibration_slope_intercept(y, p)["slope"]) or cal["separation"]
+            assert "hosmer_lemeshow" in cal and cal["hosmer_lemeshow"]["groups"] >= 3
+            b = e["bootstrap"]
+            assert b["n_boot"] == 200 and b["lo"] <= e["metrics"]["auc"] <= b["hi"]
+    assert "after ICC" in out
+
+
+def test_study_without_bootstrap_has_none(study):
+    _, s, _ = study
+    for fs in s["feature_sets"]:
+        for e in fs["splits"].values():
+            assert e["bootstrap"] is None and "calibration" in e
+    assert s["icc"] is None and s["parameter_file"] == {"name": None, "sha256": None}

@@ -85,8 +85,9 @@ def test_report_is_self_contained_with_every_section(report_path):
     srcs = re.findall(r'<img[^>]*src="([^"]*)"', text)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'(src|href)="(https?:|file:|/)', text)
-    # 2 studies x (ROC, DeLong train + test, calibration, DCA, GDI, coefficients) + 3 cases x (probs, contributions)
-    assert len(srcs) == 2 * 7 + 3 * 2
+    # 2 studies x (selection funnel, ROC, DeLong train + test, calibration, DCA, GDI, coefficients) + 3 cases x
+    # (probs, contributions); these synthetic cards hold no ICC result or LASSO path
+    assert len(srcs) == 2 * 8 + 3 * 2
     for alt in ("ROC curves", "DeLong matrix test", "Calibration", "Decision curves", "GDI", "Coefficients",
                 "Contributions c00"):
         assert f'alt="{alt}' in text
@@ -164,12 +165,12 @@ def count_loaded_images(html_path: Path) -> tuple[int, int]:
 def test_report_renders_in_chromium_with_every_figure(report_path, tmp_path):
     path = report_path
     ok, total = count_loaded_images(path)
-    assert total == 20 and ok == total
+    assert total == 22 and ok == total
     # the probe must be able to fail: a page with a broken image is reported as such
     broken = tmp_path / "broken.html"
     broken.write_text(path.read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
     ok, total = count_loaded_images(broken)
-    assert total == 20 and ok == 19
+    assert total == 22 and ok == 21
 
 
 def test_intercepts_recovered_from_prediction_tables():
@@ -249,3 +250,147 @@ def test_report_command_bad_predictions_and_inputs_are_one_line_errors(tmp_path,
     rc, err = run("report", "--study", study, "-o", study)
     assert rc == 2 and "also an input" in err, err
     assert study.read_bytes() == (d / "s1.json").read_bytes()
+
+
+# ------------------------------------------------------------------------------------------- methods report (issue 12)
+def _captured_figures(monkeypatch) -> list:
+    """Make report._img keep the matplotlib figures (closed later) instead of encoding them."""
+    import matplotlib.pyplot as plt
+
+    from her2radiomics import report
+
+    figs: list = []
+
+    def keep(fig, alt):
+        figs.append((alt, fig))
+        return f'<img alt="{alt}">'
+
+    monkeypatch.setattr(report, "_img", keep)
+    yield_close = plt.close
+    return figs, yield_close
+
+
+def _perfect_models():
+    """Two models that both reach AUC 1 on the test split (their ROC curves coincide)."""
+    raw, _ = synthetic_study()
+    study = normalize_study(raw)
+    for m, shift in zip(study["models"], (0.0, 0.01), strict=True):
+        s = m["scores"]["test"]
+        s["prob"] = np.clip(0.3 + 0.6 * s["y"] + shift + 0.01 * np.arange(len(s["y"])) / len(s["y"]), 0, 1)
+    return study
+
+
+def test_roc_curves_at_auc_1_stay_visible(monkeypatch):
+    """Two models at AUC 1 drew the same step line in the same style: the first was hidden under the second."""
+    from her2radiomics import report
+
+    figs, close = _captured_figures(monkeypatch)
+    study = _perfect_models()
+    report.roc_figure(study["models"], "t")
+    (_, fig), = figs
+    ax = fig.axes[-1]
+    lines = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+    assert len(lines) == 2 and "AUC 1.000" in lines[0].get_label() and "AUC 1.000" in lines[1].get_label()
+    styles = {(ln.get_linestyle(), round(ln.get_linewidth(), 2)) for ln in lines}
+    assert len(styles) == 2, styles
+    close(fig)
+
+
+def test_gdi_hatching_has_a_legend(monkeypatch):
+    from her2radiomics import report
+
+    figs, close = _captured_figures(monkeypatch)
+    study = normalize_study(synthetic_study()[0])
+    for m in study["models"]:
+        m["card"]["gdi"] = {"internal": {"value": 0.05, "zone": "safe"}, "external": {"value": 0.18, "zone": "warning"}}
+    report.gdi_figure(study["models"], "t")
+    (_, fig), = figs
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("internal" in t for t in texts) and any("external" in t for t in texts), texts
+    close(fig)
+
+
+def test_dca_legend_outside_curves_and_calibration_not_clipped(monkeypatch):
+    from her2radiomics import report
+
+    figs, close = _captured_figures(monkeypatch)
+    study = _perfect_models()
+    report.decision_figure(study["models"], "t")
+    report.calibration_figure(study["models"], "t")
+    (_, dca), (_, cal) = figs
+    dca.canvas.draw()
+    for ax in dca.axes:
+        leg = ax.get_legend()
+        if leg is None:
+            continue
+        lb, ab = leg.get_window_extent(), ax.get_window_extent()
+        assert lb.y1 <= ab.y0 + 1 or lb.x0 >= ab.x1 - 1, "the DCA legend sits on the curves"
+    for ax in cal.axes:
+        if not ax.get_lines():
+            continue
+        assert ax.get_ylim()[1] > 1.0 and ax.get_xlim()[1] > 1.0 and ax.get_ylim()[0] < 0.0
+    close(dca)
+    close(cal)
+
+
+@pytest.fixture(scope="module")
+def methods_report(tmp_path_factory) -> tuple[Path, str]:
+    """A stage-1 study with ICC table and bootstrap, predicted and reported with the labels."""
+    d = tmp_path_factory.mktemp("methods_report")
+    rng = np.random.default_rng(5)
+    n = 90
+    her2 = np.array(["positive", "low", "zero"] * (n // 3))
+    y = (her2 == "positive").astype(float)
+    cols = {f"intra_original_firstorder_F{i}": rng.normal(0, 1, n) + (0.9 * y if i < 2 else 0) for i in range(8)}
+    cols |= {f"peri3_original_glcm_G{i}": rng.normal(0, 1, n) + (0.6 * y if i == 0 else 0) for i in range(8)}
+    ids = [f"k{i:03d}" for i in range(n)]
+    feats = pd.DataFrame({"case_id": ids, **cols})
+    feats.to_csv(d / "F.csv", index=False)
+    pd.DataFrame({"case_id": ids, "her2": her2, "center": np.where(np.arange(n) % 5 == 0, "B", "A")}).to_csv(
+        d / "L.csv", index=False)
+    a = feats.iloc[:24].copy()
+    b = a.copy()
+    num = list(cols)
+    b[num] = b[num] + rng.normal(0, 1, b[num].shape) * np.r_[[0.2] * 12, [2.0] * 4]
+    pd.concat([a.assign(reader="A"), b.assign(reader="B")]).to_csv(d / "icc.csv", index=False)
+    r = run_cli("study", d / "F.csv", d / "L.csv", "-o", d / "st", "--task", "stage1", "--icc", d / "icc.csv",
+                "--feature-sets", "intra", "intra+peri3", "--cv-folds", "5", "--bootstrap", "200",
+                "--split", "center", "--test-center", "B")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("predict", d / "F.csv", "--stage1", d / "st" / "intra.model.json", "-o", d / "P.csv", "--max-cases", "0")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("report", "--study", d / "st" / "study.json", "--predictions", d / "P.csv", "--labels", d / "L.csv",
+                "--max-cases", "2", "-o", d / "report.html")
+    assert r.returncode == 0, r.stderr
+    return d / "report.html", (d / "report.html").read_text()
+
+
+def test_methods_sections_in_the_report(methods_report):
+    """The report left the methods tables to the user: cohort, ICC, funnel, LASSO path, calibration numbers,
+    bootstrap CIs, Rad-score formula and the CLEAR checklist were absent."""
+    _, text = methods_report
+    for alt in ("ICC distribution", "Selection funnel", "LASSO cross-validation and coefficient path intra",
+                "LASSO cross-validation and coefficient path intra+peri3"):
+        assert f'alt="{alt}' in text, alt
+    for needle in ('id="stage1-methods"', "Cohort", "cases per split, centre and class", "Parameter file",
+                   "Seed", "Split", "Calibration slope", "calibration intercept", "Brier", "Hosmer-Lemeshow",
+                   "depends on the number of groups", "bootstrap 95% CI", "DeLong 95% CI", "Rad-score = ",
+                   'id="clear"', "CLEAR", "Kocak", "Data split methodology", "Details of segmentation reliability"):
+        assert needle in text, needle
+    # every one of the 58 CLEAR items is listed with a status
+    assert len(re.findall(r'<tr class="clear-item', text)) == 58
+
+
+def test_predictions_table_has_true_class_and_split(methods_report):
+    _, text = methods_report
+    table = text[text.index('id="predictions"'):]
+    table = table[: table.index("</table>")]
+    assert "<th>true class</th>" in table and "<th>split</th>" in table
+    assert re.search(r"<td>k000</td>.*?<td class=l>positive</td>.*?<td class=l>stage1: external</td>", table, re.S), table[:2000]
+
+
+@pytest.mark.browser
+def test_methods_report_renders_in_chromium(methods_report):
+    path, text = methods_report
+    ok, total = count_loaded_images(path)
+    assert total == text.count("<img") and ok == total and total >= 12

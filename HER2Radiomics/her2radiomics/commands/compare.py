@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from her2radiomics import modeling
+from her2radiomics.commands import lazy_module
 from her2radiomics.commands.train import (
     add_table_arguments,
     card_label_spec,
@@ -14,16 +14,21 @@ from her2radiomics.commands.train import (
     print_notes,
 )
 from her2radiomics.errors import UserError
-from her2radiomics.io import check_output, write_json
+
+modeling = lazy_module("her2radiomics.modeling")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_table_arguments(parser, task_required=False, label_defaults_from_card=True)
     parser.add_argument("--models", nargs="+", required=True, metavar="MODEL.json", help="two or more model cards")
+    parser.add_argument("--cases", default=None, metavar="SPLIT",
+                        help="compare only the first card's recorded cases of SPLIT (e.g. test, internal, external)")
     parser.add_argument("-o", "--output", default=None, metavar="COMPARE.json", help="write the table as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.io import check_output, write_json
+
     if len(args.models) < 2:
         raise UserError("compare needs at least two model cards (--models A.json B.json ...)")
     if args.output:
@@ -38,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         check_card_features(c, args.features, f"model card {path}")
     names = unique_names(args.models)
     cohort = load_cohort(args, first["task"], card_label_spec(args, first))
+    if args.cases is not None:  # the cards of one study share their splits; the first card's ids are used
+        cohort = modeling.restrict_cohort(cohort, first, args.cases)
     result = modeling.compare(cards, names, cohort)
     notes = list(cohort.notes)
     for name, card in zip(names, cards, strict=True):
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             notes.append(f"{name}: {overlap} of the {len(cohort.ids)} compared cases were used to train this model; "
                          "its AUC is optimistic (compare on held-out cases only)")
     result["notes"] = notes
+    result["cases"] = args.cases or "all"
     print_notes(notes)
     print(format_delong(result))
     if args.output:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from her2radiomics import modeling
+from her2radiomics.commands import lazy_module
 from her2radiomics.commands.train import (
     add_table_arguments,
     card_label_spec,
@@ -13,7 +13,8 @@ from her2radiomics.commands.train import (
     load_cohort,
     print_notes,
 )
-from her2radiomics.io import check_output, write_json
+
+modeling = lazy_module("her2radiomics.modeling")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.io import check_output, write_json
+
     if args.output:
         check_output(args.output, "metrics file", inputs=[args.features, args.labels, args.model])
     card = modeling.load_model_card(args.model)

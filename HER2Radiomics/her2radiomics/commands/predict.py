@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from her2radiomics.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HELP = "stage-wise P(positive), P(low), P(zero) with feature contributions"
 
@@ -58,6 +60,7 @@ def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame,
 
 def run(args: argparse.Namespace) -> int:
     from her2radiomics import io
+    from her2radiomics.modeling import training_overlap
     from her2radiomics.prediction import predict
 
     contrib = contributions_path(args.output)
@@ -83,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         print()
     if len(ids) > args.max_cases:
         print(f"({len(ids) - args.max_cases} more cases in {args.output})")
+    for stage, res in pred.stages.items():  # as evaluate/compare say: a model's own training cases score optimistically
+        n_seen = training_overlap(res.card, [str(i) for i in ids])
+        if n_seen:
+            print(f"note: {stage} model: {n_seen} of the {len(ids)} predicted cases were used to train it; "
+                  "their probabilities are optimistic")
     n_warn = int((pred.table["warnings"] != "").sum())
     print(f"wrote {args.output} ({len(ids)} cases, {n_warn} with warnings) and {contrib}")
     return 0

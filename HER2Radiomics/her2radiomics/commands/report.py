@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from her2radiomics.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HELP = "self-contained HTML report of a study and its predictions"
 
@@ -19,6 +21,10 @@ HELP = "self-contained HTML report of a study and its predictions"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", type=Path, nargs="+", default=[], help="study.json file(s) from 'her2radiomics study'")
     parser.add_argument("--predictions", type=Path, help="PRED.csv from 'her2radiomics predict' (its .contributions.csv beside it)")
+    parser.add_argument("--labels", type=Path, default=None, metavar="LABELS.csv",
+                        help="labels table (her2, or ihc + fish): adds each predicted case's true class")
+    parser.add_argument("--labels-id-column", default="case_id", metavar="COL",
+                        help="id column of --labels (default case_id)")
     parser.add_argument("-o", "--output", type=Path, required=True, help="report.html")
     parser.add_argument("--title", default="HER2Radiomics report")
     parser.add_argument("--max-cases", type=int, default=50, help="per-case sections (default 50)")
@@ -76,11 +82,20 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics.report import load_study, write_report
 
     preds_in = [args.predictions, contributions_path(args.predictions)] if args.predictions else []
-    check_output(args.output, "report", inputs=[*args.study, *preds_in])
+    check_output(args.output, "report", inputs=[*args.study, *preds_in, args.labels])
+    if args.labels is not None and not args.predictions:
+        raise UserError("--labels adds the true class to the predictions table; give --predictions PRED.csv too")
     studies = [load_study(p) for p in args.study]
     preds = read_predictions(args.predictions) if args.predictions else None
     if preds is not None:
         check_parameter_files(studies, preds[0], args.predictions)
-    write_report(args.output, studies, preds, title=args.title)
+    labels = None
+    if args.labels is not None:
+        from her2radiomics.labels import load_labels
+
+        labels = load_labels(args.labels, id_column=args.labels_id_column)
+        if "her2" not in labels.columns:
+            raise UserError(f"{args.labels} gives no HER2 categories; give a table with her2 or ihc + fish columns")
+    write_report(args.output, studies, preds, title=args.title, labels=labels, max_cases=args.max_cases)
     print(f"wrote {args.output}")
     return 0

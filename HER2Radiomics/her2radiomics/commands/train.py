@@ -9,9 +9,10 @@ import argparse
 import os
 from pathlib import Path
 
-from her2radiomics import modeling
+from her2radiomics.commands import lazy_module
 from her2radiomics.errors import UserError
-from her2radiomics.io import check_output
+
+modeling = lazy_module("her2radiomics.modeling")  # imported on first use, not by --help
 
 
 # ------------------------------------------------------------------------------------------- shared options
@@ -28,6 +29,15 @@ def add_table_arguments(parser: argparse.ArgumentParser, *, task_required: bool 
                    help="label column (default: 'her2' categories, or 'ihc' + 'fish' with ASCO/CAP 2018 rules)" + dflt)
     g.add_argument("--positive", nargs="+", default=None, metavar="V", help="label value(s) of the event class")
     g.add_argument("--negative", nargs="+", default=None, metavar="V", help="label value(s) of the reference class")
+    g.add_argument("--labels-id-column", default=None, metavar="COL",
+                   help="the labels table's id column, when its name differs from --id-column")
+    g.add_argument("--ihc-column", default=None, metavar="COL",
+                   help="IHC score column of a pathology export (default: ihc)" + dflt)
+    g.add_argument("--fish-column", default=None, metavar="COL",
+                   help="ISH/FISH result column of a pathology export (default: fish or ish)" + dflt)
+    g.add_argument("--drop-unresolved", action="store_true", default=None,
+                   help="leave out (with a note) cases whose HER2 category the tests leave open, e.g. IHC 2+ without "
+                        "ISH; default: every such case is listed in one error")
     g.add_argument("--center-column", default=None if label_defaults_from_card else "center",
                    help="centre column (labels or features table; default: center)")
     g.add_argument("--reader", default=None, help="use this reader's rows of a multi-reader features table")
@@ -59,7 +69,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def label_spec(args: argparse.Namespace) -> modeling.LabelSpec:
     return modeling.LabelSpec(id_column=args.id_column, label_column=args.label_column,
                               positive=tuple(args.positive or ()), negative=tuple(args.negative or ()),
-                              center_column=args.center_column)
+                              center_column=args.center_column, labels_id_column=args.labels_id_column,
+                              ihc_column=args.ihc_column, fish_column=args.fish_column,
+                              drop_unresolved=bool(args.drop_unresolved))
 
 
 def check_card_features(card: dict, features: str | os.PathLike[str], card_name: str = "model card") -> None:
@@ -81,12 +93,17 @@ def card_label_spec(args: argparse.Namespace, card: dict) -> modeling.LabelSpec:
         col = saved.get("label_column")
     return modeling.LabelSpec(id_column=args.id_column or saved.get("id_column") or "case_id", label_column=col,
                               positive=pos, negative=neg,
-                              center_column=args.center_column or saved.get("center_column") or "center")
+                              center_column=args.center_column or saved.get("center_column") or "center",
+                              labels_id_column=args.labels_id_column or saved.get("labels_id_column"),
+                              ihc_column=args.ihc_column or saved.get("ihc_column"),
+                              fish_column=args.fish_column or saved.get("fish_column"),
+                              drop_unresolved=bool(args.drop_unresolved or saved.get("drop_unresolved")))
 
 
 def load_cohort(args: argparse.Namespace, task: str, spec: modeling.LabelSpec | None = None) -> modeling.Cohort:
     spec = spec or label_spec(args)
-    text = [spec.id_column, spec.label_column or "her2", "her2", "ihc", "fish", spec.center_column, "reader"]
+    text = [spec.id_column, spec.label_column or "her2", "her2", "ihc", "fish", spec.center_column, "reader",
+            spec.ihc_column, spec.fish_column]
     features = modeling.read_table(args.features, "features table", text_columns=text)
     targets = modeling.load_targets(args.labels, task, spec)
     same = _same_file(args.features, args.labels)
@@ -165,11 +182,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_table_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="MODEL.json", help="model card to write (JSON)")
     parser.add_argument("--feature-set", default="intra",
-                        help=f"one of {', '.join(modeling.FEATURE_SETS)} (default intra); 'all' = every numeric column")
+                        help="one of intra, intra+peri1, intra+peri3, intra+peri5, all (default intra); 'all' = every numeric "
+                             "column")
     add_training_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from her2radiomics.io import check_output
+
     check_output(args.output, "model card", inputs=[args.features, args.labels, args.icc])
     config = training_config(args, args.feature_set)
     spec = label_spec(args)
@@ -180,8 +200,12 @@ def run(args: argparse.Namespace) -> int:
     print_notes(result.notes)
     card = result.card
     sel = card["selection"]
-    print(f"{card['task']} {card['feature_set']}: {sel['candidates']} candidates -> {sel['n_after_icc']} after ICC -> "
-          f"{sel['n_after_mwu']} after MWU -> {sel['n_selected']} selected (LASSO C={sel['C']:.4g}"
+    icc = f"{sel['n_after_icc']} after ICC" if sel.get("icc_threshold") is not None else "no ICC table"
+    mwu = (f"{sel['n_after_mwu']} after MWU" if sel.get("mwu_p") is not None else
+           f"{sel['n_after_mwu']} not constant (no MWU filter)" if sel["n_after_mwu"] < sel["n_after_icc"] else
+           "no MWU filter")
+    print(f"{card['task']} {card['feature_set']}: {sel['candidates']} candidates -> {icc} -> {mwu} -> "
+          f"{sel['n_selected']} selected (LASSO C={sel['C']:.4g}"
           f"{', FALLBACK' if sel['fallback'] else ''}); cut-off {card['cutoff']:.3f}")
     for split, m in card["metrics"].items():
         g = card["gdi"].get(split)
