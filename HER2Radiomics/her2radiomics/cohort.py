@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -186,8 +187,12 @@ def compute_case(
     auto_exclusions: bool,
     cache_file: Path | None,
     threads: int = 1,
+    case_workers: int | None = 1,
 ) -> dict[str, Any]:
-    """Run one case (read, regions, features) and cache it; never raises for a case-level problem."""
+    """Run one case (read, regions, features) and cache it; never raises for a case-level problem.
+
+    ``case_workers``: processes the case's feature computation is spread over (features.extract_case).
+    """
     from her2radiomics.io import read_image, read_mask
 
     set_threads(threads)
@@ -199,7 +204,7 @@ def compute_case(
         pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
         masks, warnings = case_regions(image, lesion, distances, air, pect, auto_exclusions)
         info: dict[str, Any] = {}
-        feats = extract_case(image, masks, params, info=info)
+        feats = extract_case(image, masks, params, info=info, case_workers=case_workers)
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {
@@ -327,6 +332,7 @@ def extract_cohort(
     *,
     auto_exclusions: bool = True,
     log: Callable[[str], None] | None = None,
+    case_workers: int | None = None,
 ) -> CohortResult:
     """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
 
@@ -334,7 +340,9 @@ def extract_cohort(
     rows; columns in pyradiomics' order per region, regions intra, peri1, peri3, peri5). Cases found in the cache
     are not recomputed. Failed cases are listed in ``FEATURES.failures.csv`` (case_id, reader, error) and left
     out of the table. All files are written atomically. ``progress``: a tqdm bar on stderr when
-    stderr is a terminal (never in a redirected log). Returns a :class:`CohortResult`.
+    stderr is a terminal (never in a redirected log). ``case_workers``: processes each case is spread over
+    (``--case-workers``); default all cores when cases run one at a time (``jobs`` 1, loky), else 1 (the cores
+    already go to parallel cases). Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -346,6 +354,10 @@ def extract_cohort(
         raise UserError(f"--jobs must be a positive number of processes (or -1 for all cores), got {jobs}")
     if jobs == -1:
         jobs = os.cpu_count() or 1
+    from her2radiomics.features import case_pool, resolve_case_workers
+
+    one_at_a_time = backend == "loky" and jobs == 1
+    case_workers = resolve_case_workers(case_workers) if (case_workers is not None or one_at_a_time) else 1
     specs = read_manifest(manifest)
     params_dict = load_params(params)
     phash = params_hash(params_dict)
@@ -376,8 +388,11 @@ def extract_cohort(
 
         # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
         bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
+        worker = functools.partial(compute_case, case_workers=case_workers)
+        if one_at_a_time and case_workers > 1:
+            case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
         try:
-            for rec in _run(todo, compute_case, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
+            for rec in _run(todo, worker, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
                 key = (rec["case_id"], rec["reader"])
                 records[key] = rec
                 if rec["ok"]:
