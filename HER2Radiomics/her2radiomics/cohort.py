@@ -213,7 +213,7 @@ def compute_case(
         "ok": True,
         "features": feats,
         "warnings": warnings,
-        "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels")},
+        "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels", "case_workers")},
         "seconds": time.perf_counter() - t0,
         "pid": os.getpid(),
     }
