@@ -584,6 +584,13 @@ def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | No
     return out
 
 
+def _run_share(case: _Case, units: list[_Unit]) -> tuple[list[tuple[str, tuple[int, int], dict[str, float]]], float]:
+    """A helper's share of a case: its results and the CPU seconds it took (for ``info``)."""
+    c = time.process_time()
+    res = _run_units(case, units)
+    return res, time.process_time() - c
+
+
 def _units(case: _Case, per_region: bool) -> list[tuple[_Unit, float, str]]:
     """Every unit of the case with its estimated cost and its setup group ('' when it has none)."""
     names = list(case.masks)
@@ -737,14 +744,19 @@ def extract_cropped(
 
     results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
     pending = []
+    share_cpu: list[float] = []
     old_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     try:
         if pool is not None:
-            pending = [(pool.apply_async(_run_units, (case, b)), b) for b in bins[1:]]
+            pending = [(pool.apply_async(_run_share, (case, b)), b) for b in bins[1:]]
             set_threads(max(1, available_cores() // len(bins)))
+        c0 = time.process_time()
         results += _run_units(case, bins[0], tick)
+        share_cpu.append(time.process_time() - c0)
         for res, b in pending:
-            results += res.get()
+            part, cpu = res.get()
+            results += part
+            share_cpu.append(cpu)
             for u in b:
                 for _ in range(u.ticks):
                     tick(u.image_type or u.region)
@@ -757,6 +769,7 @@ def extract_cropped(
             set_threads(old_threads)
     if info is not None:
         info["case_workers"] = len(bins)
+        info["share_cpu_seconds"] = share_cpu  # CPU of each process' share (this process first)
     order = {name: k for k, name in enumerate(case.masks)}
     results.sort(key=lambda x: (order[x[0]], x[1]))
     out: dict[str, dict[str, float]] = {name: {} for name in case.masks}
@@ -813,6 +826,7 @@ def extract_case(
                 "voxels": {n: int(sitk.GetArrayViewFromImage(m).sum()) for n, m in masks_c.items()},
                 "n_features": len(out),
                 "case_workers": run_info.get("case_workers", 1),
+                "share_cpu_seconds": run_info.get("share_cpu_seconds", []),
                 "seconds": time.perf_counter() - t0,
             }
         )
