@@ -131,8 +131,9 @@ def test_case_workers_give_the_serial_values_bit_for_bit_and_execute_on_the_crop
 @pytest.mark.parametrize(
     "extra",
     ["  resampledPixelSpacing: [1.0, 1.0, 1.0]\n  interpolator: sitkBSpline\n",
-     "  resegmentRange: [-3, 3]\n  resegmentMode: sigma\n"],
-    ids=["resample-per-region", "resegment"],
+     "  resegmentRange: [-3, 3]\n  resegmentMode: sigma\n",
+     "  normalize: true\n  normalizeScale: 100\n"],
+    ids=["resample-per-region", "resegment", "normalize"],
 )
 def test_case_workers_keep_the_preprocessing_paths_bit_for_bit(tmp_path, extra):
     image, lesion, _ = textured_case(seed=1, shape_zyx=(24, 48, 48), radius_mm=4.0)
