@@ -394,10 +394,13 @@ def resolve_case_workers(case_workers: int | None) -> int:
 
     ``None`` (the default): all cores on Linux, where helpers are forked from the running process in
     milliseconds; 1 elsewhere, where a spawned helper would first re-import pyradiomics (about 1 s) and a single
-    case would not gain. ``-1``: all cores. A positive integer: that many processes (this one included).
+    case would not gain, and 1 inside the Slicer application itself (a GUI process is not forked; the panel's
+    background worker is a plain Python process and uses all cores). ``-1``: all cores. A positive integer: that
+    many processes (this one included).
     """
     if case_workers is None:
-        return available_cores() if _fork_available() else 1
+        in_slicer_app = getattr(sys.modules.get("slicer"), "app", None) is not None
+        return available_cores() if _fork_available() and not in_slicer_app else 1
     if isinstance(case_workers, bool) or not isinstance(case_workers, (int, np.integer)):
         raise UserError(f"--case-workers must be an integer number of processes, not {case_workers!r}")
     n = int(case_workers)

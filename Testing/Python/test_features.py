@@ -146,11 +146,18 @@ def test_case_workers_keep_the_preprocessing_paths_bit_for_bit(tmp_path, extra):
     assert list(par) == list(serial) and all(_same(par[k], serial[k]) for k in serial)
 
 
-def test_case_workers_default_and_bad_values():
+def test_case_workers_default_and_bad_values(monkeypatch):
     import sys
+    import types
 
     n = features.resolve_case_workers(None)
     assert n == (features.available_cores() if sys.platform.startswith("linux") else 1)
+    fake = types.ModuleType("slicer")
+    fake.app = object()  # inside the Slicer application: the GUI process is never forked
+    monkeypatch.setitem(sys.modules, "slicer", fake)
+    assert features.resolve_case_workers(None) == 1
+    assert features.resolve_case_workers(2) == 2
+    monkeypatch.undo()
     assert features.resolve_case_workers(-1) == features.available_cores()
     assert features.resolve_case_workers(3) == 3
     for bad in (0, -2, 1.5, "2", True):
