@@ -633,6 +633,23 @@ def _setup_cost(group: str, case: _Case) -> float:
     return _COST_WAVELET_PER_CROP_VOXEL * float(np.prod(case.image.GetSize())) if group == "Wavelet" else 0.0
 
 
+def _merge(units: list[_Unit]) -> list[_Unit]:
+    """Merge one process's units of the same image type (and region), so each filter runs once there."""
+    kept: list[_Unit] = []
+    by_type: dict[tuple[str, str], _Unit] = {}
+    for u in units:
+        if u.kind == "derived" and u.items:
+            m = by_type.get((u.image_type, u.region))
+            if m is not None:
+                m.items = tuple(sorted(m.items + u.items))
+                m.ticks += u.ticks
+                continue
+            u = _Unit(u.kind, u.image_type, u.items, u.region, u.ticks)
+            by_type[(u.image_type, u.region)] = u
+        kept.append(u)
+    return kept
+
+
 def _plan(case: _Case, per_region: bool, workers: int) -> list[list[_Unit]]:
     """Split the case into ``workers`` lists of units: longest first, each to the least-loaded worker.
 
@@ -654,21 +671,7 @@ def _plan(case: _Case, per_region: bool, workers: int) -> list[list[_Unit]]:
         if group:
             groups[k].add(group)
         bins[k].append(unit)
-    merged: list[list[_Unit]] = []
-    for b in bins:
-        kept: list[_Unit] = []
-        by_type: dict[tuple[str, str], _Unit] = {}
-        for u in b:
-            if u.kind == "derived" and u.items:
-                m = by_type.get((u.image_type, u.region))
-                if m is not None:  # one filter run per worker for its share of this image type
-                    m.items = tuple(sorted(m.items + u.items))
-                    m.ticks += u.ticks
-                    continue
-                by_type[(u.image_type, u.region)] = u
-            kept.append(u)
-        if kept:
-            merged.append(kept)
+    merged = [_merge(b) for b in bins if b]
     return merged or [[]]
 
 
@@ -732,10 +735,10 @@ def extract_cropped(
             image = imageoperations.normalizeImage(image, **settings)
         case = _prepare_masks(image, masks, settings, params)
 
-    bins = _plan(case, per_region, workers) if workers > 1 else [[u for u, _, _ in _units(case, per_region)]]
+    bins = _plan(case, per_region, workers) if workers > 1 else [_merge([u for u, _, _ in _units(case, per_region)])]
     pool = case_pool(len(bins)) if len(bins) > 1 else None
     if pool is None and len(bins) > 1:
-        bins = [[u for b in bins for u in b]]
+        bins = [_merge([u for b in bins for u in b])]
     n_ticks = max(1, sum(u.ticks for b in bins for u in b))
     done = 0
 

@@ -146,6 +146,30 @@ def test_case_workers_keep_the_preprocessing_paths_bit_for_bit(tmp_path, extra):
     assert list(par) == list(serial) and all(_same(par[k], serial[k]) for k in serial)
 
 
+def test_each_filter_runs_once_per_case_in_one_process(tmp_path, monkeypatch):
+    """The wavelet transform once (not once per band), each LoG sigma once, whatever the split into units."""
+    from radiomics import imageoperations
+
+    calls: dict[str, int] = {"Wavelet": 0, "LoG": 0}
+
+    def counting(name):
+        real = getattr(imageoperations, f"get{name}Image")
+
+        def wrapper(image, mask, **kw):
+            calls[name] += 1 if name == "Wavelet" else len(kw.get("sigma", []))
+            yield from real(image, mask, **kw)
+
+        return wrapper
+
+    for name in calls:
+        monkeypatch.setattr(imageoperations, f"get{name}Image", counting(name))
+    image, lesion, _ = textured_case(seed=3, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    p = tmp_path / "p.yaml"
+    p.write_text(WAVELET_PARAMS)
+    features.extract_case(image, shells(lesion, (2.0,)), features.load_params(p), case_workers=1)
+    assert calls == {"Wavelet": 1, "LoG": 3}
+
+
 def test_case_workers_default_and_bad_values(monkeypatch):
     import sys
     import types
