@@ -58,7 +58,7 @@ def build_cases(workdir: Path, lesions: list[str], n: int) -> dict[str, list[Pat
         out[name] = []
         for seed in range(n):
             d = workdir / f"{name}{seed}"
-            d.mkdir(parents=True)
+            d.mkdir(parents=True, exist_ok=True)
             ph = make_phantom(seed=seed, lesion_radius_mm=LESIONS[name])
             sitk.WriteImage(ph.image, str(d / "image.nrrd"), True)
             sitk.WriteImage(ph.lesion, str(d / "lesion.nrrd"), True)
@@ -217,7 +217,8 @@ def main() -> int:
     ap.add_argument("--skip-full", action="store_true", help="skip (a), the whole-image call (about 1 minute, 5 GB)")
     ap.add_argument("--also-serial", action="store_true", help="also (c1): the CLI with --case-workers 1")
     ap.add_argument("--slicer-worker", action="store_true", help="also (s): the Slicer panel's background worker")
-    ap.add_argument("--workdir", help="keep the cases in this folder (default: a temporary one)")
+    ap.add_argument("--workdir", help="keep the cases in this folder and reuse them on the next run (default: a "
+                                      "temporary folder)")
     ap.add_argument("--variant", help=argparse.SUPPRESS)
     ap.add_argument("--folders", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -235,11 +236,13 @@ def main() -> int:
         t = time.perf_counter()
         # built in a child: this process stays small, so the children's ru_maxrss is their own (it is inherited
         # across fork and exec)
-        r = subprocess.run([sys.executable, __file__, "--variant", "build", "--workdir", str(work), "--cases",
-                            str(args.cases), "--lesions", *args.lesions], capture_output=True, text=True, env=_env())
-        if r.returncode != 0:
-            raise SystemExit(f"building the cases failed:\n{r.stderr[-3000:]}")
-        cases = {k: [Path(f) for f in v] for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items()}
+        cases = {k: [work / f"{k}{i}" for i in range(args.cases)] for k in args.lesions}
+        if not all((d / "voxels.json").exists() for v in cases.values() for d in v):  # --workdir of an earlier run
+            r = subprocess.run([sys.executable, __file__, "--variant", "build", "--workdir", str(work), "--cases",
+                                str(args.cases), "--lesions", *args.lesions], capture_output=True, text=True, env=_env())
+            if r.returncode != 0:
+                raise SystemExit(f"building the cases failed:\n{r.stderr[-3000:]}")
+            cases = {k: [Path(f) for f in v] for k, v in json.loads(r.stdout.strip().splitlines()[-1]).items()}
         cores = len(os.sched_getaffinity(0))
         print(f"cases: {args.cases} per lesion size, 448 x 448 x 160 phantoms (built in {time.perf_counter() - t:.0f} s); "
               f"{cores} cores, load average {os.getloadavg()[0]:.2f}")
