@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -252,6 +253,8 @@ def main() -> int:
             vox = json.loads((folders[0] / "voxels.json").read_text())
             print(f"\n[{name}] lesion radius {LESIONS[name]:g} mm; first case's region voxels {vox}")
             cli = [sys.executable, "-m", "her2radiomics", "extract", str(work / f"{name}.csv"), "--no-progress"]
+            for sub in ("c", "c1"):  # a cache left by an earlier run would skip the work
+                shutil.rmtree(work / f"{name}_{sub}", ignore_errors=True)
             c = measure([*cli, "-o", str(work / f"{name}_c" / "F.csv")], env)
             print(f"  (c)  CLI extract, regions + features, default case workers: {_fmt(c, len(folders))}")
             if args.also_serial:
