@@ -650,14 +650,8 @@ def _merge(units: list[_Unit]) -> list[_Unit]:
     return kept
 
 
-def _plan(case: _Case, per_region: bool, workers: int) -> list[list[_Unit]]:
-    """Split the case into ``workers`` lists of units: longest first, each to the least-loaded worker.
-
-    A unit with a setup group (the wavelet bands share one transform) costs its setup once per worker that
-    computes any of the group. Units of the same image type on one worker are merged, so each filter runs at most
-    once per worker. The split decides only who computes what; every value is computed the same way.
-    """
-    units = _units(case, per_region)
+def _greedy(units: list[tuple[_Unit, float, str]], workers: int, case: _Case) -> tuple[list[list[_Unit]], float]:
+    """Longest unit first, each to the process where it ends earliest; returns the shares and the largest load."""
     bins: list[list[_Unit]] = [[] for _ in range(max(1, workers))]
     load = [0.0] * len(bins)
     groups: list[set[str]] = [set() for _ in bins]
@@ -671,6 +665,34 @@ def _plan(case: _Case, per_region: bool, workers: int) -> list[list[_Unit]]:
         if group:
             groups[k].add(group)
         bins[k].append(unit)
+    return bins, max(load)
+
+
+def _plan(case: _Case, per_region: bool, workers: int) -> list[list[_Unit]]:
+    """Split the case into at most ``workers`` shares of units with the smallest estimated largest share.
+
+    Two greedy splits (longest unit first, each to the process where it ends earliest) are compared: one where the
+    wavelet bands are spread (each process that holds any band pays one transform) and one where each setup group
+    stays on one process; the one whose largest share is smaller wins (a tie keeps the group whole: less CPU).
+    Units of the same image type on one process are then merged, so each filter runs at most once per process.
+    The split decides only who computes what; every value is computed the same way.
+    """
+    units = _units(case, per_region)
+    spread, spread_load = _greedy(units, workers, case)
+    whole_units: list[tuple[_Unit, float, str]] = []
+    grouped: dict[str, list[tuple[_Unit, float, str]]] = {}
+    for x in units:
+        if x[2]:
+            grouped.setdefault(x[2], []).append(x)
+        else:
+            whole_units.append(x)
+    for group, members in grouped.items():
+        first = members[0][0]
+        items = tuple(sorted(i for u, _, _ in members for i in u.items))
+        unit = _Unit(first.kind, first.image_type, items, first.region, sum(u.ticks for u, _, _ in members))
+        whole_units.append((unit, sum(c for _, c, _ in members) + _setup_cost(group, case), ""))
+    whole, whole_load = _greedy(whole_units, workers, case)
+    bins = whole if whole_load <= spread_load else spread
     merged = [_merge(b) for b in bins if b]
     return merged or [[]]
 
