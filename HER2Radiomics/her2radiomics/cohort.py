@@ -222,11 +222,13 @@ def compute_case(
     cache_file: Path | None,
     threads: int = 1,
     resample: Mapping[str, Any] | None = None,
+    case_workers: int | None = 1,
 ) -> dict[str, Any]:
     """Run one case (read, [resample], regions, features) and cache it; never raises for a case-level problem.
 
     ``resample``: ``{"spacing": (x, y, z), "interpolator": "linear"|"bspline"}``: the image is interpolated onto that
     grid and every mask by nearest neighbour (after being checked on the original grid), before the shells are built.
+    ``case_workers``: processes the case's feature computation is spread over (features.extract_case).
     """
     from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
     from her2radiomics.regions import build_regions
@@ -254,7 +256,11 @@ def compute_case(
                 missing[name] = reason
                 del masks[name]
         info: dict[str, Any] = {}
-        feats = _with_missing_regions(extract_case(image, masks, params, info=info), list(regs.feature_masks()), missing)
+        feats = _with_missing_regions(
+            extract_case(image, masks, params, info=info, case_workers=case_workers),
+            list(regs.feature_masks()),
+            missing,
+        )
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {
@@ -264,7 +270,7 @@ def compute_case(
         "features": feats,
         "missing_regions": missing,
         "warnings": warnings,
-        "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels")},
+        "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels", "case_workers")},
         "seconds": time.perf_counter() - t0,
         "pid": os.getpid(),
     }
@@ -403,6 +409,7 @@ def extract_cohort(
     log: Callable[[str], None] | None = None,
     resample_spacing: Sequence[float] | None = None,
     interpolator: str = "linear",
+    case_workers: int | None = None,
 ) -> CohortResult:
     """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
 
@@ -413,7 +420,8 @@ def extract_cohort(
     stderr is a terminal (never in a redirected log). ``resample_spacing`` (mm, x y z): every case is first brought
     onto that spacing (image: ``interpolator`` linear or bspline; masks: nearest neighbour; see docs/features.md).
     Kept cases that lack a shell (empty or unusable) have NaN in its columns and a row in ``FEATURES.notes.csv``.
-    Returns a :class:`CohortResult`.
+    ``case_workers``: processes each case is spread over (``--case-workers``); default all cores when cases run one
+    at a time (``jobs`` 1, loky), else 1 (the cores already go to parallel cases). Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -431,6 +439,11 @@ def extract_cohort(
     if interpolator not in INTERPOLATORS:
         raise UserError(f"unknown interpolator {interpolator!r}; use one of {', '.join(INTERPOLATORS)}")
     resample = {"spacing": list(spacing), "interpolator": interpolator} if spacing else None
+
+    from her2radiomics.features import case_pool, resolve_case_workers
+
+    one_at_a_time = backend == "loky" and jobs == 1
+    case_workers = resolve_case_workers(case_workers) if (case_workers is not None or one_at_a_time) else 1
     specs = read_manifest(manifest)
     params_dict = load_params(params)
     phash = params_hash(params_dict)
@@ -461,8 +474,10 @@ def extract_cohort(
 
         # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
         bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
+        worker = functools.partial(compute_case, resample=resample, case_workers=case_workers)
+        if one_at_a_time and case_workers > 1:
+            case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
         try:
-            worker = functools.partial(compute_case, resample=resample) if resample else compute_case
             for rec in _run(todo, worker, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
                 key = (rec["case_id"], rec["reader"])
                 records[key] = rec

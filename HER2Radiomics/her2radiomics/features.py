@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -373,108 +374,457 @@ def _filtered_images(ext, image: sitk.Image, mask: sitk.Image, settings: dict, t
         yield from getattr(imageoperations, f"get{image_type}Image")(image, mask, **args)
 
 
+# --------------------------------------------------------------------------------------------------------------
+# within-case parallelism: the case is split into units of work, spread over a persistent pool of helpers
+# --------------------------------------------------------------------------------------------------------------
+#: cost model used to split one case over workers (seconds on one core of the 2-core benchmark machine, fitted
+#: with cProfile on the 6, 8 and 15 mm phantoms of benchmarks/bench_case.py; only the ratios matter)
+_COST_SHAPE_PER_BBOX_VOXEL = 2.6e-6  # calculate_coefficients (marching cubes over the region's bounding box)
+_COST_LOG_PER_CROP_VOXEL = 1.5e-7  # one LaplacianRecursiveGaussian on the crop
+_COST_WAVELET_PER_CROP_VOXEL = 2.4e-7  # one stationary wavelet transform (all bands) on the crop
+_COST_OTHER_FILTER_PER_CROP_VOXEL = 5e-8  # square, gradient, LBP, ...
+_COST_FEATURES_PER_REGION = 0.0106  # all feature classes of one derived image, fixed part per region
+_COST_FEATURES_PER_VOXEL = 2.0e-6  # ... and the part that grows with the region's voxels
+
+_EXTRACTORS: dict[str, Any] = {}  # params hash -> RadiomicsFeatureExtractor (validated once per process)
+_POOL: dict[str, Any] = {}  # {"pool": multiprocessing pool, "n": helper processes, "pid": owner}
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the CPU affinity mask where the OS has one, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _fork_available() -> bool:
+    """Helpers are forked (no re-import, nothing re-read) on Linux; elsewhere they would be spawned."""
+    import multiprocessing
+
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def resolve_case_workers(case_workers: int | None) -> int:
+    """Number of processes one case is spread over.
+
+    ``None`` (the default): all cores on Linux, where helpers are forked from the running process in
+    milliseconds; 1 elsewhere, where a spawned helper would first re-import pyradiomics (about 1 s) and a single
+    case would not gain, and 1 inside the Slicer application itself (a GUI process is not forked; the panel's
+    background worker is a plain Python process and uses all cores). ``-1``: all cores. A positive integer: that
+    many processes (this one included).
+    """
+    if case_workers is None:
+        in_slicer_app = getattr(sys.modules.get("slicer"), "app", None) is not None
+        return available_cores() if _fork_available() and not in_slicer_app else 1
+    if isinstance(case_workers, bool) or not isinstance(case_workers, (int, np.integer)):
+        raise UserError(f"--case-workers must be an integer number of processes, not {case_workers!r}")
+    n = int(case_workers)
+    if n == -1:
+        return available_cores()
+    if n < 1:
+        raise UserError(f"--case-workers must be a positive number of processes (or -1 for all cores), got {n}")
+    return n
+
+
+def _pool_init() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the pool
+    set_threads(1)  # the helpers share the cores with the parent; ITK threads would only oversubscribe them
+    _quiet_radiomics()
+
+
+def case_pool(workers: int):
+    """The persistent pool of ``workers - 1`` helper processes for within-case parallelism (None for 1 worker).
+
+    Created on first use and kept for the life of the process, so a cohort or a GUI session pays the start once.
+    Call it early (before large images are read) to fork small helpers; :func:`shutdown_case_pool` ends it.
+    Returns None (the case then runs in this process) when helpers cannot be started, e.g. inside a daemonic
+    worker of another pool.
+    """
+    n = int(workers) - 1
+    if n < 1:
+        return None
+    if _POOL.get("pool") is not None and _POOL.get("pid") == os.getpid():
+        if _POOL["n"] == n:
+            return _POOL["pool"]
+        shutdown_case_pool()
+    _POOL.clear()  # a pool inherited through fork belongs to the parent
+    import multiprocessing
+    import warnings
+
+    ctx = multiprocessing.get_context("fork" if _fork_available() else "spawn")
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns about fork in a process with threads; ITK re-creates its thread pool at fork
+        # (pthread_atfork) and the helpers run single-threaded
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            pool = ctx.Pool(n, initializer=_pool_init)
+        except (AssertionError, OSError, ValueError):  # daemonic processes may not have children
+            return None
+    _POOL.update(pool=pool, n=n, pid=os.getpid())
+    return pool
+
+
+def shutdown_case_pool() -> None:
+    """Stop the helper processes of :func:`case_pool` (they are also stopped when this process exits)."""
+    pool, pid = _POOL.get("pool"), _POOL.get("pid")
+    _POOL.clear()
+    if pool is not None and pid == os.getpid():
+        pool.terminate()
+        pool.join()
+
+
+def _cached_extractor(params: dict):
+    key = params_hash(params)
+    ext = _EXTRACTORS.get(key)
+    if ext is None:
+        if len(_EXTRACTORS) >= 8:
+            _EXTRACTORS.clear()
+        ext = _EXTRACTORS[key] = _extractor(params)
+    return ext
+
+
+class _Case:
+    """What a worker needs for one case: the cropped image, the prepared masks and the parameters (picklable)."""
+
+    def __init__(self, image: sitk.Image, masks: dict[str, sitk.Image], params: dict,
+                 bboxes: dict[str, np.ndarray] | None = None, shape_masks: dict[str, sitk.Image] | None = None):
+        self.image = image
+        self.masks = masks  # UInt32 feature masks (resegmented when resegmentRange is set)
+        self.params = params
+        self.bboxes = bboxes or {}  # checkMask bounding boxes
+        self.shape_masks = shape_masks or {}  # only where shape uses a different mask (resegmentShape)
+
+
+class _Unit:
+    """One piece of a case: shape of a region, per-region ``execute``, or some outputs of one image type."""
+
+    __slots__ = ("kind", "image_type", "items", "region", "ticks")
+
+    def __init__(self, kind: str, image_type: str = "", items: tuple[int, ...] = (), region: str = "", ticks: int = 0):
+        self.kind, self.image_type, self.items, self.region, self.ticks = kind, image_type, items, region, ticks
+
+    def __getstate__(self):
+        return (self.kind, self.image_type, self.items, self.region, self.ticks)
+
+    def __setstate__(self, state):
+        self.kind, self.image_type, self.items, self.region, self.ticks = state
+
+
+def _n_outputs(image_type: str, args: Mapping[str, Any], ndim: int = 3) -> int:
+    """Number of derived images pyradiomics' ``get<type>Image`` yields (used for progress and planning)."""
+    if image_type == "LoG":
+        return len(args.get("sigma", []))
+    if image_type == "Wavelet":
+        axes = ndim - (1 if args.get("force2D", False) else 0)
+        return (2**axes - 1) * int(args.get("level", 1)) + 1
+    if image_type == "LBP3D":
+        return int(args.get("lbp3DLevels", 2)) + 1
+    return 1
+
+
+def _floats(fv: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in fv.items() if not k.startswith("diagnostics_")}
+
+
+def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | None = None
+               ) -> list[tuple[str, tuple[int, int], dict[str, float]]]:
+    """Compute units of one case; returns (region, order key, features) with pyradiomics' order as the key.
+
+    Each step is the one ``execute`` takes: ``computeShape`` on the unfiltered crop with the checkMask bounding
+    box; every derived image from pyradiomics' own ``get<type>Image`` generator with the settings ``execute``
+    passes; ``cropToTumorMask`` (padDistance 0; for mask-independent filters the same ``sitk.Crop`` bounds for
+    every derived image) and ``computeFeatures`` with the generator's settings.
+    """
+    from radiomics import imageoperations
+
+    ext = _cached_extractor(case.params)
+    settings = ext.settings.copy()
+    types = list(ext.enabledImagetypes)
+    out: list[tuple[str, tuple[int, int], dict[str, float]]] = []
+    crops: dict[str, tuple[list[int], list[int], sitk.Image]] = {}
+
+    def region_crop(name: str) -> tuple[list[int], list[int], sitk.Image]:
+        if name not in crops:
+            mask, bbox = case.masks[name], case.bboxes[name]
+            size = np.array(mask.GetSize())
+            lower = [int(v) for v in np.maximum(bbox[0::2], 0)]
+            upper = [int(v) for v in np.maximum(size - bbox[1::2] - 1, 0)]
+            crops[name] = (lower, upper, sitk.Crop(mask, lower, upper))
+        return crops[name]
+
+    for u in units:
+        if u.kind == "execute":
+            try:
+                fv = ext.execute(case.image, case.masks[u.region], label=1)
+            except ValueError as exc:
+                raise _region_error(u.region, exc) from None
+            out.append((u.region, (-2, 0), _floats(fv)))
+            if tick is not None:
+                tick(f"region {u.region}")
+            continue
+        if u.kind == "shape":
+            try:
+                mask = case.shape_masks.get(u.region, case.masks[u.region])
+                fv = ext.computeShape(case.image, mask, case.bboxes[u.region], **settings)
+            except ValueError as exc:
+                raise _region_error(u.region, exc) from None
+            out.append((u.region, (-1, 0), _floats(fv)))
+            continue
+        t = u.image_type
+        pos = types.index(t)
+        args = settings.copy()
+        args.update(ext.enabledImagetypes[t])
+        regions = [u.region] if u.region else list(case.masks)
+        filter_mask = case.masks[regions[0]]
+        get_images = getattr(imageoperations, f"get{t}Image")
+        if t == "LoG" and u.items:
+            # each sigma is an independent filter: run only this unit's sigmas; computeFeatures still gets the
+            # settings the full generator yields (its own kwargs, i.e. args)
+            sigmas = list(args.get("sigma", []))
+            gen = ((i, img, name, args) for i in u.items
+                   for img, name, _ in get_images(case.image, filter_mask, **dict(args, sigma=[sigmas[i]])))
+        else:
+            wanted = set(u.items)
+            gen = ((i, img, name, kw) for i, (img, name, kw) in enumerate(get_images(case.image, filter_mask, **args))
+                   if not wanted or i in wanted)
+        for i, derived, name, kw in gen:
+            for r in regions:
+                if t in _MASK_DEPENDENT_TYPES:
+                    img_r, mask_r = imageoperations.cropToTumorMask(derived, case.masks[r], case.bboxes[r], padDistance=0)
+                else:
+                    lower, upper, mask_r = region_crop(r)
+                    img_r = sitk.Crop(derived, lower, upper)  # == cropToTumorMask(derived, mask, bbox, padDistance=0)
+                out.append((r, (pos, i), _floats(ext.computeFeatures(img_r, mask_r, name, **kw))))
+            if tick is not None:
+                tick(name)
+    return out
+
+
+def _run_share(case: _Case, units: list[_Unit]) -> tuple[list[tuple[str, tuple[int, int], dict[str, float]]], float]:
+    """A helper's share of a case: its results and the CPU seconds it took (for ``info``)."""
+    c = time.process_time()
+    res = _run_units(case, units)
+    return res, time.process_time() - c
+
+
+def _units(case: _Case, per_region: bool) -> list[tuple[_Unit, float, str]]:
+    """Every unit of the case with its estimated cost and its setup group ('' when it has none)."""
+    names = list(case.masks)
+    if per_region:
+        return [(_Unit("execute", region=r, ticks=1), float(sitk.GetArrayViewFromImage(case.masks[r]).sum()), "")
+                for r in names]
+    ext = _cached_extractor(case.params)
+    settings = ext.settings.copy()
+    crop_vox = float(np.prod(case.image.GetSize()))
+    vox = {r: float(np.count_nonzero(sitk.GetArrayViewFromImage(case.masks[r]))) for r in names}
+    feat_all = sum(_COST_FEATURES_PER_REGION + _COST_FEATURES_PER_VOXEL * vox[r] for r in names)
+    units: list[tuple[_Unit, float, str]] = []
+    for r in names:
+        b = case.bboxes[r]
+        units.append((_Unit("shape", region=r), _COST_SHAPE_PER_BBOX_VOXEL * float(np.prod(b[1::2] - b[0::2] + 1)), ""))
+    for t, custom in ext.enabledImagetypes.items():
+        args = dict(settings, **custom)
+        n = _n_outputs(t, args, case.image.GetDimension())
+        if t in _MASK_DEPENDENT_TYPES:
+            for r in names:
+                cost = _COST_OTHER_FILTER_PER_CROP_VOXEL * crop_vox + n * (_COST_FEATURES_PER_REGION + _COST_FEATURES_PER_VOXEL * vox[r])
+                units.append((_Unit("derived", t, (), r, ticks=n), cost, ""))
+        elif t == "LoG":
+            for i in range(n):
+                units.append((_Unit("derived", t, (i,), ticks=1), _COST_LOG_PER_CROP_VOXEL * crop_vox + feat_all, ""))
+        elif t == "Wavelet":
+            for i in range(n):
+                units.append((_Unit("derived", t, (i,), ticks=1), feat_all, t))  # setup: one transform per worker
+        elif t == "Original":
+            units.append((_Unit("derived", t, (), ticks=1), feat_all, ""))
+        else:
+            units.append((_Unit("derived", t, (), ticks=n), _COST_OTHER_FILTER_PER_CROP_VOXEL * crop_vox + n * feat_all, ""))
+    return units
+
+
+def _setup_cost(group: str, case: _Case) -> float:
+    return _COST_WAVELET_PER_CROP_VOXEL * float(np.prod(case.image.GetSize())) if group == "Wavelet" else 0.0
+
+
+def _merge(units: list[_Unit]) -> list[_Unit]:
+    """Merge one process's units of the same image type (and region), so each filter runs once there."""
+    kept: list[_Unit] = []
+    by_type: dict[tuple[str, str], _Unit] = {}
+    for u in units:
+        if u.kind == "derived" and u.items:
+            m = by_type.get((u.image_type, u.region))
+            if m is not None:
+                m.items = tuple(sorted(m.items + u.items))
+                m.ticks += u.ticks
+                continue
+            u = _Unit(u.kind, u.image_type, u.items, u.region, u.ticks)
+            by_type[(u.image_type, u.region)] = u
+        kept.append(u)
+    return kept
+
+
+def _greedy(units: list[tuple[_Unit, float, str]], workers: int, case: _Case) -> tuple[list[list[_Unit]], float]:
+    """Longest unit first, each to the process where it ends earliest; returns the shares and the largest load."""
+    bins: list[list[_Unit]] = [[] for _ in range(max(1, workers))]
+    load = [0.0] * len(bins)
+    groups: list[set[str]] = [set() for _ in bins]
+    for unit, cost, group in sorted(units, key=lambda x: -x[1]):
+        def total(k: int, unit_cost: float = cost, unit_group: str = group) -> float:
+            extra = _setup_cost(unit_group, case) if unit_group and unit_group not in groups[k] else 0.0
+            return load[k] + unit_cost + extra
+
+        k = min(range(len(bins)), key=total)
+        load[k] = total(k)
+        if group:
+            groups[k].add(group)
+        bins[k].append(unit)
+    return bins, max(load)
+
+
+def _plan(case: _Case, per_region: bool, workers: int) -> list[list[_Unit]]:
+    """Split the case into at most ``workers`` shares of units with the smallest estimated largest share.
+
+    Two greedy splits (longest unit first, each to the process where it ends earliest) are compared: one where the
+    wavelet bands are spread (each process that holds any band pays one transform) and one where each setup group
+    stays on one process; the one whose largest share is smaller wins (a tie keeps the group whole: less CPU).
+    Units of the same image type on one process are then merged, so each filter runs at most once per process.
+    The split decides only who computes what; every value is computed the same way.
+    """
+    units = _units(case, per_region)
+    spread, spread_load = _greedy(units, workers, case)
+    whole_units: list[tuple[_Unit, float, str]] = []
+    grouped: dict[str, list[tuple[_Unit, float, str]]] = {}
+    for x in units:
+        if x[2]:
+            grouped.setdefault(x[2], []).append(x)
+        else:
+            whole_units.append(x)
+    for group, members in grouped.items():
+        first = members[0][0]
+        items = tuple(sorted(i for u, _, _ in members for i in u.items))
+        unit = _Unit(first.kind, first.image_type, items, first.region, sum(u.ticks for u, _, _ in members))
+        whole_units.append((unit, sum(c for _, c, _ in members) + _setup_cost(group, case), ""))
+    whole, whole_load = _greedy(whole_units, workers, case)
+    bins = whole if whole_load <= spread_load else spread
+    merged = [_merge(b) for b in bins if b]
+    return merged or [[]]
+
+
+def _prepare_masks(image: sitk.Image, masks: Mapping[str, sitk.Image], settings: dict, params: dict) -> _Case:
+    """``execute``'s mask steps per region: getMask (UInt32), checkMask, optional resegmentMask."""
+    from radiomics import imageoperations
+
+    feat_masks: dict[str, sitk.Image] = {}
+    shape_masks: dict[str, sitk.Image] = {}
+    bboxes: dict[str, np.ndarray] = {}
+    for name, m in masks.items():
+        try:
+            mask = sitk.Cast(m, sitk.sitkUInt32)  # getMask(): UInt32 labelmap (values 0/1, label 1)
+            bbox = _check_mask(sitk.GetArrayViewFromImage(mask) == 1, settings)
+            if settings.get("resegmentRange") is not None:
+                reseg = imageoperations.resegmentMask(image, mask, **settings)
+                bbox, _ = imageoperations.checkMask(image, reseg, **settings)
+                if not settings.get("resegmentShape", False):
+                    shape_masks[name] = mask
+                mask = reseg
+        except ValueError as exc:
+            raise _region_error(name, exc) from None
+        feat_masks[name] = mask
+        bboxes[name] = bbox
+    return _Case(image, feat_masks, params, bboxes, shape_masks)
+
+
 def extract_cropped(
     image: sitk.Image,
     masks: Mapping[str, sitk.Image],
     params: Mapping[str, Any],
     progress: Callable[[float, str], None] | None = None,
+    *,
+    case_workers: int | None = 1,
+    info: dict | None = None,
 ) -> dict[str, dict[str, float]]:
     """Features per region for an image and masks that are already cropped (no further cropping here).
 
     Returns {region: {pyradiomics feature name: value}} with pyradiomics' own feature order; equal to
     ``RadiomicsFeatureExtractor(params).execute(image, mask)`` without its diagnostics, for every mask.
-    ``progress(fraction, message)`` is called after each derived image (raise from it to cancel).
+    ``progress(fraction, message)`` is called after each derived image (raise from it to cancel); with several
+    workers, images computed by the helpers are reported when their share arrives. ``case_workers``: processes
+    the case is spread over (:func:`resolve_case_workers`); the values do not depend on it (bit for bit).
     """
     from radiomics import imageoperations
 
     params = _as_params(params)
-    ext = _extractor(params)
+    ext = _cached_extractor(params)
     settings = ext.settings.copy()
-    types = list(ext.enabledImagetypes)
+    workers = resolve_case_workers(case_workers)
 
     # Settings under which the derived images depend on the mask: per-region execute (exact by construction).
     per_region = (settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None) or bool(
         settings.get("preCrop")
     )
-    results: dict[str, dict[str, float]] = {}
     if per_region:
-        for name, m in masks.items():
-            try:
-                fv = ext.execute(image, m, label=1)
-            except ValueError as exc:
-                raise _region_error(name, exc) from None
-            results[name] = {k: float(v) for k, v in fv.items() if not k.startswith("diagnostics_")}
-        return results
+        case = _Case(image, dict(masks), params)
+    else:
+        # execute(): loadImage -> normalize (mask-independent; done once)
+        if settings.get("normalize", False):
+            image = imageoperations.normalizeImage(image, **settings)
+        case = _prepare_masks(image, masks, settings, params)
 
-    # execute(): loadImage -> normalize (mask-independent; done once)
-    if settings.get("normalize", False):
-        image = imageoperations.normalizeImage(image, **settings)
-
-    prepared: dict[str, tuple[sitk.Image, np.ndarray]] = {}
-    for name, m in masks.items():
-        try:
-            mask = sitk.Cast(m, sitk.sitkUInt32)  # getMask(): UInt32 labelmap (values 0/1, label 1)
-            bbox = _check_mask(sitk.GetArrayViewFromImage(mask) == 1, settings)
-            shape_mask = mask
-            if settings.get("resegmentRange") is not None:
-                reseg = imageoperations.resegmentMask(image, mask, **settings)
-                bbox, _ = imageoperations.checkMask(image, reseg, **settings)
-                if settings.get("resegmentShape", False):
-                    shape_mask = reseg
-                mask = reseg
-            fv = ext.computeShape(image, shape_mask, bbox, **settings)
-        except ValueError as exc:
-            raise _region_error(name, exc) from None
-        results[name] = {k: float(v) for k, v in fv.items()}
-        prepared[name] = (mask, bbox)
-
-    first_mask = next(iter(prepared.values()))[0]
-    # cropToTumorMask(padDistance=0) bounds per region; the cropped mask is the same for every derived image
-    bounds: dict[str, tuple[list[int], list[int]]] = {}
-    mask_crops: dict[str, sitk.Image] = {}
-    for name, (mask, bbox) in prepared.items():
-        size = np.array(mask.GetSize())
-        lower = np.maximum(bbox[0::2], 0)
-        upper = np.maximum(size - bbox[1::2] - 1, 0)
-        bounds[name] = ([int(v) for v in lower], [int(v) for v in upper])
-        mask_crops[name] = sitk.Crop(mask, *bounds[name])
-    n_derived = max(1, _count_derived(ext))
+    bins = _plan(case, per_region, workers) if workers > 1 else [_merge([u for u, _, _ in _units(case, per_region)])]
+    pool = case_pool(len(bins)) if len(bins) > 1 else None
+    if pool is None and len(bins) > 1:
+        bins = [_merge([u for b in bins for u in b])]
+    n_ticks = max(1, sum(u.ticks for b in bins for u in b))
     done = 0
 
     def tick(name: str) -> None:
         nonlocal done
         done += 1
         if progress is not None:
-            progress(min(1.0, done / n_derived), name)
+            progress(min(1.0, done / n_ticks), name)
 
-    for image_type in types:
-        if image_type in _MASK_DEPENDENT_TYPES:
-            for name, (mask, bbox) in prepared.items():
-                for derived, tname, kw in _filtered_images(ext, image, mask, settings, [image_type]):
-                    img_r, mask_r = imageoperations.cropToTumorMask(derived, mask, bbox, padDistance=0)
-                    results[name].update({k: float(v) for k, v in ext.computeFeatures(img_r, mask_r, tname, **kw).items()})
-                    tick(tname)
-            continue
-        # LoG / wavelet / original / ... do not look at the mask: one pass, shared by every region
-        for derived, tname, kw in _filtered_images(ext, image, first_mask, settings, [image_type]):
-            for name, (lower, upper) in bounds.items():
-                img_r = sitk.Crop(derived, lower, upper)  # == cropToTumorMask(derived, mask, bbox, padDistance=0)
-                results[name].update({k: float(v) for k, v in ext.computeFeatures(img_r, mask_crops[name], tname, **kw).items()})
-            tick(tname)
-    return results
+    results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
+    pending = []
+    share_cpu: list[float] = []
+    old_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    try:
+        if pool is not None:
+            pending = [(pool.apply_async(_run_share, (case, b)), b) for b in bins[1:]]
+            set_threads(max(1, available_cores() // len(bins)))
+        c0 = time.process_time()
+        results += _run_units(case, bins[0], tick)
+        share_cpu.append(time.process_time() - c0)
+        for res, b in pending:
+            part, cpu = res.get()
+            results += part
+            share_cpu.append(cpu)
+            for u in b:
+                for _ in range(u.ticks):
+                    tick(u.image_type or u.region)
+    except BaseException:
+        if any(not res.ready() for res, _ in pending):
+            shutdown_case_pool()  # a cancelled or failed case: its helpers' unfinished work is of no use
+        raise
+    finally:
+        if pool is not None:
+            set_threads(old_threads)
+    if info is not None:
+        info["case_workers"] = len(bins)
+        info["share_cpu_seconds"] = share_cpu  # CPU of each process' share (this process first)
+    order = {name: k for k, name in enumerate(case.masks)}
+    results.sort(key=lambda x: (order[x[0]], x[1]))
+    out: dict[str, dict[str, float]] = {name: {} for name in case.masks}
+    for name, _, fv in results:
+        out[name].update(fv)
+    return out
 
 
 def _count_derived(ext) -> int:
-    n = 0
-    for image_type, custom in ext.enabledImagetypes.items():
-        if image_type == "LoG":
-            k = len(custom.get("sigma", ext.settings.get("sigma", [])))
-        elif image_type == "Wavelet":
-            k = 8 * int(custom.get("level", ext.settings.get("level", 1)))
-        else:
-            k = 1
-        n += k
-    return n
+    """Number of derived images of an extractor's image types (one progress step each)."""
+    return sum(_n_outputs(t, dict(ext.settings, **custom)) for t, custom in ext.enabledImagetypes.items())
 
 
 def extract_case(
@@ -485,6 +835,7 @@ def extract_case(
     margin_mm: float | None = None,
     info: dict | None = None,
     progress: Callable[[float, str], None] | None = None,
+    case_workers: int | None = None,
 ) -> dict[str, float]:
     """pyradiomics features for every region of one case, as ``{"{region}_{pyradiomics name}": value}``.
 
@@ -494,12 +845,16 @@ def extract_case(
     (:func:`extract_cropped`). Keys follow the order of ``masks`` and, within a region, pyradiomics' order.
     Diagnostics are not returned; pass ``info={}`` to receive the crop box, margin, voxel counts and timing.
     ``progress(fraction, message)`` is called after each derived image (for GUIs; raise from it to cancel).
+    ``case_workers``: processes the case's units (shape per region, each derived image for every region) are
+    spread over; default all cores on Linux (:func:`resolve_case_workers`), 1 inside a cohort that already runs
+    cases in parallel. The values are the same bit for bit for any number of workers.
     Raises UserError for a mask off the image grid, an empty region, or a region pyradiomics rejects.
     """
     t0 = time.perf_counter()
     params = _as_params(params)
     img_c, masks_c, bbox = prepare_crop(image, masks, params, margin_mm)
-    per_region = extract_cropped(img_c, masks_c, params, progress)
+    run_info: dict[str, Any] = {}
+    per_region = extract_cropped(img_c, masks_c, params, progress, case_workers=case_workers, info=run_info)
     out: dict[str, float] = {}
     for name, feats in per_region.items():
         for k, v in feats.items():
@@ -514,6 +869,8 @@ def extract_case(
                 "extra_voxels": extra,
                 "voxels": {n: int(sitk.GetArrayViewFromImage(m).sum()) for n, m in masks_c.items()},
                 "n_features": len(out),
+                "case_workers": run_info.get("case_workers", 1),
+                "share_cpu_seconds": run_info.get("share_cpu_seconds", []),
                 "seconds": time.perf_counter() - t0,
             }
         )

@@ -29,6 +29,10 @@ def _execute(params: dict, image: sitk.Image, mask: sitk.Image) -> dict[str, flo
     return {k: float(v) for k, v in out.items() if not k.startswith("diagnostics_")}
 
 
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
 # ---------------------------------------------------------------------------------------------------- exactness
 def test_breast1_matches_pyradiomics_baseline(breast1):
     """Every feature of pyradiomics' published breast1 baseline (binWidth 25, original image) through our engine."""
@@ -60,7 +64,9 @@ def test_default_params_equal_execute_on_crop_for_lesion_and_every_shell():
     image, masks, _ = small_phantom_case()
     assert list(masks) == ["intra", "peri1", "peri3", "peri5"]
     params = features.load_params()
-    got = features.extract_case(image, masks, params)
+    got = features.extract_case(image, masks, params, case_workers=2)
+    serial = features.extract_case(image, masks, params, case_workers=1)
+    assert list(serial) == list(got) and all(_same(serial[k], got[k]) for k in got)  # bit for bit
     img_c, masks_c, _ = features.prepare_crop(image, masks, params)
     n = features.n_features_per_region(params)
     assert n >= 1300 and len(got) == 4 * n
@@ -95,6 +101,106 @@ def test_preprocessing_settings_stay_exact(tmp_path, extra):
     for region, mask in masks_c.items():
         ref = _execute(params, img_c, mask)
         assert max(_rel(got[f"{region}_{k}"], v) for k, v in ref.items()) <= 1e-9
+
+
+WAVELET_PARAMS = SMALL_PARAMS.replace("  LoG: {sigma: [1.0, 2.0]}\n", "  LoG: {sigma: [1.0, 2.0, 3.0]}\n  Wavelet: {}\n")
+
+
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_case_workers_give_the_serial_values_bit_for_bit_and_execute_on_the_crop(tmp_path, workers):
+    """The split over helpers (LoG sigmas, wavelet bands, shapes) changes who computes, never what is computed."""
+    image, lesion, _ = textured_case(seed=5, shape_zyx=(28, 56, 56), radius_mm=4.5)
+    masks = shells(lesion, (1.0, 3.0))
+    p = tmp_path / "p.yaml"
+    p.write_text(WAVELET_PARAMS)
+    params = features.load_params(p)
+    serial = features.extract_case(image, masks, params, case_workers=1)
+    info: dict = {}
+    par = features.extract_case(image, masks, params, case_workers=workers, info=info)
+    assert info["case_workers"] == workers
+    assert list(par) == list(serial)  # same names, same (pyradiomics') order
+    assert all(_same(par[k], serial[k]) for k in serial)
+    img_c, masks_c, _ = features.prepare_crop(image, masks, params)
+    for region, mask in masks_c.items():
+        ref = _execute(params, img_c, mask)
+        mine = {k[len(region) + 1:]: v for k, v in par.items() if k.startswith(f"{region}_")}
+        assert list(mine) == list(ref)
+        assert max(_rel(mine[k], ref[k]) for k in ref) <= 1e-9
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["  resampledPixelSpacing: [1.0, 1.0, 1.0]\n  interpolator: sitkBSpline\n",
+     "  resegmentRange: [-3, 3]\n  resegmentMode: sigma\n",
+     "  normalize: true\n  normalizeScale: 100\n"],
+    ids=["resample-per-region", "resegment", "normalize"],
+)
+def test_case_workers_keep_the_preprocessing_paths_bit_for_bit(tmp_path, extra):
+    image, lesion, _ = textured_case(seed=1, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    masks = shells(lesion, (2.0, 4.0))
+    p = tmp_path / "p.yaml"
+    p.write_text(SMALL_PARAMS + extra)
+    params = features.load_params(p)
+    serial = features.extract_case(image, masks, params, case_workers=1)
+    par = features.extract_case(image, masks, params, case_workers=2)
+    assert list(par) == list(serial) and all(_same(par[k], serial[k]) for k in serial)
+
+
+def test_each_filter_runs_once_per_case_in_one_process(tmp_path, monkeypatch):
+    """The wavelet transform once (not once per band), each LoG sigma once, whatever the split into units."""
+    from radiomics import imageoperations
+
+    calls: dict[str, int] = {"Wavelet": 0, "LoG": 0}
+
+    def counting(name):
+        real = getattr(imageoperations, f"get{name}Image")
+
+        def wrapper(image, mask, **kw):
+            calls[name] += 1 if name == "Wavelet" else len(kw.get("sigma", []))
+            yield from real(image, mask, **kw)
+
+        return wrapper
+
+    for name in calls:
+        monkeypatch.setattr(imageoperations, f"get{name}Image", counting(name))
+    image, lesion, _ = textured_case(seed=3, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    p = tmp_path / "p.yaml"
+    p.write_text(WAVELET_PARAMS)
+    features.extract_case(image, shells(lesion, (2.0,)), features.load_params(p), case_workers=1)
+    assert calls == {"Wavelet": 1, "LoG": 3}
+
+
+def test_case_workers_default_and_bad_values(monkeypatch):
+    import sys
+    import types
+
+    n = features.resolve_case_workers(None)
+    assert n == (features.available_cores() if sys.platform.startswith("linux") else 1)
+    fake = types.ModuleType("slicer")
+    fake.app = object()  # inside the Slicer application: the GUI process is never forked
+    monkeypatch.setitem(sys.modules, "slicer", fake)
+    assert features.resolve_case_workers(None) == 1
+    assert features.resolve_case_workers(2) == 2
+    monkeypatch.undo()
+    assert features.resolve_case_workers(-1) == features.available_cores()
+    assert features.resolve_case_workers(3) == 3
+    for bad in (0, -2, 1.5, "2", True):
+        with pytest.raises(UserError, match="case-workers"):
+            features.resolve_case_workers(bad)
+
+
+def test_region_error_from_a_helper_is_the_same_one_line_error():
+    image, lesion, _ = textured_case(seed=0, shape_zyx=(20, 40, 40))
+    one = sitk.Image(lesion.GetSize(), sitk.sitkUInt8)
+    one.CopyInformation(lesion)
+    one[10, 10, 10] = 1
+    masks = {"intra": lesion, "peri1": one}
+    msgs = []
+    for w in (1, 2):
+        with pytest.raises(UserError, match="region 'peri1'") as e:
+            features.extract_case(image, masks, SMALL_PARAMS_DICT(), case_workers=w)
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
 
 
 def test_crop_keeps_the_margin_and_geometry():
@@ -225,9 +331,15 @@ def test_slicer_radiomics_can_load_the_default_file():
 def test_progress_callback_reports_each_derived_image_and_can_cancel():
     image, lesion, _ = textured_case(seed=0, shape_zyx=(20, 40, 40))
     seen: list[tuple[float, str]] = []
-    features.extract_case(image, shells(lesion, (2.0,)), SMALL_PARAMS_DICT(), progress=lambda f, m: seen.append((f, m)))
+    features.extract_case(image, shells(lesion, (2.0,)), SMALL_PARAMS_DICT(), progress=lambda f, m: seen.append((f, m)),
+                          case_workers=1)
     assert [m for _, m in seen] == ["original", "log-sigma-1-0-mm-3D", "log-sigma-2-0-mm-3D"]
     assert seen[-1][0] == 1.0
+    # with helpers: one call per derived image too (helpers' images reported by type when their share arrives)
+    seen.clear()
+    features.extract_case(image, shells(lesion, (2.0,)), SMALL_PARAMS_DICT(), progress=lambda f, m: seen.append((f, m)),
+                          case_workers=2)
+    assert len(seen) == 3 and seen[-1][0] == 1.0 and [f for f, _ in seen] == sorted(f for f, _ in seen)
 
     class Cancelled(Exception):
         pass
@@ -235,5 +347,9 @@ def test_progress_callback_reports_each_derived_image_and_can_cancel():
     def cancel(fraction, message):
         raise Cancelled
 
-    with pytest.raises(Cancelled):
-        features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), progress=cancel)
+    for w in (1, 2):
+        with pytest.raises(Cancelled):
+            features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), progress=cancel, case_workers=w)
+    # a cancelled case leaves no broken helper behind: the next case runs (and matches the serial values)
+    a = features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), case_workers=2)
+    assert a == features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), case_workers=1)

@@ -158,6 +158,32 @@ def test_dask_distributed_gives_the_same_table_as_loky(tmp_path, small_params):
     assert (tmp_path / "joined" / "F.csv").read_bytes() == (tmp_path / "loky" / "F.csv").read_bytes()
 
 
+def test_case_workers_default_per_jobs_and_same_table(tmp_path, small_params):
+    """--jobs 1: each case spread over every core; --jobs 2: one process per case; the table is the same bytes."""
+    manifest = write_cohort(tmp_path / "c", 3, shape_zyx=(20, 40, 40))
+    kw = dict(progress=False, auto_exclusions=False, log=lambda m: None)
+    runs = {
+        "default": cohort.extract_cohort(manifest, tmp_path / "d" / "F.csv", small_params, **kw),
+        "serial": cohort.extract_cohort(manifest, tmp_path / "s" / "F.csv", small_params, case_workers=1, **kw),
+        "three": cohort.extract_cohort(manifest, tmp_path / "t" / "F.csv", small_params, case_workers=3, **kw),
+        "jobs2": cohort.extract_cohort(manifest, tmp_path / "j" / "F.csv", small_params, jobs=2, **kw),
+    }
+    used = {name: {d["case_workers"] for d in json.loads(r.output.with_name("F.meta.json").read_text())["diagnostics"].values()}
+            for name, r in runs.items()}
+    assert used == {"default": {features.resolve_case_workers(None)}, "serial": {1}, "three": {3}, "jobs2": {1}}
+    ref = (tmp_path / "s" / "F.csv").read_bytes()
+    assert all(r.output.read_bytes() == ref for r in runs.values())
+
+    r = run_cli("extract", manifest, "-o", tmp_path / "G.csv", "--params", small_params, "--case-workers", "0")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: --case-workers must be a positive number of processes (or -1 for all cores), got 0")
+    assert not (tmp_path / "G.csv").exists() and not (tmp_path / "G.cache").exists()
+    ok = run_cli("extract", manifest, "-o", tmp_path / "H.csv", "--params", small_params, "--case-workers", "2",
+                 "--no-progress", "--no-auto-exclusions")
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "H.csv").read_bytes() == ref
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_with_only_unfinished_cases(tmp_path, small_params):
     n = 8

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distances", type=float, nargs="+", default=[1.0, 3.0, 5.0], metavar="MM",
                         help="peritumoral shell distances in mm (default 1 3 5)")
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (-1: all cores; default 1)")
+    parser.add_argument("--case-workers", type=int, default=None, metavar="N",
+                        help="processes one case's features are spread over (-1: all cores); default: all cores "
+                             "with --jobs 1, otherwise 1")
     parser.add_argument("--backend", choices=["loky", "dask"], default="loky",
                         help="joblib backend: loky (local processes) or dask (dask.distributed)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
@@ -57,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
         auto_exclusions=not args.no_auto_exclusions,
         resample_spacing=args.resample_spacing,
         interpolator=args.interpolator,
+        case_workers=args.case_workers,
     )
     return 0 if result.ok else 1
