@@ -15,10 +15,11 @@ Criteria, per case (defaults = the issue's numbers):
 - **Shell keeps breast tissue**: B5 = truth breast tissue (skin + fat + fibroglandular; the project
   excludes only air and muscle, so skin is tissue the shell must keep) inside the ideal 5 mm shell;
   ``keep`` = |peri5 after exclusions & B5| / |B5| >= 0.97.
-- **Shell holds no air or muscle**: ``contamination`` = |peri5 after exclusions & non-breast| / |peri5 after|
-  <= 0.03, non-breast = outside air, pectoralis major and minor, chest wall (intercostal muscle, ribs,
-  cartilage, deep fat planes), lung, heart, other. Split into ``contam_air``, ``contam_muscle`` (pectoralis
-  major + minor + chest wall) and ``contam_other`` (lung, heart, other).
+- **Shell holds no air or muscle**: ``contamination`` = |peri5 after exclusions & (air or muscle)| / |peri5 after|
+  <= 0.03, air or muscle = outside air, pectoralis major and minor, chest wall (intercostal muscle, ribs,
+  cartilage, sternum), lung, heart, other (``phantom_b.CONTAMINANT_CLASSES``). Split into ``contam_air``,
+  ``contam_muscle`` (pectoralis major + minor + chest wall) and ``contam_other`` (lung, heart, other). The
+  fat planes deep to the pectoralis major (``chest_fat``) count neither as breast tissue nor as contamination.
 
 The "after exclusions" peri5 comes from the project's own ``regions.build_regions`` (exact EDT in mm). The
 truth side is independent: physical voxel-centre coordinates from origin + direction x (index x spacing)
@@ -154,7 +155,8 @@ def score_case(case: Any, regions: Any = None, *, air: Any = None, pectoralis: A
         tz, dzn = truth[box] & zone, det[box] & zone
         out[f"{key}_truth_zone_mm3"] = float(tz.sum()) * vv
         out[f"{key}_fp_zone_mm3"] = float((dzn & ~tz).sum()) * vv
-        out[f"dice_{key}"] = _dice(dzn, tz) if tz.sum() * vv >= MIN_TRUTH_MM3 else float("nan")
+        small = tz.sum() * vv < MIN_TRUTH_MM3 and (dzn & ~tz).sum() * vv < MIN_TRUTH_MM3
+        out[f"dice_{key}"] = float("nan") if small else _dice(dzn, tz)
 
     dice_zone(det_air, t_air, "air")
     dice_zone(det_pec, t_pec, "pec")
