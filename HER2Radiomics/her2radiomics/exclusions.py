@@ -54,6 +54,9 @@ AIR_MIN_FRACTION = 0.002
 #: background noise is Rayleigh (mean/std 1.91) or, for multi-coil magnitude images, non-central chi (Duke:
 #: 2.7); tissue, even suppressed fat, has a higher mean/std. Above this the candidate region is tissue.
 AIR_MAX_MEAN_OVER_STD = 4.5
+AIR_MIN_MEAN_OVER_STD = 1.5  # below (or signed values): not magnitude noise, e.g. a subtraction image
+#: confidence of an empty air mask ("no air in this field of view"): plausible for a crop, worth a look otherwise
+AIR_EMPTY_CONFIDENCE = 0.6
 AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # less air than this fraction of the image -> treated as none
 AXIAL_MAX_TILT_DEG = 30.0
 PECT_SMOOTH_MM = 0.7
@@ -62,11 +65,20 @@ PECT_TEXTURE_FINE_MM = 0.75  # second, finer CV window (thin muscle); at least o
 PECT_GROW_MM = 2.5  # geodesic growth of the homogeneous core into partial-volume boundary voxels
 PECT_MAX_CV = 0.2
 PECT_WINDOW = 0.3  # +-log window around the muscle level
-PECT_MIN_LOG_CONTRAST = 0.45  # |log(muscle / fat)| below this: no usable muscle-fat contrast
+PECT_MIN_LOG_CONTRAST = 0.2  # |log(muscle / fat)| below this: no usable muscle-fat contrast
 PECT_MIN_THICKNESS_MM = 2.0
 PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 30.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
+PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
+PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
+PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
+PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
+PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker along A-P
+SUBTRACTION_MIN_NEGATIVE = 0.01  # more negative voxels than this: a (signed) subtraction image
+SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: fat as dark as background
+#: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
+REVIEW_BELOW = 0.5
 SUBCUT_DEPTH_MM = (2.0, 5.0)
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
 SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
@@ -278,23 +290,33 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         snr = mean / sd if sd > 0 else (np.inf if mean > 1e-3 else 0.0)
         info.update(air_median=air_med, tissue_median=tissue_med, air_mean_over_std=round(snr, 3))
         rel = air_med / max(tissue_med, 1e-6)
+        parts = {"noise": float(np.clip((AIR_MAX_MEAN_OVER_STD - snr) / 1.0, 0, 1)) if np.isfinite(snr) else 1.0,
+                 "darkness": float(np.clip((AIR_MAX_RELATIVE_INTENSITY - rel) / 0.25, 0, 1))}
+        neg = float(np.mean(a_s < 0))
+        if neg > SUBTRACTION_MIN_NEGATIVE or (sd > 0 and snr < AIR_MIN_MEAN_OVER_STD):
+            # background of a magnitude image is Rician (mean/std >= 1.91); signed values or a lower ratio: a
+            # subtraction (or otherwise processed) image, where fat is as dark as air
+            parts["magnitude_image"] = 0.0
+            notes.append(f"the background is not magnitude-image noise (mean/std {snr:.2f}, {100 * neg:.1f}% negative "
+                         "voxels): a subtraction image? air and fat look alike; review the air mask, or detect on "
+                         "another phase with --exclusion-image")
         if snr > AIR_MAX_MEAN_OVER_STD:
             notes.append(f"no extramammary air in this field of view (the darkest region reaching the anterior/lateral "
                          f"border has mean/std {snr:.1f}: tissue, not background noise); air mask left empty")
-            return Exclusion(_empty(image), notes, info)
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if rel > AIR_MAX_RELATIVE_INTENSITY:
             notes.append(f"no extramammary air in this field of view (darkest border-connected region is "
                          f"{100 * rel:.0f}% of tissue intensity); air mask left empty")
-            return Exclusion(_empty(image), notes, info)
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if frac < AIR_MIN_FRACTION:
             notes.append(f"only {100 * frac:.2f}% of the field of view looks like air; treated as no air")
-            return Exclusion(_empty(image), notes, info)
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     else:
         notes.append("no extramammary air in this field of view; air mask left empty")
-        return Exclusion(_empty(image), notes, info)
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     vox = float(np.prod(image.GetSpacing()))
     info["volume_mm3"] = float(np.count_nonzero(air)) * vox
-    return Exclusion(_mask_image(air, image), notes, info)
+    return _with_confidence(Exclusion(_mask_image(air, image), notes, info), parts)
 
 
 def _air_seeds(dark: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -338,14 +360,25 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
 
 def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
                      air: sitk.Image | None) -> Exclusion:
+    """Pectoralis from anatomy: the muscle layer immediately posterior to the breast's fat (see module docstring).
+
+    Coarse stage (whole image, ~2 mm in-plane blocks): fat level under anterior-facing skin, the breast fat
+    (fat-intensity layers >= 3 mm along A-P, connected to that subcutaneous layer), the lungs (large dark
+    regions enclosed by the body), and per (slice, L-R) column the *retromammary front*: the posterior end of
+    the breast fat (and lesion) in front of the chest wall, smoothed across columns. Fine stage (full
+    resolution, lesion box): the first homogeneous muscle-intensity run starting within a few mm behind the
+    front, at most ``PECT_MAX_THICKNESS_MM`` thick.
+    """
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     notes: list[str] = []
+    info: dict[str, Any] = {}
     if not ori.axial:
         notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
                      f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
                      "mask left empty: draw it or pass --pectoralis")
-        return Exclusion(_empty(image), notes, {"axial": False})
+        return _with_confidence(Exclusion(_empty(image), notes, {"axial": False, "contrast": "unknown"}),
+                                {"axial": 0.0})
     if air is None:
         air_arr = _coarse_air(image, les)
     else:
@@ -353,92 +386,130 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         air_arr = sitk.GetArrayViewFromImage(air) != 0
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
-
-    # ---- region of interest (full arrays, z y x)
     shape = arr.shape
+
+    # ---------------------------------------------------------------- coarse stage (canonical: k, A->P, L->R)
+    cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
+    info.update(cs["info"])
+    if cs["fat_level"] is None:
+        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
+                     "intensity; pectoralis mask left empty")
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"calibration": 0.0})
+    fat_level = cs["fat_level"]
+    info["fat_level"] = fat_level
+    if cs["subtraction"]:
+        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+        info["contrast"] = "subtraction"
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
+    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+
+    # ---------------------------------------------------------------- region of interest (full arrays, z y x)
     if les is not None:
         idx = np.nonzero(les)
         margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
         lo = [max(0, int(i.min() - m)) for i, m in zip(idx, margin, strict=True)]
         hi = [min(n, int(i.max() + m) + 1) for i, n, m in zip(idx, shape, margin, strict=True)]
-        roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     else:
-        roi = tuple(slice(0, n) for n in shape)
-
-    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, coarse for speed)
-    fat_level = _subcutaneous_level(arr, air_arr, spacing_zyx, ori)
-    info: dict[str, Any] = {"fat_level": fat_level}
-    if fat_level is None:
-        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
-                     "intensity; pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
-
-    sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
-    sub_img.SetSpacing(image.GetSpacing())
-    sm = _smooth(sub_img, PECT_SMOOTH_MM)
-    raw = sitk.GetArrayViewFromImage(sub_img)
-    # local coefficient of variation at two window sizes: the 1.5 mm window measures texture reliably but,
-    # on a muscle thinner than ~6 mm, it straddles the fat on both sides and the two edges alone push the CV
-    # over the limit; the ~1-voxel window (when the in-plane spacing allows one finer than 1.5 mm) keeps
-    # such a thin homogeneous layer homogeneous.
-    cv = _local_cv(raw, spacing_zyx, PECT_TEXTURE_MM)
+        lo, hi = [0, 0, 0], list(shape)
+    roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    sub = np.ascontiguousarray(arr[roi], dtype=np.float32)
+    sm = _smooth_array(sub, spacing_zyx, PECT_SMOOTH_MM)
+    cv = _local_cv(sub, spacing_zyx, PECT_TEXTURE_MM)
     fine_mm = max(PECT_TEXTURE_FINE_MM, float(max(spacing_zyx[1:])))
     if fine_mm < PECT_TEXTURE_MM:
-        cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
+        cv = np.minimum(cv, _local_cv(sub, spacing_zyx, fine_mm))
+    del sub
     body = ~air_arr[roi]
-    thr_dark = dark_threshold(np.asarray(arr[::2, ::3, ::3], np.float32))
+    thr_dark = cs["threshold"]
     log_sm = np.log(np.maximum(sm, 1e-3))
+    log_f = np.log(fat_level)
     homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
-    nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
     les_roi = None
     if les is not None:
         les_roi = les[roi]
         les_dist = ndimage.distance_transform_edt(~les_roi, sampling=spacing_zyx)
-        grow = les_dist <= 2.0
-        homog &= ~grow
-    # posterior of the lesion (or anywhere without one): where the muscle can be
-    cand_level = homog & nonfat
+        homog &= les_dist > 2.0
+    # ---- muscle level: mode of the first homogeneous non-fat run per column behind the lesion (anywhere without)
+    cand = _canon(homog & (np.abs(log_sm - log_f) > 0.35), ori)
+    sp_c0 = _canon_spacing(spacing_zyx, ori)
     if les_roi is not None:
-        ap_coord = _ap_coordinate(cand_level.shape, ori)
-        les_ap = np.median(ap_coord[les_roi])
-        cand_level &= ap_coord > les_ap
-    # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
-    # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
-    # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
-    vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
+        les_ap = np.median(np.nonzero(_canon(les_roi, ori))[1])
+        cand = cand & (np.arange(cand.shape[1])[None, :, None] > les_ap)
+    vals = _canon(log_sm, ori)[_first_run_canon(cand, sp_c0[1])]
+    del cand
     if vals.size < 50:
         notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
-    hist, edges = np.histogram(vals, bins=64)
-    hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
-    muscle_level = float(np.exp((edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2))
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"muscle": 0.0})
+    muscle_level = _mode(np.exp(vals), log=True)
     info["muscle_level"] = muscle_level
     ratio = muscle_level / fat_level
     info["muscle_to_fat"] = round(ratio, 3)
+    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
+    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
     if abs(np.log(ratio)) < PECT_MIN_LOG_CONTRAST:
         notes.append(f"muscle and fat have similar intensity here (ratio {ratio:.2f}); pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
-    like = homog & (np.abs(log_sm - np.log(muscle_level)) < PECT_WINDOW)
+        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
+    log_m = np.log(muscle_level)
+    like = homog & (np.abs(log_sm - log_m) < PECT_WINDOW)
 
-    # ---- first run along each anterior -> posterior column
-    # a thin muscle-like layer still ends the search in its column (thin_blocks): where the pectoralis tapers
-    # out it is thinner than 2 mm, and the next layer behind it is intercostal muscle, not pectoralis
-    run = _first_run(like, ori, spacing_zyx, thin_blocks=True)
-
-    # ---- drop small components
-    lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
+    # ---- the muscle layer is a SHEET: muscle-like runs (2-25 mm along A-P) form 3D components; keep the
+    # components that cover many (slice, L-R) columns with a smooth depth (fibroglandular islands are small or
+    # ragged, the heart / mediastinum runs are thicker than the prior), then per column the first kept run
+    c_like = _canon(like, ori)
+    sp_c = _canon_spacing(spacing_zyx, ori)
+    nk, nap, nlr = c_like.shape
+    if les_roi is not None:  # the muscle lies behind the breast, so behind the lesion's centre (never in front)
+        c_like = c_like & (np.arange(nap)[None, :, None] > les_ap)
+    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_c[1])))
+    if min_len > 1:
+        c_like = ndimage.binary_opening(c_like, structure=np.ones((1, min_len, 1), bool))
+    col_struct = np.zeros((3, 3, 3), bool)
+    col_struct[1, :, 1] = True
+    rlab, nr = ndimage.label(c_like, structure=col_struct)
+    if nr:
+        rlen = np.bincount(rlab.ravel(), minlength=nr + 1) * sp_c[1]
+        rlen[0] = 0
+        c_like &= (rlen <= PECT_MAX_THICKNESS_MM)[rlab]
+    del rlab
+    lab, n = ndimage.label(c_like, structure=np.ones((3, 3, 3), bool))
     vox = float(np.prod(spacing_zyx))
+    kept = np.zeros(n + 1, bool)
+    sheet_info = []
     if n:
-        sizes = np.bincount(lab.ravel())[1:] * vox
-        keep = np.zeros(n + 1, bool)
-        keep[1:] = sizes >= max(PECT_MIN_VOLUME_MM3, 0.1 * sizes.max())
-        run = keep[lab]
+        sizes = np.bincount(lab.ravel(), minlength=n + 1) * vox
+        objs = ndimage.find_objects(lab)
+        for c in range(1, n + 1):
+            if sizes[c] < PECT_MIN_VOLUME_MM3 or objs[c - 1] is None:
+                continue
+            sl = objs[c - 1]
+            m = lab[sl] == c
+            has = m.any(axis=1)
+            cov = int(has.sum())
+            first = np.argmax(m, axis=1).astype(float) * sp_c[1]
+            pairs = [(has[:, 1:] & has[:, :-1], np.abs(np.diff(first, axis=1))),
+                     (has[1:] & has[:-1], np.abs(np.diff(first, axis=0)))]
+            num = sum(int((d[h] <= PECT_SHEET_STEP_MM).sum()) for h, d in pairs)
+            den = sum(int(h.sum()) for h, _ in pairs)
+            smooth = num / den if den else 0.0
+            sheet_info.append((c, cov, smooth))
+        if sheet_info:
+            best = max(cov for _, cov, sm_ in sheet_info if sm_ >= PECT_SHEET_MIN_SMOOTH) \
+                if any(sm_ >= PECT_SHEET_MIN_SMOOTH for _, _, sm_ in sheet_info) else 0
+            for c, cov, sm_ in sheet_info:
+                if sm_ >= PECT_SHEET_MIN_SMOOTH and cov >= PECT_SHEET_MIN_COVER * best and cov > 0:
+                    kept[c] = True
+    run_c = _first_run_canon(kept[lab] & c_like, sp_c[1]) & kept[lab]
+    del lab
+    info["sheets"] = int(kept.sum())
+    run = _uncanon(run_c, ori)
     # grow the homogeneous core into its partial-volume boundary: voxels closer (log) to muscle than to fat
-    mid = 0.5 * (np.log(muscle_level) + np.log(fat_level))
+    mid = 0.5 * (log_m + log_f)
     closer = (log_sm > mid) if muscle_level > fat_level else (log_sm < mid)
-    loose = body & closer & (np.abs(log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
+    loose = body & closer & (np.abs(log_sm - log_m) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
     if les_roi is not None:
-        loose &= ~grow
+        loose &= les_dist > 2.0
     steps = max(1, int(round(PECT_GROW_MM / float(min(spacing_zyx[1:])))))
     if run.any():
         run = ndimage.binary_dilation(run, structure=_INPLANE, iterations=steps, mask=loose | run)
@@ -448,15 +519,188 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     out[roi] = run
     out &= ~air_arr
     info["volume_mm3"] = float(out.sum()) * vox
+
+    # ---- confidence: is the lesion's neighbourhood covered by a front, a muscle run, continuous and of prior thickness
+    parts.update(_pectoralis_parts(run_c, les_roi, ori, sp_c, reach_mm))
     if not out.any():
-        notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
+        notes.append("no muscle layer found behind the breast fat in the analysed region; pectoralis mask left empty")
+        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
     if les is not None:
         dmin = float(les_dist[out[roi]].min())
         info["distance_to_lesion_mm"] = round(dmin, 2)
         if dmin > reach_mm:
             notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
-    return Exclusion(_mask_image(out, image), notes, info)
+    return _with_confidence(Exclusion(_mask_image(out, image), notes, info), parts)
+
+
+def _canon(a: np.ndarray, ori: Orientation) -> np.ndarray:
+    """View of an axial (z, y, x) array as (slice, A->P, L-R): A-P index increasing towards posterior."""
+    c = np.swapaxes(a, 1, 2) if ori.ap_axis == 2 else a
+    return c[:, ::-1, :] if ori.ap_sign < 0 else c
+
+
+def _uncanon(c: np.ndarray, ori: Orientation) -> np.ndarray:
+    if ori.ap_sign < 0:
+        c = c[:, ::-1, :]
+    return np.swapaxes(c, 1, 2) if ori.ap_axis == 2 else c
+
+
+def _canon_spacing(spacing_zyx: np.ndarray, ori: Orientation) -> np.ndarray:
+    return np.array([spacing_zyx[0], spacing_zyx[ori.ap_axis], spacing_zyx[ori.lr_axis]], float)
+
+
+def _canon_slices(lo: list[int], hi: list[int], ori: Orientation, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """A (z, y, x) box as canonical (slice, A-P, L-R) index ranges."""
+    out = [(lo[0], hi[0]), (lo[ori.ap_axis], hi[ori.ap_axis]), (lo[ori.lr_axis], hi[ori.lr_axis])]
+    if ori.ap_sign < 0:
+        n = shape[ori.ap_axis]
+        out[1] = (n - out[1][1], n - out[1][0])
+    return out
+
+
+def _first_run_canon(c: np.ndarray, sp_ap: float) -> np.ndarray:
+    """Per canonical column, the first (most anterior) run of ``c`` at least PECT_MIN_THICKNESS_MM thick."""
+    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_ap)))
+    if min_len > 1:
+        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+    has = c.any(axis=1)
+    first = np.argmax(c, axis=1)
+    after = np.arange(c.shape[1])[None, :, None] >= first[:, None, :]
+    ended = np.logical_or.accumulate(after & ~c, axis=1)
+    return after & ~ended & has[:, None, :]
+
+
+def _mode(values: np.ndarray, bins: int = 64, log: bool = False) -> float:
+    """Mode of a smoothed histogram (linear bins between the 1st and 99th percentiles, or log bins)."""
+    v = np.log(np.maximum(values, 1e-3)) if log else values.astype(np.float64)
+    lo, hi = np.percentile(v, [1, 99])
+    if hi <= lo:
+        m = float(np.median(v))
+    else:
+        hist, edges = np.histogram(v, bins=bins, range=(lo, hi))
+        hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
+        j = int(np.argmax(hist))
+        m = float((edges[j] + edges[j + 1]) / 2)
+    return float(np.exp(m)) if log else m
+
+
+def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
+                  ori: Orientation) -> dict[str, Any]:
+    """Whole-image calibration on ~2 mm in-plane blocks, canonical (slice, A->P, L-R) arrays.
+
+    Returns the air / tissue threshold, the fat level (mode of the layer 2-5 mm under anterior-facing skin:
+    the skin is the first body voxel of each A-P column behind anterior air, facing anterior where its
+    depth changes by at most 1 mm per mm along L-R) and whether the image looks like a subtraction (signed
+    values, or "air" spread behind the skin: fat as dark as the background).
+    """
+    sp_c = _canon_spacing(spacing_zyx, ori)
+    fb = [1, max(1, int(round(PECT_COARSE_MM / sp_c[1]))), max(1, int(round(PECT_COARSE_MM / sp_c[2])))]
+    c_arr = _canon(arr, ori)
+    img = _block_mean(c_arr, fb)
+    air_c = ~_block_any(~_canon(air_arr, ori), fb)
+    spc = sp_c * np.array(fb)
+    nk, nap, nlr = img.shape
+    thr = dark_threshold(img)
+    body = ~air_c
+    out: dict[str, Any] = {"threshold": thr, "shape": img.shape, "block": fb, "fat_level": None, "subtraction": False,
+                           "muscle_level": None, "calibration_conf": 0.0, "info": {}}
+    # ---- skin per column (first body voxel behind anterior air) and the 2-5 mm subcutaneous layer
+    has_body = body.any(axis=1)
+    j_skin = np.argmax(body, axis=1)
+    col_ok = air_c[:, 0, :] & has_body
+    slope = np.abs(np.gradient(j_skin.astype(float) * spc[1], spc[2], axis=1)) if nlr > 1 else np.zeros_like(j_skin, float)
+    facing = col_ok & (slope <= 1.0)
+    depth = (np.arange(nap)[None, :, None] - j_skin[:, None, :]).astype(np.float32) * np.float32(spc[1])
+    v = float(max(sp_c[1:]))
+    g = float(max(spc[1:]))
+    lo_d, hi_d = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g), SUBCUT_DEPTH_MM[1] + v + g
+    band = facing[:, None, :] & (depth > lo_d) & (depth <= hi_d) & body
+    band_mm3 = float(band.sum() * np.prod(spc))
+    out["info"]["subcutaneous_mm3"] = round(band_mm3, 1)
+    # ---- subtraction-like image: signed values, or air spread behind the skin (fat as dark as the background)
+    sub = tuple(slice(0, None, max(1, n // 48)) for n in arr.shape)
+    neg = float(np.mean(arr[sub] < 0))
+    behind = has_body[:, None, :] & (np.arange(nap)[None, :, None] > j_skin[:, None, :])
+    inside_air = float(np.count_nonzero(air_c & behind) / max(np.count_nonzero(behind), 1))
+    out["info"].update(negative_fraction=round(neg, 4), air_behind_skin=round(inside_air, 3))
+    if neg > SUBTRACTION_MIN_NEGATIVE or inside_air > SUBTRACTION_MIN_AIR_BEHIND_SKIN:
+        out["subtraction"] = True
+    if band_mm3 < SUBCUT_MIN_MM3:
+        return out
+    fat = _mode(img[band])
+    if out["subtraction"] or fat <= 0:
+        out["fat_level"] = max(fat, 1e-3)
+        out["subtraction"] = True
+        return out
+    out["fat_level"] = fat
+    out["calibration_conf"] = float(np.clip(band_mm3 / (2 * SUBCUT_MIN_MM3), 0, 1))
+    return out
+
+
+def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orientation, sp_c: np.ndarray,
+                      reach_mm: float) -> dict[str, float]:
+    """Confidence components (0-1) of a pectoralis mask (canonical run array), near the lesion where it matters.
+
+    Computed when the mask comes within ``reach_mm`` + 10 mm of the lesion (else the muscle is too far to
+    matter and the components are 1): ``coverage``, the fraction of the columns within ``reach_mm`` + 5 mm of
+    the lesion's columns that hold a muscle run; ``continuity``, the fraction of neighbouring columns whose
+    runs start within 3 mm; ``thickness``, the fraction of runs 2-25 mm thick; ``behind_lesion``, the
+    fraction of mask voxels within 15 mm of the lesion that lie posterior to its centre (a layer in front of
+    the lesion is parenchyma, not muscle).
+    """
+    nk, nap, nlr = run_c.shape
+    parts: dict[str, float] = {}
+    has = run_c.any(axis=1)
+    if les_roi is None:
+        cols = np.ones((nk, nlr), bool)
+    else:
+        lc = _canon(les_roi, ori)
+        if run_c.any():
+            d = ndimage.distance_transform_edt(~lc, sampling=sp_c)
+            near_mask = run_c & (d <= reach_mm + 10.0)
+            if not near_mask.any():
+                return {"coverage": 1.0}
+            ap_c = np.nonzero(lc)[1].mean()
+            close = run_c & (d <= 15.0)
+            parts["behind_lesion"] = float((np.nonzero(close)[1] > ap_c).mean()) if close.any() else 1.0
+        else:
+            return {"coverage": 1.0}
+        cols = ndimage.binary_dilation(lc.any(axis=1), iterations=max(1, int(round((reach_mm + 5.0) / sp_c[2]))))
+    parts["coverage"] = float(has[cols].mean()) if cols.any() else 0.0
+    first = np.argmax(run_c, axis=1).astype(float)
+    thick = run_c.sum(axis=1) * sp_c[1]
+    m = has & cols
+    if m.sum() >= 5:
+        d1 = np.abs(np.diff(first, axis=1))[m[:, 1:] & m[:, :-1]] * sp_c[1]
+        parts["continuity"] = float(np.mean(d1 <= 3.0)) if d1.size else 1.0
+        parts["thickness"] = float(np.mean((thick[m] >= PECT_MIN_THICKNESS_MM) & (thick[m] <= PECT_MAX_THICKNESS_MM)))
+    return parts
+
+
+def confidence_record(ex: Exclusion) -> dict[str, Any]:
+    """The ``regions.json`` record of an automatic exclusion: confidence, review flag, components, contrast.
+
+    ``{"confidence": 0-1, "review": bool, "review_below": REVIEW_BELOW, "confidence_parts": {...},
+    "contrast": "fat-suppressed" | "non-fat-suppressed" | "subtraction" | "unknown"}`` (contrast: what the
+    detector assumed, from the measured muscle / fat levels; see docs/exclusions.md "Confidence").
+    """
+    info = ex.info
+    rec: dict[str, Any] = {"confidence": float(info.get("confidence", 0.0)), "review": bool(info.get("review", True)),
+                           "review_below": REVIEW_BELOW,
+                           "confidence_parts": {k: float(v) for k, v in info.get("confidence_parts", {}).items()}}
+    if "contrast" in info:
+        rec["contrast"] = str(info["contrast"])
+    return rec
+
+
+def _with_confidence(ex: Exclusion, parts: dict[str, float]) -> Exclusion:
+    """Attach ``confidence`` (the weakest component, 0-1), its components and the review flag to ``ex.info``."""
+    parts = {k: round(float(np.clip(v, 0, 1)), 3) for k, v in parts.items()}
+    conf = min(parts.values()) if parts else 0.0
+    ex.info["confidence"] = round(conf, 3)
+    ex.info["confidence_parts"] = parts
+    ex.info["review"] = bool(conf < REVIEW_BELOW)
+    return ex
 
 
 def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
