@@ -80,6 +80,7 @@ SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: 
 #: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
 REVIEW_BELOW = 0.5
 SUBCUT_DEPTH_MM = (2.0, 5.0)
+SUBCUT_SLICE_MM = 2.4  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
 SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
 
@@ -360,19 +361,9 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
 
 def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
                      air: sitk.Image | None) -> Exclusion:
-    """Pectoralis from anatomy: the muscle layer immediately posterior to the breast's fat (see module docstring).
-
-    Coarse stage (whole image, ~2 mm in-plane blocks): fat level under anterior-facing skin, the breast fat
-    (fat-intensity layers >= 3 mm along A-P, connected to that subcutaneous layer), the lungs (large dark
-    regions enclosed by the body), and per (slice, L-R) column the *retromammary front*: the posterior end of
-    the breast fat (and lesion) in front of the chest wall, smoothed across columns. Fine stage (full
-    resolution, lesion box): the first homogeneous muscle-intensity run starting within a few mm behind the
-    front, at most ``PECT_MAX_THICKNESS_MM`` thick.
-    """
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     notes: list[str] = []
-    info: dict[str, Any] = {}
     if not ori.axial:
         notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
                      f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
@@ -386,63 +377,75 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         air_arr = sitk.GetArrayViewFromImage(air) != 0
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
+
+    # ---- region of interest (full arrays, z y x)
     shape = arr.shape
-
-    # ---------------------------------------------------------------- coarse stage (canonical: k, A->P, L->R)
-    cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
-    info.update(cs["info"])
-    if cs["fat_level"] is None:
-        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
-                     "intensity; pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"calibration": 0.0})
-    fat_level = cs["fat_level"]
-    info["fat_level"] = fat_level
-    if cs["subtraction"]:
-        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
-                     "told from fat here: mask left empty - review it, or detect on another phase with "
-                     "--exclusion-image")
-        info["contrast"] = "subtraction"
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
-    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
-
-    # ---------------------------------------------------------------- region of interest (full arrays, z y x)
     if les is not None:
         idx = np.nonzero(les)
         margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
         lo = [max(0, int(i.min() - m)) for i, m in zip(idx, margin, strict=True)]
         hi = [min(n, int(i.max() + m) + 1) for i, n, m in zip(idx, shape, margin, strict=True)]
+        roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     else:
-        lo, hi = [0, 0, 0], list(shape)
-    roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    sub = np.ascontiguousarray(arr[roi], dtype=np.float32)
-    sm = _smooth_array(sub, spacing_zyx, PECT_SMOOTH_MM)
-    cv = _local_cv(sub, spacing_zyx, PECT_TEXTURE_MM)
+        roi = tuple(slice(0, n) for n in shape)
+
+    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
+    cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
+    fat_level = _subcutaneous_level(arr, air_arr, spacing_zyx, ori) if cs["fat_level"] is not None else None
+    info: dict[str, Any] = {"fat_level": fat_level, **cs["info"]}
+    if fat_level is None:
+        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
+                     "intensity; pectoralis mask left empty")
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"calibration": 0.0})
+    if cs["subtraction"]:
+        info["contrast"] = "subtraction"
+        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
+    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+
+    sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
+    sub_img.SetSpacing(image.GetSpacing())
+    sm = _smooth(sub_img, PECT_SMOOTH_MM)
+    raw = sitk.GetArrayViewFromImage(sub_img)
+    # local coefficient of variation at two window sizes: the 1.5 mm window measures texture reliably but,
+    # on a muscle thinner than ~6 mm, it straddles the fat on both sides and the two edges alone push the CV
+    # over the limit; the ~1-voxel window (when the in-plane spacing allows one finer than 1.5 mm) keeps
+    # such a thin homogeneous layer homogeneous.
+    cv = _local_cv(raw, spacing_zyx, PECT_TEXTURE_MM)
     fine_mm = max(PECT_TEXTURE_FINE_MM, float(max(spacing_zyx[1:])))
     if fine_mm < PECT_TEXTURE_MM:
-        cv = np.minimum(cv, _local_cv(sub, spacing_zyx, fine_mm))
-    del sub
+        cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
     body = ~air_arr[roi]
     thr_dark = cs["threshold"]
     log_sm = np.log(np.maximum(sm, 1e-3))
-    log_f = np.log(fat_level)
     homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
+    nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
     les_roi = None
     if les is not None:
         les_roi = les[roi]
         les_dist = ndimage.distance_transform_edt(~les_roi, sampling=spacing_zyx)
-        homog &= les_dist > 2.0
-    # ---- muscle level: mode of the first homogeneous non-fat run per column behind the lesion (anywhere without)
-    cand = _canon(homog & (np.abs(log_sm - log_f) > 0.35), ori)
-    sp_c0 = _canon_spacing(spacing_zyx, ori)
+        grow = les_dist <= 2.0
+        homog &= ~grow
+    # posterior of the lesion (or anywhere without one): where the muscle can be
+    cand_level = homog & nonfat
+    behind = None
     if les_roi is not None:
-        les_ap = np.median(np.nonzero(_canon(les_roi, ori))[1])
-        cand = cand & (np.arange(cand.shape[1])[None, :, None] > les_ap)
-    vals = _canon(log_sm, ori)[_first_run_canon(cand, sp_c0[1])]
-    del cand
+        ap_coord = _ap_coordinate(cand_level.shape, ori)
+        les_ap = np.median(ap_coord[les_roi])
+        behind = ap_coord > les_ap
+        cand_level &= behind
+    # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
+    # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
+    # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
+    vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
     if vals.size < 50:
         notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
         return _with_confidence(Exclusion(_empty(image), notes, info), {"muscle": 0.0})
-    muscle_level = _mode(np.exp(vals), log=True)
+    hist, edges = np.histogram(vals, bins=64)
+    hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
+    muscle_level = float(np.exp((edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2))
     info["muscle_level"] = muscle_level
     ratio = muscle_level / fat_level
     info["muscle_to_fat"] = round(ratio, 3)
@@ -451,65 +454,29 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     if abs(np.log(ratio)) < PECT_MIN_LOG_CONTRAST:
         notes.append(f"muscle and fat have similar intensity here (ratio {ratio:.2f}); pectoralis mask left empty")
         return _with_confidence(Exclusion(_empty(image), notes, info), parts)
-    log_m = np.log(muscle_level)
-    like = homog & (np.abs(log_sm - log_m) < PECT_WINDOW)
+    like = homog & (np.abs(log_sm - np.log(muscle_level)) < PECT_WINDOW)
+    if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
+        like &= behind
 
-    # ---- the muscle layer is a SHEET: muscle-like runs (2-25 mm along A-P) form 3D components; keep the
-    # components that cover many (slice, L-R) columns with a smooth depth (fibroglandular islands are small or
-    # ragged, the heart / mediastinum runs are thicker than the prior), then per column the first kept run
-    c_like = _canon(like, ori)
-    sp_c = _canon_spacing(spacing_zyx, ori)
-    nk, nap, nlr = c_like.shape
-    if les_roi is not None:  # the muscle lies behind the breast, so behind the lesion's centre (never in front)
-        c_like = c_like & (np.arange(nap)[None, :, None] > les_ap)
-    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_c[1])))
-    if min_len > 1:
-        c_like = ndimage.binary_opening(c_like, structure=np.ones((1, min_len, 1), bool))
-    col_struct = np.zeros((3, 3, 3), bool)
-    col_struct[1, :, 1] = True
-    rlab, nr = ndimage.label(c_like, structure=col_struct)
-    if nr:
-        rlen = np.bincount(rlab.ravel(), minlength=nr + 1) * sp_c[1]
-        rlen[0] = 0
-        c_like &= (rlen <= PECT_MAX_THICKNESS_MM)[rlab]
-    del rlab
-    lab, n = ndimage.label(c_like, structure=np.ones((3, 3, 3), bool))
+    # ---- first run along each anterior -> posterior column
+    # a thin muscle-like layer still ends the search in its column (thin_blocks): where the pectoralis tapers
+    # out it is thinner than 2 mm, and the next layer behind it is intercostal muscle, not pectoralis
+    run = _first_run(like, ori, spacing_zyx, thin_blocks=True)
+
+    # ---- drop small components
+    lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
     vox = float(np.prod(spacing_zyx))
-    kept = np.zeros(n + 1, bool)
-    sheet_info = []
     if n:
-        sizes = np.bincount(lab.ravel(), minlength=n + 1) * vox
-        objs = ndimage.find_objects(lab)
-        for c in range(1, n + 1):
-            if sizes[c] < PECT_MIN_VOLUME_MM3 or objs[c - 1] is None:
-                continue
-            sl = objs[c - 1]
-            m = lab[sl] == c
-            has = m.any(axis=1)
-            cov = int(has.sum())
-            first = np.argmax(m, axis=1).astype(float) * sp_c[1]
-            pairs = [(has[:, 1:] & has[:, :-1], np.abs(np.diff(first, axis=1))),
-                     (has[1:] & has[:-1], np.abs(np.diff(first, axis=0)))]
-            num = sum(int((d[h] <= PECT_SHEET_STEP_MM).sum()) for h, d in pairs)
-            den = sum(int(h.sum()) for h, _ in pairs)
-            smooth = num / den if den else 0.0
-            sheet_info.append((c, cov, smooth))
-        if sheet_info:
-            best = max(cov for _, cov, sm_ in sheet_info if sm_ >= PECT_SHEET_MIN_SMOOTH) \
-                if any(sm_ >= PECT_SHEET_MIN_SMOOTH for _, _, sm_ in sheet_info) else 0
-            for c, cov, sm_ in sheet_info:
-                if sm_ >= PECT_SHEET_MIN_SMOOTH and cov >= PECT_SHEET_MIN_COVER * best and cov > 0:
-                    kept[c] = True
-    run_c = _first_run_canon(kept[lab] & c_like, sp_c[1]) & kept[lab]
-    del lab
-    info["sheets"] = int(kept.sum())
-    run = _uncanon(run_c, ori)
+        sizes = np.bincount(lab.ravel())[1:] * vox
+        keep = np.zeros(n + 1, bool)
+        keep[1:] = sizes >= max(PECT_MIN_VOLUME_MM3, 0.1 * sizes.max())
+        run = keep[lab]
     # grow the homogeneous core into its partial-volume boundary: voxels closer (log) to muscle than to fat
-    mid = 0.5 * (log_m + log_f)
+    mid = 0.5 * (np.log(muscle_level) + np.log(fat_level))
     closer = (log_sm > mid) if muscle_level > fat_level else (log_sm < mid)
-    loose = body & closer & (np.abs(log_sm - log_m) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
+    loose = body & closer & (np.abs(log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
     if les_roi is not None:
-        loose &= les_dist > 2.0
+        loose &= ~grow
     steps = max(1, int(round(PECT_GROW_MM / float(min(spacing_zyx[1:])))))
     if run.any():
         run = ndimage.binary_dilation(run, structure=_INPLANE, iterations=steps, mask=loose | run)
@@ -519,11 +486,10 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     out[roi] = run
     out &= ~air_arr
     info["volume_mm3"] = float(out.sum()) * vox
-
-    # ---- confidence: is the lesion's neighbourhood covered by a front, a muscle run, continuous and of prior thickness
-    parts.update(_pectoralis_parts(run_c, les_roi, ori, sp_c, reach_mm))
+    sp_c = _canon_spacing(spacing_zyx, ori)
+    parts.update(_pectoralis_parts(_canon(out[roi], ori), les_roi, ori, sp_c, reach_mm))
     if not out.any():
-        notes.append("no muscle layer found behind the breast fat in the analysed region; pectoralis mask left empty")
+        notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
         return _with_confidence(Exclusion(_empty(image), notes, info), parts)
     if les is not None:
         dmin = float(les_dist[out[roi]].min())
@@ -759,7 +725,7 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     if not air.any() or air.all():
         return None
     step = [max(1, int(round(SUBCUT_GRID_MM / sp))) for sp in spacing_zyx]
-    step[0] = 1
+    step[0] = max(1, int(round(SUBCUT_SLICE_MM / spacing_zyx[0])))  # thin slices: every n-th (speed)
     sl = tuple(slice(0, None, s) for s in step)
     a, body = arr[sl], ~air[sl]
     sp = spacing_zyx * np.array(step)
