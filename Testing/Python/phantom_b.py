@@ -183,6 +183,19 @@ class _Cosines:
         self.phi = rng.uniform(0, 2 * np.pi, size=n)
         self.amp = np.sqrt(2.0 / n)
 
+    def grid(self, origin: np.ndarray, D: np.ndarray, sp: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """The field on an image grid (z, y, x): k . p is separable in the index, so the sum of cosines is
+        Re(sum_c A_c(k, j) E_c(i)), one small complex matrix product."""
+        nx, ny, nz = (int(v) for v in n)
+        kd = self.k @ D                                    # (C, 3): wave vector along the index axes
+        base = self.k @ origin + self.phi                  # (C,)
+        ei = np.exp(1j * kd[:, 0][:, None] * (np.arange(nx) * sp[0])[None, :])              # (C, nx)
+        ej = np.exp(1j * kd[:, 1][:, None] * (np.arange(ny) * sp[1])[None, :])              # (C, ny)
+        ek = np.exp(1j * (kd[:, 2][:, None] * (np.arange(nz) * sp[2])[None, :] + base[:, None]))  # (C, nz)
+        a = (ek[:, :, None] * ej[:, None, :]).reshape(len(base), nz * ny)                   # (C, nz*ny)
+        out = (a.T.astype(np.complex64) @ ei.astype(np.complex64)).real
+        return (out * np.float32(self.amp)).reshape(nz, ny, nx).astype(np.float32)
+
     def __call__(self, x, y, z):
         out = np.zeros(np.broadcast(x, y, z).shape, np.float32)
         for (kx, ky, kz), p in zip(self.k, self.phi, strict=True):
@@ -376,21 +389,25 @@ class _Anatomy:
         self._fgt: dict[int, dict] = {}
 
     # --- pectoralis thickness profiles (mm) at patient (x, z)
-    def t_pmaj(self, x, z):
+    def _anterior(self, y):
+        """1 on the anterior chest wall, 0 on its posterior half (the pectorals lie on the front of the thorax)."""
+        return 1.0 - _smoothstep(0.55 * self.thorax.B, 0.85 * self.thorax.B, y)
+
+    def t_pmaj(self, x, y, z):
         ax = np.abs(x)
         med = _smoothstep(self.x_st + 2.0, self.x_st + 18.0, ax)
         lat = 1.0 - _smoothstep(self.x_lat - 35.0, self.x_lat, ax)
         inf = _smoothstep(self.z_inf, self.z_inf + 20.0, z)
         var = 1.0 + 0.08 * self.thick_field(x, np.float32(0.0), z)
-        t = np.float32(self.T) * med * lat * inf * var
+        t = np.float32(self.T) * med * lat * inf * var * self._anterior(y)
         return np.where(t < 0.6, np.float32(0.0), t).astype(np.float32)
 
-    def t_pmin(self, x, z):
+    def t_pmin(self, x, y, z):
         if self.pmin <= 0:
             return np.zeros(np.broadcast(x, z).shape, np.float32)
         ax = np.abs(x)
         band = _smoothstep(45.0, 65.0, ax) * (1.0 - _smoothstep(95.0, 115.0, ax)) * _smoothstep(-15.0, 5.0, z)
-        t = np.float32(self.pmin) * band
+        t = np.float32(self.pmin) * band * self._anterior(y)
         return np.where(t < 0.8, np.float32(0.0), t).astype(np.float32)
 
     def d_body(self, x, y, z, dth=None):
@@ -507,8 +524,8 @@ class _Anatomy:
     def _chest(self, x, y, z, delta):
         """Chest-wall tissue codes of points inside the thorax at depth ``delta`` (mm) below its surface."""
         tis = np.full(delta.shape, T_SOFT, np.uint8)
-        tmaj = self.t_pmaj(x, z)
-        tmin = self.t_pmin(x, z)
+        tmaj = self.t_pmaj(x, y, z)
+        tmin = self.t_pmin(x, y, z)
         a = np.float32(self.fat_a)
         e_maj = a + tmaj
         s_min = e_maj + np.where(tmaj > 0, np.float32(self.plane1), np.float32(0.5))
@@ -568,9 +585,9 @@ def _place_lesion(an: _Anatomy, kind: str, R: float, rng: np.random.Generator, t
             gap = target_gap if target_gap is not None else u(0.0, 1.0)
             x = br.c1[0] + u(-0.35, 0.35) * br.r1
             z = br.c1[2] + u(-0.3, 0.3) * br.r1
-            if float(an.t_pmaj(np.float32(x), np.float32(z))) < 0.8 * an.T:
-                continue
             ys = an.thorax.surface_y(x, z)
+            if float(an.t_pmaj(np.float32(x), np.float32(ys), np.float32(z))) < 0.8 * an.T:
+                continue
             p_s = np.array([x, ys, z])
             e = 0.5
             nrm = np.array([float(an.thorax(np.float32(x + e), np.float32(ys), np.float32(z)) -
@@ -586,7 +603,7 @@ def _place_lesion(an: _Anatomy, kind: str, R: float, rng: np.random.Generator, t
                 les.centre = les.centre + nrm * (gap - actual)
             sp = les.surface_points()
             actual = float(a - (-an.thorax(sp[:, 0], sp[:, 1], sp[:, 2])).max())
-            tmin_here = float(an.t_pmaj(sp[:, 0].astype(np.float32), sp[:, 2].astype(np.float32)).min())
+            tmin_here = float(an.t_pmaj(*(sp[:, a_].astype(np.float32) for a_ in range(3))).min())
             dbody = an.d_body(sp[:, 0], sp[:, 1], sp[:, 2])
             if tmin_here > 0 and float(dbody.max()) < -(an.skin0 + an.skin_thick + 8.0) and abs(actual - gap) < 0.1:
                 return les, {"kind": kind, "gap_to_pectoralis_mm": round(actual, 3), "breast_side": br.side}
@@ -762,13 +779,13 @@ def make_case_b(
     fs_field = _Cosines(rng, 6, (120.0, 300.0))
     b_field = _Cosines(rng, 6, (150.0, 400.0))
     fs_res0 = rng.uniform(0.04, 0.15)
-    X, Y, Z = (np.float32(origin[r]) + np.float32(D[r, 0]) * ii[None, None, :] + np.float32(D[r, 1]) * jj[None, :, None]
-               + np.float32(D[r, 2]) * kk[:, None, None] for r in range(3))
-    coil = np.exp(np.float32(bias) * (0.6 * b_field(X, Y, Z) - 0.8 * (Y - np.float32(centre[1])) / np.float32(100.0)))
+    Y = (np.float32(origin[1] - centre[1]) + np.float32(D[1, 0]) * ii[None, None, :]
+         + np.float32(D[1, 1]) * jj[None, :, None] + np.float32(D[1, 2]) * kk[:, None, None])
+    coil = np.exp(np.float32(bias) * (0.6 * b_field.grid(origin, D, sp, n) - 0.8 * Y / np.float32(100.0)))
     coil = coil.astype(np.float32)
+    del Y
     fatlike = np.isin(tis, _FATLIKE)
-    fs_res = np.clip(fs_res0 * (1.0 + 0.6 * fs_field(X, Y, Z)), 0.01, 0.5).astype(np.float32)
-    del X, Y, Z
+    fs_res = np.clip(fs_res0 * (1.0 + 0.6 * fs_field.grid(origin, D, sp, n)), 0.01, 0.5).astype(np.float32)
     fgt_ratio = None
     if fgt_like_muscle:
         fgt_ratio = float(rng.uniform(0.95, 1.08))
@@ -785,21 +802,27 @@ def make_case_b(
         cg[T_FGT] = (lo + hi) / 2
     else:
         cg[T_FGT] = an.bpe
-    PD, T1, T2S, CG = pd[tis], t1[tis], t2s[tis], cg[tis]
-    fgt = tis == T_FGT
-    PD[fgt] *= 1.0 + 0.05 * np.clip(tex[fgt], -3, 3)
-    CG[fgt] *= np.clip(1.0 + 0.3 * tex[fgt], 0.2, None)
+    # signal: one value per tissue code (look-up), per voxel only where there is texture (glandular, lesion)
+    fgt = np.flatnonzero(tis.ravel() == T_FGT)
     lm = tis == T_LESION
+    lflat = np.flatnonzero(lm.ravel())
+    tex_f = tex.ravel()[fgt]
+    pd_g = pd[T_FGT] * (1.0 + 0.05 * np.clip(tex_f, -3, 3))
+    cg_g = cg[T_FGT] * np.clip(1.0 + 0.3 * tex_f, 0.2, None)
     w = np.clip(ldep[lm] / (0.35 * les.R), 0, 1)
     htex = _Cosines(rng, 8, (4.0, 12.0))
-    P_l = [np.float32(origin[r]) for r in range(3)]  # lesion texture on patient coords of lesion voxels
     kz, jy, ix = np.nonzero(lm)
-    pts = [P_l[r] + np.float32(D[r, 0]) * ii[ix] + np.float32(D[r, 1]) * jj[jy] + np.float32(D[r, 2]) * kk[kz]
-           for r in range(3)]
-    CG[lm] = c_les * (1.0 - rim * w) * np.clip(1.0 + 0.25 * htex(*pts), 0.3, None)
+    pts = [np.float32(origin[r]) + np.float32(D[r, 0]) * ii[ix] + np.float32(D[r, 1]) * jj[jy]
+           + np.float32(D[r, 2]) * kk[kz] for r in range(3)]
+    cg_l = c_les * (1.0 - rim * w) * np.clip(1.0 + 0.25 * htex(*pts), 0.3, None)
+
     def acquire(post: bool, fat_sup: bool, nrng: np.random.Generator) -> np.ndarray:
-        t1v = t1_with_gd(T1, CG) if post else T1
-        s = spgr(PD, t1v, T2S) * np.float32(SIGNAL_SCALE)
+        lut = spgr(pd, t1_with_gd(t1, cg) if post else t1, t2s) * np.float32(SIGNAL_SCALE)
+        s = lut[tis]
+        sf = s.reshape(-1)
+        sf[fgt] = spgr(pd_g, t1_with_gd(t1[T_FGT], cg_g) if post else t1[T_FGT], t2s[T_FGT]) * np.float32(SIGNAL_SCALE)
+        sf[lflat] = spgr(pd[T_LESION], t1_with_gd(t1[T_LESION], cg_l) if post else t1[T_LESION],
+                         t2s[T_LESION]) * np.float32(SIGNAL_SCALE)
         if fat_sup:
             s[fatlike] *= fs_res[fatlike]
         s *= coil
