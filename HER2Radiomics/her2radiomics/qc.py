@@ -101,9 +101,10 @@ def render_overlay(image: sitk.Image, masks: Mapping[str, sitk.Image],
         ax = fig.add_subplot(1, len(zs), n + 1)
         ax.imshow(_display(arr[z, y0:y1, x0:x1], image), cmap="gray", vmin=lo, vmax=hi, aspect=aspect,
                   interpolation="nearest")
-        layers = [("intra", COLOURS["lesion"], 1.2)]
-        layers += [(s, SHELL_COLOURS[min(i, len(SHELL_COLOURS) - 1)], 0.8) for i, s in enumerate(shells)]
-        layers += [("air", COLOURS["air"], 1.0), ("pectoralis", COLOURS["pectoralis"], 1.0)]
+        # shells first, the lesion last (its border is the inner border of the first shell)
+        layers = [(s, SHELL_COLOURS[min(i, len(SHELL_COLOURS) - 1)], 0.8) for i, s in enumerate(shells)]
+        layers += [("air", COLOURS["air"], 1.0), ("pectoralis", COLOURS["pectoralis"], 1.0),
+                   ("intra", COLOURS["lesion"], 1.2)]
         for key, colour, lw in layers:
             if key not in masks:
                 continue

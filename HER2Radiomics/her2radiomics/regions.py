@@ -439,12 +439,15 @@ def region_files(regions: Regions) -> list[str]:
     return [f"{n}.nrrd" for n in ["intra", *regions.shell_names, *EXCLUSIONS]] + ["regions.json"]
 
 
-def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: Mapping[str, Any] | None = None) -> None:
+def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: Mapping[str, Any] | None = None,
+                  qc_image: sitk.Image | None = None) -> None:
     """Write intra.nrrd, peri{d}.nrrd, air.nrrd, pectoralis.nrrd (uint8) and regions.json into ``outdir``.
 
     All-or-nothing: everything is first written into a temporary folder beside ``outdir``. When
     ``outdir`` does not exist the folder is renamed into place (one atomic rename); otherwise each
-    file replaces its namesake with ``os.replace``. ``json_extra`` adds keys to regions.json.
+    file replaces its namesake with ``os.replace``. ``json_extra`` adds keys to regions.json. With
+    ``qc_image`` (the image the regions were built on) the QC overlay ``qc_overlay.png`` is written too
+    (:mod:`her2radiomics.qc`: axial slices through the lesion with lesion, shells, air and pectoralis).
     """
     import json
 
@@ -466,6 +469,11 @@ def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: 
         payload = regions.to_json()
         if json_extra:
             payload.update(json_extra)
+        if qc_image is not None:
+            from her2radiomics import qc
+
+            qc.write_overlay(tmp / qc.QC_FILENAME, qc_image, regions.masks, regions.exclusions)
+            payload["qc_overlay"] = qc.QC_FILENAME
         (tmp / "regions.json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         if not out.exists():
             try:

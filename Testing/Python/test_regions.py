@@ -319,7 +319,8 @@ def test_cli_happy_path(breast1, tmp_path):
     res = run_cli("regions", *breast1, "-o", out, "--no-auto-exclusions")
     assert res.returncode == 0, res.stderr
     names = ["intra", "peri1", "peri3", "peri5", "air", "pectoralis"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{n}.nrrd" for n in names] + ["regions.json"])
+    # issue 11: regions also writes the QC overlay (qc_overlay.png) beside regions.json
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{n}.nrrd" for n in names] + ["regions.json", "qc_overlay.png"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]      # no temp folder left behind
     image = sitk.ReadImage(str(breast1[0]))
     for n in names:
