@@ -71,6 +71,8 @@ PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 30.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
+PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind its posterior edge (less this)
+PECT_LEVEL_CANDIDATES = 3  # histogram peaks tried as the muscle level
 PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
 PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
 PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
@@ -443,25 +445,45 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     if vals.size < 50:
         notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
         return _with_confidence(Exclusion(_empty(image), notes, info), {"muscle": 0.0})
-    hist, edges = np.histogram(vals, bins=64)
-    hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
-    muscle_level = float(np.exp((edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2))
+    # candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
+    # behind the parenchyma) and the main peaks of all homogeneous non-fat tissue behind the lesion (the
+    # pectoralis when fibroglandular tissue of another intensity comes first). Each candidate is tried and
+    # the one whose first muscle-like layer best matches the anatomical prior of a sheet wins (sheet score:
+    # columns with a 2-25 mm run x fraction of neighbouring runs starting within 3 mm of each other).
+    levels = [_peaks(vals, 1)[0]]
+    for lv in _peaks(log_sm[cand_level], PECT_LEVEL_CANDIDATES):
+        if all(abs(lv - q) > PECT_WINDOW for q in levels):
+            levels.append(lv)
+    best = None
+    for lv in levels:
+        if abs(lv - np.log(fat_level)) < PECT_MIN_LOG_CONTRAST:
+            continue
+        like_l = homog & (np.abs(log_sm - lv) < PECT_WINDOW)
+        if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
+            like_l &= behind
+        # a thin muscle-like first layer still ends the search in its column (thin_blocks): where the
+        # pectoralis tapers out it is thinner than 2 mm, and the next layer behind it is intercostal muscle
+        run_l = _first_run(like_l, ori, spacing_zyx, thin_blocks=True)
+        score = _sheet_score(_canon(run_l, ori), _canon_spacing(spacing_zyx, ori))
+        if best is None or score > best[0]:
+            best = (score, lv, run_l)
+    if best is None:
+        muscle_level = float(np.exp(levels[0]))
+        info["muscle_level"] = muscle_level
+        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
+        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
+        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
+                     "mask left empty")
+        return _with_confidence(Exclusion(_empty(image), notes, info), dict(parts, contrast=0.0))
+    sheet_score, lv, run = best
+    muscle_level = float(np.exp(lv))
     info["muscle_level"] = muscle_level
+    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
+    info["sheet_score"] = round(float(sheet_score), 1)
     ratio = muscle_level / fat_level
     info["muscle_to_fat"] = round(ratio, 3)
     info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
     parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
-    if abs(np.log(ratio)) < PECT_MIN_LOG_CONTRAST:
-        notes.append(f"muscle and fat have similar intensity here (ratio {ratio:.2f}); pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
-    like = homog & (np.abs(log_sm - np.log(muscle_level)) < PECT_WINDOW)
-    if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
-        like &= behind
-
-    # ---- first run along each anterior -> posterior column
-    # a thin muscle-like layer still ends the search in its column (thin_blocks): where the pectoralis tapers
-    # out it is thinner than 2 mm, and the next layer behind it is intercostal muscle, not pectoralis
-    run = _first_run(like, ori, spacing_zyx, thin_blocks=True)
 
     # ---- drop small components
     lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
@@ -611,8 +633,8 @@ def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orient
     matter and the components are 1): ``coverage``, the fraction of the columns within ``reach_mm`` + 5 mm of
     the lesion's columns that hold a muscle run; ``continuity``, the fraction of neighbouring columns whose
     runs start within 3 mm; ``thickness``, the fraction of runs 2-25 mm thick; ``behind_lesion``, the
-    fraction of mask voxels within 15 mm of the lesion that lie posterior to its centre (a layer in front of
-    the lesion is parenchyma, not muscle).
+    fraction of mask voxels within 15 mm of the lesion that lie behind its posterior edge (less 3 mm): a
+    layer beside or in front of the lesion is parenchyma, not muscle.
     """
     nk, nap, nlr = run_c.shape
     parts: dict[str, float] = {}
@@ -626,9 +648,11 @@ def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orient
             near_mask = run_c & (d <= reach_mm + 10.0)
             if not near_mask.any():
                 return {"coverage": 1.0}
-            ap_c = np.nonzero(lc)[1].mean()
+            # the muscle lies behind the whole lesion: mask voxels within 15 mm of the lesion at or in front of
+            # the lesion's posterior edge (less PECT_BEHIND_TOL_MM) are parenchyma taken for muscle
+            ap_back = np.nonzero(lc)[1].max() - PECT_BEHIND_TOL_MM / sp_c[1]
             close = run_c & (d <= 15.0)
-            parts["behind_lesion"] = float((np.nonzero(close)[1] > ap_c).mean()) if close.any() else 1.0
+            parts["behind_lesion"] = float((np.nonzero(close)[1] >= ap_back).mean()) if close.any() else 1.0
         else:
             return {"coverage": 1.0}
         cols = ndimage.binary_dilation(lc.any(axis=1), iterations=max(1, int(round((reach_mm + 5.0) / sp_c[2]))))
@@ -667,6 +691,39 @@ def _with_confidence(ex: Exclusion, parts: dict[str, float]) -> Exclusion:
     ex.info["confidence_parts"] = parts
     ex.info["review"] = bool(conf < REVIEW_BELOW)
     return ex
+
+
+def _peaks(values: np.ndarray, n: int, bins: int = 64) -> list[float]:
+    """The ``n`` highest local maxima of a smoothed histogram of ``values`` (bin centres), highest first."""
+    if values.size == 0:
+        return []
+    hist, edges = np.histogram(values, bins=bins)
+    hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
+    centres = (edges[:-1] + edges[1:]) / 2
+    pad = np.concatenate([[-1.0], hist, [-1.0]])
+    is_max = (pad[1:-1] >= pad[:-2]) & (pad[1:-1] > pad[2:]) & (hist >= 0.05 * hist.max())
+    idx = np.nonzero(is_max)[0]
+    idx = idx[np.argsort(-hist[idx])][:n]
+    return [float(centres[i]) for i in idx] or [float(centres[int(np.argmax(hist))])]
+
+
+def _sheet_score(run_c: np.ndarray, sp_c: np.ndarray) -> float:
+    """How much a first-layer mask (canonical) looks like one muscle sheet: area (mm2) of the columns holding a
+    run 2-25 mm thick x the fraction of neighbouring such columns whose runs start within 3 mm."""
+    thick = run_c.sum(axis=1) * sp_c[1]
+    ok = (thick >= PECT_MIN_THICKNESS_MM) & (thick <= PECT_MAX_THICKNESS_MM)
+    if ok.sum() < 5:
+        return 0.0
+    first = np.argmax(run_c, axis=1).astype(float) * sp_c[1]
+    num = den = 0
+    for axis in (0, 1):
+        pair = np.diff(ok.astype(np.int8), axis=axis) == 0
+        both = pair & np.take(ok, np.arange(1, ok.shape[axis]), axis=axis)
+        d = np.abs(np.diff(first, axis=axis))[both]
+        num += int((d <= 3.0).sum())
+        den += int(d.size)
+    smooth = num / den if den else 0.0
+    return float(ok.sum() * sp_c[0] * sp_c[2] * smooth)
 
 
 def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:

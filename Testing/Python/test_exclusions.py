@@ -10,7 +10,15 @@ from scipy import ndimage
 
 from her2radiomics import io
 from her2radiomics.errors import UserError
-from her2radiomics.exclusions import detect_air, detect_pectoralis, dice, evaluation_region, orientation
+from her2radiomics.exclusions import (
+    REVIEW_BELOW,
+    confidence_record,
+    detect_air,
+    detect_pectoralis,
+    dice,
+    evaluation_region,
+    orientation,
+)
 from her2radiomics.geometry import same_grid
 from her2radiomics.phantom import make_phantom
 
@@ -273,3 +281,49 @@ def test_whole_image_without_lesion_uses_blocks_and_finds_the_muscle():
     got, truth = arr(pec.mask).astype(bool), arr(ph.pectoralis).astype(bool)
     assert (got & truth).sum() / truth.sum() > 0.8  # recall; extra muscle-like tissue is a documented limit
     assert not (got & arr(ph.air).astype(bool)).any()
+
+
+# ---------------------------------------------------------------------------------------------- confidence (issue 11)
+def test_confidence_and_review_flag_on_a_clear_case():
+    ph = make_phantom(11, (160, 160, 48), (2.07, 2.07, 4.0), lesion_gap_mm=4.0, rim=0.8)
+    air = detect_air(ph.image, ph.lesion)
+    pec = detect_pectoralis(ph.image, ph.lesion, 5.0, air=air.mask)
+    for ex in (air, pec):
+        rec = confidence_record(ex)
+        assert 0.0 <= rec["confidence"] <= 1.0 and rec["review_below"] == REVIEW_BELOW
+        assert rec["review"] is (rec["confidence"] < REVIEW_BELOW)
+        assert rec["confidence"] == pytest.approx(min(rec["confidence_parts"].values()), abs=1e-3)
+    assert not confidence_record(air)["review"] and not confidence_record(pec)["review"]
+    assert pec.info["contrast"] == "fat-suppressed"  # muscle brighter than the suppressed fat, and said so
+
+
+def test_non_axial_and_subtraction_are_flagged_for_review():
+    ph = make_phantom(23, (48, 160, 160), (4.0, 2.07, 2.07), direction=(0, 0, 1, 0, 1, 0, 1, 0, 0), lesion_gap_mm=5.0)
+    assert confidence_record(detect_pectoralis(ph.image, ph.lesion))["review"]
+    # a signed subtraction-like image (background below zero): air and fat cannot be told apart -> review
+    ph = make_phantom(11, (160, 160, 48), (2.07, 2.07, 4.0), lesion_gap_mm=4.0)
+    sub = sitk.Cast(ph.image, sitk.sitkFloat32) - 60.0
+    air = detect_air(sub, ph.lesion)
+    pec = detect_pectoralis(sub, ph.lesion, 5.0, air=air.mask)
+    assert confidence_record(air)["review"] and any("--exclusion-image" in n for n in air.notes)
+    assert confidence_record(pec)["review"] and pec.info["contrast"] == "subtraction"
+    assert not arr(pec.mask).any()
+
+
+def test_pectoralis_beside_the_lesion_is_flagged():
+    """Issue 11: a 'muscle' layer at the lesion's depth (parenchyma) is reported with low confidence.
+
+    Family A with the fibroglandular tissue at muscle intensity and touching the lesion: on main the mask was
+    returned with no confidence at all; now either it lies behind the lesion or confidence_parts flags it."""
+    from her2radiomics import phantom as P
+
+    old = P.BASE_INTENSITY.copy()
+    P.BASE_INTENSITY[P.GLAND] = 165.0
+    try:
+        ph = make_phantom(1, (224, 224, 80), (1.48, 1.48, 2.4), lesion_gap_mm=4.0)
+    finally:
+        P.BASE_INTENSITY[:] = old
+    pec = detect_pectoralis(ph.image, ph.lesion, 5.0)
+    region = evaluation_region(ph.lesion, 5.0, 10.0)
+    d = dice(arr(pec.mask).astype(bool) & region, arr(ph.pectoralis).astype(bool) & region)
+    assert d >= 0.85 or confidence_record(pec)["review"]
