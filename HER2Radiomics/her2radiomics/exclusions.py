@@ -72,6 +72,10 @@ PECT_ROI_MARGIN_MM = 30.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
 PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind its posterior edge (less this)
+#: confidence ramps (fraction -> 0 at the first value, 1 at the second): set on the issue-11 quick sweep
+PECT_BEHIND_FRACTION = (0.7, 0.9)  # mask near the lesion lying behind it
+PECT_THICK_FRACTION = (0.6, 0.9)  # runs within the 2-25 mm thickness prior
+PECT_MIN_SPAN = 0.6  # confidence 1 when the mask spans this fraction of the box's L-R extent on the lesion's slices
 PECT_LEVEL_CANDIDATES = 3  # histogram peaks tried as the muscle level
 PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
 PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
@@ -634,7 +638,8 @@ def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orient
     the lesion's columns that hold a muscle run; ``continuity``, the fraction of neighbouring columns whose
     runs start within 3 mm; ``thickness``, the fraction of runs 2-25 mm thick; ``behind_lesion``, the
     fraction of mask voxels within 15 mm of the lesion that lie behind its posterior edge (less 3 mm): a
-    layer beside or in front of the lesion is parenchyma, not muscle.
+    layer beside or in front of the lesion is parenchyma, not muscle; ``span``, the fraction of the analysed
+    box's L-R extent the mask covers on the lesion's slices, over PECT_MIN_SPAN (a sheet spans the box).
     """
     nk, nap, nlr = run_c.shape
     parts: dict[str, float] = {}
@@ -652,10 +657,16 @@ def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orient
             # the lesion's posterior edge (less PECT_BEHIND_TOL_MM) are parenchyma taken for muscle
             ap_back = np.nonzero(lc)[1].max() - PECT_BEHIND_TOL_MM / sp_c[1]
             close = run_c & (d <= 15.0)
-            parts["behind_lesion"] = float((np.nonzero(close)[1] >= ap_back).mean()) if close.any() else 1.0
+            frac = float((np.nonzero(close)[1] >= ap_back).mean()) if close.any() else 1.0
+            parts["behind_lesion"] = float(np.clip((frac - PECT_BEHIND_FRACTION[0]) / np.diff(PECT_BEHIND_FRACTION)[0], 0, 1))
         else:
             return {"coverage": 1.0}
         cols = ndimage.binary_dilation(lc.any(axis=1), iterations=max(1, int(round((reach_mm + 5.0) / sp_c[2]))))
+        # the pectoralis is a sheet across the chest wall: on the lesion's slices it spans the analysed box from
+        # side to side, a patch of parenchyma does not
+        ks = np.nonzero(lc.any(axis=(1, 2)))[0]
+        span = float(has[ks].any(axis=0).mean()) if ks.size else 1.0
+        parts["span"] = float(np.clip(span / PECT_MIN_SPAN, 0, 1))
     parts["coverage"] = float(has[cols].mean()) if cols.any() else 0.0
     first = np.argmax(run_c, axis=1).astype(float)
     thick = run_c.sum(axis=1) * sp_c[1]
@@ -663,7 +674,8 @@ def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orient
     if m.sum() >= 5:
         d1 = np.abs(np.diff(first, axis=1))[m[:, 1:] & m[:, :-1]] * sp_c[1]
         parts["continuity"] = float(np.mean(d1 <= 3.0)) if d1.size else 1.0
-        parts["thickness"] = float(np.mean((thick[m] >= PECT_MIN_THICKNESS_MM) & (thick[m] <= PECT_MAX_THICKNESS_MM)))
+        frac = float(np.mean((thick[m] >= PECT_MIN_THICKNESS_MM) & (thick[m] <= PECT_MAX_THICKNESS_MM)))
+        parts["thickness"] = float(np.clip((frac - PECT_THICK_FRACTION[0]) / np.diff(PECT_THICK_FRACTION)[0], 0, 1))
     return parts
 
 
