@@ -48,12 +48,13 @@ from her2radiomics.geometry import check_same_grid
 
 #: parameters (mm unless stated); documented in docs/exclusions.md
 AIR_SMOOTH_MM = 1.0
-AIR_BLOCK_MM = 1.4  # in-plane block size of the coarse grid
+AIR_BLOCK_MM = 2.2  # in-plane block size of the coarse grid
 AIR_MAX_RELATIVE_INTENSITY = 0.5  # candidate air median / tissue median above this -> "no air"
 AIR_MIN_FRACTION = 0.002
 #: background noise is Rayleigh (mean/std 1.91) or, for multi-coil magnitude images, non-central chi (Duke:
 #: 2.7); tissue, even suppressed fat, has a higher mean/std. Above this the candidate region is tissue.
 AIR_MAX_MEAN_OVER_STD = 4.5
+AIR_REFINE_MARGIN_MM = 40.0  # with a lesion: voxel-level air boundary within its box + this (blocks elsewhere)
 AIR_MIN_MEAN_OVER_STD = 1.5  # below (or signed values): not magnitude noise, e.g. a subtraction image
 #: confidence of an empty air mask ("no air in this field of view"): plausible for a crop, worth a look otherwise
 AIR_EMPTY_CONFIDENCE = 0.6
@@ -86,7 +87,7 @@ SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: 
 #: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
 REVIEW_BELOW = 0.5
 SUBCUT_DEPTH_MM = (2.0, 5.0)
-SUBCUT_SLICE_MM = 2.4  # slices of the calibration at most this far apart
+SUBCUT_SLICE_MM = 4.8  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
 SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
 
@@ -282,7 +283,7 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
             air |= small[body_lab]
         del body_lab, body_cc
     if f != [1, 1, 1]:
-        air = _refine_upsampled(air, f, arr, thr)
+        air = _refine_upsampled(air, f, arr, thr, _refine_box(les, spacing_zyx))
     if les is not None:
         air &= ~les
     frac = float(np.count_nonzero(air) / air.size)
@@ -587,9 +588,9 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     """
     sp_c = _canon_spacing(spacing_zyx, ori)
     fb = [1, max(1, int(round(PECT_COARSE_MM / sp_c[1]))), max(1, int(round(PECT_COARSE_MM / sp_c[2])))]
-    c_arr = _canon(arr, ori)
-    img = _block_mean(c_arr, fb)
-    air_c = ~_block_any(~_canon(air_arr, ori), fb)
+    # every fb-th voxel in-plane (a strided view: this stage only calibrates and checks, so no block mean)
+    img = np.asarray(_canon(arr, ori)[:, ::fb[1], ::fb[2]], np.float32)
+    air_c = np.ascontiguousarray(_canon(air_arr, ori)[:, ::fb[1], ::fb[2]])
     spc = sp_c * np.array(fb)
     nk, nap, nlr = img.shape
     thr = dark_threshold(img)
@@ -918,11 +919,24 @@ def _upsample(mask: np.ndarray, f: list[int], shape: tuple[int, ...]) -> np.ndar
     return out[:, : shape[1], : shape[2]]
 
 
-def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: float) -> np.ndarray:
+def _refine_box(les: np.ndarray | None, spacing_zyx: np.ndarray) -> tuple[slice, ...] | None:
+    """The lesion's box + AIR_REFINE_MARGIN_MM (z, y, x), where the air boundary is refined per voxel."""
+    if les is None:
+        return None
+    idx = np.nonzero(les)
+    m = AIR_REFINE_MARGIN_MM / spacing_zyx
+    return tuple(slice(max(0, int(i.min() - mm)), min(n, int(i.max() + mm) + 1))
+                 for i, mm, n in zip(idx, m, les.shape, strict=True))
+
+
+def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: float,
+                      box: tuple[slice, ...] | None = None) -> np.ndarray:
     """Full-resolution air from the block-grid air: interior blocks as they are, boundary blocks per voxel.
 
     A voxel of a block on the air/body boundary (in-plane) is air when its 3x3 in-plane median is below the
-    threshold; blocks away from the boundary keep their coarse label.
+    threshold; blocks away from the boundary keep their coarse label. With ``box`` (full-resolution slices)
+    only boundary blocks inside it are refined (speed: the shells only reach the lesion's neighbourhood),
+    the others keep the block boundary.
     """
     edge = np.zeros_like(air_c)
     dy = air_c[:, 1:, :] != air_c[:, :-1, :]
@@ -931,7 +945,14 @@ def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: flo
     dx = air_c[:, :, 1:] != air_c[:, :, :-1]
     edge[:, :, 1:] |= dx
     edge[:, :, :-1] |= dx
-    air = np.ascontiguousarray(_upsample(air_c & ~edge, f, arr.shape))
+    if box is not None:
+        keep_edge = np.zeros_like(edge)
+        cb = (box[0], slice(box[1].start // f[1], -(-box[1].stop // f[1])), slice(box[2].start // f[2], -(-box[2].stop // f[2])))
+        keep_edge[cb] = edge[cb]
+        air = np.ascontiguousarray(_upsample(air_c & ~keep_edge, f, arr.shape))
+        edge = keep_edge
+    else:
+        air = np.ascontiguousarray(_upsample(air_c & ~edge, f, arr.shape))
     ck, cj, ci = np.nonzero(edge)
     if ck.size:
         ny, nx = arr.shape[1:]
