@@ -55,7 +55,7 @@ AIR_MIN_FRACTION = 0.002
 #: 2.7); tissue, even suppressed fat, has a higher mean/std. Above this the candidate region is tissue.
 AIR_MAX_MEAN_OVER_STD = 4.5
 AIR_REFINE_MARGIN_MM = 40.0  # with a lesion: voxel-level air boundary within its box + this (blocks elsewhere)
-AIR_MIN_MEAN_OVER_STD = 1.5  # below (or signed values): not magnitude noise, e.g. a subtraction image
+AIR_MIN_MEAN_OVER_STD = 1.0  # below (or signed values): not magnitude noise, e.g. a subtraction image
 #: confidence of an empty air mask ("no air in this field of view"): plausible for a crop, worth a look otherwise
 AIR_EMPTY_CONFIDENCE = 0.6
 AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # less air than this fraction of the image -> treated as none
@@ -322,6 +322,17 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     else:
         notes.append("no extramammary air in this field of view; air mask left empty")
         return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+    if ori.axial and "magnitude_image" not in parts:
+        # fat as dark as the background (subtraction): the "air" then spreads behind the skin into the breast
+        cs = _coarse_stage(arr, air, les, spacing_zyx, ori)
+        info["air_behind_skin"] = cs["info"]["air_behind_skin"]
+        if cs["subtraction"]:
+            parts["magnitude_image"] = 0.0
+    if parts.get("magnitude_image", 1.0) == 0.0:
+        # never take breast tissue: where air and fat look alike, leave the mask empty and ask for a review
+        notes.append("air and fat look alike in this image (subtraction?): the air mask is left empty rather than "
+                     "taking breast fat; review it, draw it (--air), or detect on another phase with --exclusion-image")
+        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
     vox = float(np.prod(image.GetSpacing()))
     info["volume_mm3"] = float(np.count_nonzero(air)) * vox
     return _with_confidence(Exclusion(_mask_image(air, image), notes, info), parts)
@@ -399,7 +410,12 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
     fat_level = _subcutaneous_level(arr, air_arr, spacing_zyx, ori) if cs["fat_level"] is not None else None
-    info: dict[str, Any] = {"fat_level": fat_level, **cs["info"]}
+    info: dict[str, Any] = {"fat_level": fat_level, **cs["info"], "contrast": "subtraction" if cs["subtraction"] else "unknown"}
+    if fat_level is None and cs["subtraction"]:
+        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
     if fat_level is None:
         notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
                      "intensity; pectoralis mask left empty")

@@ -415,7 +415,8 @@ def test_cli_output_is_file_or_existing_folder(tmp_path):
     res = run_cli("regions", "img.nrrd", "les.nrrd", "-o", "out", "--no-auto-exclusions", "--distances", "2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        ["notes.txt", "intra.nrrd", "peri2.nrrd", "air.nrrd", "pectoralis.nrrd", "regions.json"])
+        ["notes.txt", "intra.nrrd", "peri2.nrrd", "air.nrrd", "pectoralis.nrrd", "regions.json",
+         "qc_overlay.png"])  # issue 11: the QC overlay is written with the regions
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
