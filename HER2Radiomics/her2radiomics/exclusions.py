@@ -55,7 +55,7 @@ AIR_MIN_FRACTION = 0.002
 #: 2.7); tissue, even suppressed fat, has a higher mean/std. Above this the candidate region is tissue.
 AIR_MAX_MEAN_OVER_STD = 4.5
 AIR_REFINE_MARGIN_MM = 40.0  # with a lesion: voxel-level air boundary within its box + this (blocks elsewhere)
-AIR_MIN_MEAN_OVER_STD = 1.0  # below (or signed values): not magnitude noise, e.g. a subtraction image
+AIR_MIN_MEAN_OVER_STD = 1.3  # robust median / (IQR / 1.349) below this (or signed values): not magnitude noise
 #: confidence of an empty air mask ("no air in this field of view"): plausible for a crop, worth a look otherwise
 AIR_EMPTY_CONFIDENCE = 0.6
 AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # less air than this fraction of the image -> treated as none
@@ -75,7 +75,7 @@ PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
 PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind its posterior edge (less this)
 #: confidence ramps (fraction -> 0 at the first value, 1 at the second): set on the issue-11 quick sweep
 PECT_BEHIND_FRACTION = (0.7, 0.9)  # mask near the lesion lying behind it
-PECT_THICK_FRACTION = (0.6, 0.9)  # runs within the 2-25 mm thickness prior
+PECT_THICK_FRACTION = (0.7, 1.0)  # runs within the 2-25 mm thickness prior
 PECT_MIN_SPAN = 0.6  # confidence 1 when the mask spans this fraction of the box's L-R extent on the lesion's slices
 PECT_LEVEL_CANDIDATES = 3  # histogram peaks tried as the muscle level
 PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
@@ -293,7 +293,12 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         a_s, m_s = arr[sub], air[sub]
         air_med = float(np.median(a_s[m_s])) if m_s.any() else float(np.median(arr[air]))
         tissue_med = float(np.median(a_s[~m_s])) if (~m_s).any() else 0.0
-        vals = a_s[m_s].astype(np.float64) if m_s.sum() > 100 else arr[air].astype(np.float64)
+        # noise statistics without zero-filled regions (whole blocks exactly 0, e.g. the corners of a rotated
+        # field of view): they are not noise; scattered zeros (a subtraction clipped at 0) still count
+        filled = np.ascontiguousarray(_upsample(coarse == 0, f, arr.shape)[sub]) if f != [1, 1, 1] \
+            else np.zeros_like(m_s)
+        m_n = m_s & ~filled
+        vals = a_s[m_n].astype(np.float64) if m_n.sum() > 100 else arr[air].astype(np.float64)
         mean, sd = float(vals.mean()), float(vals.std())
         snr = mean / sd if sd > 0 else (np.inf if mean > 1e-3 else 0.0)
         info.update(air_median=air_med, tissue_median=tissue_med, air_mean_over_std=round(snr, 3))
@@ -301,11 +306,16 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         parts = {"noise": float(np.clip((AIR_MAX_MEAN_OVER_STD - snr) / 1.0, 0, 1)) if np.isfinite(snr) else 1.0,
                  "darkness": float(np.clip((AIR_MAX_RELATIVE_INTENSITY - rel) / 0.25, 0, 1))}
         neg = float(np.mean(a_s < 0))
-        if neg > SUBTRACTION_MIN_NEGATIVE or (sd > 0 and snr < AIR_MIN_MEAN_OVER_STD):
+        # robust version of mean/std (median over IQR / 1.349), insensitive to the heavy tail of motion ghosts:
+        # Rayleigh background 1.75, half-normal (|difference| noise) 1.09, clipped or signed subtraction ~0
+        q1, q2, q3 = np.percentile(vals, [25, 50, 75])
+        robust = float(q2 / ((q3 - q1) / 1.349)) if q3 > q1 else (np.inf if q2 > 0 else 0.0)
+        info["air_median_over_iqr"] = round(robust, 3) if np.isfinite(robust) else None
+        if neg > SUBTRACTION_MIN_NEGATIVE or (sd > 0 and robust < AIR_MIN_MEAN_OVER_STD):
             # background of a magnitude image is Rician (mean/std >= 1.91); signed values or a lower ratio: a
             # subtraction (or otherwise processed) image, where fat is as dark as air
             parts["magnitude_image"] = 0.0
-            notes.append(f"the background is not magnitude-image noise (mean/std {snr:.2f}, {100 * neg:.1f}% negative "
+            notes.append(f"the background is not magnitude-image noise (median/IQR-sigma {robust:.2f}, {100 * neg:.1f}% negative "
                          "voxels): a subtraction image? air and fat look alike; review the air mask, or detect on "
                          "another phase with --exclusion-image")
         if snr > AIR_MAX_MEAN_OVER_STD:
@@ -409,7 +419,8 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
 
     # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
-    fat_level = _subcutaneous_level(arr, air_arr, spacing_zyx, ori) if cs["fat_level"] is not None else None
+    fat_level = (_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
+                 if cs["fat_level"] is not None else None)
     info: dict[str, Any] = {"fat_level": fat_level, **cs["info"], "contrast": "subtraction" if cs["subtraction"] else "unknown"}
     if fat_level is None and cs["subtraction"]:
         notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
@@ -629,7 +640,11 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     # ---- subtraction-like image: signed values, or air spread behind the skin (fat as dark as the background)
     sub = tuple(slice(0, None, max(1, n // 48)) for n in arr.shape)
     neg = float(np.mean(arr[sub] < 0))
-    behind = has_body[:, None, :] & (np.arange(nap)[None, :, None] > j_skin[:, None, :])
+    # air enclosed along a column between its first and last body voxel (trailing background, e.g. the
+    # zero-filled corners of a rotated field of view, does not count)
+    j_last = nap - 1 - np.argmax(body[:, ::-1, :], axis=1)
+    jj = np.arange(nap)[None, :, None]
+    behind = has_body[:, None, :] & (jj > j_skin[:, None, :]) & (jj < j_last[:, None, :])
     inside_air = float(np.count_nonzero(air_c & behind) / max(np.count_nonzero(behind), 1))
     out["info"].update(negative_fraction=round(neg, 4), air_behind_skin=round(inside_air, 3))
     if neg > SUBTRACTION_MIN_NEGATIVE or inside_air > SUBTRACTION_MIN_AIR_BEHIND_SKIN:
@@ -802,7 +817,8 @@ def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
     return np.broadcast_to(v.reshape(sh), shape)
 
 
-def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation) -> float | None:
+def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation,
+                        dark_thr: float | None = None) -> float | None:
     """Modal intensity 2-5 mm under the anterior skin (subcutaneous fat), on a ~1.5 mm grid for speed.
 
     Only skin facing anterior air counts (the breasts and chest in a prone acquisition), found per A-P
@@ -839,6 +855,9 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     lo = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g)
     hi = SUBCUT_DEPTH_MM[1] + v + g
     band = body & anterior_air & (d > lo) & (d <= hi)
+    if dark_thr is not None:
+        # background the air mask missed (zero-filled corners of a rotated field of view, motion ghosts) is not fat
+        band &= a > dark_thr
     # enough skin surface to be a body outline, not a dark corner of a crop (volume of the 2-5 mm layer)
     if band.sum() * float(np.prod(sp)) < SUBCUT_MIN_MM3:
         return None
