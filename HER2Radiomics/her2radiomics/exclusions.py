@@ -87,7 +87,7 @@ SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: 
 #: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
 REVIEW_BELOW = 0.5
 SUBCUT_DEPTH_MM = (2.0, 5.0)
-SUBCUT_SLICE_MM = 4.8  # slices of the calibration at most this far apart
+SUBCUT_SLICE_MM = 9.6  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
 SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
 
@@ -120,6 +120,17 @@ def _lesion_array(image: sitk.Image, lesion: sitk.Image | None) -> np.ndarray | 
     check_same_grid(lesion, image, what="lesion")
     les = sitk.GetArrayViewFromImage(lesion) != 0
     return les if les.any() else None
+
+
+def _extent(mask: np.ndarray) -> tuple[list[int], list[int]]:
+    """Per-axis first and last index of a non-empty mask (from any() projections: cheaper than nonzero)."""
+    lo, hi = [], []
+    for ax in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != ax)
+        w = np.nonzero(mask.any(axis=other))[0]
+        lo.append(int(w[0]))
+        hi.append(int(w[-1]))
+    return lo, hi
 
 
 def _smooth_array(arr: np.ndarray, spacing_zyx, sigma_mm: float) -> np.ndarray:
@@ -255,7 +266,14 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     dark = sm < thr
     les_c = None
     if les is not None:
-        les_c = _block_any(les, f)
+        # block-any of the lesion, computed on its (block-aligned) box only
+        e_lo, e_hi = _extent(les)
+        les_c = np.zeros(coarse.shape, bool)
+        b0 = [e_lo[0], e_lo[1] // f[1], e_lo[2] // f[2]]
+        b1 = [e_hi[0] + 1, e_hi[1] // f[1] + 1, e_hi[2] // f[2] + 1]
+        sub_les = les[b0[0]:b1[0], b0[1] * f[1]:b1[1] * f[1], b0[2] * f[2]:b1[2] * f[2]]
+        blk = _block_any(sub_les, f)
+        les_c[b0[0]:b1[0], b0[1]:b0[1] + blk.shape[1], b0[2]:b0[2] + blk.shape[2]] = blk[:, : b1[1] - b0[1], : b1[2] - b0[2]]
         dark &= ~les_c
     # thin dark channels (a zero-filled FOV edge, a signal-void strip) must not connect outside air to dark
     # tissue: open the candidates in-plane (~2 blocks), grow the kept components back by the same amount
@@ -282,6 +300,7 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
             small[0] = False
             air |= small[body_lab]
         del body_lab, body_cc
+    air_blocks = air
     if f != [1, 1, 1]:
         air = _refine_upsampled(air, f, arr, thr, _refine_box(les, spacing_zyx))
     if les is not None:
@@ -295,8 +314,10 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         tissue_med = float(np.median(a_s[~m_s])) if (~m_s).any() else 0.0
         # noise statistics without zero-filled regions (whole blocks exactly 0, e.g. the corners of a rotated
         # field of view): they are not noise; scattered zeros (a subtraction clipped at 0) still count
-        filled = np.ascontiguousarray(_upsample(coarse == 0, f, arr.shape)[sub]) if f != [1, 1, 1] \
-            else np.zeros_like(m_s)
+        zero_blocks = coarse == 0
+        ks, js, is_ = (np.arange(n)[sl] for n, sl in zip(arr.shape, sub, strict=True))
+        filled = zero_blocks[np.ix_(ks, np.minimum(js // f[1], zero_blocks.shape[1] - 1),
+                                    np.minimum(is_ // f[2], zero_blocks.shape[2] - 1))]
         m_n = m_s & ~filled
         vals = a_s[m_n].astype(np.float64) if m_n.sum() > 100 else arr[air].astype(np.float64)
         mean, sd = float(vals.mean()), float(vals.std())
@@ -334,9 +355,9 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     if ori.axial and "magnitude_image" not in parts:
         # fat as dark as the background (subtraction): the "air" then spreads behind the skin into the breast
-        cs = _coarse_stage(arr, air, les, spacing_zyx, ori)
-        info["air_behind_skin"] = cs["info"]["air_behind_skin"]
-        if cs["subtraction"]:
+        frac_behind = _air_behind_skin(_canon(air_blocks, ori))
+        info["air_behind_skin"] = round(frac_behind, 3)
+        if frac_behind > SUBTRACTION_MIN_AIR_BEHIND_SKIN:
             parts["magnitude_image"] = 0.0
     if parts.get("magnitude_image", 1.0) == 0.0:
         # never take breast tissue: where air and fat look alike, leave the mask empty and ask for a review
@@ -409,10 +430,10 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     # ---- region of interest (full arrays, z y x)
     shape = arr.shape
     if les is not None:
-        idx = np.nonzero(les)
+        e_lo, e_hi = _extent(les)
         margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
-        lo = [max(0, int(i.min() - m)) for i, m in zip(idx, margin, strict=True)]
-        hi = [min(n, int(i.max() + m) + 1) for i, n, m in zip(idx, shape, margin, strict=True)]
+        lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
+        hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
         roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     else:
         roi = tuple(slice(0, n) for n in shape)
@@ -604,6 +625,22 @@ def _mode(values: np.ndarray, bins: int = 64, log: bool = False) -> float:
     return float(np.exp(m)) if log else m
 
 
+def _air_behind_skin(air_c: np.ndarray) -> float:
+    """Fraction of "air" between each canonical column's first and last body voxel (enclosed along A-P).
+
+    Trailing background (e.g. the zero-filled corners of a rotated field of view) does not count. Native
+    images: a few %; a subtraction, where fat is as dark as the background: much more.
+    """
+    body = ~air_c
+    nap = body.shape[1]
+    has_body = body.any(axis=1)
+    j_skin = np.argmax(body, axis=1)
+    j_last = nap - 1 - np.argmax(body[:, ::-1, :], axis=1)
+    jj = np.arange(nap)[None, :, None]
+    behind = has_body[:, None, :] & (jj > j_skin[:, None, :]) & (jj < j_last[:, None, :])
+    return float(np.count_nonzero(air_c & behind) / max(np.count_nonzero(behind), 1))
+
+
 def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
                   ori: Orientation) -> dict[str, Any]:
     """Whole-image calibration on ~2 mm in-plane blocks, canonical (slice, A->P, L-R) arrays.
@@ -640,12 +677,7 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     # ---- subtraction-like image: signed values, or air spread behind the skin (fat as dark as the background)
     sub = tuple(slice(0, None, max(1, n // 48)) for n in arr.shape)
     neg = float(np.mean(arr[sub] < 0))
-    # air enclosed along a column between its first and last body voxel (trailing background, e.g. the
-    # zero-filled corners of a rotated field of view, does not count)
-    j_last = nap - 1 - np.argmax(body[:, ::-1, :], axis=1)
-    jj = np.arange(nap)[None, :, None]
-    behind = has_body[:, None, :] & (jj > j_skin[:, None, :]) & (jj < j_last[:, None, :])
-    inside_air = float(np.count_nonzero(air_c & behind) / max(np.count_nonzero(behind), 1))
+    inside_air = _air_behind_skin(air_c)
     out["info"].update(negative_fraction=round(neg, 4), air_behind_skin=round(inside_air, 3))
     if neg > SUBTRACTION_MIN_NEGATIVE or inside_air > SUBTRACTION_MIN_AIR_BEHIND_SKIN:
         out["subtraction"] = True
@@ -958,10 +990,10 @@ def _refine_box(les: np.ndarray | None, spacing_zyx: np.ndarray) -> tuple[slice,
     """The lesion's box + AIR_REFINE_MARGIN_MM (z, y, x), where the air boundary is refined per voxel."""
     if les is None:
         return None
-    idx = np.nonzero(les)
+    e_lo, e_hi = _extent(les)
     m = AIR_REFINE_MARGIN_MM / spacing_zyx
-    return tuple(slice(max(0, int(i.min() - mm)), min(n, int(i.max() + mm) + 1))
-                 for i, mm, n in zip(idx, m, les.shape, strict=True))
+    return tuple(slice(max(0, int(a - mm)), min(n, int(b + mm) + 1))
+                 for a, b, mm, n in zip(e_lo, e_hi, m, les.shape, strict=True))
 
 
 def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: float,
