@@ -1,7 +1,8 @@
 """Benchmark: phantom generation and automatic air + pectoralis detection on the full-size phantom.
 
 Run: ``python benchmarks/bench_exclusions.py [--seeds 0 1 2 3 4] [--repeats 3]`` from the repository root.
-Prints the median runtime of ``detect_air`` + ``detect_pectoralis`` on 448 x 448 x 160 voxels
+Prints the load average (timings on a shared machine scale with it; issue-11 target: air + pectoralis
+<= 0.5 s on an idle core) and the median runtime of ``detect_air`` + ``detect_pectoralis`` on 448 x 448 x 160 voxels
 (0.74 x 0.74 x 1.2 mm), the phantom generation time (full size and 96 x 96 x 40), the peak resident
 memory, and per seed the Dice of both masks against the phantom's ground truth. Pectoralis Dice is
 computed within the evaluation region (voxels within 5 + 10 mm of the lesion); "n/a" when the muscle
@@ -11,6 +12,7 @@ lies farther than that from the lesion (random gap), so a second pass forces a 6
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -56,6 +58,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    with open("/proc/loadavg") as fh:
+        print(f"load average: {fh.read().split()[:3]} on {os.cpu_count()} CPUs")
 
     small = []
     for i in range(10):
@@ -80,6 +84,8 @@ def main() -> None:
         t0 = time.perf_counter()
         detect_pectoralis(ph.image, ph.lesion, 5.0)
         t_alone.append(time.perf_counter() - t0)
+    print(f"confidence: air {air.info.get('confidence')} pectoralis "
+          f"{detect_pectoralis(ph.image, ph.lesion, 5.0, air=air.mask).info.get('confidence')}")
     print(f"detect_air + detect_pectoralis, 448x448x160: median {statistics.median(times):.3f} s "
           f"(min {min(times):.3f}, n={len(times)}, CPU {statistics.median(cpu):.3f} s); "
           f"detect_pectoralis alone (own coarse air): "

@@ -144,9 +144,36 @@ def breast1_figure() -> None:
     plt.close(fig)
 
 
+def qc_figures() -> None:
+    """QC overlays as ``her2radiomics regions`` writes them (qc_overlay.png): breast1, family A, two family-B cases."""
+    from her2radiomics import qc
+    from her2radiomics.regions import build_regions
+
+    d = DATA / "pyradiomics_breast1"
+    if d.exists():
+        img = io.read_image(d / "breast1_image.nrrd")
+        les = io.read_mask(d / "breast1_label.nrrd", img, "lesion")
+        r = build_regions(img, les)
+        qc.write_overlay(IMG / "qc_overlay_breast1.png", img, r.masks, r.exclusions)
+    ph = make_phantom(11, (224, 224, 80), (1.48, 1.48, 2.4), lesion_gap_mm=4.0, rim=0.8)
+    r = build_regions(ph.image, ph.lesion)
+    qc.write_overlay(IMG / "qc_overlay_phantom.png", ph.image, r.masks, r.exclusions)
+    sys.path.insert(0, str(ROOT / "Testing" / "Python"))
+    import phantom_b as pb
+
+    for name, kw in (("qc_overlay_family_b_nonfs.png", {"contrast": "nonfs", "density": "b", "lesion_kind": "deep",
+                                                         "pec_thickness_mm": 15.0}),
+                     ("qc_overlay_family_b_fs.png", {"contrast": "fs", "density": "c", "lesion_kind": "mid",
+                                                      "pec_thickness_mm": 15.0, "fgt_like_muscle": True})):
+        case = pb.make_case_b(3, **kw)
+        r = build_regions(case.image, case.lesion)
+        qc.write_overlay(IMG / name, case.image, r.masks, r.exclusions)
+
+
 if __name__ == "__main__":
     IMG.mkdir(parents=True, exist_ok=True)
     phantom_figure()
     duke_figure()
     breast1_figure()
+    qc_figures()
     print("figures written to", IMG)

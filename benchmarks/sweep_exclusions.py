@@ -8,7 +8,10 @@ an in-plane size 192-320 voxels (x and y independently), in-plane spacing 0.6-1.
 and of ``detect_pectoralis`` against the phantom's muscle within the evaluation region (voxels within
 5 + 10 mm of the lesion), both without and with the ``air=`` mask from ``detect_air`` passed in; then
 the distribution (min / 5th percentile / median) and the failures (air < 0.95, pectoralis < 0.85, the
-issue-3 thresholds).
+issue-3 thresholds), with each mask's confidence and review flag (issue 11).
+
+Both phantom families (this family A and the independent family B of Testing/Python/phantom_b.py), scored on
+the shell criteria of issue 11: ``python benchmarks/sweep_exclusions_b.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ def run(cfg: dict) -> dict:
                 dice_air=dice(a(air.mask), a(ph.air)),
                 dice_pec=dice(a(pec_own.mask) & region, truth) if ok else float("nan"),
                 dice_pec_air=dice(a(pec_air.mask) & region, truth) if ok else float("nan"),
-                dist_mm=pec_own.info.get("distance_to_lesion_mm"), seconds=dt)
+                dist_mm=pec_own.info.get("distance_to_lesion_mm"), seconds=dt,
+                conf_air=air.info.get("confidence"), conf_pec=pec_air.info.get("confidence"),
+                review=bool(air.info.get("review")) or bool(pec_air.info.get("review")))
 
 
 def summary(name: str, v: list[float]) -> str:
@@ -94,12 +99,14 @@ def main() -> None:
         rows.append(r)
         print(f"{r['i']:3d} {r['seed']:5d} {str(r['size']):13s} {str(r['spacing']):18s} {r['breast_scale']:.2f}  "
               f"{r['lesion_gap_mm']:4.1f} {r['lesion_radius_mm']:4.1f} {r['gap_true']:6.2f}  {r['dice_air']:.3f}  "
-              f"{r['dice_pec']:.3f}  {r['dice_pec_air']:.3f}     {r['dist_mm']!s:6s} {r['seconds']:.1f}", flush=True)
+              f"{r['dice_pec']:.3f}  {r['dice_pec_air']:.3f}     {r['dist_mm']!s:6s} {r['seconds']:.1f}"
+              f"  conf {r['conf_air']}/{r['conf_pec']}{' REVIEW' if r['review'] else ''}", flush=True)
     print(summary("air", [r["dice_air"] for r in rows]))
     print(summary("pectoralis (own air)", [r["dice_pec"] for r in rows]))
     print(summary("pectoralis (air=detect_air)", [r["dice_pec_air"] for r in rows]))
     fails = [r for r in rows if r["dice_air"] < AIR_MIN or r["dice_pec"] < PEC_MIN or r["dice_pec_air"] < PEC_MIN]
-    print(f"failures (air < {AIR_MIN} or pectoralis < {PEC_MIN}): {len(fails)} of {len(rows)}")
+    print(f"failures (air < {AIR_MIN} or pectoralis < {PEC_MIN}): {len(fails)} of {len(rows)}; flagged for review: "
+          f"{sum(r['review'] for r in rows)}; failures not flagged: {sum(not r['review'] for r in fails)}")
     for r in fails:
         print(f"  i={r['i']} seed={r['seed']} size={r['size']} spacing={r['spacing']} scale={r['breast_scale']} "
               f"gap={r['lesion_gap_mm']} r={r['lesion_radius_mm']}: air {r['dice_air']:.3f} pec {r['dice_pec']:.3f} "

@@ -48,12 +48,16 @@ from her2radiomics.geometry import check_same_grid
 
 #: parameters (mm unless stated); documented in docs/exclusions.md
 AIR_SMOOTH_MM = 1.0
-AIR_BLOCK_MM = 1.4  # in-plane block size of the coarse grid
+AIR_BLOCK_MM = 2.2  # in-plane block size of the coarse grid
 AIR_MAX_RELATIVE_INTENSITY = 0.5  # candidate air median / tissue median above this -> "no air"
 AIR_MIN_FRACTION = 0.002
 #: background noise is Rayleigh (mean/std 1.91) or, for multi-coil magnitude images, non-central chi (Duke:
 #: 2.7); tissue, even suppressed fat, has a higher mean/std. Above this the candidate region is tissue.
 AIR_MAX_MEAN_OVER_STD = 4.5
+AIR_REFINE_MARGIN_MM = 40.0  # with a lesion: voxel-level air boundary within its box + this (blocks elsewhere)
+AIR_MIN_MEAN_OVER_STD = 1.3  # robust median / (IQR / 1.349) below this (or signed values): not magnitude noise
+#: confidence of an empty air mask ("no air in this field of view"): plausible for a crop, worth a look otherwise
+AIR_EMPTY_CONFIDENCE = 0.6
 AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # less air than this fraction of the image -> treated as none
 AXIAL_MAX_TILT_DEG = 30.0
 PECT_SMOOTH_MM = 0.7
@@ -62,12 +66,28 @@ PECT_TEXTURE_FINE_MM = 0.75  # second, finer CV window (thin muscle); at least o
 PECT_GROW_MM = 2.5  # geodesic growth of the homogeneous core into partial-volume boundary voxels
 PECT_MAX_CV = 0.2
 PECT_WINDOW = 0.3  # +-log window around the muscle level
-PECT_MIN_LOG_CONTRAST = 0.45  # |log(muscle / fat)| below this: no usable muscle-fat contrast
+PECT_MIN_LOG_CONTRAST = 0.2  # |log(muscle / fat)| below this: no usable muscle-fat contrast
 PECT_MIN_THICKNESS_MM = 2.0
 PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 30.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
+PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
+PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind its posterior edge (less this)
+#: confidence ramps (fraction -> 0 at the first value, 1 at the second): set on the issue-11 quick sweep
+PECT_BEHIND_FRACTION = (0.7, 0.9)  # mask near the lesion lying behind it
+PECT_THICK_FRACTION = (0.7, 1.0)  # runs within the 2-25 mm thickness prior
+PECT_MIN_SPAN = 0.6  # confidence 1 when the mask spans this fraction of the box's L-R extent on the lesion's slices
+PECT_LEVEL_CANDIDATES = 3  # histogram peaks tried as the muscle level
+PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
+PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
+PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
+PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker along A-P
+SUBTRACTION_MIN_NEGATIVE = 0.01  # more negative voxels than this: a (signed) subtraction image
+SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: fat as dark as background
+#: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
+REVIEW_BELOW = 0.5
 SUBCUT_DEPTH_MM = (2.0, 5.0)
+SUBCUT_SLICE_MM = 9.6  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
 SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
 
@@ -100,6 +120,17 @@ def _lesion_array(image: sitk.Image, lesion: sitk.Image | None) -> np.ndarray | 
     check_same_grid(lesion, image, what="lesion")
     les = sitk.GetArrayViewFromImage(lesion) != 0
     return les if les.any() else None
+
+
+def _extent(mask: np.ndarray) -> tuple[list[int], list[int]]:
+    """Per-axis first and last index of a non-empty mask (from any() projections: cheaper than nonzero)."""
+    lo, hi = [], []
+    for ax in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != ax)
+        w = np.nonzero(mask.any(axis=other))[0]
+        lo.append(int(w[0]))
+        hi.append(int(w[-1]))
+    return lo, hi
 
 
 def _smooth_array(arr: np.ndarray, spacing_zyx, sigma_mm: float) -> np.ndarray:
@@ -235,7 +266,14 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     dark = sm < thr
     les_c = None
     if les is not None:
-        les_c = _block_any(les, f)
+        # block-any of the lesion, computed on its (block-aligned) box only
+        e_lo, e_hi = _extent(les)
+        les_c = np.zeros(coarse.shape, bool)
+        b0 = [e_lo[0], e_lo[1] // f[1], e_lo[2] // f[2]]
+        b1 = [e_hi[0] + 1, e_hi[1] // f[1] + 1, e_hi[2] // f[2] + 1]
+        sub_les = les[b0[0]:b1[0], b0[1] * f[1]:b1[1] * f[1], b0[2] * f[2]:b1[2] * f[2]]
+        blk = _block_any(sub_les, f)
+        les_c[b0[0]:b1[0], b0[1]:b0[1] + blk.shape[1], b0[2]:b0[2] + blk.shape[2]] = blk[:, : b1[1] - b0[1], : b1[2] - b0[2]]
         dark &= ~les_c
     # thin dark channels (a zero-filled FOV edge, a signal-void strip) must not connect outside air to dark
     # tissue: open the candidates in-plane (~2 blocks), grow the kept components back by the same amount
@@ -262,8 +300,9 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
             small[0] = False
             air |= small[body_lab]
         del body_lab, body_cc
+    air_blocks = air
     if f != [1, 1, 1]:
-        air = _refine_upsampled(air, f, arr, thr)
+        air = _refine_upsampled(air, f, arr, thr, _refine_box(les, spacing_zyx))
     if les is not None:
         air &= ~les
     frac = float(np.count_nonzero(air) / air.size)
@@ -273,28 +312,61 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         a_s, m_s = arr[sub], air[sub]
         air_med = float(np.median(a_s[m_s])) if m_s.any() else float(np.median(arr[air]))
         tissue_med = float(np.median(a_s[~m_s])) if (~m_s).any() else 0.0
-        vals = a_s[m_s].astype(np.float64) if m_s.sum() > 100 else arr[air].astype(np.float64)
+        # noise statistics without zero-filled regions (whole blocks exactly 0, e.g. the corners of a rotated
+        # field of view): they are not noise; scattered zeros (a subtraction clipped at 0) still count
+        zero_blocks = coarse == 0
+        ks, js, is_ = (np.arange(n)[sl] for n, sl in zip(arr.shape, sub, strict=True))
+        filled = zero_blocks[np.ix_(ks, np.minimum(js // f[1], zero_blocks.shape[1] - 1),
+                                    np.minimum(is_ // f[2], zero_blocks.shape[2] - 1))]
+        m_n = m_s & ~filled
+        vals = a_s[m_n].astype(np.float64) if m_n.sum() > 100 else arr[air].astype(np.float64)
         mean, sd = float(vals.mean()), float(vals.std())
         snr = mean / sd if sd > 0 else (np.inf if mean > 1e-3 else 0.0)
         info.update(air_median=air_med, tissue_median=tissue_med, air_mean_over_std=round(snr, 3))
         rel = air_med / max(tissue_med, 1e-6)
+        parts = {"noise": float(np.clip((AIR_MAX_MEAN_OVER_STD - snr) / 1.0, 0, 1)) if np.isfinite(snr) else 1.0,
+                 "darkness": float(np.clip((AIR_MAX_RELATIVE_INTENSITY - rel) / 0.25, 0, 1))}
+        neg = float(np.mean(a_s < 0))
+        # robust version of mean/std (median over IQR / 1.349), insensitive to the heavy tail of motion ghosts:
+        # Rayleigh background 1.75, half-normal (|difference| noise) 1.09, clipped or signed subtraction ~0
+        q1, q2, q3 = np.percentile(vals, [25, 50, 75])
+        robust = float(q2 / ((q3 - q1) / 1.349)) if q3 > q1 else (np.inf if q2 > 0 else 0.0)
+        info["air_median_over_iqr"] = round(robust, 3) if np.isfinite(robust) else None
+        if neg > SUBTRACTION_MIN_NEGATIVE or (sd > 0 and robust < AIR_MIN_MEAN_OVER_STD):
+            # background of a magnitude image is Rician (mean/std >= 1.91); signed values or a lower ratio: a
+            # subtraction (or otherwise processed) image, where fat is as dark as air
+            parts["magnitude_image"] = 0.0
+            notes.append(f"the background is not magnitude-image noise (median/IQR-sigma {robust:.2f}, {100 * neg:.1f}% negative "
+                         "voxels): a subtraction image? air and fat look alike; review the air mask, or detect on "
+                         "another phase with --exclusion-image")
         if snr > AIR_MAX_MEAN_OVER_STD:
             notes.append(f"no extramammary air in this field of view (the darkest region reaching the anterior/lateral "
                          f"border has mean/std {snr:.1f}: tissue, not background noise); air mask left empty")
-            return Exclusion(_empty(image), notes, info)
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if rel > AIR_MAX_RELATIVE_INTENSITY:
             notes.append(f"no extramammary air in this field of view (darkest border-connected region is "
                          f"{100 * rel:.0f}% of tissue intensity); air mask left empty")
-            return Exclusion(_empty(image), notes, info)
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if frac < AIR_MIN_FRACTION:
             notes.append(f"only {100 * frac:.2f}% of the field of view looks like air; treated as no air")
-            return Exclusion(_empty(image), notes, info)
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     else:
         notes.append("no extramammary air in this field of view; air mask left empty")
-        return Exclusion(_empty(image), notes, info)
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+    if ori.axial and "magnitude_image" not in parts:
+        # fat as dark as the background (subtraction): the "air" then spreads behind the skin into the breast
+        frac_behind = _air_behind_skin(_canon(air_blocks, ori))
+        info["air_behind_skin"] = round(frac_behind, 3)
+        if frac_behind > SUBTRACTION_MIN_AIR_BEHIND_SKIN:
+            parts["magnitude_image"] = 0.0
+    if parts.get("magnitude_image", 1.0) == 0.0:
+        # never take breast tissue: where air and fat look alike, leave the mask empty and ask for a review
+        notes.append("air and fat look alike in this image (subtraction?): the air mask is left empty rather than "
+                     "taking breast fat; review it, draw it (--air), or detect on another phase with --exclusion-image")
+        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
     vox = float(np.prod(image.GetSpacing()))
     info["volume_mm3"] = float(np.count_nonzero(air)) * vox
-    return Exclusion(_mask_image(air, image), notes, info)
+    return _with_confidence(Exclusion(_mask_image(air, image), notes, info), parts)
 
 
 def _air_seeds(dark: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -345,7 +417,8 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
                      f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
                      "mask left empty: draw it or pass --pectoralis")
-        return Exclusion(_empty(image), notes, {"axial": False})
+        return _with_confidence(Exclusion(_empty(image), notes, {"axial": False, "contrast": "unknown"}),
+                                {"axial": 0.0})
     if air is None:
         air_arr = _coarse_air(image, les)
     else:
@@ -357,21 +430,35 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     # ---- region of interest (full arrays, z y x)
     shape = arr.shape
     if les is not None:
-        idx = np.nonzero(les)
+        e_lo, e_hi = _extent(les)
         margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
-        lo = [max(0, int(i.min() - m)) for i, m in zip(idx, margin, strict=True)]
-        hi = [min(n, int(i.max() + m) + 1) for i, n, m in zip(idx, shape, margin, strict=True)]
+        lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
+        hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
         roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     else:
         roi = tuple(slice(0, n) for n in shape)
 
-    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, coarse for speed)
-    fat_level = _subcutaneous_level(arr, air_arr, spacing_zyx, ori)
-    info: dict[str, Any] = {"fat_level": fat_level}
+    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
+    cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
+    fat_level = (_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
+                 if cs["fat_level"] is not None else None)
+    info: dict[str, Any] = {"fat_level": fat_level, **cs["info"], "contrast": "subtraction" if cs["subtraction"] else "unknown"}
+    if fat_level is None and cs["subtraction"]:
+        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
     if fat_level is None:
         notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
                      "intensity; pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"calibration": 0.0})
+    if cs["subtraction"]:
+        info["contrast"] = "subtraction"
+        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
+    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
 
     sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
     sub_img.SetSpacing(image.GetSpacing())
@@ -386,7 +473,7 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     if fine_mm < PECT_TEXTURE_MM:
         cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
     body = ~air_arr[roi]
-    thr_dark = dark_threshold(np.asarray(arr[::2, ::3, ::3], np.float32))
+    thr_dark = cs["threshold"]
     log_sm = np.log(np.maximum(sm, 1e-3))
     homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
     nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
@@ -398,32 +485,58 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         homog &= ~grow
     # posterior of the lesion (or anywhere without one): where the muscle can be
     cand_level = homog & nonfat
+    behind = None
     if les_roi is not None:
         ap_coord = _ap_coordinate(cand_level.shape, ori)
         les_ap = np.median(ap_coord[les_roi])
-        cand_level &= ap_coord > les_ap
+        behind = ap_coord > les_ap
+        cand_level &= behind
     # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
     # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
     # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
     vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
     if vals.size < 50:
         notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
-    hist, edges = np.histogram(vals, bins=64)
-    hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
-    muscle_level = float(np.exp((edges[np.argmax(hist)] + edges[np.argmax(hist) + 1]) / 2))
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"muscle": 0.0})
+    # candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
+    # behind the parenchyma) and the main peaks of all homogeneous non-fat tissue behind the lesion (the
+    # pectoralis when fibroglandular tissue of another intensity comes first). Each candidate is tried and
+    # the one whose first muscle-like layer best matches the anatomical prior of a sheet wins (sheet score:
+    # columns with a 2-25 mm run x fraction of neighbouring runs starting within 3 mm of each other).
+    levels = [_peaks(vals, 1)[0]]
+    for lv in _peaks(log_sm[cand_level], PECT_LEVEL_CANDIDATES):
+        if all(abs(lv - q) > PECT_WINDOW for q in levels):
+            levels.append(lv)
+    best = None
+    for lv in levels:
+        if abs(lv - np.log(fat_level)) < PECT_MIN_LOG_CONTRAST:
+            continue
+        like_l = homog & (np.abs(log_sm - lv) < PECT_WINDOW)
+        if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
+            like_l &= behind
+        # a thin muscle-like first layer still ends the search in its column (thin_blocks): where the
+        # pectoralis tapers out it is thinner than 2 mm, and the next layer behind it is intercostal muscle
+        run_l = _first_run(like_l, ori, spacing_zyx, thin_blocks=True)
+        score = _sheet_score(_canon(run_l, ori), _canon_spacing(spacing_zyx, ori))
+        if best is None or score > best[0]:
+            best = (score, lv, run_l)
+    if best is None:
+        muscle_level = float(np.exp(levels[0]))
+        info["muscle_level"] = muscle_level
+        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
+        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
+        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
+                     "mask left empty")
+        return _with_confidence(Exclusion(_empty(image), notes, info), dict(parts, contrast=0.0))
+    sheet_score, lv, run = best
+    muscle_level = float(np.exp(lv))
     info["muscle_level"] = muscle_level
+    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
+    info["sheet_score"] = round(float(sheet_score), 1)
     ratio = muscle_level / fat_level
     info["muscle_to_fat"] = round(ratio, 3)
-    if abs(np.log(ratio)) < PECT_MIN_LOG_CONTRAST:
-        notes.append(f"muscle and fat have similar intensity here (ratio {ratio:.2f}); pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
-    like = homog & (np.abs(log_sm - np.log(muscle_level)) < PECT_WINDOW)
-
-    # ---- first run along each anterior -> posterior column
-    # a thin muscle-like layer still ends the search in its column (thin_blocks): where the pectoralis tapers
-    # out it is thinner than 2 mm, and the next layer behind it is intercostal muscle, not pectoralis
-    run = _first_run(like, ori, spacing_zyx, thin_blocks=True)
+    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
+    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
 
     # ---- drop small components
     lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
@@ -448,15 +561,245 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     out[roi] = run
     out &= ~air_arr
     info["volume_mm3"] = float(out.sum()) * vox
+    sp_c = _canon_spacing(spacing_zyx, ori)
+    parts.update(_pectoralis_parts(_canon(out[roi], ori), les_roi, ori, sp_c, reach_mm))
     if not out.any():
         notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
-        return Exclusion(_empty(image), notes, info)
+        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
     if les is not None:
         dmin = float(les_dist[out[roi]].min())
         info["distance_to_lesion_mm"] = round(dmin, 2)
         if dmin > reach_mm:
             notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
-    return Exclusion(_mask_image(out, image), notes, info)
+    return _with_confidence(Exclusion(_mask_image(out, image), notes, info), parts)
+
+
+def _canon(a: np.ndarray, ori: Orientation) -> np.ndarray:
+    """View of an axial (z, y, x) array as (slice, A->P, L-R): A-P index increasing towards posterior."""
+    c = np.swapaxes(a, 1, 2) if ori.ap_axis == 2 else a
+    return c[:, ::-1, :] if ori.ap_sign < 0 else c
+
+
+def _uncanon(c: np.ndarray, ori: Orientation) -> np.ndarray:
+    if ori.ap_sign < 0:
+        c = c[:, ::-1, :]
+    return np.swapaxes(c, 1, 2) if ori.ap_axis == 2 else c
+
+
+def _canon_spacing(spacing_zyx: np.ndarray, ori: Orientation) -> np.ndarray:
+    return np.array([spacing_zyx[0], spacing_zyx[ori.ap_axis], spacing_zyx[ori.lr_axis]], float)
+
+
+def _canon_slices(lo: list[int], hi: list[int], ori: Orientation, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """A (z, y, x) box as canonical (slice, A-P, L-R) index ranges."""
+    out = [(lo[0], hi[0]), (lo[ori.ap_axis], hi[ori.ap_axis]), (lo[ori.lr_axis], hi[ori.lr_axis])]
+    if ori.ap_sign < 0:
+        n = shape[ori.ap_axis]
+        out[1] = (n - out[1][1], n - out[1][0])
+    return out
+
+
+def _first_run_canon(c: np.ndarray, sp_ap: float) -> np.ndarray:
+    """Per canonical column, the first (most anterior) run of ``c`` at least PECT_MIN_THICKNESS_MM thick."""
+    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_ap)))
+    if min_len > 1:
+        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+    has = c.any(axis=1)
+    first = np.argmax(c, axis=1)
+    after = np.arange(c.shape[1])[None, :, None] >= first[:, None, :]
+    ended = np.logical_or.accumulate(after & ~c, axis=1)
+    return after & ~ended & has[:, None, :]
+
+
+def _mode(values: np.ndarray, bins: int = 64, log: bool = False) -> float:
+    """Mode of a smoothed histogram (linear bins between the 1st and 99th percentiles, or log bins)."""
+    v = np.log(np.maximum(values, 1e-3)) if log else values.astype(np.float64)
+    lo, hi = np.percentile(v, [1, 99])
+    if hi <= lo:
+        m = float(np.median(v))
+    else:
+        hist, edges = np.histogram(v, bins=bins, range=(lo, hi))
+        hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
+        j = int(np.argmax(hist))
+        m = float((edges[j] + edges[j + 1]) / 2)
+    return float(np.exp(m)) if log else m
+
+
+def _air_behind_skin(air_c: np.ndarray) -> float:
+    """Fraction of "air" between each canonical column's first and last body voxel (enclosed along A-P).
+
+    Trailing background (e.g. the zero-filled corners of a rotated field of view) does not count. Native
+    images: a few %; a subtraction, where fat is as dark as the background: much more.
+    """
+    body = ~air_c
+    nap = body.shape[1]
+    has_body = body.any(axis=1)
+    j_skin = np.argmax(body, axis=1)
+    j_last = nap - 1 - np.argmax(body[:, ::-1, :], axis=1)
+    jj = np.arange(nap)[None, :, None]
+    behind = has_body[:, None, :] & (jj > j_skin[:, None, :]) & (jj < j_last[:, None, :])
+    return float(np.count_nonzero(air_c & behind) / max(np.count_nonzero(behind), 1))
+
+
+def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
+                  ori: Orientation) -> dict[str, Any]:
+    """Whole-image calibration on ~2 mm in-plane blocks, canonical (slice, A->P, L-R) arrays.
+
+    Returns the air / tissue threshold, the fat level (mode of the layer 2-5 mm under anterior-facing skin:
+    the skin is the first body voxel of each A-P column behind anterior air, facing anterior where its
+    depth changes by at most 1 mm per mm along L-R) and whether the image looks like a subtraction (signed
+    values, or "air" spread behind the skin: fat as dark as the background).
+    """
+    sp_c = _canon_spacing(spacing_zyx, ori)
+    fb = [1, max(1, int(round(PECT_COARSE_MM / sp_c[1]))), max(1, int(round(PECT_COARSE_MM / sp_c[2])))]
+    # every fb-th voxel in-plane (a strided view: this stage only calibrates and checks, so no block mean)
+    img = np.asarray(_canon(arr, ori)[:, ::fb[1], ::fb[2]], np.float32)
+    air_c = np.ascontiguousarray(_canon(air_arr, ori)[:, ::fb[1], ::fb[2]])
+    spc = sp_c * np.array(fb)
+    nk, nap, nlr = img.shape
+    thr = dark_threshold(img)
+    body = ~air_c
+    out: dict[str, Any] = {"threshold": thr, "shape": img.shape, "block": fb, "fat_level": None, "subtraction": False,
+                           "muscle_level": None, "calibration_conf": 0.0, "info": {}}
+    # ---- skin per column (first body voxel behind anterior air) and the 2-5 mm subcutaneous layer
+    has_body = body.any(axis=1)
+    j_skin = np.argmax(body, axis=1)
+    col_ok = air_c[:, 0, :] & has_body
+    slope = np.abs(np.gradient(j_skin.astype(float) * spc[1], spc[2], axis=1)) if nlr > 1 else np.zeros_like(j_skin, float)
+    facing = col_ok & (slope <= 1.0)
+    depth = (np.arange(nap)[None, :, None] - j_skin[:, None, :]).astype(np.float32) * np.float32(spc[1])
+    v = float(max(sp_c[1:]))
+    g = float(max(spc[1:]))
+    lo_d, hi_d = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g), SUBCUT_DEPTH_MM[1] + v + g
+    band = facing[:, None, :] & (depth > lo_d) & (depth <= hi_d) & body
+    band_mm3 = float(band.sum() * np.prod(spc))
+    out["info"]["subcutaneous_mm3"] = round(band_mm3, 1)
+    # ---- subtraction-like image: signed values, or air spread behind the skin (fat as dark as the background)
+    sub = tuple(slice(0, None, max(1, n // 48)) for n in arr.shape)
+    neg = float(np.mean(arr[sub] < 0))
+    inside_air = _air_behind_skin(air_c)
+    out["info"].update(negative_fraction=round(neg, 4), air_behind_skin=round(inside_air, 3))
+    if neg > SUBTRACTION_MIN_NEGATIVE or inside_air > SUBTRACTION_MIN_AIR_BEHIND_SKIN:
+        out["subtraction"] = True
+    if band_mm3 < SUBCUT_MIN_MM3:
+        return out
+    fat = _mode(img[band])
+    if out["subtraction"] or fat <= 0:
+        out["fat_level"] = max(fat, 1e-3)
+        out["subtraction"] = True
+        return out
+    out["fat_level"] = fat
+    out["calibration_conf"] = float(np.clip(band_mm3 / (2 * SUBCUT_MIN_MM3), 0, 1))
+    return out
+
+
+def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orientation, sp_c: np.ndarray,
+                      reach_mm: float) -> dict[str, float]:
+    """Confidence components (0-1) of a pectoralis mask (canonical run array), near the lesion where it matters.
+
+    Computed when the mask comes within ``reach_mm`` + 10 mm of the lesion (else the muscle is too far to
+    matter and the components are 1): ``coverage``, the fraction of the columns within ``reach_mm`` + 5 mm of
+    the lesion's columns that hold a muscle run; ``continuity``, the fraction of neighbouring columns whose
+    runs start within 3 mm; ``thickness``, the fraction of runs 2-25 mm thick; ``behind_lesion``, the
+    fraction of mask voxels within 15 mm of the lesion that lie behind its posterior edge (less 3 mm): a
+    layer beside or in front of the lesion is parenchyma, not muscle; ``span``, the fraction of the analysed
+    box's L-R extent the mask covers on the lesion's slices, over PECT_MIN_SPAN (a sheet spans the box).
+    """
+    nk, nap, nlr = run_c.shape
+    parts: dict[str, float] = {}
+    has = run_c.any(axis=1)
+    if les_roi is None:
+        cols = np.ones((nk, nlr), bool)
+    else:
+        lc = _canon(les_roi, ori)
+        if run_c.any():
+            d = ndimage.distance_transform_edt(~lc, sampling=sp_c)
+            near_mask = run_c & (d <= reach_mm + 10.0)
+            if not near_mask.any():
+                return {"coverage": 1.0}
+            # the muscle lies behind the whole lesion: mask voxels within 15 mm of the lesion at or in front of
+            # the lesion's posterior edge (less PECT_BEHIND_TOL_MM) are parenchyma taken for muscle
+            ap_back = np.nonzero(lc)[1].max() - PECT_BEHIND_TOL_MM / sp_c[1]
+            close = run_c & (d <= 15.0)
+            frac = float((np.nonzero(close)[1] >= ap_back).mean()) if close.any() else 1.0
+            parts["behind_lesion"] = float(np.clip((frac - PECT_BEHIND_FRACTION[0]) / np.diff(PECT_BEHIND_FRACTION)[0], 0, 1))
+        else:
+            return {"coverage": 1.0}
+        cols = ndimage.binary_dilation(lc.any(axis=1), iterations=max(1, int(round((reach_mm + 5.0) / sp_c[2]))))
+        # the pectoralis is a sheet across the chest wall: on the lesion's slices it spans the analysed box from
+        # side to side, a patch of parenchyma does not
+        ks = np.nonzero(lc.any(axis=(1, 2)))[0]
+        span = float(has[ks].any(axis=0).mean()) if ks.size else 1.0
+        parts["span"] = float(np.clip(span / PECT_MIN_SPAN, 0, 1))
+    parts["coverage"] = float(has[cols].mean()) if cols.any() else 0.0
+    first = np.argmax(run_c, axis=1).astype(float)
+    thick = run_c.sum(axis=1) * sp_c[1]
+    m = has & cols
+    if m.sum() >= 5:
+        d1 = np.abs(np.diff(first, axis=1))[m[:, 1:] & m[:, :-1]] * sp_c[1]
+        parts["continuity"] = float(np.mean(d1 <= 3.0)) if d1.size else 1.0
+        frac = float(np.mean((thick[m] >= PECT_MIN_THICKNESS_MM) & (thick[m] <= PECT_MAX_THICKNESS_MM)))
+        parts["thickness"] = float(np.clip((frac - PECT_THICK_FRACTION[0]) / np.diff(PECT_THICK_FRACTION)[0], 0, 1))
+    return parts
+
+
+def confidence_record(ex: Exclusion) -> dict[str, Any]:
+    """The ``regions.json`` record of an automatic exclusion: confidence, review flag, components, contrast.
+
+    ``{"confidence": 0-1, "review": bool, "review_below": REVIEW_BELOW, "confidence_parts": {...},
+    "contrast": "fat-suppressed" | "non-fat-suppressed" | "subtraction" | "unknown"}`` (contrast: what the
+    detector assumed, from the measured muscle / fat levels; see docs/exclusions.md "Confidence").
+    """
+    info = ex.info
+    rec: dict[str, Any] = {"confidence": float(info.get("confidence", 0.0)), "review": bool(info.get("review", True)),
+                           "review_below": REVIEW_BELOW,
+                           "confidence_parts": {k: float(v) for k, v in info.get("confidence_parts", {}).items()}}
+    if "contrast" in info:
+        rec["contrast"] = str(info["contrast"])
+    return rec
+
+
+def _with_confidence(ex: Exclusion, parts: dict[str, float]) -> Exclusion:
+    """Attach ``confidence`` (the weakest component, 0-1), its components and the review flag to ``ex.info``."""
+    parts = {k: round(float(np.clip(v, 0, 1)), 3) for k, v in parts.items()}
+    conf = min(parts.values()) if parts else 0.0
+    ex.info["confidence"] = round(conf, 3)
+    ex.info["confidence_parts"] = parts
+    ex.info["review"] = bool(conf < REVIEW_BELOW)
+    return ex
+
+
+def _peaks(values: np.ndarray, n: int, bins: int = 64) -> list[float]:
+    """The ``n`` highest local maxima of a smoothed histogram of ``values`` (bin centres), highest first."""
+    if values.size == 0:
+        return []
+    hist, edges = np.histogram(values, bins=bins)
+    hist = ndimage.gaussian_filter1d(hist.astype(float), 1.5)
+    centres = (edges[:-1] + edges[1:]) / 2
+    pad = np.concatenate([[-1.0], hist, [-1.0]])
+    is_max = (pad[1:-1] >= pad[:-2]) & (pad[1:-1] > pad[2:]) & (hist >= 0.05 * hist.max())
+    idx = np.nonzero(is_max)[0]
+    idx = idx[np.argsort(-hist[idx])][:n]
+    return [float(centres[i]) for i in idx] or [float(centres[int(np.argmax(hist))])]
+
+
+def _sheet_score(run_c: np.ndarray, sp_c: np.ndarray) -> float:
+    """How much a first-layer mask (canonical) looks like one muscle sheet: area (mm2) of the columns holding a
+    run 2-25 mm thick x the fraction of neighbouring such columns whose runs start within 3 mm."""
+    thick = run_c.sum(axis=1) * sp_c[1]
+    ok = (thick >= PECT_MIN_THICKNESS_MM) & (thick <= PECT_MAX_THICKNESS_MM)
+    if ok.sum() < 5:
+        return 0.0
+    first = np.argmax(run_c, axis=1).astype(float) * sp_c[1]
+    num = den = 0
+    for axis in (0, 1):
+        pair = np.diff(ok.astype(np.int8), axis=axis) == 0
+        both = pair & np.take(ok, np.arange(1, ok.shape[axis]), axis=axis)
+        d = np.abs(np.diff(first, axis=axis))[both]
+        num += int((d <= 3.0).sum())
+        den += int(d.size)
+    smooth = num / den if den else 0.0
+    return float(ok.sum() * sp_c[0] * sp_c[2] * smooth)
 
 
 def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
@@ -506,7 +849,8 @@ def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
     return np.broadcast_to(v.reshape(sh), shape)
 
 
-def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation) -> float | None:
+def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation,
+                        dark_thr: float | None = None) -> float | None:
     """Modal intensity 2-5 mm under the anterior skin (subcutaneous fat), on a ~1.5 mm grid for speed.
 
     Only skin facing anterior air counts (the breasts and chest in a prone acquisition), found per A-P
@@ -515,7 +859,7 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     if not air.any() or air.all():
         return None
     step = [max(1, int(round(SUBCUT_GRID_MM / sp))) for sp in spacing_zyx]
-    step[0] = 1
+    step[0] = max(1, int(round(SUBCUT_SLICE_MM / spacing_zyx[0])))  # thin slices: every n-th (speed)
     sl = tuple(slice(0, None, s) for s in step)
     a, body = arr[sl], ~air[sl]
     sp = spacing_zyx * np.array(step)
@@ -543,6 +887,9 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     lo = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g)
     hi = SUBCUT_DEPTH_MM[1] + v + g
     band = body & anterior_air & (d > lo) & (d <= hi)
+    if dark_thr is not None:
+        # background the air mask missed (zero-filled corners of a rotated field of view, motion ghosts) is not fat
+        band &= a > dark_thr
     # enough skin surface to be a body outline, not a dark corner of a crop (volume of the 2-5 mm layer)
     if band.sum() * float(np.prod(sp)) < SUBCUT_MIN_MM3:
         return None
@@ -639,11 +986,24 @@ def _upsample(mask: np.ndarray, f: list[int], shape: tuple[int, ...]) -> np.ndar
     return out[:, : shape[1], : shape[2]]
 
 
-def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: float) -> np.ndarray:
+def _refine_box(les: np.ndarray | None, spacing_zyx: np.ndarray) -> tuple[slice, ...] | None:
+    """The lesion's box + AIR_REFINE_MARGIN_MM (z, y, x), where the air boundary is refined per voxel."""
+    if les is None:
+        return None
+    e_lo, e_hi = _extent(les)
+    m = AIR_REFINE_MARGIN_MM / spacing_zyx
+    return tuple(slice(max(0, int(a - mm)), min(n, int(b + mm) + 1))
+                 for a, b, mm, n in zip(e_lo, e_hi, m, les.shape, strict=True))
+
+
+def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: float,
+                      box: tuple[slice, ...] | None = None) -> np.ndarray:
     """Full-resolution air from the block-grid air: interior blocks as they are, boundary blocks per voxel.
 
     A voxel of a block on the air/body boundary (in-plane) is air when its 3x3 in-plane median is below the
-    threshold; blocks away from the boundary keep their coarse label.
+    threshold; blocks away from the boundary keep their coarse label. With ``box`` (full-resolution slices)
+    only boundary blocks inside it are refined (speed: the shells only reach the lesion's neighbourhood),
+    the others keep the block boundary.
     """
     edge = np.zeros_like(air_c)
     dy = air_c[:, 1:, :] != air_c[:, :-1, :]
@@ -652,7 +1012,14 @@ def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: flo
     dx = air_c[:, :, 1:] != air_c[:, :, :-1]
     edge[:, :, 1:] |= dx
     edge[:, :, :-1] |= dx
-    air = np.ascontiguousarray(_upsample(air_c & ~edge, f, arr.shape))
+    if box is not None:
+        keep_edge = np.zeros_like(edge)
+        cb = (box[0], slice(box[1].start // f[1], -(-box[1].stop // f[1])), slice(box[2].start // f[2], -(-box[2].stop // f[2])))
+        keep_edge[cb] = edge[cb]
+        air = np.ascontiguousarray(_upsample(air_c & ~keep_edge, f, arr.shape))
+        edge = keep_edge
+    else:
+        air = np.ascontiguousarray(_upsample(air_c & ~edge, f, arr.shape))
     ck, cj, ci = np.nonzero(edge)
     if ck.size:
         ny, nx = arr.shape[1:]

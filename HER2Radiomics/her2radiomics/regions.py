@@ -254,10 +254,10 @@ def _empty_mask(image: sitk.Image) -> sitk.Image:
 
 
 def _resolve_exclusion(
-    name: str, user: sitk.Image | None, image: sitk.Image, lesion_img: sitk.Image, auto: bool, reach_mm: float,
-    auto_air: sitk.Image | None = None,
-) -> tuple[np.ndarray, str, list[str]]:
-    """Exclusion mask array, its source and notes: user mask > automatic detection > empty.
+    name: str, user: sitk.Image | None, image: sitk.Image, detect_on: sitk.Image, lesion_img: sitk.Image, auto: bool,
+    reach_mm: float, auto_air: sitk.Image | None = None,
+) -> tuple[np.ndarray, str, list[str], dict]:
+    """Exclusion mask array, its source, notes and confidence record: user mask > automatic detection > empty.
 
     ``auto_air``: the automatic air mask, handed to ``detect_pectoralis(air=...)`` so air is not computed
     twice (same or better pectoralis Dice over the 31-configuration sweep of docs/exclusions.md). A
@@ -265,16 +265,17 @@ def _resolve_exclusion(
     pectoralis detector needs the whole anterior skin surface to calibrate the fat intensity.
     """
     if user is not None:
-        return _binary_array(user, image, f"{name} mask"), "user", []
+        return _binary_array(user, image, f"{name} mask"), "user", [], {}
     if not auto:
-        return np.zeros(tuple(reversed(image.GetSize())), bool), "none", []
+        return np.zeros(tuple(reversed(image.GetSize())), bool), "none", [], {}
     from her2radiomics import exclusions
 
     if name == "air":
-        res = exclusions.detect_air(image, lesion_img)
+        res = exclusions.detect_air(detect_on, lesion_img)
     else:
-        res = exclusions.detect_pectoralis(image, lesion_img, reach_mm=reach_mm, air=auto_air)
-    return _binary_array(res.mask, image, f"automatic {name} mask"), "auto", [str(n) for n in res.notes]
+        res = exclusions.detect_pectoralis(detect_on, lesion_img, reach_mm=reach_mm, air=auto_air)
+    return (_binary_array(res.mask, image, f"automatic {name} mask"), "auto", [str(n) for n in res.notes],
+            exclusions.confidence_record(res))
 
 
 def _thin_ring_warnings(distances: tuple[float, ...], spacing_zyx: tuple[float, float, float]) -> list[str]:
@@ -314,6 +315,7 @@ def build_regions(
     air: sitk.Image | None = None,
     pectoralis: sitk.Image | None = None,
     auto_exclusions: bool = True,
+    exclusion_image: sitk.Image | None = None,
 ) -> Regions:
     """Lesion, exact shells minus exclusions, statistics and warnings for one case.
 
@@ -325,6 +327,9 @@ def build_regions(
     air, pectoralis : user masks on the image grid; they replace the automatic ones (source "user").
     auto_exclusions : when a mask is not given, detect it automatically (source "auto"); otherwise
         leave it empty (source "none").
+    exclusion_image : another image on the same grid (e.g. a non-subtracted or pre-contrast phase) on which
+        the automatic air / pectoralis masks are detected instead of ``image`` (a subtraction image has air
+        and fat both near zero); recorded as ``"detected_on": "exclusion_image"`` per exclusion.
 
     Statistics (volumes are voxel counts x voxel volume, Sec. "Statistics" of docs/regions.md):
     ``intra``: voxels, volume_mm3, components, largest_component_voxels. Each shell: voxels and
@@ -345,17 +350,31 @@ def build_regions(
     warnings: list[str] = []
 
     lesion_img = image_from_array(les.view(np.uint8), image)
+    detect_on = image
+    if exclusion_image is not None:
+        if exclusion_image.GetDimension() != 3:
+            raise UserError(f"exclusion image is {exclusion_image.GetDimension()}D; give one 3D volume")
+        check_same_grid(exclusion_image, image, what="exclusion image")
+        check_finite(exclusion_image, "exclusion image")
+        detect_on = exclusion_image
     excl_arrays: dict[str, np.ndarray] = {}
     source: dict[str, str] = {}
     excl_info: dict[str, dict] = {}
     for name, user in (("air", air), ("pectoralis", pectoralis)):
         auto_air = (image_from_array(excl_arrays["air"].view(np.uint8), image)
                     if name == "pectoralis" and source.get("air") == "auto" else None)
-        arr, src, notes = _resolve_exclusion(name, user, image, lesion_img, auto_exclusions, max(dists), auto_air)
+        arr, src, notes, conf = _resolve_exclusion(name, user, image, detect_on, lesion_img, auto_exclusions,
+                                                   max(dists), auto_air)
         excl_arrays[name], source[name] = arr, src
         n = int(np.count_nonzero(arr))
-        excl_info[name] = {"source": src, "voxels": n, "volume_mm3": n * vv, "notes": notes}
+        excl_info[name] = {"source": src, "voxels": n, "volume_mm3": n * vv, "notes": notes, **conf}
+        if src == "auto":
+            excl_info[name]["detected_on"] = "exclusion_image" if exclusion_image is not None else "image"
         warnings.extend(f"{name} ({src}): {n}" for n in notes)
+        if conf.get("review"):
+            warnings.append(f"{name} (auto): confidence {conf['confidence']:.2f} is below {conf['review_below']:g}: "
+                            "review this mask (qc_overlay.png), erase or redraw it and pass it with "
+                            f"--{name}, or detect on another phase with --exclusion-image")
 
     crop = tuple(slice(lo, hi) for lo, hi in geo.bbox)
     excl_crop = {name: arr[crop] for name, arr in excl_arrays.items()}
@@ -445,12 +464,15 @@ def region_files(regions: Regions) -> list[str]:
     return [f"{n}.nrrd" for n in ["intra", *regions.shell_names, *EXCLUSIONS]] + ["regions.json"]
 
 
-def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: Mapping[str, Any] | None = None) -> None:
+def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: Mapping[str, Any] | None = None,
+                  qc_image: sitk.Image | None = None) -> None:
     """Write intra.nrrd, peri{d}.nrrd, air.nrrd, pectoralis.nrrd (uint8) and regions.json into ``outdir``.
 
     All-or-nothing: everything is first written into a temporary folder beside ``outdir``. When
     ``outdir`` does not exist the folder is renamed into place (one atomic rename); otherwise each
-    file replaces its namesake with ``os.replace``. ``json_extra`` adds keys to regions.json.
+    file replaces its namesake with ``os.replace``. ``json_extra`` adds keys to regions.json. With
+    ``qc_image`` (the image the regions were built on) the QC overlay ``qc_overlay.png`` is written too
+    (:mod:`her2radiomics.qc`: axial slices through the lesion with lesion, shells, air and pectoralis).
     """
     import json
 
@@ -472,6 +494,11 @@ def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: 
         payload = regions.to_json()
         if json_extra:
             payload.update(json_extra)
+        if qc_image is not None:
+            from her2radiomics import qc
+
+            qc.write_overlay(tmp / qc.QC_FILENAME, qc_image, regions.masks, regions.exclusions)
+            payload["qc_overlay"] = qc.QC_FILENAME
         (tmp / "regions.json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n", encoding="utf-8")
         if not out.exists():
             try:

@@ -319,7 +319,8 @@ def test_cli_happy_path(breast1, tmp_path):
     res = run_cli("regions", *breast1, "-o", out, "--no-auto-exclusions")
     assert res.returncode == 0, res.stderr
     names = ["intra", "peri1", "peri3", "peri5", "air", "pectoralis"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{n}.nrrd" for n in names] + ["regions.json"])
+    # issue 11: regions also writes the QC overlay (qc_overlay.png) beside regions.json
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{n}.nrrd" for n in names] + ["regions.json", "qc_overlay.png"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]      # no temp folder left behind
     image = sitk.ReadImage(str(breast1[0]))
     for n in names:
@@ -414,5 +415,73 @@ def test_cli_output_is_file_or_existing_folder(tmp_path):
     res = run_cli("regions", "img.nrrd", "les.nrrd", "-o", "out", "--no-auto-exclusions", "--distances", "2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        ["notes.txt", "intra.nrrd", "peri2.nrrd", "air.nrrd", "pectoralis.nrrd", "regions.json"])
+        ["notes.txt", "intra.nrrd", "peri2.nrrd", "air.nrrd", "pectoralis.nrrd", "regions.json",
+         "qc_overlay.png"])  # issue 11: the QC overlay is written with the regions
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# ---------------------------------------------------------------- issue 11: confidence record, QC overlay, --exclusion-image
+def _small_phantom():
+    from her2radiomics.phantom import make_phantom
+
+    return make_phantom(11, (160, 160, 48), (2.07, 2.07, 4.0), lesion_gap_mm=4.0, rim=0.8)
+
+
+def test_regions_json_records_exclusion_confidence_and_qc_overlay(tmp_path):
+    import matplotlib.image as mpimg
+
+    ph = _small_phantom()
+    r = build_regions(ph.image, ph.lesion)
+    for name in ("air", "pectoralis"):
+        rec = r.exclusions[name]
+        assert 0.0 <= rec["confidence"] <= 1.0 and isinstance(rec["review"], bool)
+        assert rec["review"] is (rec["confidence"] < rec["review_below"]) and rec["detected_on"] == "image"
+    assert r.exclusions["pectoralis"]["contrast"] == "fat-suppressed"
+    out = tmp_path / "out"
+    regions.write_regions(r, out, qc_image=ph.image)
+    j = json.loads((out / "regions.json").read_text())
+    assert j["qc_overlay"] == "qc_overlay.png" and set(j["exclusions"]["air"]) >= {"confidence", "review"}
+    png = mpimg.imread(out / "qc_overlay.png")
+    assert png.ndim == 3 and png.shape[0] > 200 and png.shape[1] > 400
+    rgb = png[..., :3]
+    red = (rgb[..., 0] > 0.9) & (rgb[..., 1] < 0.3) & (rgb[..., 2] < 0.3)
+    yellow = (rgb[..., 0] > 0.9) & (rgb[..., 1] > 0.7) & (rgb[..., 2] < 0.3)
+    assert red.sum() > 20 and yellow.sum() > 20  # lesion and pectoralis contours are drawn
+
+
+def test_qc_display_orientation_follows_the_direction_matrix():
+    from her2radiomics.qc import _display
+
+    img = sitk.Image(4, 3, 2, sitk.sitkUInt8)
+    a = np.arange(12).reshape(3, 4)
+    assert np.array_equal(_display(a, img), a)  # identity: rows anterior -> posterior, columns right -> left
+    img.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))  # Duke-like: both flipped
+    assert np.array_equal(_display(a, img), a[::-1, ::-1])
+
+
+def test_cli_exclusion_image_detects_on_another_phase(tmp_path):
+    ph = _small_phantom()
+    img_p, les_p, sub_p = tmp_path / "img.nrrd", tmp_path / "les.nrrd", tmp_path / "sub.nrrd"
+    sitk.WriteImage(ph.image, str(img_p))
+    sitk.WriteImage(ph.lesion, str(les_p))
+    sitk.WriteImage(sitk.Cast(ph.image, sitk.sitkFloat32) - 60.0, str(sub_p))  # signed "subtraction"
+    res = run_cli("regions", sub_p, les_p, "-o", tmp_path / "a")
+    assert res.returncode == 0, res.stderr
+    ja = json.loads((tmp_path / "a" / "regions.json").read_text())
+    assert ja["exclusions"]["pectoralis"]["review"] and "REVIEW" in res.stdout
+    res = run_cli("regions", sub_p, les_p, "-o", tmp_path / "b", "--exclusion-image", img_p)
+    assert res.returncode == 0, res.stderr
+    jb = json.loads((tmp_path / "b" / "regions.json").read_text())
+    assert jb["exclusions"]["air"]["detected_on"] == "exclusion_image"
+    assert jb["inputs"]["exclusion_image"].endswith("img.nrrd")
+    direct = build_regions(ph.image, ph.lesion)
+    for name in ("air", "pectoralis"):
+        got = arr(sitk.ReadImage(str(tmp_path / "b" / f"{name}.nrrd"))).astype(bool)
+        assert np.array_equal(got, arr(direct.masks[name]).astype(bool))
+        assert jb["exclusions"][name]["review"] == direct.exclusions[name]["review"]
+    # another grid: one error line, exit 2, nothing written
+    other = sitk.RegionOfInterest(ph.image, [100, 100, 40], [0, 0, 0])
+    sitk.WriteImage(other, str(tmp_path / "other.nrrd"))
+    res = run_cli("regions", img_p, les_p, "-o", tmp_path / "c", "--exclusion-image", tmp_path / "other.nrrd")
+    assert res.returncode == 2 and res.stderr.startswith("error:") and "exclusion image" in res.stderr
+    assert not (tmp_path / "c").exists()

@@ -1,7 +1,9 @@
 """`her2radiomics regions IMAGE LESION -o DIR`: lesion + exact peritumoral shells + exclusions.
 
 Writes DIR/intra.nrrd, DIR/peri{d}.nrrd (one per distance), DIR/air.nrrd, DIR/pectoralis.nrrd
-(uint8 0/1 on the image grid) and DIR/regions.json (see docs/regions.md). Every input is read and
+(uint8 0/1 on the image grid), DIR/regions.json (see docs/regions.md; per exclusion its confidence and
+"review" flag) and DIR/qc_overlay.png (axial slices through the lesion with lesion, shells, air and pectoralis
+contours; ``--no-qc`` skips it). Every input is read and
 validated, and the regions are computed, before anything is created; the files are written into a
 temporary folder and moved into DIR at the end, so a failed run leaves nothing behind.
 """
@@ -34,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from her2radiomics.commands.extract import add_resample_arguments
 
     add_resample_arguments(parser)
+    parser.add_argument(
+        "--exclusion-image", metavar="IMAGE", default=None,
+        help="detect the automatic air/pectoralis masks on this image instead (same grid; e.g. the pre-contrast or a "
+             "non-subtracted phase when IMAGE is a subtraction)",
+    )
+    parser.add_argument("--no-qc", dest="qc", action="store_false", help="do not write qc_overlay.png")
 
 
 def _table(regions) -> str:
@@ -66,12 +74,16 @@ def run(args: argparse.Namespace) -> int:
     # exclusion masks: read here, validated (grid, 0/1) by build_regions before anything is written
     air = io.read_image(args.air, "air mask") if args.air else None
     pect = io.read_image(args.pectoralis, "pectoralis mask") if args.pectoralis else None
+    excl_img = io.read_image(args.exclusion_image, "exclusion image") if args.exclusion_image else None
     if spacing:  # masks checked on the original grid first, then brought onto the new one (nearest neighbour)
         air = io.read_mask(args.air, image, "air mask") if args.air else None
         pect = io.read_mask(args.pectoralis, image, "pectoralis mask") if args.pectoralis else None
         image = io.resample_image(image, spacing, args.interpolator)
         lesion, air, pect = (io.resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
-    regions = build_regions(image, lesion, distances, air=air, pectoralis=pect, auto_exclusions=args.auto_exclusions)
+        if excl_img is not None:
+            excl_img = io.resample_image(excl_img, spacing, args.interpolator)
+    regions = build_regions(image, lesion, distances, air=air, pectoralis=pect, auto_exclusions=args.auto_exclusions,
+                            exclusion_image=excl_img)
     inputs = {"image": str(Path(args.image).absolute()), "lesion": str(Path(args.lesion).absolute()), "label": args.label}
     if args.series:
         inputs["series"] = args.series
@@ -79,15 +91,24 @@ def run(args: argparse.Namespace) -> int:
         inputs["air"] = str(Path(args.air).absolute())
     if args.pectoralis:
         inputs["pectoralis"] = str(Path(args.pectoralis).absolute())
+    if args.exclusion_image:
+        inputs["exclusion_image"] = str(Path(args.exclusion_image).absolute())
     extra: dict = {"inputs": inputs}
     if spacing:
         extra["resample"] = {"spacing": list(spacing), "interpolator": args.interpolator, "masks": "nearest"}
-    write_regions(regions, out, json_extra=extra)
+    write_regions(regions, out, json_extra=extra, qc_image=image if args.qc else None)
     if spacing:  # the masks are on the new grid: write the image they belong to beside them
         io.write_image(image, out / "image.nrrd")
 
     print(_table(regions))
-    src = ", ".join(f"{k}: {v} ({regions.exclusions[k]['voxels']} voxels)" for k, v in regions.exclusion_source.items())
+    def _conf(k: str) -> str:
+        e = regions.exclusions[k]
+        if e.get("confidence") is None:
+            return ""
+        return f", confidence {e['confidence']:.2f}{' REVIEW' if e.get('review') else ''}"
+
+    src = ", ".join(f"{k}: {v} ({regions.exclusions[k]['voxels']} voxels{_conf(k)})"
+                    for k, v in regions.exclusion_source.items())
     print(f"exclusions  {src}")
     for w in regions.warnings:
         print(f"warning: {w}")

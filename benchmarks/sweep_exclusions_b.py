@@ -1,0 +1,163 @@
+"""Issue-11 sweep: the project's automatic air / pectoralis exclusions on phantom families A and B.
+
+Run from the repository root: ``python benchmarks/sweep_exclusions_b.py [--quick] [--family A B] [--out x.csv]``.
+
+Family B (``Testing/Python/phantom_b.py``, independent anatomy + MR-physics intensity model) runs the full
+factorial contrast {fs, nonfs, sub} x ACR density {a, b, c, d} x lesion kind {deep, superficial, mid} x
+pectoralis major {3, 15} mm = 72 cases (``--quick``: 18, density cycling). Each case's seed is its index;
+from it are drawn spacing (0.7 x 0.7 x 1.5 or 1 x 1 x 2 mm), direction (identity, Duke-like flipped, or an
+oblique 15-25 degree in-plane rotation), fibroglandular tissue at muscle intensity (every other case),
+pectoralis minor, skin thickening, bias amplitude and motion ghosting. Family A (``her2radiomics.phantom``,
+fat-suppressed look only) runs configurations of ``benchmarks/sweep_exclusions.py`` (its breast truth is
+approximate, see exclusion_scoring).
+
+Per case: ``regions.build_regions(image, lesion, (1, 3, 5))`` with automatic exclusions (exactly what the
+``regions`` command does), scored by ``exclusion_scoring.score_case``: pectoralis / air Dice within 10 mm of the
+5 mm shell, the fraction of true breast tissue the 5 mm shell keeps, and its air / muscle fraction. Prints
+per case, then min / 5th percentile / median per family and contrast, the flagged fraction (when the
+detectors report ``review``) and the violating cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "HER2Radiomics"))
+sys.path.insert(0, str(ROOT / "Testing" / "Python"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import exclusion_scoring as es  # noqa: E402
+import phantom_b as pb  # noqa: E402
+
+from her2radiomics.errors import UserError  # noqa: E402
+from her2radiomics.regions import build_regions  # noqa: E402
+
+METRICS = ("dice_pec", "dice_air", "keep", "contamination")
+
+
+def configs_b(quick: bool) -> list[dict]:
+    out = []
+    dens = list(pb.DENSITIES)
+    i = 0
+    for contrast in pb.CONTRASTS:
+        for di, density in enumerate(dens):
+            if quick and di > 0:
+                continue
+            for kind in pb.LESION_KINDS:
+                for thick in (3.0, 15.0):
+                    d = dens[(i // 2) % 4] if quick else density
+                    rng = np.random.default_rng([i, 2026])
+                    geo = int(rng.integers(0, 3))
+                    cfg = {"family": "B", "i": i, "seed": 1000 + i, "contrast": contrast, "density": d,
+                           "lesion_kind": kind, "pec_thickness_mm": thick,
+                           "spacing": (0.7, 0.7, 1.5) if rng.random() < 0.6 else (1.0, 1.0, 2.0),
+                           "direction": pb.AXIAL_DUKE if geo == 1 else pb.AXIAL_IDENTITY,
+                           "oblique_deg": float(rng.uniform(15, 25)) if geo == 2 else 0.0,
+                           "fgt_like_muscle": bool(i % 2),
+                           "pec_minor": bool(rng.random() < 0.7),
+                           "skin_thickening_mm": float(rng.uniform(1.5, 3.5)) if rng.random() < 0.3 else 0.0,
+                           "bias": float(rng.uniform(0.1, 0.6)),
+                           "ghosting": float(rng.uniform(0.05, 0.2)) if rng.random() < 0.4 else 0.0,
+                           "lesion_radius_mm": float(rng.uniform(5.0, 10.0))}
+                    out.append(cfg)
+                    i += 1
+    return out
+
+
+def configs_a(quick: bool) -> list[dict]:
+    from sweep_exclusions import configs
+    return [{"family": "A", "contrast": "fs", **c} for c in configs(8 if quick else 20, 2026)]
+
+
+def build(cfg: dict):
+    if cfg["family"] == "B":
+        kw = {k: v for k, v in cfg.items() if k not in ("family", "i", "seed")}
+        return pb.make_case_b(cfg["seed"], **kw)
+    from her2radiomics.phantom import make_phantom
+    return make_phantom(cfg["seed"], cfg["size"], cfg["spacing"], breast_scale=cfg["breast_scale"],
+                        lesion_gap_mm=cfg["lesion_gap_mm"], lesion_radius_mm=cfg["lesion_radius_mm"])
+
+
+def describe(cfg: dict) -> str:
+    if cfg["family"] == "B":
+        geo = "obl" if cfg["oblique_deg"] else ("duke" if cfg["direction"] == pb.AXIAL_DUKE else "id")
+        return (f"B{cfg['i']:02d} {cfg['contrast']:5s} {cfg['density']} {cfg['lesion_kind']:11s} pec{cfg['pec_thickness_mm']:>4.0f} "
+                f"{'fgt~m' if cfg['fgt_like_muscle'] else '     '} {geo:4s} sp{cfg['spacing'][0]:.1f}")
+    return f"A{cfg['i']:02d} fs    - gap{cfg['lesion_gap_mm']:>4.1f}mm  r{cfg['lesion_radius_mm']:4.1f} sp{cfg['spacing'][0]:.2f}"
+
+
+def pct(x: list[float]) -> str:
+    v = np.array([t for t in x if t is not None and np.isfinite(t)], float)
+    if not v.size:
+        return "   n/a (0)          "
+    return f"{v.min():.3f} / {np.percentile(v, 5):.3f} / {np.median(v):.3f} (n={v.size})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="18 family-B + 8 family-A configurations")
+    ap.add_argument("--family", nargs="+", default=["A", "B"], choices=["A", "B"])
+    ap.add_argument("--only", nargs="*", help="run only these case ids (e.g. B03 A05)")
+    ap.add_argument("--out", type=Path, help="also write the per-case table as CSV")
+    args = ap.parse_args()
+    cfgs = (configs_a(args.quick) if "A" in args.family else []) + (configs_b(args.quick) if "B" in args.family else [])
+    rows = []
+    t_all = time.perf_counter()
+    print("case                                           pecDice airDice keep%  contam%  (ideal/oracle contam%)  flag  s")
+    for cfg in cfgs:
+        label = describe(cfg)
+        if args.only and label.split()[0] not in args.only:
+            continue
+        t0 = time.perf_counter()
+        try:
+            case = build(cfg)
+        except (UserError, ValueError) as exc:
+            print(f"{label}: skipped ({exc})", flush=True)
+            continue
+        t1 = time.perf_counter()
+        reg = build_regions(case.image, case.lesion, (1.0, 3.0, 5.0))
+        t2 = time.perf_counter()
+        s = es.score_case(case, reg)
+        row = dict(cfg, id=label.split()[0], **{k: v for k, v in s.items() if k != "violations"},
+                   violations="; ".join(s["violations"]), t_build=t1 - t0, t_detect=t2 - t1,
+                   t_score=time.perf_counter() - t2)
+        rows.append(row)
+        f = lambda v: " n/a " if not np.isfinite(v) else f"{v:.3f}"  # noqa: E731
+        print(f"{label:46s} {f(s['dice_pec'])}   {f(s['dice_air'])}   {100 * s['keep']:5.1f}  {100 * s['contamination']:5.1f}"
+              f"    ({100 * s['ideal_contamination']:4.1f}/{100 * s['oracle_contamination']:4.1f})"
+              f"          {'R' if s['flagged'] else '-'}  {time.perf_counter() - t0:.1f}"
+              f"  {'  <- ' + '; '.join(s['violations']) if s['violations'] else ''}", flush=True)
+    print(f"\n{len(rows)} cases in {time.perf_counter() - t_all:.0f} s")
+    print("\ndistribution: min / p5 / median (n)")
+    groups = sorted({(r["family"], r["contrast"]) for r in rows})
+    for fam, con in groups + [(f, "all") for f in sorted({r["family"] for r in rows})]:
+        sel = [r for r in rows if r["family"] == fam and (con == "all" or r["contrast"] == con)]
+        print(f"family {fam} {con:5s} (n={len(sel)})")
+        for m in METRICS:
+            print(f"   {m:14s} {pct([r[m] for r in sel])}")
+        bad = [r for r in sel if r["violations"]]
+        flagged = [r for r in sel if r["flagged"]]
+        unflagged_bad = [r for r in bad if not r["flagged"]]
+        print(f"   violating {len(bad)}/{len(sel)}; flagged {len(flagged)}/{len(sel)}; violating and not flagged "
+              f"{len(unflagged_bad)}")
+    print("\nviolations:")
+    for r in rows:
+        if r["violations"]:
+            print(f"  {r['id']}: {r['violations']}{'  [flagged]' if r['flagged'] else ''}")
+    if args.out and rows:
+        keys = sorted({k for r in rows for k in r})
+        with open(args.out, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+
+if __name__ == "__main__":
+    main()
