@@ -56,6 +56,8 @@ EXCLUSION_KINDS = ("air", "pectoralis")
 STATUS_COLUMNS = ("case_id", "reader", "status", "reviewer", "started", "ended", "seconds", "edited_masks", "note")
 _READER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_READER = "reader1"
+#: seconds a writer waits for another writer's lock before giving up
+LOCK_TIMEOUT_S = 30.0
 
 
 def _utcnow() -> _dt.datetime:
@@ -214,15 +216,29 @@ def _write_bytes_atomic(data: bytes, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _ends_cleanly(path: Path) -> bool:
+    """True when ``path`` is absent, empty or ends with a newline (not with a line torn by a crash)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return True
+            f.seek(size - 1)
+            return f.read(1) == b"\n"
+    except OSError:
+        return True
+
+
 def _write_json_atomic(obj: Any, path: Path) -> None:
     _write_bytes_atomic((json.dumps(obj, indent=2, allow_nan=False) + "\n").encode("utf-8"), path)
 
 
 @contextlib.contextmanager
-def _locked(folder: Path, timeout_s: float = 30.0) -> Iterator[None]:
+def _locked(folder: Path) -> Iterator[None]:
     """Exclusive lock on ``folder/.lock`` for one change (fcntl.flock where available)."""
     import time
 
+    timeout_s = LOCK_TIMEOUT_S
     try:
         import fcntl
     except ImportError:  # Windows: the documented single-writer rule applies
@@ -730,7 +746,10 @@ class QASession:
     def _audit(self, event: str, **details: Any) -> None:
         line = json.dumps({"time": _iso(self._clock()), "event": event, "os_user": _os_user(), **details},
                           allow_nan=False, separators=(",", ":")) + "\n"
-        fd = os.open(self.path / AUDIT_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        p = self.path / AUDIT_FILE
+        if not _ends_cleanly(p):
+            line = "\n" + line   # a line torn by a crash stays alone (and is skipped by audit())
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             os.write(fd, line.encode("utf-8"))
             os.fsync(fd)
