@@ -260,3 +260,28 @@ def test_cli_init_status_set_manifest(cohort, tmp_path, capsys):
     assert "is not a QA session" in capsys.readouterr().err
     assert cli.main(["qa", "init", str(cohort), "-o", str(d)]) == 2
     assert "already a QA session" in capsys.readouterr().err
+
+
+def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys):
+    """qa manifest -> extract -> modeling.icc_filter: the blind reader's lesions give the two-reader ICC table."""
+    from her2radiomics import modeling
+
+    session.add_reader("R2")
+    for c in session.cases():
+        session.set_status(c.case_id, "R1", "approved")
+        session.start_review(c.case_id, "R2")
+        session.approve(c.case_id, "R2", lesion=eroded(sitk.ReadImage(c.lesion)))
+    assert cli.main(["qa", "manifest", str(session.path), "-o", str(tmp_path / "icc_manifest.csv")]) == 0
+    (tmp_path / "small.yaml").write_text(SMALL_PARAMS)
+    out = tmp_path / "icc.csv"
+    assert cli.main(["extract", str(tmp_path / "icc_manifest.csv"), "-o", str(out), "--params",
+                     str(tmp_path / "small.yaml"), "--distances", "3", "5", "--no-progress", "--no-auto-exclusions"]) == 0
+    table = pd.read_csv(out)
+    assert sorted(set(zip(table["case_id"], table["reader"], strict=True))) == [
+        (f"c{i}", r) for i in range(3) for r in ("R1", "R2")]
+    r1 = table[table.reader == "R1"].set_index("case_id")["intra_original_shape_VoxelVolume"]
+    r2 = table[table.reader == "R2"].set_index("case_id")["intra_original_shape_VoxelVolume"]
+    assert (r2 < r1).all()      # reader 2's own (eroded) lesions, not reader 1's
+    feats = [c for c in table.columns if c.startswith("intra_")]
+    kept, iccs, notes = modeling.icc_filter(table, feats, "case_id")
+    assert set(iccs) <= set(feats) and len(iccs) > 0 and "3 cases read by both readers (r1, r2)" in notes[0]
