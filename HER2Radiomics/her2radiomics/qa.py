@@ -510,15 +510,16 @@ class QASession:
 
     # ---- changes ---------------------------------------------------------------------------------------------
     def start_review(self, case_id: str, reader: str, reviewer: str | None = None) -> CaseInputs:
-        """Mark the start of a review (start time kept from the first opening while pending) and return the inputs."""
+        """Open a case for review and return what the reader is shown.
+
+        The first opening records the start time (review time = decision - first opening) and the reviewer;
+        opening a case again (Previous / Next) changes nothing, so browsing never undoes a decision.
+        """
         case = self.case(case_id)
+        self._reader_meta(reader)
         with _locked(self.path):
             rev = self.review(case.case_id, reader)
-            if rev.started is None or rev.status != "pending":
-                if rev.status != "pending":   # a decided case opened again: its decision goes to history
-                    rev.history.append({"status": rev.status, "note": rev.note, "ended": rev.ended,
-                                        "reviewer": rev.reviewer})
-                    rev.status, rev.note, rev.ended, rev.seconds = "pending", "", None, None
+            if rev.started is None:
                 rev.started = _iso(self._clock())
                 rev.reviewer = reviewer or reader
                 self._audit("start", case_id=case.case_id, reader=reader, reviewer=rev.reviewer)
@@ -585,6 +586,10 @@ class QASession:
             now = self._clock()
             if rev.started is None:
                 rev.started = _iso(now)
+            if rev.status != "pending" and (status, note) != (rev.status, rev.note):
+                # a decided case decided again: the earlier decision is kept
+                rev.history.append({"status": rev.status, "note": rev.note, "ended": rev.ended,
+                                    "reviewer": rev.reviewer})
             rev.reviewer = reviewer or rev.reviewer or reader
             rev.status, rev.note = status, note
             if status == "pending":

@@ -112,12 +112,14 @@ def test_approve_saves_only_changed_masks(session, cohort):
     session.start_review("c1", "R1")
     rev = session.approve("c1", "R1", lesion=lesion)    # the same lesion as shown: not an edit
     assert rev.status == "approved" and rev.masks == {} and not (session.path / "masks").exists()
-    session.start_review("c1", "R1")                      # reopened: the decision goes to history
+    assert session.start_review("c1", "R1").sources["lesion"] == "manifest"   # browsing back changes nothing
+    assert session.review("c1", "R1").status == "approved"
     rev = session.approve("c1", "R1", lesion=eroded(lesion), note="trimmed the rim")
     assert rev.status == "edited" and set(rev.masks) == {"lesion"} and rev.note == "trimmed the rim"
-    assert rev.history[0]["status"] == "approved"
+    assert rev.history[0]["status"] == "approved"          # decided again: the earlier decision is kept
     assert rev.excluded_after["intra"]["volume_mm3"] < rev.excluded_before["intra"]["volume_mm3"]
-    assert rev.seconds == pytest.approx(7.0 * 3)          # start, save-masks' load and status: 3 ticks of the clock
+    # the clock ticks 7 s per reading: start, status(approved) + audit, save_masks audit, status + audit
+    assert rev.seconds == pytest.approx(7.0 * 5)
 
 
 def test_bad_decisions_write_nothing(session, cohort):
