@@ -56,6 +56,9 @@ EXCLUSION_KINDS = ("air", "pectoralis")
 STATUS_COLUMNS = ("case_id", "reader", "status", "reviewer", "started", "ended", "seconds", "edited_masks", "note")
 _READER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_READER = "reader1"
+#: how a multi-label lesion's value is chosen (cohort.MANIFEST_LABEL_HINT; not imported: cohort needs pandas, and
+#: the Slicer panel reviews sessions before pandas is installed)
+MANIFEST_LABEL_HINT = "give the lesion's value in the manifest's 'label' column"
 #: seconds a writer waits for another writer's lock before giving up
 LOCK_TIMEOUT_S = 30.0
 
@@ -495,7 +498,6 @@ class QASession:
 
     def load(self, case_id: str, reader: str) -> tuple[Any, dict[str, Any]]:
         """Read the reader's inputs: (image, {kind: uint8 mask or None}) as SimpleITK images."""
-        from her2radiomics.cohort import MANIFEST_LABEL_HINT
         from her2radiomics.io import read_image, read_mask
 
         inp = self.inputs(case_id, reader)
@@ -718,7 +720,6 @@ class QASession:
             return f.read_bytes()
 
     def _excluded(self, case: QACase, reader: str, image, current: Mapping[str, Any]):
-        from her2radiomics.cohort import MANIFEST_LABEL_HINT
         from her2radiomics.io import read_mask
 
         lesion = current["lesion"]

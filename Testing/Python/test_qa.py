@@ -287,3 +287,20 @@ def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys):
     feats = [c for c in table.columns if c.startswith("intra_")]
     kept, iccs, notes = modeling.icc_filter(table, feats, "case_id")
     assert set(iccs) <= set(feats) and len(iccs) > 0 and "3 cases read by both readers (r1, r2)" in notes[0]
+
+
+def test_review_needs_no_package_slicer_lacks(session, cohort):
+    """The panel reviews before pandas / PyYAML / pyradiomics are installed: open, load, approve import none."""
+    import subprocess
+    import sys
+
+    from conftest import PKG_DIR
+
+    code = ("import sys, SimpleITK as sitk\nfrom her2radiomics.qa import QASession\n"
+            f"s = QASession.open({str(session.path)!r})\ns.start_review('c0', 'R1')\nimage, masks = s.load('c0', 'R1')\n"
+            "s.approve('c0', 'R1', pectoralis=masks['lesion'])\n"
+            "print(sorted(m for m in ('pandas', 'yaml', 'radiomics', 'joblib', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(PKG_DIR), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
