@@ -637,6 +637,29 @@ class QASession:
             }
         return out
 
+    def summary_html(self) -> str:
+        """The report's QA section (``report --qa SESSION``): per reader how many cases were reviewed, approved,
+        edited, rejected, by whom, and the median review time (first opening to decision)."""
+        import html
+
+        def dur(v: float | None) -> str:
+            return "-" if v is None else f"{int(v // 60)} min {v % 60:04.1f} s" if v >= 60 else f"{v:.1f} s"
+
+        summ = self.summary()
+        head = ("<tr><th class=l>reader</th><th>assigned</th><th>reviewed</th><th>approved</th><th>edited</th>"
+                "<th>rejected</th><th>pending</th><th class=l>reviewed by</th><th>median review time</th></tr>")
+        rows = []
+        for r, d in summ["readers"].items():
+            name = html.escape(r) + (" (blind)" if d["blind"] else "")
+            rows.append(f"<tr><td class=l>{name}</td>" + "".join(
+                f"<td>{d[k]}</td>" for k in ("assigned", "reviewed", "approved", "edited", "rejected", "pending"))
+                + f"<td class=l>{html.escape(', '.join(d['reviewers']) or '-')}</td>"
+                + f"<td>{dur(d['median_review_seconds'])}</td></tr>")
+        return (f'<section id="qa"><h2>Segmentation QA</h2><p>QA session {html.escape(str(self.path))}: '
+                f"{summ['cases']} case(s); approved and edited cases are the ones extracted with "
+                "<code>extract --qa SESSION --only-approved</code> (edited masks replace the manifest's).</p>"
+                f"<table>{head}{''.join(rows)}</table></section>")
+
     def manifest_rows(self, only_approved: bool = True, readers: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Manifest rows (case_id, reader, image, lesion, air, pectoralis, label, series) with each reader's final
         masks; ``only_approved``: only approved/edited reviews (default)."""

@@ -304,3 +304,28 @@ def test_review_needs_no_package_slicer_lacks(session, cohort):
                          env={"PYTHONPATH": str(PKG_DIR), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_report_shows_the_qa_summary(session, cohort, tmp_path, capsys):
+    """report --qa: per reader reviewed / approved / edited / rejected, who, and the median review time."""
+    session.start_review("c0", "R1", reviewer="dr_a")
+    session.set_status("c0", "R1", "approved")                   # 2 ticks of 7 s: 14 s
+    session.start_review("c1", "R1", reviewer="dr_b")
+    session.save_masks("c1", "R1", air=sitk.ReadImage(str(cohort.parent / "c1" / "air.nrrd")))
+    session.set_status("c1", "R1", "edited")                     # 4 ticks: 28 s
+    session.start_review("c2", "R1", reviewer="dr_a")
+    session.set_status("c2", "R1", "rejected", note="motion")   # 14 s
+    s = session.summary()["readers"]["R1"]
+    assert (s["reviewed"], s["approved"], s["edited"], s["rejected"], s["pending"]) == (3, 1, 1, 1, 0)
+    assert s["reviewers"] == ["dr_a", "dr_b"] and s["median_review_seconds"] == pytest.approx(14.0)
+    pd.DataFrame({"case_id": ["c0"], "p_positive": [0.4], "p_low": [0.3], "p_zero": [0.3], "stage1_call": ["negative"],
+                  "stage2_call": ["low"]}).to_csv(tmp_path / "P.csv", index=False)
+    pd.DataFrame({"case_id": ["c0"], "stage": ["stage1"], "feature": ["intra_x"], "value": [1.0], "z": [0.5],
+                  "coefficient": [0.2], "contribution": [0.1]}).to_csv(
+        tmp_path / "P.contributions.csv", index=False)
+    assert cli.main(["report", "--predictions", str(tmp_path / "P.csv"), "--qa", str(session.path),
+                     "-o", str(tmp_path / "r.html")]) == 0
+    text = (tmp_path / "r.html").read_text()
+    assert '<section id="qa"><h2>Segmentation QA</h2>' in text
+    assert ("<td class=l>R1</td><td>3</td><td>3</td><td>1</td><td>1</td><td>1</td><td>0</td>"
+            "<td class=l>dr_a, dr_b</td><td>14.0 s</td>") in text
