@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="report.html")
     parser.add_argument("--title", default="HER2Radiomics report")
     parser.add_argument("--max-cases", type=int, default=50, help="per-case sections (default 50)")
+    parser.add_argument("--qa", default=None, metavar="SESSION",
+                        help="QA session folder: adds the segmentation-QA summary (reviewed, edited, by whom, median time)")
 
 
 PREDICTION_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call")
@@ -96,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
         labels = load_labels(args.labels, id_column=args.labels_id_column)
         if "her2" not in labels.columns:
             raise UserError(f"{args.labels} gives no HER2 categories; give a table with her2 or ihc + fish columns")
-    write_report(args.output, studies, preds, title=args.title, labels=labels, max_cases=args.max_cases)
+    qa_html = ""
+    if args.qa:
+        from her2radiomics.qa import QASession
+
+        qa_html = QASession.open(args.qa).summary_html()
+    write_report(args.output, studies, preds, title=args.title, labels=labels, max_cases=args.max_cases,
+                 extra_html=qa_html)
     print(f"wrote {args.output}")
     return 0
