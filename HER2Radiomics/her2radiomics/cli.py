@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "predict": "stage-wise P(positive), P(low), P(zero) with feature contributions",
     "report": "self-contained HTML report of a study and its predictions",
     "demo": "the demonstration on embedded data (synthetic model, not for clinical use)",
+    "web": "review a QA session in a browser (trame-slicer; optional extra: pip install .[web])",
 }
 
 
