@@ -3,32 +3,24 @@
 Thin GUI shell (Slicer's scripted-module template): module metadata, the panel (Resources/UI/HER2Radiomics.ui)
 bound to a parameter node, and the self-test. Everything that computes lives in ``HER2RadiomicsLib`` (Qt-free,
 tested headless) and in the core package ``her2radiomics``. Research software, not for clinical use.
+
+Supported: 3D Slicer 5.10 and 5.12 (Python 3.12). Nothing imported before the dependency prompt needs a
+package Slicer does not bundle; the computing modules (SimpleITK, scipy, the core) are imported on first
+use, not at every Slicer start.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
-import tempfile
+import sys
 import time
 
 import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.util import VTKObservationMixin
-
-from HER2RadiomicsLib import deps, runner, session
-from HER2RadiomicsLib.logic import (
-    HER2RadiomicsLogic as CoreLogic,
-)
-from HER2RadiomicsLib.logic import (
-    card_notice,
-    default_model_cards,
-    enforce_overlap_mode,
-    gdi_html,
-    parameter_file_for_card,
-    parse_distances,
-)
 
 try:  # inside Slicer; slicer-core (headless tests) has none of these
     import qt
@@ -45,8 +37,8 @@ except ImportError:  # headless import (slicer-core) for the tests of the widget
     qt = None
 
     class _Stub:
-        def __init__(self, *args, **kwargs) -> None:
-            pass
+        def __init__(self, parent=None, *args, **kwargs) -> None:
+            self.parent = parent
 
     ScriptedLoadableModule = type("ScriptedLoadableModule", (_Stub,), {})
     ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (_Stub,), {})
@@ -55,6 +47,23 @@ except ImportError:  # headless import (slicer-core) for the tests of the widget
 
     def parameterNodeWrapper(cls):
         return cls
+
+
+#: the path fields; bound by hand (not with SlicerParameterName): ctkPathLineEdit emits currentPathChanged only
+#: for text matching its name filters, so a cleared field would never reach the parameter node, and the
+#: wrapper's pathlib.Path connector shows an unset path as "." (CTK ctkPathLineEdit::updateHasValidInput,
+#: Slicer parameterNodeWrapper/guiConnectors.py ctkPathLineEditToPathConnector)
+PATH_FIELDS = {
+    "parameterFile": "parameterFilePathLineEdit",
+    "stage1Model": "stage1ModelPathLineEdit",
+    "stage2Model": "stage2ModelPathLineEdit",
+}
+
+
+def _path(pn, name: str) -> str:
+    """A path parameter as text; '' when unset (also '.', what older scenes stored for an unset pathlib.Path)."""
+    value = str(getattr(pn, name) or "").strip() if pn is not None else ""
+    return "" if value == "." else value
 
 
 def _resource(relative: str) -> str:
@@ -77,19 +86,48 @@ def _(text: str) -> str:
         return text
 
 
-def ensureRuntimeDependencies(confirm, needRadiomics: bool = True) -> None:
-    """Install the missing packages of Resources/requirements.txt with Slicer's pip once ``confirm`` agreed."""
+def _testing() -> bool:
+    app = getattr(slicer, "app", None)
+    return bool(app is not None and app.testingEnabled())
 
-    def install(missing):
-        try:
-            import slicer.packaging
 
-            slicer.packaging.pip_ensure(missing, prompt_install=False, requester="HER2Radiomics", skip_in_testing=False)
-        except (ImportError, AttributeError):  # Slicer < 5.12
-            slicer.util.pip_install(missing)
+def _slicer_version() -> str | None:
+    app = getattr(slicer, "app", None)
+    return str(app.applicationVersion) if app is not None and hasattr(app, "applicationVersion") else None
 
-    deps.ensure(deps.read_requirements(_resource("requirements.txt")), confirm=confirm, install=install,
-                need_radiomics=needRadiomics)
+
+def installRequirements(missing: list[str]) -> None:
+    """Install requirement strings with the bundled numpy / scipy / SimpleITK pinned (pip constraints file).
+
+    Slicer >= 5.12: ``slicer.packaging.pip_ensure`` (Base/Python/slicer/packaging.py; our own dialog has
+    already asked, so ``prompt_install=False``); Slicer 5.10 has no ``slicer.packaging`` and gets
+    ``slicer.util.pip_install`` with pip's command-line arguments (Base/Python/slicer/util.py).
+    """
+    import importlib
+
+    from HER2RadiomicsLib import deps
+
+    constraints = deps.write_constraints()
+    try:
+        packaging = importlib.import_module("slicer.packaging")
+    except ImportError:
+        packaging = None
+    if packaging is not None and hasattr(packaging, "pip_ensure"):
+        packaging.pip_ensure(list(missing), constraints=str(constraints), prompt_install=False,
+                             requester="HER2Radiomics", skip_in_testing=True)
+    else:  # Slicer 5.10
+        slicer.util.pip_install(["-c", str(constraints), *missing])
+
+
+def ensureRuntimeDependencies(confirm, needRadiomics: bool = True, testing: bool | None = None) -> None:
+    """Install the missing packages of Resources/requirements.txt with Slicer's pip once ``confirm`` agreed.
+
+    In testing mode nothing is installed (``deps.DependenciesSkipped`` names what is missing).
+    """
+    from HER2RadiomicsLib import deps
+
+    deps.ensure(deps.read_requirements(_resource("requirements.txt")), confirm=confirm, install=installRequirements,
+                need_radiomics=needRadiomics, testing=_testing() if testing is None else testing)
 
 
 #
@@ -106,12 +144,19 @@ class HER2Radiomics(ScriptedLoadableModule):
             "Stage-wise prediction of HER2 status (positive / low / zero) from intratumoral and 1/3/5 mm peritumoral "
             "DCE-MRI radiomics (Gao et al., BMC Cancer 2026). Segment the lesion, generate the shells, check the air and "
             "pectoralis exclusions, extract features, predict, save the QA session. "
+            "Supported: 3D Slicer 5.10 and 5.12. "
             "<b>Research software, not for clinical use.</b> See docs/user_guide.md."
         )
         self.parent.acknowledgementText = _(
             "Method: Gao Y, Gong J, et al. BMC Cancer 26(1), 2026, doi:10.1186/s12885-026-15688-x. "
             "Features: pyradiomics (van Griethuysen et al., Cancer Res 2017) via SlicerRadiomics."
         )
+        from HER2RadiomicsLib.deps import slicer_version_message
+
+        self.versionMessage = slicer_version_message(_slicer_version())
+        if self.versionMessage:
+            logging.error(self.versionMessage)
+            self.parent.helpText = f"<b>{self.versionMessage}</b><br>" + self.parent.helpText
         if qt is not None and pathlib.Path(_resource("Icons/HER2Radiomics.png")).is_file():
             self.parent.icon = qt.QIcon(_resource("Icons/HER2Radiomics.png"))
 
@@ -120,7 +165,7 @@ class HER2Radiomics(ScriptedLoadableModule):
 
 
 #
-# Parameter node (widgets carry the SlicerParameterName property in the .ui)
+# Parameter node (widgets carry the SlicerParameterName property in the .ui; PATH_FIELDS are bound by hand)
 #
 @parameterNodeWrapper
 class HER2RadiomicsParameterNode:
@@ -129,10 +174,10 @@ class HER2RadiomicsParameterNode:
     caseId: str = "case"
     distances: str = "1 3 5"
     autoExclusions: bool = True
-    parameterFile: pathlib.Path
+    parameterFile: str = ""
     runInBackground: bool = True
-    stage1Model: pathlib.Path
-    stage2Model: pathlib.Path
+    stage1Model: str = ""
+    stage2Model: str = ""
     sessionDirectory: pathlib.Path
 
 
@@ -164,7 +209,11 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
+        self._jobInputs = None
         self._timer = None
+        self._editorNode = None
+        self._updatingPaths = False
+        self._autoParameterFile = None   # the parameter file the panel chose for the card (the user's choice wins)
 
     def resourcePath(self, filename: str) -> str:
         return _resource(filename)
@@ -179,10 +228,13 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.logic = HER2RadiomicsLogic()
         self.logic.core.undo_stack = EditorUndo(self.ui.segmentEditorWidget)
-        self._editorNode = None
         self._setupEditorNode()
 
-        self.ui.clinicalUseLabel.text = _("Research software: not for clinical use.")
+        from HER2RadiomicsLib.deps import slicer_version_message
+
+        version_message = slicer_version_message(_slicer_version())
+        self.ui.clinicalUseLabel.text = (f"{version_message} " if version_message else "") + _(
+            "Research software: not for clinical use.")
         self.ui.extractProgressBar.setRange(0, 100)
         self.ui.extractProgressBar.value = 0
         self._timer = qt.QTimer()
@@ -191,6 +243,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndImportEvent, self.onSceneEndImport)
 
         # The selectors are not connected to onInputsChanged directly: their currentNodeChanged reaches this
         # slot before the parameter node's GUI connector has stored the new node (connectGui runs later,
@@ -206,23 +259,28 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.applyExclusionsButton.connect("clicked(bool)", self.onGenerateShells)
         self.ui.extractButton.connect("clicked(bool)", self.onExtract)
         self.ui.predictButton.connect("clicked(bool)", self.onPredict)
-        self.ui.stage1ModelPathLineEdit.connect("currentPathChanged(QString)", self.onModelChanged)
         self.ui.saveSessionButton.connect("clicked(bool)", self.onSaveSession)
+        for param, widgetName in PATH_FIELDS.items():
+            widget = getattr(self.ui, widgetName)
+            widget.connect("currentPathChanged(QString)", lambda path, p=param: self.onPathEdited(p))
+            widget.connect("validInputChanged(bool)", lambda valid, p=param: self.onPathEdited(p))
 
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._job is not None:
-            self._job.cancel()
+        self._cancelJob(wait=True)
         if self._timer is not None:
             self._timer.stop()
         self.removeObservers()
 
     def _setupEditorNode(self) -> None:
         """The module's own segment editor node ('allow overlap'), observed so that the mode stays so."""
+        node = self.logic.core.segment_editor_node()
+        if node is self._editorNode:
+            return
         if self._editorNode is not None:
             self.removeObserver(self._editorNode, vtk.vtkCommand.ModifiedEvent, self.onEditorNodeModified)
-        self._editorNode = self.logic.core.segment_editor_node()
+        self._editorNode = node
         self.ui.segmentEditorWidget.setMRMLSegmentEditorNode(self._editorNode)
         self.addObserver(self._editorNode, vtk.vtkCommand.ModifiedEvent, self.onEditorNodeModified)
 
@@ -239,6 +297,9 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
 
     def onSceneStartClose(self, caller, event) -> None:
+        """The case is being closed: stop its extraction and forget its results before the next case loads."""
+        self._cancelJob()
+        self._resetResults()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -246,25 +307,34 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.parent.isEntered:
             self.initializeParameterNode()
 
+    def onSceneEndImport(self, caller, event) -> None:
+        """A loaded scene may bring its own editor node: keep the module's singleton and its overlap mode."""
+        self._setupEditorNode()
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
     def initializeParameterNode(self) -> None:
+        from HER2RadiomicsLib.logic import default_model_cards, default_session_folder
+
         self.setParameterNode(self.logic.getParameterNode())
         pn = self._parameterNode
         if not pn.inputVolume:
             pn.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-        if not str(pn.stage1Model) or str(pn.stage1Model) == ".":
+        if not _path(pn, "stage1Model"):
             cards = default_model_cards()
             if "stage1" in cards:
-                pn.stage1Model = cards["stage1"]
+                pn.stage1Model = str(cards["stage1"])
             if "stage2" in cards:
-                pn.stage2Model = cards["stage2"]
-        if not str(pn.sessionDirectory) or str(pn.sessionDirectory) == ".":
-            pn.sessionDirectory = pathlib.Path(tempfile.gettempdir()) / "HER2Radiomics"
+                pn.stage2Model = str(cards["stage2"])
+        if str(pn.sessionDirectory) in ("", "."):
+            pn.sessionDirectory = default_session_folder()
         self.onModelChanged()
 
     def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
+            if self.hasObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged):
+                self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
@@ -273,6 +343,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ---------------------------------------------------------------- helpers
     def _inputs(self):
+        from HER2RadiomicsLib.logic import parse_distances
+
         pn = self._parameterNode
         volume, seg = pn.inputVolume, pn.segmentation
         if volume is None:
@@ -292,12 +364,27 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             needRadiomics=needRadiomics,
         )
 
+    def _clearStaleResults(self) -> None:
+        """After a step that changed the lesion or an exclusion the logic dropped its features: so does the panel."""
+        core = self.logic.core
+        if core.state.features is None:
+            ui = self.ui
+            for label in (ui.pPositiveLabel, ui.pLowLabel, ui.pZeroLabel, ui.stage1CallLabel, ui.stage2CallLabel):
+                label.text = "-"
+            ui.featuresTableView.setMRMLTableNode(None)
+            ui.contributionsTableView.setMRMLTableNode(None)
+            if ui.extractProgressBar.value == 100:
+                ui.extractProgressBar.value = 0
+                ui.extractStatusLabel.text = _("Segments changed: extract the features again.")
+
     def _showRegions(self) -> None:
+        self._clearStaleResults()
         core = self.logic.core
         self.ui.regionStatsTableView.setMRMLTableNode(core.region_stats_table())
         self.ui.warningsTextEdit.setPlainText("\n".join(core.state.warnings) or _("No warnings."))
         states = ", ".join(f"{k}: {v}" for k, v in core.state.exclusion_states.items())
-        self.ui.shellsStatusLabel.text = _("Shells") + f" {', '.join(core.state.regions.shell_names)} ({states})"
+        shells = ", ".join(core.state.regions.shell_names) if core.state.regions is not None else ""
+        self.ui.shellsStatusLabel.text = _("Shells") + f" {shells} ({states})"
 
     def _selectSegment(self, name: str) -> None:
         from HER2RadiomicsLib import mrml_bridge
@@ -306,8 +393,35 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if seg is not None:
             self.ui.segmentEditorWidget.setCurrentSegmentID(mrml_bridge.segment_id(seg, name))
 
+    def _cancelJob(self, wait: bool = False) -> None:
+        job, self._job, self._jobInputs = self._job, None, None
+        if job is not None:
+            job.cancel(wait=wait, cleanup=True)  # the job folder goes once its process group has ended
+        if self._timer is not None:
+            self._timer.stop()
+        if getattr(self, "ui", None) is not None:
+            self.ui.extractButton.text = _("Extract features")
+
+    def _resetResults(self, message: str = "") -> None:
+        """Forget the results and clear everything the panel shows of them."""
+        if self.logic is not None:
+            self.logic.core.reset()
+        ui = self.ui
+        for label in (ui.pPositiveLabel, ui.pLowLabel, ui.pZeroLabel, ui.stage1CallLabel, ui.stage2CallLabel):
+            label.text = "-"
+        ui.gdiStage1Label.text = ui.gdiStage2Label.text = ""
+        ui.extractProgressBar.value = 0
+        ui.extractStatusLabel.text = message
+        ui.shellsStatusLabel.text = ""
+        ui.sessionStatusLabel.text = ""
+        ui.warningsTextEdit.setPlainText("")
+        for view in (ui.featuresTableView, ui.regionStatsTableView, ui.contributionsTableView):
+            view.setMRMLTableNode(None)
+
     # ---------------------------------------------------------------- reactions
     def onEditorNodeModified(self, caller=None, event=None) -> None:
+        from HER2RadiomicsLib.logic import enforce_overlap_mode
+
         if enforce_overlap_mode(self._editorNode):
             slicer.util.showStatusMessage(_("HER2Radiomics keeps 'Allow overlap': editing never erases other segments."), 4000)
 
@@ -315,29 +429,72 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         pn = self._parameterNode
         if pn is None:
             return
-        self.ui.segmentEditorWidget.setSegmentationNode(pn.segmentation)
-        self.ui.segmentEditorWidget.setSourceVolumeNode(pn.inputVolume)
+        if self.ui.segmentEditorWidget.segmentationNode() is not pn.segmentation:
+            self.ui.segmentEditorWidget.setSegmentationNode(pn.segmentation)
+        # the editor takes a source volume only once it has a segmentation (vtkSlicerSegmentEditorLogic::
+        # SetSourceVolumeNode logs an error otherwise)
+        if pn.segmentation is not None and self.ui.segmentEditorWidget.sourceVolumeNode() is not pn.inputVolume:
+            self.ui.segmentEditorWidget.setSourceVolumeNode(pn.inputVolume)
         ready = pn.inputVolume is not None
         for button in (self.ui.prepareSegmentationButton, self.ui.generateShellsButton, self.ui.detectAirButton,
                        self.ui.detectPectoralisButton, self.ui.applyExclusionsButton, self.ui.extractButton):
             button.enabled = ready
+        selected = (pn.inputVolume.GetID() if pn.inputVolume else None, pn.segmentation.GetID() if pn.segmentation else None)
+        inputs = self.logic.core.state.inputs or (self._jobInputs[0] if self._jobInputs else None)
+        if inputs is not None and selected != (inputs.volume_id, inputs.segmentation_id):
+            # another image or segmentation: the results on screen (and a running job) belong to the previous one
+            self._cancelJob()
+            self._resetResults(_("Inputs changed: results cleared."))
+        self._updatePathWidgets()
+        where = _("Sessions are saved in {folder}").format(folder=pathlib.Path(str(pn.sessionDirectory)) / (pn.caseId or "case"))
+        self.ui.sessionStatusLabel.toolTip = where
+        if not self.ui.sessionStatusLabel.text or self.ui.sessionStatusLabel.text.startswith(_("Sessions are saved in")):
+            self.ui.sessionStatusLabel.text = where
+
+    def _updatePathWidgets(self) -> None:
+        """Parameter node -> path fields (an unset path is an empty field, never '.')."""
+        pn = self._parameterNode
+        self._updatingPaths = True
+        try:
+            for param, widgetName in PATH_FIELDS.items():
+                widget = getattr(self.ui, widgetName)
+                value = _path(pn, param)
+                if widget.currentPath != value:
+                    widget.currentPath = value
+        finally:
+            self._updatingPaths = False
+
+    def onPathEdited(self, param: str) -> None:
+        """Path field -> parameter node, also when the field was cleared (no currentPathChanged then)."""
+        pn = self._parameterNode
+        if pn is None or self._updatingPaths:
+            return
+        text = str(getattr(self.ui, PATH_FIELDS[param]).currentPath or "").strip()
+        if text != _path(pn, param):
+            setattr(pn, param, text)
+        if param == "stage1Model":
+            self.onModelChanged()
 
     def onModelChanged(self, *args) -> None:
-        import json
+        """Show the stage-1 card's intended use (or why it is refused) and pick its parameter file."""
+        from HER2RadiomicsLib.logic import card_notice, parameter_file_for_card, read_model_card
 
-        path = self.ui.stage1ModelPathLineEdit.currentPath  # the widget, which may be ahead of the parameter node
-        card = None
-        try:
-            card = json.loads(pathlib.Path(path).read_text(encoding="utf-8")) if path and pathlib.Path(path).is_file() else None
-        except (OSError, ValueError):
-            card = None
-        notice = card_notice(card)
-        self.ui.modelNoticeLabel.text = f"<b>{notice}</b>"
         pn = self._parameterNode
-        if card is not None and pn is not None and str(pn.parameterFile) in ("", "."):
-            matching = parameter_file_for_card(card)  # extract with the parameter file the model was trained with
+        path = _path(pn, "stage1Model")
+        card, refused = read_model_card(path) if path else (None, None)
+        if refused:
+            self.ui.modelNoticeLabel.text = "<b>" + _("Model card refused: {reason}").format(reason=refused) + "</b>"
+            return
+        self.ui.modelNoticeLabel.text = f"<b>{card_notice(card)}</b>"
+        current = _path(pn, "parameterFile") if pn is not None else ""
+        if card is not None and pn is not None and (not current or current == self._autoParameterFile):
+            # extract with the parameter file the model was trained with: by the name the card records before
+            # PyYAML / pyradiomics are installed, by the card's parameter hash once they are (re-checked here)
+            matching = parameter_file_for_card(card)
             if matching is not None:
-                pn.parameterFile = matching
+                self._autoParameterFile = str(matching)
+                if str(matching) != current:
+                    pn.parameterFile = str(matching)
 
     def onPrepareSegmentation(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to prepare the segmentation."), waitCursor=True):
@@ -356,13 +513,15 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onUndo(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Undo failed."), waitCursor=True):
-            self.logic.core.undo(self._parameterNode.segmentation)
+            if self.logic.core.undo(self._parameterNode.segmentation) and self.logic.core.state.regions is not None:
+                self._showRegions()
 
     def onDetect(self, name: str) -> None:
         with slicer.util.tryWithErrorDisplay(_("Automatic detection failed."), waitCursor=True):
             volume, seg = self._inputs()
             self.onInputsChanged()
             notes = self.logic.core.detect_exclusion(volume, seg, name)
+            self._clearStaleResults()
             self.ui.exclusionNotesLabel.text = f"{name}: " + ("; ".join(notes) or _("detected"))
             self._selectSegment(name)
 
@@ -380,12 +539,18 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onExtract(self) -> None:
         if self._job is not None:  # the button is 'Cancel' while running
-            self._job.cancel()
+            self._cancelJob()
+            self.ui.extractProgressBar.value = 0
+            self.ui.extractStatusLabel.text = _("Cancelled.")
             return
         with slicer.util.tryWithErrorDisplay(_("Feature extraction failed."), waitCursor=True):
+            from HER2RadiomicsLib import runner
+            from HER2RadiomicsLib.logic import input_key
+
             self._ensureDependencies(needRadiomics=True)
+            self.onModelChanged()  # the card's parameter file, now checked by its hash (PyYAML is installed)
             volume, seg = self._inputs()
-            params = str(self._parameterNode.parameterFile) if str(self._parameterNode.parameterFile) not in ("", ".") else None
+            params = _path(self._parameterNode, "parameterFile") or None
             core = self.logic.core
             if not self._parameterNode.runInBackground:
                 self.ui.extractStatusLabel.text = _("Extracting (Slicer is busy)...")
@@ -394,9 +559,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self._featuresDone()
                 return
             image, regions = core.feature_regions(volume, seg)
-            core.state.regions = regions
+            self._jobInputs = (input_key(volume, seg), regions, params)
             self._job = runner.BackgroundJob(runner.prepare_job(image, regions.feature_masks(), params)).start()
-            self._jobParams = params
             self.ui.extractButton.text = _("Cancel")
             self.ui.extractProgressBar.value = 0
             self.ui.extractStatusLabel.text = _("Started in a background process...")
@@ -413,20 +577,25 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if job.running:
             return
         self._timer.stop()
-        self._job = None
+        key, regions, params = self._jobInputs
+        self._job, self._jobInputs = None, None
         self.ui.extractButton.text = _("Extract features")
-        if job.cancelled:
-            job.cleanup()
-            self.ui.extractProgressBar.value = 0
-            self.ui.extractStatusLabel.text = _("Cancelled.")
-            return
         with slicer.util.tryWithErrorDisplay(_("Feature extraction failed."), waitCursor=False):
             try:
                 out = job.result()
             finally:
                 job.cleanup()
+            from HER2RadiomicsLib.logic import STALE_RESULTS, input_key
+
+            pn = self._parameterNode
+            now = input_key(pn.inputVolume, pn.segmentation) if pn is not None else None
+            if now != key:  # the inputs changed while the worker ran: its numbers are not this case's
+                self.ui.extractProgressBar.value = 0
+                self.ui.extractStatusLabel.text = _("Discarded: ") + STALE_RESULTS.format(
+                    was=f"'{key.volume_name}'", now=f"'{now.volume_name if now else None}'")
+                return
             core = self.logic.core
-            core.set_features(out["features"], self._jobParams, out.get("parameter_hash"), out.get("info"), core.state.regions)
+            core.set_features(out["features"], params, out.get("parameter_hash"), out.get("info"), regions, inputs=key)
             self._featuresDone()
 
     def _featuresDone(self) -> None:
@@ -436,12 +605,28 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.extractStatusLabel.text = _("{n} features").format(n=len(core.state.features or {}))
         self._showRegions()
 
+    def _plotViewNode(self):
+        """The panel's own plot view, owned by the module's editor node so the layout manager leaves it alone
+        (qMRMLLayoutManager builds a view widget for every view node without a parent layout node)."""
+        viewNode = slicer.mrmlScene.GetSingletonNode("HER2Radiomics", "vtkMRMLPlotViewNode")
+        if viewNode is None:
+            viewNode = slicer.mrmlScene.CreateNodeByClass("vtkMRMLPlotViewNode")
+            viewNode.UnRegister(None)
+            viewNode.SetLayoutName("HER2Radiomics")  # a view node's layout name is its singleton tag
+            viewNode.SetName("HER2Radiomics plot view")
+            viewNode.SetAndObserveParentLayoutNodeID(self._editorNode.GetID())
+            viewNode = slicer.mrmlScene.AddNode(viewNode)
+        return viewNode
+
     def onPredict(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Prediction failed."), waitCursor=True):
+            from HER2RadiomicsLib.logic import card_notice, gdi_html
+
             self._ensureDependencies(needRadiomics=False)
             pn = self._parameterNode
-            stage2 = str(pn.stage2Model) if str(pn.stage2Model) not in ("", ".") else None
-            res = self.logic.core.predict(str(pn.stage1Model), stage2, case_id=pn.caseId or "case")
+            stage2 = _path(pn, "stage2Model") or None
+            res = self.logic.core.predict(_path(pn, "stage1Model"), stage2, case_id=pn.caseId or "case",
+                                          volume_node=pn.inputVolume, segmentation_node=pn.segmentation)
             row = res.row
 
             def pct(v):
@@ -455,9 +640,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.gdiStage1Label.text = gdi_html(res.gdi.get("stage1", []))
             self.ui.gdiStage2Label.text = gdi_html(res.gdi.get("stage2", []))
             self.ui.contributionsTableView.setMRMLTableNode(res.contributions_node)
-            viewNode = slicer.mrmlScene.GetFirstNodeByName("HER2Radiomics plot view")
-            if viewNode is None:
-                viewNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "HER2Radiomics plot view")
+            viewNode = self._plotViewNode()
             viewNode.SetPlotChartNodeID(res.chart_node.GetID())
             self.ui.contributionsPlotWidget.setMRMLPlotViewNode(viewNode)
             notices = {card_notice(c) for c in res.cards.values()}
@@ -466,6 +649,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSaveSession(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Saving the session failed."), waitCursor=True):
+            from HER2RadiomicsLib import session
+
             volume, seg = self._inputs()
             folder = pathlib.Path(str(self._parameterNode.sessionDirectory)) / (self._parameterNode.caseId or "case")
             audit = session.save_session(folder, self.logic.core, volume, seg)
@@ -480,6 +665,8 @@ class HER2RadiomicsLogic(ScriptedLoadableModuleLogic):
     """Slicer-side logic: the parameter node; all computation is in ``HER2RadiomicsLib.logic`` (``self.core``)."""
 
     def __init__(self) -> None:
+        from HER2RadiomicsLib.logic import HER2RadiomicsLogic as CoreLogic
+
         ScriptedLoadableModuleLogic.__init__(self)
         self.core = CoreLogic()
 
@@ -491,22 +678,39 @@ class HER2RadiomicsLogic(ScriptedLoadableModuleLogic):
 # Test
 #
 class HER2RadiomicsTest(ScriptedLoadableModuleTest):
-    """Whole workflow on a generated phantom (HER2RadiomicsLib.selftest.run_workflow, also run headless by pytest)."""
+    """Whole workflow on a generated phantom (HER2RadiomicsLib.selftest.run_workflow, also run headless by pytest).
+
+    On the extension build servers (testing mode) nothing is installed: when PyYAML / pandas / pyradiomics
+    are missing, the part that needs only Slicer's bundled packages runs (segments, shells, exclusions,
+    erase, undo, session) and the feature / prediction steps are skipped with a message.
+    HER2RADIOMICS_TEST_PYTHONPATH (set by CMakeLists.txt to SlicerRadiomics' build tree) is added to sys.path.
+    """
 
     def setUp(self):
         slicer.mrmlScene.Clear()
+        for extra in filter(None, os.environ.get("HER2RADIOMICS_TEST_PYTHONPATH", "").split(os.pathsep)):
+            if extra not in sys.path:
+                sys.path.append(extra)
 
     def runTest(self):
         self.setUp()
         self.test_HER2Radiomics_workflow()
 
     def test_HER2Radiomics_workflow(self):
+        from HER2RadiomicsLib.deps import DependenciesSkipped
         from HER2RadiomicsLib.selftest import run_workflow
 
         self.delayDisplay("Starting the HER2Radiomics workflow test")
-        ensureRuntimeDependencies(confirm=lambda question: True)  # a test run installs what it needs
-        result = run_workflow(say=self.delayDisplay, scene=slicer.mrmlScene, app_logic=slicer.app.applicationLogic())
-        self.assertGreater(result["n_features"], 100)
+        full = True
+        try:
+            ensureRuntimeDependencies(confirm=lambda question: True)  # outside testing mode: installs what is missing
+        except DependenciesSkipped as exc:
+            full = False
+            self.delayDisplay(f"{exc}: running the part that needs only Slicer's bundled packages")
+        result = run_workflow(say=self.delayDisplay, scene=slicer.mrmlScene, app_logic=slicer.app.applicationLogic(),
+                              full=full)
         self.assertGreater(result["regained_voxels"], 0)
         self.assertIn("not for clinical use", result["audit"]["intended_use"].lower())
+        if full:
+            self.assertGreater(result["n_features"], 100)
         self.delayDisplay("Test passed")

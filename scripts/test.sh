@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up (first run only) and run the lint + test suite. Extra arguments go to pytest.
+# Set up (first run only) and run the lint + test suite. Extra arguments go to pytest (and skip the
+# fresh-Slicer lane, scripts/fresh_slicer_lane.sh; HER2_SKIP_FRESH_SLICER=1 skips it too).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
@@ -12,4 +13,16 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
     || echo "[setup] chromium could not be installed; browser tests will skip" >&2
 fi
 ruff check HER2Radiomics Testing benchmarks
-exec python -m pytest "$@"
+if [ "$#" -gt 0 ] || [ "${HER2_SKIP_FRESH_SLICER:-0}" = "1" ]; then
+  exec python -m pytest "$@"
+fi
+# The fresh-Slicer lane (Python 3.12 with only what Slicer 5.12 / 5.10 bundles; skips with a reason without
+# Python 3.12), then the main suite, so that pytest's closing line is the main suite's.
+lane=0
+bash "$ROOT/scripts/fresh_slicer_lane.sh" || lane=$?
+python -m pytest && main=0 || main=$?
+if [ "$lane" -ne 0 ]; then
+  echo "error: the fresh-Slicer lane failed (bash scripts/fresh_slicer_lane.sh)" >&2
+  exit "$lane"
+fi
+exit "$main"

@@ -14,15 +14,23 @@ features from ``her2radiomics.features.extract_case`` and predictions from
   (``vtkSegmentationHistory``, the mechanism of Slicer's Segment Editor; in the GUI the editor
   widget's own history is used so that its Undo button covers these steps too);
 * results as ``vtkMRMLTableNode`` (features, predictions, contributions, region statistics) and the
-  contributions bar chart as ``vtkMRMLPlotSeriesNode`` + ``vtkMRMLPlotChartNode``.
+  contributions bar chart as ``vtkMRMLPlotSeriesNode`` + ``vtkMRMLPlotChartNode``;
+* results are tied to the nodes they were computed from (:class:`InputKey`: volume and segmentation
+  node ids plus a digest of the voxels they hold): predicting or saving with other inputs is refused
+  with one message instead of showing one patient's numbers under another's name.
+
+Importing this module loads numpy and SimpleITK (bundled with Slicer) and nothing Slicer does not
+bundle: PyYAML, pandas and pyradiomics are imported only by the steps that need them, after the
+panel's dependency prompt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-import json
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +47,7 @@ from . import mrml_bridge, segments
 log = logging.getLogger(__name__)
 
 TABLE_PREFIX = "HER2Radiomics"
+EDITOR_SINGLETON_TAG = "HER2Radiomics"
 REGION_STAT_COLUMNS = (
     "region", "voxels", "volume_mm3", "excluded_mm3", "excluded_air_mm3", "excluded_pectoralis_mm3", "clipped_mm3",
 )
@@ -124,9 +133,53 @@ class PredictionResult:
     chart_node: Any = None
 
 
+@dataclass(frozen=True)
+class InputKey:
+    """The inputs a result was computed from: node ids and a digest of their content."""
+
+    volume_id: str | None
+    segmentation_id: str | None
+    stamp: str
+    volume_name: str = ""
+
+    def same_nodes(self, other: InputKey | None) -> bool:
+        return other is not None and (self.volume_id, self.segmentation_id) == (other.volume_id, other.segmentation_id)
+
+
+def input_key(volume_node, segmentation_node) -> InputKey:
+    """Ids of the two nodes and a digest (BLAKE2b) of the image voxels + geometry and of the lesion / air /
+    pectoralis segments: exactly what ``build_regions`` and the features are computed from."""
+    from her2radiomics.regions import EXCLUSIONS
+
+    h = hashlib.blake2b(digest_size=16)
+    if volume_node is not None:
+        img = mrml_bridge.image_from_volume_node(volume_node)
+        h.update(repr((img.GetSize(), img.GetSpacing(), img.GetOrigin(), img.GetDirection(), img.GetPixelIDValue())).encode())
+        h.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(img)).tobytes())
+        if segmentation_node is not None:
+            for name in (segments.LESION, *EXCLUSIONS):
+                h.update(name.encode())
+                if mrml_bridge.segment_id(segmentation_node, name):
+                    m = mrml_bridge.mask_from_segment(segmentation_node, name, volume_node)
+                    h.update(np.packbits(sitk.GetArrayViewFromImage(m).astype(bool)).tobytes())
+    return InputKey(
+        volume_node.GetID() if volume_node is not None else None,
+        segmentation_node.GetID() if segmentation_node is not None else None,
+        h.hexdigest(),
+        volume_node.GetName() if volume_node is not None else "",
+    )
+
+
+#: the one message shown when results belong to other inputs than the ones selected
+STALE_RESULTS = (
+    "the results shown were computed from {was}, not from the image and segmentation selected now ({now}); "
+    "press Extract features to compute them for the selected case"
+)
+
+
 @dataclass
 class SessionState:
-    """What the panel accumulated (saved by ``session.save_session``)."""
+    """What the panel accumulated (saved by ``session.save_session``), and the inputs it belongs to."""
 
     case_id: str = "case"
     distances: tuple[float, ...] = (1.0, 3.0, 5.0)
@@ -140,6 +193,10 @@ class SessionState:
     features_info: dict[str, Any] = field(default_factory=dict)
     prediction: PredictionResult | None = None
     warnings: list[str] = field(default_factory=list)
+    inputs: InputKey | None = None            # what regions / features / prediction were computed from
+
+    def has_results(self) -> bool:
+        return self.regions is not None or bool(self.features) or self.prediction is not None
 
 
 class HER2RadiomicsLogic:
@@ -149,6 +206,59 @@ class HER2RadiomicsLogic:
         self._scene = scene
         self.undo_stack: UndoStack = undo or SegmentationUndo()
         self.state = SessionState()
+        self._undo_states: list[dict[str, Any]] = []   # module state before each undoable step
+
+    # ---------------------------------------------------------------- results <-> inputs
+    def reset(self) -> None:
+        """Forget every result (scene closed, another case): keeps only the shell settings."""
+        keep = {"distances": self.state.distances, "auto_exclusions": self.state.auto_exclusions}
+        self.state = SessionState(**keep)
+        self._undo_states.clear()
+
+    def results_match(self, volume_node, segmentation_node, key: InputKey | None = None) -> bool:
+        """True when there are no results, or they were computed from these nodes with this content."""
+        st = self.state
+        if not st.has_results() or st.inputs is None:
+            return True
+        key = key or input_key(volume_node, segmentation_node)
+        return key == st.inputs
+
+    def check_inputs(self, volume_node, segmentation_node) -> None:
+        """UserError (one line) when the results belong to other nodes or other content than these."""
+        st = self.state
+        if not st.has_results() or st.inputs is None:
+            return
+        key = input_key(volume_node, segmentation_node)
+        if key == st.inputs:
+            return
+        was = f"'{st.inputs.volume_name or st.inputs.volume_id}'"
+        now = f"'{key.volume_name or key.volume_id}'"
+        if key.same_nodes(st.inputs):
+            was += " before its image or lesion/exclusion segments changed"
+        raise UserError(STALE_RESULTS.format(was=was, now=now))
+
+    def _bind(self, key: InputKey) -> None:
+        """Results now come from ``key``: anything computed from other inputs is dropped first."""
+        if self.state.inputs is not None and key != self.state.inputs:
+            self.state.features, self.state.prediction = None, None
+            self.state.parameter_file = self.state.parameter_hash = None
+            self.state.features_info = {}
+        self.state.inputs = key
+
+    def _save_undo(self, segmentation_node) -> None:
+        """Snapshot the module state with the segments, so that undo restores both."""
+        import copy
+
+        st = self.state
+        self._undo_states.append({
+            "regions": st.regions, "exclusion_states": dict(st.exclusion_states),
+            "exclusion_notes": copy.deepcopy(st.exclusion_notes), "warnings": list(st.warnings),
+            "distances": st.distances, "auto_exclusions": st.auto_exclusions, "inputs": st.inputs,
+            "features": st.features, "prediction": st.prediction, "parameter_file": st.parameter_file,
+            "parameter_hash": st.parameter_hash, "features_info": st.features_info,
+        })
+        del self._undo_states[:-20]
+        self.undo_stack.save_state(segmentation_node)
 
     # ---------------------------------------------------------------- scene / nodes
     @property
@@ -176,11 +286,19 @@ class HER2RadiomicsLogic:
         return segmentation_node
 
     def segment_editor_node(self, segmentation_node=None, volume_node=None):
-        """The module's own segment editor node, in 'allow overlap' mode (editing never erases other segments)."""
-        name = f"{TABLE_PREFIX} segment editor"
-        node = self.scene.GetFirstNodeByName(name)
-        if node is None or not node.IsA("vtkMRMLSegmentEditorNode"):
-            node = self.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", name)
+        """The module's own segment editor node, in 'allow overlap' mode (editing never erases other segments).
+
+        A singleton node (tag ``HER2Radiomics``), as Slicer's Segment Editor module keeps its own
+        (Modules/Scripted/SegmentEditor/SegmentEditor.py ``selectParameterNode``): loading a scene saved
+        with it merges into the existing node instead of adding a second one.
+        """
+        node = self.scene.GetSingletonNode(EDITOR_SINGLETON_TAG, "vtkMRMLSegmentEditorNode")
+        if node is None:
+            node = self.scene.CreateNodeByClass("vtkMRMLSegmentEditorNode")
+            node.UnRegister(None)  # CreateNodeByClass returns a new reference (as SegmentEditor.py does)
+            node.SetSingletonTag(EDITOR_SINGLETON_TAG)
+            node.SetName(f"{TABLE_PREFIX} segment editor")
+            node = self.scene.AddNode(node)
         enforce_overlap_mode(node)
         if segmentation_node is not None and node.GetSegmentationNode() is not segmentation_node:
             node.SetAndObserveSegmentationNode(segmentation_node)
@@ -236,10 +354,12 @@ class HER2RadiomicsLogic:
         else:
             reach = max(self.state.distances) if self.state.distances else 5.0
             res = exclusions.detect_pectoralis(image, lesion_arg, reach_mm=reach)
-        self.undo_stack.save_state(segmentation_node)
+        self._save_undo(segmentation_node)
         self._write_exclusion(segmentation_node, name, res.mask, "auto")
         self.state.exclusion_states[name] = "auto"
         self.state.exclusion_notes[name] = [str(n) for n in res.notes]
+        if self.state.has_results():
+            self._bind(input_key(volume_node, segmentation_node))  # features of the old exclusion are dropped
         return self.state.exclusion_notes[name]
 
     # ---------------------------------------------------------------- shells
@@ -267,7 +387,7 @@ class HER2RadiomicsLogic:
         user = self.exclusion_masks(volume_node, segmentation_node)
         regions = build_regions(image, lesion, dists, air=user["air"], pectoralis=user["pectoralis"], auto_exclusions=auto)
 
-        self.undo_stack.save_state(segmentation_node)
+        self._save_undo(segmentation_node)
         seg = segmentation_node.GetSegmentation()
         keep = {segments.shell_name(d) for d in dists}
         for i in reversed(range(seg.GetNumberOfSegments())):
@@ -285,15 +405,20 @@ class HER2RadiomicsLogic:
                 self._write_exclusion(segmentation_node, name, regions.masks[name], "none")
             self.state.exclusion_states[name] = segments.exclusion_state(segmentation_node, name, regions.masks[name])
         segments.ensure_segments(segmentation_node, dists)  # names/colours/roles (never voxels)
+        self._bind(input_key(volume_node, segmentation_node))
         self.state.distances, self.state.auto_exclusions, self.state.regions = dists, auto, regions
         self.state.warnings = list(regions.warnings)
         return regions
 
     def undo(self, segmentation_node) -> bool:
-        """Restore the segments as they were before the last shells/exclusions step."""
+        """Restore the segments and the module's regions / exclusion states as before the last step."""
         if segmentation_node is None:
             return False
-        return self.undo_stack.undo(segmentation_node)
+        done = self.undo_stack.undo(segmentation_node)
+        if done and self._undo_states:
+            for k, v in self._undo_states.pop().items():
+                setattr(self.state, k, v)
+        return done
 
     def can_undo(self, segmentation_node) -> bool:
         return segmentation_node is not None and self.undo_stack.can_undo(segmentation_node)
@@ -353,10 +478,16 @@ class HER2RadiomicsLogic:
         image, regions = self.feature_regions(volume_node, segmentation_node, distances)
         info: dict[str, Any] = {}
         values = features.extract_case(image, regions.feature_masks(), params, info=info)
-        self.set_features(values, parameter_file, features.params_hash(params), info, regions)
+        self.set_features(values, parameter_file, features.params_hash(params), info, regions,
+                          inputs=input_key(volume_node, segmentation_node))
         return values
 
-    def set_features(self, values: Mapping[str, float], parameter_file=None, parameter_hash=None, info=None, regions=None):
+    def set_features(self, values: Mapping[str, float], parameter_file=None, parameter_hash=None, info=None, regions=None,
+                     inputs: InputKey | None = None):
+        """Store extracted features; ``inputs`` is the :class:`InputKey` they were computed from."""
+        if inputs is not None:
+            self._bind(inputs)
+        self.state.prediction = None  # a prediction belongs to the features it was computed from
         self.state.features = dict(values)
         self.state.parameter_file = str(parameter_file) if parameter_file else None
         self.state.parameter_hash = parameter_hash
@@ -382,18 +513,25 @@ class HER2RadiomicsLogic:
 
     # ---------------------------------------------------------------- prediction
     def load_card(self, path) -> dict:
-        from her2radiomics.modeling import load_model_card
+        from her2radiomics.modelcard import load_model_card
 
         if not path or not Path(str(path)).is_file():
             raise UserError(f"model card not found: {path}; choose a model card JSON in the Prediction section")
         return load_model_card(str(path))
 
-    def predict(self, stage1_path, stage2_path=None, values: Mapping[str, float] | None = None, case_id: str | None = None) -> PredictionResult:
-        """Stage-wise P(positive)/P(low)/P(zero), calls and contributions into table nodes and a bar chart."""
+    def predict(self, stage1_path, stage2_path=None, values: Mapping[str, float] | None = None, case_id: str | None = None,
+                volume_node=None, segmentation_node=None) -> PredictionResult:
+        """Stage-wise P(positive)/P(low)/P(zero), calls and contributions into table nodes and a bar chart.
+
+        With ``volume_node`` (the panel passes the selected nodes) the stored features must have been
+        computed from those nodes and their current content, else UserError (:data:`STALE_RESULTS`).
+        """
         import pandas as pd
 
         from her2radiomics.prediction import feature_label, predict
 
+        if values is None and volume_node is not None:
+            self.check_inputs(volume_node, segmentation_node)
         values = values if values is not None else self.state.features
         if not values:
             raise UserError("no features yet; run Extract features first")
@@ -562,8 +700,30 @@ def card_notice(card: Mapping[str, Any] | None) -> str:
     return text
 
 
+def default_session_folder() -> Path:
+    """Per-user folder for saved sessions: $HER2RADIOMICS_SESSION_DIR, else ~/Documents/HER2Radiomics sessions
+    (~/HER2Radiomics sessions when there is no Documents folder). Never the shared system temp folder."""
+    env = os.environ.get("HER2RADIOMICS_SESSION_DIR")
+    if env:
+        return Path(env).expanduser()
+    home = Path.home()
+    docs = home / "Documents"
+    return (docs if docs.is_dir() else home) / "HER2Radiomics sessions"
+
+
+def read_model_card(path) -> tuple[dict | None, str | None]:
+    """(card, None) for a valid card, (None, reason) for a refused one: only through
+    ``her2radiomics.modelcard.load_model_card``, the one validated loader (checksum, schema)."""
+    from her2radiomics.modelcard import load_model_card
+
+    try:
+        return load_model_card(str(path)), None
+    except UserError as exc:
+        return None, str(exc)
+
+
 def default_model_cards(models_dir: Path | None = None) -> dict[str, Path]:
-    """The shipped demo cards in Resources/Models, by task ('stage1', 'stage2')."""
+    """The shipped demo cards in Resources/Models, by task ('stage1', 'stage2'); refused cards are skipped."""
     from her2radiomics.resources import resources_dir
 
     try:
@@ -572,36 +732,54 @@ def default_model_cards(models_dir: Path | None = None) -> dict[str, Path]:
         return {}
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            task = json.loads(path.read_text(encoding="utf-8")).get("task")
-        except (OSError, ValueError, AttributeError):
+        card, _refused = read_model_card(path)
+        if card is None:
             continue
+        task = card.get("task")
         if task in ("stage1", "stage2") and task not in found:
             found[task] = path
     return found
 
 
-def parameter_file_for_card(card: Mapping[str, Any] | str | Path, folder: Path | None = None) -> Path | None:
-    """The shipped pyradiomics parameter file a model card was trained with (matched by parameter hash).
+def features_importable() -> bool:
+    """True when the parameter files can be read and checked here (PyYAML and pyradiomics installed)."""
+    from .deps import module_available
 
-    Cards record ``provenance.parameter_file_hash`` (``features.params_hash``); the first file of
-    Resources/Parameters with that hash is returned, None when there is none (or the card has no hash).
+    return all(module_available(m) for m in ("yaml", "radiomics"))
+
+
+def parameter_file_for_card(card: Mapping[str, Any] | str | Path, folder: Path | None = None,
+                            verify: bool | None = None) -> Path | None:
+    """The shipped pyradiomics parameter file a model card was trained with.
+
+    Cards record ``provenance.parameter_file_hash`` (``features.params_hash``) and the file's name
+    (``provenance.parameter_file``). With PyYAML and pyradiomics installed (``verify``, default: when
+    importable) the first file of Resources/Parameters with that hash is returned. Before they are
+    installed (a fresh Slicer, before the dependency prompt) nothing is imported: the file named by the
+    card is returned when it exists, and the hash is checked later (the features carry their parameter
+    hash and ``predict`` refuses a card trained with another one). None when nothing matches. Cards are
+    read through ``modelcard.load_model_card`` (a refused card gives None).
     """
-    from her2radiomics.features import load_params, params_hash
     from her2radiomics.resources import resources_dir
 
     if not isinstance(card, Mapping):
-        try:
-            card = json.loads(Path(card).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        card, _refused = read_model_card(card)
+        if card is None:
             return None
-    want = (card.get("provenance") or {}).get("parameter_file_hash") if isinstance(card, Mapping) else None
+    prov = card.get("provenance") or {}
+    want = prov.get("parameter_file_hash")
     if not want:
         return None
     try:
         folder = Path(folder) if folder else resources_dir() / "Parameters"
     except UserError:
         return None
+    if not (features_importable() if verify is None else verify):
+        named = prov.get("parameter_file")
+        path = folder / Path(str(named)).name if named else None
+        return path if path is not None and path.is_file() else None
+    from her2radiomics.features import load_params, params_hash
+
     for path in sorted(folder.glob("*")):
         if path.suffix.lower() not in (".yaml", ".yml", ".json"):
             continue

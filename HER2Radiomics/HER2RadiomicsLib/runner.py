@@ -4,7 +4,11 @@
 :class:`BackgroundJob` starts ``python -m HER2RadiomicsLib.extract_worker JOBDIR`` with
 ``subprocess.Popen``; a reader thread moves the worker's output lines into a queue, and the GUI's
 ``QTimer`` drains it on the main thread with :meth:`BackgroundJob.poll` (no Qt needed here, so the
-runner is tested headless). :meth:`BackgroundJob.cancel` terminates the worker. The synchronous path
+runner is tested headless). Inside Slicer the worker is started through ``PythonSlicer``, a launcher that
+runs the real interpreter as its *child*; ending the launcher alone would leave the extraction running. So
+the worker gets its own process group (POSIX: a new session; Windows: ``CREATE_NEW_PROCESS_GROUP``, with
+``CREATE_NO_WINDOW`` so no console pops up) and :meth:`BackgroundJob.cancel` ends the whole group
+(``os.killpg``; ``taskkill /T /F``) without waiting on the GUI thread. The synchronous path
 for scripts and tests is ``HER2RadiomicsLogic.extract_features``; both call
 ``her2radiomics.features.extract_case`` on the same masks, so they give the same numbers.
 
@@ -48,6 +52,48 @@ def python_executable() -> str:
     return sys.executable
 
 
+#: Windows process-creation flags (winbase.h): CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
+
+
+def popen_group_kwargs(os_name: str | None = None) -> dict[str, Any]:
+    """``subprocess.Popen`` arguments that put the worker (and the launcher's child) in a group of its own."""
+    if (os_name or os.name) == "nt":
+        return {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
+def end_process_group(proc: subprocess.Popen, grace: float = 2.0) -> None:
+    """Ask every process of ``proc``'s group to end, then force it after ``grace`` s (blocking: run off the GUI)."""
+    if os.name == "nt":
+        # taskkill /T ends the process tree (the launcher's python child too); /F forces it
+        subprocess.run(["taskkill", "/T", "/F", "/PID", str(proc.pid)], capture_output=True,
+                       creationflags=CREATE_NO_WINDOW, check=False)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        return
+    import signal
+
+    pgid = proc.pid  # start_new_session: the worker leads its own session and group
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(0.05)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return  # the whole group has gone
+        if proc.poll() is not None and time.monotonic() + 0.2 >= deadline:
+            break
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(1.0)
+
+
 def prepare_job(image: sitk.Image, masks: Mapping[str, sitk.Image], params: Mapping[str, Any] | str | None,
                 workdir: str | os.PathLike[str] | None = None) -> Path:
     """Write the inputs of one extraction (uncompressed NRRD, params as JSON) into a job folder."""
@@ -80,6 +126,7 @@ class BackgroundJob:
     _proc: subprocess.Popen | None = None
     _queue: queue.Queue = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
+    _killer: threading.Thread | None = None
     _cancelled: bool = False
     started: float = 0.0
 
@@ -92,6 +139,7 @@ class BackgroundJob:
         env.setdefault("OMP_NUM_THREADS", "1")
         self._proc = subprocess.Popen(
             self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(self.jobdir),
+            **popen_group_kwargs(),
         )
         self.started = time.monotonic()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -106,7 +154,12 @@ class BackgroundJob:
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        """True until the worker ended AND its output was read to the end (the reader thread finished)."""
+        if self._proc is None:
+            return False
+        if self._proc.poll() is None:
+            return True
+        return self._thread is not None and self._thread.is_alive() and not self._cancelled
 
     @property
     def returncode(self) -> int | None:
@@ -143,16 +196,27 @@ class BackgroundJob:
         self.poll()
         return code
 
-    def cancel(self, grace: float = 3.0) -> None:
-        """Terminate the worker (then kill it when it ignores the request)."""
+    def cancel(self, grace: float = 1.0, wait: bool = False, cleanup: bool = False) -> None:
+        """End every process of the job's group: SIGTERM, SIGKILL after ``grace`` s (taskkill /T /F on Windows).
+
+        Returns at once (the GUI never waits); the ending runs on a thread, joined when ``wait`` is true
+        (tests, module cleanup). ``cleanup``: remove the job folder once the group has ended.
+        """
         self._cancelled = True
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is None:
+            if cleanup:
+                self.cleanup()
+            return
+        if self._killer is None:
+            def end() -> None:
+                end_process_group(self._proc, grace)
+                if cleanup:
+                    self.cleanup()
+
+            self._killer = threading.Thread(target=end, daemon=True)
+            self._killer.start()
+        if wait:
+            self._killer.join(grace + 3.0)
 
     @property
     def cancelled(self) -> bool:
@@ -164,6 +228,8 @@ class BackgroundJob:
             raise UserError("feature extraction was cancelled")
         if self.running:
             raise UserError("feature extraction is still running")
+        if self._thread is not None:
+            self._thread.join(5)  # every line the worker printed is in the queue before it is read
         self.poll()
         if self.returncode != 0 or self.error:
             tail = self.error or (self.log[-1] if self.log else f"exit code {self.returncode}")

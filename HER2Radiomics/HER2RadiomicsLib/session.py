@@ -121,10 +121,16 @@ def read_segmentation(path: Path, scene=None, name: str | None = None):
 
 
 def save_session(outdir, logic, volume_node, segmentation_node) -> dict[str, Any]:
-    """Write the session files into ``outdir``; returns the audit record (also in audit.json)."""
+    """Write the session files into ``outdir``; returns the audit record (also in audit.json).
+
+    Refused (UserError, nothing written) when the logic's results were computed from other nodes or other
+    content than ``volume_node`` / ``segmentation_node``: a session never mixes two cases.
+    """
     state = logic.state
     if segmentation_node is None:
         raise UserError("no segmentation to save; prepare the segmentation and generate the shells first")
+    if hasattr(logic, "check_inputs"):
+        logic.check_inputs(volume_node, segmentation_node)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}

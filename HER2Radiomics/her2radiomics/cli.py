@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "study": "train and evaluate all four feature sets for a stage (the paper's table)",
     "predict": "stage-wise P(positive), P(low), P(zero) with feature contributions",
     "report": "self-contained HTML report of a study and its predictions",
+    "qa": "QA sessions over a cohort: init, status, add-reader, set, manifest (docs/qa.md)",
     "demo": "the demonstration on embedded data (synthetic model, not for clinical use)",
     "web": "review a QA session in a browser (trame-slicer; optional extra: pip install .[web])",
 }

@@ -403,6 +403,8 @@ def extract_cohort(
     log: Callable[[str], None] | None = None,
     resample_spacing: Sequence[float] | None = None,
     interpolator: str = "linear",
+    qa: str | os.PathLike[str] | None = None,
+    only_approved: bool = False,
 ) -> CohortResult:
     """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
 
@@ -413,7 +415,8 @@ def extract_cohort(
     stderr is a terminal (never in a redirected log). ``resample_spacing`` (mm, x y z): every case is first brought
     onto that spacing (image: ``interpolator`` linear or bspline; masks: nearest neighbour; see docs/features.md).
     Kept cases that lack a shell (empty or unusable) have NaN in its columns and a row in ``FEATURES.notes.csv``.
-    Returns a :class:`CohortResult`.
+    ``qa``: a QA session folder (docs/qa.md) whose edited masks replace the manifest's; ``only_approved``: extract
+    only its approved/edited cases (one ``note:`` line per skipped row). Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -432,6 +435,19 @@ def extract_cohort(
         raise UserError(f"unknown interpolator {interpolator!r}; use one of {', '.join(INTERPOLATORS)}")
     resample = {"spacing": list(spacing), "interpolator": interpolator} if spacing else None
     specs = read_manifest(manifest)
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    qa_notes: list[str] = []
+    if qa is not None:  # reviewed masks replace the manifest's; only_approved drops the others (docs/qa.md)
+        from her2radiomics.qa import QASession
+
+        specs, qa_notes = QASession.open(qa).extraction_specs(specs, only_approved)
+        for note in qa_notes:
+            say(f"note: {note}")
+        if not specs:
+            raise UserError(f"no case of manifest {manifest} is approved in QA session {qa}; review cases first "
+                            "(her2radiomics qa status) or drop --only-approved")
+    elif only_approved:
+        raise UserError("--only-approved needs --qa SESSION (the QA session whose approved cases to extract)")
     params_dict = load_params(params)
     phash = params_hash(params_dict)
     out = Path(output)
@@ -440,7 +456,6 @@ def extract_cohort(
     check_output(out, "features table", inputs=[manifest, params if isinstance(params, (str, os.PathLike)) else None])
     cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    say = log or (lambda msg: print(msg, file=sys.stderr))
 
     records: dict[tuple[str, str], dict] = {}
     cached: list[tuple[str, str]] = []
@@ -538,6 +553,8 @@ def extract_cohort(
         # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
         "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
         "provenance_columns": list(PROVENANCE_COLUMNS),
+        **({"qa": {"session": str(Path(qa).resolve()), "only_approved": bool(only_approved), "notes": qa_notes}}
+           if qa is not None else {}),
         # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
         "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }

@@ -17,13 +17,15 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from her2radiomics.errors import UserError
 from her2radiomics.io import write_text
+
+if TYPE_CHECKING:  # pandas is imported where a table is used: reading a card must work in a fresh 3D Slicer,
+    import pandas as pd  # which bundles numpy but not pandas (the panel loads cards before its dependency prompt)
 
 FORMAT = "her2radiomics.model/1"
 TASKS = ("stage1", "stage2", "custom")
@@ -248,6 +250,8 @@ def design_matrix(card: Mapping[str, Any], X: pd.DataFrame, *, impute: bool = Tr
             f"features table lacks {len(missing)} of the model's {len(feats)} features (e.g. {missing[0]!r}); "
             "extract features with the same parameter file and regions as the training table"
         )
+    import pandas as pd
+
     try:
         A = X[feats].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     except (TypeError, ValueError) as exc:

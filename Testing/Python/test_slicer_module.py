@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -26,10 +27,12 @@ SIGNALS = {
     "clicked(bool)": BUTTONS,
     "currentNodeChanged(vtkMRMLNode*)": {"qMRMLNodeComboBox"},
     "currentPathChanged(QString)": {"ctkPathLineEdit"},
+    "validInputChanged(bool)": {"ctkPathLineEdit"},
 }
 ATTRIBUTES = {
     "text": {"QLabel", "QLineEdit", *BUTTONS},
     "enabled": None,  # any QWidget
+    "toolTip": None,
     "value": {"QProgressBar"},
     "setRange": {"QProgressBar"},
     "setPlainText": {"QPlainTextEdit", "QTextEdit"},
@@ -40,7 +43,7 @@ ATTRIBUTES = {
     **{m: {"qMRMLSegmentEditorWidget"} for m in (
         "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode", "setCurrentSegmentID",
         "setActiveEffectByName", "saveStateForUndo", "undo", "setupViewObservations", "removeViewObservations",
-        "setActiveEffect")},
+        "setActiveEffect", "segmentationNode", "sourceVolumeNode")},
 }
 PARAMETER_WIDGETS = {  # parameterNodeWrapper's connectors (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py)
     "str": {"QLineEdit", "QLabel", "QTextEdit"},
@@ -102,9 +105,16 @@ def test_parameter_node_fields_bind_to_ui_widgets():
         for prop in w.findall("property"):
             if prop.get("name") == "SlicerParameterName":
                 bound[prop.find("string").text] = w
-    assert set(bound) == set(fields), "every parameter has exactly one widget and vice versa"
-    for field, typ in fields.items():
-        w = bound[field]
+    module = importlib.import_module("HER2Radiomics") if importlib.util.find_spec("slicer") else None
+    by_hand = dict(module.PATH_FIELDS) if module else {"parameterFile": "parameterFilePathLineEdit",
+                                                       "stage1Model": "stage1ModelPathLineEdit",
+                                                       "stage2Model": "stage2ModelPathLineEdit"}
+    assert set(bound) | set(by_hand) == set(fields) and not set(bound) & set(by_hand), \
+        "every parameter has exactly one widget and vice versa"
+    for field, name in by_hand.items():  # ctkPathLineEdit bound by hand (see PATH_FIELDS): str, never a Path '.'
+        assert fields[field] == "str" and _ui_widgets()[name].get("class") == "ctkPathLineEdit", field
+    for field, w in bound.items():
+        typ = fields[field]
         if typ.startswith("vtkMRML"):
             assert w.get("class") == "qMRMLNodeComboBox"
             types = [s.text for p in w.findall("property") if p.get("name") == "nodeTypes" for s in p.iter("string")]
@@ -153,7 +163,9 @@ def test_cmake_packaging_lists_sources_and_resources():
 
 def test_requirements_are_real_and_installed_here():
     reqs = deps.read_requirements(REPO / "Resources" / "requirements.txt")
-    assert {deps.requirement_name(r) for r in reqs} >= {"scikit-learn", "pandas", "PyYAML", "joblib"}
+    # exactly what the module imports beyond Slicer's bundled packages (issue 10: no scikit-learn, joblib,
+    # matplotlib, tqdm, scipy); pyradiomics comes from SlicerRadiomics
+    assert {deps.requirement_name(r) for r in reqs} == {"pandas", "PyYAML"}
     assert deps.missing(reqs) == []  # every name resolves to an importable module (import-name map is right)
 
 
@@ -221,9 +233,14 @@ def test_small_logic_helpers(tmp_path):
     assert badges == [("internal", 0.10, "safe"), ("external", 0.25, "high")]
     html = gdi_html(badges)
     assert "GDI 10% (safe)" in html and "#2e7d32" in html and "GDI 25% (high)" in html and "#c62828" in html
-    (tmp_path / "b.json").write_text(json.dumps({"task": "stage2"}), encoding="utf-8")
-    (tmp_path / "a.json").write_text(json.dumps({"task": "stage1"}), encoding="utf-8")
+    from mrml_scene import model_card
+
+    (tmp_path / "b.json").write_text(json.dumps(model_card("stage2", ["x"], [0.0], [1.0], [1.0], 0.0)), encoding="utf-8")
+    (tmp_path / "a.json").write_text(json.dumps(model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0)), encoding="utf-8")
     (tmp_path / "c.json").write_text("not json", encoding="utf-8")
+    edited = model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0)
+    edited["coefficients"] = [9.0]  # a hand edit: the checksum no longer matches, the card is refused
+    (tmp_path / "0.json").write_text(json.dumps(edited), encoding="utf-8")
     assert default_model_cards(tmp_path) == {"stage1": tmp_path / "a.json", "stage2": tmp_path / "b.json"}
 
 
@@ -242,8 +259,19 @@ def test_parameter_file_for_card_matches_by_hash(tmp_path):
     assert parameter_file_for_card(card, tmp_path) == b
     assert parameter_file_for_card({"provenance": {"parameter_file_hash": "sha256:0"}}, tmp_path) is None
     assert parameter_file_for_card({"provenance": {}}, tmp_path) is None
-    (tmp_path / "card.json").write_text(json.dumps(card), encoding="utf-8")
+    from mrml_scene import model_card
+
+    valid = model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0, phash=params_hash(load_params(b)))
+    (tmp_path / "card.json").write_text(json.dumps(valid), encoding="utf-8")
     assert parameter_file_for_card(tmp_path / "card.json", tmp_path) == b
+    valid["intercept"] = 3.0  # edited after saving: refused by load_model_card, so no parameter file either
+    (tmp_path / "edited.json").write_text(json.dumps(valid), encoding="utf-8")
+    assert parameter_file_for_card(tmp_path / "edited.json", tmp_path) is None
+    # before PyYAML / pyradiomics are installed: the file the card names, nothing imported
+    named = {"provenance": {"parameter_file_hash": "sha256:1", "parameter_file": "a.yaml"}}
+    assert parameter_file_for_card(named, tmp_path, verify=False) == a
+    assert parameter_file_for_card({"provenance": {"parameter_file_hash": "sha256:1", "parameter_file": "zz.yaml"}},
+                                   tmp_path, verify=False) is None
 
 
 # Slicer / CTK API the module calls that no headless test can execute, pinned to the declarations read in
@@ -254,10 +282,11 @@ VERIFIED_WIDGET_API = {
     "qMRMLSegmentEditorWidget": {
         "setMRMLScene", "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode",
         "setCurrentSegmentID", "setActiveEffectByName", "setActiveEffect", "saveStateForUndo", "undo", "redo",
-        "setupViewObservations", "removeViewObservations"},
+        "setupViewObservations", "removeViewObservations", "segmentationNode", "sourceVolumeNode"},
     "qMRMLTableView": {"setMRMLScene", "setMRMLTableNode"},  # Libs/MRML/Widgets/qMRMLTableView.h
     "qMRMLPlotWidget": {"setMRMLScene", "setMRMLPlotViewNode"},  # Libs/MRML/Widgets/qMRMLPlotWidget.h
     "ctkPathLineEdit": {"currentPath"},  # CTK Libs/Widgets/ctkPathLineEdit.h Q_PROPERTY
+    "QLabel": {"text", "toolTip"},  # Qt QLabel / QWidget properties
     "ctkCollapsibleButton": {"collapsed"},  # CTK Libs/Widgets/ctkCollapsibleButton.h Q_PROPERTY
 }
 # renamed in Slicer 5.1 (master -> source volume); the old names only warn and may be removed

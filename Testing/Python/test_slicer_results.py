@@ -125,7 +125,7 @@ def test_background_job_equals_synchronous_and_cancels(mrml_scene, case, tmp_pat
     slow = runner.BackgroundJob(runner.prepare_job(image, regions.feature_masks(), str(params), tmp_path / "job2"))
     slow.python = slow.python  # same interpreter
     slow.start()
-    slow.cancel()
+    slow.cancel(wait=True)  # the GUI does not wait; it polls until the group has gone
     assert not slow.running and slow.returncode != 0
     with pytest.raises(UserError, match="cancelled"):
         slow.result()

@@ -1,21 +1,17 @@
 """The panel's code paths, headless: HER2RadiomicsWidget driven through fake Qt widgets built from the .ui.
 
-Qt is absent here, so every widget named in Resources/UI/HER2Radiomics.ui becomes a small recorder
-(attributes such as ``text``/``value``/``currentPath``, ``connect(signal, slot)``, any ``setX(...)`` call
-logged); the parameter node is a plain object with the wrapper's fields. The MRML scene, the logic, the
-background process and the files are all real. This runs every button's handler as a user would click
-it: Prepare, Generate, Detect, Edit, Extract (background with the timer's polling, Cancel, synchronous),
+Qt is absent here, so every widget named in Resources/UI/HER2Radiomics.ui becomes a fake from
+``slicer_fakes`` that behaves like the real one where the module depends on it (the parameter node writes
+bound widgets and fires their change signals as connectGui does; ctkPathLineEdit emits only for paths
+matching its filters). The MRML scene, the logic, the background process and the files are all real.
+This runs every button's handler as a user would click it: Prepare, Generate, Detect, Edit, Extract (background with the timer's polling, Cancel, synchronous),
 Predict and Save session.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 import time
-import types
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -27,108 +23,20 @@ slicer = pytest.importorskip("slicer")
 pytestmark = pytest.mark.slicer
 pytest_plugins = ["mrml_scene"]
 
-REPO = Path(__file__).resolve().parents[2]
 PARAMS = "imageType:\n  Original: {}\nfeatureClass:\n  firstorder: [Mean, Entropy]\n  glcm: [Contrast]\nsetting:\n  binCount: 16\n"
-
-
-class FakeWidget:
-    def __init__(self, name: str, cls: str) -> None:
-        self.name, self.cls = name, cls
-        self.calls: list[tuple[str, tuple]] = []
-        self.slots: dict[str, list] = {}
-        self.text, self.enabled, self.value, self.currentPath, self.collapsed = "", True, 0, "", True
-
-    def connect(self, signal, slot):
-        self.slots.setdefault(signal, []).append(slot)
-
-    def click(self):
-        for slot in self.slots.get("clicked(bool)", []):
-            slot()
-
-    def __getattr__(self, attr):
-        if attr.startswith("__"):
-            raise AttributeError(attr)
-
-        def record(*args, **kwargs):
-            self.calls.append((attr, args))
-
-        return record
-
-
-class FakeTimer:
-    def __init__(self) -> None:
-        self.active, self.slot = False, None
-
-    def setInterval(self, ms):
-        pass
-
-    def connect(self, signal, slot):
-        self.slot = slot
-
-    def start(self):
-        self.active = True
-
-    def stop(self):
-        self.active = False
-
-
-class FakeParameterNode:
-    """The wrapper's fields; assigning one fires the observers, as the wrapped vtkMRMLScriptedModuleNode's
-    ModifiedEvent does (the widget observes it, like the module template's setParameterNode)."""
-
-    def __init__(self, ui) -> None:
-        object.__setattr__(self, "_observers", {})
-        self.inputVolume = self.segmentation = None
-        self.caseId, self.distances, self.autoExclusions, self.runInBackground = "case", "1 3 5", True, True
-        self.parameterFile = self.stage1Model = self.stage2Model = self.sessionDirectory = Path()
-
-    def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
-        for method in list(self._observers.values()):
-            method(self, "ModifiedEvent")
-
-    def AddObserver(self, event, method, priority=0.0):
-        tag = len(self._observers) + 1
-        self._observers[tag] = method
-        return tag
-
-    def RemoveObserver(self, tag):
-        self._observers.pop(tag, None)
-
-    def connectGui(self, ui):
-        return "tag"
-
-    def disconnectGui(self, tag):
-        pass
 
 
 @pytest.fixture
 def panel(mrml_scene, monkeypatch, tmp_path):
-    """The widget set up on fake widgets; returns (widget, ui namespace, scene context)."""
-    root = ET.parse(REPO / "Resources" / "UI" / "HER2Radiomics.ui").getroot()
-    ui = types.SimpleNamespace(**{w.get("name"): FakeWidget(w.get("name"), w.get("class")) for w in root.iter("widget")})
-    fake_qt = types.SimpleNamespace(QTimer=FakeTimer, Qt=types.SimpleNamespace(WaitCursor=0))
-    app = types.SimpleNamespace(testingEnabled=lambda: True, setOverrideCursor=lambda c: None,
-                                restoreOverrideCursor=lambda: None, processEvents=lambda: None,
-                                applicationLogic=lambda: mrml_scene.app_logic, topLevelWidgets=lambda: [],
-                                applicationVersion="5.9.0", repositoryRevision="test")
-    monkeypatch.setattr(slicer, "app", app, raising=False)
-    monkeypatch.setitem(sys.modules, "qt", fake_qt)
-    monkeypatch.setattr(slicer.util, "loadUI", lambda path: FakeWidget("HER2Radiomics", "qMRMLWidget"))
-    monkeypatch.setattr(slicer.util, "childWidgetVariables", lambda w: ui)
-    module = importlib.import_module("HER2Radiomics")
-    monkeypatch.setattr(module, "qt", fake_qt)
-    monkeypatch.setattr(module.ScriptedLoadableModuleWidget, "setup", lambda self: None, raising=False)
-    monkeypatch.setattr(module.HER2RadiomicsLogic, "getParameterNode", lambda self: pn)
-    pn = FakeParameterNode(ui)
-    widget = module.HER2RadiomicsWidget()
-    widget.layout = FakeWidget("layout", "QVBoxLayout")
-    widget.parent = types.SimpleNamespace(isEntered=True)
-    assert Path(widget.resourcePath("UI/HER2Radiomics.ui")).is_file()  # source-tree Resources, as from a checkout
-    widget.setup()
-    widget.enter()
-    yield widget, ui, pn
-    widget.cleanup()
+    """The widget set up on the fakes of slicer_fakes; returns (widget, ui namespace, parameter node)."""
+    from slicer_fakes import Panel
+
+    monkeypatch.setenv("HER2RADIOMICS_SESSION_DIR", str(tmp_path / "sessions"))
+    p = Panel(mrml_scene, monkeypatch, version="5.12.3", testing=True)
+    assert Path(p.widget.resourcePath("UI/HER2Radiomics.ui")).is_file()  # source-tree Resources, as from a checkout
+    p.start()
+    yield p.widget, p.ui, p.pn
+    p.cleanup()
 
 
 def _phantom():
@@ -146,7 +54,7 @@ def test_every_button_of_the_panel(panel, mrml_scene, tmp_path):
     assert not ui.generateShellsButton.enabled  # no input image yet
     pn.inputVolume = vol  # as the selector's GUI connector stores it: the widget reacts to the parameter node
     assert ui.generateShellsButton.enabled
-    assert ui.segmentEditorWidget.calls[-1] == ("setSourceVolumeNode", (vol,))
+    assert ui.segmentEditorWidget.errors == []  # no source volume before there is a segmentation
     assert "not for clinical use" in ui.modelNoticeLabel.text.lower()
     editor_node = mrml_scene.scene.GetFirstNodeByName("HER2Radiomics segment editor")
     assert ("setMRMLSegmentEditorNode", (editor_node,)) in ui.segmentEditorWidget.calls
@@ -217,7 +125,7 @@ def test_every_button_of_the_panel(panel, mrml_scene, tmp_path):
     audit = json.loads((tmp_path / "sessions" / "P7" / "audit.json").read_text())
     assert audit["case_id"] == "P7" and audit["prediction"]["p_positive"] == pytest.approx(probs[0] / 100, abs=1e-3)
     assert "Saved" in ui.sessionStatusLabel.text
-    assert audit["software"]["3D Slicer"] == "5.9.0 (test)"
+    assert audit["software"]["3D Slicer"] == "5.12.3 (fake)"
 
 
 def test_errors_reach_the_user_as_one_line(panel):

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-auto-exclusions", action="store_true",
                         help="do not detect air/pectoralis automatically (manifest masks are still applied)")
     add_resample_arguments(parser)
+    parser.add_argument("--qa", default=None, metavar="SESSION",
+                        help="QA session folder (her2radiomics qa init): its edited lesion/air/pectoralis masks replace "
+                             "the manifest's (docs/qa.md)")
+    parser.add_argument("--only-approved", action="store_true",
+                        help="with --qa: extract only the cases approved or edited in the session (a note per skipped case)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -57,5 +62,7 @@ def run(args: argparse.Namespace) -> int:
         auto_exclusions=not args.no_auto_exclusions,
         resample_spacing=args.resample_spacing,
         interpolator=args.interpolator,
+        qa=args.qa,
+        only_approved=args.only_approved,
     )
     return 0 if result.ok else 1
