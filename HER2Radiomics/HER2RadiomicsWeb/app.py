@@ -166,9 +166,9 @@ class QAWebApp:
                         v3.VBtn("Extract", click=ctrl.extract, size="small", disabled=("busy",), raw_attrs=_tid("extract"))
                         v3.VBtn("Predict", click=ctrl.predict, size="small", disabled=("busy",), raw_attrs=_tid("predict"))
                     with html.Div(classes="d-flex ga-3 my-1 text-body-2"):
-                        html.Span(["P(positive) ", html.B("{{ p_positive }}", raw_attrs=_tid("p-positive"))])
-                        html.Span(["P(low) ", html.B("{{ p_low }}", raw_attrs=_tid("p-low"))])
-                        html.Span(["P(zero) ", html.B("{{ p_zero }}", raw_attrs=_tid("p-zero"))])
+                        for label, key in (("P(positive)", "p_positive"), ("P(low)", "p_low"), ("P(zero)", "p_zero")):
+                            with html.Span(f"{label} "):
+                                html.B(f"{{{{ {key} }}}}", raw_attrs=_tid(key.replace("_", "-")))
                     html.Div("{{ calls }}", classes="text-caption")
                     with html.Div(classes="d-flex flex-wrap ga-1"):
                         html.Span("{{ g.text }}", v_for="g in gdi", key="g.text", raw_attrs=[':data-testid="`gdi-${g.stage}-${g.split}`"'],
