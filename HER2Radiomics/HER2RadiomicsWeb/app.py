@@ -118,7 +118,7 @@ class QAWebApp:
                 html.Span("{{ progress }}", raw_attrs=_tid("qa-progress"), classes="mx-4 text-body-2")
                 html.Span("reader: {{ reader }}", classes="mx-2 text-caption")
             with layout.drawer as drawer:
-                drawer.width = 360
+                drawer.width = 420
                 with html.Div(classes="pa-2"):
                     html.Div("Cases", classes="text-subtitle-2")
                     with v3.VList(density="compact", raw_attrs=_tid("case-list")):
@@ -176,7 +176,7 @@ class QAWebApp:
                     with html.Div(raw_attrs=_tid("contributions"), classes="mt-1"), \
                             html.Div(v_for="c in contributions", key="c.key", classes="d-flex align-center",
                                      style="font-size: 11px; height: 14px"):
-                            html.Span("{{ c.label }}", style="width: 150px; overflow: hidden; white-space: nowrap")
+                            html.Span("{{ c.label }}", style="width: 220px; overflow: hidden; white-space: nowrap", raw_attrs=[":title=\"c.label\""])
                             with html.Div(style="width: 160px; position: relative; height: 10px; background: #eee"):
                                 html.Div(style=("{position: 'absolute', height: '10px', left: c.left + '%', width: c.width + '%', background: c.color}",))
                             html.Span("{{ c.value }}", classes="ml-1")
@@ -305,7 +305,8 @@ class QAWebApp:
         if centre is not None:
             from slicer import vtkMRMLSliceNode
 
-            vtkMRMLSliceNode.JumpAllSlices(self.slicer_app.scene, *centre)
+            # centred: every view shows the lesion's slice with the lesion in the middle
+            vtkMRMLSliceNode.JumpAllSlices(self.slicer_app.scene, *centre, vtkMRMLSliceNode.CenteredJumpSlice)
 
     def _enforce_overlap(self) -> None:
         from HER2RadiomicsLib.logic import enforce_overlap_mode

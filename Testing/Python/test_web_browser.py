@@ -216,6 +216,18 @@ def test_review_in_browser(chromium, cohort, server, tmp_path):
             assert "pectoralis auto, edited" in page.inner_text("body")
             page.screenshot(path=str(shots / "web_erased.png"))
 
+            # optional steps of the panel: features of the edited regions, then the stage-wise prediction
+            page.click('[data-testid="extract"]')
+            _wait_message(page, "features extracted")
+            page.click('[data-testid="predict"]')
+            _wait_message(page, "predicted with")
+            probs = [page.inner_text(f'[data-testid="{k}"]') for k in ("p-positive", "p-low", "p-zero")]
+            values = [float(p.rstrip("%")) for p in probs]
+            assert sum(values) == pytest.approx(100.0, abs=0.3), probs
+            assert page.locator('[data-testid^="gdi-stage1-"]').count() >= 1
+            assert page.locator('[data-testid="contributions"] > div').count() >= 1
+            page.screenshot(path=str(shots / "web_prediction.png"))
+
             page.click('[data-testid="approve"]')
             msg = _wait_message(page, "case case1: edited")
             assert "pectoralis" in msg
