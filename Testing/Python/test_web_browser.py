@@ -226,6 +226,7 @@ def test_review_in_browser(chromium, cohort, server, tmp_path):
             assert sum(values) == pytest.approx(100.0, abs=0.3), probs
             assert page.locator('[data-testid^="gdi-stage1-"]').count() >= 1
             assert page.locator('[data-testid="contributions"] > div').count() >= 1
+            page.locator('[data-testid="contributions"]').scroll_into_view_if_needed()
             page.screenshot(path=str(shots / "web_prediction.png"))
 
             page.click('[data-testid="approve"]')
