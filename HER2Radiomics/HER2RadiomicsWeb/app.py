@@ -513,10 +513,15 @@ def serve(session_dir: str | Path, host: str = "127.0.0.1", port: int = 8080, re
     sys.argv = sys.argv[:1]  # trame parses the command line itself; ours is already parsed
     app = QAWebApp(session_dir, reader=reader, models=models, params=params)
 
+    local = host in ("127.0.0.1", "localhost", "::1")
+
     def ready(**_):
-        bound = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else "every network interface it names"
+        bound = "this machine only" if local else "reachable from the network"
         print(f"her2radiomics web: session {session_dir} (reader {app.reader}) at http://{host}:{app.server.port}/ "
               f"- bound to {host} ({bound}); Ctrl-C stops. {NOT_FOR_CLINICAL_USE}", flush=True)
+        if not local:
+            print(f"warning: --host {host} serves the page and the session's images without authentication to "
+                  "anyone who can reach this address; use 127.0.0.1 behind an authenticating proxy", flush=True)
 
     app.server.controller.on_server_ready.add(ready)
     app.server.start(host=host, port=port, open_browser=False, show_connection_info=False, timeout=0)
