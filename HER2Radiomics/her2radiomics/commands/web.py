@@ -13,6 +13,8 @@ import argparse
 
 HELP = "review a QA session in a browser (trame-slicer; optional extra: pip install .[web])"
 
+#: what a Ctrl-C keeps (cli.main prints it): each decision was written to the session when it was made
+INTERRUPTED = "the server stopped; every decision made in the page is already saved in the session"
 #: the modules the web extra brings; a missing one gives one error line naming the extra
 WEB_MODULES = ("trame", "trame_slicer", "slicer")
 
