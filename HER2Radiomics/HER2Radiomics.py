@@ -260,12 +260,35 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.extractButton.connect("clicked(bool)", self.onExtract)
         self.ui.predictButton.connect("clicked(bool)", self.onPredict)
         self.ui.saveSessionButton.connect("clicked(bool)", self.onSaveSession)
+        self._setupQA()
         for param, widgetName in PATH_FIELDS.items():
             widget = getattr(self.ui, widgetName)
             widget.connect("currentPathChanged(QString)", lambda path, p=param: self.onPathEdited(p))
             widget.connect("validInputChanged(bool)", lambda valid, p=param: self.onPathEdited(p))
 
         self.initializeParameterNode()
+
+    def _setupQA(self) -> None:
+        """The QA section: a cohort QA session reviewed case by case (HER2RadiomicsLib.qa_panel, docs/qa.md)."""
+        from HER2RadiomicsLib.qa_panel import SHORTCUTS, QAPanelLogic
+
+        self.qa = QAPanelLogic(self.logic.core)
+        slots = {"previous": self.onQAPrevious, "next": self.onQANext, "approve": self.onQAApprove,
+                 "needs_edit": self.onQANeedsEdit, "reject": self.onQAReject}
+        self.ui.qaOpenSessionButton.connect("clicked(bool)", self.onQAOpen)
+        self.ui.qaPreviousButton.connect("clicked(bool)", self.onQAPrevious)
+        self.ui.qaNextButton.connect("clicked(bool)", self.onQANext)
+        self.ui.qaApproveButton.connect("clicked(bool)", self.onQAApprove)
+        self.ui.qaNeedsEditButton.connect("clicked(bool)", self.onQANeedsEdit)
+        self.ui.qaRejectButton.connect("clicked(bool)", self.onQAReject)
+        self.ui.qaCaseListWidget.connect("currentRowChanged(int)", self.onQACaseSelected)
+        self._qaShortcuts = {}
+        if qt is not None and hasattr(qt, "QShortcut"):
+            for action, keys in SHORTCUTS.items():
+                shortcut = qt.QShortcut(qt.QKeySequence(keys), self.parent)
+                shortcut.connect("activated()", slots[action])
+                self._qaShortcuts[action] = shortcut
+        self._qaRefresh()
 
     def cleanup(self) -> None:
         self._cancelJob(wait=True)
@@ -646,6 +669,81 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             notices = {card_notice(c) for c in res.cards.values()}
             self.ui.modelNoticeLabel.text = "<b>" + " ".join(sorted(notices)) + "</b>"
             self.ui.warningsTextEdit.setPlainText("\n".join([*self.logic.core.state.warnings, *res.warnings]) or _("No warnings."))
+
+    # ---------------------------------------------------------------- QA session
+    def _qaShow(self, nodes) -> None:
+        """A QA case was loaded: the panel's inputs become its nodes, nothing of the previous case is shown."""
+        volume, seg = nodes
+        self._cancelJob()
+        self._resetResults()
+        pn = self._parameterNode
+        session = self.qa.session
+        pn.distances = " ".join(f"{d:g}" for d in session.distances)
+        pn.autoExclusions = bool(session.meta.get("auto_exclusions", True))
+        pn.caseId = self.qa.current_case_id
+        pn.inputVolume = volume
+        pn.segmentation = seg
+        self.logic.core.segment_editor_node(seg, volume)
+        layout = getattr(slicer.app, "layoutManager", None)
+        if layout is not None and layout() is not None:
+            slicer.util.setSliceViewerLayers(background=volume, fit=True)
+        self._qaRefresh()
+
+    def _qaRefresh(self) -> None:
+        rows = self.qa.rows()
+        listWidget = self.ui.qaCaseListWidget
+        listWidget.clear()
+        listWidget.addItems([r.text() for r in rows])
+        if self.qa.current_case_id is not None:
+            listWidget.setCurrentRow(self.qa.index)  # its currentRowChanged finds the case already loaded
+        self.ui.qaProgressLabel.text = self.qa.progress_text() or _("No QA session open.")
+        current = next((r for r in rows if r.case_id == self.qa.current_case_id), None)
+        self.ui.qaNoteLineEdit.text = current.note if current is not None else ""
+        loaded = current is not None
+        for button in (self.ui.qaPreviousButton, self.ui.qaNextButton, self.ui.qaApproveButton,
+                       self.ui.qaNeedsEditButton, self.ui.qaRejectButton):
+            button.enabled = loaded
+
+    def onQAOpen(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot open the QA session."), waitCursor=True):
+            self.qa.open(self.ui.qaSessionDirectoryButton.directory, self.ui.qaReaderLineEdit.text)
+            self._qaShow(self.qa.first())
+
+    def onQACaseSelected(self, row: int) -> None:
+        if self.qa.session is None or row < 0 or row == self.qa.index:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Cannot load the case."), waitCursor=True):
+            self._qaShow(self.qa.load_index(row))
+
+    def onQAPrevious(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot load the case."), waitCursor=True):
+            self._qaShow(self.qa.previous())
+
+    def onQANext(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot load the case."), waitCursor=True):
+            self._qaShow(self.qa.next())
+
+    def _qaDecided(self, review) -> None:
+        self.ui.sessionStatusLabel.text = _("{case}: {status}").format(case=review.case_id, status=review.status)
+        if self.qa.index + 1 < len(self.qa.case_ids):
+            self._qaShow(self.qa.next())
+        else:
+            self._qaRefresh()
+
+    def onQAApprove(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Approving the case failed."), waitCursor=True):
+            self._qaDecided(self.qa.approve(note=self.ui.qaNoteLineEdit.text))
+
+    def onQANeedsEdit(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Marking the case failed."), waitCursor=True):
+            self.qa.needs_edit(self.ui.qaNoteLineEdit.text)
+            self.ui.lesionCollapsibleButton.collapsed = False
+            self._selectSegment("lesion")
+            self._qaRefresh()
+
+    def onQAReject(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Rejecting the case failed."), waitCursor=True):
+            self._qaDecided(self.qa.reject(self.ui.qaNoteLineEdit.text))
 
     def onSaveSession(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Saving the session failed."), waitCursor=True):

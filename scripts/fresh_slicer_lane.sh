@@ -9,12 +9,16 @@
 #   bash scripts/fresh_slicer_lane.sh [5.12|5.10|all]     (default: $HER2_FRESH_SLICER_VERSIONS or "5.12 5.10")
 #
 # Python 3.12: $PYTHON312, else python3.12 on PATH, else pyenv's newest 3.12. Without one the lane is skipped
-# with a one-line reason (exit 0). The virtualenvs live in .venv-slicer-<version> and are rebuilt when the
-# requirement files change.
+# with a one-line reason (exit 0). The virtualenvs live in $HER2_FRESH_SLICER_VENVS (default
+# ~/.cache/her2radiomics/fresh-slicer/slicer-<version>) and are rebuilt when the requirement files change.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 LANE="$ROOT/Testing/FreshSlicer"
+# the lane's virtualenvs: outside the work tree, so that a fresh clone on the same machine reuses them (each is
+# rebuilt from the files above whenever they change, and created from scratch where absent)
+VENVS="${HER2_FRESH_SLICER_VENVS:-${XDG_CACHE_HOME:-$HOME/.cache}/her2radiomics/fresh-slicer}"
+mkdir -p "$VENVS"
 
 find_python312() {
   local c
@@ -42,19 +46,23 @@ if ! PY312="$(find_python312)"; then
 fi
 
 status=0
+lane_start=$(date +%s)
 for v in $versions; do
   reqs="$LANE/slicer-$v.txt"
   [ -f "$reqs" ] || { echo "error: no $reqs; use 5.10 or 5.12" >&2; exit 2; }
-  venv="$ROOT/.venv-slicer-$v"
-  want="$(cat "$reqs" "$LANE/slicer-core.txt" "$0" | sha256sum | cut -c1-16)"
+  venv="$VENVS/slicer-$v"
+  want="$(cat "$reqs" "$LANE/slicer-core.txt" "$LANE/pyradiomics.txt" "$0" | sha256sum | cut -c1-16)"
   if [ ! -f "$venv/.lane-installed" ] || [ "$(cat "$venv/.lane-installed")" != "$want" ]; then
     echo "[fresh-slicer] creating $venv with Slicer $v's bundled packages ($("$PY312" --version))" >&2
     rm -rf "$venv"
     "$PY312" -m venv "$venv"
     log="$venv/pip-install.log"
+    # SlicerRadiomics stand-in: what installing that extension adds (pyradiomics + its dependencies), in a folder
+    # of its own that the test puts on the path only when it "installs the extension"; Slicer's packages pinned
     if ! { "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs" \
-           && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$LANE/slicer-core.txt"; } \
-           > "$log" 2>&1; then
+           && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$LANE/slicer-core.txt" \
+           && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --target "$venv/SlicerRadiomics" \
+                -c "$reqs" -r "$LANE/pyradiomics.txt"; } > "$log" 2>&1; then
       grep -v "^WARNING: Location" "$log" | tail -n 20 >&2
       echo "error: creating the fresh-Slicer $v environment failed (log: $log); check network access to PyPI" >&2
       exit 2
@@ -69,7 +77,8 @@ for v in $versions; do
   for api in $apis; do
     start=$(date +%s)
     # -p no:cacheprovider: the lane never writes into the source tree; the shared pip cache speeds up the installs
-    if HER2_FRESH_SLICER="$v" HER2_FRESH_SLICER_INSTALLER="$api" PYTHONNOUSERSITE=1 \
+    if HER2_FRESH_SLICER="$v" HER2_FRESH_SLICER_INSTALLER="$api" HER2_FRESH_SLICER_RADIOMICS="$venv/SlicerRadiomics" \
+        PYTHONNOUSERSITE=1 \
         "$venv/bin/python" -m pytest -p no:cacheprovider -q -s Testing/Python/test_slicer_fresh_lane.py; then
       echo "[fresh-slicer] Slicer $v packages, $api installer API: passed in $(( $(date +%s) - start )) s"
     else
@@ -78,4 +87,5 @@ for v in $versions; do
     fi
   done
 done
+echo "[fresh-slicer] lane total $(( $(date +%s) - lane_start )) s (load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a))"
 exit $status

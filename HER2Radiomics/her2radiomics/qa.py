@@ -56,6 +56,9 @@ EXCLUSION_KINDS = ("air", "pectoralis")
 STATUS_COLUMNS = ("case_id", "reader", "status", "reviewer", "started", "ended", "seconds", "edited_masks", "note")
 _READER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_READER = "reader1"
+#: how a multi-label lesion's value is chosen (cohort.MANIFEST_LABEL_HINT; not imported: cohort needs pandas, and
+#: the Slicer panel reviews sessions before pandas is installed)
+MANIFEST_LABEL_HINT = "give the lesion's value in the manifest's 'label' column"
 #: seconds a writer waits for another writer's lock before giving up
 LOCK_TIMEOUT_S = 30.0
 
@@ -264,11 +267,39 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _mask_array(img, reference, what: str):
-    """uint8 0/1 SimpleITK mask on ``reference``'s grid (validated like a manifest mask)."""
+_INTEGER_PIXELS = ("sitkUInt8", "sitkInt8", "sitkUInt16", "sitkInt16", "sitkUInt32", "sitkInt32", "sitkUInt64", "sitkInt64")
+
+
+def _mask_array(img, reference, what: str, label_hint: str = "give a 0/1 mask (one label)"):
+    """uint8 0/1 SimpleITK mask on ``reference``'s grid (validated like a manifest mask, ``io.to_binary_mask``).
+
+    An integer mask holding only 0 and 1 (the usual case) is checked by one min/max pass instead of
+    ``to_binary_mask``'s ``np.unique`` (seconds on a 448 x 448 x 160 grid); the result is the same.
+    """
+    import SimpleITK as sitk
+
+    from her2radiomics.geometry import check_same_grid
     from her2radiomics.io import to_binary_mask
 
-    return to_binary_mask(img, reference, what=what, label_hint="give a 0/1 mask (one label)")
+    check_same_grid(img, reference, what=what)
+    if img.GetNumberOfComponentsPerPixel() == 1 and img.GetPixelID() in {getattr(sitk, t) for t in _INTEGER_PIXELS}:
+        f = sitk.MinimumMaximumImageFilter()
+        f.Execute(img)
+        if f.GetMinimum() >= 0 and f.GetMaximum() <= 1:
+            out = sitk.Cast(img, sitk.sitkUInt8)
+            out.CopyInformation(reference)
+            return out
+    return to_binary_mask(img, reference, what=what, label_hint=label_hint)
+
+
+def _read_mask(path: str, image, what: str, label: int | None = None):
+    """``io.read_mask`` with the fast path of :func:`_mask_array` for 0/1 files."""
+    from her2radiomics.io import read_image, read_mask
+
+    hint = MANIFEST_LABEL_HINT if what == "lesion" else "give a 0/1 mask (one label)"
+    if label is not None:
+        return read_mask(path, image, what, label=label, label_hint=hint)
+    return _mask_array(read_image(path, what), image, f"{what} {Path(path)}", label_hint=hint)
 
 
 def _image_bytes_equal(a, b) -> bool:
@@ -495,8 +526,7 @@ class QASession:
 
     def load(self, case_id: str, reader: str) -> tuple[Any, dict[str, Any]]:
         """Read the reader's inputs: (image, {kind: uint8 mask or None}) as SimpleITK images."""
-        from her2radiomics.cohort import MANIFEST_LABEL_HINT
-        from her2radiomics.io import read_image, read_mask
+        from her2radiomics.io import read_image
 
         inp = self.inputs(case_id, reader)
         image = read_image(inp.image, "image", series=inp.series)
@@ -504,21 +534,21 @@ class QASession:
         for kind in MASK_KINDS:
             p = getattr(inp, kind)
             label = inp.label if kind == "lesion" and inp.sources[kind] == "manifest" else None
-            masks[kind] = (read_mask(p, image, kind if kind == "lesion" else f"{kind} mask", label=label,
-                                     label_hint=MANIFEST_LABEL_HINT) if p else None)
+            masks[kind] = _read_mask(p, image, kind if kind == "lesion" else f"{kind} mask", label) if p else None
         return image, masks
 
     # ---- changes ---------------------------------------------------------------------------------------------
     def start_review(self, case_id: str, reader: str, reviewer: str | None = None) -> CaseInputs:
-        """Mark the start of a review (start time kept from the first opening while pending) and return the inputs."""
+        """Open a case for review and return what the reader is shown.
+
+        The first opening records the start time (review time = decision - first opening) and the reviewer;
+        opening a case again (Previous / Next) changes nothing, so browsing never undoes a decision.
+        """
         case = self.case(case_id)
+        self._reader_meta(reader)
         with _locked(self.path):
             rev = self.review(case.case_id, reader)
-            if rev.started is None or rev.status != "pending":
-                if rev.status != "pending":   # a decided case opened again: its decision goes to history
-                    rev.history.append({"status": rev.status, "note": rev.note, "ended": rev.ended,
-                                        "reviewer": rev.reviewer})
-                    rev.status, rev.note, rev.ended, rev.seconds = "pending", "", None, None
+            if rev.started is None:
                 rev.started = _iso(self._clock())
                 rev.reviewer = reviewer or reader
                 self._audit("start", case_id=case.case_id, reader=reader, reviewer=rev.reviewer)
@@ -532,35 +562,42 @@ class QASession:
         SHA-256 recorded; excluded mm3 per shell are recomputed with the original masks (before) and the saved
         ones (after). The status is not changed (see :meth:`set_status` / :meth:`approve`).
         """
-        import SimpleITK as sitk
-
         case = self.case(case_id)
         given = {k: v for k, v in (("lesion", lesion), ("air", air), ("pectoralis", pectoralis)) if v is not None}
         if not given:
             return self.review(case.case_id, reader)
         with _locked(self.path):
-            rev = self.review(case.case_id, reader)
             image, current = self.load(case.case_id, reader)
-            written: dict[str, dict[str, str]] = {}
-            for kind, img in given.items():
-                m = _mask_array(img, image, f"edited {kind} mask")
-                buf = self._nrrd_bytes(m, sitk)
-                digest = "sha256:" + hashlib.sha256(buf).hexdigest()
-                rel = Path("masks") / case.dir / reader / f"{kind}-{digest[7:19]}.nrrd"
-                _write_bytes_atomic(buf, self.path / rel)
-                written[kind] = {"file": rel.as_posix(), "sha256": digest}
-                current[kind] = m
-            old = {k: v["file"] for k, v in rev.masks.items() if k in written and v["file"] != written[k]["file"]}
-            rev.masks.update(written)
-            if rev.started is None:
-                rev.started, rev.reviewer = _iso(self._clock()), rev.reviewer or reader
-            rev.excluded_before, rev.excluded_after = self._excluded(case, reader, image, current)
-            self._audit("save_masks", case_id=case.case_id, reader=reader, masks=written,
-                        excluded_before=rev.excluded_before, excluded_after=rev.excluded_after)
-            self._write_review(case, rev)
-            for f in old.values():   # after the record points to the new files
-                with contextlib.suppress(OSError):
-                    (self.path / f).unlink()
+            return self._save_locked(case, reader, given, image, current)
+
+    def _save_locked(self, case: QACase, reader: str, given: Mapping[str, Any], image, current: dict[str, Any]) -> Review:
+        """save_masks' work, with the session locked and the reader's inputs loaded."""
+        import SimpleITK as sitk
+
+        rev = self.review(case.case_id, reader)
+        written: dict[str, dict[str, str]] = {}
+        for kind, img in given.items():
+            m = _mask_array(img, image, f"edited {kind} mask")
+            buf = self._nrrd_bytes(m, sitk)
+            digest = "sha256:" + hashlib.sha256(buf).hexdigest()
+            rel = Path("masks") / case.dir / reader / f"{kind}-{digest[7:19]}.nrrd"
+            _write_bytes_atomic(buf, self.path / rel)
+            written[kind] = {"file": rel.as_posix(), "sha256": digest}
+            current[kind] = m
+        old = {k: v["file"] for k, v in rev.masks.items() if k in written and v["file"] != written[k]["file"]}
+        rev.masks.update(written)
+        if rev.started is None:
+            rev.started, rev.reviewer = _iso(self._clock()), rev.reviewer or reader
+        keep_before = (rev.excluded_before is not None and rev.excluded_after is not None
+                       and not (self.is_blind(reader) and "lesion" in written))
+        before, after = self._excluded(case, reader, image, current, need_before=not keep_before)
+        rev.excluded_before, rev.excluded_after = (rev.excluded_before if keep_before else before), after
+        self._audit("save_masks", case_id=case.case_id, reader=reader, masks=written,
+                    excluded_before=rev.excluded_before, excluded_after=rev.excluded_after)
+        self._write_review(case, rev)
+        for f in old.values():   # after the record points to the new files
+            with contextlib.suppress(OSError):
+                (self.path / f).unlink()
         return rev
 
     def set_status(self, case_id: str, reader: str, status: str, note: str = "", reviewer: str | None = None) -> Review:
@@ -585,6 +622,10 @@ class QASession:
             now = self._clock()
             if rev.started is None:
                 rev.started = _iso(now)
+            if rev.status != "pending" and (status, note) != (rev.status, rev.note):
+                # a decided case decided again: the earlier decision is kept
+                rev.history.append({"status": rev.status, "note": rev.note, "ended": rev.ended,
+                                    "reviewer": rev.reviewer})
             rev.reviewer = reviewer or rev.reviewer or reader
             rev.status, rev.note = status, note
             if status == "pending":
@@ -602,16 +643,18 @@ class QASession:
         ``edited`` when the reader has saved masks (now or earlier), else ``approved``."""
         given = {"lesion": lesion, "air": air, "pectoralis": pectoralis}
         given = {k: v for k, v in given.items() if v is not None}
+        case = self.case(case_id)
         if given:
-            image, current = self.load(case_id, reader)
-            changed = {}
-            for kind, img in given.items():
-                m = _mask_array(img, image, f"{kind} mask")
-                if current[kind] is None or not _image_bytes_equal(m, current[kind]):
-                    changed[kind] = m
-            if changed:
-                self.save_masks(case_id, reader, **changed)
-        rev = self.review(case_id, reader)
+            with _locked(self.path):
+                image, current = self.load(case.case_id, reader)
+                changed = {}
+                for kind, img in given.items():
+                    m = _mask_array(img, image, f"{kind} mask")
+                    if current[kind] is None or not _image_bytes_equal(m, current[kind]):
+                        changed[kind] = m
+                if changed:
+                    self._save_locked(case, reader, changed, image, current)
+        rev = self.review(case.case_id, reader)
         return self.set_status(case_id, reader, "edited" if rev.masks else "approved", note=note, reviewer=reviewer)
 
     # ---- products --------------------------------------------------------------------------------------------
@@ -629,6 +672,29 @@ class QASession:
                 "median_review_seconds": statistics.median(secs) if secs else None,
             }
         return out
+
+    def summary_html(self) -> str:
+        """The report's QA section (``report --qa SESSION``): per reader how many cases were reviewed, approved,
+        edited, rejected, by whom, and the median review time (first opening to decision)."""
+        import html
+
+        def dur(v: float | None) -> str:
+            return "-" if v is None else f"{int(v // 60)} min {v % 60:04.1f} s" if v >= 60 else f"{v:.1f} s"
+
+        summ = self.summary()
+        head = ("<tr><th class=l>reader</th><th>assigned</th><th>reviewed</th><th>approved</th><th>edited</th>"
+                "<th>rejected</th><th>pending</th><th class=l>reviewed by</th><th>median review time</th></tr>")
+        rows = []
+        for r, d in summ["readers"].items():
+            name = html.escape(r) + (" (blind)" if d["blind"] else "")
+            rows.append(f"<tr><td class=l>{name}</td>" + "".join(
+                f"<td>{d[k]}</td>" for k in ("assigned", "reviewed", "approved", "edited", "rejected", "pending"))
+                + f"<td class=l>{html.escape(', '.join(d['reviewers']) or '-')}</td>"
+                + f"<td>{dur(d['median_review_seconds'])}</td></tr>")
+        return (f'<section id="qa"><h2>Segmentation QA</h2><p>QA session {html.escape(str(self.path))}: '
+                f"{summ['cases']} case(s); approved and edited cases are the ones extracted with "
+                "<code>extract --qa SESSION --only-approved</code> (edited masks replace the manifest's).</p>"
+                f"<table>{head}{''.join(rows)}</table></section>")
 
     def manifest_rows(self, only_approved: bool = True, readers: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Manifest rows (case_id, reader, image, lesion, air, pectoralis, label, series) with each reader's final
@@ -712,20 +778,22 @@ class QASession:
             sitk.WriteImage(sitk.Cast(mask, sitk.sitkUInt8), str(f), True)
             return f.read_bytes()
 
-    def _excluded(self, case: QACase, reader: str, image, current: Mapping[str, Any]):
-        from her2radiomics.cohort import MANIFEST_LABEL_HINT
-        from her2radiomics.io import read_mask
-
+    def _excluded(self, case: QACase, reader: str, image, current: Mapping[str, Any], need_before: bool = True):
+        """(before, after) excluded mm3 per shell; ``before`` is None when not ``need_before`` (the caller keeps
+        the one recorded: the original masks do not change, nor a non-blind reader's original lesion)."""
         lesion = current["lesion"]
         if lesion is None:
             return None, None
-        orig = {k: (read_mask(getattr(case, k), image, f"{k} mask") if getattr(case, k) else None) for k in EXCLUSION_KINDS}
-        orig_lesion = lesion   # a blind reader had no lesion before: their own, with the original exclusions
-        if not self.is_blind(reader):
-            orig_lesion = read_mask(case.lesion, image, "lesion", label=case.label, label_hint=MANIFEST_LABEL_HINT)
         auto = bool(self.meta.get("auto_exclusions", True))
-        before = shell_exclusions(image, orig_lesion, self.distances, air=orig["air"], pectoralis=orig["pectoralis"],
-                                  auto_exclusions=auto)
+        before = None
+        if need_before:
+            orig = {k: (_read_mask(getattr(case, k), image, f"{k} mask") if getattr(case, k) else None)
+                    for k in EXCLUSION_KINDS}
+            orig_lesion = lesion   # a blind reader had no lesion before: their own, with the original exclusions
+            if not self.is_blind(reader):
+                orig_lesion = _read_mask(case.lesion, image, "lesion", case.label)
+            before = shell_exclusions(image, orig_lesion, self.distances, air=orig["air"],
+                                      pectoralis=orig["pectoralis"], auto_exclusions=auto)
         after = shell_exclusions(image, lesion, self.distances, air=current["air"], pectoralis=current["pectoralis"],
                                  auto_exclusions=auto)
         return before, after

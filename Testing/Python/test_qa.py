@@ -112,12 +112,14 @@ def test_approve_saves_only_changed_masks(session, cohort):
     session.start_review("c1", "R1")
     rev = session.approve("c1", "R1", lesion=lesion)    # the same lesion as shown: not an edit
     assert rev.status == "approved" and rev.masks == {} and not (session.path / "masks").exists()
-    session.start_review("c1", "R1")                      # reopened: the decision goes to history
+    assert session.start_review("c1", "R1").sources["lesion"] == "manifest"   # browsing back changes nothing
+    assert session.review("c1", "R1").status == "approved"
     rev = session.approve("c1", "R1", lesion=eroded(lesion), note="trimmed the rim")
     assert rev.status == "edited" and set(rev.masks) == {"lesion"} and rev.note == "trimmed the rim"
-    assert rev.history[0]["status"] == "approved"
+    assert rev.history[0]["status"] == "approved"          # decided again: the earlier decision is kept
     assert rev.excluded_after["intra"]["volume_mm3"] < rev.excluded_before["intra"]["volume_mm3"]
-    assert rev.seconds == pytest.approx(7.0 * 3)          # start, save-masks' load and status: 3 ticks of the clock
+    # the clock ticks 7 s per reading: start, status(approved) + audit, save_masks audit, status + audit
+    assert rev.seconds == pytest.approx(7.0 * 5)
 
 
 def test_bad_decisions_write_nothing(session, cohort):
@@ -285,3 +287,45 @@ def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys):
     feats = [c for c in table.columns if c.startswith("intra_")]
     kept, iccs, notes = modeling.icc_filter(table, feats, "case_id")
     assert set(iccs) <= set(feats) and len(iccs) > 0 and "3 cases read by both readers (r1, r2)" in notes[0]
+
+
+def test_review_needs_no_package_slicer_lacks(session, cohort):
+    """The panel reviews before pandas / PyYAML / pyradiomics are installed: open, load, approve import none."""
+    import subprocess
+    import sys
+
+    from conftest import PKG_DIR
+
+    code = ("import sys, SimpleITK as sitk\nfrom her2radiomics.qa import QASession\n"
+            f"s = QASession.open({str(session.path)!r})\ns.start_review('c0', 'R1')\nimage, masks = s.load('c0', 'R1')\n"
+            "s.approve('c0', 'R1', pectoralis=masks['lesion'])\n"
+            "print(sorted(m for m in ('pandas', 'yaml', 'radiomics', 'joblib', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(PKG_DIR), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_report_shows_the_qa_summary(session, cohort, tmp_path, capsys):
+    """report --qa: per reader reviewed / approved / edited / rejected, who, and the median review time."""
+    session.start_review("c0", "R1", reviewer="dr_a")
+    session.set_status("c0", "R1", "approved")                   # 2 ticks of 7 s: 14 s
+    session.start_review("c1", "R1", reviewer="dr_b")
+    session.save_masks("c1", "R1", air=sitk.ReadImage(str(cohort.parent / "c1" / "air.nrrd")))
+    session.set_status("c1", "R1", "edited")                     # 4 ticks: 28 s
+    session.start_review("c2", "R1", reviewer="dr_a")
+    session.set_status("c2", "R1", "rejected", note="motion")   # 14 s
+    s = session.summary()["readers"]["R1"]
+    assert (s["reviewed"], s["approved"], s["edited"], s["rejected"], s["pending"]) == (3, 1, 1, 1, 0)
+    assert s["reviewers"] == ["dr_a", "dr_b"] and s["median_review_seconds"] == pytest.approx(14.0)
+    pd.DataFrame({"case_id": ["c0"], "p_positive": [0.4], "p_low": [0.3], "p_zero": [0.3], "stage1_call": ["negative"],
+                  "stage2_call": ["low"]}).to_csv(tmp_path / "P.csv", index=False)
+    pd.DataFrame({"case_id": ["c0"], "stage": ["stage1"], "feature": ["intra_x"], "value": [1.0], "z": [0.5],
+                  "coefficient": [0.2], "contribution": [0.1]}).to_csv(
+        tmp_path / "P.contributions.csv", index=False)
+    assert cli.main(["report", "--predictions", str(tmp_path / "P.csv"), "--qa", str(session.path),
+                     "-o", str(tmp_path / "r.html")]) == 0
+    text = (tmp_path / "r.html").read_text()
+    assert '<section id="qa"><h2>Segmentation QA</h2>' in text
+    assert ("<td class=l>R1</td><td>3</td><td>3</td><td>1</td><td>1</td><td>1</td><td>0</td>"
+            "<td class=l>dr_a, dr_b</td><td>14.0 s</td>") in text

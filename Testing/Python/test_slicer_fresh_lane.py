@@ -61,7 +61,11 @@ def test_this_is_a_fresh_slicer_python():
 
 @pytest.fixture(scope="module")
 def radiomics_dir(tmp_path_factory):
-    """What installing the SlicerRadiomics extension adds: pyradiomics and its dependencies, in their own folder."""
+    """What installing the SlicerRadiomics extension adds: pyradiomics and its dependencies, in their own folder
+    (installed once per lane environment by the lane script; here when the test runs alone)."""
+    ready = os.environ.get("HER2_FRESH_SLICER_RADIOMICS")
+    if ready and (Path(ready) / "radiomics").is_dir():
+        return Path(ready)
     target = tmp_path_factory.mktemp("SlicerRadiomics")
     from HER2RadiomicsLib import deps
 

@@ -28,6 +28,7 @@ SIGNALS = {
     "currentNodeChanged(vtkMRMLNode*)": {"qMRMLNodeComboBox"},
     "currentPathChanged(QString)": {"ctkPathLineEdit"},
     "validInputChanged(bool)": {"ctkPathLineEdit"},
+    "currentRowChanged(int)": {"QListWidget"},
 }
 ATTRIBUTES = {
     "text": {"QLabel", "QLineEdit", *BUTTONS},
@@ -40,6 +41,8 @@ ATTRIBUTES = {
     "setMRMLPlotViewNode": {"qMRMLPlotWidget"},
     "collapsed": {"ctkCollapsibleButton"},
     "currentPath": {"ctkPathLineEdit"},
+    "directory": {"ctkDirectoryButton"},
+    **{m: {"QListWidget"} for m in ("clear", "addItems", "setCurrentRow")},
     **{m: {"qMRMLSegmentEditorWidget"} for m in (
         "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode", "setCurrentSegmentID",
         "setActiveEffectByName", "saveStateForUndo", "undo", "setupViewObservations", "removeViewObservations",

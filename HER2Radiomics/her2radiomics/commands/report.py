@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help="report.html")
     parser.add_argument("--title", default="HER2Radiomics report")
     parser.add_argument("--max-cases", type=int, default=50, help="per-case sections (default 50)")
+    parser.add_argument("--qa", default=None, metavar="SESSION",
+                        help="QA session folder: adds the segmentation-QA summary (reviewed, edited, by whom, median time)")
 
 
 PREDICTION_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call")
@@ -81,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
     preds = read_predictions(args.predictions) if args.predictions else None
     if preds is not None:
         check_parameter_files(studies, preds[0], args.predictions)
-    write_report(args.output, studies, preds, title=args.title)
+    qa_html = ""
+    if args.qa:
+        from her2radiomics.qa import QASession
+
+        qa_html = QASession.open(args.qa).summary_html()
+    write_report(args.output, studies, preds, title=args.title, extra_html=qa_html)
     print(f"wrote {args.output}")
     return 0
