@@ -10,7 +10,9 @@ What runs where:
   current air / pectoralis segments as user masks), Detect (``detect_exclusion``), Extract
   (``extract_features``), Predict (``predict``, model cards through ``load_model_card``). The page holds
   no science of its own.
-* ``her2radiomics.qa.QASession`` records every decision (start / approve / reject) and the edited masks.
+* ``HER2RadiomicsLib.qa_panel.QAPanelLogic`` (the panel's QA section, no Qt) loads a case's image and the
+  reader's masks into the scene and hands decisions with the segments' masks to ``her2radiomics.qa.QASession``:
+  the page, the panel and the Python API write the same files.
 
 Every control carries a stable ``data-testid`` (docs/web.md lists them).
 """
@@ -18,11 +20,9 @@ Every control carries a stable ``data-testid`` (docs/web.md lists them).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -58,15 +58,9 @@ class QAWebApp:
         from trame_slicer.rca_view import register_rca_factories
         from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-        from her2radiomics.qa import QASession
         from HER2RadiomicsLib.logic import HER2RadiomicsLogic, default_model_cards
+        from HER2RadiomicsLib.qa_panel import QAPanelLogic
 
-        self.session = QASession.open(session_dir)
-        self.reader = reader or self.session.first_reader
-        if self.reader not in self.session.readers:
-            raise UserError(f"reader '{self.reader}' is not in session {session_dir} (readers: "
-                            f"{', '.join(self.session.readers)}); add it with 'her2radiomics qa add-reader'")
-        self.reviewer = os.environ.get("HER2RADIOMICS_REVIEWER") or self.reader
         cards = default_model_cards() if not models else dict(zip(("stage1", "stage2"), models, strict=False))
         self.cards = {k: str(v) for k, v in cards.items()}
         self.params = params
@@ -80,17 +74,15 @@ class QAWebApp:
         self.layout_manager.register_layout_dict({"QA": Layout(LayoutDirection.Horizontal, [axial, coronal])})
         self.layout_manager.set_layout("QA")
 
+        # the panel's logic and its QA section's, on trame-slicer's scene
         self.logic = HER2RadiomicsLogic(scene=self.slicer_app.scene)
-        self.logic.state.distances = tuple(self.session.distances)
+        self.qa = QAPanelLogic(self.logic)
+        self.session = self.qa.open(session_dir, reader)
+        self.reader = self.qa.reader
         self.editor = self.slicer_app.segmentation_editor
         from undo_stack import UndoStack
 
         self.editor.set_undo_stack(UndoStack(undo_limit=20))  # brush strokes (the Lib's steps have their own)
-        self.volume_node = None
-        self.segmentation_node = None
-        self.case_id: str | None = None
-        self.shown_masks: dict[str, Any] = {}
-        self.excluded_first: dict[str, float] | None = None
 
         st = self.server.state
         st.update({
@@ -234,61 +226,43 @@ class QAWebApp:
             self._action(self.open_case)(cid)
 
     # ------------------------------------------------------------------ session
+    @property
+    def volume_node(self):
+        return self.qa.volume_node
+
+    @property
+    def segmentation_node(self):
+        return self.qa.segmentation_node
+
+    @property
+    def case_id(self) -> str | None:
+        return self.qa.current_case_id if self.qa.volume_node is not None else None
+
     def _refresh_cases(self) -> None:
         st = self.server.state
-        st.cases = [{"case_id": c.case_id, "status": self.session.review(c.case_id, self.reader).status}
-                    for c in self.session.cases(self.reader)]
+        st.cases = [{"case_id": r.case_id, "status": r.status, "note": r.note} for r in self.qa.rows()]
         st.progress = self.session.status(self.reader)[0].text()
         st.case_id = self.case_id or ""
 
-    def _clear_case(self) -> None:
-        """Remove the previous case's nodes and results: nothing of one case leaks into the next."""
+    def _clear_results(self) -> None:
+        """The page's view of the last case's results, and its table / chart nodes, go before the next case loads
+        (QAPanelLogic.load removes its volume and segmentation and resets the logic)."""
         self.editor.deactivate_effect()
-        self.server.state.active_tool = ""
-        for node in (self.segmentation_node, self.volume_node):
-            if node is not None and node.GetScene() is not None:
-                self.slicer_app.scene.RemoveNode(node)
         for cls in ("vtkMRMLTableNode", "vtkMRMLPlotSeriesNode", "vtkMRMLPlotChartNode"):
             for node in list(_nodes(self.slicer_app.scene, cls)):
                 self.slicer_app.scene.RemoveNode(node)
-        self.volume_node = self.segmentation_node = None
-        from HER2RadiomicsLib.logic import HER2RadiomicsLogic
-
-        self.logic = HER2RadiomicsLogic(scene=self.slicer_app.scene)  # a fresh logic: no result of the last case
-        self.logic.state.distances = tuple(self.session.distances)
-        self.excluded_first = None
         st = self.server.state
         st.update({"p_positive": "", "p_low": "", "p_zero": "", "calls": "", "gdi": [], "contributions": [],
-                   "region_stats": [], "reject_note": "", "exclusion_states": ""})
+                   "region_stats": [], "reject_note": "", "exclusion_states": "", "active_tool": ""})
 
     def open_case(self, case_id: str) -> str:
-        from HER2RadiomicsLib import mrml_bridge, segments
-
-        self._clear_case()
-        self.session.start_review(case_id, self.reader, reviewer=self.reviewer)
-        inputs = self.session.inputs(case_id, self.reader)
-        image, masks = self.session.load(case_id, self.reader)
-        self.case_id = case_id
-        self.logic.state.case_id = case_id
-        scene = self.slicer_app.scene
-        self.volume_node = mrml_bridge.volume_node_from_image(image, case_id, scene=scene)
-        seg = self.logic.setup_segmentation(self.volume_node, None)
-        self.shown_masks = {}
-        for kind in ("lesion", "air", "pectoralis"):
-            m = masks.get(kind)
-            if m is None:
-                continue
-            m = sitk.Cast(m > 0, sitk.sitkUInt8)
-            m.CopyInformation(image)
-            self.shown_masks[kind] = m
-            sid = mrml_bridge.set_segment_from_mask(seg, kind, m)
-            if kind != "lesion":  # exclusions from the manifest or a saved edit: the reader's own masks
-                seg.GetSegmentation().GetSegment(sid).SetTag(segments.SOURCE_TAG, "user")
-        self.segmentation_node = seg
+        self._clear_results()
+        self.qa.load(case_id)
         self._show_case()
         self._refresh_cases()
         self._refresh_stats()
-        shown = ", ".join(f"{k}: {v}" for k, v in inputs.sources.items())
+        sources = self.session.inputs(case_id, self.reader).sources
+        shown = ", ".join(f"{k}: {v}" for k, v in sources.items())
         return f"case {case_id} opened ({shown})"
 
     def _show_case(self) -> None:
@@ -340,8 +314,6 @@ class QAWebApp:
     def generate_shells(self) -> str:
         self._before_step()
         regions = self.logic.generate_shells(self.volume_node, self.segmentation_node)
-        if self.excluded_first is None:
-            self.excluded_first = {n: float(regions.stats[n].get("excluded_mm3") or 0.0) for n in regions.shell_names}
         self._refresh_stats()
         warn = f"; {len(regions.warnings)} warning(s): " + " | ".join(regions.warnings) if regions.warnings else ""
         return f"shells {', '.join(regions.shell_names)} generated{warn}"
@@ -442,41 +414,21 @@ class QAWebApp:
         return f"predicted with {', '.join(Path(p).name for p in self.cards.values())}{warn}"
 
     # ------------------------------------------------------------------ decisions
-    def _edited_masks(self) -> dict[str, Any]:
-        """The masks to hand to the QA session: the lesion, and each exclusion the reader drew or edited.
-
-        An exclusion that is still the automatic detection (state ``auto``) or empty is not passed:
-        ``extract`` detects it the same way, so only real edits become the reader's masks.
-        """
-        from HER2RadiomicsLib import mrml_bridge, segments
-
-        seg, vol = self.segmentation_node, self.volume_node
-        out: dict[str, Any] = {"lesion": self.logic.lesion_mask(vol, seg)}
-        for name in ("air", "pectoralis"):
-            if not mrml_bridge.segment_id(seg, name):
-                continue
-            mask = mrml_bridge.mask_from_segment(seg, name, vol)
-            state = segments.exclusion_state(seg, name, mask)
-            if state in ("auto, edited", "user") or name in self.shown_masks:
-                out[name] = mask
-        return out
-
     def approve(self) -> str:
+        """QAPanelLogic.approve: the lesion and the exclusions the reader drew or edited go to the session."""
         self._need_case()
         self.editor.deactivate_effect()
-        rev = self.session.approve(self.case_id, self.reader, reviewer=self.reviewer, note=self.server.state.reject_note,
-                                   **self._edited_masks())
-        done = self.case_id
+        self.server.state.active_tool = ""
+        rev = self.qa.approve(note=self.server.state.reject_note)
         self._refresh_cases()
         saved = f" (saved: {', '.join(sorted(rev.masks))})" if rev.masks else ""
-        return f"case {done}: {rev.status}{saved}"
+        return f"case {rev.case_id}: {rev.status}{saved}"
 
     def reject(self) -> str:
         self._need_case()
-        note = self.server.state.reject_note
-        rev = self.session.set_status(self.case_id, self.reader, "rejected", note=note, reviewer=self.reviewer)
+        rev = self.qa.reject(self.server.state.reject_note)
         self._refresh_cases()
-        return f"case {self.case_id}: {rev.status} ({rev.note})"
+        return f"case {rev.case_id}: {rev.status} ({rev.note})"
 
     def next_case(self) -> str:
         cid = self.session.next_pending(self.reader, after=self.case_id)

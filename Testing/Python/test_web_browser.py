@@ -105,7 +105,7 @@ def cohort(tmp_path_factory) -> Path:
 def server(cohort, display):
     """`her2radiomics web` in a subprocess; yields (url, the lines it printed)."""
     port = _free_port()
-    env = {**os.environ, "DISPLAY": display, "HER2RADIOMICS_REVIEWER": "Dr Test"}
+    env = {**os.environ, "DISPLAY": display}
     proc = subprocess.Popen([sys.executable, "-m", "her2radiomics", "web", "--session", str(cohort / "QA"),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=cohort)
@@ -258,7 +258,7 @@ def test_review_in_browser(chromium, cohort, server, tmp_path):
     qa = cohort / "QA"
     with open(qa / "status.csv", newline="") as f:
         status = {r["case_id"]: r for r in csv.DictReader(f)}
-    assert status["case1"]["status"] == "edited" and status["case1"]["reviewer"] == "Dr Test"
+    assert status["case1"]["status"] == "edited" and status["case1"]["reviewer"] == "R1"
     assert status["case2"]["status"] == "rejected" and status["case2"]["note"] == "motion artefact over the lesion"
     assert status["case3"]["status"] == "pending"
     rev = json.loads((qa / "reviews" / "case1" / "R1.json").read_text())
