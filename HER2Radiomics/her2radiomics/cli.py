@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "report": "self-contained HTML report of a study and its predictions",
     "qa": "QA sessions over a cohort: init, status, add-reader, set, manifest (docs/qa.md)",
     "demo": "the demonstration on embedded data (synthetic model, not for clinical use)",
+    "web": "review a QA session in a browser (trame-slicer; optional extra: pip install .[web])",
 }
 
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The browser lane (issue 17): `her2radiomics web` in a real headless Chromium (Testing/Python/test_web_browser.py).
+#
+#   bash scripts/web_lane.sh [pytest args]
+#
+# trame-slicer 2.0 (the `web` extra) needs slicer-core 5.11.x and slicer-layer-dm 2.0 (vtk 9.6.0) while the
+# main suite's `test` extra pins slicer-core 5.13, so this lane has its own virtualenv, .venv-web (or
+# $HER2_WEB_VENV), with `.[web,webtest]`; it is rebuilt when pyproject.toml changes. As root, Debian's
+# `chromium` and `xvfb` are installed when missing (Playwright never downloads a browser: the test drives
+# /usr/bin/chromium). Without Chromium the test skips with the reason; without Xvfb it fails (the server's
+# VTK views need a display). HER2_SKIP_WEB=1 skips the lane with a line saying so.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if [ "${HER2_SKIP_WEB:-0}" = "1" ]; then
+  echo "[web-lane] skipped: HER2_SKIP_WEB=1"
+  exit 0
+fi
+VENV="${HER2_WEB_VENV:-$ROOT/.venv-web}"
+PY="${PYTHON:-python3}"
+
+# system packages: the browser and the virtual display
+need=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[web-lane] installing ${need[*]} (Debian packages)" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null) >&2 \
+      || echo "[web-lane] ${need[*]} could not be installed; the browser test will skip (no Chromium) or fail (no Xvfb)" >&2
+  else
+    echo "[web-lane] missing ${need[*]} and not root: install them (apt-get install ${need[*]})" >&2
+  fi
+fi
+
+# the lane's virtualenv
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[web-lane] creating virtualenv $VENV" >&2
+  "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.her2radiomics-web-installed"
+WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  echo "[web-lane] installing her2radiomics[web,webtest] into $VENV (first run takes a few minutes)" >&2
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  if ! "$VENV/bin/python" -m pip install --quiet -e "$ROOT[web,webtest]" > "$VENV/pip-install.log" 2>&1; then
+    grep -v "^WARNING: Location" "$VENV/pip-install.log" | tail -n 20 >&2
+    echo "error: installing the web lane's dependencies failed (log: $VENV/pip-install.log)" >&2
+    exit 2
+  fi
+  echo "$WANT" > "$STAMP"
+fi
+
+echo "[web-lane] browser test (Playwright + /usr/bin/chromium, Xvfb started by the test)" >&2
+set +e
+"$VENV/bin/python" -m pytest Testing/Python/test_web_browser.py -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+exit "$rc"
