@@ -77,7 +77,8 @@ PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind i
 PECT_BEHIND_FRACTION = (0.7, 0.9)  # mask near the lesion lying behind it
 PECT_THICK_FRACTION = (0.7, 1.0)  # runs within the 2-25 mm thickness prior
 PECT_MIN_SPAN = 0.6  # confidence 1 when the mask spans this fraction of the box's L-R extent on the lesion's slices
-PECT_LEVEL_CANDIDATES = 3  # histogram peaks tried as the muscle level
+PECT_LEVEL_CANDIDATES = 3
+PECT_LEVEL_SWITCH = 1.5  # another candidate level wins only with a sheet score this many times larger  # histogram peaks tried as the muscle level
 PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
 PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
 PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
@@ -518,6 +519,8 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         # pectoralis tapers out it is thinner than 2 mm, and the next layer behind it is intercostal muscle
         run_l = _first_run(like_l, ori, spacing_zyx, thin_blocks=True)
         score = _sheet_score(_canon(run_l, ori), _canon_spacing(spacing_zyx, ori))
+        if best is not None:  # the first-layer mode is the default; another level must be a clearly better sheet
+            score /= PECT_LEVEL_SWITCH
         if best is None or score > best[0]:
             best = (score, lv, run_l)
     if best is None:
