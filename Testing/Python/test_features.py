@@ -170,6 +170,31 @@ def test_each_filter_runs_once_per_case_in_one_process(tmp_path, monkeypatch):
     assert calls == {"Wavelet": 1, "LoG": 3}
 
 
+def test_error_in_a_helper_reaches_the_caller_and_the_next_case_runs(monkeypatch):
+    import os
+
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    parent = os.getpid()
+    real = RadiomicsFeatureExtractor.computeFeatures
+
+    def failing_in_helpers(self, *a, **kw):
+        if os.getpid() != parent:
+            raise RuntimeError("boom in a helper")
+        return real(self, *a, **kw)
+
+    image, lesion, _ = textured_case(seed=0, shape_zyx=(20, 40, 40))
+    masks = shells(lesion, (2.0,))
+    features.shutdown_case_pool()  # the next pool is forked with the patched method
+    monkeypatch.setattr(RadiomicsFeatureExtractor, "computeFeatures", failing_in_helpers)
+    with pytest.raises(RuntimeError, match="boom in a helper"):
+        features.extract_case(image, masks, SMALL_PARAMS_DICT(), case_workers=2)
+    monkeypatch.undo()
+    features.shutdown_case_pool()
+    got = features.extract_case(image, masks, SMALL_PARAMS_DICT(), case_workers=2)
+    assert got == features.extract_case(image, masks, SMALL_PARAMS_DICT(), case_workers=1)
+
+
 def test_case_workers_default_and_bad_values(monkeypatch):
     import sys
     import types
