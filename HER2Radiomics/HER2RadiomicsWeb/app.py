@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 TEST_IDS = (
     "case-list", "generate-shells", "detect-exclusions", "apply-exclusions", "erase-air", "erase-pectoralis",
     "paint-lesion", "erase-lesion", "extract", "predict", "p-positive", "p-low", "p-zero", "approve", "reject",
-    "reject-note", "next-case", "qa-progress", "message", "undo",
+    "reject-note", "needs-edit", "previous-case", "next-case", "qa-progress", "message", "undo",
 )
 #: brush diameter in mm for paint / erase (absolute, so that a drag erases the same voxels at any zoom)
 BRUSH_MM = 6.0
@@ -181,6 +181,10 @@ class QAWebApp:
                                 raw_attrs=_tid("approve"))
                         v3.VBtn("Reject", click=ctrl.reject, color="error", size="small", disabled=("busy",),
                                 raw_attrs=_tid("reject"))
+                        v3.VBtn("Needs edit", click=ctrl.needs_edit, size="small", disabled=("busy",),
+                                raw_attrs=_tid("needs-edit"))
+                        v3.VBtn("Previous", click=ctrl.previous_case, size="small", disabled=("busy",),
+                                raw_attrs=_tid("previous-case"))
                         v3.VBtn("Next", click=ctrl.next_case, size="small", disabled=("busy",), raw_attrs=_tid("next-case"))
                     html.Div("{{ message }}", raw_attrs=_tid("message"), classes="text-body-2 mt-2",
                              style="white-space: pre-wrap")
@@ -199,6 +203,8 @@ class QAWebApp:
         ctrl.approve = self._action(self.approve)
         ctrl.reject = self._action(self.reject)
         ctrl.next_case = self._action(self.next_case)
+        ctrl.previous_case = self._action(self.previous_case)
+        ctrl.needs_edit = self._action(self.needs_edit)
 
     def _action(self, fn):
         """Run one button's step: a UserError becomes the page's message line (as the panel's status line)."""
@@ -429,6 +435,20 @@ class QAWebApp:
         rev = self.qa.reject(self.server.state.reject_note)
         self._refresh_cases()
         return f"case {rev.case_id}: {rev.status} ({rev.note})"
+
+    def needs_edit(self) -> str:
+        """Keep the case pending with a 'needs edit' note (QAPanelLogic.needs_edit)."""
+        self._need_case()
+        rev = self.qa.needs_edit(self.server.state.reject_note)
+        self._refresh_cases()
+        return f"case {rev.case_id}: {rev.status} ({rev.note})"
+
+    def previous_case(self) -> str:
+        ids = self.qa.case_ids
+        if not ids:
+            raise UserError(f"reader {self.reader} has no case in this session")
+        i = ids.index(self.case_id) if self.case_id in ids else 0
+        return self.open_case(ids[max(0, i - 1)])
 
     def next_case(self) -> str:
         cid = self.session.next_pending(self.reader, after=self.case_id)

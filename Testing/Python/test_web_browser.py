@@ -250,6 +250,15 @@ def test_review_in_browser(chromium, cohort, server, tmp_path):
             page.wait_for_selector('[data-testid="case-case2"][data-status="rejected"]', timeout=30_000)
             assert "2 of 3 reviewed" in page.inner_text('[data-testid="qa-progress"]')
             page.screenshot(path=str(shots / "web_decisions.png"))
+
+            page.click('[data-testid="next-case"]')
+            _wait_message(page, "case case3 opened")
+            page.fill('[data-testid="reject-note"] input', "lesion border unclear")
+            page.click('[data-testid="needs-edit"]')
+            _wait_message(page, "case case3: pending (needs edit: lesion border unclear)")
+            page.click('[data-testid="previous-case"]')
+            _wait_message(page, "case case2 opened")   # opening a decided case again keeps its decision
+            page.wait_for_selector('[data-testid="case-case2"][data-status="rejected"]', timeout=30_000)
         finally:
             browser.close()
     browser_s = time.monotonic() - t0
@@ -260,7 +269,7 @@ def test_review_in_browser(chromium, cohort, server, tmp_path):
         status = {r["case_id"]: r for r in csv.DictReader(f)}
     assert status["case1"]["status"] == "edited" and status["case1"]["reviewer"] == "R1"
     assert status["case2"]["status"] == "rejected" and status["case2"]["note"] == "motion artefact over the lesion"
-    assert status["case3"]["status"] == "pending"
+    assert status["case3"]["status"] == "pending" and status["case3"]["note"] == "needs edit: lesion border unclear"
     rev = json.loads((qa / "reviews" / "case1" / "R1.json").read_text())
     assert set(rev["masks"]) == {"pectoralis"}, rev["masks"]   # the lesion and the automatic air were not edited
 
