@@ -73,7 +73,7 @@ def configs_b(quick: bool) -> list[dict]:
 
 def configs_a(quick: bool) -> list[dict]:
     from sweep_exclusions import configs
-    return [{"family": "A", "contrast": "fs", **c} for c in configs(8 if quick else 20, 2026)]
+    return [{"family": "A", "contrast": "fs", **c} for c in configs(8 if quick else 12, 2026)]
 
 
 def build(cfg: dict):
@@ -93,11 +93,19 @@ def describe(cfg: dict) -> str:
     return f"A{cfg['i']:02d} fs    - gap{cfg['lesion_gap_mm']:>4.1f}mm  r{cfg['lesion_radius_mm']:4.1f} sp{cfg['spacing'][0]:.2f}"
 
 
-def pct(x: list[float]) -> str:
+LIMITS = {"dice_pec": (es.PEC_DICE_MIN, 1), "dice_air": (es.AIR_DICE_MIN, 1), "keep": (es.KEEP_MIN, 1),
+          "contamination": (es.CONTAM_MAX, -1), "dice_pec_band": (es.PEC_DICE_MIN, 1),
+          "dice_air_band": (es.AIR_DICE_MIN, 1)}
+
+
+def pct(x: list[float], sense: int = 1, limit: float | None = None) -> str:
+    """min / p5 / median (higher is better) or max / p95 / median (contamination), and how many miss the limit."""
     v = np.array([t for t in x if t is not None and np.isfinite(t)], float)
     if not v.size:
-        return "   n/a (0)          "
-    return f"{v.min():.3f} / {np.percentile(v, 5):.3f} / {np.median(v):.3f} (n={v.size})"
+        return "n/a (0)"
+    worst, tail = (v.min(), np.percentile(v, 5)) if sense > 0 else (v.max(), np.percentile(v, 95))
+    bad = int(np.sum(v < limit)) if sense > 0 else int(np.sum(v > limit))
+    return f"{worst:.3f} / {tail:.3f} / {np.median(v):.3f}  (n={v.size}, {bad} miss the {limit:g} limit)"
 
 
 def main() -> None:
@@ -135,13 +143,14 @@ def main() -> None:
               f"          {'R' if s['flagged'] else '-'}  {time.perf_counter() - t0:.1f}"
               f"  {'  <- ' + '; '.join(s['violations']) if s['violations'] else ''}", flush=True)
     print(f"\n{len(rows)} cases in {time.perf_counter() - t_all:.0f} s")
-    print("\ndistribution: min / p5 / median (n)")
+    print("\ndistribution: min / p5 / median (Dice, keep) or max / p95 / median (contamination)")
     groups = sorted({(r["family"], r["contrast"]) for r in rows})
     for fam, con in groups + [(f, "all") for f in sorted({r["family"] for r in rows})]:
         sel = [r for r in rows if r["family"] == fam and (con == "all" or r["contrast"] == con)]
         print(f"family {fam} {con:5s} (n={len(sel)})")
-        for m in METRICS:
-            print(f"   {m:14s} {pct([r[m] for r in sel])}")
+        for m in (*METRICS, "dice_pec_band", "dice_air_band"):
+            lim, sense = LIMITS[m]
+            print(f"   {m:14s} {pct([r[m] for r in sel], sense, lim)}")
         bad = [r for r in sel if r["violations"]]
         flagged = [r for r in sel if r["flagged"]]
         unflagged_bad = [r for r in bad if not r["flagged"]]
