@@ -185,3 +185,28 @@ def test_harness_oracle_masks_score_perfectly_and_shell_matches_project():
     box, d = es.truth_distances(c.lesion, 16.0)
     ev = evaluation_region(c.lesion, 5, 10)[box] & (d > 0)
     assert np.array_equal(ev, (d <= 15.0 + 1e-6) & (d > 0))   # 1e-6: rounding of lattice points exactly 15 mm away
+
+
+def test_skin_thickening_pectoralis_minor_and_chest_wall():
+    base = case(71, lesion_kind="superficial", pec_minor=True)
+    thick = case(71, lesion_kind="superficial", pec_minor=True, skin_thickening_mm=3.0)
+    no_minor = case(71, lesion_kind="superficial", pec_minor=False)
+    vv = float(np.prod(SP))
+    assert thick.array("skin").sum() * vv > base.array("skin").sum() * vv + 2000.0   # mm3
+    # thickened skin over a superficial lesion: the lesion stays below it (gap > skin + 1 mm)
+    assert thick.meta["lesion"]["gap_to_skin_surface_mm"] >= thick.meta["skin_mm"] + 1.0
+    assert base.array("pectoralis_minor").any() and not no_minor.array("pectoralis_minor").any()
+    # pectoralis minor lies behind (posterior to) the major
+    y_maj = points(base.labels, base.array("pectoralis_major"))[:, 1]
+    y_min = points(base.labels, base.array("pectoralis_minor"))[:, 1]
+    assert np.median(y_min) > np.median(y_maj)
+    assert base.array("chest_wall").sum() * vv > 5000.0          # ribs / intercostal layer present
+
+
+def test_harness_on_family_a():
+    """The harness also scores the project's own phantom (family A: lesion / air / pectoralis truth only)."""
+    from her2radiomics.phantom import make_phantom
+    ph = make_phantom(11, (160, 160, 48), (2.07, 2.07, 4.0))
+    s = es.score_case(ph, air=ph.air, pectoralis=ph.pectoralis)
+    assert s["shell_mismatch_voxels"] == 0 and s["keep"] == 1.0 and s["contamination"] == 0.0
+    assert s["dice_pec"] == 1.0 or np.isnan(s["dice_pec"])
