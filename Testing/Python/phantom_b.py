@@ -890,6 +890,56 @@ def make_case_b(
     return CaseB(image=image, lesion=lesion, labels=labels, meta=meta, pre=pre_img)
 
 
+def sweep_configs(quick: bool = False) -> list[dict]:
+    """The issue-11 sweep grid: contrast x density x lesion kind x pectoralis thickness (72 cases, or 18).
+
+    Each entry: ``{"i", "seed", "kwargs"}`` for ``make_case_b(seed, **kwargs)``; from the index are drawn the
+    spacing (0.7 x 0.7 x 1.5 or 1 x 1 x 2 mm), direction (identity, Duke-like flipped, 15-25 degree oblique),
+    glandular tissue at muscle intensity (odd indices), pectoralis minor (70 %), skin thickening (30 %), bias,
+    motion ghosting (40 %) and lesion radius (5-10 mm). ``quick`` keeps one density per contrast x kind x
+    thickness (cycling a-d): a subset of the full grid with identical parameters.
+    """
+    out = []
+    dens = list(DENSITIES)
+    i = 0
+    for ci, contrast in enumerate(CONTRASTS):
+        for density in dens:
+            for ki, kind in enumerate(LESION_KINDS):
+                for ti, thick in enumerate((3.0, 15.0)):
+                    rng = np.random.default_rng([i, 2026])
+                    geo = int(rng.integers(0, 3))
+                    kw = {"contrast": contrast, "density": density, "lesion_kind": kind, "pec_thickness_mm": thick,
+                          "spacing": (0.7, 0.7, 1.5) if rng.random() < 0.6 else (1.0, 1.0, 2.0),
+                          "direction": AXIAL_DUKE if geo == 1 else AXIAL_IDENTITY,
+                          "oblique_deg": float(rng.uniform(15, 25)) if geo == 2 else 0.0,
+                          "fgt_like_muscle": bool(i % 2),
+                          "pec_minor": bool(rng.random() < 0.7),
+                          "skin_thickening_mm": float(rng.uniform(1.5, 3.5)) if rng.random() < 0.3 else 0.0,
+                          "bias": float(rng.uniform(0.1, 0.6)),
+                          "ghosting": float(rng.uniform(0.05, 0.2)) if rng.random() < 0.4 else 0.0,
+                          "lesion_radius_mm": float(rng.uniform(5.0, 10.0))}
+                    if not quick or dens.index(density) == (ci + 2 * ki + ti) % 4:
+                        out.append({"i": i, "seed": 1000 + i, "kwargs": kw})
+                    i += 1
+    return out
+
+
+def write_case_b(case: CaseB, outdir) -> None:
+    """Write image.nrrd, lesion.nrrd, labels.nrrd, air.nrrd, pectoralis.nrrd and meta.json (e.g. for the CLI)."""
+    import json
+    from pathlib import Path
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, img in (("image", case.image), ("lesion", case.lesion), ("labels", case.labels),
+                      ("air", case.air), ("pectoralis", case.pectoralis)):
+        sitk.WriteImage(img, str(out / f"{name}.nrrd"), True)
+    if case.pre is not None:
+        sitk.WriteImage(case.pre, str(out / "pre.nrrd"), True)
+    meta = dict(case.meta, classes=list(CLASSES))
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
 def _ghost(moving: np.ndarray, amp: float, pe_axis: str, D: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Motion ghosts of ``moving`` along the phase-encode array axis (first-order k-space model).
 

@@ -218,3 +218,14 @@ def test_harness_on_family_a():
     s = es.score_case(ph, air=ph.air, pectoralis=ph.pectoralis)
     assert s["shell_mismatch_voxels"] == 0 and s["keep"] == 1.0 and s["contamination"] == 0.0
     assert s["dice_pec"] == 1.0 or np.isnan(s["dice_pec"])
+
+
+def test_write_case_b_round_trip(tmp_path):
+    c = case(7, lesion_kind="deep", pec_minor=True)
+    pb.write_case_b(c, tmp_path / "case")
+    lab = sitk.ReadImage(str(tmp_path / "case" / "labels.nrrd"))
+    np.testing.assert_array_equal(arr(lab), arr(c.labels))
+    assert lab.GetDirection() == pytest.approx(c.labels.GetDirection())
+    import json
+    meta = json.loads((tmp_path / "case" / "meta.json").read_text())
+    assert meta["classes"] == list(pb.CLASSES) and meta["lesion"]["kind"] == "deep"
