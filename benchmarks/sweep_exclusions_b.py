@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,9 @@ def main() -> None:
     ap.add_argument("--family", nargs="+", default=["A", "B"], choices=["A", "B"])
     ap.add_argument("--only", nargs="*", help="run only these case ids (e.g. B03 A05)")
     ap.add_argument("--out", type=Path, help="also write the per-case table as CSV")
+    ap.add_argument("--sub-exclusion-image", action="store_true",
+                    help="on subtraction cases detect the exclusions on the pre-contrast phase "
+                         "(build_regions(exclusion_image=...), where the installed her2radiomics has it)")
     args = ap.parse_args()
     cfgs = (configs_a(args.quick) if "A" in args.family else []) + (configs_b(args.quick) if "B" in args.family else [])
     rows = []
@@ -105,7 +109,13 @@ def main() -> None:
             print(f"{label}: skipped ({exc})", flush=True)
             continue
         t1 = time.perf_counter()
-        reg = build_regions(case.image, case.lesion, (1.0, 3.0, 5.0))
+        extra = {}
+        if args.sub_exclusion_image and getattr(case, "pre", None) is not None and cfg.get("kwargs", cfg)["contrast"] == "sub":
+            if "exclusion_image" not in inspect.signature(build_regions).parameters:
+                raise SystemExit("error: this her2radiomics has no build_regions(exclusion_image=...); "
+                                 "run without --sub-exclusion-image")
+            extra["exclusion_image"] = case.pre
+        reg = build_regions(case.image, case.lesion, (1.0, 3.0, 5.0), **extra)
         t2 = time.perf_counter()
         s = es.score_case(case, reg)
         row = dict({k: v for k, v in cfg.items() if k != "kwargs"}, **cfg.get("kwargs", {}), id=label.split()[0], **{k: v for k, v in s.items() if k != "violations"},

@@ -190,6 +190,7 @@ def score_case(case: Any, regions: Any = None, *, air: Any = None, pectoralis: A
     for ex in ("air", "pectoralis"):
         info = getattr(regions, "exclusions", {}).get(ex, {})
         conf[ex] = (info.get("confidence"), info.get("review"))
+        out[f"{ex[:3]}_assumed_contrast"] = info.get("contrast")
     out["air_confidence"], out["air_review"] = conf["air"]
     out["pec_confidence"], out["pec_review"] = conf["pectoralis"]
     out["flagged"] = bool(conf["air"][1]) or bool(conf["pectoralis"][1])

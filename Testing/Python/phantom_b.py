@@ -374,7 +374,7 @@ class _Anatomy:
         self.rib_rd, self.rib_rz = u(3.5, 4.5), u(5.5, 7.5)
         self.rib_period, self.rib_slope, self.rib_z0 = u(26.0, 34.0), u(0.15, 0.45), u(0.0, 30.0)
         self.heart = (u(20.0, 35.0), u(50.0, 60.0), u(40.0, 50.0), u(50.0, 60.0))  # x, Rx, Ry, Rz
-        self.flow_void = u(0.25, 1.0)
+        self.flow_void = u(0.05, 0.5)       # blood-pool signal: flow void (dark) to partly enhanced
         self.thick_field = _Cosines(rng, 6, (80.0, 200.0))
         self.breasts = [_Breast(s, self.thorax, rng, breast_size) for s in (-1, 1)]
         lo, hi = DENSITIES[density]
