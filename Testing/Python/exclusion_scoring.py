@@ -8,10 +8,14 @@ Criteria, per case (defaults = the issue's numbers):
   is the set of voxels within ~15 mm of the lesion (``exclusions.evaluation_region(lesion, 5, 10)``); it
   differs only inside large lesions (lesion voxels > 10 mm from the shell are not in the zone; no
   exclusion mask may hold lesion voxels anyway).
-- **pectoralis Dice** >= 0.85 and **air Dice** >= 0.95 inside the zone (Dice 1945). Truth: air =
-  ``outside_air`` (extramammary background; lungs are not air), pectoralis = ``pectoralis_major``. When the
-  truth holds less than ``MIN_TRUTH_MM3`` (50 mm3) in the zone, the Dice is not defined (NaN, left out of
-  the distributions) and the false-positive volume in the zone is reported instead (``*_fp_zone_mm3``).
+- **pectoralis Dice** >= 0.85 and **air Dice** >= 0.95 inside the zone (L. R. Dice 1945, Ecology 26:297). Truth: air =
+  ``outside_air`` (extramammary background; lungs are not air), pectoralis = ``pectoralis_major``. When both the
+  truth and the false detections hold less than ``MIN_TRUTH_MM3`` (50 mm3) in the zone, the Dice is not
+  defined (NaN, left out of the distributions); a detection where there is (almost) no truth - e.g.
+  "pectoralis" on glandular tissue in front of a superficial lesion - scores Dice ~0. Truth and
+  false-positive volumes in the zone are reported (``*_truth_zone_mm3``, ``*_fp_zone_mm3``), and, for
+  information only, ``dice_*_band``: the Dice without the one-voxel band on either side of the true
+  boundary (6-neighbourhood dilation minus erosion), i.e. ignoring partial-volume voxels.
 - **Shell keeps breast tissue**: B5 = truth breast tissue (skin + fat + fibroglandular; the project
   excludes only air and muscle, so skin is tissue the shell must keep) inside the ideal 5 mm shell;
   ``keep`` = |peri5 after exclusions & B5| / |B5| >= 0.97.

@@ -616,8 +616,7 @@ def _place_lesion(an: _Anatomy, kind: str, R: float, rng: np.random.Generator, t
             base = br.c1 + br.axis * (t * br.H)
             ang = u(0, 2 * np.pi)
             tilt = u(0.35, 1.1) if kind == "superficial" else u(0.0, 0.6)
-            d = (np.cos(tilt) * (-np.array([0, 1.0, 0]) * 0) + br.axis * np.cos(tilt)
-                 + np.sin(tilt) * (np.cos(ang) * br.e1 + np.sin(ang) * br.e2))
+            d = br.axis * np.cos(tilt) + np.sin(tilt) * (np.cos(ang) * br.e1 + np.sin(ang) * br.e2)
             d /= np.linalg.norm(d)
             lo, hi = 0.0, 200.0
             for _ in range(40):
