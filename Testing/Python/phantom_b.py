@@ -50,7 +50,7 @@ chest_fat (the fat planes deep to the pectoralis major, between the ribs and alo
 breast nor "air or muscle". Breast tissue = skin + fat + fibroglandular.
 
 Deterministic from ``seed`` (and the options). Default: a 180 x 180 x 75 mm field of view around one
-breast and the chest wall behind it (257 x 257 x 50 voxels at 0.7 x 0.7 x 1.5 mm, ~1-1.5 s unloaded);
+breast and the chest wall behind it (257 x 257 x 50 voxels at 0.7 x 0.7 x 1.5 mm, ~1 s of CPU);
 ``full=True`` gives both breasts (448 x 448 x 160 at 0.74 x 0.74 x 1.2 mm).
 """
 
