@@ -8,10 +8,14 @@ Criteria, per case (defaults = the issue's numbers):
   is the set of voxels within ~15 mm of the lesion (``exclusions.evaluation_region(lesion, 5, 10)``); it
   differs only inside large lesions (lesion voxels > 10 mm from the shell are not in the zone; no
   exclusion mask may hold lesion voxels anyway).
-- **pectoralis Dice** >= 0.85 and **air Dice** >= 0.95 inside the zone (Dice 1945). Truth: air =
-  ``outside_air`` (extramammary background; lungs are not air), pectoralis = ``pectoralis_major``. When the
-  truth holds less than ``MIN_TRUTH_MM3`` (50 mm3) in the zone, the Dice is not defined (NaN, left out of
-  the distributions) and the false-positive volume in the zone is reported instead (``*_fp_zone_mm3``).
+- **pectoralis Dice** >= 0.85 and **air Dice** >= 0.95 inside the zone (L. R. Dice 1945, Ecology 26:297). Truth: air =
+  ``outside_air`` (extramammary background; lungs are not air), pectoralis = ``pectoralis_major``. When both the
+  truth and the false detections hold less than ``MIN_TRUTH_MM3`` (50 mm3) in the zone, the Dice is not
+  defined (NaN, left out of the distributions); a detection where there is (almost) no truth - e.g.
+  "pectoralis" on glandular tissue in front of a superficial lesion - scores Dice ~0. Truth and
+  false-positive volumes in the zone are reported (``*_truth_zone_mm3``, ``*_fp_zone_mm3``), and, for
+  information only, ``dice_*_band``: the Dice without the one-voxel band on either side of the true
+  boundary (6-neighbourhood dilation minus erosion), i.e. ignoring partial-volume voxels.
 - **Shell keeps breast tissue**: B5 = truth breast tissue (skin + fat + fibroglandular; the project
   excludes only air and muscle, so skin is tissue the shell must keep) inside the ideal 5 mm shell;
   ``keep`` = |peri5 after exclusions & B5| / |B5| >= 0.97.
@@ -50,6 +54,7 @@ PEC_DICE_MIN = 0.85
 KEEP_MIN = 0.97
 CONTAM_MAX = 0.03
 MIN_TRUTH_MM3 = 50.0
+_NB6 = ndimage.generate_binary_structure(3, 1)
 
 
 def _arr(m: sitk.Image | np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -157,6 +162,12 @@ def score_case(case: Any, regions: Any = None, *, air: Any = None, pectoralis: A
         out[f"{key}_fp_zone_mm3"] = float((dzn & ~tz).sum()) * vv
         small = tz.sum() * vv < MIN_TRUTH_MM3 and (dzn & ~tz).sum() * vv < MIN_TRUTH_MM3
         out[f"dice_{key}"] = float("nan") if small else _dice(dzn, tz)
+        # the same with a one-voxel "don't care" band around the true boundary (partial-volume voxels), for
+        # information: in a zone that only grazes the air, the literal Dice is set by the boundary voxels
+        tb = truth[box]
+        band = ndimage.binary_dilation(tb, _NB6) & ~ndimage.binary_erosion(tb, _NB6, border_value=1)
+        keep = zone & ~band
+        out[f"dice_{key}_band"] = float("nan") if small else _dice(det[box] & keep, tb & keep)
 
     dice_zone(det_air, t_air, "air")
     dice_zone(det_pec, t_pec, "pec")
@@ -183,6 +194,7 @@ def score_case(case: Any, regions: Any = None, *, air: Any = None, pectoralis: A
     for ex in ("air", "pectoralis"):
         info = getattr(regions, "exclusions", {}).get(ex, {})
         conf[ex] = (info.get("confidence"), info.get("review"))
+        out[f"{ex[:3]}_assumed_contrast"] = info.get("contrast")
     out["air_confidence"], out["air_review"] = conf["air"]
     out["pec_confidence"], out["pec_review"] = conf["pectoralis"]
     out["flagged"] = bool(conf["air"][1]) or bool(conf["pectoralis"][1])

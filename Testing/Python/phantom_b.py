@@ -49,8 +49,8 @@ sternum), lung, heart and other (mediastinum, posterior soft tissue) are further
 chest_fat (the fat planes deep to the pectoralis major, between the ribs and along the pleura) is neither
 breast nor "air or muscle". Breast tissue = skin + fat + fibroglandular.
 
-Deterministic from ``seed`` (and the options). Default: a ~180 x 180 x 90 mm field of view around one
-breast and the chest wall behind it (256 x 256 x 60 voxels at 0.7 x 0.7 x 1.5 mm, ~1-2 s);
+Deterministic from ``seed`` (and the options). Default: a 180 x 180 x 75 mm field of view around one
+breast and the chest wall behind it (257 x 257 x 50 voxels at 0.7 x 0.7 x 1.5 mm, ~1 s of CPU);
 ``full=True`` gives both breasts (448 x 448 x 160 at 0.74 x 0.74 x 1.2 mm).
 """
 
@@ -210,8 +210,8 @@ class _Thorax:
 
     def __init__(self, A: float, B: float, n: float, taper: float):
         self.A, self.B, self.n, self.taper = A, B, n, taper
-        self.x0, self.y0 = -A - 40.0, -60.0
-        nx = int((2 * A + 80.0) / self.H) + 1
+        self.x0, self.y0 = 0.0, -60.0      # symmetric in x: the half x >= 0 is stored, looked up with |x|
+        nx = int((A + 40.0) / self.H) + 1
         ny = int((2 * B + 100.0) / self.H) + 1
         xs = self.x0 + self.H * np.arange(nx)
         ys = self.y0 + self.H * np.arange(ny)
@@ -232,7 +232,7 @@ class _Thorax:
         fi = (v - self.y0) / self.H
         excess = np.maximum(0.0, -fi) * self.H   # far anterior of the grid: extrapolate linearly
         fi = np.clip(fi, 0, self.ny - 1)
-        fj = np.clip((u - self.x0) / self.H, 0, self.nx - 1)
+        fj = np.clip((np.abs(u) - self.x0) / self.H, 0, self.nx - 1)
         shp = np.broadcast(fi, fj).shape
         val = ndimage.map_coordinates(self.sdf, [np.broadcast_to(fi, shp).ravel(), np.broadcast_to(fj, shp).ravel()],
                                       order=1, mode="nearest").reshape(shp)
@@ -374,7 +374,7 @@ class _Anatomy:
         self.rib_rd, self.rib_rz = u(3.5, 4.5), u(5.5, 7.5)
         self.rib_period, self.rib_slope, self.rib_z0 = u(26.0, 34.0), u(0.15, 0.45), u(0.0, 30.0)
         self.heart = (u(20.0, 35.0), u(50.0, 60.0), u(40.0, 50.0), u(50.0, 60.0))  # x, Rx, Ry, Rz
-        self.flow_void = u(0.25, 1.0)
+        self.flow_void = u(0.05, 0.5)       # blood-pool signal: flow void (dark) to partly enhanced
         self.thick_field = _Cosines(rng, 6, (80.0, 200.0))
         self.breasts = [_Breast(s, self.thorax, rng, breast_size) for s in (-1, 1)]
         lo, hi = DENSITIES[density]
@@ -428,19 +428,22 @@ class _Anatomy:
         lo, hi = br.box()
         h = 2.0
         shape = tuple(int(np.ceil((b - a) / h)) + 1 for a, b in zip(lo, hi, strict=True))   # x, y, z
-        white = rng.standard_normal(shape)
-        kx, ky, kz = (np.fft.fftfreq(n, d=h) for n in shape)
+        white = rng.standard_normal(shape, dtype=np.float32)
+        kx, ky = (np.fft.fftfreq(n, d=h).astype(np.float32) for n in shape[:2])
+        kz = np.fft.rfftfreq(shape[2], d=h).astype(np.float32)
         kk = np.sqrt(kx[:, None, None] ** 2 + ky[None, :, None] ** 2 + kz[None, None, :] ** 2)
         kk[0, 0, 0] = 1.0
         filt = kk ** (-1.5) * np.exp(-(kk * 4.0) ** 2) * (1 - np.exp(-(kk * 50.0) ** 2))   # beta = 3, 4-50 mm
         filt[0, 0, 0] = 0.0
-        f = np.real(np.fft.ifftn(np.fft.fftn(white) * filt)).astype(np.float32)
+        f = sfft.irfftn(sfft.rfftn(white) * filt, s=shape).astype(np.float32)
         f /= max(float(f.std()), 1e-6)
         gx, gy, gz = (lo[a] + h * np.arange(shape[a]) for a in range(3))
         X, Y, Z = np.meshgrid(gx.astype(np.float32), gy.astype(np.float32), gz.astype(np.float32), indexing="ij")
         dth = self.thorax(X, Y, Z)
         dbr = br(X, Y, Z)
-        dbody = self.d_body(X, Y, Z, dth)
+        dbody = dth
+        for b in self.breasts:
+            dbody = _smin(dbody, dbr if b is br else b(X, Y, Z), 12.0)
         interior = (dbody < -self.skin0) & (dth > 0)
         cand = interior & (dth > self.retro) & (dbody < -(self.skin0 + self.premam)) & (dbr < -1.0)
         score = f + 1.2 * np.clip(-dbr / 25.0, 0, 1.5)
@@ -613,8 +616,7 @@ def _place_lesion(an: _Anatomy, kind: str, R: float, rng: np.random.Generator, t
             base = br.c1 + br.axis * (t * br.H)
             ang = u(0, 2 * np.pi)
             tilt = u(0.35, 1.1) if kind == "superficial" else u(0.0, 0.6)
-            d = (np.cos(tilt) * (-np.array([0, 1.0, 0]) * 0) + br.axis * np.cos(tilt)
-                 + np.sin(tilt) * (np.cos(ang) * br.e1 + np.sin(ang) * br.e2))
+            d = br.axis * np.cos(tilt) + np.sin(tilt) * (np.cos(ang) * br.e1 + np.sin(ang) * br.e2)
             d /= np.linalg.norm(d)
             lo, hi = 0.0, 200.0
             for _ in range(40):
@@ -679,7 +681,7 @@ def make_case_b(
     lesion_gap_mm: float | None = None,
     spacing: tuple[float, float, float] = (0.7, 0.7, 1.5),
     size: tuple[int, int, int] | None = None,
-    fov_mm: tuple[float, float, float] = (180.0, 180.0, 90.0),
+    fov_mm: tuple[float, float, float] = (180.0, 180.0, 75.0),
     direction: tuple[float, ...] = AXIAL_IDENTITY,
     oblique_deg: float = 0.0,
     oblique_axis: str = "z",
@@ -885,6 +887,56 @@ def make_case_b(
         "full": bool(full),
     }
     return CaseB(image=image, lesion=lesion, labels=labels, meta=meta, pre=pre_img)
+
+
+def sweep_configs(quick: bool = False) -> list[dict]:
+    """The issue-11 sweep grid: contrast x density x lesion kind x pectoralis thickness (72 cases, or 18).
+
+    Each entry: ``{"i", "seed", "kwargs"}`` for ``make_case_b(seed, **kwargs)``; from the index are drawn the
+    spacing (0.7 x 0.7 x 1.5 or 1 x 1 x 2 mm), direction (identity, Duke-like flipped, 15-25 degree oblique),
+    glandular tissue at muscle intensity (odd indices), pectoralis minor (70 %), skin thickening (30 %), bias,
+    motion ghosting (40 %) and lesion radius (5-10 mm). ``quick`` keeps one density per contrast x kind x
+    thickness (cycling a-d): a subset of the full grid with identical parameters.
+    """
+    out = []
+    dens = list(DENSITIES)
+    i = 0
+    for ci, contrast in enumerate(CONTRASTS):
+        for density in dens:
+            for ki, kind in enumerate(LESION_KINDS):
+                for ti, thick in enumerate((3.0, 15.0)):
+                    rng = np.random.default_rng([i, 2026])
+                    geo = int(rng.integers(0, 3))
+                    kw = {"contrast": contrast, "density": density, "lesion_kind": kind, "pec_thickness_mm": thick,
+                          "spacing": (0.7, 0.7, 1.5) if rng.random() < 0.6 else (1.0, 1.0, 2.0),
+                          "direction": AXIAL_DUKE if geo == 1 else AXIAL_IDENTITY,
+                          "oblique_deg": float(rng.uniform(15, 25)) if geo == 2 else 0.0,
+                          "fgt_like_muscle": bool(i % 2),
+                          "pec_minor": bool(rng.random() < 0.7),
+                          "skin_thickening_mm": float(rng.uniform(1.5, 3.5)) if rng.random() < 0.3 else 0.0,
+                          "bias": float(rng.uniform(0.1, 0.6)),
+                          "ghosting": float(rng.uniform(0.05, 0.2)) if rng.random() < 0.4 else 0.0,
+                          "lesion_radius_mm": float(rng.uniform(5.0, 10.0))}
+                    if not quick or dens.index(density) == (ci + 2 * ki + ti) % 4:
+                        out.append({"i": i, "seed": 1000 + i, "kwargs": kw})
+                    i += 1
+    return out
+
+
+def write_case_b(case: CaseB, outdir) -> None:
+    """Write image.nrrd, lesion.nrrd, labels.nrrd, air.nrrd, pectoralis.nrrd and meta.json (e.g. for the CLI)."""
+    import json
+    from pathlib import Path
+
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, img in (("image", case.image), ("lesion", case.lesion), ("labels", case.labels),
+                      ("air", case.air), ("pectoralis", case.pectoralis)):
+        sitk.WriteImage(img, str(out / f"{name}.nrrd"), True)
+    if case.pre is not None:
+        sitk.WriteImage(case.pre, str(out / "pre.nrrd"), True)
+    meta = dict(case.meta, classes=list(CLASSES))
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
 def _ghost(moving: np.ndarray, amp: float, pe_axis: str, D: np.ndarray, rng: np.random.Generator) -> np.ndarray:
