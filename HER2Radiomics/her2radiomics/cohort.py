@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +34,21 @@ import pandas as pd
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.features import extract_case, load_params, params_hash, set_threads
+from her2radiomics.features import extract_case, load_params, params_hash, region_problem, set_threads
 from her2radiomics.io import atomic_path, check_csv_header, check_output, write_json, write_text
+from her2radiomics.provenance import (
+    PARAMS_COLUMN,
+    PROVENANCE_COLUMNS,
+    RESAMPLE_COLUMN,
+    VERSION_COLUMN,
+    resample_text,
+)
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
+NOTES_COLUMNS = ("case_id", "reader", "region", "reason")
+#: how to choose one label of a multi-label lesion file in a manifest (extract has no --label option)
+MANIFEST_LABEL_HINT = "give the lesion's value in the manifest's 'label' column"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class CaseSpec:
     air: Path | None = None
     pectoralis: Path | None = None
     label: int | None = None
+    series: str | None = None  # DICOM series of the image folder (number, SeriesInstanceUID or description)
 
 
 @dataclass
@@ -64,6 +75,8 @@ class CohortResult:
     computed: list[tuple[str, str]] = field(default_factory=list)  # (case_id, reader) computed in this run
     cached: list[tuple[str, str]] = field(default_factory=list)  # loaded from the cache
     seconds: float = 0.0
+    #: kept cases that lack a region: case_id, reader, region, reason (FEATURES.notes.csv)
+    notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOTES_COLUMNS)))
 
     @property
     def ok(self) -> bool:
@@ -73,21 +86,30 @@ class CohortResult:
         if self.table.empty:
             return (f"no case could be extracted ({len(self.failures)} failed, {self.seconds:.1f} s); {self.output} not "
                     f"written; see {self.output.with_name(self.output.stem + '.failures.csv')}")
+        n_lacking = self.notes["case_id"].nunique() if not self.notes.empty else 0
+        lacking = (f"; {n_lacking} kept without some region (NaN columns, reasons in "
+                   f"{self.output.with_name(self.output.stem + '.notes.csv').name})" if n_lacking else "")
         return (
             f"{len(self.table)} case(s) written to {self.output}: {len(self.computed)} computed, "
-            f"{len(self.cached)} from cache, {len(self.failures)} failed ({self.seconds:.1f} s)"
+            f"{len(self.cached)} from cache, {len(self.failures)} failed ({self.seconds:.1f} s){lacking}"
         )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # manifest
 # --------------------------------------------------------------------------------------------------------------
-def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
-    """Read a manifest CSV (``case_id,image,lesion`` + optional ``reader,air,pectoralis,label``).
+#: pyradiomics' batch CSV header (``pyradiomics batch.csv out.csv``): ID,Image,Mask[,Label] -> manifest columns
+PYRADIOMICS_BATCH = {"ID": "case_id", "Image": "image", "Mask": "lesion", "Label": "label"}
 
-    Paths are relative to the manifest's folder. Raises UserError for a missing/unreadable file, missing
-    columns, empty required cells, a non-integer label, or a duplicated (case_id, reader) pair. Missing image or
-    mask FILES are not checked here: they fail their own case only.
+
+def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
+    """Read a manifest CSV (``case_id,image,lesion`` + optional ``reader,air,pectoralis,label,series``).
+
+    Paths are relative to the manifest's folder. ``series`` (or ``series_uid``) chooses one DICOM series when the
+    image folder holds several. pyradiomics' own batch file (header ``ID,Image,Mask[,Label]``, case-sensitive as in
+    pyradiomics) is accepted as well; without ``ID`` the rows are numbered 1, 2, ... Raises UserError for a
+    missing/unreadable file, missing columns, empty required cells, a non-integer label, or a duplicated
+    (case_id, reader) pair. Missing image or mask FILES are not checked here: they fail their own case only.
     """
     p = Path(path)
     if p.is_dir():
@@ -103,6 +125,13 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
     check_csv_header(columns or [""], p, "manifest")
     if not rows:
         raise UserError(f"manifest {p} has no rows; give a header case_id,image,lesion and one row per case")
+    if {"Image", "Mask"} <= set(columns) and not {"image", "lesion"} & set(columns):
+        rename = {k: v for k, v in PYRADIOMICS_BATCH.items() if k in columns and v not in columns}
+        rows = [{rename.get((k or "").strip(), k): v for k, v in r.items()} for r in rows]
+        if "ID" not in columns and "case_id" not in columns:
+            for n, r in enumerate(rows, start=1):
+                r["case_id"] = str(n)
+        columns = list(dict.fromkeys([rename.get(c, c) for c in columns] + ["case_id"]))
     missing = [c for c in ("case_id", "image", "lesion") if c not in columns]
     if missing:
         raise UserError(f"manifest {p} lacks column(s) {', '.join(missing)}; columns found: {', '.join(columns)}")
@@ -133,6 +162,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
                 air=base / row["air"] if row.get("air") else None,
                 pectoralis=base / row["pectoralis"] if row.get("pectoralis") else None,
                 label=label,
+                series=row.get("series_uid") or row.get("series") or None,
             )
         )
     return specs
@@ -151,9 +181,12 @@ def _file_sig(path: Path | None) -> list[Any] | None:
     return [str(path), st.st_size, st.st_mtime_ns]
 
 
-def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclusions: bool) -> str:
-    """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version."""
+def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclusions: bool,
+             resample: Mapping[str, Any] | None = None) -> str:
+    """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version
+    and the resampling (when asked for)."""
     payload = {
+        **({"resample": dict(resample)} if resample else {}),
         "software": __version__,
         "params": phash,
         "distances": [float(d) for d in distances],
@@ -161,6 +194,7 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
         "case_id": spec.case_id,
         "reader": spec.reader,
         "label": spec.label,
+        **({"series": spec.series} if spec.series else {}),  # (absent when unset: earlier cache keys stay valid)
         "files": {r: _file_sig(getattr(spec, r)) for r in ("image", "lesion", "air", "pectoralis")},
     }
     canon = json.dumps(payload, sort_keys=True, separators=(",", ":"))
@@ -187,24 +221,46 @@ def compute_case(
     auto_exclusions: bool,
     cache_file: Path | None,
     threads: int = 1,
+    resample: Mapping[str, Any] | None = None,
     case_workers: int | None = 1,
 ) -> dict[str, Any]:
-    """Run one case (read, regions, features) and cache it; never raises for a case-level problem.
+    """Run one case (read, [resample], regions, features) and cache it; never raises for a case-level problem.
 
+    ``resample``: ``{"spacing": (x, y, z), "interpolator": "linear"|"bspline"}``: the image is interpolated onto that
+    grid and every mask by nearest neighbour (after being checked on the original grid), before the shells are built.
     ``case_workers``: processes the case's feature computation is spread over (features.extract_case).
     """
-    from her2radiomics.io import read_image, read_mask
+    from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
+    from her2radiomics.regions import build_regions
 
     set_threads(threads)
     t0 = time.perf_counter()
     try:
-        image = read_image(spec.image, "image")
-        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label)
+        image = read_image(spec.image, "image", series=spec.series)
+        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
         air = read_mask(spec.air, image, "air mask") if spec.air else None
         pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
-        masks, warnings = case_regions(image, lesion, distances, air, pect, auto_exclusions)
+        if resample:
+            image = resample_image(image, resample["spacing"], resample["interpolator"])
+            lesion, air, pect = (resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
+        regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions)
+        masks, warnings = dict(regs.feature_masks()), list(regs.warnings)
+        # an empty or unusable shell costs only its own columns (NaN), never the case; the lesion must be usable
+        missing: dict[str, str] = {}
+        for name in list(masks)[1:]:
+            reason = regs.stats[name].get("empty_reason")
+            if reason is None:
+                problem = region_problem(masks[name], params)
+                reason = f"{name} cannot be used by pyradiomics: {problem}" if problem else None
+            if reason:
+                missing[name] = reason
+                del masks[name]
         info: dict[str, Any] = {}
-        feats = extract_case(image, masks, params, info=info, case_workers=case_workers)
+        feats = _with_missing_regions(
+            extract_case(image, masks, params, info=info, case_workers=case_workers),
+            list(regs.feature_masks()),
+            missing,
+        )
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {
@@ -212,6 +268,7 @@ def compute_case(
         "reader": spec.reader,
         "ok": True,
         "features": feats,
+        "missing_regions": missing,
         "warnings": warnings,
         "diagnostics": {k: info[k] for k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm", "voxels", "case_workers")},
         "seconds": time.perf_counter() - t0,
@@ -220,6 +277,24 @@ def compute_case(
     if cache_file is not None:
         write_text(json.dumps(record, allow_nan=True), cache_file)
     return record
+
+
+def _with_missing_regions(feats: dict[str, float], regions: list[str], missing: Mapping[str, str]) -> dict[str, float]:
+    """Features in region order with NaN columns for the ``missing`` regions.
+
+    Every region is extracted with the same parameters, so a missing region's columns are the lesion's
+    (``intra_*``) names under its own prefix; the table keeps the same columns whichever cases lack a shell.
+    """
+    if not missing:
+        return feats
+    names = [k[len("intra_"):] for k in feats if k.startswith("intra_")]
+    out: dict[str, float] = {}
+    for reg in regions:
+        if reg in missing:
+            out.update({f"{reg}_{n}": float("nan") for n in names})
+        else:
+            out.update({k: v for k, v in feats.items() if k.startswith(f"{reg}_")})
+    return out
 
 
 def _load_cached(cache_file: Path) -> dict | None:
@@ -332,6 +407,8 @@ def extract_cohort(
     *,
     auto_exclusions: bool = True,
     log: Callable[[str], None] | None = None,
+    resample_spacing: Sequence[float] | None = None,
+    interpolator: str = "linear",
     case_workers: int | None = None,
 ) -> CohortResult:
     """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
@@ -340,9 +417,11 @@ def extract_cohort(
     rows; columns in pyradiomics' order per region, regions intra, peri1, peri3, peri5). Cases found in the cache
     are not recomputed. Failed cases are listed in ``FEATURES.failures.csv`` (case_id, reader, error) and left
     out of the table. All files are written atomically. ``progress``: a tqdm bar on stderr when
-    stderr is a terminal (never in a redirected log). ``case_workers``: processes each case is spread over
-    (``--case-workers``); default all cores when cases run one at a time (``jobs`` 1, loky), else 1 (the cores
-    already go to parallel cases). Returns a :class:`CohortResult`.
+    stderr is a terminal (never in a redirected log). ``resample_spacing`` (mm, x y z): every case is first brought
+    onto that spacing (image: ``interpolator`` linear or bspline; masks: nearest neighbour; see docs/features.md).
+    Kept cases that lack a shell (empty or unusable) have NaN in its columns and a row in ``FEATURES.notes.csv``.
+    ``case_workers``: processes each case is spread over (``--case-workers``); default all cores when cases run one
+    at a time (``jobs`` 1, loky), else 1 (the cores already go to parallel cases). Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -354,6 +433,13 @@ def extract_cohort(
         raise UserError(f"--jobs must be a positive number of processes (or -1 for all cores), got {jobs}")
     if jobs == -1:
         jobs = os.cpu_count() or 1
+    from her2radiomics.io import INTERPOLATORS, check_spacing
+
+    spacing = check_spacing(resample_spacing)
+    if interpolator not in INTERPOLATORS:
+        raise UserError(f"unknown interpolator {interpolator!r}; use one of {', '.join(INTERPOLATORS)}")
+    resample = {"spacing": list(spacing), "interpolator": interpolator} if spacing else None
+
     from her2radiomics.features import case_pool, resolve_case_workers
 
     one_at_a_time = backend == "loky" and jobs == 1
@@ -373,7 +459,7 @@ def extract_cohort(
     cached: list[tuple[str, str]] = []
     todo: list[tuple[CaseSpec, Path]] = []
     for spec in specs:
-        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions)}.json"
+        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions, resample)}.json"
         rec = _load_cached(cache) if cache.exists() else None
         if rec is not None:
             records[(spec.case_id, spec.reader)] = rec
@@ -388,7 +474,7 @@ def extract_cohort(
 
         # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
         bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
-        worker = functools.partial(compute_case, case_workers=case_workers)
+        worker = functools.partial(compute_case, resample=resample, case_workers=case_workers)
         if one_at_a_time and case_workers > 1:
             case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
         try:
@@ -401,26 +487,36 @@ def extract_cohort(
         finally:
             bar.close()
 
-    rows, fails, columns = [], [], []
+    rows, fails, columns, lacks = [], [], [], []
     seen_cols: set[str] = set()
     for spec in specs:
         rec = records[(spec.case_id, spec.reader)]
         if not rec["ok"]:
             fails.append({"case_id": spec.case_id, "reader": spec.reader, "error": rec["error"]})
             continue
+        for region, reason in (rec.get("missing_regions") or {}).items():
+            lacks.append({"case_id": spec.case_id, "reader": spec.reader, "region": region, "reason": reason})
         for c in rec["features"]:
             if c not in seen_cols:
                 seen_cols.add(c)
                 columns.append(c)
         rows.append({"case_id": spec.case_id, "reader": spec.reader, **rec["features"]})
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
+    # provenance that survives copying the table without its .meta.json (her2radiomics.provenance)
+    table[PARAMS_COLUMN] = phash
+    table[RESAMPLE_COLUMN] = resample_text(resample)
+    table[VERSION_COLUMN] = __version__
     failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
+    notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
 
     def finish() -> CohortResult:
-        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0)
+        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
         say(result.summary())
         for f in fails:
             say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+        for n in lacks:
+            say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
+                f"its {n['region']}_* columns are empty")
         return result
 
     fail_path = out.with_name(out.stem + ".failures.csv")
@@ -429,6 +525,12 @@ def extract_cohort(
             failures.to_csv(tmp, index=False)
     elif fail_path.exists():
         fail_path.unlink()  # a stale list from an earlier run would mislead
+    notes_path = out.with_name(out.stem + ".notes.csv")
+    if lacks and rows:
+        with atomic_path(notes_path) as tmp:
+            notes.to_csv(tmp, index=False)
+    elif notes_path.exists():
+        notes_path.unlink()
     if not rows:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
         with contextlib.suppress(OSError):
             cache_dir.rmdir()  # only when empty
@@ -442,11 +544,15 @@ def extract_cohort(
         "software": _software(),
         "distances": list(distances),
         "auto_exclusions": bool(auto_exclusions),
+        "resample": {**resample, "masks": "nearest"} if resample else None,
         "params": params_dict,
         "n_cases": len(rows),
         "n_failed": len(fails),
         "n_features": len(columns),
         "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
+        # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
+        "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
+        "provenance_columns": list(PROVENANCE_COLUMNS),
         # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
         "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }

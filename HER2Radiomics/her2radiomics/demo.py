@@ -277,7 +277,9 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     phash = feat.params_hash(params)
     res.seconds["features"] = time.perf_counter() - t
     feats = pd.read_csv(features_csv, dtype={"case_id": str})  # read once: both studies and the example cases
-    n_cols = feats.shape[1] - 2
+    from her2radiomics.provenance import PROVENANCE_COLUMNS
+
+    n_cols = sum(1 for c in feats.columns if c not in ("case_id", "reader", *PROVENANCE_COLUMNS))
     log(f"[2/4] features: {n_cols} per case (4 regions, demo parameter file {params_path.name}) in "
         f"{res.seconds['features']:.1f} s")
 
@@ -322,8 +324,8 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     from her2radiomics.commands.predict import contributions_path
 
     res.predictions = outdir / "predictions.csv"
-    _write_csv(pred.table, res.predictions, float_format="%.6g")
-    _write_csv(pred.contributions, contributions_path(res.predictions), float_format="%.6g")
+    _write_csv(pred.table, res.predictions)  # full precision, as 'predict' writes it
+    _write_csv(pred.contributions, contributions_path(res.predictions))
     truth = dict(zip(design["case_id"], design["her2"], strict=True))
     for cid in pred.table["case_id"]:
         log("")

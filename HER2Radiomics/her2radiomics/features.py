@@ -348,6 +348,22 @@ def _check_mask(roi: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
     return bounding
 
 
+def region_problem(mask: sitk.Image, params: Mapping[str, Any]) -> str | None:
+    """Why pyradiomics would refuse a region mask (no voxel, one voxel, too few dimensions, too small), or None.
+
+    The same checks as :func:`_check_mask` (pyradiomics' ``checkMask``) with the parameter file's
+    ``minimumROIDimensions`` / ``minimumROISize``; lets a cohort run drop an unusable shell instead of the case.
+    """
+    arr = sitk.GetArrayViewFromImage(mask) != 0
+    if not arr.any():
+        return "0 voxels"
+    try:
+        _check_mask(arr, (params or {}).get("setting") or {})
+    except ValueError as exc:
+        return " ".join(str(exc).split())
+    return None
+
+
 def _filtered_images(ext, image: sitk.Image, mask: sitk.Image, settings: dict, types: Iterable[str]):
     """Yield (derived image, image type name, settings) exactly as ``execute`` builds its generators."""
     from radiomics import imageoperations

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import hashlib
-import json
 import math
 import os
 import re
@@ -50,10 +49,13 @@ from her2radiomics.modelcard import (  # noqa: F401  (re-exported: api.md names 
     save_model_card,
     validate_model_card,
 )
+from her2radiomics.provenance import PROVENANCE_COLUMNS
 
 FEATURE_SETS = ("intra", "intra+peri1", "intra+peri3", "intra+peri5", "all")
 STUDY_SETS = ("intra", "intra+peri1", "intra+peri3", "intra+peri5")
 REFIT_C = 10.0
+#: fewer cases read by both readers than this -> a warning that the ICC filter is imprecise
+MIN_ICC_CASES = 10
 N_PENALTIES = 20
 INTERCEPT_SCALING = 100.0   # liblinear penalises the intercept; a large scaling makes that penalty negligible
 _STAGE_CLASSES = {
@@ -100,15 +102,11 @@ def file_hash(path: str | os.PathLike[str]) -> str:
 
 
 def parameter_file_hash(features_path: str | os.PathLike[str]) -> str | None:
-    """``parameter_file_hash`` of the ``FEATURES.meta.json`` sidecar written by ``extract`` (or None)."""
-    meta = Path(features_path).with_suffix(".meta.json")
-    if not meta.is_file():
-        return None
-    try:
-        value = json.loads(meta.read_text(encoding="utf-8")).get("parameter_file_hash")
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise UserError(f"cannot read {meta} (not a readable JSON object); re-run 'extract' or delete the sidecar") from None
-    return value if isinstance(value, str) else None
+    """``parameter_file_hash`` of the ``FEATURES.meta.json`` sidecar written by ``extract`` (or None); the table's own
+    column is read by :func:`her2radiomics.provenance.table_hash`."""
+    from her2radiomics.provenance import sidecar_hash
+
+    return sidecar_hash(features_path)
 
 
 def norm_value(v: Any) -> str | None:
@@ -296,7 +294,7 @@ def build_cohort(features: pd.DataFrame, targets: Targets, spec: LabelSpec, read
     if ids.duplicated().any():
         raise UserError(f"features table has duplicate case id {ids[ids.duplicated()].iloc[0]!r}; give one row per case")
     feats.index = pd.Index(ids.to_numpy(), name="case_id")
-    drop = {spec.id_column, "reader", "case_id"}
+    drop = {spec.id_column, "reader", "case_id", *PROVENANCE_COLUMNS}  # provenance columns are never features
     # label and centre columns never become features (no label leak into 'all'), whether or not the labels
     # come from the same file
     label_like = {spec.label_column, "her2", "ihc", "fish", "ish", spec.center_column}
@@ -420,6 +418,11 @@ def icc_filter(icc_table: pd.DataFrame, candidates: Sequence[str], id_column: st
         raise UserError(f"the ICC table has none of the {len(candidates)} candidate feature columns (e.g. "
                         f"{candidates[0]!r}); extract it with the same parameters and regions as the features table")
     notes = [f"ICC computed on {len(both)} cases read by both readers ({readers[0]}, {readers[1]}), ICC({kind})"]
+    if len(both) < MIN_ICC_CASES:
+        # Koo & Li 2016 (J Chiropr Med 15:155-163) advise >= 30 heterogeneous cases: a handful gives a wide ICC CI
+        notes[0] = (f"ICC computed on only {len(both)} cases read by both readers ({readers[0]}, {readers[1]}), "
+                    f"ICC({kind}): fewer than {MIN_ICC_CASES}, so each feature's ICC is imprecise and the filter "
+                    "may keep or drop features by chance; have more cases read twice (>= 30 is advised)")
     if len(present) < len(candidates):
         notes.append(f"{len(candidates) - len(present)} candidate feature(s) absent from the ICC table were dropped")
     a = tabs[0].loc[both, present].apply(pd.to_numeric, errors="coerce").to_numpy(float)
@@ -682,6 +685,10 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
     tr = splits["train"]
     fit = fit_model(cohort.X.iloc[tr], cohort.y[tr], candidates, config=config, icc_kept=icc_kept)
     fit.selection.update(sel_extra)
+    lacking = missing_regions(cohort.X, candidates, tr)
+    if lacking:  # e.g. peri1 of a centre whose voxels are thicker than the ring (extract's FEATURES.notes.csv)
+        fit.selection["missing_regions"] = lacking
+        fit.notes[:0] = [missing_region_note(r, v, len(cohort.ids)) for r, v in lacking.items()]
     notes += fit.notes
     card: dict[str, Any] = {
         "format": FORMAT,
@@ -721,6 +728,41 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
     out_splits = {name: {"case_ids": ids[rows].tolist(), "y": cohort.y[rows].tolist(),
                          "probabilities": probs[name].tolist()} for name, rows in splits.items()}
     return TrainResult(card=card, fit=fit, splits=out_splits, notes=notes)
+
+
+_REGION_PREFIX = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
+
+
+def missing_regions(X: pd.DataFrame, candidates: Sequence[str], train_rows: np.ndarray) -> dict[str, dict]:
+    """Regions that some cases lack entirely (every column of the region missing), among the candidate columns.
+
+    Returns ``{region: {"case_ids": [...], "n_train": k, "n_other": m, "n_features": f}}``; those cases' values are
+    imputed with the training medians like any missing value (step 3 of the pipeline), which this makes explicit.
+    """
+    by_region: dict[str, list[str]] = {}
+    for c in candidates:
+        m = _REGION_PREFIX.match(str(c))
+        if m:
+            by_region.setdefault(m.group(1), []).append(c)
+    is_train = np.zeros(len(X), dtype=bool)
+    is_train[np.asarray(train_rows, dtype=int)] = True
+    out: dict[str, dict] = {}
+    for region, cols in by_region.items():
+        A = X[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        empty = ~np.isfinite(A).any(axis=1)
+        if empty.any():
+            out[region] = {"case_ids": [str(X.index[i]) for i in np.flatnonzero(empty)],
+                           "n_train": int((empty & is_train).sum()), "n_other": int((empty & ~is_train).sum()),
+                           "n_features": len(cols)}
+    return out
+
+
+def missing_region_note(region: str, info: dict, n_cases: int) -> str:
+    """One line: which cases lack ``region`` and how their values are handled."""
+    ids = info["case_ids"]
+    shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+    return (f"{region} is missing for {len(ids)} of {n_cases} case(s) ({shown}; {info['n_train']} in the training "
+            f"split): their {info['n_features']} {region} feature(s) are imputed with the training medians")
 
 
 def _sklearn_version() -> str:

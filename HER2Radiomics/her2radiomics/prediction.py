@@ -67,9 +67,9 @@ class Prediction:
     """Result of :func:`predict`.
 
     ``table``: one row per case with ``case_id, p_positive, p_low, p_zero, stage1_call, stage2_call`` and
-    then ``p1, p2, stage1_cutoff, stage2_cutoff, stage2_flagged, cascade_call, most_likely,
-    stage1_gdi_zone, stage2_gdi_zone, n_out_of_range, warnings, stage1_intercept, stage2_intercept,
-    intended_use``.
+    then ``p1, p2, stage1_logit, stage2_logit, stage1_cutoff, stage2_cutoff, stage2_flagged, cascade_call,
+    most_likely, stage1_gdi_zone, stage2_gdi_zone, n_out_of_range, warnings, stage1_intercept, stage2_intercept,
+    parameter_file_hash, intended_use``. ``stageN_logit`` = ``stageN_intercept`` + the stage's contributions.
     ``contributions``: long format ``case_id, stage, feature, value, z, coefficient, contribution`` (+ ``label``),
     sorted per case and stage by decreasing absolute contribution.
     ``warnings``: every warning, each prefixed with its case id.
@@ -297,6 +297,32 @@ def _stage(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> St
     return StageResult(stage, card, p, lp, calls, x, z, contrib, imputed)
 
 
+_FEATURE_REGION = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
+
+
+def _imputed_messages(names: list[str], card_features: list[str]) -> list[str]:
+    """Warnings for imputed features; a region whose every model feature is missing (e.g. peri1 of a case whose
+    voxels are thicker than the ring, extract's FEATURES.notes.csv) gets one line instead of one per feature."""
+    if not names:
+        return []
+
+    def region(f: str) -> str | None:
+        m = _FEATURE_REGION.match(str(f))
+        return m.group(1) if m else None
+
+    missing = set(names)
+    whole = [r for r in dict.fromkeys(region(f) for f in names)
+             if r is not None and sum(region(f) == r for f in card_features) >= 2
+             and all(f in missing for f in card_features if region(f) == r)]
+    out = []
+    for r in whole:
+        feats = [f for f in card_features if region(f) == r]
+        out.append(f"the {region_label(r)} ({r}) is missing for this case: its {len(feats)} model feature(s) were imputed "
+                   "with the card's training medians")
+    out += [f"{n} is missing and was imputed with the card's training median" for n in names if region(n) not in whole]
+    return out
+
+
 def _out_of_range(res: StageResult) -> dict[int, list[str]]:
     """Messages per case row for every selected feature outside the card's training range."""
     rng = res.card.get("training_range") or {}
@@ -367,7 +393,7 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             if res is None:
                 continue
             w += [f"{label}: {m} (extrapolation; treat the {label} probability with caution)" for m in ranges[label].get(i, [])]
-            w += [f"{label}: {name} is missing and was imputed with the card's training median" for name in imputed[label].get(i, [])]
+            w += [f"{label}: {m}" for m in _imputed_messages(imputed[label].get(i, []), res.card["features"])]
         if flagged[i]:
             w.append(
                 "stage 1 calls HER2-positive: the stage-2 (low vs zero) result is shown for information only, "
@@ -387,6 +413,9 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
         "stage2_call": r2.calls if r2 is not None else [""] * len(ids),
         "p1": p1,
         "p2": p2,
+        # log-odds per stage: intercept + the sum of that stage's contributions (PRED.contributions.csv) = logit(p)
+        "stage1_logit": r1.log_odds,
+        "stage2_logit": r2.log_odds if r2 is not None else np.full(len(ids), np.nan),
         "stage1_cutoff": float(card1["cutoff"]),
         "stage2_cutoff": float(card2["cutoff"]) if card2 is not None else np.nan,
         "stage2_flagged": flagged,
@@ -404,6 +433,8 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     table["warnings"] = [" | ".join(case_warnings[c]) for c in ids]
     table["stage1_intercept"] = float(card1["intercept"])
     table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
+    # the features' parameter file (or, when the table does not say, the one the cards were trained with)
+    table["parameter_file_hash"] = features_hash or parameter_hash(card1) or ""
 
     blocks = []
     for res in (r1, r2):

@@ -286,6 +286,26 @@ def _thin_ring_warnings(distances: tuple[float, ...], spacing_zyx: tuple[float, 
     return out
 
 
+def _empty_shell_reason(name: str, d: float, n_ideal: int, n_clipped: int, st: Mapping[str, Any],
+                        spacing_zyx: tuple[float, float, float], vv: float) -> str:
+    """Why a shell has no voxel: thinner than the voxel, beyond the image border, or all in the exclusions."""
+    if n_ideal == 0 and n_clipped == 0:
+        thin = [(axis, sp) for axis, sp in zip(("x", "y", "z"), reversed(spacing_zyx), strict=True)
+                if d + BOUNDARY_EPS_MM < sp]
+        if thin:
+            axes = ", ".join(f"{sp:.3g} mm along {axis}" for axis, sp in thin)
+            return (f"{name} is empty: the {d:g} mm ring is thinner than the voxel ({axes}), so no voxel centre lies "
+                    f"within {d:g} mm of the lesion; use a larger distance or resample the cohort to a finer common "
+                    "grid (--resample-spacing)")
+    if n_ideal == 0:
+        return (f"{name} is empty: the whole {d:g} mm ring lies beyond the image border ({_fmt_mm3(n_clipped * vv)} mm3 "
+                "clipped); the lesion sits at the edge of the field of view")
+    parts = ", ".join(f"{ex} {_fmt_mm3(st[f'excluded_{ex}_mm3'])} mm3" for ex in EXCLUSIONS
+                      if st.get(f"excluded_{ex}_mm3"))
+    return (f"{name} is empty: all of its {n_ideal} voxels ({_fmt_mm3(n_ideal * vv)} mm3) lie in the exclusion masks "
+            f"({parts}); check the air/pectoralis masks or use --no-auto-exclusions")
+
+
 def build_regions(
     image: sitk.Image,
     lesion: sitk.Image,
@@ -394,7 +414,12 @@ def build_regions(
         stats[name] = st
         masks[name] = _paste(kept.view(np.uint8), image, geo.bbox)
         if n_kept == 0:
-            warnings.append(f"{name} is empty after exclusions and clipping; its features cannot be computed")
+            st["empty_reason"] = _empty_shell_reason(name, d, int(np.count_nonzero(ideal)), geo.clipped_voxels[name],
+                                                     st, spacing, vv)
+            warnings.append(f"{st['empty_reason']}; its features cannot be computed")
+    empty = {n for n in (shell_name(d) for d in dists) if "empty_reason" in stats[n]}
+    # an empty shell's message already names the thin axes: drop its per-axis thin-ring lines
+    warnings = [w for w in warnings if not (w.split(":", 1)[0] in empty and " ring is thinner than the " in w)]
     clipped = [(n, stats[n]["clipped_mm3"]) for n in (shell_name(d) for d in dists) if stats[n]["clipped_mm3"] > 0]
     if clipped:
         warnings.append(

@@ -54,29 +54,35 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     res = cohort.extract_cohort(manifest, out, small_params, progress=False, auto_exclusions=False, log=lambda m: None)
     assert not res.ok
     table = pd.read_csv(out, keep_default_na=False)
-    assert table["case_id"].tolist() == ["case0", "case1"]
+    # every shell of 'allair' is excluded: the case is kept with its lesion features (shells NaN, issue 12)
+    assert table["case_id"].tolist() == ["case0", "case1", "allair"]
     assert list(table.columns[:3]) == ["case_id", "reader", "intra_original_shape_VoxelVolume"]
-    assert [c.split("_")[0] for c in table.columns[2:]][::20] == ["intra", "peri1", "peri3", "peri5"]
+    assert list(table.columns[-3:]) == ["parameter_file_hash", "resample", "her2radiomics_version"]
+    assert [c.split("_")[0] for c in table.columns[2:-3]][::20] == ["intra", "peri1", "peri3", "peri5"]
     fails = pd.read_csv(out.with_name("FEATURES.failures.csv"), keep_default_na=False).set_index("case_id")
     assert list(fails.columns) == ["reader", "error"]
     assert "image file not found" in fails.loc["missing", "error"]
     assert "not on the image grid (spacing" in fails.loc["offgrid", "error"]
-    assert "peri1" in fails.loc["allair", "error"] and "empty" in fails.loc["allair", "error"]
+    assert "allair" not in fails.index
+    notes = pd.read_csv(out.with_name("FEATURES.notes.csv"), keep_default_na=False)
+    assert notes["case_id"].tolist() == ["allair"] * 3 and notes["region"].tolist() == ["peri1", "peri3", "peri5"]
+    assert all("exclusion masks (air" in r for r in notes["reason"])
     meta = json.loads(out.with_name("FEATURES.meta.json").read_text())
     assert meta["parameter_file_hash"] == features.params_hash(features.load_params(small_params))
-    assert meta["distances"] == [1.0, 3.0, 5.0] and meta["n_cases"] == 2 and meta["n_failed"] == 3
+    assert meta["distances"] == [1.0, 3.0, 5.0] and meta["n_cases"] == 3 and meta["n_failed"] == 2
     assert meta["software"]["pyradiomics"]
-    assert set(meta["diagnostics"]) == {"case0", "case1"} and meta["diagnostics"]["case0"]["margin_mm"] == 25.0
+    assert set(meta["missing_regions"]["allair"]) == {"peri1", "peri3", "peri5"}
+    assert set(meta["diagnostics"]) == {"case0", "case1", "allair"} and meta["diagnostics"]["case0"]["margin_mm"] == 25.0
     assert meta["diagnostics"]["case1"]["voxels"]["intra"] == int(sitk.GetArrayFromImage(
         sitk.ReadImage(str(tmp_path / "c" / "case1_lesion.nrrd"))).sum())
-    assert len(list(out.with_name("FEATURES.cache").glob("*.json"))) == 2  # failures are not cached
+    assert len(list(out.with_name("FEATURES.cache").glob("*.json"))) == 3  # failures are not cached
     # the table holds exactly extract_case's numbers for the case's regions (CSV round trip is exact)
     img = sitk.ReadImage(str(tmp_path / "c" / "case1_image.nrrd"))
     les = sitk.ReadImage(str(tmp_path / "c" / "case1_lesion.nrrd"))
     masks, _ = cohort.case_regions(img, les, (1.0, 3.0, 5.0), auto_exclusions=False)
     direct = features.extract_case(img, masks, small_params)
-    row = table.iloc[1]
-    assert list(table.columns[2:]) == list(direct)
+    row = pd.read_csv(out).iloc[1]  # (default NA: the NaN shells of 'allair' keep the columns numeric)
+    assert list(table.columns[2:-3]) == list(direct)
     assert all(row[k] == v for k, v in direct.items())
     # no stray temporary files next to the outputs
     assert not [p.name for p in out.parent.iterdir() if p.name.startswith(".")]

@@ -270,3 +270,19 @@ def test_cli_predict_refuses_to_overwrite_an_input(tmp_path):
         rc, _, err = _cli(["predict", feats, "--stage1", tmp_path / "m1.json", "-o", out])
         assert rc == 2 and "also an input" in err, err
     assert (tmp_path / "F.csv").read_text() == table == (tmp_path / "X.contributions.csv").read_text()
+
+
+def test_a_whole_missing_region_is_one_warning():
+    """A case without peri1 (thinner than its voxels; extract leaves the columns empty) gets one line for the region,
+    not one per feature; a single missing feature of another region is still named."""
+    f = ["intra_original_firstorder_Mean", "peri1_original_glcm_Contrast", "peri1_original_firstorder_Mean",
+         "peri3_original_glcm_Contrast"]
+    c1 = make_card(f, [0] * 4, [1] * 4, [1, 1, 1, 1], 0)
+    c1["imputation"] = {"strategy": "median", "values": [0.0, 1.0, 2.0, 3.0]}
+    c1 = make_card_from(c1)
+    df = pd.DataFrame({"case_id": ["a", "b"], f[0]: [1.0, 1.0], f[1]: [1.0, np.nan], f[2]: [1.0, np.nan],
+                       f[3]: [1.0, np.nan]})
+    w = predict(df, c1).case_warnings["b"]
+    assert any("1 mm shell (peri1) is missing for this case: its 2 model feature(s)" in x for x in w), w
+    assert any("peri3_original_glcm_Contrast is missing and was imputed" in x for x in w)
+    assert not any("peri1_original" in x for x in w)

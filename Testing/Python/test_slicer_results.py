@@ -84,7 +84,10 @@ def test_node_features_equal_cli_features(mrml_scene, case, tmp_path):
     assert res.returncode == 0, res.stderr
     with open(tmp_path / "features.csv", encoding="utf-8") as f:
         row = next(csv.DictReader(f))
-    cli = {k: float(v) for k, v in row.items() if k not in ("case_id", "reader")}
+    from her2radiomics.provenance import PROVENANCE_COLUMNS
+
+    # parameter_file_hash, resample, her2radiomics_version are provenance, not features
+    cli = {k: float(v) for k, v in row.items() if k not in ("case_id", "reader", *PROVENANCE_COLUMNS)}
     assert list(cli) == list(node_values)  # same columns, same order
     assert len(cli) == 4 * (2 + 5 + 3)
     for k, v in cli.items():

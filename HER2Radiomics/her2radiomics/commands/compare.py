@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 
 from her2radiomics import modeling
-from her2radiomics.commands.train import add_table_arguments, card_label_spec, load_cohort, print_notes
+from her2radiomics.commands.train import (
+    add_table_arguments,
+    card_label_spec,
+    check_card_features,
+    load_cohort,
+    print_notes,
+)
 from her2radiomics.errors import UserError
 from her2radiomics.io import check_output, write_json
 
@@ -28,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         if c["task"] != first["task"] or c["classes"] != first["classes"]:
             raise UserError(f"{path} predicts {c['task']} {c['classes']['event']!r}, {args.models[0]} predicts "
                             f"{first['task']} {first['classes']['event']!r}; compare models of the same target")
+    for path, c in zip(args.models, cards, strict=True):
+        check_card_features(c, args.features, f"model card {path}")
     names = unique_names(args.models)
     cohort = load_cohort(args, first["task"], card_label_spec(args, first))
     result = modeling.compare(cards, names, cohort)

@@ -8,6 +8,7 @@ from her2radiomics import modeling
 from her2radiomics.commands.train import (
     add_table_arguments,
     card_label_spec,
+    check_card_features,
     fmt_auc,
     load_cohort,
     print_notes,
@@ -28,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_output(args.output, "metrics file", inputs=[args.features, args.labels, args.model])
     card = modeling.load_model_card(args.model)
+    check_card_features(card, args.features)
     spec = card_label_spec(args, card)
     cohort = load_cohort(args, card["task"], spec)
     if args.cases is not None:

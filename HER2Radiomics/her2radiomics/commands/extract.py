@@ -13,7 +13,8 @@ HELP = "pyradiomics features for a cohort manifest (lesion and every shell)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("manifest", help="CSV with case_id,image,lesion [,reader,air,pectoralis,label] (paths relative to it)")
+    parser.add_argument("manifest", help="CSV with case_id,image,lesion [,reader,air,pectoralis,label,series] (paths relative "
+                                         "to it), or pyradiomics' batch CSV ID,Image,Mask[,Label]")
     parser.add_argument("-o", "--output", required=True, help="features table FEATURES.csv (+ .meta.json, .failures.csv, .cache/)")
     parser.add_argument("--params", default=None, help="pyradiomics parameter file (YAML); default: the shipped MRI file")
     parser.add_argument("--distances", type=float, nargs="+", default=[1.0, 3.0, 5.0], metavar="MM",
@@ -28,7 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Dask scheduler to join (e.g. tcp://host:8786); default: start a LocalCluster of --jobs workers")
     parser.add_argument("--no-auto-exclusions", action="store_true",
                         help="do not detect air/pectoralis automatically (manifest masks are still applied)")
+    add_resample_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_resample_arguments(parser: argparse.ArgumentParser) -> None:
+    """--resample-spacing X Y Z and --interpolator (shared with 'regions')."""
+    parser.add_argument("--resample-spacing", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                        help="first resample every case to this spacing in mm (image interpolated, masks nearest "
+                             "neighbour), e.g. 0.8 0.8 0.8 for a mixed-resolution cohort (see docs/features.md)")
+    parser.add_argument("--interpolator", choices=("linear", "bspline"), default="linear",
+                        help="image interpolation for --resample-spacing: linear (default) or bspline (cubic B-spline)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         progress=not args.no_progress,
         auto_exclusions=not args.no_auto_exclusions,
+        resample_spacing=args.resample_spacing,
+        interpolator=args.interpolator,
         case_workers=args.case_workers,
     )
     return 0 if result.ok else 1

@@ -2,8 +2,10 @@
 
 Writes ``PRED.csv`` (``case_id,p_positive,p_low,p_zero,stage1_call,stage2_call`` then extra columns) and
 ``PRED.contributions.csv`` (``case_id,stage,feature,value,z,coefficient,contribution,label``) and prints a
-per-case summary. When ``FEATURES.meta.json`` sits beside the table its parameter-file hash is checked
-against the cards.
+per-case summary. The features' parameter-file hash (the table's ``parameter_file_hash`` column written by
+``extract``, else a ``FEATURES.meta.json`` beside it) is checked against the cards; floats are written at full
+(repr round-trip) precision, with a ``stage1_logit`` / ``stage2_logit`` column so that intercept + contributions =
+logit can be checked from the files.
 """
 
 from __future__ import annotations
@@ -37,17 +39,21 @@ def contributions_path(output: Path) -> Path:
 
 def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame, str | None]:
     """Read a features CSV through the shared table reader (modeling.read_table: separator, repeated headers,
-    empty tables) and the parameter-file hash of its ``.meta.json`` sidecar, if any; ids go to ``case_id``."""
-    from her2radiomics.modeling import parameter_file_hash, read_table
+    empty tables) and its parameter-file hash (the ``parameter_file_hash`` column, else the ``.meta.json`` sidecar;
+    provenance.table_hash); ids go to ``case_id``."""
+    from her2radiomics.modeling import read_table
+    from her2radiomics.provenance import PROVENANCE_COLUMNS, table_hash, table_resample
 
-    df = read_table(path, "features table", text_columns=[id_column, "reader"])
+    df = read_table(path, "features table", text_columns=[id_column, "reader", *PROVENANCE_COLUMNS])
+    phash = table_hash(path, df)
+    df.attrs["resample"] = table_resample(path, df)
     if id_column not in df.columns:
         raise UserError(f"features table {path} has no {id_column} column; give a table from 'her2radiomics extract' "
                         "or name the id column with --id-column")
     if id_column != "case_id":
         df = df.drop(columns=["case_id"], errors="ignore").rename(columns={id_column: "case_id"})
     df["case_id"] = df["case_id"].astype(str)
-    return df, parameter_file_hash(path)
+    return df, phash
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,11 +65,18 @@ def run(args: argparse.Namespace) -> int:
     io.check_output(args.output, "predictions table", inputs=inputs)
     io.check_output(contrib, "contributions table", inputs=inputs)
     df, h = read_features(args.features, args.id_column)
+    from her2radiomics.prediction import load_card
+    from her2radiomics.provenance import check_card_resample
+
+    for path, name in ((args.stage1, "stage-1 card"), (args.stage2, "stage-2 card")):
+        if path is not None:
+            check_card_resample(load_card(path), df.attrs.get("resample"), name)
     pred = predict(df, args.stage1, args.stage2, features_hash=h)
+    # full precision: pandas writes the shortest repr that reads back to the same float64 (no %.6g ties, no p = 1.0)
     with io.atomic_path(args.output) as tmp:
-        pred.table.to_csv(tmp, index=False, float_format="%.6g")
+        pred.table.to_csv(tmp, index=False)
     with io.atomic_path(contrib) as tmp:
-        pred.contributions.to_csv(tmp, index=False, float_format="%.6g")
+        pred.contributions.to_csv(tmp, index=False)
     ids = pred.table["case_id"].tolist()
     for cid in ids[: args.max_cases]:
         print(pred.summary(cid, top=args.top))

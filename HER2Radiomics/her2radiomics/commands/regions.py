@@ -23,12 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="shell distances in mm (default: 1 3 5)",
     )
     parser.add_argument("--label", metavar="N", type=int, default=None, help="lesion label value in a multi-label LESION file")
+    parser.add_argument("--series", metavar="S", default=None,
+                        help="DICOM series of an IMAGE folder holding several (series number or SeriesInstanceUID)")
     parser.add_argument(
         "--no-auto-exclusions", dest="auto_exclusions", action="store_false",
         help="do not detect air/pectoralis automatically (masks not given stay empty)",
     )
     parser.add_argument("--air", metavar="MASK", default=None, help="user air mask (replaces the automatic one)")
     parser.add_argument("--pectoralis", metavar="MASK", default=None, help="user pectoralis mask (replaces the automatic one)")
+    from her2radiomics.commands.extract import add_resample_arguments
+
+    add_resample_arguments(parser)
 
 
 def _table(regions) -> str:
@@ -55,18 +60,31 @@ def run(args: argparse.Namespace) -> int:
 
     out = io.check_output(args.output, "output folder", folder=True)
     distances = validate_distances(args.distances)
-    image = io.read_image(args.image, "image")
+    spacing = io.check_spacing(args.resample_spacing)
+    image = io.read_image(args.image, "image", series=args.series)
     lesion = io.read_mask(args.lesion, image, "lesion", label=args.label)
     # exclusion masks: read here, validated (grid, 0/1) by build_regions before anything is written
     air = io.read_image(args.air, "air mask") if args.air else None
     pect = io.read_image(args.pectoralis, "pectoralis mask") if args.pectoralis else None
+    if spacing:  # masks checked on the original grid first, then brought onto the new one (nearest neighbour)
+        air = io.read_mask(args.air, image, "air mask") if args.air else None
+        pect = io.read_mask(args.pectoralis, image, "pectoralis mask") if args.pectoralis else None
+        image = io.resample_image(image, spacing, args.interpolator)
+        lesion, air, pect = (io.resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
     regions = build_regions(image, lesion, distances, air=air, pectoralis=pect, auto_exclusions=args.auto_exclusions)
     inputs = {"image": str(Path(args.image).absolute()), "lesion": str(Path(args.lesion).absolute()), "label": args.label}
+    if args.series:
+        inputs["series"] = args.series
     if args.air:
         inputs["air"] = str(Path(args.air).absolute())
     if args.pectoralis:
         inputs["pectoralis"] = str(Path(args.pectoralis).absolute())
-    write_regions(regions, out, json_extra={"inputs": inputs})
+    extra: dict = {"inputs": inputs}
+    if spacing:
+        extra["resample"] = {"spacing": list(spacing), "interpolator": args.interpolator, "masks": "nearest"}
+    write_regions(regions, out, json_extra=extra)
+    if spacing:  # the masks are on the new grid: write the image they belong to beside them
+        io.write_image(image, out / "image.nrrd")
 
     print(_table(regions))
     src = ", ".join(f"{k}: {v} ({regions.exclusions[k]['voxels']} voxels)" for k, v in regions.exclusion_source.items())

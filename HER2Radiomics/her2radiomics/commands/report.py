@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 PREDICTION_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call")
 CONTRIBUTION_COLUMNS = ("case_id", "stage", "feature", "contribution")
 _TEXT = ("case_id", "stage1_call", "stage2_call", "cascade_call", "most_likely", "warnings", "stage1_gdi_zone",
-         "stage2_gdi_zone", "intended_use")
+         "stage2_gdi_zone", "intended_use", "parameter_file_hash")
 
 
 def read_predictions(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -53,6 +53,23 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, contrib
 
 
+def check_parameter_files(studies: list[dict], table: pd.DataFrame, path: Path) -> None:
+    """Refuse (one line) predictions whose features came from another parameter file than the studies' models."""
+    from her2radiomics.provenance import PARAMS_COLUMN, card_hash, column_hashes, short
+
+    if PARAMS_COLUMN not in table.columns:
+        return  # predictions written before the column existed: nothing to check
+    hashes = column_hashes(table[PARAMS_COLUMN])
+    for study in studies:
+        for m in study.get("models", []):
+            h = card_hash(m.get("card") or {})
+            bad = [x for x in hashes if h and x != h]
+            if bad:
+                raise UserError(f"the predictions {path} were computed from features of parameter file {short(bad[0])} "
+                                f"but the study's {m['name']} model was trained with {short(h)}; report predictions "
+                                "and studies made from the same features")
+
+
 def run(args: argparse.Namespace) -> int:
     from her2radiomics.commands.predict import contributions_path
     from her2radiomics.io import check_output
@@ -62,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, "report", inputs=[*args.study, *preds_in])
     studies = [load_study(p) for p in args.study]
     preds = read_predictions(args.predictions) if args.predictions else None
+    if preds is not None:
+        check_parameter_files(studies, preds[0], args.predictions)
     write_report(args.output, studies, preds, title=args.title)
     print(f"wrote {args.output}")
     return 0
