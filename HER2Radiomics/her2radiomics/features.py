@@ -388,6 +388,7 @@ _COST_FEATURES_PER_VOXEL = 2.0e-6  # ... and the part that grows with the region
 
 _EXTRACTORS: dict[str, Any] = {}  # params hash -> RadiomicsFeatureExtractor (validated once per process)
 _POOL: dict[str, Any] = {}  # {"pool": multiprocessing pool, "n": helper processes, "pid": owner}
+_POOL_ATEXIT: list[bool] = []  # the atexit hook is registered once per process
 
 
 def available_cores() -> int:
@@ -464,6 +465,11 @@ def case_pool(workers: int):
         except (AssertionError, OSError, ValueError):  # daemonic processes may not have children
             return None
     _POOL.update(pool=pool, n=n, pid=os.getpid())
+    if not _POOL_ATEXIT:
+        import atexit
+
+        atexit.register(shutdown_case_pool)  # stop the helpers before the interpreter tears its modules down
+        _POOL_ATEXIT.append(True)
     return pool
 
 
