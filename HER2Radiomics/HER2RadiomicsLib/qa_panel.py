@@ -158,6 +158,9 @@ class QAPanelLogic:
     def _current(self):
         if self.session is None or self.current_case_id is None or self.volume_node is None:
             raise UserError("load a case of the QA session first (Previous / Next)")
+        if self.volume_node.GetScene() is None or self.segmentation_node.GetScene() is None:
+            raise UserError(f"case {self.current_case_id}'s image or segmentation left the scene (scene closed?); "
+                            "load the case again (Previous / Next or the case list) before deciding")
         return self.current_case_id, self.volume_node, self.segmentation_node
 
     def scene_masks(self) -> dict[str, Any]:

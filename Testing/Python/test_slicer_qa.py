@@ -89,6 +89,8 @@ def _core_review(cohort, folder):
 
 
 def test_panel_review_writes_the_same_files_as_the_core_api(panel, mrml_scene, cohort, tmp_path):
+    from her2radiomics.errors import UserError
+
     reference = _core_review(cohort, tmp_path / "A")
     clock = FixedClock()
     QASession.create(cohort, tmp_path / "B", reader="R1", distances=QA_DISTANCES, clock=clock)
@@ -160,6 +162,11 @@ def test_panel_review_writes_the_same_files_as_the_core_api(panel, mrml_scene, c
     assert pn.caseId == "c1" and widget.qa.session.review("c1", "R1").status == "edited"
     np.testing.assert_array_equal(sitk.GetArrayFromImage(mb.mask_from_segment(pn.segmentation, "pectoralis",
                                                                               pn.inputVolume)).astype(bool), erased)
+    assert _files(tmp_path / "B") == b
+    # a closed scene takes the case with it: no decision on nodes that are gone
+    panel.close_scene()
+    with pytest.raises(UserError, match="left the scene"):
+        ui.qaApproveButton.click()
     assert _files(tmp_path / "B") == b
 
 
