@@ -4,8 +4,9 @@
 #   bash scripts/web_lane.sh [pytest args]
 #
 # trame-slicer 2.0 (the `web` extra) needs slicer-core 5.11.x and slicer-layer-dm 2.0 (vtk 9.6.0) while the
-# main suite's `test` extra pins slicer-core 5.13, so this lane has its own virtualenv, .venv-web (or
-# $HER2_WEB_VENV), with `.[web,webtest]`; it is rebuilt when pyproject.toml changes. As root, Debian's
+# main suite's `test` extra pins slicer-core 5.13, so this lane has its own virtualenv with `.[web,webtest]`:
+# $HER2_WEB_VENV, default ~/.cache/her2radiomics/web-venv (kept across clones, like the fresh-Slicer lane's); the
+# project is reinstalled into it when pyproject.toml or the checkout's folder changes (the dependencies stay). As root, Debian's
 # `chromium` and `xvfb` are installed when missing (Playwright never downloads a browser: the test drives
 # /usr/bin/chromium). Without Chromium the test skips with the reason; without Xvfb it fails (the server's
 # VTK views need a display). HER2_SKIP_WEB=1 skips the lane with a line saying so.
@@ -16,7 +17,7 @@ if [ "${HER2_SKIP_WEB:-0}" = "1" ]; then
   echo "[web-lane] skipped: HER2_SKIP_WEB=1"
   exit 0
 fi
-VENV="${HER2_WEB_VENV:-$ROOT/.venv-web}"
+VENV="${HER2_WEB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/her2radiomics/web-venv}"
 PY="${PYTHON:-python3}"
 
 # system packages: the browser and the virtual display
@@ -36,10 +37,11 @@ fi
 # the lane's virtualenv
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[web-lane] creating virtualenv $VENV" >&2
+  mkdir -p "$(dirname "$VENV")"
   "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.her2radiomics-web-installed"
-WANT="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+WANT="$( (cat "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[web-lane] installing her2radiomics[web,webtest] into $VENV (first run takes a few minutes)" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
@@ -51,9 +53,11 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 
+start=$SECONDS
 echo "[web-lane] browser test (Playwright + /usr/bin/chromium, Xvfb started by the test)" >&2
 set +e
 "$VENV/bin/python" -m pytest Testing/Python/test_web_browser.py -q -p no:cacheprovider "$@"
 rc=$?
 set -e
+echo "[web-lane] done in $((SECONDS - start)) s (exit $rc)" >&2
 exit "$rc"

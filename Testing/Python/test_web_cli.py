@@ -58,3 +58,11 @@ def test_bad_port_is_one_line(monkeypatch, tmp_path, capsys, port):
     monkeypatch.setattr(web, "missing_web_modules", lambda: [])
     assert cli.main(["web", "--session", str(tmp_path), "--port", port]) == 2
     assert "--port must be 0-65535" in capsys.readouterr().err
+
+
+def test_folder_that_is_not_a_session_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(web, "missing_web_modules", lambda: [])
+    (tmp_path / "x.txt").write_text("not a session")
+    assert cli.main(["web", "--session", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err

@@ -64,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
     session = Path(args.session)
     if not session.is_dir():
         raise UserError(f"QA session folder not found: {session}; create one with 'her2radiomics qa init MANIFEST.csv -o {session}'")
+    from her2radiomics.qa import QASession
+
+    qa = QASession.open(session)  # not a session, unknown reader: one error line before any server starts
+    if args.reader:
+        qa.cases(args.reader)
     from HER2RadiomicsWeb.app import serve
 
     return serve(session, host=args.host, port=args.port, reader=args.reader, models=args.models, params=args.params)
