@@ -20,9 +20,16 @@ fi
 # Python 3.12), then the main suite, so that pytest's closing line is the main suite's.
 lane=0
 bash "$ROOT/scripts/fresh_slicer_lane.sh" || lane=$?
+# The browser lane (trame-slicer + Playwright on the system's Chromium, its own venv; HER2_SKIP_WEB=1 skips it)
+web=0
+bash "$ROOT/scripts/web_lane.sh" || web=$?
 python -m pytest && main=0 || main=$?
 if [ "$lane" -ne 0 ]; then
   echo "error: the fresh-Slicer lane failed (bash scripts/fresh_slicer_lane.sh)" >&2
   exit "$lane"
+fi
+if [ "$web" -ne 0 ]; then
+  echo "error: the browser lane failed (bash scripts/web_lane.sh)" >&2
+  exit "$web"
 fi
 exit "$main"
