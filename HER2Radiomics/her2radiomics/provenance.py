@@ -71,15 +71,10 @@ def table_hash(path: str | os.PathLike[str], table: Any = None, what: str = "fea
     ``table``: the table already read (a DataFrame), to avoid reading ``path`` again. UserError when the column holds
     several hashes (tables of two extractions joined) or disagrees with the sidecar.
     """
-    import pandas as pd
 
     p = Path(path)
     if table is None:
-        try:
-            head = pd.read_csv(p, nrows=0)
-            table = pd.read_csv(p, usecols=[PARAMS_COLUMN], dtype=str) if PARAMS_COLUMN in head.columns else None
-        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
-            table = None  # the table reader of the command gives the one-line error for an unreadable table
+        table = _read_column(p, PARAMS_COLUMN)
     hashes = column_hashes(table[PARAMS_COLUMN]) if table is not None and PARAMS_COLUMN in table.columns else []
     if len(hashes) > 1:
         raise UserError(
@@ -100,15 +95,10 @@ def table_hash(path: str | os.PathLike[str], table: Any = None, what: str = "fea
 def table_resample(path: str | os.PathLike[str], table: Any = None, what: str = "features table") -> str | None:
     """The ``resample`` column's single value ("none" or "X Y Z interpolator"), None when the table has no such
     column; UserError when it mixes native and resampled (or differently resampled) rows."""
-    import pandas as pd
 
     p = Path(path)
     if table is None:
-        try:
-            head = pd.read_csv(p, nrows=0)
-            table = pd.read_csv(p, usecols=[RESAMPLE_COLUMN], dtype=str) if RESAMPLE_COLUMN in head.columns else None
-        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
-            table = None
+        table = _read_column(p, RESAMPLE_COLUMN)
     if table is None or RESAMPLE_COLUMN not in table.columns:
         return None
     values = column_hashes(table[RESAMPLE_COLUMN])
@@ -158,3 +148,15 @@ def check_same(h_a: str | None, h_b: str | None, what_a: str, what_b: str) -> No
             f"the {what_b} was extracted with parameter file {short(h_b)} but the {what_a} with {short(h_a)}; "
             f"extract both with the same --params"
         )
+
+
+def _read_column(path: Path, column: str) -> Any:
+    """Only ``column`` of the table at ``path`` (as str), or None when it has no such column or cannot be read: the
+    command's own table reader gives the one-line error for an unreadable table."""
+    import pandas as pd
+
+    try:
+        head = pd.read_csv(path, nrows=0)
+        return pd.read_csv(path, usecols=[column], dtype=str) if column in head.columns else None
+    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
