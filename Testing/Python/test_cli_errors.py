@@ -83,9 +83,12 @@ def _tree(root: Path) -> set[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------------------------ cases
-# Each case: name -> builder(tmp, shared) returning the argument list. The builder writes its inputs into tmp/in;
-# outputs should go to tmp/out/...; the check compares the whole tmp tree before/after the run.
-Case = Callable[[Path, dict], list]
+# Each case: name -> (what the error line must say, builder(tmp, shared) returning the argument list). The
+# fragment (or every fragment of a tuple) must appear in the one error line, so a case cannot pass on an error other
+# than the one it is named after. The builder writes its inputs into tmp/in; outputs should go to tmp/out/...; the
+# check compares the whole tmp tree before/after the run.
+Says = str | tuple[str, ...]
+Case = tuple[Says, Callable[[Path, dict], list]]
 
 
 def _w(p: Path, text: str) -> Path:
@@ -117,232 +120,360 @@ PH = ["--size", "48", "48", "24", "--spacing", "4", "4", "6"]  # a valid, fast p
 
 CASES: dict[str, Case] = {
     # ---- phantom
-    "phantom: output under a file": lambda t, s: ["phantom", "-o", _file_blocker(t) / "ph", *PH],
-    "phantom: output is a file": lambda t, s: ["phantom", "-o", _file_blocker(t), *PH],
-    "phantom: zero size": lambda t, s: ["phantom", "-o", t / "out", "--size", "0", "32", "16"],
-    "phantom: 2048^3 voxels (would need ~200 GB)": lambda t, s: ["phantom", "-o", t / "out",
-                                                                 "--size", "2048", "2048", "2048"],
-    "phantom: negative spacing": lambda t, s: ["phantom", "-o", t / "out", "--spacing", "-1", "1", "1"],
-    "phantom: oblique direction": lambda t, s: ["phantom", "-o", t / "out", "--size", "32", "32", "16",
-                                                "--direction", "0.7", "0.7", "0", "-0.7", "0.7", "0", "0", "0", "1"],
-    "phantom: rim out of range": lambda t, s: ["phantom", "-o", t / "out", "--rim", "3"],
-    "phantom: negative noise": lambda t, s: ["phantom", "-o", t / "out", "--noise", "-1"],
-    "phantom: nan radius": lambda t, s: ["phantom", "-o", t / "out", "--lesion-radius-mm", "nan"],
-    "phantom: negative seed": lambda t, s: ["phantom", "-o", t / "out", *PH, "--seed", "-1"],
-    "phantom: non-numeric seed": lambda t, s: ["phantom", "-o", t / "out", "--seed", "abc"],
+    "phantom: output under a file": (("cannot create output folder", "blocker/ph:", "is a file, not a folder"),
+                                    lambda t, s: ["phantom", "-o", _file_blocker(t) / "ph", *PH]),
+    "phantom: output is a file": (("output folder", "blocker exists and is not a folder"),
+                                 lambda t, s: ["phantom", "-o", _file_blocker(t), *PH]),
+    "phantom: zero size": ("must be between 16 and 2048 voxels per axis",
+                          lambda t, s: ["phantom", "-o", t / "out", "--size", "0", "32", "16"]),
+    "phantom: 2048^3 voxels (would need ~200 GB)": ("more than 134,217,728",
+                                                   lambda t, s: ["phantom", "-o", t / "out",
+                                                                 "--size", "2048", "2048", "2048"]),
+    "phantom: negative spacing": ("phantom spacing (-1.0, 1.0, 1.0) must be between 0.05 and 20 mm",
+                                 lambda t, s: ["phantom", "-o", t / "out", "--spacing", "-1", "1", "1"]),
+    "phantom: oblique direction": ("phantom direction must be axis-aligned",
+                                  lambda t, s: ["phantom", "-o", t / "out", "--size", "32", "32", "16",
+                                                "--direction", "0.7", "0.7", "0", "-0.7", "0.7", "0", "0", "0", "1"]),
+    "phantom: rim out of range": ("rim=3.0 is out of range",
+                                 lambda t, s: ["phantom", "-o", t / "out", "--rim", "3"]),
+    "phantom: negative noise": ("noise=-1.0 is out of range",
+                               lambda t, s: ["phantom", "-o", t / "out", "--noise", "-1"]),
+    "phantom: nan radius": ("lesion_radius_mm=nan is out of range",
+                           lambda t, s: ["phantom", "-o", t / "out", "--lesion-radius-mm", "nan"]),
+    "phantom: negative seed": ("seed -1 is negative",
+                              lambda t, s: ["phantom", "-o", t / "out", *PH, "--seed", "-1"]),
+    "phantom: non-numeric seed": ("argument --seed: invalid int value: 'abc'",
+                                 lambda t, s: ["phantom", "-o", t / "out", "--seed", "abc"]),
     # ---- regions
-    "regions: missing image": lambda t, s: ["regions", t / "in" / "nope.nrrd", s["lesion"], "-o", t / "out"],
-    "regions: image is a folder without DICOM": lambda t, s: ["regions", _w(t / "in" / "dir" / "a.txt", "x").parent,
-                                                            s["lesion"], "-o", t / "out"],
-    "regions: text file named .nrrd": lambda t, s: ["regions", _w(t / "in" / "fake.nrrd", "hello\n"), s["lesion"],
-                                                   "-o", t / "out"],
-    "regions: empty image file": lambda t, s: ["regions", _w(t / "in" / "empty.nrrd", ""), s["lesion"], "-o", t / "out"],
-    "regions: float image with NaN voxels": lambda t, s: ["regions", _nan_image(t), s["lesion"], "-o", t / "out"],
-    "regions: 2D image": lambda t, s: ["regions", _image2d(t), s["lesion"], "-o", t / "out"],
-    "regions: lesion on another grid": lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", (20, 24, 8), True),
-                                                    "-o", t / "out"],
-    "regions: empty lesion": lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", lesion=False).parent /
-                                           _empty_mask(t), "-o", t / "out"],
-    "regions: label not present": lambda t, s: ["regions", s["image"], s["lesion"], "--label", "7", "-o", t / "out"],
-    "regions: --label 0 (the background)": lambda t, s: ["regions", s["image"], s["lesion"], "--label", "0",
-                                                          "-o", t / "out"],
-    "regions: air mask with two labels": lambda t, s: ["regions", s["image"], s["lesion"], "--air",
+    "regions: missing image": (("image file not found", "nope.nrrd"),
+                              lambda t, s: ["regions", t / "in" / "nope.nrrd", s["lesion"], "-o", t / "out"]),
+    "regions: image is a folder without DICOM": ("no DICOM series found",
+                                                lambda t, s: ["regions", _w(t / "in" / "dir" / "a.txt", "x").parent,
+                                                            s["lesion"], "-o", t / "out"]),
+    "regions: text file named .nrrd": (("cannot read image", "fake.nrrd", "Unable to determine ImageIO reader"),
+                                      lambda t, s: ["regions", _w(t / "in" / "fake.nrrd", "hello\n"), s["lesion"],
+                                                   "-o", t / "out"]),
+    "regions: empty image file": (("image file", "empty.nrrd is empty (0 bytes)"),
+                                 lambda t, s: ["regions", _w(t / "in" / "empty.nrrd", ""), s["lesion"], "-o", t / "out"]),
+    "regions: float image with NaN voxels": ("has 576 NaN/infinite voxel(s)",
+                                            lambda t, s: ["regions", _nan_image(t), s["lesion"], "-o", t / "out"]),
+    "regions: 2D image": ("is 2D; give one 3D volume",
+                         lambda t, s: ["regions", _image2d(t), s["lesion"], "-o", t / "out"]),
+    "regions: lesion on another grid": ("is not on the image grid (size (20.0, 24.0, 8.0)",
+                                       lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", (20, 24, 8), True),
+                                                    "-o", t / "out"]),
+    "regions: empty lesion": ("lesion mask is empty",
+                             lambda t, s: ["regions", s["image"], _image(t / "in", "l.nrrd", lesion=False).parent /
+                                           _empty_mask(t), "-o", t / "out"]),
+    "regions: label not present": ("has no voxel with label 7",
+                                  lambda t, s: ["regions", s["image"], s["lesion"], "--label", "7", "-o", t / "out"]),
+    "regions: --label 0 (the background)": ("label 0 is the background",
+                                           lambda t, s: ["regions", s["image"], s["lesion"], "--label", "0",
+                                                          "-o", t / "out"]),
+    "regions: air mask with two labels": ("air mask is not binary (labels [1, 2])",
+                                         lambda t, s: ["regions", s["image"], s["lesion"], "--air",
                                                        _image(t / "in", "a.nrrd", lesion=True).parent / _two_labels(t),
-                                                       "-o", t / "out"],
-    "regions: negative distance": lambda t, s: ["regions", s["image"], s["lesion"], "--distances", "-1", "-o", t / "out"],
-    "regions: output under a file": lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t) / "r"],
-    "regions: output is a file": lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t)],
-    "regions: air mask is text": lambda t, s: ["regions", s["image"], s["lesion"], "--air", _w(t / "in" / "a.nrrd", "x"),
-                                               "-o", t / "out"],
+                                                       "-o", t / "out"]),
+    "regions: negative distance": ("shell distance -1 mm is not a positive finite number",
+                                  lambda t, s: ["regions", s["image"], s["lesion"], "--distances", "-1", "-o", t / "out"]),
+    "regions: output under a file": (("cannot create output folder", "blocker/r:", "is a file, not a folder"),
+                                    lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t) / "r"]),
+    "regions: output is a file": (("output folder", "blocker exists and is not a folder"),
+                                 lambda t, s: ["regions", s["image"], s["lesion"], "-o", _file_blocker(t)]),
+    "regions: air mask is text": (("cannot read air mask", "a.nrrd"),
+                                 lambda t, s: ["regions", s["image"], s["lesion"], "--air", _w(t / "in" / "a.nrrd", "x"),
+                                               "-o", t / "out"]),
     # ---- extract
-    "extract: missing manifest": lambda t, s: ["extract", t / "in" / "m.csv", "-o", t / "out" / "F.csv"],
-    "extract: manifest is a folder": lambda t, s: ["extract", _file_blocker(t).parent, "-o", t / "out" / "F.csv"],
-    "extract: empty manifest file": lambda t, s: ["extract", _w(t / "in" / "m.csv", ""), "-o", t / "out" / "F.csv"],
-    "extract: header-only manifest": lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id,image,lesion\n"),
-                                                   "-o", t / "out" / "F.csv"],
-    "extract: manifest missing columns": lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id,img\nA,x.nrrd\n"),
-                                                       "-o", t / "out" / "F.csv"],
-    "extract: semicolon manifest": lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id;image;lesion\nA;x;y\n"),
-                                                 "-o", t / "out" / "F.csv"],
-    "extract: duplicate case": lambda t, s: ["extract", _manifest(t, s, rows=2, same_id=True), "-o", t / "out" / "F.csv"],
-    "extract: binary manifest": lambda t, s: ["extract", _wb(t / "in" / "m.csv", b"\xff\xfe\x00\x01bad"),
-                                              "-o", t / "out" / "F.csv"],
-    "extract: -o is the manifest": lambda t, s: ["extract", _manifest(t, s), "-o", t / "in" / "manifest.csv"],
-    "extract: output not .csv": lambda t, s: ["extract", _manifest(t, s), "-o", t / "out" / "F.txt"],
-    "extract: output under a file": lambda t, s: ["extract", _manifest(t, s), "-o", _file_blocker(t) / "F.csv"],
-    "extract: output is a folder": lambda t, s: ["extract", _manifest(t, s), "-o", _mkdir(t / "out" / "F.csv")],
-    "extract: missing params file": lambda t, s: ["extract", _manifest(t, s), "--params", t / "in" / "p.yaml",
-                                                  "-o", t / "out" / "F.csv"],
-    "extract: params not YAML": lambda t, s: ["extract", _manifest(t, s), "--params", _w(t / "in" / "p.yaml", "a: [\n"),
-                                              "-o", t / "out" / "F.csv"],
-    "extract: zero distance": lambda t, s: ["extract", _manifest(t, s), "--distances", "0", "-o", t / "out" / "F.csv"],
-    "extract: repeated distance": lambda t, s: ["extract", _manifest(t, s), "--distances", "1", "1",
-                                                "-o", t / "out" / "F.csv"],
-    "extract: distance above 50 mm": lambda t, s: ["extract", _manifest(t, s), "--distances", "60",
-                                                   "-o", t / "out" / "F.csv"],
-    "extract: zero jobs": lambda t, s: ["extract", _manifest(t, s), "--jobs", "0", "-o", t / "out" / "F.csv"],
-    "extract: scheduler without dask": lambda t, s: ["extract", _manifest(t, s), "--scheduler", "tcp://x:1",
-                                                     "-o", t / "out" / "F.csv"],
+    "extract: missing manifest": (("manifest not found", "m.csv"),
+                                 lambda t, s: ["extract", t / "in" / "m.csv", "-o", t / "out" / "F.csv"]),
+    "extract: manifest is a folder": (("manifest", "is a folder; give the manifest CSV file"),
+                                     lambda t, s: ["extract", _file_blocker(t).parent, "-o", t / "out" / "F.csv"]),
+    "extract: empty manifest file": (("manifest", "m.csv has no rows"),
+                                    lambda t, s: ["extract", _w(t / "in" / "m.csv", ""), "-o", t / "out" / "F.csv"]),
+    "extract: header-only manifest": (("manifest", "m.csv has no rows"),
+                                     lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id,image,lesion\n"),
+                                                   "-o", t / "out" / "F.csv"]),
+    "extract: manifest missing columns": ("lacks column(s) image, lesion",
+                                         lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id,img\nA,x.nrrd\n"),
+                                                       "-o", t / "out" / "F.csv"]),
+    "extract: semicolon manifest": ("is separated by semicolons",
+                                   lambda t, s: ["extract", _w(t / "in" / "m.csv", "case_id;image;lesion\nA;x;y\n"),
+                                                 "-o", t / "out" / "F.csv"]),
+    "extract: duplicate case": ("case 'A' reader '' appears twice",
+                               lambda t, s: ["extract", _manifest(t, s, rows=2, same_id=True), "-o", t / "out" / "F.csv"]),
+    "extract: binary manifest": (("cannot read manifest", "can't decode byte 0xff"),
+                                lambda t, s: ["extract", _wb(t / "in" / "m.csv", b"\xff\xfe\x00\x01bad"),
+                                              "-o", t / "out" / "F.csv"]),
+    "extract: -o is the manifest": (("features table", "manifest.csv is also an input of this command"),
+                                   lambda t, s: ["extract", _manifest(t, s), "-o", t / "in" / "manifest.csv"]),
+    "extract: output not .csv": ("must end in .csv",
+                                lambda t, s: ["extract", _manifest(t, s), "-o", t / "out" / "F.txt"]),
+    "extract: output under a file": (("cannot create features table", "is a file, not a folder"),
+                                    lambda t, s: ["extract", _manifest(t, s), "-o", _file_blocker(t) / "F.csv"]),
+    "extract: output is a folder": (("features table", "F.csv is a folder; give a file name inside it"),
+                                   lambda t, s: ["extract", _manifest(t, s), "-o", _mkdir(t / "out" / "F.csv")]),
+    "extract: missing params file": (("parameter file not found", "p.yaml"),
+                                    lambda t, s: ["extract", _manifest(t, s), "--params", t / "in" / "p.yaml",
+                                                  "-o", t / "out" / "F.csv"]),
+    "extract: params not YAML": ("is not valid YAML at line 2",
+                                lambda t, s: ["extract", _manifest(t, s), "--params", _w(t / "in" / "p.yaml", "a: [\n"),
+                                              "-o", t / "out" / "F.csv"]),
+    "extract: zero distance": ("shell distance 0 mm is not a positive finite number",
+                              lambda t, s: ["extract", _manifest(t, s), "--distances", "0", "-o", t / "out" / "F.csv"]),
+    "extract: repeated distance": ("shell distances repeat (peri1)",
+                                  lambda t, s: ["extract", _manifest(t, s), "--distances", "1", "1",
+                                                "-o", t / "out" / "F.csv"]),
+    "extract: distance above 50 mm": ("shell distance 60 mm is larger than 50 mm",
+                                     lambda t, s: ["extract", _manifest(t, s), "--distances", "60",
+                                                   "-o", t / "out" / "F.csv"]),
+    "extract: zero jobs": ("--jobs must be a positive number of processes",
+                          lambda t, s: ["extract", _manifest(t, s), "--jobs", "0", "-o", t / "out" / "F.csv"]),
+    "extract: scheduler without dask": ("--scheduler needs --backend dask",
+                                       lambda t, s: ["extract", _manifest(t, s), "--scheduler", "tcp://x:1",
+                                                     "-o", t / "out" / "F.csv"]),
     # ---- train
-    "train: missing features": lambda t, s: _train(t / "in" / "f.csv", s["labels"], t / "out" / "m.json"),
-    "train: features is a folder": lambda t, s: _train(_mkdir(t / "in" / "f.csv"), s["labels"], t / "out" / "m.json"),
-    "train: empty features file": lambda t, s: _train(_w(t / "in" / "f.csv", ""), s["labels"], t / "out" / "m.json"),
-    "train: header-only features": lambda t, s: _train(_w(t / "in" / "f.csv", "case_id,intra_a\n"), s["labels"],
-                                                       t / "out" / "m.json"),
-    "train: binary features file": lambda t, s: _train(_wb(t / "in" / "f.csv", bytes(range(256)) * 4), s["labels"],
-                                                       t / "out" / "m.json"),
-    "train: semicolon-separated features (spreadsheet export)": lambda t, s: _train(_w(
-        t / "in" / "f.csv", s["features"].read_text().replace(",", ";")), s["labels"], t / "out" / "m.json"),
-    "train: semicolon-separated labels": lambda t, s: _train(s["features"], _w(
-        t / "in" / "l.csv", s["labels"].read_text().replace(",", ";")), t / "out" / "m.json"),
-    "train: spreadsheet (zip) as features": lambda t, s: _train(_wb(t / "in" / "f.xlsx", b"PK\x03\x04" + bytes(range(256))),
-                                                                s["labels"], t / "out" / "m.json"),
-    "train: missing labels": lambda t, s: _train(s["features"], t / "in" / "l.csv", t / "out" / "m.json"),
-    "train: labels is a folder": lambda t, s: _train(s["features"], _mkdir(t / "in" / "l.csv"), t / "out" / "m.json"),
-    "train: empty labels file": lambda t, s: _train(s["features"], _w(t / "in" / "l.csv", ""), t / "out" / "m.json"),
-    "train: no id column": lambda t, s: _train(_copy_table(t, s, lambda d: d.rename(columns={"case_id": "pid"})),
-                                               s["labels"], t / "out" / "m.json"),
-    "train: duplicated ids": lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:]))),
-                                                 s["labels"], t / "out" / "m.json"),
-    "train: duplicated ids in labels": lambda t, s: _train(s["features"], _copy_table(
-        t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:])), "labels.csv", "labels"), t / "out" / "m.json"),
-    "train: a column twice (joined tables)": lambda t, s: _train(_w(t / "in" / "f.csv", "\n".join(
+    "train: missing features": (("features table file not found", "f.csv"),
+                               lambda t, s: _train(t / "in" / "f.csv", s["labels"], t / "out" / "m.json")),
+    "train: features is a folder": (("features table", "f.csv is a folder; give the CSV file"),
+                                   lambda t, s: _train(_mkdir(t / "in" / "f.csv"), s["labels"], t / "out" / "m.json")),
+    "train: empty features file": (("cannot read features table", "No columns to parse from file"),
+                                  lambda t, s: _train(_w(t / "in" / "f.csv", ""), s["labels"], t / "out" / "m.json")),
+    "train: header-only features": (("features table", "f.csv has no rows"),
+                                   lambda t, s: _train(_w(t / "in" / "f.csv", "case_id,intra_a\n"), s["labels"],
+                                                       t / "out" / "m.json")),
+    "train: binary features file": (("cannot read features table", "Error tokenizing data"),
+                                   lambda t, s: _train(_wb(t / "in" / "f.csv", bytes(range(256)) * 4), s["labels"],
+                                                       t / "out" / "m.json")),
+    "train: semicolon-separated features (spreadsheet export)": (("features table", "f.csv is separated by semicolons"),
+                                                                lambda t, s: _train(_w(
+        t / "in" / "f.csv", s["features"].read_text().replace(",", ";")), s["labels"], t / "out" / "m.json")),
+    "train: semicolon-separated labels": (("labels file", "l.csv is separated by semicolons"),
+                                         lambda t, s: _train(s["features"], _w(
+        t / "in" / "l.csv", s["labels"].read_text().replace(",", ";")), t / "out" / "m.json")),
+    "train: spreadsheet (zip) as features": (("cannot read features table", "f.xlsx as CSV", "(not a spreadsheet)"),
+                                            lambda t, s: _train(_wb(t / "in" / "f.xlsx", b"PK\x03\x04" + bytes(range(256))),
+                                                                s["labels"], t / "out" / "m.json")),
+    "train: missing labels": (("labels file not found", "l.csv"),
+                             lambda t, s: _train(s["features"], t / "in" / "l.csv", t / "out" / "m.json")),
+    "train: labels is a folder": (("labels file", "l.csv is a folder; give the labels CSV file"),
+                                 lambda t, s: _train(s["features"], _mkdir(t / "in" / "l.csv"), t / "out" / "m.json")),
+    "train: empty labels file": (("labels file", "l.csv is empty"),
+                                lambda t, s: _train(s["features"], _w(t / "in" / "l.csv", ""), t / "out" / "m.json")),
+    "train: no id column": ("features table has no id column 'case_id'; pass --id-column",
+                           lambda t, s: _train(_copy_table(t, s, lambda d: d.rename(columns={"case_id": "pid"})),
+                                               s["labels"], t / "out" / "m.json")),
+    "train: duplicated ids": ("features table has duplicate case id 'x'",
+                             lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:]))),
+                                                 s["labels"], t / "out" / "m.json")),
+    "train: duplicated ids in labels": ("labels.csv: duplicate case ids in 'case_id': x",
+                                       lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:])), "labels.csv", "labels"), t / "out" / "m.json")),
+    "train: a column twice (joined tables)": ("has column 'intra_f0' more than once",
+                                             lambda t, s: _train(_w(t / "in" / "f.csv", "\n".join(
         ln + "," + ln.split(",")[1] for ln in s["features"].read_text().splitlines()) + "\n"), s["labels"],
-        t / "out" / "m.json"),
-    "train: non-numeric feature column": lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(intra_f1="abc")),
-                                                             s["labels"], t / "out" / "m.json"),
-    "train: all-NaN feature columns": lambda t, s: _train(_copy_table(
+        t / "out" / "m.json")),
+    "train: non-numeric feature column": ("feature column 'intra_f1' is not numeric",
+                                         lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(intra_f1="abc")),
+                                                             s["labels"], t / "out" / "m.json")),
+    "train: all-NaN feature columns": ("every candidate feature is constant or empty (all values missing)",
+                                      lambda t, s: _train(_copy_table(
         t, s, lambda d: d.assign(**{c: np.nan for c in d.columns if c.startswith("intra_")})),
-        s["labels"], t / "out" / "m.json"),
-    "train: labels column missing": lambda t, s: _train(s["features"], _copy_table(
-        t, s, lambda d: d.drop(columns="label"), "labels.csv", "labels"), t / "out" / "m.json"),
-    "train: one class only": lambda t, s: _train(s["features"], _copy_table(
-        t, s, lambda d: d.assign(label=1), "labels.csv", "labels"), t / "out" / "m.json"),
-    "train: no matching ids": lambda t, s: _train(s["features"], _copy_table(
-        t, s, lambda d: d.assign(case_id="z" + d.case_id), "labels.csv", "labels"), t / "out" / "m.json"),
-    "train: too few cases for 10-fold CV": lambda t, s: ["train", *_tables(_mkdir(t / "in"), n=12), "-o",
-                                                         t / "out" / "m.json", *CUSTOM],
-    "train: too few cases for a split": lambda t, s: ["train", *_tables(_mkdir(t / "in"), n=5), "-o",
-                                                      t / "out" / "m.json", *CUSTOM, *FAST],
-    "train: unknown feature set": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                      "--feature-set", "peri7"),
-    "train: intra+peri3 without intra columns": lambda t, s: _train(_copy_table(
+        s["labels"], t / "out" / "m.json")),
+    "train: labels column missing": ("no label column 'label'",
+                                    lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.drop(columns="label"), "labels.csv", "labels"), t / "out" / "m.json")),
+    "train: one class only": ("negative value '0' not found in column 'label' (values: 1.0)",
+                             lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.assign(label=1), "labels.csv", "labels"), t / "out" / "m.json")),
+    "train: no matching ids": ("no case id is in both the features and the labels table",
+                              lambda t, s: _train(s["features"], _copy_table(
+        t, s, lambda d: d.assign(case_id="z" + d.case_id), "labels.csv", "labels"), t / "out" / "m.json")),
+    # (fewer cases than 10 CV folds is no error: LASSO uses fewer folds, test_train_fewer_cases_than_cv_folds)
+    "train: too few cases for the test split": ("the test split has 1 event / 3 reference case(s)",
+                                               lambda t, s: ["train", *_tables(_mkdir(t / "in"), n=12), "-o",
+                                                             t / "out" / "m.json", *CUSTOM]),
+    "train: too few cases for a split": ("the train split has 1 event / 2 reference case(s)",
+                                        lambda t, s: ["train", *_tables(_mkdir(t / "in"), n=5), "-o",
+                                                      t / "out" / "m.json", *CUSTOM, *FAST]),
+    "train: unknown feature set": ("feature set 'peri7' needs columns 'peri7_*'",
+                                  lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                      "--feature-set", "peri7")),
+    "train: intra+peri3 without intra columns": ("feature set 'intra+peri3' needs columns 'intra_*'",
+                                                lambda t, s: _train(_copy_table(
         t, s, lambda d: d.drop(columns=[c for c in d.columns if c.startswith("intra_")])), s["labels"],
-        t / "out" / "m.json", "--feature-set", "intra+peri3"),
-    "train: wrong task": lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json", "--task", "stage3"],
-    "train: stage1 without HER2 columns": lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
-                                                        "--task", "stage1", *FAST],
-    "train: custom without label options": lambda t, s: ["train", s["features"], s["labels"], "-o",
-                                                          t / "out" / "m.json", "--task", "custom", *FAST],
-    "train: positive value absent": lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
+        t / "out" / "m.json", "--feature-set", "intra+peri3")),
+    "train: wrong task": ("argument --task: invalid choice: 'stage3'",
+                         lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json", "--task", "stage3"]),
+    "train: stage1 without HER2 columns": ("no HER2 label columns (need 'her2' or 'ihc'+'fish'",
+                                          lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
+                                                        "--task", "stage1", *FAST]),
+    # (a HER2 labels table, so that the custom task, not the missing HER2 columns, is what is wrong)
+    "train: custom without label options": ("--task custom needs --label-column",
+                                           lambda t, s: ["train", s["features"], s["her2_labels"], "-o",
+                                                          t / "out" / "m.json", "--task", "custom", *FAST]),
+    "train: positive value absent": ("positive value 'yes' not found in column 'label'",
+                                    lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
                                                   "--task", "custom", "--label-column", "label", "--positive", "yes",
-                                                  "--negative", "0", *FAST],
-    "train: --negative without --positive": lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
-                                                          "--task", "custom", "--label-column", "label", "--negative", "0"],
-    "train: --test-center without --split center": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                                        "--test-center", "A"),
-    "train: negative test size": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "-0.2"),
-    "train: test size 1": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "1"),
-    "train: nan test size": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "nan"),
-    "train: unknown test center": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                      "--split", "center", "--test-center", "Z"),
-    "train: center column missing": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                  "--negative", "0", *FAST]),
+    "train: --negative without --positive": ("--negative needs --positive too",
+                                            lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
+                                                          "--task", "custom", "--label-column", "label", "--negative", "0"]),
+    "train: --test-center without --split center": ("--test-center is used only with --split center",
+                                                   lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                                        "--test-center", "A")),
+    "train: negative test size": ("--test-size must be in [0, 1), got -0.2",
+                                 lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "-0.2")),
+    "train: test size 1": ("--test-size must be in [0, 1), got 1.0",
+                          lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "1")),
+    "train: nan test size": ("--test-size must be in [0, 1), got nan",
+                            lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--test-size", "nan")),
+    "train: unknown test center": ("no case has center = 'Z'",
+                                  lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                      "--split", "center", "--test-center", "Z")),
+    "train: center column missing": ("--split center needs a centre column 'site'",
+                                    lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
                                                         "--split", "center", "--test-center", "A",
-                                                        "--center-column", "site"),
-    "train: split center without test center": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                                    "--split", "center"),
-    "train: negative seed": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--seed", "-1"),
-    "train: mwu p 0": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--mwu-p", "0"),
-    "train: cv folds 1": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--cv-folds", "1"),
-    "train: icc threshold 2": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--icc-threshold", "2"),
-    "train: missing ICC table": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                    "--icc", t / "in" / "icc.csv"),
-    "train: ICC table without reader": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                           "--icc", s["features"]),
-    "train: ICC table with three readers": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                               "--icc", _icc(t, s, readers="ABC")),
-    "train: ICC table with an empty reader column": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
-                                                                        "--icc", _icc(t, s, readers="")),
-    "train: ICC table without the candidate features": lambda t, s: _train(
-        s["features"], s["labels"], t / "out" / "m.json", "--icc", _icc(t, s, rename=True)),
-    "train: unknown reader": lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--reader", "R9"),
-    "train: -o is the features table": lambda t, s: ["train", _copy_table(t, s, lambda d: d), s["labels"],
-                                                     "-o", t / "in" / "features.csv", *CUSTOM, *FAST],
-    "train: output under a file": lambda t, s: _train(s["features"], s["labels"], _file_blocker(t) / "m.json"),
-    "train: output is a folder": lambda t, s: _train(s["features"], s["labels"], _mkdir(t / "out" / "m.json")),
+                                                        "--center-column", "site")),
+    "train: split center without test center": ("--split center needs --test-center VALUE",
+                                               lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                                    "--split", "center")),
+    "train: negative seed": ("--seed must be an integer in [0, 4294967295], got -1",
+                            lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--seed", "-1")),
+    "train: mwu p 0": ("--mwu-p must be in (0, 1], got 0.0",
+                      lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--mwu-p", "0")),
+    "train: cv folds 1": ("--cv-folds must be >= 2, got 1",
+                         lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--cv-folds", "1")),
+    "train: icc threshold 2": ("--icc-threshold must be in [0, 1], got 2.0",
+                              lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--icc-threshold", "2")),
+    "train: missing ICC table": (("ICC table file not found", "icc.csv"),
+                                lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                    "--icc", t / "in" / "icc.csv")),
+    "train: ICC table without reader": ("the ICC table needs columns 'case_id' and 'reader'",
+                                       lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                           "--icc", s["features"])),
+    "train: ICC table with three readers": ("must hold exactly two readers, found 3",
+                                           lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                               "--icc", _icc(t, s, readers="ABC"))),
+    "train: ICC table with an empty reader column": ("the ICC table's 'reader' column is empty",
+                                                    lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json",
+                                                                        "--icc", _icc(t, s, readers=""))),
+    "train: ICC table without the candidate features": ("the ICC table has none of the 4 candidate feature columns",
+                                                       lambda t, s: _train(
+        s["features"], s["labels"], t / "out" / "m.json", "--icc", _icc(t, s, rename=True))),
+    "train: unknown reader": ("--reader R9 given but the features table has no 'reader' column",
+                             lambda t, s: _train(s["features"], s["labels"], t / "out" / "m.json", "--reader", "R9")),
+    "train: -o is the features table": (("model card", "features.csv is also an input of this command"),
+                                       lambda t, s: ["train", _copy_table(t, s, lambda d: d), s["labels"],
+                                                     "-o", t / "in" / "features.csv", *CUSTOM, *FAST]),
+    "train: output under a file": (("cannot create model card", "is a file, not a folder"),
+                                  lambda t, s: _train(s["features"], s["labels"], _file_blocker(t) / "m.json")),
+    "train: output is a folder": (("model card", "m.json is a folder; give a file name inside it"),
+                                 lambda t, s: _train(s["features"], s["labels"], _mkdir(t / "out" / "m.json"))),
     # ---- evaluate
-    "evaluate: missing card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", t / "in" / "m.json"],
-    "evaluate: card is a folder": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _mkdir(t / "in" / "m")],
-    "evaluate: truncated card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
-                                              _w(t / "in" / "m.json", s["intra"].read_text()[:200])],
-    "evaluate: empty card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _w(t / "in" / "m.json", "")],
-    "evaluate: card with only a format": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
-                                                       _w(t / "in" / "m.json", '{"format": "her2radiomics.model/1"}')],
-    "evaluate: card is a JSON list": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
-                                                   _w(t / "in" / "m.json", "[1, 2]")],
-    "evaluate: edited card (checksum)": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
-                                                      _w(t / "in" / "m.json", _edit_card(s["intra"]))],
-    "evaluate: card from another feature set": lambda t, s: ["evaluate", _copy_table(
+    "evaluate: missing card": (("model card not found", "in/m.json"),
+                              lambda t, s: ["evaluate", s["features"], s["labels"], "--model", t / "in" / "m.json"]),
+    "evaluate: card is a folder": (("model card", "is a folder; give the card's JSON file"),
+                                  lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _mkdir(t / "in" / "m")]),
+    "evaluate: truncated card": ("in/m.json is not a valid JSON model card",
+                                lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                              _w(t / "in" / "m.json", s["intra"].read_text()[:200])]),
+    "evaluate: empty card": ("is not a valid JSON model card (Expecting value: line 1 column 1",
+                            lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _w(t / "in" / "m.json", "")]),
+    "evaluate: card with only a format": ("has no checksum",
+                                         lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                                       _w(t / "in" / "m.json", '{"format": "her2radiomics.model/1"}')]),
+    "evaluate: card is a JSON list": ("is not a HER2Radiomics model card (expected a JSON object)",
+                                     lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                                   _w(t / "in" / "m.json", "[1, 2]")]),
+    "evaluate: edited card (checksum)": ("was modified after it was saved (checksum mismatch)",
+                                        lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+                                                      _w(t / "in" / "m.json", _edit_card(s["intra"]))]),
+    "evaluate: card from another feature set": ("features table lacks 4 of the model's 6 features",
+                                               lambda t, s: ["evaluate", _copy_table(
         t, s, lambda d: d.drop(columns=[c for c in d.columns if c.startswith("peri3_")])), s["labels"],
-        "--model", s["intra+peri3"], "-o", t / "out" / "e.json"],
-    "evaluate: one class in labels": lambda t, s: ["evaluate", s["features"], _copy_table(
-        t, s, lambda d: d.assign(label=0), "labels.csv", "labels"), "--model", s["intra"], "-o", t / "out" / "e.json"],
-    "evaluate: unknown --cases": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
-                                               "--cases", "validation"],
-    "evaluate: -o is the model card": lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
+        "--model", s["intra+peri3"], "-o", t / "out" / "e.json"]),
+    "evaluate: one class in labels": ("positive value '1' not found in column 'label' (values: 0.0)",
+                                     lambda t, s: ["evaluate", s["features"], _copy_table(
+        t, s, lambda d: d.assign(label=0), "labels.csv", "labels"), "--model", s["intra"], "-o", t / "out" / "e.json"]),
+    "evaluate: unknown --cases": ("the model card has no split 'validation'",
+                                 lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
+                                               "--cases", "validation"]),
+    "evaluate: -o is the model card": (("metrics file", "m.json is also an input of this command"),
+                                      lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
                                                     _w(t / "in" / "m.json", s["intra"].read_text()),
-                                                    "-o", t / "in" / "m.json"],
-    "evaluate: output under a file": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
-                                                   "-o", _file_blocker(t) / "e.json"],
-    "evaluate: output is a folder": lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
-                                                  "-o", _mkdir(t / "out" / "e.json")],
+                                                    "-o", t / "in" / "m.json"]),
+    "evaluate: output under a file": (("cannot create metrics file", "is a file, not a folder"),
+                                     lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
+                                                   "-o", _file_blocker(t) / "e.json"]),
+    "evaluate: output is a folder": (("metrics file", "e.json is a folder; give a file name inside it"),
+                                    lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
+                                                  "-o", _mkdir(t / "out" / "e.json")]),
     # ---- compare
-    "compare: one card": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"]],
-    "compare: missing card": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
-                                           t / "in" / "m.json"],
-    "compare: truncated card": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
-                                             _w(t / "in" / "m.json", s["intra"].read_text()[:100])],
-    "compare: different targets": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"], s["stage1"]],
-    "compare: card features absent": lambda t, s: ["compare", _copy_table(
+    "compare: one card": ("compare needs at least two model cards",
+                         lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"]]),
+    "compare: missing card": (("model card not found", "in/m.json"),
+                             lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
+                                           t / "in" / "m.json"]),
+    "compare: truncated card": ("in/m.json is not a valid JSON model card",
+                               lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
+                                             _w(t / "in" / "m.json", s["intra"].read_text()[:100])]),
+    "compare: different targets": ("compare models of the same target",
+                                  lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"], s["stage1"]]),
+    "compare: card features absent": ("features table lacks 4 of the model's 6 features",
+                                     lambda t, s: ["compare", _copy_table(
         t, s, lambda d: d.drop(columns=[c for c in d.columns if c.startswith("peri3_")])), s["labels"],
-        "--models", s["intra"], s["intra+peri3"], "-o", t / "out" / "c.json"],
-    "compare: output under a file": lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
-                                                  s["intra+peri3"], "-o", _file_blocker(t) / "c.json"],
+        "--models", s["intra"], s["intra+peri3"], "-o", t / "out" / "c.json"]),
+    "compare: output under a file": (("cannot create comparison file", "is a file, not a folder"),
+                                    lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
+                                                  s["intra+peri3"], "-o", _file_blocker(t) / "c.json"]),
     # ---- study
-    "study: unknown feature set": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
-                                                "--feature-sets", "intra", "intra+peritumoral"],
-    "study: no trainable set": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
-                                             "--feature-sets", "intra+peri5"],
-    "study: output under a file": lambda t, s: ["study", s["features"], s["labels"], "-o", _file_blocker(t) / "s",
-                                                *CUSTOM, *FAST, "--feature-sets", "intra"],
-    "study: output is a file": lambda t, s: ["study", s["features"], s["labels"], "-o", _file_blocker(t),
-                                             *CUSTOM, *FAST, "--feature-sets", "intra"],
-    "study: negative test size": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
-                                               "--test-size", "-0.1"],
-    "study: unknown test center": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
-                                                "--split", "center", "--test-center", "Z"],
-    "study: one class only": lambda t, s: ["study", s["features"], _copy_table(
-        t, s, lambda d: d.assign(label=0), "labels.csv", "labels"), "-o", t / "out", *CUSTOM, *FAST],
+    "study: unknown feature set": ("unknown feature set 'intra+peritumoral'",
+                                  lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                                "--feature-sets", "intra", "intra+peritumoral"]),
+    "study: no trainable set": ("no feature set could be trained",
+                               lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                             "--feature-sets", "intra+peri5"]),
+    "study: output under a file": (("cannot create output folder", "blocker/s:", "is a file, not a folder"),
+                                  lambda t, s: ["study", s["features"], s["labels"], "-o", _file_blocker(t) / "s",
+                                                *CUSTOM, *FAST, "--feature-sets", "intra"]),
+    "study: output is a file": (("output folder", "blocker exists and is not a folder"),
+                               lambda t, s: ["study", s["features"], s["labels"], "-o", _file_blocker(t),
+                                             *CUSTOM, *FAST, "--feature-sets", "intra"]),
+    "study: negative test size": ("--test-size must be in [0, 1), got -0.1",
+                                 lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                               "--test-size", "-0.1"]),
+    "study: unknown test center": ("no case has center = 'Z'",
+                                  lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                                "--split", "center", "--test-center", "Z"]),
+    "study: one class only": ("positive value '1' not found in column 'label' (values: 0.0)",
+                             lambda t, s: ["study", s["features"], _copy_table(
+        t, s, lambda d: d.assign(label=0), "labels.csv", "labels"), "-o", t / "out", *CUSTOM, *FAST]),
 }
 
 
 # issue 12: the new options refuse bad values in one line, before anything is written
 CASES.update({
-    "study: negative --bootstrap": lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
-                                                "--bootstrap", "-5"],
-    "study: non-empty output folder": lambda t, s: ["study", s["features"], s["labels"], "-o",
+    "study: negative --bootstrap": ("--bootstrap must be between 0 and 100000 replicates, got -5",
+                                   lambda t, s: ["study", s["features"], s["labels"], "-o", t / "out", *CUSTOM, *FAST,
+                                                "--bootstrap", "-5"]),
+    "study: non-empty output folder": ("is not empty (old.model.json)",
+                                      lambda t, s: ["study", s["features"], s["labels"], "-o",
                                                    _w(t / "in" / "used" / "old.model.json", "{}").parent, *CUSTOM,
-                                                   *FAST],
-    "train: --ihc-column not in the labels": lambda t, s: ["train", s["features"], s["her2_labels"], "-o",
+                                                   *FAST]),
+    "train: --ihc-column not in the labels": ("no IHC column 'IHC score'",
+                                             lambda t, s: ["train", s["features"], s["her2_labels"], "-o",
                                                           t / "out" / "m.json", "--task", "stage1", *FAST,
-                                                          "--ihc-column", "IHC score"],
-    "train: --labels-id-column not in the labels": lambda t, s: ["train", s["features"], s["labels"], "-o",
+                                                          "--ihc-column", "IHC score"]),
+    "train: --labels-id-column not in the labels": ("no id column 'Patient ID'",
+                                                   lambda t, s: ["train", s["features"], s["labels"], "-o",
                                                                 t / "out" / "m.json", *CUSTOM, *FAST,
-                                                                "--labels-id-column", "Patient ID"],
-    "compare: --cases of a split the card lacks": lambda t, s: ["compare", s["features"], s["labels"], "--models",
-                                                               s["intra"], s["intra+peri3"], "--cases", "external"],
-    "report: --labels without --predictions": lambda t, s: ["report", "--study", _w(t / "in" / "s.json", "{}"),
-                                                           "--labels", s["labels"], "-o", t / "out" / "r.html"],
+                                                                "--labels-id-column", "Patient ID"]),
+    "compare: --cases of a split the card lacks": ("the model card has no split 'external'",
+                                                  lambda t, s: ["compare", s["features"], s["labels"], "--models",
+                                                               s["intra"], s["intra+peri3"], "--cases", "external"]),
+    "report: --labels without --predictions": ("--labels adds the true class to the predictions table",
+                                              lambda t, s: ["report", "--study", _w(t / "in" / "s.json", "{}"),
+                                                           "--labels", s["labels"], "-o", t / "out" / "r.html"]),
 })
 
 def _wb(p: Path, data: bytes) -> Path:
@@ -423,23 +554,26 @@ def _run_inproc(capsys, args: list) -> tuple[int, str, str]:
     return rc, out, err
 
 
-def _check(rc: int, out: str, err: str, before: set[str], after: set[str], expect: int = 2) -> None:
+def _check(rc: int, out: str, err: str, before: set[str], after: set[str], says: Says, expect: int = 2) -> None:
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == expect, f"exit {rc}, stderr: {err!r}"
     assert "Traceback" not in out + err
     errors = [ln for ln in lines if re.match(r"(her2radiomics( \w+)?: )?error: ", ln)]
     assert len(errors) == 1 and len(lines) == 1, f"want one error line, got {lines!r}"
+    missing = [f for f in ((says,) if isinstance(says, str) else says) if f not in errors[0]]
+    assert not missing, f"the error is not the one the case is named after: {errors[0]!r} lacks {missing!r}"
     assert after == before, f"files created or changed: {sorted(after ^ before)}"
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(name: str, shared, tmp_path, capsys) -> None:
     (tmp_path / "in").mkdir()
-    args = CASES[name](tmp_path, shared)
+    says, build = CASES[name]
+    args = build(tmp_path, shared)
     capsys.readouterr()
     before = _tree(tmp_path)
     rc, out, err = _run_inproc(capsys, args)
-    _check(rc, out, err, before, _tree(tmp_path))
+    _check(rc, out, err, before, _tree(tmp_path), says)
 
 
 
@@ -465,45 +599,66 @@ def test_control_succeeds(name: str, shared, tmp_path, capsys) -> None:
     assert "Traceback" not in err and not [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert any(p.is_file() for p in (tmp_path / "out").rglob("*"))
 
+def test_train_fewer_cases_than_cv_folds(tmp_path, capsys) -> None:
+    """Fewer cases of a class than the 10 CV folds is not an error: LASSO's stratified CV uses as many folds as the
+    smaller class has cases (docs/modeling.md), and the card records the folds used."""
+    import pandas as pd
+    f, lab = _tables(_mkdir(tmp_path / "in"), n=12)
+    n_min = int(pd.read_csv(lab)["label"].value_counts().min())
+    assert 2 <= n_min < 10
+    rc, out, err = _run_inproc(capsys, ["train", f, lab, "-o", tmp_path / "m.json", *CUSTOM, "--test-size", "0"])
+    assert rc == 0, err
+    assert json.loads((tmp_path / "m.json").read_text())["selection"]["cv_folds"] == n_min
+
+
 # ------------------------------------------------------------------------------------------------ real data
 def _duke(*parts: str) -> Path:
     return shared_path("duke", *parts)
 
 
 REAL: dict[str, Case] = {
-    "train: Duke tables without --id-column": lambda t, s: [
-        "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "stage1"],
-    "train: Duke stage1 without HER2 category columns": lambda t, s: [
+    "train: Duke tables without --id-column": ("clinical.csv: no id column 'case_id'",
+                                              lambda t, s: [
+        "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "stage1"]),
+    "train: Duke stage1 without HER2 category columns": ("599 case(s) have no HER2 category: unknown HER2 category '0'",
+                                                        lambda t, s: [
         "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "stage1",
-        "--id-column", "patient_id", "--feature-set", "all"],
-    "train: Duke table for --feature-set intra (no region prefixes)": lambda t, s: [
+        "--id-column", "patient_id", "--feature-set", "all"]),
+    "train: Duke table for --feature-set intra (no region prefixes)": ("feature set 'intra' needs columns 'intra_*'",
+                                                                      lambda t, s: [
         "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "custom",
-        "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0"],
-    "train: Duke centre that does not exist": lambda t, s: [
+        "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0"]),
+    "train: Duke centre that does not exist": ("no case has manufacturer = '7'",
+                                              lambda t, s: [
         "train", _duke("imaging_features.csv"), _duke("clinical.csv"), "-o", t / "out" / "m.json", "--task", "custom",
         "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0",
-        "--feature-set", "all", "--split", "center", "--center-column", "manufacturer", "--test-center", "7"],
-    "evaluate: card on the Duke table (features absent)": lambda t, s: [
+        "--feature-set", "all", "--split", "center", "--center-column", "manufacturer", "--test-center", "7"]),
+    "evaluate: card on the Duke table (features absent)": ("features table lacks 4 of the model's 4 features",
+                                                          lambda t, s: [
         "evaluate", _duke("imaging_features.csv"), _duke("clinical.csv"), "--model", s["intra"],
-        "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0"],
-    "regions: breast1 with an absent label": lambda t, s: [
+        "--id-column", "patient_id", "--label-column", "HER2", "--positive", "1", "--negative", "0"]),
+    "regions: breast1 with an absent label": ("has no voxel with label 5",
+                                             lambda t, s: [
         "regions", shared_path("pyradiomics_breast1", "breast1_image.nrrd"),
-        shared_path("pyradiomics_breast1", "breast1_label.nrrd"), "--label", "5", "-o", t / "out"],
-    "regions: Duke DICOM image with a lesion of another grid": lambda t, s: [
-        "regions", shared_path("duke_dicom"), s["lesion"], "-o", t / "out"],
-    "regions: breast1 lesion on the Duke DICOM grid": lambda t, s: [
-        "regions", shared_path("duke_dicom"), shared_path("pyradiomics_breast1", "breast1_label.nrrd"), "-o", t / "out"],
+        shared_path("pyradiomics_breast1", "breast1_label.nrrd"), "--label", "5", "-o", t / "out"]),
+    "regions: Duke DICOM image with a lesion of another grid": ("is not on the image grid (size (24.0, 24.0, 8.0) vs image (512.0, 512.0, 3.0))",
+                                                               lambda t, s: [
+        "regions", shared_path("duke_dicom"), s["lesion"], "-o", t / "out"]),
+    "regions: breast1 lesion on the Duke DICOM grid": ("is not on the image grid (size (45.0, 120.0, 21.0)",
+                                                      lambda t, s: [
+        "regions", shared_path("duke_dicom"), shared_path("pyradiomics_breast1", "breast1_label.nrrd"), "-o", t / "out"]),
 }
 
 
 @pytest.mark.parametrize("name", list(REAL))
 def test_bad_input_real_data(name: str, shared, tmp_path, capsys) -> None:
     (tmp_path / "in").mkdir()
-    args = REAL[name](tmp_path, shared)
+    says, build = REAL[name]
+    args = build(tmp_path, shared)
     capsys.readouterr()
     before = _tree(tmp_path)
     rc, out, err = _run_inproc(capsys, args)
-    _check(rc, out, err, before, _tree(tmp_path))
+    _check(rc, out, err, before, _tree(tmp_path), says)
 
 
 # ------------------------------------------------------------------------------------------------ subprocesses
@@ -512,17 +667,21 @@ def test_bad_input_real_data(name: str, shared, tmp_path, capsys) -> None:
 def test_bad_input_subprocess(name: str, shared, tmp_path) -> None:
     """The real console entry point (python -m her2radiomics): one line, exit 2, no traceback."""
     (tmp_path / "in").mkdir()
-    args = {
-        "train: truncated ICC": lambda: _train(shared["features"], shared["labels"], tmp_path / "out" / "m.json",
-                                               "--icc", _w(tmp_path / "in" / "icc.csv", 'case_id,reader,intra_f0\n"x')),
-        "regions: text file named .nrrd": lambda: ["regions", _w(tmp_path / "in" / "x.nrrd", "NRRD0004\nnonsense\n"),
-                                                   shared["lesion"], "-o", tmp_path / "out"],
-        "usage: no -o": lambda: ["train", shared["features"], shared["labels"], "--task", "stage1"],
-        "usage: unknown command": lambda: ["predit", "x"],
-    }[name]()
+    says, build = {
+        "train: truncated ICC": (("cannot read ICC table", "icc.csv as CSV", "EOF inside string"),
+                                 lambda: _train(shared["features"], shared["labels"], tmp_path / "out" / "m.json",
+                                                "--icc", _w(tmp_path / "in" / "icc.csv", 'case_id,reader,intra_f0\n"x'))),
+        "regions: text file named .nrrd": (("cannot read image", "x.nrrd", "give a NRRD, NIfTI or DICOM series"),
+                                           lambda: ["regions", _w(tmp_path / "in" / "x.nrrd", "NRRD0004\nnonsense\n"),
+                                                    shared["lesion"], "-o", tmp_path / "out"]),
+        "usage: no -o": ("the following arguments are required: -o/--output",
+                         lambda: ["train", shared["features"], shared["labels"], "--task", "stage1"]),
+        "usage: unknown command": ("argument COMMAND: invalid choice: 'predit'", lambda: ["predit", "x"]),
+    }[name]
+    args = build()
     before = _tree(tmp_path)
     r = run_cli(*args, timeout=120)
-    _check(r.returncode, r.stdout, r.stderr, before, _tree(tmp_path))
+    _check(r.returncode, r.stdout, r.stderr, before, _tree(tmp_path), says)
 
 
 # ------------------------------------------------------------------------------------------------ Ctrl-C
@@ -721,8 +880,7 @@ def test_study_into_a_used_folder(shared, tmp_path, capsys) -> None:
     (out / "notes.txt").write_text("mine")
     before = _tree(tmp_path)
     rc, o, err = _run_inproc(capsys, [*base, "--feature-sets", "intra"])
-    _check(rc, o, err, before, _tree(tmp_path))
-    assert "not empty" in err and "--force" in err and "intra_peri3.model.json" in err
+    _check(rc, o, err, before, _tree(tmp_path), ("is not empty", "--force", "intra_peri3.model.json"))
     rc, _, err = _run_inproc(capsys, [*base, "--feature-sets", "intra", "--force"])
     assert rc == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["intra.model.json", "notes.txt", "study.json"]
