@@ -23,6 +23,16 @@ def shared_path(*parts: str) -> Path:
 
 
 @pytest.fixture
+def small_params(tmp_path: Path) -> Path:
+    """A small pyradiomics parameter file (features_synth.SMALL_PARAMS: few features, fast) written into tmp_path."""
+    from features_synth import SMALL_PARAMS
+
+    p = tmp_path / "small.yaml"
+    p.write_text(SMALL_PARAMS)
+    return p
+
+
+@pytest.fixture
 def breast1() -> tuple[Path, Path]:
     d = shared_path("pyradiomics_breast1")
     return d / "breast1_image.nrrd", d / "breast1_label.nrrd"

@@ -14,16 +14,9 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from conftest import run_cli
-from features_synth import SMALL_PARAMS, textured_case
+from features_synth import textured_case
 
 from her2radiomics import __version__, cohort, features, regions
-
-
-@pytest.fixture
-def small_params(tmp_path):
-    p = tmp_path / "small.yaml"
-    p.write_text(SMALL_PARAMS)
-    return p
 
 
 def _two_centres(folder):

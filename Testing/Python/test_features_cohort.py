@@ -14,17 +14,10 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 from conftest import PKG_DIR, run_cli
-from features_synth import SMALL_PARAMS, write_cohort
+from features_synth import write_cohort
 
 from her2radiomics import cohort, features
 from her2radiomics.errors import UserError
-
-
-@pytest.fixture
-def small_params(tmp_path):
-    p = tmp_path / "small.yaml"
-    p.write_text(SMALL_PARAMS)
-    return p
 
 
 def _add_bad_cases(folder):
