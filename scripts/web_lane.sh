@@ -18,7 +18,6 @@ if [ "${HER2_SKIP_WEB:-0}" = "1" ]; then
   exit 0
 fi
 VENV="${HER2_WEB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/her2radiomics/web-venv}"
-PY="${PYTHON:-python3}"
 
 # system packages: the browser and the virtual display
 need=()
@@ -34,24 +33,10 @@ if [ "${#need[@]}" -gt 0 ]; then
   fi
 fi
 
-# the lane's virtualenv
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "[web-lane] creating virtualenv $VENV" >&2
-  mkdir -p "$(dirname "$VENV")"
-  "$PY" -m venv "$VENV"
-fi
-STAMP="$VENV/.her2radiomics-web-installed"
-WANT="$( (cat "$ROOT/pyproject.toml"; echo "$ROOT") | sha256sum | cut -c1-16)"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  echo "[web-lane] installing her2radiomics[web,webtest] into $VENV (first run takes a few minutes)" >&2
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  if ! "$VENV/bin/python" -m pip install --quiet -e "$ROOT[web,webtest]" > "$VENV/pip-install.log" 2>&1; then
-    grep -v "^WARNING: Location" "$VENV/pip-install.log" | tail -n 20 >&2
-    echo "error: installing the web lane's dependencies failed (log: $VENV/pip-install.log)" >&2
-    exit 2
-  fi
-  echo "$WANT" > "$STAMP"
-fi
+# the lane's virtualenv (the checkout's folder is a stamp input: the venv is shared between clones)
+# shellcheck source=scripts/venv.sh
+source "$ROOT/scripts/venv.sh"
+her2_ensure_venv "$VENV" web,webtest "[web-lane]" .her2radiomics-web-installed "$ROOT"
 
 start=$SECONDS
 echo "[web-lane] browser test (Playwright + /usr/bin/chromium, Xvfb started by the test)" >&2
