@@ -82,15 +82,6 @@ def _os_user() -> str:
         return "unknown"
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """``sha256:<hex>`` of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def check_reader(name: str) -> str:
     """A reader name is also a file name: letters, digits, '.', '_' or '-' (1-64 characters)."""
     name = str(name or "").strip()
@@ -355,7 +346,8 @@ class QASession:
         """A new session from a cohort manifest (``cohort.read_manifest``; one row per case, no ``reader`` column
         or a single reader). ``reader``: the first reader's name (default ``reader1``). ``out_dir`` must not
         exist or be empty."""
-        from her2radiomics.cohort import read_manifest
+        from her2radiomics.io import file_hash
+        from her2radiomics.manifest import read_manifest
         from her2radiomics.regions import validate_distances
 
         reader = check_reader(reader or DEFAULT_READER)
@@ -380,7 +372,7 @@ class QASession:
             "format": FORMAT,
             "created": _iso(clock()),
             "software": {"her2radiomics": __version__},
-            "manifest": {"path": str(Path(manifest).resolve()), "sha256": sha256_file(manifest)},
+            "manifest": {"path": str(Path(manifest).resolve()), "sha256": file_hash(manifest)},
             "distances": dists,
             "auto_exclusions": bool(auto_exclusions),
             "readers": {reader: {"blind": False, "cases": None}},

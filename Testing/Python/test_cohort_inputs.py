@@ -82,7 +82,7 @@ def test_coarse_centre_case_is_kept_with_lesion_and_3_5_mm_shells(tmp_path, smal
     assert not out.with_name("FEATURES.failures.csv").exists()
     assert "B1" in r.stderr and "peri1" in r.stderr and "thinner" in r.stderr
     # provenance columns travel with the table
-    assert (t["parameter_file_hash"] == features.params_hash(features.load_params(small_params))).all()
+    assert (t["parameter_file_hash"] == features.parameter_file_hash(features.load_params(small_params))).all()
     assert (t["her2radiomics_version"].astype(str) == __version__).all()
     assert list(t.columns[-3:]) == ["parameter_file_hash", "resample", "her2radiomics_version"]
     # a re-run reads the case, its NaN columns and its note back from the cache

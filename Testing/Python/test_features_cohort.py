@@ -68,7 +68,7 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     assert notes["case_id"].tolist() == ["allair"] * 3 and notes["region"].tolist() == ["peri1", "peri3", "peri5"]
     assert all("exclusion masks (air" in r for r in notes["reason"])
     meta = json.loads(out.with_name("FEATURES.meta.json").read_text())
-    assert meta["parameter_file_hash"] == features.params_hash(features.load_params(small_params))
+    assert meta["parameter_file_hash"] == features.parameter_file_hash(features.load_params(small_params))
     assert meta["distances"] == [1.0, 3.0, 5.0] and meta["n_cases"] == 3 and meta["n_failed"] == 2
     assert meta["software"]["pyradiomics"]
     assert set(meta["missing_regions"]["allair"]) == {"peri1", "peri3", "peri5"}

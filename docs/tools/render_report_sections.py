@@ -54,9 +54,9 @@ def cohort(d: Path) -> None:
     f.to_csv(d / "features.csv", index=False)
     f.iloc[::8].to_csv(d / "some_cases.csv", index=False)  # 20 cases to predict (the table stays one screen)
     params = ROOT / "Resources" / "Parameters" / "her2radiomics_default.yaml"
-    from her2radiomics.features import load_params, params_hash
+    from her2radiomics.features import load_params, parameter_file_hash
 
-    meta = {"parameter_file": str(params), "parameter_file_hash": params_hash(load_params(params))}  # as 'extract'
+    meta = {"parameter_file": str(params), "parameter_file_hash": parameter_file_hash(load_params(params))}  # as 'extract'
     for name in ("features", "some_cases"):
         (d / f"{name}.meta.json").write_text(json.dumps(meta), encoding="utf-8")
     lab.drop(columns="label").to_csv(d / "labels.csv", index=False)
