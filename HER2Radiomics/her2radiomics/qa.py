@@ -42,6 +42,9 @@ from typing import Any
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
+from her2radiomics.manifest import (
+    MANIFEST_LABEL_HINT,  # no pandas: the Slicer panel reviews sessions without it
+)
 
 FORMAT = "her2radiomics.qa/1"
 SESSION_FILE = "session.json"
@@ -56,9 +59,6 @@ EXCLUSION_KINDS = ("air", "pectoralis")
 STATUS_COLUMNS = ("case_id", "reader", "status", "reviewer", "started", "ended", "seconds", "edited_masks", "note")
 _READER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_READER = "reader1"
-#: how a multi-label lesion's value is chosen (cohort.MANIFEST_LABEL_HINT; not imported: cohort needs pandas, and
-#: the Slicer panel reviews sessions before pandas is installed)
-MANIFEST_LABEL_HINT = "give the lesion's value in the manifest's 'label' column"
 #: seconds a writer waits for another writer's lock before giving up
 LOCK_TIMEOUT_S = 30.0
 

@@ -88,7 +88,7 @@ def _card_probability(card: dict, row: dict) -> float:
 
 @pytest.mark.slow
 def test_quick_demo_runs_end_to_end(tmp_path):
-    _need("phantom", "features", "regions", "modeling")
+    _need("phantom", "features", "regions", "fitting")
     out = tmp_path / "demo"
     r = run_cli("demo", "-o", out, "--quick", "--no-progress", "--jobs", "2", timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -189,7 +189,7 @@ def test_intercepts_recovered_from_prediction_tables():
 
 
 def test_report_reads_the_study_command_output(tmp_path):
-    pytest.importorskip("her2radiomics.modeling")
+    pytest.importorskip("her2radiomics.fitting")
     rng = np.random.default_rng(5)
     n = 80
     her2 = np.array(["positive", "low", "zero"] * (n // 3) + ["low"] * (n % 3))
