@@ -337,11 +337,83 @@ def extract_cohort(
     (one ``note:`` line per skipped row). Returns a :class:`CohortResult`.
     """
     t0 = time.perf_counter()
+    distances, jobs, resample = _check_run_options(backend, distances, jobs, resample_spacing, interpolator)
+    from her2radiomics.features import resolve_case_workers
+
+    one_at_a_time = backend == "loky" and jobs == 1
+    case_workers = resolve_case_workers(case_workers) if (case_workers is not None or one_at_a_time) else 1
+    specs = read_manifest(manifest)
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    specs, qa_notes = _apply_qa(specs, manifest, qa, only_approved, say)
+    params_dict = load_params(params)
+    phash = parameter_file_hash(params_dict)
+    out = Path(output)
+    if out.suffix.lower() != ".csv":
+        raise UserError(f"output {out} must end in .csv")
+    check_output(out, "features table", inputs=[manifest, params if isinstance(params, (str, os.PathLike)) else None])
+    cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    records, cached, todo = _lookup_cache(specs, cache_dir, phash, distances, auto_exclusions, resample)
+    say(f"extract: {len(specs)} case(s), {len(cached)} in cache, {len(todo)} to compute")
+    computed = _compute(todo, records, (params_dict, distances, auto_exclusions), jobs=jobs, backend=backend,
+                        scheduler=scheduler, progress=progress, resample=resample, case_workers=case_workers,
+                        one_at_a_time=one_at_a_time)
+    table, fails, columns, lacks = _assemble(specs, records, phash, resample)
+    failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
+    notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
+
+    def finish() -> CohortResult:
+        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
+        say(result.summary())
+        for f in fails:
+            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+        for n in lacks:
+            say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
+                f"its {n['region']}_* columns are empty")
+        return result
+
+    _write_side_tables(out, failures, notes, has_rows=not table.empty)
+    if table.empty:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
+        with contextlib.suppress(OSError):
+            cache_dir.rmdir()  # only when empty
+        return finish()
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
+    meta = {
+        "parameter_file_hash": phash,
+        "parameter_file": str(Path(params).resolve()) if isinstance(params, (str, os.PathLike)) else ("default" if params is None else "dict"),
+        "software": _software(),
+        "distances": list(distances),
+        "auto_exclusions": bool(auto_exclusions),
+        "resample": {**resample, "masks": "nearest"} if resample else None,
+        "params": params_dict,
+        "n_cases": len(table),
+        "n_failed": len(fails),
+        "n_features": len(columns),
+        "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
+        # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
+        "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
+        "provenance_columns": list(PROVENANCE_COLUMNS),
+        **({"qa": {"session": str(Path(qa).resolve()), "only_approved": bool(only_approved), "notes": qa_notes}}
+           if qa is not None else {}),
+        # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
+        "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
+    }
+    write_json(meta, out.with_name(out.stem + ".meta.json"))
+    return finish()
+
+
+def _check_run_options(backend: str, distances: Sequence[float], jobs: int, resample_spacing: Sequence[float] | None,
+                       interpolator: str) -> tuple[tuple[float, ...], int, dict | None]:
+    """Options checked up front (a bad value is the user's, not every case's, failure): the backend, the shell
+    distances, ``jobs`` (-1 = all cores) and the resampling; returns (distances, jobs, resample record or None)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     from her2radiomics.regions import validate_distances
 
-    distances = validate_distances(distances)  # up front: a bad distance is the user's, not every case's, failure
+    distances = validate_distances(distances)
     if jobs == 0 or jobs < -1:
         raise UserError(f"--jobs must be a positive number of processes (or -1 for all cores), got {jobs}")
     if jobs == -1:
@@ -352,34 +424,32 @@ def extract_cohort(
     if interpolator not in INTERPOLATORS:
         raise UserError(f"unknown interpolator {interpolator!r}; use one of {', '.join(INTERPOLATORS)}")
     resample = {"spacing": list(spacing), "interpolator": interpolator} if spacing else None
+    return distances, jobs, resample
 
-    from her2radiomics.features import case_pool, resolve_case_workers
 
-    one_at_a_time = backend == "loky" and jobs == 1
-    case_workers = resolve_case_workers(case_workers) if (case_workers is not None or one_at_a_time) else 1
-    specs = read_manifest(manifest)
-    say = log or (lambda msg: print(msg, file=sys.stderr))
-    qa_notes: list[str] = []
-    if qa is not None:  # reviewed masks replace the manifest's; only_approved drops the others (docs/qa.md)
-        from her2radiomics.qa import QASession
+def _apply_qa(specs: list[CaseSpec], manifest: str | os.PathLike[str], qa: str | os.PathLike[str] | None,
+              only_approved: bool, say: Callable[[str], None]) -> tuple[list[CaseSpec], list[str]]:
+    """Reviewed masks of the QA session ``qa`` replace the manifest's; ``only_approved`` drops the other rows
+    (docs/qa.md). Returns (rows, note lines)."""
+    if qa is None:
+        if only_approved:
+            raise UserError("--only-approved needs --qa SESSION (the QA session whose approved cases to extract)")
+        return specs, []
+    from her2radiomics.qa import QASession
 
-        specs, qa_notes = QASession.open(qa).extraction_specs(specs, only_approved)
-        for note in qa_notes:
-            say(f"note: {note}")
-        if not specs:
-            raise UserError(f"no case of manifest {manifest} is approved in QA session {qa}; review cases first "
-                            "(her2radiomics qa status) or drop --only-approved")
-    elif only_approved:
-        raise UserError("--only-approved needs --qa SESSION (the QA session whose approved cases to extract)")
-    params_dict = load_params(params)
-    phash = parameter_file_hash(params_dict)
-    out = Path(output)
-    if out.suffix.lower() != ".csv":
-        raise UserError(f"output {out} must end in .csv")
-    check_output(out, "features table", inputs=[manifest, params if isinstance(params, (str, os.PathLike)) else None])
-    cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    specs, qa_notes = QASession.open(qa).extraction_specs(specs, only_approved)
+    for note in qa_notes:
+        say(f"note: {note}")
+    if not specs:
+        raise UserError(f"no case of manifest {manifest} is approved in QA session {qa}; review cases first "
+                        "(her2radiomics qa status) or drop --only-approved")
+    return specs, qa_notes
 
+
+def _lookup_cache(specs: Sequence[CaseSpec], cache_dir: Path, phash: str, distances: Sequence[float],
+                  auto_exclusions: bool, resample: dict | None
+                  ) -> tuple[dict[tuple[str, str], dict], list[tuple[str, str]], list[tuple[CaseSpec, Path]]]:
+    """Cases already in ``cache_dir`` (records, their keys) and the ones to compute (row, cache file)."""
     records: dict[tuple[str, str], dict] = {}
     cached: list[tuple[str, str]] = []
     todo: list[tuple[CaseSpec, Path]] = []
@@ -391,27 +461,41 @@ def extract_cohort(
             cached.append((spec.case_id, spec.reader))
         else:
             todo.append((spec, cache))
-    say(f"extract: {len(specs)} case(s), {len(cached)} in cache, {len(todo)} to compute")
+    return records, cached, todo
 
+
+def _compute(todo: list[tuple[CaseSpec, Path]], records: dict[tuple[str, str], dict], args: tuple, *, jobs: int,
+             backend: str, scheduler: str | None, progress: bool, resample: dict | None, case_workers: int,
+             one_at_a_time: bool) -> list[tuple[str, str]]:
+    """Compute the ``todo`` cases (:func:`_run`), adding their records; returns the keys of those that succeeded."""
     computed: list[tuple[str, str]] = []
-    if todo:
-        from tqdm import tqdm
+    if not todo:
+        return computed
+    from tqdm import tqdm
 
-        # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
-        bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
-        worker = functools.partial(compute_case, resample=resample, case_workers=case_workers)
-        if one_at_a_time and case_workers > 1:
-            case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
-        try:
-            for rec in _run(todo, worker, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
-                key = (rec["case_id"], rec["reader"])
-                records[key] = rec
-                if rec["ok"]:
-                    computed.append(key)
-                bar.update(1)
-        finally:
-            bar.close()
+    from her2radiomics.features import case_pool
 
+    # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
+    bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
+    worker = functools.partial(compute_case, resample=resample, case_workers=case_workers)
+    if one_at_a_time and case_workers > 1:
+        case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
+    try:
+        for rec in _run(todo, worker, args, jobs, backend, scheduler):
+            key = (rec["case_id"], rec["reader"])
+            records[key] = rec
+            if rec["ok"]:
+                computed.append(key)
+            bar.update(1)
+    finally:
+        bar.close()
+    return computed
+
+
+def _assemble(specs: Sequence[CaseSpec], records: Mapping[tuple[str, str], dict], phash: str, resample: dict | None
+              ) -> tuple[pd.DataFrame, list[dict], list[str], list[dict]]:
+    """The features table in manifest order (+ provenance columns), the failures, the feature columns and the
+    kept cases' missing regions."""
     rows, fails, columns, lacks = [], [], [], []
     seen_cols: set[str] = set()
     for spec in specs:
@@ -431,57 +515,20 @@ def extract_cohort(
     table[PARAMS_COLUMN] = phash
     table[RESAMPLE_COLUMN] = resample_text(resample)
     table[VERSION_COLUMN] = __version__
-    failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
-    notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
+    return table, fails, columns, lacks
 
-    def finish() -> CohortResult:
-        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
-        say(result.summary())
-        for f in fails:
-            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
-        for n in lacks:
-            say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
-                f"its {n['region']}_* columns are empty")
-        return result
 
+def _write_side_tables(out: Path, failures: pd.DataFrame, notes: pd.DataFrame, *, has_rows: bool) -> None:
+    """``FEATURES.failures.csv`` and ``FEATURES.notes.csv`` (atomically); a stale one from an earlier run is removed."""
     fail_path = out.with_name(out.stem + ".failures.csv")
-    if fails:
+    if not failures.empty:
         with atomic_path(fail_path) as tmp:
             failures.to_csv(tmp, index=False)
     elif fail_path.exists():
         fail_path.unlink()  # a stale list from an earlier run would mislead
     notes_path = out.with_name(out.stem + ".notes.csv")
-    if lacks and rows:
+    if not notes.empty and has_rows:
         with atomic_path(notes_path) as tmp:
             notes.to_csv(tmp, index=False)
     elif notes_path.exists():
         notes_path.unlink()
-    if not rows:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
-        with contextlib.suppress(OSError):
-            cache_dir.rmdir()  # only when empty
-        return finish()
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
-    ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
-    meta = {
-        "parameter_file_hash": phash,
-        "parameter_file": str(Path(params).resolve()) if isinstance(params, (str, os.PathLike)) else ("default" if params is None else "dict"),
-        "software": _software(),
-        "distances": list(distances),
-        "auto_exclusions": bool(auto_exclusions),
-        "resample": {**resample, "masks": "nearest"} if resample else None,
-        "params": params_dict,
-        "n_cases": len(rows),
-        "n_failed": len(fails),
-        "n_features": len(columns),
-        "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
-        # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
-        "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
-        "provenance_columns": list(PROVENANCE_COLUMNS),
-        **({"qa": {"session": str(Path(qa).resolve()), "only_approved": bool(only_approved), "notes": qa_notes}}
-           if qa is not None else {}),
-        # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
-        "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
-    }
-    write_json(meta, out.with_name(out.stem + ".meta.json"))
-    return finish()
