@@ -163,7 +163,7 @@ def net_benefit(y: np.ndarray, prob: np.ndarray, thresholds: np.ndarray) -> dict
     return {k: np.asarray(d[k], float) for k in ("model", "treat_all", "treat_none")}
 
 
-def delong_matrix(models: Sequence[dict], split: str) -> tuple[list[str], np.ndarray] | None:
+def delong_p_values(models: Sequence[dict], split: str) -> tuple[list[str], np.ndarray] | None:
     """Pairwise two-sided DeLong p-values (``stats.delong_matrix``) between the models scored on the same cases
     of ``split``, aligned by case id; None when fewer than two models have the split or their cases differ."""
     have = [m for m in models if split in m["scores"]]
@@ -892,7 +892,7 @@ def study_section(study: dict, intended_use: str) -> str:
         for split in _splits(models):
             given = (study.get("delong") or {}).get(split)
             mat = ((list(given.get("names") or given.get("models")), np.asarray(given["p"], float)) if given
-                   else delong_matrix(models, split))
+                   else delong_p_values(models, split))
             if mat is not None and len(mat[0]) >= 2:
                 parts.append(delong_figure(mat[0], mat[1], split))
                 shown = True
