@@ -130,7 +130,8 @@ def load_targets(path: str | os.PathLike[str], task: str, spec: LabelSpec) -> Ta
         keep = np.ones(len(df), dtype=bool)
     else:
         if task == "custom":
-            raise UserError("--task custom needs --label-column with --positive and --negative values")
+            raise UserError("--task custom needs --label-column and --positive (the event value(s)); --negative is optional "
+                            "(default: every other value of the column)")
         keep, y = labels.stage_target(df["her2"].tolist(), task)
         y = np.asarray(y, dtype=int)
         if task == "stage2" and (~keep).any():

@@ -309,7 +309,7 @@ CASES: dict[str, Case] = {
                                           lambda t, s: ["train", s["features"], s["labels"], "-o", t / "out" / "m.json",
                                                         "--task", "stage1", *FAST]),
     # (a HER2 labels table, so that the custom task, not the missing HER2 columns, is what is wrong)
-    "train: custom without label options": ("--task custom needs --label-column",
+    "train: custom without label options": (("--task custom needs --label-column and --positive", "--negative is optional"),
                                            lambda t, s: ["train", s["features"], s["her2_labels"], "-o",
                                                           t / "out" / "m.json", "--task", "custom", *FAST]),
     "train: positive value absent": ("positive value 'yes' not found in column 'label'",
@@ -610,6 +610,15 @@ def test_train_fewer_cases_than_cv_folds(tmp_path, capsys) -> None:
     rc, out, err = _run_inproc(capsys, ["train", f, lab, "-o", tmp_path / "m.json", *CUSTOM, "--test-size", "0"])
     assert rc == 0, err
     assert json.loads((tmp_path / "m.json").read_text())["selection"]["cv_folds"] == n_min
+
+
+def test_custom_task_needs_only_positive(shared, tmp_path, capsys) -> None:
+    """What the "custom without label options" error asks for is enough: --label-column and --positive, without
+    --negative (every other value is the reference class)."""
+    rc, out, err = _run_inproc(capsys, ["train", shared["features"], shared["labels"], "-o", tmp_path / "m.json",
+                                        "--task", "custom", "--label-column", "label", "--positive", "1", *FAST])
+    assert rc == 0, err
+    assert json.loads((tmp_path / "m.json").read_text())["classes"] == {"event": "label=1", "reference": ["label=other"]}
 
 
 # ------------------------------------------------------------------------------------------------ real data
