@@ -500,12 +500,14 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onModelChanged(self, *args) -> None:
         """Show the stage-1 card's intended use (or why it is refused) and pick its parameter file."""
-        from HER2RadiomicsLib.logic import card_notice, parameter_file_for_card, read_model_card
+        from her2radiomics.errors import UserError
+        from her2radiomics.modelcard import card_notice, load_model_card, parameter_file_for_card
 
         pn = self._parameterNode
         path = _path(pn, "stage1Model")
-        card, refused = read_model_card(path) if path else (None, None)
-        if refused:
+        try:
+            card = load_model_card(path) if path else None
+        except UserError as refused:
             self.ui.modelNoticeLabel.text = "<b>" + _("Model card refused: {reason}").format(reason=refused) + "</b>"
             return
         self.ui.modelNoticeLabel.text = f"<b>{card_notice(card)}</b>"
@@ -643,7 +645,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onPredict(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Prediction failed."), waitCursor=True):
-            from HER2RadiomicsLib.logic import card_notice, gdi_html
+            from her2radiomics.modelcard import card_notice
+            from HER2RadiomicsLib.logic import gdi_html
 
             self._ensureDependencies(needRadiomics=False)
             pn = self._parameterNode

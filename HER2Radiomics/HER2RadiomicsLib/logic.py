@@ -27,11 +27,10 @@ panel's dependency prompt.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,8 +38,8 @@ from typing import Any, Protocol
 import numpy as np
 import SimpleITK as sitk
 
-from her2radiomics import DEMO_MODEL_NOTICE, NOT_FOR_CLINICAL_USE
 from her2radiomics.errors import UserError
+from her2radiomics.modelcard import ZONE_COLOURS, gdi_zones, load_model_card
 
 from . import mrml_bridge, segments
 
@@ -52,7 +51,6 @@ REGION_STAT_COLUMNS = (
     "region", "voxels", "volume_mm3", "excluded_mm3", "excluded_air_mm3", "excluded_pectoralis_mm3", "clipped_mm3",
 )
 FEATURE_COLUMNS = ("region", "feature", "value", "name")
-GDI_COLORS = {"safe": "#2e7d32", "warning": "#ef6c00", "high": "#c62828"}
 
 
 def _slicer():
@@ -512,13 +510,6 @@ class HER2RadiomicsLogic:
         return node
 
     # ---------------------------------------------------------------- prediction
-    def load_card(self, path) -> dict:
-        from her2radiomics.modelcard import load_model_card
-
-        if not path or not Path(str(path)).is_file():
-            raise UserError(f"model card not found: {path}; choose a model card JSON in the Prediction section")
-        return load_model_card(str(path))
-
     def predict(self, stage1_path, stage2_path=None, values: Mapping[str, float] | None = None, case_id: str | None = None,
                 volume_node=None, segmentation_node=None) -> PredictionResult:
         """Stage-wise P(positive)/P(low)/P(zero), calls and contributions into table nodes and a bar chart.
@@ -537,12 +528,13 @@ class HER2RadiomicsLogic:
             raise UserError("no features yet; run Extract features first")
         case_id = case_id or self.state.case_id
         paths = {"stage1": stage1_path, **({"stage2": stage2_path} if stage2_path else {})}
-        cards = {stage: self.load_card(p) for stage, p in paths.items()}
+        for p in paths.values():
+            if not p or not Path(str(p)).is_file():
+                raise UserError(f"model card not found: {p}; choose a model card JSON in the Prediction section")
+        cards = {stage: load_model_card(str(p)) for stage, p in paths.items()}
         df = pd.DataFrame([{"case_id": case_id, **values}])
-        kwargs = {}
-        if self.state.parameter_hash and "features_hash" in inspect.signature(predict).parameters:
-            kwargs["features_hash"] = self.state.parameter_hash  # the core refuses cards from another parameter file
-        pred = predict(df, cards["stage1"], cards.get("stage2"), **kwargs)
+        # the core refuses cards trained with another parameter file than the features' (None: not known)
+        pred = predict(df, cards["stage1"], cards.get("stage2"), features_hash=self.state.parameter_hash or None)
         row = {k: _plain(v) for k, v in pred.table.iloc[0].to_dict().items()}
         contrib = pred.contributions.copy()
         contrib["label"] = [feature_label(f) for f in contrib["feature"]]
@@ -554,7 +546,7 @@ class HER2RadiomicsLogic:
             row=row,
             contributions=contributions,
             warnings=warnings,
-            gdi={stage: gdi_badges(card) for stage, card in cards.items()},
+            gdi={stage: [(split, v, z) for split, (v, z) in gdi_zones(card).items()] for stage, card in cards.items()},
             cards={stage: {"path": str(paths[stage]), **card_summary(card)} for stage, card in cards.items()},
         )
         result.table_node = self._table_node(f"{TABLE_PREFIX} predictions")
@@ -658,23 +650,14 @@ def table_rows(node) -> list[dict[str, Any]]:
     return out
 
 
-def gdi_badges(card: Mapping[str, Any]) -> list[tuple[str, float | None, str]]:
-    """(split, GDI value, zone) for every non-training split of a model card (METHOD.md zones)."""
-    out = []
-    for split, g in (card.get("gdi") or {}).items():
-        if isinstance(g, Mapping):
-            v = g.get("value")
-            out.append((str(split), float(v) if v is not None else None, str(g.get("zone", ""))))
-    return out
-
-
 def gdi_html(badges: list[tuple[str, float | None, str]]) -> str:
-    """Coloured GDI zone badges for a QLabel (rich text)."""
+    """Coloured GDI zone badges for a QLabel (rich text): ``badges`` = (split, value, zone) from
+    ``modelcard.gdi_zones``, coloured with the core's ``ZONE_COLOURS``."""
     if not badges:
         return "no GDI in this model card"
     parts = []
     for split, value, zone in badges:
-        color = GDI_COLORS.get(zone, "#555555")
+        color = ZONE_COLOURS.get(zone, ZONE_COLOURS["unknown"])
         pct = "n/a" if value is None else f"{100 * value:.0f}%"
         parts.append(f'<span style="background-color:{color}; color:white; padding:2px 6px;">&nbsp;{split}: GDI {pct} ({zone})&nbsp;</span>')
     return " ".join(parts)
@@ -690,16 +673,6 @@ def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def card_notice(card: Mapping[str, Any] | None) -> str:
-    """The line shown under the model selectors: the card's intended use (always with 'not for clinical use')."""
-    if not card:
-        return NOT_FOR_CLINICAL_USE
-    text = str(card.get("intended_use") or DEMO_MODEL_NOTICE)
-    if "not for clinical use" not in text.lower():
-        text = f"{text} {NOT_FOR_CLINICAL_USE}"
-    return text
-
-
 def default_session_folder() -> Path:
     """Per-user folder for saved sessions: $HER2RADIOMICS_SESSION_DIR, else ~/Documents/HER2Radiomics sessions
     (~/HER2Radiomics sessions when there is no Documents folder). Never the shared system temp folder."""
@@ -709,17 +682,6 @@ def default_session_folder() -> Path:
     home = Path.home()
     docs = home / "Documents"
     return (docs if docs.is_dir() else home) / "HER2Radiomics sessions"
-
-
-def read_model_card(path) -> tuple[dict | None, str | None]:
-    """(card, None) for a valid card, (None, reason) for a refused one: only through
-    ``her2radiomics.modelcard.load_model_card``, the one validated loader (checksum, schema)."""
-    from her2radiomics.modelcard import load_model_card
-
-    try:
-        return load_model_card(str(path)), None
-    except UserError as exc:
-        return None, str(exc)
 
 
 def default_model_cards(models_dir: Path | None = None) -> dict[str, Path]:
@@ -732,63 +694,11 @@ def default_model_cards(models_dir: Path | None = None) -> dict[str, Path]:
         return {}
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        card, _refused = read_model_card(path)
-        if card is None:
+        try:
+            card = load_model_card(path)
+        except UserError:
             continue
         task = card.get("task")
         if task in ("stage1", "stage2") and task not in found:
             found[task] = path
     return found
-
-
-def features_importable() -> bool:
-    """True when the parameter files can be read and checked here (PyYAML and pyradiomics installed)."""
-    from .deps import module_available
-
-    return all(module_available(m) for m in ("yaml", "radiomics"))
-
-
-def parameter_file_for_card(card: Mapping[str, Any] | str | Path, folder: Path | None = None,
-                            verify: bool | None = None) -> Path | None:
-    """The shipped pyradiomics parameter file a model card was trained with.
-
-    Cards record ``provenance.parameter_file_hash`` (``features.params_hash``) and the file's name
-    (``provenance.parameter_file``). With PyYAML and pyradiomics installed (``verify``, default: when
-    importable) the first file of Resources/Parameters with that hash is returned. Before they are
-    installed (a fresh Slicer, before the dependency prompt) nothing is imported: the file named by the
-    card is returned when it exists, and the hash is checked later (the features carry their parameter
-    hash and ``predict`` refuses a card trained with another one). None when nothing matches. Cards are
-    read through ``modelcard.load_model_card`` (a refused card gives None).
-    """
-    from her2radiomics.resources import resources_dir
-
-    if not isinstance(card, Mapping):
-        card, _refused = read_model_card(card)
-        if card is None:
-            return None
-    prov = card.get("provenance") or {}
-    want = prov.get("parameter_file_hash")
-    if not want:
-        return None
-    try:
-        folder = Path(folder) if folder else resources_dir() / "Parameters"
-    except UserError:
-        return None
-    if not (features_importable() if verify is None else verify):
-        named = prov.get("parameter_file")
-        path = folder / Path(str(named)).name if named else None
-        return path if path is not None and path.is_file() else None
-    from her2radiomics.features import load_params, params_hash
-
-    for path in sorted(folder.glob("*")):
-        if path.suffix.lower() not in (".yaml", ".yml", ".json"):
-            continue
-        try:
-            if params_hash(load_params(path)) == want:
-                return path
-        except UserError:
-            continue
-    return None
-
-
-ProgressCallback = Callable[[float, str], None]

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from her2radiomics.modelcard import parameter_file_for_card
+
 from . import mrml_bridge, session
-from .logic import HER2RadiomicsLogic, default_model_cards, parameter_file_for_card, table_rows
+from .logic import HER2RadiomicsLogic, default_model_cards, table_rows
 
 
 def _arr(img: sitk.Image) -> np.ndarray:

@@ -376,7 +376,7 @@ class QAWebApp:
 
     # ------------------------------------------------------------------ features / prediction
     def extract(self) -> str:
-        from HER2RadiomicsLib.logic import parameter_file_for_card
+        from her2radiomics.modelcard import parameter_file_for_card
 
         self._need_case()
         params = self.params
@@ -388,7 +388,7 @@ class QAWebApp:
         return f"{len(values)} features extracted" + (f" with {Path(params).name}" if params else "")
 
     def predict(self) -> str:
-        from HER2RadiomicsLib.logic import GDI_COLORS
+        from her2radiomics.modelcard import ZONE_COLOURS
 
         self._need_case()
         if not self.cards.get("stage1"):
@@ -403,7 +403,7 @@ class QAWebApp:
 
         st.p_positive, st.p_low, st.p_zero = fmt(row.get("p_positive")), fmt(row.get("p_low")), fmt(row.get("p_zero"))
         st.calls = " · ".join(f"{k}: {row[k]}" for k in ("stage1_call", "stage2_call") if row.get(k) not in (None, ""))
-        st.gdi = [{"stage": stage, "split": split, "color": GDI_COLORS.get(zone, "#555555"),
+        st.gdi = [{"stage": stage, "split": split, "color": ZONE_COLOURS.get(zone, ZONE_COLOURS["unknown"]),
                    "text": f"{stage} {split}: GDI {'n/a' if v is None else f'{100 * v:.0f}%'} ({zone})"}
                   for stage, badges in res.gdi.items() for split, v, zone in badges]
         top = [c for c in res.contributions][:12]

@@ -357,6 +357,6 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
 
 def check_shipped_cards() -> dict[str, Any]:
     """Load the shipped demo cards (used by tests and the Slicer panel)."""
-    from her2radiomics.prediction import load_card
+    from her2radiomics.modelcard import load_model_card
 
-    return {s: load_card(shipped_card_path(s), f"shipped demo {s} card") for s in SHIPPED_CARDS}
+    return {s: load_model_card(shipped_card_path(s)) for s in SHIPPED_CARDS}

@@ -41,9 +41,9 @@ def test_choose_model_prefers_safe_gdi_then_test_auc():
 
 
 def test_shipped_demo_cards_load_and_match_the_demo_parameter_file():
-    from her2radiomics.prediction import load_card
+    from her2radiomics.modelcard import load_model_card
 
-    cards = {s: load_card(shipped_card_path(s)) for s in SHIPPED_CARDS}
+    cards = {s: load_model_card(shipped_card_path(s)) for s in SHIPPED_CARDS}
     assert cards["stage1"]["task"] == "stage1" and cards["stage2"]["task"] == "stage2"
     for c in cards.values():
         assert c["intended_use"].startswith(DEMO_MODEL_NOTICE)

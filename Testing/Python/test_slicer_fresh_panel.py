@@ -418,7 +418,8 @@ def test_extensions_index_description_file():
 
 def test_shipped_demo_cards_match_their_named_parameter_file():
     """The name-based match used before PyYAML is installed agrees with the hash-based one."""
-    from HER2RadiomicsLib.logic import default_model_cards, parameter_file_for_card
+    from her2radiomics.modelcard import parameter_file_for_card
+    from HER2RadiomicsLib.logic import default_model_cards
 
     cards = default_model_cards()
     assert cards, "no demo card shipped"

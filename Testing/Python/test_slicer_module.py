@@ -194,7 +194,8 @@ def test_selftest_workflow_runs_headless(mrml_scene, tmp_path):
     from mrml_scene import model_card
 
     from her2radiomics.features import load_params, n_features_per_region
-    from HER2RadiomicsLib.logic import default_model_cards, parameter_file_for_card
+    from her2radiomics.modelcard import parameter_file_for_card
+    from HER2RadiomicsLib.logic import default_model_cards
     from HER2RadiomicsLib.selftest import run_workflow
 
     shipped = default_model_cards()
@@ -220,7 +221,8 @@ def test_selftest_workflow_runs_headless(mrml_scene, tmp_path):
 def test_small_logic_helpers(tmp_path):
     import json
 
-    from HER2RadiomicsLib.logic import card_notice, default_model_cards, gdi_badges, gdi_html, parse_distances
+    from her2radiomics.modelcard import card_notice, gdi_zones
+    from HER2RadiomicsLib.logic import default_model_cards, gdi_html, parse_distances
 
     assert parse_distances("5, 1;3") == (1.0, 3.0, 5.0)
     assert parse_distances([2.5]) == (2.5,)
@@ -232,8 +234,9 @@ def test_small_logic_helpers(tmp_path):
     assert card_notice({"intended_use": "Demo model"}).startswith("Demo model") and "not for clinical use" in card_notice(
         {"intended_use": "Demo model"}).lower()
     assert card_notice({"intended_use": "Synthetic, not for clinical use."}) == "Synthetic, not for clinical use."
-    badges = gdi_badges({"gdi": {"internal": {"value": 0.10, "zone": "safe"}, "external": {"value": 0.25, "zone": "high"}}})
-    assert badges == [("internal", 0.10, "safe"), ("external", 0.25, "high")]
+    zones = gdi_zones({"gdi": {"internal": {"value": 0.10, "zone": "safe"}, "external": {"value": 0.25, "zone": "high"}}})
+    assert zones == {"internal": (0.10, "safe"), "external": (0.25, "high")}
+    badges = [(split, v, z) for split, (v, z) in zones.items()]
     html = gdi_html(badges)
     assert "GDI 10% (safe)" in html and "#2e7d32" in html and "GDI 25% (high)" in html and "#c62828" in html
     from mrml_scene import model_card
@@ -251,7 +254,7 @@ def test_parameter_file_for_card_matches_by_hash(tmp_path):
     import json
 
     from her2radiomics.features import load_params, params_hash
-    from HER2RadiomicsLib.logic import parameter_file_for_card
+    from her2radiomics.modelcard import parameter_file_for_card
 
     a = tmp_path / "a.yaml"
     a.write_text("imageType:\n  Original: {}\nfeatureClass:\n  firstorder:\nsetting:\n  binCount: 16\n", encoding="utf-8")

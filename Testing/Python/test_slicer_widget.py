@@ -142,3 +142,24 @@ def test_errors_reach_the_user_as_one_line(panel):
     with pytest.raises(UserError, match="must be numbers"):
         ui.generateShellsButton.click()
     assert ui.extractButton.text != "Cancel"
+
+
+def test_card_edited_after_saving_is_refused_by_the_panel(panel, tmp_path):
+    """A card whose checksum no longer matches (one coefficient edited by hand) is refused everywhere the panel
+    reads cards: the shipped-card list, the notice under the selectors and Predict."""
+    from mrml_scene import model_card
+
+    from her2radiomics.errors import UserError
+    from HER2RadiomicsLib.logic import default_model_cards
+
+    widget, ui, pn = panel
+    edited = model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0)
+    edited["coefficients"] = [9.0]
+    (tmp_path / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
+    assert default_model_cards(tmp_path) == {}
+    pn.stage1Model = str(tmp_path / "edited.json")
+    widget.onModelChanged()
+    assert "refused" in ui.modelNoticeLabel.text and "checksum mismatch" in ui.modelNoticeLabel.text
+    widget.logic.core.set_features({"x": 1.0})
+    with pytest.raises(UserError, match="checksum mismatch"):
+        widget.logic.core.predict(str(tmp_path / "edited.json"), values={"x": 1.0})
