@@ -187,14 +187,14 @@ class EditorUndo:
     def __init__(self, editor_widget) -> None:
         self.editor = editor_widget
 
-    def save_state(self, segmentation_node) -> None:
+    def saveState(self, segmentation_node) -> None:
         self.editor.saveStateForUndo()
 
     def undo(self, segmentation_node) -> bool:
         self.editor.undo()
         return True
 
-    def can_undo(self, segmentation_node) -> bool:
+    def canUndo(self, segmentation_node) -> bool:
         return True
 
 
@@ -227,7 +227,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = HER2RadiomicsLogic()
-        self.logic.core.undo_stack = EditorUndo(self.ui.segmentEditorWidget)
+        self.logic.core.undoStack = EditorUndo(self.ui.segmentEditorWidget)
         self._setupEditorNode()
 
         from HER2RadiomicsLib.deps import slicer_version_message
@@ -298,7 +298,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _setupEditorNode(self) -> None:
         """The module's own segment editor node ('allow overlap'), observed so that the mode stays so."""
-        node = self.logic.core.segment_editor_node()
+        node = self.logic.core.segmentEditorNode()
         if node is self._editorNode:
             return
         if self._editorNode is not None:
@@ -377,7 +377,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         core.state.distances = parse_distances(pn.distances)
         core.state.auto_exclusions = bool(pn.autoExclusions)
         if seg is None:
-            seg = core.setup_segmentation(volume, None, core.state.distances)
+            seg = core.setupSegmentation(volume, None, core.state.distances)
             pn.segmentation = seg
         return volume, seg
 
@@ -403,7 +403,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showRegions(self) -> None:
         self._clearStaleResults()
         core = self.logic.core
-        self.ui.regionStatsTableView.setMRMLTableNode(core.region_stats_table())
+        self.ui.regionStatsTableView.setMRMLTableNode(core.regionStatsTable())
         self.ui.warningsTextEdit.setPlainText("\n".join(core.state.warnings) or _("No warnings."))
         states = ", ".join(f"{k}: {v}" for k, v in core.state.exclusion_states.items())
         shells = ", ".join(core.state.regions.shell_names) if core.state.regions is not None else ""
@@ -524,8 +524,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPrepareSegmentation(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to prepare the segmentation."), waitCursor=True):
             volume, seg = self._inputs()
-            self.logic.core.setup_segmentation(volume, seg, self.logic.core.state.distances)
-            self.logic.core.segment_editor_node(seg, volume)
+            self.logic.core.setupSegmentation(volume, seg, self.logic.core.state.distances)
+            self.logic.core.segmentEditorNode(seg, volume)
             self.onInputsChanged()
             self._selectSegment("lesion")
 
@@ -533,7 +533,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to generate the shells."), waitCursor=True):
             volume, seg = self._inputs()
             self.onInputsChanged()
-            self.logic.core.generate_shells(volume, seg)
+            self.logic.core.generateShells(volume, seg)
             self._showRegions()
 
     def onUndo(self) -> None:
@@ -545,7 +545,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Automatic detection failed."), waitCursor=True):
             volume, seg = self._inputs()
             self.onInputsChanged()
-            notes = self.logic.core.detect_exclusion(volume, seg, name)
+            notes = self.logic.core.detectExclusion(volume, seg, name)
             self._clearStaleResults()
             self.ui.exclusionNotesLabel.text = f"{name}: " + ("; ".join(notes) or _("detected"))
             self._selectSegment(name)
@@ -580,10 +580,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self._parameterNode.runInBackground:
                 self.ui.extractStatusLabel.text = _("Extracting (Slicer is busy)...")
                 slicer.app.processEvents()
-                core.extract_features(volume, seg, params)
+                core.extractFeatures(volume, seg, params)
                 self._featuresDone()
                 return
-            image, regions = core.feature_regions(volume, seg)
+            image, regions = core.featureRegions(volume, seg)
             self._jobInputs = (input_key(volume, seg), regions, params)
             self._job = runner.BackgroundJob(runner.prepare_job(image, regions.feature_masks(), params)).start()
             self.ui.extractButton.text = _("Cancel")
@@ -620,12 +620,12 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     was=f"'{key.volume_name}'", now=f"'{now.volume_name if now else None}'")
                 return
             core = self.logic.core
-            core.set_features(out["features"], params, out.get("parameter_hash"), out.get("info"), regions, inputs=key)
+            core.setFeatures(out["features"], params, out.get("parameter_file_hash"), out.get("info"), regions, inputs=key)
             self._featuresDone()
 
     def _featuresDone(self) -> None:
         core = self.logic.core
-        self.ui.featuresTableView.setMRMLTableNode(core.features_table())
+        self.ui.featuresTableView.setMRMLTableNode(core.featuresTable())
         self.ui.extractProgressBar.value = 100
         self.ui.extractStatusLabel.text = _("{n} features").format(n=len(core.state.features or {}))
         self._showRegions()
@@ -683,10 +683,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         session = self.qa.session
         pn.distances = " ".join(f"{d:g}" for d in session.distances)
         pn.autoExclusions = bool(session.meta.get("auto_exclusions", True))
-        pn.caseId = self.qa.current_case_id
+        pn.caseId = self.qa.currentCaseId
         pn.inputVolume = volume
         pn.segmentation = seg
-        self.logic.core.segment_editor_node(seg, volume)
+        self.logic.core.segmentEditorNode(seg, volume)
         layout = getattr(slicer.app, "layoutManager", None)
         if layout is not None and layout() is not None:
             slicer.util.setSliceViewerLayers(background=volume, fit=True)
@@ -697,10 +697,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         listWidget = self.ui.qaCaseListWidget
         listWidget.clear()
         listWidget.addItems([r.text() for r in rows])
-        if self.qa.current_case_id is not None:
+        if self.qa.currentCaseId is not None:
             listWidget.setCurrentRow(self.qa.index)  # its currentRowChanged finds the case already loaded
-        self.ui.qaProgressLabel.text = self.qa.progress_text() or _("No QA session open.")
-        current = next((r for r in rows if r.case_id == self.qa.current_case_id), None)
+        self.ui.qaProgressLabel.text = self.qa.progressText() or _("No QA session open.")
+        current = next((r for r in rows if r.case_id == self.qa.currentCaseId), None)
         self.ui.qaNoteLineEdit.text = current.note if current is not None else ""
         loaded = current is not None
         for button in (self.ui.qaPreviousButton, self.ui.qaNextButton, self.ui.qaApproveButton,
@@ -716,7 +716,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.qa.session is None or row < 0 or row == self.qa.index:
             return
         with slicer.util.tryWithErrorDisplay(_("Cannot load the case."), waitCursor=True):
-            self._qaShow(self.qa.load_index(row))
+            self._qaShow(self.qa.loadIndex(row))
 
     def onQAPrevious(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Cannot load the case."), waitCursor=True):
@@ -728,7 +728,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _qaDecided(self, review) -> None:
         self.ui.sessionStatusLabel.text = _("{case}: {status}").format(case=review.case_id, status=review.status)
-        if self.qa.index + 1 < len(self.qa.case_ids):
+        if self.qa.index + 1 < len(self.qa.caseIds):
             self._qaShow(self.qa.next())
         else:
             self._qaRefresh()
@@ -739,7 +739,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onQANeedsEdit(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Marking the case failed."), waitCursor=True):
-            self.qa.needs_edit(self.ui.qaNoteLineEdit.text)
+            self.qa.needsEdit(self.ui.qaNoteLineEdit.text)
             self.ui.lesionCollapsibleButton.collapsed = False
             self._selectSegment("lesion")
             self._qaRefresh()
@@ -766,10 +766,10 @@ class HER2RadiomicsLogic(ScriptedLoadableModuleLogic):
     """Slicer-side logic: the parameter node; all computation is in ``HER2RadiomicsLib.logic`` (``self.core``)."""
 
     def __init__(self) -> None:
-        from HER2RadiomicsLib.logic import HER2RadiomicsLogic as CoreLogic
+        from HER2RadiomicsLib.logic import PanelLogic
 
         ScriptedLoadableModuleLogic.__init__(self)
-        self.core = CoreLogic()
+        self.core = PanelLogic()
 
     def getParameterNode(self):
         return HER2RadiomicsParameterNode(super().getParameterNode())

@@ -79,9 +79,9 @@ def parse_distances(text: str | Iterable[float]) -> tuple[float, ...]:
 class UndoStack(Protocol):
     """What the logic needs for undo; the GUI passes the Segment Editor widget's history."""
 
-    def save_state(self, segmentation_node) -> None: ...
+    def saveState(self, segmentation_node) -> None: ...
     def undo(self, segmentation_node) -> bool: ...
-    def can_undo(self, segmentation_node) -> bool: ...
+    def canUndo(self, segmentation_node) -> bool: ...
 
 
 class SegmentationUndo:
@@ -101,7 +101,7 @@ class SegmentationUndo:
             self._histories[key] = hist
         return hist
 
-    def save_state(self, segmentation_node) -> None:
+    def saveState(self, segmentation_node) -> None:
         self._history(segmentation_node).SaveState()
 
     def undo(self, segmentation_node) -> bool:
@@ -110,7 +110,7 @@ class SegmentationUndo:
             return False
         return bool(hist.RestorePreviousState())
 
-    def can_undo(self, segmentation_node) -> bool:
+    def canUndo(self, segmentation_node) -> bool:
         return bool(self._history(segmentation_node).IsRestorePreviousStateAvailable())
 
 
@@ -186,7 +186,7 @@ class SessionState:
     exclusion_states: dict[str, str] = field(default_factory=dict)
     exclusion_notes: dict[str, list[str]] = field(default_factory=dict)
     parameter_file: str | None = None
-    parameter_hash: str | None = None
+    parameter_file_hash: str | None = None
     features: dict[str, float] | None = None
     features_info: dict[str, Any] = field(default_factory=dict)
     prediction: PredictionResult | None = None
@@ -197,12 +197,12 @@ class SessionState:
         return self.regions is not None or bool(self.features) or self.prediction is not None
 
 
-class HER2RadiomicsLogic:
+class PanelLogic:
     """Batch-mode logic of the module (usable from the Python console, scripts and tests)."""
 
     def __init__(self, scene=None, undo: UndoStack | None = None) -> None:
         self._scene = scene
-        self.undo_stack: UndoStack = undo or SegmentationUndo()
+        self.undoStack: UndoStack = undo or SegmentationUndo()
         self.state = SessionState()
         self._undo_states: list[dict[str, Any]] = []   # module state before each undoable step
 
@@ -213,7 +213,7 @@ class HER2RadiomicsLogic:
         self.state = SessionState(**keep)
         self._undo_states.clear()
 
-    def results_match(self, volume_node, segmentation_node, key: InputKey | None = None) -> bool:
+    def resultsMatch(self, volume_node, segmentation_node, key: InputKey | None = None) -> bool:
         """True when there are no results, or they were computed from these nodes with this content."""
         st = self.state
         if not st.has_results() or st.inputs is None:
@@ -221,7 +221,7 @@ class HER2RadiomicsLogic:
         key = key or input_key(volume_node, segmentation_node)
         return key == st.inputs
 
-    def check_inputs(self, volume_node, segmentation_node) -> None:
+    def checkInputs(self, volume_node, segmentation_node) -> None:
         """UserError (one line) when the results belong to other nodes or other content than these."""
         st = self.state
         if not st.has_results() or st.inputs is None:
@@ -239,11 +239,11 @@ class HER2RadiomicsLogic:
         """Results now come from ``key``: anything computed from other inputs is dropped first."""
         if self.state.inputs is not None and key != self.state.inputs:
             self.state.features, self.state.prediction = None, None
-            self.state.parameter_file = self.state.parameter_hash = None
+            self.state.parameter_file = self.state.parameter_file_hash = None
             self.state.features_info = {}
         self.state.inputs = key
 
-    def _save_undo(self, segmentation_node) -> None:
+    def _saveUndo(self, segmentation_node) -> None:
         """Snapshot the module state with the segments, so that undo restores both."""
         import copy
 
@@ -253,24 +253,24 @@ class HER2RadiomicsLogic:
             "exclusion_notes": copy.deepcopy(st.exclusion_notes), "warnings": list(st.warnings),
             "distances": st.distances, "auto_exclusions": st.auto_exclusions, "inputs": st.inputs,
             "features": st.features, "prediction": st.prediction, "parameter_file": st.parameter_file,
-            "parameter_hash": st.parameter_hash, "features_info": st.features_info,
+            "parameter_file_hash": st.parameter_file_hash, "features_info": st.features_info,
         })
         del self._undo_states[:-20]
-        self.undo_stack.save_state(segmentation_node)
+        self.undoStack.saveState(segmentation_node)
 
     # ---------------------------------------------------------------- scene / nodes
     @property
     def scene(self):
         return self._scene if self._scene is not None else _slicer().mrmlScene
 
-    def _table_node(self, name: str, node=None):
+    def _tableNode(self, name: str, node=None):
         if node is None:
             node = self.scene.GetFirstNodeByName(name)
             if node is None or not node.IsA("vtkMRMLTableNode"):
                 node = self.scene.AddNewNodeByClass("vtkMRMLTableNode", name)
         return node
 
-    def setup_segmentation(self, volume_node, segmentation_node=None, distances: Iterable[float] | None = None):
+    def setupSegmentation(self, volume_node, segmentation_node=None, distances: Iterable[float] | None = None):
         """Segmentation node (created when None) on ``volume_node``'s geometry with every HER2 segment present."""
         if volume_node is None:
             raise UserError("no input image selected; choose the DCE phase in the Input section")
@@ -283,7 +283,7 @@ class HER2RadiomicsLogic:
         segments.ensure_segments(segmentation_node, dists)
         return segmentation_node
 
-    def segment_editor_node(self, segmentation_node=None, volume_node=None):
+    def segmentEditorNode(self, segmentation_node=None, volume_node=None):
         """The module's own segment editor node, in 'allow overlap' mode (editing never erases other segments).
 
         A singleton node (tag ``HER2Radiomics``), as Slicer's Segment Editor module keeps its own
@@ -308,7 +308,7 @@ class HER2RadiomicsLogic:
     def image(self, volume_node) -> sitk.Image:
         return mrml_bridge.image_from_volume_node(volume_node)
 
-    def lesion_mask(self, volume_node, segmentation_node) -> sitk.Image:
+    def lesionMask(self, volume_node, segmentation_node) -> sitk.Image:
         """The ``lesion`` segment on the image grid; UserError when missing or empty."""
         if segmentation_node is None or not mrml_bridge.segment_id(segmentation_node, segments.LESION):
             raise UserError("no 'lesion' segment; press 'Prepare segmentation' and paint the lesion first")
@@ -317,7 +317,7 @@ class HER2RadiomicsLogic:
             raise UserError("the 'lesion' segment is empty; paint the lesion in the Lesion section first")
         return mask
 
-    def exclusion_masks(self, volume_node, segmentation_node) -> dict[str, sitk.Image | None]:
+    def exclusionMasks(self, volume_node, segmentation_node) -> dict[str, sitk.Image | None]:
         """Current air/pectoralis segments as user masks; None for never-detected empty placeholders."""
         from her2radiomics.regions import EXCLUSIONS
 
@@ -330,20 +330,20 @@ class HER2RadiomicsLogic:
             out[name] = None if segments.exclusion_state(segmentation_node, name, mask) == "none" else mask
         return out
 
-    def _write_exclusion(self, segmentation_node, name: str, mask: sitk.Image, source: str) -> None:
+    def _writeExclusion(self, segmentation_node, name: str, mask: sitk.Image, source: str) -> None:
         sid = mrml_bridge.set_segment_from_mask(segmentation_node, name, mask)
         seg = segmentation_node.GetSegmentation().GetSegment(sid)
         seg.SetTag(segments.SOURCE_TAG, source)
         seg.SetTag(segments.AUTO_HASH_TAG, segments.mask_digest(mask) if source == "auto" else "")
 
     # ---------------------------------------------------------------- exclusions
-    def detect_exclusion(self, volume_node, segmentation_node, name: str) -> list[str]:
+    def detectExclusion(self, volume_node, segmentation_node, name: str) -> list[str]:
         """Replace the ``air`` or ``pectoralis`` segment by the automatic mask; returns the detector's notes."""
         from her2radiomics import exclusions
 
         if name not in ("air", "pectoralis"):
             raise UserError(f"unknown exclusion '{name}'; use air or pectoralis")
-        segmentation_node = self.setup_segmentation(volume_node, segmentation_node)
+        segmentation_node = self.setupSegmentation(volume_node, segmentation_node)
         image = self.image(volume_node)
         lesion = mrml_bridge.mask_from_segment(segmentation_node, segments.LESION, volume_node)
         lesion_arg = lesion if sitk.GetArrayViewFromImage(lesion).any() else None
@@ -352,8 +352,8 @@ class HER2RadiomicsLogic:
         else:
             reach = max(self.state.distances) if self.state.distances else 5.0
             res = exclusions.detect_pectoralis(image, lesion_arg, reach_mm=reach)
-        self._save_undo(segmentation_node)
-        self._write_exclusion(segmentation_node, name, res.mask, "auto")
+        self._saveUndo(segmentation_node)
+        self._writeExclusion(segmentation_node, name, res.mask, "auto")
         self.state.exclusion_states[name] = "auto"
         self.state.exclusion_notes[name] = [str(n) for n in res.notes]
         if self.state.has_results():
@@ -361,7 +361,7 @@ class HER2RadiomicsLogic:
         return self.state.exclusion_notes[name]
 
     # ---------------------------------------------------------------- shells
-    def generate_shells(
+    def generateShells(
         self,
         volume_node,
         segmentation_node,
@@ -379,13 +379,13 @@ class HER2RadiomicsLogic:
 
         dists = parse_distances(distances if distances is not None else self.state.distances)
         auto = self.state.auto_exclusions if auto_exclusions is None else bool(auto_exclusions)
-        segmentation_node = self.setup_segmentation(volume_node, segmentation_node, dists)
+        segmentation_node = self.setupSegmentation(volume_node, segmentation_node, dists)
         image = self.image(volume_node)
-        lesion = self.lesion_mask(volume_node, segmentation_node)
-        user = self.exclusion_masks(volume_node, segmentation_node)
+        lesion = self.lesionMask(volume_node, segmentation_node)
+        user = self.exclusionMasks(volume_node, segmentation_node)
         regions = build_regions(image, lesion, dists, air=user["air"], pectoralis=user["pectoralis"], auto_exclusions=auto)
 
-        self._save_undo(segmentation_node)
+        self._saveUndo(segmentation_node)
         seg = segmentation_node.GetSegmentation()
         keep = {segments.shell_name(d) for d in dists}
         for i in reversed(range(seg.GetNumberOfSegments())):
@@ -397,10 +397,10 @@ class HER2RadiomicsLogic:
         for name in EXCLUSIONS:
             src = regions.exclusion_source[name]
             if src == "auto":
-                self._write_exclusion(segmentation_node, name, regions.masks[name], "auto")
+                self._writeExclusion(segmentation_node, name, regions.masks[name], "auto")
                 self.state.exclusion_notes[name] = list(regions.exclusions.get(name, {}).get("notes", []))
             elif src == "none":
-                self._write_exclusion(segmentation_node, name, regions.masks[name], "none")
+                self._writeExclusion(segmentation_node, name, regions.masks[name], "none")
             self.state.exclusion_states[name] = segments.exclusion_state(segmentation_node, name, regions.masks[name])
         segments.ensure_segments(segmentation_node, dists)  # names/colours/roles (never voxels)
         self._bind(input_key(volume_node, segmentation_node))
@@ -412,17 +412,17 @@ class HER2RadiomicsLogic:
         """Restore the segments and the module's regions / exclusion states as before the last step."""
         if segmentation_node is None:
             return False
-        done = self.undo_stack.undo(segmentation_node)
+        done = self.undoStack.undo(segmentation_node)
         if done and self._undo_states:
             for k, v in self._undo_states.pop().items():
                 setattr(self.state, k, v)
         return done
 
-    def can_undo(self, segmentation_node) -> bool:
-        return segmentation_node is not None and self.undo_stack.can_undo(segmentation_node)
+    def canUndo(self, segmentation_node) -> bool:
+        return segmentation_node is not None and self.undoStack.canUndo(segmentation_node)
 
     # ---------------------------------------------------------------- region statistics
-    def region_stats_rows(self, regions=None) -> list[dict[str, Any]]:
+    def regionStatsRows(self, regions=None) -> list[dict[str, Any]]:
         regions = regions or self.state.regions
         if regions is None:
             return []
@@ -435,14 +435,14 @@ class HER2RadiomicsLogic:
             rows.append(row)
         return rows
 
-    def region_stats_table(self, regions=None, node=None):
+    def regionStatsTable(self, regions=None, node=None):
         """Region statistics (voxels, mm3, excluded and clipped mm3) as a table node."""
-        node = self._table_node(f"{TABLE_PREFIX} region statistics", node)
-        fill_table(node, self.region_stats_rows(regions), REGION_STAT_COLUMNS)
+        node = self._tableNode(f"{TABLE_PREFIX} region statistics", node)
+        fill_table(node, self.regionStatsRows(regions), REGION_STAT_COLUMNS)
         return node
 
     # ---------------------------------------------------------------- features
-    def feature_regions(self, volume_node, segmentation_node, distances=None):
+    def featureRegions(self, volume_node, segmentation_node, distances=None):
         """The regions features are computed from: ``build_regions`` on the lesion and exclusion segments.
 
         Identical to what ``her2radiomics extract`` builds from a manifest row with the same image,
@@ -453,8 +453,8 @@ class HER2RadiomicsLogic:
 
         dists = parse_distances(distances if distances is not None else self.state.distances)
         image = self.image(volume_node)
-        lesion = self.lesion_mask(volume_node, segmentation_node)
-        user = self.exclusion_masks(volume_node, segmentation_node)
+        lesion = self.lesionMask(volume_node, segmentation_node)
+        user = self.exclusionMasks(volume_node, segmentation_node)
         regions = build_regions(image, lesion, dists, air=user["air"], pectoralis=user["pectoralis"],
                                 auto_exclusions=self.state.auto_exclusions)
         for name in regions.shell_names:
@@ -468,19 +468,19 @@ class HER2RadiomicsLogic:
                 )
         return image, regions
 
-    def extract_features(self, volume_node, segmentation_node, parameter_file=None, distances=None) -> dict[str, float]:
+    def extractFeatures(self, volume_node, segmentation_node, parameter_file=None, distances=None) -> dict[str, float]:
         """Synchronous feature extraction (scripts, tests; the GUI runs ``runner.FeatureJob`` instead)."""
         from her2radiomics import features
 
         params = features.load_params(parameter_file or None)
-        image, regions = self.feature_regions(volume_node, segmentation_node, distances)
+        image, regions = self.featureRegions(volume_node, segmentation_node, distances)
         info: dict[str, Any] = {}
         values = features.extract_case(image, regions.feature_masks(), params, info=info)
-        self.set_features(values, parameter_file, features.params_hash(params), info, regions,
+        self.setFeatures(values, parameter_file, features.params_hash(params), info, regions,
                           inputs=input_key(volume_node, segmentation_node))
         return values
 
-    def set_features(self, values: Mapping[str, float], parameter_file=None, parameter_hash=None, info=None, regions=None,
+    def setFeatures(self, values: Mapping[str, float], parameter_file=None, parameter_file_hash=None, info=None, regions=None,
                      inputs: InputKey | None = None):
         """Store extracted features; ``inputs`` is the :class:`InputKey` they were computed from."""
         if inputs is not None:
@@ -488,13 +488,13 @@ class HER2RadiomicsLogic:
         self.state.prediction = None  # a prediction belongs to the features it was computed from
         self.state.features = dict(values)
         self.state.parameter_file = str(parameter_file) if parameter_file else None
-        self.state.parameter_hash = parameter_hash
+        self.state.parameter_file_hash = parameter_file_hash
         self.state.features_info = dict(info or {})
         if regions is not None:
             self.state.regions = regions
             self.state.warnings = list(regions.warnings)
 
-    def features_table(self, values: Mapping[str, float] | None = None, node=None, regions: Iterable[str] | None = None):
+    def featuresTable(self, values: Mapping[str, float] | None = None, node=None, regions: Iterable[str] | None = None):
         """Long-format feature table (region, feature, value, name): one row per feature."""
         values = values if values is not None else (self.state.features or {})
         names = list(regions) if regions is not None else None
@@ -505,7 +505,7 @@ class HER2RadiomicsLogic:
         for key, v in values.items():
             region = next((r for r in sorted(names, key=len, reverse=True) if key.startswith(r + "_")), "")
             rows.append({"region": region, "feature": key[len(region) + 1:] if region else key, "value": float(v), "name": key})
-        node = self._table_node(f"{TABLE_PREFIX} features", node)
+        node = self._tableNode(f"{TABLE_PREFIX} features", node)
         fill_table(node, rows, FEATURE_COLUMNS)
         return node
 
@@ -522,7 +522,7 @@ class HER2RadiomicsLogic:
         from her2radiomics.prediction import feature_label, predict
 
         if values is None and volume_node is not None:
-            self.check_inputs(volume_node, segmentation_node)
+            self.checkInputs(volume_node, segmentation_node)
         values = values if values is not None else self.state.features
         if not values:
             raise UserError("no features yet; run Extract features first")
@@ -534,7 +534,7 @@ class HER2RadiomicsLogic:
         cards = {stage: load_model_card(str(p)) for stage, p in paths.items()}
         df = pd.DataFrame([{"case_id": case_id, **values}])
         # the core refuses cards trained with another parameter file than the features' (None: not known)
-        pred = predict(df, cards["stage1"], cards.get("stage2"), features_hash=self.state.parameter_hash or None)
+        pred = predict(df, cards["stage1"], cards.get("stage2"), parameter_file_hash=self.state.parameter_file_hash or None)
         row = {k: _plain(v) for k, v in pred.table.iloc[0].to_dict().items()}
         contrib = pred.contributions.copy()
         contrib["label"] = [feature_label(f) for f in contrib["feature"]]
@@ -549,18 +549,18 @@ class HER2RadiomicsLogic:
             gdi={stage: [(split, v, z) for split, (v, z) in gdi_zones(card).items()] for stage, card in cards.items()},
             cards={stage: {"path": str(paths[stage]), **card_summary(card)} for stage, card in cards.items()},
         )
-        result.table_node = self._table_node(f"{TABLE_PREFIX} predictions")
+        result.table_node = self._tableNode(f"{TABLE_PREFIX} predictions")
         pred_cols = list(row.keys())
         fill_table(result.table_node, [row], pred_cols)
-        result.contributions_node = self._table_node(f"{TABLE_PREFIX} contributions")
+        result.contributions_node = self._tableNode(f"{TABLE_PREFIX} contributions")
         contrib_cols = list(contrib.columns)
         fill_table(result.contributions_node, contributions, contrib_cols)
-        result.chart_node = self.contributions_chart(contributions)
+        result.chart_node = self.contributionsChart(contributions)
         self.state.case_id = case_id
         self.state.prediction = result
         return result
 
-    def contributions_chart(self, contributions: list[dict[str, Any]], top: int = 15):
+    def contributionsChart(self, contributions: list[dict[str, Any]], top: int = 15):
         """Bar chart of the largest contributions (log-odds) per stage: one series per stage."""
         slicer = _slicer()
         chart = self.scene.GetFirstNodeByName(f"{TABLE_PREFIX} contributions chart")
@@ -575,7 +575,7 @@ class HER2RadiomicsLogic:
             rows = [r for r in contributions if r["stage"] == stage][:top]
             if not rows:
                 continue
-            table = self._table_node(f"{TABLE_PREFIX} contributions {stage} (chart)")
+            table = self._tableNode(f"{TABLE_PREFIX} contributions {stage} (chart)")
             fill_table(table, [{"rank": i + 1, "contribution": r["contribution"], "label": r["label"]} for i, r in enumerate(rows)],
                        ("rank", "contribution", "label"))
             name = f"{TABLE_PREFIX} {stage} contributions"

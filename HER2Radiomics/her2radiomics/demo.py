@@ -321,7 +321,7 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
         notes.append("the real breast1 case was not found (../shared/data or $HER2_SHARED_DATA); phantoms only")
     cases = pd.concat(case_rows, ignore_index=True)
     _write_csv(cases, outdir / "cases_features.csv")
-    pred = predict(cases, res.cards["stage1"], res.cards["stage2"], features_hash=phash)
+    pred = predict(cases, res.cards["stage1"], res.cards["stage2"], parameter_file_hash=phash)
     from her2radiomics.commands.predict import contributions_path
 
     res.predictions = outdir / "predictions.csv"

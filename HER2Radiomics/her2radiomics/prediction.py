@@ -158,7 +158,7 @@ def _event_and_other(card: Mapping[str, Any], stage: str) -> tuple[str, str]:
 
 
 def check_compatible(stage1: Mapping[str, Any], stage2: Mapping[str, Any] | None = None,
-                     features_hash: str | None = None) -> None:
+                     parameter_file_hash: str | None = None) -> None:
     """Raise UserError when the cards (or the features table) come from different parameter files.
 
     Also rejects swapped cards (a ``stage2`` card given as stage 1 or the reverse); ``custom`` cards pass.
@@ -175,11 +175,11 @@ def check_compatible(stage1: Mapping[str, Any], stage2: Mapping[str, Any] | None
             f"the stage-1 and stage-2 cards were trained on features from different parameter files ({short(h1)} vs "
             f"{short(h2)}); use cards trained on the same features"
         )
-    if features_hash:
+    if parameter_file_hash:
         for name, h in (("stage-1", h1), ("stage-2", h2)):
-            if h and h != features_hash:
+            if h and h != parameter_file_hash:
                 raise UserError(
-                    f"the features were extracted with parameter file {short(features_hash)} but the {name} card was trained "
+                    f"the features were extracted with parameter file {short(parameter_file_hash)} but the {name} card was trained "
                     f"with {short(h)}; re-extract with the card's parameter file"
                 )
 
@@ -310,20 +310,20 @@ def _range_message(name: str, v: float, bound: float, word: str, which: str, wid
 
 def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             stage2: Mapping[str, Any] | str | Path | None = None, *,
-            features_hash: str | None = None) -> Prediction:
+            parameter_file_hash: str | None = None) -> Prediction:
     """Stage-wise soft cascade with per-feature contributions.
 
     Parameters
     ----------
     features : DataFrame with ``case_id`` (optional ``reader``) and the cards' feature columns.
     stage1, stage2 : model cards (dicts or paths); stage 2 optional (then ``p_low``/``p_zero`` are NaN).
-    features_hash : the features table's ``parameter_file_hash`` (FEATURES.meta.json), checked against the cards.
+    parameter_file_hash : the features table's ``parameter_file_hash`` (FEATURES.meta.json), checked against the cards.
 
     Raises UserError for missing features, missing values, or incompatible cards.
     """
     card1 = load_model_card(stage1, name="stage-1 model card")
     card2 = load_model_card(stage2, name="stage-2 model card") if stage2 is not None else None
-    check_compatible(card1, card2, features_hash)
+    check_compatible(card1, card2, parameter_file_hash)
     if len(features) == 0:
         raise UserError("the features table has no rows; give at least one case")
     ids = _case_ids(features)
@@ -342,7 +342,7 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     table["stage1_intercept"] = float(card1["intercept"])
     table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
     # the features' parameter file (or, when the table does not say, the one the cards were trained with)
-    table["parameter_file_hash"] = features_hash or card_hash(card1) or ""
+    table["parameter_file_hash"] = parameter_file_hash or card_hash(card1) or ""
     contributions = _contributions_table(ids, [r for r in (r1, r2) if r is not None])
     intended = list(dict.fromkeys(card_notice(card) for card in (card1, card2) if card is not None))
     table["intended_use"] = " ".join(intended)

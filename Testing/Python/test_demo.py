@@ -65,7 +65,7 @@ def test_shipped_demo_cards_predict_a_phantom_extracted_with_the_demo_parameter_
     params = features.load_params(demo_params_path())
     row = features.extract_case(ph.image, reg.feature_masks(), params)
     pred = predict(pd.DataFrame([{"case_id": "p", **row}]), shipped_card_path("stage1"), shipped_card_path("stage2"),
-                   features_hash=features.params_hash(params))
+                   parameter_file_hash=features.params_hash(params))
     t = pred.table.iloc[0]
     # independent of prediction.py: each stage's probability from the card's JSON numbers by hand (summing to 1
     # is true by construction of the cascade, so it alone could not fail)

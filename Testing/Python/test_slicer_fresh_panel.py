@@ -428,12 +428,12 @@ def test_shipped_demo_cards_match_their_named_parameter_file():
 
 
 def test_content_stamp_sees_voxel_changes(mrml_scene):
-    from HER2RadiomicsLib.logic import HER2RadiomicsLogic, input_key
+    from HER2RadiomicsLib.logic import PanelLogic, input_key
 
     ph = _phantom(5)
     vol = mb.volume_node_from_image(ph.image, "v")
-    logic = HER2RadiomicsLogic(mrml_scene.scene)
-    seg = logic.setup_segmentation(vol)
+    logic = PanelLogic(mrml_scene.scene)
+    seg = logic.setupSegmentation(vol)
     mb.set_segment_from_mask(seg, "lesion", ph.lesion)
     k1 = input_key(vol, seg)
     assert input_key(vol, seg) == k1

@@ -144,7 +144,7 @@ def test_module_file_imports_headless_and_has_template_classes():
     for name in ("HER2Radiomics", "HER2RadiomicsWidget", "HER2RadiomicsLogic", "HER2RadiomicsTest", "HER2RadiomicsParameterNode"):
         assert hasattr(mod, name), name
     assert hasattr(mod.HER2RadiomicsTest, "runTest")
-    assert isinstance(mod.HER2RadiomicsLogic().core, importlib.import_module("HER2RadiomicsLib.logic").HER2RadiomicsLogic)
+    assert isinstance(mod.HER2RadiomicsLogic().core, importlib.import_module("HER2RadiomicsLib.logic").PanelLogic)
 
 
 def test_cmake_packaging_lists_sources_and_resources():
@@ -344,16 +344,16 @@ def test_selftest_edit_without_segment_editor_logic_matches_the_editor(mrml_scen
     import SimpleITK as sitk
 
     from HER2RadiomicsLib import mrml_bridge as mb
-    from HER2RadiomicsLib.logic import HER2RadiomicsLogic
+    from HER2RadiomicsLib.logic import PanelLogic
     from HER2RadiomicsLib.selftest import _edit, segment_editor_logic
 
     img = sitk.Image(24, 20, 10, sitk.sitkInt16)
     img.SetSpacing((0.8, 0.9, 2.0))
     img.SetOrigin((10.0, -5.0, 3.0))
     volume = mb.volume_node_from_image(img, "v", scene=mrml_scene.scene)
-    logic = HER2RadiomicsLogic(mrml_scene.scene)
-    seg = logic.setup_segmentation(volume)
-    editor = segment_editor_logic(mrml_scene.scene, logic.segment_editor_node(seg, volume), volume, mrml_scene.app_logic)
+    logic = PanelLogic(mrml_scene.scene)
+    seg = logic.setupSegmentation(volume)
+    editor = segment_editor_logic(mrml_scene.scene, logic.segmentEditorNode(seg, volume), volume, mrml_scene.app_logic)
     if editor is None:
         pytest.skip("this slicer-core has no vtkSlicerSegmentEditorLogic")
     rng = np.random.default_rng(3)

@@ -125,7 +125,7 @@ def test_panel_review_writes_the_same_files_as_the_core_api(panel, mrml_scene, c
     vol, seg = pn.inputVolume, pn.segmentation
     lesion = mb.mask_from_segment(seg, "lesion", vol)
     before = sitk.GetArrayFromImage(mb.mask_from_segment(seg, "pectoralis", vol)).astype(bool)
-    editor = mrml_scene.segment_editor(widget.logic.core.segment_editor_node(seg, vol), vol)
+    editor = mrml_scene.segment_editor(widget.logic.core.segmentEditorNode(seg, vol), vol)
     mrml_scene.edit_segment(editor, seg, mb.segment_id(seg, "pectoralis"), _near_lesion(lesion, ERASE_MM), "remove")
     erased = sitk.GetArrayFromImage(mb.mask_from_segment(seg, "pectoralis", vol)).astype(bool)
     assert np.count_nonzero(before & ~erased) > 0 and not (erased & ~before).any()

@@ -160,6 +160,6 @@ def test_card_edited_after_saving_is_refused_by_the_panel(panel, tmp_path):
     pn.stage1Model = str(tmp_path / "edited.json")
     widget.onModelChanged()
     assert "refused" in ui.modelNoticeLabel.text and "checksum mismatch" in ui.modelNoticeLabel.text
-    widget.logic.core.set_features({"x": 1.0})
+    widget.logic.core.setFeatures({"x": 1.0})
     with pytest.raises(UserError, match="checksum mismatch"):
         widget.logic.core.predict(str(tmp_path / "edited.json"), values={"x": 1.0})

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     for path, name in ((args.stage1, "stage-1 card"), (args.stage2, "stage-2 card")):
         if path is not None:
             check_card_resample(load_model_card(path), df.attrs.get("resample"), name)
-    pred = predict(df, args.stage1, args.stage2, features_hash=h)
+    pred = predict(df, args.stage1, args.stage2, parameter_file_hash=h)
     # full precision: pandas writes the shortest repr that reads back to the same float64 (no %.6g ties, no p = 1.0)
     with io.atomic_path(args.output) as tmp:
         pred.table.to_csv(tmp, index=False)
