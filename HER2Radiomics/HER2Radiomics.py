@@ -17,37 +17,19 @@ import pathlib
 import sys
 import time
 
+import qt
 import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
-
-try:  # inside Slicer; slicer-core (headless tests) has none of these
-    import qt
-    from slicer.parameterNodeWrapper import parameterNodeWrapper
-    from slicer.ScriptedLoadableModule import (
-        ScriptedLoadableModule,
-        ScriptedLoadableModuleLogic,
-        ScriptedLoadableModuleTest,
-        ScriptedLoadableModuleWidget,
-    )
-except ImportError:  # headless import (slicer-core) for the tests of the widget against fake Qt widgets
-    import unittest
-
-    qt = None
-
-    class _Stub:
-        def __init__(self, parent=None, *args, **kwargs) -> None:
-            self.parent = parent
-
-    ScriptedLoadableModule = type("ScriptedLoadableModule", (_Stub,), {})
-    ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (_Stub,), {})
-    ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (_Stub,), {})
-    ScriptedLoadableModuleTest = unittest.TestCase
-
-    def parameterNodeWrapper(cls):
-        return cls
-
 
 #: the path fields; bound by hand (not with SlicerParameterName): ctkPathLineEdit emits currentPathChanged only
 #: for text matching its name filters, so a cleared field would never reach the parameter node, and the
@@ -75,15 +57,6 @@ def _resource(relative: str) -> str:
     from her2radiomics.resources import resources_dir
 
     return str(resources_dir() / relative)
-
-
-def _(text: str) -> str:
-    try:
-        from slicer.i18n import tr
-
-        return tr(text)
-    except ImportError:
-        return text
 
 
 def _testing() -> bool:
@@ -157,7 +130,7 @@ class HER2Radiomics(ScriptedLoadableModule):
         if self.versionMessage:
             logging.error(self.versionMessage)
             self.parent.helpText = f"<b>{self.versionMessage}</b><br>" + self.parent.helpText
-        if qt is not None and pathlib.Path(_resource("Icons/HER2Radiomics.png")).is_file():
+        if pathlib.Path(_resource("Icons/HER2Radiomics.png")).is_file():
             self.parent.icon = qt.QIcon(_resource("Icons/HER2Radiomics.png"))
 
     def resourcePath(self, filename: str) -> str:
@@ -283,11 +256,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.qaRejectButton.connect("clicked(bool)", self.onQAReject)
         self.ui.qaCaseListWidget.connect("currentRowChanged(int)", self.onQACaseSelected)
         self._qaShortcuts = {}
-        if qt is not None and hasattr(qt, "QShortcut"):
-            for action, keys in SHORTCUTS.items():
-                shortcut = qt.QShortcut(qt.QKeySequence(keys), self.parent)
-                shortcut.connect("activated()", slots[action])
-                self._qaShortcuts[action] = shortcut
+        for action, keys in SHORTCUTS.items():
+            shortcut = qt.QShortcut(qt.QKeySequence(keys), self.parent)
+            shortcut.connect("activated()", slots[action])
+            self._qaShortcuts[action] = shortcut
         self._qaRefresh()
 
     def cleanup(self) -> None:

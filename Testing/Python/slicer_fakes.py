@@ -19,6 +19,11 @@ widgets where the module depends on it (each behaviour names the source it follo
   (Base/Python/slicer/parameterNodeWrapper/wrapper.py _connectParametersToGui / _updateGUIFromParameterNode,
   guiConnectors.py); a widget/type pair Slicer has no connector for raises, as in Slicer. After a scene close
   the module's singleton parameter node comes back with its defaults (vtkMRMLScene::Clear resets singletons).
+* the modules slicer-core does not have and the module file imports: ``qt`` (QTimer, QIcon, QShortcut,
+  QKeySequence), ``slicer.ScriptedLoadableModule`` (the four base classes, constructed as in
+  Base/Python/slicer/ScriptedLoadableModule.py), ``slicer.parameterNodeWrapper`` (the decorator; the wrapper's
+  behaviour is ``FakeParameterNode``'s) and ``slicer.i18n`` (``tr`` returns the text untranslated), installed by
+  :func:`install_module_fakes` (conftest's ``slicer_module`` fixture, and :class:`Panel`);
 * ``slicer.app`` (version, testing mode, cursor), ``confirmOkCancelDisplay`` (answers and records the
   question), ``errorDisplay`` (records), ``slicer.util.pip_install`` as Slicer 5.10 has it and
   ``slicer.packaging.pip_ensure`` as Slicer 5.12 has it, both installing with pip into a temporary target.
@@ -29,12 +34,14 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import logging
 import pathlib
 import re
 import subprocess
 import sys
 import types
 import typing
+import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -242,6 +249,109 @@ class FakeTimer:
         self.active = False
 
 
+class FakeShortcut:
+    """qt.QShortcut: the key sequence, its parent, and activated() -> the connected slots (``made``: every one made)."""
+
+    made: list[FakeShortcut] = []
+
+    def __init__(self, keys, parent) -> None:
+        self.keys, self.parent, self.slots = keys, parent, []
+        FakeShortcut.made.append(self)
+
+    def connect(self, signal, slot):
+        assert signal == "activated()"
+        self.slots.append(slot)
+
+    def activate(self):
+        for slot in self.slots:
+            slot()
+
+
+# ------------------------------------------------------------------------------------------------ modules
+class FakeScriptedLoadableModule:
+    """slicer.ScriptedLoadableModule.ScriptedLoadableModule: the module keeps its ``parent`` (the application's
+    module object, whose title / categories / helpText the module sets)."""
+
+    def __init__(self, parent) -> None:
+        self.parent = parent
+
+
+class FakeScriptedLoadableModuleWidget:
+    """...ScriptedLoadableModuleWidget: ``parent`` and ``moduleName`` (the class name without 'Widget'); ``setup``
+    builds nothing here (Slicer's adds the Reload & Test section; the test gives the widget its ``layout``)."""
+
+    def __init__(self, parent=None) -> None:
+        self.moduleName = type(self).__name__.removesuffix("Widget")
+        self.parent = parent
+
+    def setup(self) -> None:
+        pass
+
+    def cleanup(self) -> None:
+        pass
+
+
+class FakeScriptedLoadableModuleLogic:
+    """...ScriptedLoadableModuleLogic: ``getParameterNode`` returns the scene's singleton vtkMRMLScriptedModuleNode
+    tagged with the module name (the class name without 'Logic'), created when absent, as Slicer's does."""
+
+    def __init__(self, parent=None) -> None:
+        self.moduleName = type(self).__name__.removesuffix("Logic")
+        self.isSingletonParameterNode = True
+
+    def getParameterNode(self):
+        scene = slicer.mrmlScene
+        node = scene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
+        if node is None:
+            node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+            node.SetSingletonTag(self.moduleName)
+            node.SetAttribute("ModuleName", self.moduleName)
+        return node
+
+
+class FakeScriptedLoadableModuleTest(unittest.TestCase):
+    """...ScriptedLoadableModuleTest: a TestCase whose ``delayDisplay`` logs the message (no pause, no dialog)."""
+
+    def delayDisplay(self, message, requestedDelay=None, msec=None):
+        logging.info(message)
+
+
+def module_fakes() -> dict[str, types.ModuleType]:
+    """The modules ``HER2Radiomics.py`` imports that slicer-core lacks, by their import name."""
+    qt = types.ModuleType("qt")
+    qt.QTimer, qt.QShortcut = FakeTimer, FakeShortcut
+    qt.Qt = types.SimpleNamespace(WaitCursor=0)
+    qt.QIcon = lambda path: ("icon", path)
+    qt.QKeySequence = lambda keys: keys
+    slm = types.ModuleType("slicer.ScriptedLoadableModule")
+    slm.ScriptedLoadableModule = FakeScriptedLoadableModule
+    slm.ScriptedLoadableModuleWidget = FakeScriptedLoadableModuleWidget
+    slm.ScriptedLoadableModuleLogic = FakeScriptedLoadableModuleLogic
+    slm.ScriptedLoadableModuleTest = FakeScriptedLoadableModuleTest
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    wrapper.parameterNodeWrapper = lambda cls: cls  # the declaration stays readable: FakeParameterNode builds on it
+    i18n = types.ModuleType("slicer.i18n")
+    i18n.tr = lambda text: text
+    return {"qt": qt, slm.__name__: slm, wrapper.__name__: wrapper, i18n.__name__: i18n}
+
+
+def install_module_fakes(monkeypatch=None) -> dict[str, types.ModuleType]:
+    """Put :func:`module_fakes` into ``sys.modules`` (and onto the ``slicer`` package), undone by ``monkeypatch``
+    at the end of the test; without one (a subprocess that only imports the module) they stay."""
+    mods = module_fakes()
+    for name, mod in mods.items():
+        attr = name.split(".", 1)[1] if name.startswith("slicer.") else None
+        if monkeypatch is not None:
+            monkeypatch.setitem(sys.modules, name, mod)
+            if attr:
+                monkeypatch.setattr(slicer, attr, mod, raising=False)
+        else:
+            sys.modules[name] = mod
+            if attr:
+                setattr(slicer, attr, mod)
+    return mods
+
+
 # ------------------------------------------------------------------------------------------------ parameter node
 class _Connector:
     """One of Slicer's GUI connectors (guiConnectors.py): which widget class represents which type, how."""
@@ -435,10 +545,8 @@ class Panel:
             testingEnabled=lambda: testing, setOverrideCursor=lambda c: None, restoreOverrideCursor=lambda: None,
             processEvents=lambda: None, applicationLogic=lambda: scene_ctx.app_logic, topLevelWidgets=lambda: [],
             applicationVersion=version, repositoryRevision="fake", majorVersion=major, minorVersion=minor)
-        fake_qt = types.SimpleNamespace(QTimer=FakeTimer, Qt=types.SimpleNamespace(WaitCursor=0),
-                                        QIcon=lambda path: ("icon", path))
+        fake_qt = install_module_fakes(monkeypatch)["qt"]
         monkeypatch.setattr(slicer, "app", self.app, raising=False)
-        monkeypatch.setitem(sys.modules, "qt", fake_qt)
         monkeypatch.setattr(slicer.util, "loadUI", lambda path: FakeWidget("HER2Radiomics", "qMRMLWidget"))
         monkeypatch.setattr(slicer.util, "childWidgetVariables", lambda w: self.ui)
         monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", self._confirm, raising=False)
@@ -455,8 +563,7 @@ class Panel:
             monkeypatch.setattr(slicer, "packaging", packaging, raising=False)
             monkeypatch.setattr(slicer.util, "pip_install", lambda *a, **k: pytest_fail("5.12 must use pip_ensure"))
         self.module = importlib.import_module("HER2Radiomics")
-        monkeypatch.setattr(self.module, "qt", fake_qt)
-        monkeypatch.setattr(self.module.ScriptedLoadableModuleWidget, "setup", lambda w: None, raising=False)
+        monkeypatch.setattr(self.module, "qt", fake_qt)  # a module imported by an earlier test keeps its own qt
         self._pn = None
         monkeypatch.setattr(self.module.HER2RadiomicsLogic, "getParameterNode", lambda logic: self.parameter_node())
         self._sceneTag = self.scene.AddObserver(self.scene.EndCloseEvent, self._reset_singleton, 10.0)  # first

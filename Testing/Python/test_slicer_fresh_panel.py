@@ -278,7 +278,8 @@ def test_opening_the_module_in_a_fresh_slicer_imports_nothing_slicer_lacks(make_
 
 def test_module_start_imports_no_computing_package():
     """Slicer imports every module file at start-up: SimpleITK, scipy and the core load on first use only."""
-    code = ("import sys; sys.path.insert(0, 'HER2Radiomics'); import HER2Radiomics; "
+    code = ("import sys; sys.path[:0] = ['HER2Radiomics', 'Testing/Python']; import slicer_fakes; "
+            "slicer_fakes.install_module_fakes(); import HER2Radiomics; "
             "print(sorted(m for m in ('SimpleITK', 'scipy', 'her2radiomics.regions', 'her2radiomics.features', "
             "'HER2RadiomicsLib.logic', 'pandas', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -99,7 +99,7 @@ def test_every_ui_name_the_widget_uses_exists_with_a_compatible_class():
             assert allowed is None or cls in allowed, f"self.ui.{name}.{attr} needs one of {allowed}, the .ui has {cls}"
 
 
-def test_parameter_node_fields_bind_to_ui_widgets():
+def test_parameter_node_fields_bind_to_ui_widgets(slicer_module):
     tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
     cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "HER2RadiomicsParameterNode")
     fields = {n.target.id: ast.unparse(n.annotation) for n in cls.body if isinstance(n, ast.AnnAssign)}
@@ -108,10 +108,7 @@ def test_parameter_node_fields_bind_to_ui_widgets():
         for prop in w.findall("property"):
             if prop.get("name") == "SlicerParameterName":
                 bound[prop.find("string").text] = w
-    module = importlib.import_module("HER2Radiomics") if importlib.util.find_spec("slicer") else None
-    by_hand = dict(module.PATH_FIELDS) if module else {"parameterFile": "parameterFilePathLineEdit",
-                                                       "stage1Model": "stage1ModelPathLineEdit",
-                                                       "stage2Model": "stage2ModelPathLineEdit"}
+    by_hand = dict(slicer_module.PATH_FIELDS)
     assert set(bound) | set(by_hand) == set(fields) and not set(bound) & set(by_hand), \
         "every parameter has exactly one widget and vice versa"
     for field, name in by_hand.items():  # ctkPathLineEdit bound by hand (see PATH_FIELDS): str, never a Path '.'
@@ -138,12 +135,17 @@ def test_ui_declares_custom_widgets_and_scene_connections():
     assert sections == ["Input", "Lesion", "Peritumoral shells", "Exclusions", "Features", "Prediction", "QA"]
 
 
-def test_module_file_imports_headless_and_has_template_classes():
-    pytest.importorskip("slicer")
-    mod = importlib.import_module("HER2Radiomics")
+def test_module_file_imports_headless_and_has_template_classes(slicer_module):
+    mod = slicer_module
     for name in ("HER2Radiomics", "HER2RadiomicsWidget", "HER2RadiomicsLogic", "HER2RadiomicsTest", "HER2RadiomicsParameterNode"):
         assert hasattr(mod, name), name
     assert hasattr(mod.HER2RadiomicsTest, "runTest")
+    import sys
+
+    base = sys.modules["slicer.ScriptedLoadableModule"]  # the stand-in installed by the fixture, not a stub in the module
+    for name, cls in (("HER2Radiomics", "ScriptedLoadableModule"), ("HER2RadiomicsWidget", "ScriptedLoadableModuleWidget"),
+                      ("HER2RadiomicsLogic", "ScriptedLoadableModuleLogic"), ("HER2RadiomicsTest", "ScriptedLoadableModuleTest")):
+        assert issubclass(getattr(mod, name), getattr(base, cls)), name
     assert isinstance(mod.HER2RadiomicsLogic().core, importlib.import_module("HER2RadiomicsLib.logic").PanelLogic)
 
 
