@@ -176,10 +176,41 @@ class FakeDirectoryButton(FakeWidget):
             self.emit("directoryChanged(QString)", value)
 
 
+#: qMRMLSegmentEditorWidget's master -> source names (renamed in Slicer 5.1): the old ones still work but each
+#: use logs "... is deprecated" (Modules/Loadable/Segmentations/Widgets/qMRMLSegmentEditorWidget.h)
+EDITOR_DEPRECATED = {
+    "masterVolumeNode": "sourceVolumeNode", "masterVolumeNodeID": "sourceVolumeNodeID",
+    "setMasterVolumeNode": "setSourceVolumeNode", "setMasterVolumeNodeID": "setSourceVolumeNodeID",
+    "masterVolumeNodeSelectorVisible": "sourceVolumeNodeSelectorVisible",
+    "setMasterVolumeNodeSelectorVisible": "setSourceVolumeNodeSelectorVisible",
+    "autoShowMasterVolumeNode": "autoShowSourceVolumeNode", "setAutoShowMasterVolumeNode": "setAutoShowSourceVolumeNode",
+    "showMasterVolumeInSliceViewers": "showSourceVolumeInSliceViewers",
+    "toggleMasterVolumeIntensityMaskEnabled": "toggleSourceVolumeIntensityMaskEnabled",
+}
+
+
 class FakeSegmentEditorWidget(FakeWidget):
     def __init__(self, *a, **k) -> None:
         super().__init__(*a, **k)
-        self.__dict__.update(_seg=None, _source=None, errors=[])
+        self.__dict__.update(_seg=None, _source=None, errors=[], deprecated=[])
+        for prop in self.props:  # the .ui sets its properties when it is loaded
+            if prop in EDITOR_DEPRECATED:
+                self._deprecated(prop)
+
+    def _deprecated(self, name: str) -> None:
+        self.deprecated.append(f"qMRMLSegmentEditorWidget::{name} is deprecated, use {EDITOR_DEPRECATED[name]} instead")
+
+    def __getattr__(self, attr):
+        if attr in EDITOR_DEPRECATED:
+            self._deprecated(attr)
+            target = EDITOR_DEPRECATED[attr]
+            return getattr(self, target) if target in ("sourceVolumeNode", "setSourceVolumeNode") else FakeWidget.__getattr__(self, target)
+        return FakeWidget.__getattr__(self, attr)
+
+    def __setattr__(self, name, value):
+        if name in EDITOR_DEPRECATED:
+            self._deprecated(name)
+        object.__setattr__(self, name, value)
 
     def segmentationNode(self):
         return self._seg

@@ -297,8 +297,6 @@ VERIFIED_WIDGET_API = {
     "QLabel": {"text", "toolTip"},  # Qt QLabel / QWidget properties
     "ctkCollapsibleButton": {"collapsed"},  # CTK Libs/Widgets/ctkCollapsibleButton.h Q_PROPERTY
 }
-# renamed in Slicer 5.1 (master -> source volume); the old names only warn and may be removed
-DEPRECATED = ("setMasterVolumeNode", "masterVolumeNodeSelectorVisible", "MasterVolume", "autoShowMasterVolumeNode")
 
 
 def test_widget_calls_only_verified_slicer_api():
@@ -316,27 +314,6 @@ def test_widget_calls_only_verified_slicer_api():
     assert used["qMRMLSegmentEditorWidget"] >= {"saveStateForUndo", "undo", "setSourceVolumeNode"}
     for cls, attrs in used.items():
         assert attrs <= VERIFIED_WIDGET_API[cls], f"{cls}: {attrs - VERIFIED_WIDGET_API[cls]} not verified in Slicer's source"
-
-
-def test_no_deprecated_master_volume_names():
-    files = [MODULE_FILE, UI_FILE, *sorted((REPO / "HER2Radiomics" / "HER2RadiomicsLib").glob("*.py"))]
-    for f in files:
-        text = f.read_text(encoding="utf-8")
-        for name in DEPRECATED:
-            assert name not in text, f"{f.name} uses the deprecated {name}"
-
-
-def test_selector_changes_reach_the_widget_through_the_parameter_node():
-    """currentNodeChanged of a bound selector fires before the parameterNodeWrapper connector stores the node
-    (Base/Python/slicer/parameterNodeWrapper/guiConnectors.py qMRMLNodeComboBoxToNodeConnector, connected later
-    by connectGui), so the widget must observe the parameter node, as the module template does."""
-    source = MODULE_FILE.read_text(encoding="utf-8")
-    assert "addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onInputsChanged)" in source
-    bound = {w.get("name") for w in _ui_widgets().values()
-             if any(p.get("name") == "SlicerParameterName" for p in w.findall("property"))}
-    for name, attr, signal in _ui_uses():
-        if attr == "connect" and name in bound and signal != "currentPathChanged(QString)":
-            pytest.fail(f"{name} is bound to the parameter node; react to the node's ModifiedEvent, not {signal}")
 
 
 def test_selftest_edit_without_segment_editor_logic_matches_the_editor(mrml_scene):

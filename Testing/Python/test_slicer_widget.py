@@ -163,3 +163,40 @@ def test_card_edited_after_saving_is_refused_by_the_panel(panel, tmp_path):
     widget.logic.core.setFeatures({"x": 1.0})
     with pytest.raises(UserError, match="checksum mismatch"):
         widget.logic.core.predict(str(tmp_path / "edited.json"), values={"x": 1.0})
+
+
+def test_panel_uses_no_deprecated_source_volume_api(panel, mrml_scene, vtk_messages):
+    """Slicer 5.1 renamed master -> source volume; the old names still work but log a deprecation (the MRML nodes
+    through VTK's output window, qMRMLSegmentEditorWidget as its fake in slicer_fakes). Driving the panel logs none."""
+    widget, ui, pn = panel
+    ph = _phantom()
+    vol = mb.volume_node_from_image(ph.image, "DCE")
+    pn.inputVolume = vol
+    ui.prepareSegmentationButton.click()
+    seg = pn.segmentation
+    mb.set_segment_from_mask(seg, "lesion", ph.lesion)
+    ui.generateShellsButton.click()
+    ui.detectAirButton.click()
+    ui.editPectoralisButton.click()
+    ui.undoButton.click()
+    editor_node = mrml_scene.scene.GetFirstNodeByName("HER2Radiomics segment editor")
+    assert editor_node.GetSourceVolumeNode() is vol and ui.segmentEditorWidget.sourceVolumeNode() is vol
+    assert ui.segmentEditorWidget.deprecated == []
+    assert "deprecated" not in vtk_messages.GetOutput()
+
+
+def test_selecting_a_volume_reaches_the_segment_editor(panel):
+    """The selector's node reaches the module through the parameter node: its GUI connector stores the node after
+    the selector's currentNodeChanged has fired (Slicer's parameterNodeWrapper connects it last), so a module that
+    reacted to the signal itself would still see the previous volume."""
+    widget, ui, pn = panel
+    a = mb.volume_node_from_image(_phantom().image, "A")
+    b = mb.volume_node_from_image(_phantom().image, "B")
+    ui.inputVolumeSelector.setCurrentNode(a)
+    assert pn.inputVolume is a and ui.prepareSegmentationButton.enabled
+    ui.prepareSegmentationButton.click()
+    assert ui.segmentEditorWidget.sourceVolumeNode() is a
+    ui.inputVolumeSelector.setCurrentNode(b)
+    assert pn.inputVolume is b and ui.segmentEditorWidget.sourceVolumeNode() is b
+    ui.inputVolumeSelector.setCurrentNode(None)
+    assert not ui.prepareSegmentationButton.enabled
