@@ -64,14 +64,66 @@ def _call_slot(slot, args):
     return slot(*args[:n])
 
 
+# What each widget class of the .ui offers, as declared in Qt, CTK and Slicer (Slicer/Slicer 583e9b37d50e, tags
+# v5.10.0 / v5.12.x; CTK 868d56c72d28; file:line of each in docs/developer/slicer_api_check.md). The fakes refuse
+# anything else, so a panel calling a method its widget does not have fails the test that drives that code.
+_BUTTON = {"text", "checked"}                                           # QAbstractButton properties
+WIDGET_API: dict[str, set[str]] = {
+    "QWidget": {"enabled", "toolTip"},                                  # QWidget properties, every class below
+    "QLabel": {"text"},
+    "QLineEdit": {"text"},
+    "QCheckBox": _BUTTON,
+    "QPushButton": _BUTTON,
+    "QToolButton": _BUTTON,
+    "QProgressBar": {"value", "setRange"},
+    "QPlainTextEdit": {"setPlainText"},
+    "QListWidget": {"clear", "addItems", "setCurrentRow"},
+    "QVBoxLayout": {"addWidget"},
+    "ctkCollapsibleButton": {"text", "collapsed"},                      # CTK Libs/Widgets/ctkCollapsibleButton.h
+    "ctkPathLineEdit": {"currentPath"},                                 # CTK Libs/Widgets/ctkPathLineEdit.h
+    "ctkDirectoryButton": {"directory"},                                # CTK Libs/Widgets/ctkDirectoryButton.h
+    "qMRMLWidget": {"setMRMLScene"},                                    # Libs/MRML/Widgets/qMRMLWidget.h
+    "qMRMLNodeComboBox": {"setMRMLScene", "currentNode", "setCurrentNode"},
+    "qMRMLTableView": {"setMRMLScene", "setMRMLTableNode"},             # Libs/MRML/Widgets/qMRMLTableView.h
+    "qMRMLPlotWidget": {"setMRMLScene", "setMRMLPlotViewNode"},         # Libs/MRML/Widgets/qMRMLPlotWidget.h
+    "qMRMLSegmentEditorWidget": {                                       # Modules/Loadable/Segmentations/Widgets/
+        "setMRMLScene", "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode",  # qMRMLSegmentEditorWidget.h
+        "setCurrentSegmentID", "setActiveEffectByName", "setActiveEffect", "saveStateForUndo", "undo", "redo",
+        "setupViewObservations", "removeViewObservations", "segmentationNode", "sourceVolumeNode"},
+}
+#: the signals each class emits that the module or the parameter node connects to
+WIDGET_SIGNALS: dict[str, set[str]] = {
+    "QPushButton": {"clicked(bool)", "toggled(bool)"},
+    "QToolButton": {"clicked(bool)", "toggled(bool)"},
+    "QCheckBox": {"clicked(bool)", "toggled(bool)"},
+    "QLineEdit": {"textChanged(QString)"},
+    "QListWidget": {"currentRowChanged(int)"},
+    "qMRMLNodeComboBox": {"currentNodeChanged(vtkMRMLNode*)"},
+    "ctkPathLineEdit": {"currentPathChanged(QString)", "validInputChanged(bool)"},
+    "ctkDirectoryButton": {"directoryChanged(QString)"},
+}
+#: the properties among them (read and written as attributes); the rest are methods
+WIDGET_PROPERTIES = {"enabled", "toolTip", "text", "checked", "value", "collapsed", "currentPath", "directory"}
+_DEFAULTS = {"text": "", "enabled": True, "value": 0, "collapsed": True, "toolTip": "", "checked": False}
+
+
+def widget_api(cls: str) -> set[str]:
+    return WIDGET_API["QWidget"] | WIDGET_API.get(cls, set())
+
+
 class FakeWidget:
-    """Any widget: recorded calls, signals, the .ui properties."""
+    """Any widget: recorded calls, signals, the .ui properties; only the API its class has (:data:`WIDGET_API`)."""
 
     def __init__(self, name: str, cls: str, props: dict | None = None) -> None:
         self.__dict__.update(name=name, cls=cls, props=dict(props or {}), calls=[], slots={})
-        self.__dict__.update(text="", enabled=True, value=0, collapsed=True, toolTip="")
+
+    def _refuse(self, attr: str) -> AttributeError:
+        return AttributeError(f"{self.cls} {self.name} has no '{attr}' (not in the API of {self.cls} read in "
+                              "Qt's / CTK's / Slicer's source: slicer_fakes.WIDGET_API)")
 
     def connect(self, signal, slot):
+        if signal not in WIDGET_SIGNALS.get(self.cls, set()):
+            raise AttributeError(f"{self.cls} {self.name} has no signal {signal} (slicer_fakes.WIDGET_SIGNALS)")
         self.slots.setdefault(signal, []).append(slot)
 
     def disconnect(self, signal, slot):
@@ -91,17 +143,26 @@ class FakeWidget:
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
+        if attr not in widget_api(self.cls):
+            raise self._refuse(attr)
+        if attr in WIDGET_PROPERTIES:
+            return _DEFAULTS.get(attr)
 
         def record(*args, **kwargs):
             self.calls.append((attr, args))
 
         return record
 
+    def __setattr__(self, name, value):
+        if not name.startswith("_") and (name not in WIDGET_PROPERTIES or name not in widget_api(self.cls)):
+            raise self._refuse(name)
+        object.__setattr__(self, name, value)
+
 
 class FakeLineEdit(FakeWidget):
     def __setattr__(self, name, value):
         old = self.__dict__.get(name)
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "text" and value != old:
             self.emit("textChanged(QString)", value)
 
@@ -113,7 +174,7 @@ class FakeCheckBox(FakeWidget):
 
     def __setattr__(self, name, value):
         old = self.__dict__.get(name)
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "checked" and bool(value) != bool(old):
             self.emit("toggled(bool)", bool(value))
 
@@ -154,7 +215,7 @@ class FakePathLineEdit(FakeWidget):
         return bool(text) and any(fnmatch.fnmatch(text, p) for p in self.patterns)
 
     def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "currentPath":
             valid = self.accepts(str(value))
             if valid:
@@ -171,7 +232,7 @@ class FakeDirectoryButton(FakeWidget):
 
     def __setattr__(self, name, value):
         old = self.__dict__.get(name)
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "directory" and value != old:
             self.emit("directoryChanged(QString)", value)
 
@@ -204,13 +265,17 @@ class FakeSegmentEditorWidget(FakeWidget):
         if attr in EDITOR_DEPRECATED:
             self._deprecated(attr)
             target = EDITOR_DEPRECATED[attr]
-            return getattr(self, target) if target in ("sourceVolumeNode", "setSourceVolumeNode") else FakeWidget.__getattr__(self, target)
+            if hasattr(type(self), target):
+                return getattr(self, target)
+            return lambda *args: self.calls.append((target, args))
         return FakeWidget.__getattr__(self, attr)
 
     def __setattr__(self, name, value):
         if name in EDITOR_DEPRECATED:
             self._deprecated(name)
-        object.__setattr__(self, name, value)
+            object.__setattr__(self, name, value)
+        else:
+            FakeWidget.__setattr__(self, name, value)
 
     def segmentationNode(self):
         return self._seg

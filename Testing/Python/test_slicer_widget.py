@@ -127,6 +127,12 @@ def test_every_button_of_the_panel(panel, mrml_scene, tmp_path):
     assert "Saved" in ui.sessionStatusLabel.text
     assert audit["software"]["3D Slicer"] == "5.12.3 (fake)"
 
+    # the lesion is repainted after the extraction: its features, and what the panel shows of them, are dropped
+    mb.set_segment_from_mask(seg, "lesion", sitk.BinaryDilate(ph.lesion, [1, 1, 1]))
+    ui.generateShellsButton.click()
+    assert widget.logic.core.state.features is None and ui.pPositiveLabel.text == "-"
+    assert ui.extractProgressBar.value == 0 and ui.extractStatusLabel.text == "Segments changed: extract the features again."
+
 
 def test_errors_reach_the_user_as_one_line(panel):
     from her2radiomics.errors import UserError
