@@ -476,7 +476,7 @@ class PanelLogic:
         image, regions = self.featureRegions(volume_node, segmentation_node, distances)
         info: dict[str, Any] = {}
         values = features.extract_case(image, regions.feature_masks(), params, info=info)
-        self.setFeatures(values, parameter_file, features.params_hash(params), info, regions,
+        self.setFeatures(values, parameter_file, features.parameter_file_hash(params), info, regions,
                           inputs=input_key(volume_node, segmentation_node))
         return values
 

@@ -29,7 +29,9 @@ if TYPE_CHECKING:  # pandas is imported where a table is used: reading a card mu
     import pandas as pd  # which bundles numpy but not pandas (the panel loads cards before its dependency prompt)
 
 FORMAT = "her2radiomics.model/1"
-TASKS = ("stage1", "stage2", "custom")
+#: the two HER2 stages (labels.stage_target); a card may also hold a generic ("custom") target
+STAGE_TASKS = ("stage1", "stage2")
+TASKS = (*STAGE_TASKS, "custom")
 INTENDED_USE = (
     "Research software: not for clinical use. Estimates the probability of the event class from DCE-MRI "
     "radiomics features for research on retrospective cohorts; it must not guide the diagnosis or treatment "
@@ -332,7 +334,7 @@ def parameter_file_for_card(card: Mapping[str, Any] | str | os.PathLike[str], fo
                             verify: bool | None = None) -> Path | None:
     """The shipped pyradiomics parameter file a model card was trained with.
 
-    Cards record ``provenance.parameter_file_hash`` (``features.params_hash``) and the file's name
+    Cards record ``provenance.parameter_file_hash`` (``features.parameter_file_hash``) and the file's name
     (``provenance.parameter_file``). With PyYAML and pyradiomics installed (``verify``, default: when
     importable) the first file of Resources/Parameters with that hash is returned. Before they are
     installed (a fresh Slicer, before the dependency prompt) nothing is imported: the file named by the
@@ -359,13 +361,13 @@ def parameter_file_for_card(card: Mapping[str, Any] | str | os.PathLike[str], fo
         named = prov.get("parameter_file")
         path = base / Path(str(named)).name if named else None
         return path if path is not None and path.is_file() else None
-    from her2radiomics.features import load_params, params_hash
+    from her2radiomics.features import load_params, parameter_file_hash
 
     for path in sorted(base.glob("*")):
         if path.suffix.lower() not in (".yaml", ".yml", ".json"):
             continue
         try:
-            if params_hash(load_params(path)) == want:
+            if parameter_file_hash(load_params(path)) == want:
                 return path
         except UserError:
             continue

@@ -1,7 +1,7 @@
 """Provenance that travels with a features table: the parameter-file hash and the software version as columns.
 
 ``extract`` writes two columns at the end of ``FEATURES.csv``: ``parameter_file_hash`` (``"sha256:<hex>"`` of the
-canonical pyradiomics parameters, :func:`her2radiomics.features.params_hash`) and ``her2radiomics_version``. The hash
+canonical pyradiomics parameters, :func:`her2radiomics.features.parameter_file_hash`) and ``her2radiomics_version``. The hash
 has ONE name everywhere: this column, the ``FEATURES.meta.json`` key and a model card's
 ``provenance.parameter_file_hash``. A table copied without its sidecar therefore still says how its numbers were
 made, and ``train`` / ``evaluate`` / ``predict`` / ``report`` refuse a card, an ICC table or predictions made with
