@@ -17,37 +17,19 @@ import pathlib
 import sys
 import time
 
+import qt
 import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
 from slicer.util import VTKObservationMixin
-
-try:  # inside Slicer; slicer-core (headless tests) has none of these
-    import qt
-    from slicer.parameterNodeWrapper import parameterNodeWrapper
-    from slicer.ScriptedLoadableModule import (
-        ScriptedLoadableModule,
-        ScriptedLoadableModuleLogic,
-        ScriptedLoadableModuleTest,
-        ScriptedLoadableModuleWidget,
-    )
-except ImportError:  # headless import (slicer-core) for the tests of the widget against fake Qt widgets
-    import unittest
-
-    qt = None
-
-    class _Stub:
-        def __init__(self, parent=None, *args, **kwargs) -> None:
-            self.parent = parent
-
-    ScriptedLoadableModule = type("ScriptedLoadableModule", (_Stub,), {})
-    ScriptedLoadableModuleLogic = type("ScriptedLoadableModuleLogic", (_Stub,), {})
-    ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (_Stub,), {})
-    ScriptedLoadableModuleTest = unittest.TestCase
-
-    def parameterNodeWrapper(cls):
-        return cls
-
 
 #: the path fields; bound by hand (not with SlicerParameterName): ctkPathLineEdit emits currentPathChanged only
 #: for text matching its name filters, so a cleared field would never reach the parameter node, and the
@@ -75,15 +57,6 @@ def _resource(relative: str) -> str:
     from her2radiomics.resources import resources_dir
 
     return str(resources_dir() / relative)
-
-
-def _(text: str) -> str:
-    try:
-        from slicer.i18n import tr
-
-        return tr(text)
-    except ImportError:
-        return text
 
 
 def _testing() -> bool:
@@ -157,7 +130,7 @@ class HER2Radiomics(ScriptedLoadableModule):
         if self.versionMessage:
             logging.error(self.versionMessage)
             self.parent.helpText = f"<b>{self.versionMessage}</b><br>" + self.parent.helpText
-        if qt is not None and pathlib.Path(_resource("Icons/HER2Radiomics.png")).is_file():
+        if pathlib.Path(_resource("Icons/HER2Radiomics.png")).is_file():
             self.parent.icon = qt.QIcon(_resource("Icons/HER2Radiomics.png"))
 
     def resourcePath(self, filename: str) -> str:
@@ -187,14 +160,14 @@ class EditorUndo:
     def __init__(self, editor_widget) -> None:
         self.editor = editor_widget
 
-    def save_state(self, segmentation_node) -> None:
+    def saveState(self, segmentation_node) -> None:
         self.editor.saveStateForUndo()
 
     def undo(self, segmentation_node) -> bool:
         self.editor.undo()
         return True
 
-    def can_undo(self, segmentation_node) -> bool:
+    def canUndo(self, segmentation_node) -> bool:
         return True
 
 
@@ -227,7 +200,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = HER2RadiomicsLogic()
-        self.logic.core.undo_stack = EditorUndo(self.ui.segmentEditorWidget)
+        self.logic.core.undoStack = EditorUndo(self.ui.segmentEditorWidget)
         self._setupEditorNode()
 
         from HER2RadiomicsLib.deps import slicer_version_message
@@ -283,11 +256,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.qaRejectButton.connect("clicked(bool)", self.onQAReject)
         self.ui.qaCaseListWidget.connect("currentRowChanged(int)", self.onQACaseSelected)
         self._qaShortcuts = {}
-        if qt is not None and hasattr(qt, "QShortcut"):
-            for action, keys in SHORTCUTS.items():
-                shortcut = qt.QShortcut(qt.QKeySequence(keys), self.parent)
-                shortcut.connect("activated()", slots[action])
-                self._qaShortcuts[action] = shortcut
+        for action, keys in SHORTCUTS.items():
+            shortcut = qt.QShortcut(qt.QKeySequence(keys), self.parent)
+            shortcut.connect("activated()", slots[action])
+            self._qaShortcuts[action] = shortcut
         self._qaRefresh()
 
     def cleanup(self) -> None:
@@ -298,7 +270,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _setupEditorNode(self) -> None:
         """The module's own segment editor node ('allow overlap'), observed so that the mode stays so."""
-        node = self.logic.core.segment_editor_node()
+        node = self.logic.core.segmentEditorNode()
         if node is self._editorNode:
             return
         if self._editorNode is not None:
@@ -377,7 +349,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         core.state.distances = parse_distances(pn.distances)
         core.state.auto_exclusions = bool(pn.autoExclusions)
         if seg is None:
-            seg = core.setup_segmentation(volume, None, core.state.distances)
+            seg = core.setupSegmentation(volume, None, core.state.distances)
             pn.segmentation = seg
         return volume, seg
 
@@ -403,7 +375,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _showRegions(self) -> None:
         self._clearStaleResults()
         core = self.logic.core
-        self.ui.regionStatsTableView.setMRMLTableNode(core.region_stats_table())
+        self.ui.regionStatsTableView.setMRMLTableNode(core.regionStatsTable())
         self.ui.warningsTextEdit.setPlainText("\n".join(core.state.warnings) or _("No warnings."))
         states = ", ".join(f"{k}: {v}" for k, v in core.state.exclusion_states.items())
         shells = ", ".join(core.state.regions.shell_names) if core.state.regions is not None else ""
@@ -500,12 +472,14 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onModelChanged(self, *args) -> None:
         """Show the stage-1 card's intended use (or why it is refused) and pick its parameter file."""
-        from HER2RadiomicsLib.logic import card_notice, parameter_file_for_card, read_model_card
+        from her2radiomics.errors import UserError
+        from her2radiomics.modelcard import card_notice, load_model_card, parameter_file_for_card
 
         pn = self._parameterNode
         path = _path(pn, "stage1Model")
-        card, refused = read_model_card(path) if path else (None, None)
-        if refused:
+        try:
+            card = load_model_card(path) if path else None
+        except UserError as refused:
             self.ui.modelNoticeLabel.text = "<b>" + _("Model card refused: {reason}").format(reason=refused) + "</b>"
             return
         self.ui.modelNoticeLabel.text = f"<b>{card_notice(card)}</b>"
@@ -522,8 +496,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPrepareSegmentation(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to prepare the segmentation."), waitCursor=True):
             volume, seg = self._inputs()
-            self.logic.core.setup_segmentation(volume, seg, self.logic.core.state.distances)
-            self.logic.core.segment_editor_node(seg, volume)
+            self.logic.core.setupSegmentation(volume, seg, self.logic.core.state.distances)
+            self.logic.core.segmentEditorNode(seg, volume)
             self.onInputsChanged()
             self._selectSegment("lesion")
 
@@ -531,7 +505,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Failed to generate the shells."), waitCursor=True):
             volume, seg = self._inputs()
             self.onInputsChanged()
-            self.logic.core.generate_shells(volume, seg)
+            self.logic.core.generateShells(volume, seg)
             self._showRegions()
 
     def onUndo(self) -> None:
@@ -543,7 +517,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         with slicer.util.tryWithErrorDisplay(_("Automatic detection failed."), waitCursor=True):
             volume, seg = self._inputs()
             self.onInputsChanged()
-            notes = self.logic.core.detect_exclusion(volume, seg, name)
+            notes = self.logic.core.detectExclusion(volume, seg, name)
             self._clearStaleResults()
             self.ui.exclusionNotesLabel.text = f"{name}: " + ("; ".join(notes) or _("detected"))
             self._selectSegment(name)
@@ -578,10 +552,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if not self._parameterNode.runInBackground:
                 self.ui.extractStatusLabel.text = _("Extracting (Slicer is busy)...")
                 slicer.app.processEvents()
-                core.extract_features(volume, seg, params)
+                core.extractFeatures(volume, seg, params)
                 self._featuresDone()
                 return
-            image, regions = core.feature_regions(volume, seg)
+            image, regions = core.featureRegions(volume, seg)
             self._jobInputs = (input_key(volume, seg), regions, params)
             self._job = runner.BackgroundJob(runner.prepare_job(image, regions.feature_masks(), params)).start()
             self.ui.extractButton.text = _("Cancel")
@@ -618,12 +592,12 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     was=f"'{key.volume_name}'", now=f"'{now.volume_name if now else None}'")
                 return
             core = self.logic.core
-            core.set_features(out["features"], params, out.get("parameter_hash"), out.get("info"), regions, inputs=key)
+            core.setFeatures(out["features"], params, out.get("parameter_file_hash"), out.get("info"), regions, inputs=key)
             self._featuresDone()
 
     def _featuresDone(self) -> None:
         core = self.logic.core
-        self.ui.featuresTableView.setMRMLTableNode(core.features_table())
+        self.ui.featuresTableView.setMRMLTableNode(core.featuresTable())
         self.ui.extractProgressBar.value = 100
         self.ui.extractStatusLabel.text = _("{n} features").format(n=len(core.state.features or {}))
         self._showRegions()
@@ -643,7 +617,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onPredict(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Prediction failed."), waitCursor=True):
-            from HER2RadiomicsLib.logic import card_notice, gdi_html
+            from her2radiomics.modelcard import card_notice
+            from HER2RadiomicsLib.logic import gdi_html
 
             self._ensureDependencies(needRadiomics=False)
             pn = self._parameterNode
@@ -680,10 +655,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         session = self.qa.session
         pn.distances = " ".join(f"{d:g}" for d in session.distances)
         pn.autoExclusions = bool(session.meta.get("auto_exclusions", True))
-        pn.caseId = self.qa.current_case_id
+        pn.caseId = self.qa.currentCaseId
         pn.inputVolume = volume
         pn.segmentation = seg
-        self.logic.core.segment_editor_node(seg, volume)
+        self.logic.core.segmentEditorNode(seg, volume)
         layout = getattr(slicer.app, "layoutManager", None)
         if layout is not None and layout() is not None:
             slicer.util.setSliceViewerLayers(background=volume, fit=True)
@@ -694,10 +669,10 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         listWidget = self.ui.qaCaseListWidget
         listWidget.clear()
         listWidget.addItems([r.text() for r in rows])
-        if self.qa.current_case_id is not None:
+        if self.qa.currentCaseId is not None:
             listWidget.setCurrentRow(self.qa.index)  # its currentRowChanged finds the case already loaded
-        self.ui.qaProgressLabel.text = self.qa.progress_text() or _("No QA session open.")
-        current = next((r for r in rows if r.case_id == self.qa.current_case_id), None)
+        self.ui.qaProgressLabel.text = self.qa.progressText() or _("No QA session open.")
+        current = next((r for r in rows if r.case_id == self.qa.currentCaseId), None)
         self.ui.qaNoteLineEdit.text = current.note if current is not None else ""
         loaded = current is not None
         for button in (self.ui.qaPreviousButton, self.ui.qaNextButton, self.ui.qaApproveButton,
@@ -713,7 +688,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.qa.session is None or row < 0 or row == self.qa.index:
             return
         with slicer.util.tryWithErrorDisplay(_("Cannot load the case."), waitCursor=True):
-            self._qaShow(self.qa.load_index(row))
+            self._qaShow(self.qa.loadIndex(row))
 
     def onQAPrevious(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Cannot load the case."), waitCursor=True):
@@ -725,7 +700,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def _qaDecided(self, review) -> None:
         self.ui.sessionStatusLabel.text = _("{case}: {status}").format(case=review.case_id, status=review.status)
-        if self.qa.index + 1 < len(self.qa.case_ids):
+        if self.qa.index + 1 < len(self.qa.caseIds):
             self._qaShow(self.qa.next())
         else:
             self._qaRefresh()
@@ -736,7 +711,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onQANeedsEdit(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Marking the case failed."), waitCursor=True):
-            self.qa.needs_edit(self.ui.qaNoteLineEdit.text)
+            self.qa.needsEdit(self.ui.qaNoteLineEdit.text)
             self.ui.lesionCollapsibleButton.collapsed = False
             self._selectSegment("lesion")
             self._qaRefresh()
@@ -763,10 +738,10 @@ class HER2RadiomicsLogic(ScriptedLoadableModuleLogic):
     """Slicer-side logic: the parameter node; all computation is in ``HER2RadiomicsLib.logic`` (``self.core``)."""
 
     def __init__(self) -> None:
-        from HER2RadiomicsLib.logic import HER2RadiomicsLogic as CoreLogic
+        from HER2RadiomicsLib.logic import PanelLogic
 
         ScriptedLoadableModuleLogic.__init__(self)
-        self.core = CoreLogic()
+        self.core = PanelLogic()
 
     def getParameterNode(self):
         return HER2RadiomicsParameterNode(super().getParameterNode())

@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from her2radiomics.demo import shipped_card_path  # noqa: E402
-from her2radiomics.prediction import load_card, predict  # noqa: E402
+from her2radiomics.modelcard import load_model_card  # noqa: E402
+from her2radiomics.prediction import predict  # noqa: E402
 
 
 def main() -> int:
@@ -58,7 +59,7 @@ def main() -> int:
             for fs, aucs in sets.items():
                 print(f"  {task} {fs:<12} " + "  ".join(f"{s} {a:.3f}" for s, a in aucs.items()))
 
-    card1, card2 = load_card(shipped_card_path("stage1")), load_card(shipped_card_path("stage2"))
+    card1, card2 = load_model_card(shipped_card_path("stage1")), load_model_card(shipped_card_path("stage2"))
     feats = sorted(set(card1["features"]) | set(card2["features"]))
     rng = np.random.default_rng(0)
     df = pd.DataFrame(rng.normal(1.0, 0.1, (10_000, len(feats))), columns=feats)

@@ -28,7 +28,7 @@ def main() -> None:
 
     from her2radiomics.phantom import make_phantom
     from HER2RadiomicsLib import mrml_bridge as mb
-    from HER2RadiomicsLib.logic import HER2RadiomicsLogic
+    from HER2RadiomicsLib.logic import PanelLogic
 
     ph = make_phantom(seed=0)
     print(f"phantom {ph.image.GetSize()} spacing {ph.image.GetSpacing()}")
@@ -46,16 +46,16 @@ def main() -> None:
             vol = mb.volume_node_from_image(ph.image, "img")
         with timed("volume node -> image"):
             mb.image_from_volume_node(vol)
-        logic = HER2RadiomicsLogic()
-        seg = logic.setup_segmentation(vol)
+        logic = PanelLogic()
+        seg = logic.setupSegmentation(vol)
         with timed("mask -> segment (lesion)"):
             mb.set_segment_from_mask(seg, "lesion", ph.lesion)
         with timed("segment -> mask (lesion)"):
             mb.mask_from_segment(seg, "lesion", vol)
         with timed("Generate shells (auto exclusions)"):
-            logic.generate_shells(vol, seg)
+            logic.generateShells(vol, seg)
         with timed("Recompute shells (edited exclusions)"):
-            logic.generate_shells(vol, seg)
+            logic.generateShells(vol, seg)
         with timed("Undo"):
             logic.undo(seg)
         ctx.close()

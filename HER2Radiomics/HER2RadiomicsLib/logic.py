@@ -27,11 +27,10 @@ panel's dependency prompt.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,8 +38,8 @@ from typing import Any, Protocol
 import numpy as np
 import SimpleITK as sitk
 
-from her2radiomics import DEMO_MODEL_NOTICE, NOT_FOR_CLINICAL_USE
 from her2radiomics.errors import UserError
+from her2radiomics.modelcard import ZONE_COLOURS, gdi_zones, load_model_card
 
 from . import mrml_bridge, segments
 
@@ -52,7 +51,6 @@ REGION_STAT_COLUMNS = (
     "region", "voxels", "volume_mm3", "excluded_mm3", "excluded_air_mm3", "excluded_pectoralis_mm3", "clipped_mm3",
 )
 FEATURE_COLUMNS = ("region", "feature", "value", "name")
-GDI_COLORS = {"safe": "#2e7d32", "warning": "#ef6c00", "high": "#c62828"}
 
 
 def _slicer():
@@ -81,9 +79,9 @@ def parse_distances(text: str | Iterable[float]) -> tuple[float, ...]:
 class UndoStack(Protocol):
     """What the logic needs for undo; the GUI passes the Segment Editor widget's history."""
 
-    def save_state(self, segmentation_node) -> None: ...
+    def saveState(self, segmentation_node) -> None: ...
     def undo(self, segmentation_node) -> bool: ...
-    def can_undo(self, segmentation_node) -> bool: ...
+    def canUndo(self, segmentation_node) -> bool: ...
 
 
 class SegmentationUndo:
@@ -103,7 +101,7 @@ class SegmentationUndo:
             self._histories[key] = hist
         return hist
 
-    def save_state(self, segmentation_node) -> None:
+    def saveState(self, segmentation_node) -> None:
         self._history(segmentation_node).SaveState()
 
     def undo(self, segmentation_node) -> bool:
@@ -112,7 +110,7 @@ class SegmentationUndo:
             return False
         return bool(hist.RestorePreviousState())
 
-    def can_undo(self, segmentation_node) -> bool:
+    def canUndo(self, segmentation_node) -> bool:
         return bool(self._history(segmentation_node).IsRestorePreviousStateAvailable())
 
 
@@ -188,7 +186,7 @@ class SessionState:
     exclusion_states: dict[str, str] = field(default_factory=dict)
     exclusion_notes: dict[str, list[str]] = field(default_factory=dict)
     parameter_file: str | None = None
-    parameter_hash: str | None = None
+    parameter_file_hash: str | None = None
     features: dict[str, float] | None = None
     features_info: dict[str, Any] = field(default_factory=dict)
     prediction: PredictionResult | None = None
@@ -199,12 +197,12 @@ class SessionState:
         return self.regions is not None or bool(self.features) or self.prediction is not None
 
 
-class HER2RadiomicsLogic:
+class PanelLogic:
     """Batch-mode logic of the module (usable from the Python console, scripts and tests)."""
 
     def __init__(self, scene=None, undo: UndoStack | None = None) -> None:
         self._scene = scene
-        self.undo_stack: UndoStack = undo or SegmentationUndo()
+        self.undoStack: UndoStack = undo or SegmentationUndo()
         self.state = SessionState()
         self._undo_states: list[dict[str, Any]] = []   # module state before each undoable step
 
@@ -215,7 +213,7 @@ class HER2RadiomicsLogic:
         self.state = SessionState(**keep)
         self._undo_states.clear()
 
-    def results_match(self, volume_node, segmentation_node, key: InputKey | None = None) -> bool:
+    def resultsMatch(self, volume_node, segmentation_node, key: InputKey | None = None) -> bool:
         """True when there are no results, or they were computed from these nodes with this content."""
         st = self.state
         if not st.has_results() or st.inputs is None:
@@ -223,7 +221,7 @@ class HER2RadiomicsLogic:
         key = key or input_key(volume_node, segmentation_node)
         return key == st.inputs
 
-    def check_inputs(self, volume_node, segmentation_node) -> None:
+    def checkInputs(self, volume_node, segmentation_node) -> None:
         """UserError (one line) when the results belong to other nodes or other content than these."""
         st = self.state
         if not st.has_results() or st.inputs is None:
@@ -241,11 +239,11 @@ class HER2RadiomicsLogic:
         """Results now come from ``key``: anything computed from other inputs is dropped first."""
         if self.state.inputs is not None and key != self.state.inputs:
             self.state.features, self.state.prediction = None, None
-            self.state.parameter_file = self.state.parameter_hash = None
+            self.state.parameter_file = self.state.parameter_file_hash = None
             self.state.features_info = {}
         self.state.inputs = key
 
-    def _save_undo(self, segmentation_node) -> None:
+    def _saveUndo(self, segmentation_node) -> None:
         """Snapshot the module state with the segments, so that undo restores both."""
         import copy
 
@@ -255,24 +253,24 @@ class HER2RadiomicsLogic:
             "exclusion_notes": copy.deepcopy(st.exclusion_notes), "warnings": list(st.warnings),
             "distances": st.distances, "auto_exclusions": st.auto_exclusions, "inputs": st.inputs,
             "features": st.features, "prediction": st.prediction, "parameter_file": st.parameter_file,
-            "parameter_hash": st.parameter_hash, "features_info": st.features_info,
+            "parameter_file_hash": st.parameter_file_hash, "features_info": st.features_info,
         })
         del self._undo_states[:-20]
-        self.undo_stack.save_state(segmentation_node)
+        self.undoStack.saveState(segmentation_node)
 
     # ---------------------------------------------------------------- scene / nodes
     @property
     def scene(self):
         return self._scene if self._scene is not None else _slicer().mrmlScene
 
-    def _table_node(self, name: str, node=None):
+    def _tableNode(self, name: str, node=None):
         if node is None:
             node = self.scene.GetFirstNodeByName(name)
             if node is None or not node.IsA("vtkMRMLTableNode"):
                 node = self.scene.AddNewNodeByClass("vtkMRMLTableNode", name)
         return node
 
-    def setup_segmentation(self, volume_node, segmentation_node=None, distances: Iterable[float] | None = None):
+    def setupSegmentation(self, volume_node, segmentation_node=None, distances: Iterable[float] | None = None):
         """Segmentation node (created when None) on ``volume_node``'s geometry with every HER2 segment present."""
         if volume_node is None:
             raise UserError("no input image selected; choose the DCE phase in the Input section")
@@ -285,7 +283,7 @@ class HER2RadiomicsLogic:
         segments.ensure_segments(segmentation_node, dists)
         return segmentation_node
 
-    def segment_editor_node(self, segmentation_node=None, volume_node=None):
+    def segmentEditorNode(self, segmentation_node=None, volume_node=None):
         """The module's own segment editor node, in 'allow overlap' mode (editing never erases other segments).
 
         A singleton node (tag ``HER2Radiomics``), as Slicer's Segment Editor module keeps its own
@@ -310,7 +308,7 @@ class HER2RadiomicsLogic:
     def image(self, volume_node) -> sitk.Image:
         return mrml_bridge.image_from_volume_node(volume_node)
 
-    def lesion_mask(self, volume_node, segmentation_node) -> sitk.Image:
+    def lesionMask(self, volume_node, segmentation_node) -> sitk.Image:
         """The ``lesion`` segment on the image grid; UserError when missing or empty."""
         if segmentation_node is None or not mrml_bridge.segment_id(segmentation_node, segments.LESION):
             raise UserError("no 'lesion' segment; press 'Prepare segmentation' and paint the lesion first")
@@ -319,7 +317,7 @@ class HER2RadiomicsLogic:
             raise UserError("the 'lesion' segment is empty; paint the lesion in the Lesion section first")
         return mask
 
-    def exclusion_masks(self, volume_node, segmentation_node) -> dict[str, sitk.Image | None]:
+    def exclusionMasks(self, volume_node, segmentation_node) -> dict[str, sitk.Image | None]:
         """Current air/pectoralis segments as user masks; None for never-detected empty placeholders."""
         from her2radiomics.regions import EXCLUSIONS
 
@@ -332,20 +330,20 @@ class HER2RadiomicsLogic:
             out[name] = None if segments.exclusion_state(segmentation_node, name, mask) == "none" else mask
         return out
 
-    def _write_exclusion(self, segmentation_node, name: str, mask: sitk.Image, source: str) -> None:
+    def _writeExclusion(self, segmentation_node, name: str, mask: sitk.Image, source: str) -> None:
         sid = mrml_bridge.set_segment_from_mask(segmentation_node, name, mask)
         seg = segmentation_node.GetSegmentation().GetSegment(sid)
         seg.SetTag(segments.SOURCE_TAG, source)
         seg.SetTag(segments.AUTO_HASH_TAG, segments.mask_digest(mask) if source == "auto" else "")
 
     # ---------------------------------------------------------------- exclusions
-    def detect_exclusion(self, volume_node, segmentation_node, name: str) -> list[str]:
+    def detectExclusion(self, volume_node, segmentation_node, name: str) -> list[str]:
         """Replace the ``air`` or ``pectoralis`` segment by the automatic mask; returns the detector's notes."""
         from her2radiomics import exclusions
 
         if name not in ("air", "pectoralis"):
             raise UserError(f"unknown exclusion '{name}'; use air or pectoralis")
-        segmentation_node = self.setup_segmentation(volume_node, segmentation_node)
+        segmentation_node = self.setupSegmentation(volume_node, segmentation_node)
         image = self.image(volume_node)
         lesion = mrml_bridge.mask_from_segment(segmentation_node, segments.LESION, volume_node)
         lesion_arg = lesion if sitk.GetArrayViewFromImage(lesion).any() else None
@@ -354,8 +352,8 @@ class HER2RadiomicsLogic:
         else:
             reach = max(self.state.distances) if self.state.distances else 5.0
             res = exclusions.detect_pectoralis(image, lesion_arg, reach_mm=reach)
-        self._save_undo(segmentation_node)
-        self._write_exclusion(segmentation_node, name, res.mask, "auto")
+        self._saveUndo(segmentation_node)
+        self._writeExclusion(segmentation_node, name, res.mask, "auto")
         self.state.exclusion_states[name] = "auto"
         self.state.exclusion_notes[name] = [str(n) for n in res.notes]
         if self.state.has_results():
@@ -363,7 +361,7 @@ class HER2RadiomicsLogic:
         return self.state.exclusion_notes[name]
 
     # ---------------------------------------------------------------- shells
-    def generate_shells(
+    def generateShells(
         self,
         volume_node,
         segmentation_node,
@@ -381,13 +379,13 @@ class HER2RadiomicsLogic:
 
         dists = parse_distances(distances if distances is not None else self.state.distances)
         auto = self.state.auto_exclusions if auto_exclusions is None else bool(auto_exclusions)
-        segmentation_node = self.setup_segmentation(volume_node, segmentation_node, dists)
+        segmentation_node = self.setupSegmentation(volume_node, segmentation_node, dists)
         image = self.image(volume_node)
-        lesion = self.lesion_mask(volume_node, segmentation_node)
-        user = self.exclusion_masks(volume_node, segmentation_node)
+        lesion = self.lesionMask(volume_node, segmentation_node)
+        user = self.exclusionMasks(volume_node, segmentation_node)
         regions = build_regions(image, lesion, dists, air=user["air"], pectoralis=user["pectoralis"], auto_exclusions=auto)
 
-        self._save_undo(segmentation_node)
+        self._saveUndo(segmentation_node)
         seg = segmentation_node.GetSegmentation()
         keep = {segments.shell_name(d) for d in dists}
         for i in reversed(range(seg.GetNumberOfSegments())):
@@ -399,10 +397,10 @@ class HER2RadiomicsLogic:
         for name in EXCLUSIONS:
             src = regions.exclusion_source[name]
             if src == "auto":
-                self._write_exclusion(segmentation_node, name, regions.masks[name], "auto")
+                self._writeExclusion(segmentation_node, name, regions.masks[name], "auto")
                 self.state.exclusion_notes[name] = list(regions.exclusions.get(name, {}).get("notes", []))
             elif src == "none":
-                self._write_exclusion(segmentation_node, name, regions.masks[name], "none")
+                self._writeExclusion(segmentation_node, name, regions.masks[name], "none")
             self.state.exclusion_states[name] = segments.exclusion_state(segmentation_node, name, regions.masks[name])
         segments.ensure_segments(segmentation_node, dists)  # names/colours/roles (never voxels)
         self._bind(input_key(volume_node, segmentation_node))
@@ -414,17 +412,17 @@ class HER2RadiomicsLogic:
         """Restore the segments and the module's regions / exclusion states as before the last step."""
         if segmentation_node is None:
             return False
-        done = self.undo_stack.undo(segmentation_node)
+        done = self.undoStack.undo(segmentation_node)
         if done and self._undo_states:
             for k, v in self._undo_states.pop().items():
                 setattr(self.state, k, v)
         return done
 
-    def can_undo(self, segmentation_node) -> bool:
-        return segmentation_node is not None and self.undo_stack.can_undo(segmentation_node)
+    def canUndo(self, segmentation_node) -> bool:
+        return segmentation_node is not None and self.undoStack.canUndo(segmentation_node)
 
     # ---------------------------------------------------------------- region statistics
-    def region_stats_rows(self, regions=None) -> list[dict[str, Any]]:
+    def regionStatsRows(self, regions=None) -> list[dict[str, Any]]:
         regions = regions or self.state.regions
         if regions is None:
             return []
@@ -437,14 +435,14 @@ class HER2RadiomicsLogic:
             rows.append(row)
         return rows
 
-    def region_stats_table(self, regions=None, node=None):
+    def regionStatsTable(self, regions=None, node=None):
         """Region statistics (voxels, mm3, excluded and clipped mm3) as a table node."""
-        node = self._table_node(f"{TABLE_PREFIX} region statistics", node)
-        fill_table(node, self.region_stats_rows(regions), REGION_STAT_COLUMNS)
+        node = self._tableNode(f"{TABLE_PREFIX} region statistics", node)
+        fill_table(node, self.regionStatsRows(regions), REGION_STAT_COLUMNS)
         return node
 
     # ---------------------------------------------------------------- features
-    def feature_regions(self, volume_node, segmentation_node, distances=None):
+    def featureRegions(self, volume_node, segmentation_node, distances=None):
         """The regions features are computed from: ``build_regions`` on the lesion and exclusion segments.
 
         Identical to what ``her2radiomics extract`` builds from a manifest row with the same image,
@@ -455,8 +453,8 @@ class HER2RadiomicsLogic:
 
         dists = parse_distances(distances if distances is not None else self.state.distances)
         image = self.image(volume_node)
-        lesion = self.lesion_mask(volume_node, segmentation_node)
-        user = self.exclusion_masks(volume_node, segmentation_node)
+        lesion = self.lesionMask(volume_node, segmentation_node)
+        user = self.exclusionMasks(volume_node, segmentation_node)
         regions = build_regions(image, lesion, dists, air=user["air"], pectoralis=user["pectoralis"],
                                 auto_exclusions=self.state.auto_exclusions)
         for name in regions.shell_names:
@@ -470,19 +468,19 @@ class HER2RadiomicsLogic:
                 )
         return image, regions
 
-    def extract_features(self, volume_node, segmentation_node, parameter_file=None, distances=None) -> dict[str, float]:
+    def extractFeatures(self, volume_node, segmentation_node, parameter_file=None, distances=None) -> dict[str, float]:
         """Synchronous feature extraction (scripts, tests; the GUI runs ``runner.FeatureJob`` instead)."""
         from her2radiomics import features
 
         params = features.load_params(parameter_file or None)
-        image, regions = self.feature_regions(volume_node, segmentation_node, distances)
+        image, regions = self.featureRegions(volume_node, segmentation_node, distances)
         info: dict[str, Any] = {}
         values = features.extract_case(image, regions.feature_masks(), params, info=info)
-        self.set_features(values, parameter_file, features.parameter_file_hash(params), info, regions,
+        self.setFeatures(values, parameter_file, features.parameter_file_hash(params), info, regions,
                           inputs=input_key(volume_node, segmentation_node))
         return values
 
-    def set_features(self, values: Mapping[str, float], parameter_file=None, parameter_hash=None, info=None, regions=None,
+    def setFeatures(self, values: Mapping[str, float], parameter_file=None, parameter_file_hash=None, info=None, regions=None,
                      inputs: InputKey | None = None):
         """Store extracted features; ``inputs`` is the :class:`InputKey` they were computed from."""
         if inputs is not None:
@@ -490,13 +488,13 @@ class HER2RadiomicsLogic:
         self.state.prediction = None  # a prediction belongs to the features it was computed from
         self.state.features = dict(values)
         self.state.parameter_file = str(parameter_file) if parameter_file else None
-        self.state.parameter_hash = parameter_hash
+        self.state.parameter_file_hash = parameter_file_hash
         self.state.features_info = dict(info or {})
         if regions is not None:
             self.state.regions = regions
             self.state.warnings = list(regions.warnings)
 
-    def features_table(self, values: Mapping[str, float] | None = None, node=None, regions: Iterable[str] | None = None):
+    def featuresTable(self, values: Mapping[str, float] | None = None, node=None, regions: Iterable[str] | None = None):
         """Long-format feature table (region, feature, value, name): one row per feature."""
         values = values if values is not None else (self.state.features or {})
         names = list(regions) if regions is not None else None
@@ -507,18 +505,11 @@ class HER2RadiomicsLogic:
         for key, v in values.items():
             region = next((r for r in sorted(names, key=len, reverse=True) if key.startswith(r + "_")), "")
             rows.append({"region": region, "feature": key[len(region) + 1:] if region else key, "value": float(v), "name": key})
-        node = self._table_node(f"{TABLE_PREFIX} features", node)
+        node = self._tableNode(f"{TABLE_PREFIX} features", node)
         fill_table(node, rows, FEATURE_COLUMNS)
         return node
 
     # ---------------------------------------------------------------- prediction
-    def load_card(self, path) -> dict:
-        from her2radiomics.modelcard import load_model_card
-
-        if not path or not Path(str(path)).is_file():
-            raise UserError(f"model card not found: {path}; choose a model card JSON in the Prediction section")
-        return load_model_card(str(path))
-
     def predict(self, stage1_path, stage2_path=None, values: Mapping[str, float] | None = None, case_id: str | None = None,
                 volume_node=None, segmentation_node=None) -> PredictionResult:
         """Stage-wise P(positive)/P(low)/P(zero), calls and contributions into table nodes and a bar chart.
@@ -531,18 +522,19 @@ class HER2RadiomicsLogic:
         from her2radiomics.prediction import feature_label, predict
 
         if values is None and volume_node is not None:
-            self.check_inputs(volume_node, segmentation_node)
+            self.checkInputs(volume_node, segmentation_node)
         values = values if values is not None else self.state.features
         if not values:
             raise UserError("no features yet; run Extract features first")
         case_id = case_id or self.state.case_id
         paths = {"stage1": stage1_path, **({"stage2": stage2_path} if stage2_path else {})}
-        cards = {stage: self.load_card(p) for stage, p in paths.items()}
+        for p in paths.values():
+            if not p or not Path(str(p)).is_file():
+                raise UserError(f"model card not found: {p}; choose a model card JSON in the Prediction section")
+        cards = {stage: load_model_card(str(p)) for stage, p in paths.items()}
         df = pd.DataFrame([{"case_id": case_id, **values}])
-        kwargs = {}
-        if self.state.parameter_hash and "features_hash" in inspect.signature(predict).parameters:
-            kwargs["features_hash"] = self.state.parameter_hash  # the core refuses cards from another parameter file
-        pred = predict(df, cards["stage1"], cards.get("stage2"), **kwargs)
+        # the core refuses cards trained with another parameter file than the features' (None: not known)
+        pred = predict(df, cards["stage1"], cards.get("stage2"), parameter_file_hash=self.state.parameter_file_hash or None)
         row = {k: _plain(v) for k, v in pred.table.iloc[0].to_dict().items()}
         contrib = pred.contributions.copy()
         contrib["label"] = [feature_label(f) for f in contrib["feature"]]
@@ -554,21 +546,21 @@ class HER2RadiomicsLogic:
             row=row,
             contributions=contributions,
             warnings=warnings,
-            gdi={stage: gdi_badges(card) for stage, card in cards.items()},
+            gdi={stage: [(split, v, z) for split, (v, z) in gdi_zones(card).items()] for stage, card in cards.items()},
             cards={stage: {"path": str(paths[stage]), **card_summary(card)} for stage, card in cards.items()},
         )
-        result.table_node = self._table_node(f"{TABLE_PREFIX} predictions")
+        result.table_node = self._tableNode(f"{TABLE_PREFIX} predictions")
         pred_cols = list(row.keys())
         fill_table(result.table_node, [row], pred_cols)
-        result.contributions_node = self._table_node(f"{TABLE_PREFIX} contributions")
+        result.contributions_node = self._tableNode(f"{TABLE_PREFIX} contributions")
         contrib_cols = list(contrib.columns)
         fill_table(result.contributions_node, contributions, contrib_cols)
-        result.chart_node = self.contributions_chart(contributions)
+        result.chart_node = self.contributionsChart(contributions)
         self.state.case_id = case_id
         self.state.prediction = result
         return result
 
-    def contributions_chart(self, contributions: list[dict[str, Any]], top: int = 15):
+    def contributionsChart(self, contributions: list[dict[str, Any]], top: int = 15):
         """Bar chart of the largest contributions (log-odds) per stage: one series per stage."""
         slicer = _slicer()
         chart = self.scene.GetFirstNodeByName(f"{TABLE_PREFIX} contributions chart")
@@ -583,7 +575,7 @@ class HER2RadiomicsLogic:
             rows = [r for r in contributions if r["stage"] == stage][:top]
             if not rows:
                 continue
-            table = self._table_node(f"{TABLE_PREFIX} contributions {stage} (chart)")
+            table = self._tableNode(f"{TABLE_PREFIX} contributions {stage} (chart)")
             fill_table(table, [{"rank": i + 1, "contribution": r["contribution"], "label": r["label"]} for i, r in enumerate(rows)],
                        ("rank", "contribution", "label"))
             name = f"{TABLE_PREFIX} {stage} contributions"
@@ -658,23 +650,14 @@ def table_rows(node) -> list[dict[str, Any]]:
     return out
 
 
-def gdi_badges(card: Mapping[str, Any]) -> list[tuple[str, float | None, str]]:
-    """(split, GDI value, zone) for every non-training split of a model card (METHOD.md zones)."""
-    out = []
-    for split, g in (card.get("gdi") or {}).items():
-        if isinstance(g, Mapping):
-            v = g.get("value")
-            out.append((str(split), float(v) if v is not None else None, str(g.get("zone", ""))))
-    return out
-
-
 def gdi_html(badges: list[tuple[str, float | None, str]]) -> str:
-    """Coloured GDI zone badges for a QLabel (rich text)."""
+    """Coloured GDI zone badges for a QLabel (rich text): ``badges`` = (split, value, zone) from
+    ``modelcard.gdi_zones``, coloured with the core's ``ZONE_COLOURS``."""
     if not badges:
         return "no GDI in this model card"
     parts = []
     for split, value, zone in badges:
-        color = GDI_COLORS.get(zone, "#555555")
+        color = ZONE_COLOURS.get(zone, ZONE_COLOURS["unknown"])
         pct = "n/a" if value is None else f"{100 * value:.0f}%"
         parts.append(f'<span style="background-color:{color}; color:white; padding:2px 6px;">&nbsp;{split}: GDI {pct} ({zone})&nbsp;</span>')
     return " ".join(parts)
@@ -690,16 +673,6 @@ def card_summary(card: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def card_notice(card: Mapping[str, Any] | None) -> str:
-    """The line shown under the model selectors: the card's intended use (always with 'not for clinical use')."""
-    if not card:
-        return NOT_FOR_CLINICAL_USE
-    text = str(card.get("intended_use") or DEMO_MODEL_NOTICE)
-    if "not for clinical use" not in text.lower():
-        text = f"{text} {NOT_FOR_CLINICAL_USE}"
-    return text
-
-
 def default_session_folder() -> Path:
     """Per-user folder for saved sessions: $HER2RADIOMICS_SESSION_DIR, else ~/Documents/HER2Radiomics sessions
     (~/HER2Radiomics sessions when there is no Documents folder). Never the shared system temp folder."""
@@ -709,17 +682,6 @@ def default_session_folder() -> Path:
     home = Path.home()
     docs = home / "Documents"
     return (docs if docs.is_dir() else home) / "HER2Radiomics sessions"
-
-
-def read_model_card(path) -> tuple[dict | None, str | None]:
-    """(card, None) for a valid card, (None, reason) for a refused one: only through
-    ``her2radiomics.modelcard.load_model_card``, the one validated loader (checksum, schema)."""
-    from her2radiomics.modelcard import load_model_card
-
-    try:
-        return load_model_card(str(path)), None
-    except UserError as exc:
-        return None, str(exc)
 
 
 def default_model_cards(models_dir: Path | None = None) -> dict[str, Path]:
@@ -732,63 +694,11 @@ def default_model_cards(models_dir: Path | None = None) -> dict[str, Path]:
         return {}
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        card, _refused = read_model_card(path)
-        if card is None:
+        try:
+            card = load_model_card(path)
+        except UserError:
             continue
         task = card.get("task")
         if task in ("stage1", "stage2") and task not in found:
             found[task] = path
     return found
-
-
-def features_importable() -> bool:
-    """True when the parameter files can be read and checked here (PyYAML and pyradiomics installed)."""
-    from .deps import module_available
-
-    return all(module_available(m) for m in ("yaml", "radiomics"))
-
-
-def parameter_file_for_card(card: Mapping[str, Any] | str | Path, folder: Path | None = None,
-                            verify: bool | None = None) -> Path | None:
-    """The shipped pyradiomics parameter file a model card was trained with.
-
-    Cards record ``provenance.parameter_file_hash`` (``features.parameter_file_hash``) and the file's name
-    (``provenance.parameter_file``). With PyYAML and pyradiomics installed (``verify``, default: when
-    importable) the first file of Resources/Parameters with that hash is returned. Before they are
-    installed (a fresh Slicer, before the dependency prompt) nothing is imported: the file named by the
-    card is returned when it exists, and the hash is checked later (the features carry their parameter
-    hash and ``predict`` refuses a card trained with another one). None when nothing matches. Cards are
-    read through ``modelcard.load_model_card`` (a refused card gives None).
-    """
-    from her2radiomics.resources import resources_dir
-
-    if not isinstance(card, Mapping):
-        card, _refused = read_model_card(card)
-        if card is None:
-            return None
-    prov = card.get("provenance") or {}
-    want = prov.get("parameter_file_hash")
-    if not want:
-        return None
-    try:
-        folder = Path(folder) if folder else resources_dir() / "Parameters"
-    except UserError:
-        return None
-    if not (features_importable() if verify is None else verify):
-        named = prov.get("parameter_file")
-        path = folder / Path(str(named)).name if named else None
-        return path if path is not None and path.is_file() else None
-    from her2radiomics.features import load_params, parameter_file_hash
-
-    for path in sorted(folder.glob("*")):
-        if path.suffix.lower() not in (".yaml", ".yml", ".json"):
-            continue
-        try:
-            if parameter_file_hash(load_params(path)) == want:
-                return path
-        except UserError:
-            continue
-    return None
-
-
-ProgressCallback = Callable[[float, str], None]

@@ -174,16 +174,6 @@ def image_from_volume_node(node) -> sitk.Image:
 # --------------------------------------------------------------------------------------------
 # Oriented image data (the segmentation's internal labelmap type)
 # --------------------------------------------------------------------------------------------
-def oriented_image_from_image(img: sitk.Image):
-    """vtkOrientedImageData with ``img``'s voxels and its IJK -> RAS geometry."""
-    slicer = _slicer()
-    oi = slicer.vtkOrientedImageData()
-    src = _vtk_image_from_array(sitk.GetArrayViewFromImage(img))
-    oi.ShallowCopy(src)
-    oi.SetImageToWorldMatrix(_vtk_matrix(ijk_to_ras_from_image(img)))
-    return oi
-
-
 def reference_oriented_geometry(reference_node):
     """Empty-geometry vtkOrientedImageData (extent + image-to-world) of a volume node, world coordinates."""
     slicer = _slicer()

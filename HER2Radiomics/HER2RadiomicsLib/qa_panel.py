@@ -1,7 +1,7 @@
 """The panel's QA section: review a cohort's QA session (``her2radiomics.qa``) case by case in the scene (no Qt).
 
 One case at a time is in the scene: Previous / Next remove the previous case's volume and segmentation nodes
-and forget every result the module logic holds for it (``HER2RadiomicsLogic.reset``), then load the next case's
+and forget every result the module logic holds for it (``PanelLogic.reset``), then load the next case's
 image and the reader's masks (their own edited ones, else the manifest's; no lesion for a blind reader) from
 :meth:`QASession.load`. A decision goes through the core's :meth:`QASession.approve` / ``set_status`` with the
 masks taken from the segments, so the panel writes exactly the files a review through the Python API writes
@@ -49,7 +49,7 @@ class CaseRow:
 
 
 class QAPanelLogic:
-    """The QA section's state and actions over a module logic (``HER2RadiomicsLib.logic.HER2RadiomicsLogic``)."""
+    """The QA section's state and actions over a module logic (``HER2RadiomicsLib.logic.PanelLogic``)."""
 
     def __init__(self, core_logic, clock: Callable[[], Any] | None = None) -> None:
         self.core = core_logic
@@ -70,17 +70,17 @@ class QAPanelLogic:
         session = QASession.open(folder, clock=self.clock)
         reader = (reader or "").strip() or session.first_reader
         session.cases(reader)  # UserError for an unknown reader
-        self.close_case()
+        self.closeCase()
         self.session, self.reader, self.index = session, reader, -1
         return session
 
     @property
-    def case_ids(self) -> list[str]:
+    def caseIds(self) -> list[str]:
         return [c.case_id for c in self.session.cases(self.reader)] if self.session else []
 
     @property
-    def current_case_id(self) -> str | None:
-        ids = self.case_ids
+    def currentCaseId(self) -> str | None:
+        ids = self.caseIds
         return ids[self.index] if 0 <= self.index < len(ids) else None
 
     def rows(self) -> list[CaseRow]:
@@ -88,19 +88,19 @@ class QAPanelLogic:
             return []
         return [CaseRow(r.case_id, r.status, r.reviewer, r.note) for r in self.session.reviews(self.reader)]
 
-    def progress_text(self) -> str:
+    def progressText(self) -> str:
         """'Case i of N: ID (status) | reader: n of N reviewed (...)'."""
         if self.session is None:
             return ""
         (prog,) = self.session.status(self.reader)
-        cid = self.current_case_id
-        head = (f"Case {self.index + 1} of {len(self.case_ids)}: {cid} ({self.session.review(cid, self.reader).status})"
-                if cid else f"{len(self.case_ids)} case(s)")
+        cid = self.currentCaseId
+        head = (f"Case {self.index + 1} of {len(self.caseIds)}: {cid} ({self.session.review(cid, self.reader).status})"
+                if cid else f"{len(self.caseIds)} case(s)")
         blind = " - blind reader: reader 1's lesion is not shown" if self.session.is_blind(self.reader) else ""
         return f"{head} | {prog.text()}{blind}"
 
     # ---- navigation ----------------------------------------------------------------------------------------
-    def close_case(self) -> None:
+    def closeCase(self) -> None:
         """Remove the current case's nodes from the scene and forget every result computed from them."""
         scene = self.core.scene
         for node in (self.segmentation_node, self.volume_node):
@@ -113,32 +113,32 @@ class QAPanelLogic:
         """Load a case: its image as a volume node and the reader's masks as segments; returns (volume, seg)."""
         if self.session is None:
             raise UserError("open a QA session first (QA section: session folder, then 'Open')")
-        ids = self.case_ids
+        ids = self.caseIds
         if case_id not in ids:
             raise UserError(f"case {case_id!r} is not one of reader {self.reader}'s cases in this session")
         self.session.start_review(case_id, self.reader)
         image, masks = self.session.load(case_id, self.reader)   # read before the old case goes (errors keep it)
-        self.close_case()
+        self.closeCase()
         scene = self.core.scene
         volume = mrml_bridge.volume_node_from_image(image, case_id, scene=scene)
         volume.SetAttribute(NODE_ATTRIBUTE, case_id)
         self.core.state.case_id = case_id
         self.core.state.distances = tuple(self.session.distances)
         self.core.state.auto_exclusions = bool(self.session.meta.get("auto_exclusions", True))
-        seg = self.core.setup_segmentation(volume, None, self.session.distances)
+        seg = self.core.setupSegmentation(volume, None, self.session.distances)
         seg.SetName(f"{case_id} HER2 segments")
         seg.SetAttribute(NODE_ATTRIBUTE, case_id)
         if masks["lesion"] is not None:
             mrml_bridge.set_segment_from_mask(seg, segments.LESION, masks["lesion"])
         for name in ("air", "pectoralis"):
             if masks[name] is not None:   # a given mask (manifest or the reader's edit) is a user mask
-                self.core._write_exclusion(seg, name, masks[name], "user")
+                self.core._writeExclusion(seg, name, masks[name], "user")
                 self.core.state.exclusion_states[name] = "user"
         self.volume_node, self.segmentation_node, self.index = volume, seg, ids.index(case_id)
         return volume, seg
 
-    def load_index(self, index: int):
-        ids = self.case_ids
+    def loadIndex(self, index: int):
+        ids = self.caseIds
         if not ids:
             raise UserError(f"reader {self.reader} has no case in this session")
         return self.load(ids[max(0, min(index, len(ids) - 1))])
@@ -146,24 +146,24 @@ class QAPanelLogic:
     def first(self):
         """The first pending case (or the first case when all are reviewed)."""
         cid = self.session.next_pending(self.reader) if self.session else None
-        return self.load(cid) if cid else self.load_index(0)
+        return self.load(cid) if cid else self.loadIndex(0)
 
     def next(self):
-        return self.load_index(self.index + 1)
+        return self.loadIndex(self.index + 1)
 
     def previous(self):
-        return self.load_index(self.index - 1)
+        return self.loadIndex(self.index - 1)
 
     # ---- decisions -----------------------------------------------------------------------------------------
     def _current(self):
-        if self.session is None or self.current_case_id is None or self.volume_node is None:
+        if self.session is None or self.currentCaseId is None or self.volume_node is None:
             raise UserError("load a case of the QA session first (Previous / Next)")
         if self.volume_node.GetScene() is None or self.segmentation_node.GetScene() is None:
-            raise UserError(f"case {self.current_case_id}'s image or segmentation left the scene (scene closed?); "
+            raise UserError(f"case {self.currentCaseId}'s image or segmentation left the scene (scene closed?); "
                             "load the case again (Previous / Next or the case list) before deciding")
-        return self.current_case_id, self.volume_node, self.segmentation_node
+        return self.currentCaseId, self.volume_node, self.segmentation_node
 
-    def scene_masks(self) -> dict[str, Any]:
+    def sceneMasks(self) -> dict[str, Any]:
         """The masks to hand to ``approve``: the lesion segment and the edited/user exclusions (see module doc)."""
         cid, volume, seg = self._current()
         out: dict[str, Any] = {}
@@ -183,9 +183,9 @@ class QAPanelLogic:
     def approve(self, note: str = ""):
         """Accept the case with the segments as they are (``edited`` when the reader changed a mask)."""
         cid, _, _ = self._current()
-        return self.session.approve(cid, self.reader, note=note, **self.scene_masks())
+        return self.session.approve(cid, self.reader, note=note, **self.sceneMasks())
 
-    def needs_edit(self, note: str = ""):
+    def needsEdit(self, note: str = ""):
         """Keep the case pending with a 'needs edit' note (edit the segments, then Approve)."""
         cid, _, _ = self._current()
         text = NEEDS_EDIT + (f": {note.strip()}" if note and note.strip() else "")

@@ -9,7 +9,7 @@ runs the real interpreter as its *child*; ending the launcher alone would leave 
 the worker gets its own process group (POSIX: a new session; Windows: ``CREATE_NEW_PROCESS_GROUP``, with
 ``CREATE_NO_WINDOW`` so no console pops up) and :meth:`BackgroundJob.cancel` ends the whole group
 (``os.killpg``; ``taskkill /T /F``) without waiting on the GUI thread. The synchronous path
-for scripts and tests is ``HER2RadiomicsLogic.extract_features``; both call
+for scripts and tests is ``PanelLogic.extractFeatures``; both call
 ``her2radiomics.features.extract_case`` on the same masks, so they give the same numbers.
 
 Worker protocol (one line each): ``PROGRESS <fraction 0-1> <message>``, ``ERROR <one line>``,

@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from her2radiomics.modelcard import parameter_file_for_card
+
 from . import mrml_bridge, session
-from .logic import HER2RadiomicsLogic, default_model_cards, parameter_file_for_card, table_rows
+from .logic import PanelLogic, default_model_cards, table_rows
 
 
 def _arr(img: sitk.Image) -> np.ndarray:
@@ -95,23 +97,23 @@ def run_workflow(
     except TypeError:  # a phantom without that option
         ph = make_phantom(**kw)
     volume = mrml_bridge.volume_node_from_image(ph.image, "HER2 phantom", scene=scene)
-    logic = HER2RadiomicsLogic(scene)
-    seg = logic.setup_segmentation(volume)
+    logic = PanelLogic(scene)
+    seg = logic.setupSegmentation(volume)
 
     say("Painting the lesion with the Segment Editor")
     if app_logic is None and hasattr(slicer, "app"):
         app_logic = slicer.app.applicationLogic()
-    editor = segment_editor_logic(scene, logic.segment_editor_node(seg, volume), volume, app_logic)
+    editor = segment_editor_logic(scene, logic.segmentEditorNode(seg, volume), volume, app_logic)
     lesion = _arr(ph.lesion)
     _edit(editor, seg, "lesion", lesion, remove=False, volume_node=volume)
     assert np.array_equal(_arr(mrml_bridge.mask_from_segment(seg, "lesion", volume)), lesion), "painted lesion differs"
 
     say("Generating peritumoral shells with automatic exclusions")
-    regions = logic.generate_shells(volume, seg, (1, 3, 5), auto_exclusions=True)
+    regions = logic.generateShells(volume, seg, (1, 3, 5), auto_exclusions=True)
     shells = {n: _arr(mrml_bridge.mask_from_segment(seg, n, volume)) for n in ("peri1", "peri3", "peri5")}
     assert shells["peri1"].any() and not (shells["peri5"] & lesion).any()
     assert not (shells["peri1"] & ~shells["peri3"]).any() and not (shells["peri3"] & ~shells["peri5"]).any(), "not nested"
-    assert len(table_rows(logic.region_stats_table())) == 4
+    assert len(table_rows(logic.regionStatsTable())) == 4
 
     say("Checking the pectoralis: painting muscle the detector missed next to the lesion")
     ideal = build_regions(ph.image, ph.lesion, (1, 3, 5), auto_exclusions=False)
@@ -119,7 +121,7 @@ def run_workflow(
     missed = _arr(ph.pectoralis) & reach & ~_arr(mrml_bridge.mask_from_segment(seg, "pectoralis", volume))
     if missed.any():
         _edit(editor, seg, "pectoralis", missed, remove=False, volume_node=volume)
-        logic.generate_shells(volume, seg, (1, 3, 5))
+        logic.generateShells(volume, seg, (1, 3, 5))
     shells = {n: _arr(mrml_bridge.mask_from_segment(seg, n, volume)) for n in ("peri1", "peri3", "peri5")}
 
     say("Erasing part of the pectoralis near the lesion, then recomputing")
@@ -127,7 +129,7 @@ def run_workflow(
     erase = reach.copy()
     erase[:, :, : int(np.argwhere(lesion)[:, 2].mean())] = False  # one side only: part of the exclusion stays
     _edit(editor, seg, "pectoralis", erase, remove=True, volume_node=volume)
-    logic.generate_shells(volume, seg, (1, 3, 5))
+    logic.generateShells(volume, seg, (1, 3, 5))
     erased = excl["pectoralis"] & erase
     regained = 0
     for name, before in shells.items():
@@ -141,7 +143,7 @@ def run_workflow(
     assert logic.undo(seg)
     for name, before in shells.items():
         assert np.array_equal(_arr(mrml_bridge.mask_from_segment(seg, name, volume)), before), f"undo {name}"
-    logic.generate_shells(volume, seg, (1, 3, 5))
+    logic.generateShells(volume, seg, (1, 3, 5))
 
     values: dict[str, float] = {}
     p: dict[str, Any] | None = None
@@ -151,9 +153,9 @@ def run_workflow(
         if params is None:  # the parameter file the cards were trained with (the default file when none matches)
             params = parameter_file_for_card(cards["stage1"])
         say(f"Extracting features ({Path(str(params)).name if params else 'default parameter file'})")
-        values = logic.extract_features(volume, seg, params)
+        values = logic.extractFeatures(volume, seg, params)
         assert values and all(k.split("_", 1)[0] in ("intra", "peri1", "peri3", "peri5") for k in values)
-        logic.features_table()
+        logic.featuresTable()
 
         say("Predicting with the model cards")
         pred = logic.predict(cards["stage1"], cards.get("stage2"), volume_node=volume, segmentation_node=seg)

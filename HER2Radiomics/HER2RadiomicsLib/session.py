@@ -120,8 +120,8 @@ def save_session(outdir, logic, volume_node, segmentation_node) -> dict[str, Any
     state = logic.state
     if segmentation_node is None:
         raise UserError("no segmentation to save; prepare the segmentation and generate the shells first")
-    if hasattr(logic, "check_inputs"):
-        logic.check_inputs(volume_node, segmentation_node)
+    if hasattr(logic, "checkInputs"):
+        logic.checkInputs(volume_node, segmentation_node)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
@@ -181,7 +181,7 @@ def save_session(outdir, logic, volume_node, segmentation_node) -> dict[str, Any
             "distances_mm": [float(d) for d in state.distances],
             "auto_exclusions": bool(state.auto_exclusions),
             "parameter_file": state.parameter_file,
-            "parameter_file_hash": state.parameter_hash,
+            "parameter_file_hash": state.parameter_file_hash,
             "crop": {k: v for k, v in state.features_info.items() if k in ("crop_bbox_zyx", "crop_size_xyz", "margin_mm")},
         },
         "regions": region_stats,

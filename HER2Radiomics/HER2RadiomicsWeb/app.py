@@ -1,14 +1,14 @@
-"""The QA page: trame-slicer views + the panel's workflow (``HER2RadiomicsLogic``) + the QA session core.
+"""The QA page: trame-slicer views + the panel's workflow (``PanelLogic``) + the QA session core.
 
 What runs where:
 
 * trame-slicer's ``SlicerApp`` owns the MRML scene, the slice views (rendered server-side, streamed
   to the page as images by trame-rca) and the segment editor (``SegmentationEditor``: Slicer's
   ``vtkSlicerSegmentEditorLogic`` with paint / erase brush effects driven by the mouse in the page).
-* ``HER2RadiomicsLib.logic.HER2RadiomicsLogic`` is given that scene and does every step, exactly as
-  in the Slicer panel: segments, Generate shells / Apply (``generate_shells``: ``build_regions`` with the
-  current air / pectoralis segments as user masks), Detect (``detect_exclusion``), Extract
-  (``extract_features``), Predict (``predict``, model cards through ``load_model_card``). The page holds
+* ``HER2RadiomicsLib.logic.PanelLogic`` is given that scene and does every step, exactly as
+  in the Slicer panel: segments, Generate shells / Apply (``generateShells``: ``build_regions`` with the
+  current air / pectoralis segments as user masks), Detect (``detectExclusion``), Extract
+  (``extractFeatures``), Predict (``predict``, model cards through ``load_model_card``). The page holds
   no science of its own.
 * ``HER2RadiomicsLib.qa_panel.QAPanelLogic`` (the panel's QA section, no Qt) loads a case's image and the
   reader's masks into the scene and hands decisions with the segments' masks to ``her2radiomics.qa.QASession``:
@@ -58,7 +58,7 @@ class QAWebApp:
         from trame_slicer.rca_view import register_rca_factories
         from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-        from HER2RadiomicsLib.logic import HER2RadiomicsLogic, default_model_cards
+        from HER2RadiomicsLib.logic import PanelLogic, default_model_cards
         from HER2RadiomicsLib.qa_panel import QAPanelLogic
 
         cards = default_model_cards() if not models else dict(zip(("stage1", "stage2"), models, strict=False))
@@ -75,7 +75,7 @@ class QAWebApp:
         self.layout_manager.set_layout("QA")
 
         # the panel's logic and its QA section's, on trame-slicer's scene
-        self.logic = HER2RadiomicsLogic(scene=self.slicer_app.scene)
+        self.logic = PanelLogic(scene=self.slicer_app.scene)
         self.qa = QAPanelLogic(self.logic)
         self.session = self.qa.open(session_dir, reader)
         self.reader = self.qa.reader
@@ -242,7 +242,7 @@ class QAWebApp:
 
     @property
     def case_id(self) -> str | None:
-        return self.qa.current_case_id if self.qa.volume_node is not None else None
+        return self.qa.currentCaseId if self.qa.volume_node is not None else None
 
     def _refresh_cases(self) -> None:
         st = self.server.state
@@ -300,7 +300,7 @@ class QAWebApp:
     def _refresh_stats(self) -> None:
         st = self.server.state
         rows = []
-        for r in self.logic.region_stats_rows():
+        for r in self.logic.regionStatsRows():
             rows.append({k: (round(v, 1) if isinstance(v, float) and np.isfinite(v) else ("" if isinstance(v, float) else v))
                          for k, v in r.items()})
         st.region_stats = rows
@@ -319,7 +319,7 @@ class QAWebApp:
 
     def generate_shells(self) -> str:
         self._before_step()
-        regions = self.logic.generate_shells(self.volume_node, self.segmentation_node)
+        regions = self.logic.generateShells(self.volume_node, self.segmentation_node)
         self._refresh_stats()
         warn = f"; {len(regions.warnings)} warning(s): " + " | ".join(regions.warnings) if regions.warnings else ""
         return f"shells {', '.join(regions.shell_names)} generated{warn}"
@@ -328,7 +328,7 @@ class QAWebApp:
         self._before_step()
         notes = []
         for name in ("air", "pectoralis"):
-            notes += [f"{name}: {n}" for n in self.logic.detect_exclusion(self.volume_node, self.segmentation_node, name)]
+            notes += [f"{name}: {n}" for n in self.logic.detectExclusion(self.volume_node, self.segmentation_node, name)]
         self._refresh_stats()
         return "air and pectoralis detected" + (" (" + "; ".join(notes) + ")" if notes else "")
 
@@ -376,19 +376,19 @@ class QAWebApp:
 
     # ------------------------------------------------------------------ features / prediction
     def extract(self) -> str:
-        from HER2RadiomicsLib.logic import parameter_file_for_card
+        from her2radiomics.modelcard import parameter_file_for_card
 
         self._need_case()
         params = self.params
         if params is None and self.cards.get("stage1"):
             found = parameter_file_for_card(self.cards["stage1"])
             params = str(found) if found else None
-        values = self.logic.extract_features(self.volume_node, self.segmentation_node, params)
+        values = self.logic.extractFeatures(self.volume_node, self.segmentation_node, params)
         self._refresh_stats()
         return f"{len(values)} features extracted" + (f" with {Path(params).name}" if params else "")
 
     def predict(self) -> str:
-        from HER2RadiomicsLib.logic import GDI_COLORS
+        from her2radiomics.modelcard import ZONE_COLOURS
 
         self._need_case()
         if not self.cards.get("stage1"):
@@ -403,7 +403,7 @@ class QAWebApp:
 
         st.p_positive, st.p_low, st.p_zero = fmt(row.get("p_positive")), fmt(row.get("p_low")), fmt(row.get("p_zero"))
         st.calls = " · ".join(f"{k}: {row[k]}" for k in ("stage1_call", "stage2_call") if row.get(k) not in (None, ""))
-        st.gdi = [{"stage": stage, "split": split, "color": GDI_COLORS.get(zone, "#555555"),
+        st.gdi = [{"stage": stage, "split": split, "color": ZONE_COLOURS.get(zone, ZONE_COLOURS["unknown"]),
                    "text": f"{stage} {split}: GDI {'n/a' if v is None else f'{100 * v:.0f}%'} ({zone})"}
                   for stage, badges in res.gdi.items() for split, v, zone in badges]
         top = [c for c in res.contributions][:12]
@@ -437,14 +437,14 @@ class QAWebApp:
         return f"case {rev.case_id}: {rev.status} ({rev.note})"
 
     def needs_edit(self) -> str:
-        """Keep the case pending with a 'needs edit' note (QAPanelLogic.needs_edit)."""
+        """Keep the case pending with a 'needs edit' note (QAPanelLogic.needsEdit)."""
         self._need_case()
-        rev = self.qa.needs_edit(self.server.state.reject_note)
+        rev = self.qa.needsEdit(self.server.state.reject_note)
         self._refresh_cases()
         return f"case {rev.case_id}: {rev.status} ({rev.note})"
 
     def previous_case(self) -> str:
-        ids = self.qa.case_ids
+        ids = self.qa.caseIds
         if not ids:
             raise UserError(f"reader {self.reader} has no case in this session")
         i = ids.index(self.case_id) if self.case_id in ids else 0
@@ -467,7 +467,7 @@ def _nodes(scene, cls: str):
 def _lesion_centre_ras(seg, vol, logic) -> tuple[float, float, float] | None:
     """RAS of the lesion's centroid (to centre the slice views on it)."""
     try:
-        mask = logic.lesion_mask(vol, seg)
+        mask = logic.lesionMask(vol, seg)
     except UserError:
         return None
     arr = sitk.GetArrayViewFromImage(mask)

@@ -354,7 +354,7 @@ def _predict_step(res: DemoResult, design: pd.DataFrame, feats: pd.DataFrame, pa
         notes.append("the real breast1 case was not found (../shared/data or $HER2_SHARED_DATA); phantoms only")
     cases = pd.concat(case_rows, ignore_index=True)
     _write_csv(cases, outdir / "cases_features.csv")
-    pred = predict(cases, res.cards["stage1"], res.cards["stage2"], features_hash=phash)
+    pred = predict(cases, res.cards["stage1"], res.cards["stage2"], parameter_file_hash=phash)
     res.predictions = outdir / "predictions.csv"
     _write_csv(pred.table, res.predictions)  # full precision, as 'predict' writes it
     _write_csv(pred.contributions, contributions_path(res.predictions))

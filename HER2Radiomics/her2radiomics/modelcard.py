@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from her2radiomics import DEMO_MODEL_NOTICE, NOT_FOR_CLINICAL_USE
 from her2radiomics.errors import UserError
 from her2radiomics.io import write_text
 
@@ -41,6 +42,11 @@ _REQUIRED = (
     "selection", "metrics", "gdi", "training_range", "provenance", "intended_use",
 )
 _METRIC_KEYS = ("n", "n_event", "auc", "auc_ci", "accuracy", "sensitivity", "specificity")
+#: GDI zones from the best to the worst (Gao et al. 2026: safe <= 15%, warning 15-20%, high >= 20%)
+ZONE_ORDER = ("safe", "warning", "high")
+#: the one colour of each GDI zone (report figures and badges, the Slicer panel, the web page); white text is
+#: written on them, so "warning" is a dark orange (contrast 3.1:1 with white) rather than an amber (2:1)
+ZONE_COLOURS = {"safe": "#2e7d32", "warning": "#ef6c00", "high": "#c62828", "unknown": "#757575"}
 
 
 # --------------------------------------------------------------------------------------------- checksum
@@ -107,6 +113,20 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
     Raises :class:`UserError` with one line naming the card and the problem. The checksum is checked
     before the schema so that any hand edit is reported as such.
     """
+    _check_format(card, where)
+    _check_checksum(card, where, require_checksum)
+    _check_fields(card, where)
+    n = _check_features(card, where)
+    _check_linear_model(card, n, where)
+    _check_ranges(card, n, where)
+    _check_metrics(card["metrics"], where)
+    _check_gdi(card["gdi"], where)
+    _check_provenance(card, where)
+    return card
+
+
+def _check_format(card: Any, where: str) -> None:
+    """A JSON object of this version's ``format``."""
     if not isinstance(card, dict):
         raise UserError(f"{where} is not a HER2Radiomics model card (expected a JSON object)")
     fmt = card.get("format")
@@ -114,6 +134,10 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
         if isinstance(fmt, str) and fmt.startswith("her2radiomics.model/"):
             raise UserError(f"model card {where} has format {fmt!r}, this version reads {FORMAT!r}; update HER2Radiomics")
         raise UserError(f"{where} is not a HER2Radiomics model card (format {fmt!r}, expected {FORMAT!r})")
+
+
+def _check_checksum(card: dict, where: str, require_checksum: bool) -> None:
+    """The stored checksum equals :func:`card_checksum` (a card being saved may have none yet)."""
     if "checksum" in card or require_checksum:
         stored = card.get("checksum")
         if not isinstance(stored, str):
@@ -123,6 +147,10 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
                 f"model card {where} was modified after it was saved (checksum mismatch); "
                 "re-train or restore the original file"
             )
+
+
+def _check_fields(card: dict, where: str) -> None:
+    """Every required field, a known task and the class names."""
     missing = [k for k in _REQUIRED if k not in card]
     if missing:
         raise _fail(where, f"missing field(s) {', '.join(missing)}")
@@ -134,13 +162,21 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
         raise _fail(where, "'classes' must be {\"event\": str, \"reference\": [str, ...]}")
     if not isinstance(card["feature_set"], str):
         raise _fail(where, "'feature_set' must be a string")
+
+
+def _check_features(card: dict, where: str) -> int:
+    """Distinct non-empty feature names; returns their number."""
     feats = card["features"]
     if not isinstance(feats, list) or not feats or not all(isinstance(f, str) and f for f in feats):
         raise _fail(where, "'features' must be a non-empty list of names")
     if len(set(feats)) != len(feats):
         dup = next(f for f in feats if feats.count(f) > 1)
         raise _fail(where, f"feature {dup!r} appears twice")
-    n = len(feats)
+    return len(feats)
+
+
+def _check_linear_model(card: dict, n: int, where: str) -> None:
+    """Scaler (positive scales), coefficients, intercept and a cut-off in [0, 1], one value per feature."""
     sc = card["scaler"]
     if not isinstance(sc, dict):
         raise _fail(where, "'scaler' must be {\"mean\": [...], \"scale\": [...]}")
@@ -155,6 +191,10 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
         raise _fail(where, f"'cutoff' must be a probability in [0, 1], got {cut}")
     if not isinstance(card["selection"], dict):
         raise _fail(where, "'selection' must be an object")
+
+
+def _check_ranges(card: dict, n: int, where: str) -> None:
+    """Training range (min <= max) and the optional median imputation, one value per feature."""
     tr = card["training_range"]
     if not isinstance(tr, dict):
         raise _fail(where, "'training_range' must be {\"min\": [...], \"max\": [...]}")
@@ -167,7 +207,10 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
         if not isinstance(imp, dict) or imp.get("strategy") != "median":
             raise _fail(where, "'imputation' must be {\"strategy\": \"median\", \"values\": [...]}")
         _num_list(imp.get("values"), n, where, "imputation.values")
-    metrics = card["metrics"]
+
+
+def _check_metrics(metrics: Any, where: str) -> None:
+    """Every split's metrics (at least ``train``): proportions in [0, 1], a two-sided AUC interval, counts."""
     if not isinstance(metrics, dict) or "train" not in metrics:
         raise _fail(where, "'metrics' must hold at least the 'train' split")
     for split, m in metrics.items():
@@ -186,13 +229,20 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
         _num_list(ci, 2, where, f"metrics.{split}.auc_ci")
         _num(m["n"], where, f"metrics.{split}.n")
         _num(m["n_event"], where, f"metrics.{split}.n_event")
-    gdi = card["gdi"]
+
+
+def _check_gdi(gdi: Any, where: str) -> None:
+    """Every split's GDI: a number and one of the zones."""
     if not isinstance(gdi, dict):
         raise _fail(where, "'gdi' must be an object")
     for split, g in gdi.items():
-        if not isinstance(g, dict) or g.get("zone") not in ("safe", "warning", "high"):
+        if not isinstance(g, dict) or g.get("zone") not in ZONE_ORDER:
             raise _fail(where, f"gdi.{split} must be {{\"value\": number, \"zone\": safe|warning|high}}")
         _num(g.get("value"), where, f"gdi.{split}.value")
+
+
+def _check_provenance(card: dict, where: str) -> None:
+    """Provenance keys, case ids per split and an intended use that says 'not for clinical use'."""
     prov = card["provenance"]
     if not isinstance(prov, dict):
         raise _fail(where, "'provenance' must be an object")
@@ -203,7 +253,6 @@ def validate_model_card(card: Any, where: str = "(in memory)", *, require_checks
         raise _fail(where, "provenance.case_ids must map split -> [case ids]")
     if not isinstance(card["intended_use"], str) or "not for clinical use" not in card["intended_use"].lower():
         raise _fail(where, "'intended_use' must state that the model is not for clinical use")
-    return card
 
 
 def save_model_card(card: dict, path: str | os.PathLike[str]) -> None:
@@ -218,10 +267,15 @@ def save_model_card(card: dict, path: str | os.PathLike[str]) -> None:
     write_text(json.dumps(body, indent=2, allow_nan=False) + "\n", path)
 
 
-def load_model_card(path_or_dict: str | os.PathLike[str] | Mapping[str, Any]) -> dict:
-    """Read (or take) a card and validate it; refuses modified cards (checksum) and malformed ones."""
+def load_model_card(path_or_dict: str | os.PathLike[str] | Mapping[str, Any], *, name: str | None = None) -> dict:
+    """Read (or take) a card and validate it; refuses modified cards (checksum) and malformed ones.
+
+    The one reader of card files (the CLI, ``prediction.predict``, the Slicer panel and the web page all read
+    cards here). ``name`` (e.g. ``"stage-1 model card"``) names an in-memory card in messages:
+    ``(stage-1 model card, in memory)``; a file is named by its path.
+    """
     if isinstance(path_or_dict, Mapping):
-        return validate_model_card(dict(path_or_dict))
+        return validate_model_card(dict(path_or_dict), f"({name}, in memory)" if name else "(in memory)")
     p = Path(path_or_dict)
     if p.is_dir():
         raise UserError(f"model card {p} is a folder; give the card's JSON file (written by 'train')")
@@ -236,6 +290,102 @@ def load_model_card(path_or_dict: str | os.PathLike[str] | Mapping[str, Any]) ->
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not allowed")
+
+
+# --------------------------------------------------------------------------------------------- what a card says
+def gdi_zones(card: Mapping[str, Any]) -> dict[str, tuple[float | None, str]]:
+    """``{split: (gdi fraction, zone)}`` for every non-training split stored in the card.
+
+    A split without a stored zone gets :func:`her2radiomics.stats.gdi_zone` of its value.
+    """
+    out: dict[str, tuple[float | None, str]] = {}
+    for split, entry in (card.get("gdi") or {}).items():
+        if isinstance(entry, Mapping):
+            value = entry.get("value")
+            zone = entry.get("zone")
+            if zone is None and value is not None:
+                from her2radiomics.stats import gdi_zone
+
+                zone = gdi_zone(float(value))
+            out[str(split)] = (None if value is None else float(value), str(zone))
+    return out
+
+
+def worst_zone(card: Mapping[str, Any]) -> str:
+    """The worst GDI zone over the card's test splits ("unknown" when the card has none)."""
+    zones = [z for _, z in gdi_zones(card).values() if z in ZONE_ORDER]
+    if not zones:
+        return "unknown"
+    return max(zones, key=ZONE_ORDER.index)
+
+
+def card_notice(card: Mapping[str, Any] | None) -> str:
+    """The intended-use notice shown with a card's results: its ``intended_use``, always saying 'not for clinical
+    use' (no card: the generic notice)."""
+    if not card:
+        return NOT_FOR_CLINICAL_USE
+    text = str(card.get("intended_use") or DEMO_MODEL_NOTICE)
+    if "not for clinical use" not in text.lower():
+        text = f"{text} {NOT_FOR_CLINICAL_USE}"
+    return text
+
+
+def parameter_file_for_card(card: Mapping[str, Any] | str | os.PathLike[str], folder: str | os.PathLike[str] | None = None,
+                            verify: bool | None = None) -> Path | None:
+    """The shipped pyradiomics parameter file a model card was trained with.
+
+    Cards record ``provenance.parameter_file_hash`` (``features.parameter_file_hash``) and the file's name
+    (``provenance.parameter_file``). With PyYAML and pyradiomics installed (``verify``, default: when
+    importable) the first file of Resources/Parameters with that hash is returned. Before they are
+    installed (a fresh Slicer, before the dependency prompt) nothing is imported: the file named by the
+    card is returned when it exists, and the hash is checked later (the features carry their parameter
+    hash and ``predict`` refuses a card trained with another one). None when nothing matches. A card path is
+    read with :func:`load_model_card` (a refused card gives None).
+    """
+    from her2radiomics.resources import resources_dir
+
+    if not isinstance(card, Mapping):
+        try:
+            card = load_model_card(card)
+        except UserError:
+            return None
+    prov = card.get("provenance") or {}
+    want = prov.get("parameter_file_hash")
+    if not want:
+        return None
+    try:
+        base = Path(folder) if folder else resources_dir() / "Parameters"
+    except UserError:
+        return None
+    if not (_features_importable() if verify is None else verify):
+        named = prov.get("parameter_file")
+        path = base / Path(str(named)).name if named else None
+        return path if path is not None and path.is_file() else None
+    from her2radiomics.features import load_params, parameter_file_hash
+
+    for path in sorted(base.glob("*")):
+        if path.suffix.lower() not in (".yaml", ".yml", ".json"):
+            continue
+        try:
+            if parameter_file_hash(load_params(path)) == want:
+                return path
+        except UserError:
+            continue
+    return None
+
+
+def _features_importable() -> bool:
+    """True when parameter files can be read and hashed here (PyYAML and pyradiomics installed), found without
+    importing them."""
+    import importlib.util
+
+    def found(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # blocked (sys.modules[name] = None) or a parent package missing
+            return False
+
+    return found("yaml") and found("radiomics")
 
 
 # --------------------------------------------------------------------------------------------- prediction

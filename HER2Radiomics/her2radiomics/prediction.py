@@ -33,17 +33,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from her2radiomics import NOT_FOR_CLINICAL_USE
 from her2radiomics.errors import UserError
-from her2radiomics.modelcard import load_model_card, validate_model_card
-from her2radiomics.stats import gdi_zone
+from her2radiomics.modelcard import card_notice, gdi_zones, load_model_card, worst_zone
+from her2radiomics.provenance import card_hash, short
 
-#: columns of ``Prediction.table`` that the CLI contract fixes (ARCHITECTURE.md), in order
-TABLE_COLUMNS = ("case_id", "p_positive", "p_low", "p_zero", "stage1_call", "stage2_call")
 #: columns of the long contributions table
 CONTRIBUTION_COLUMNS = ("case_id", "stage", "feature", "value", "z", "coefficient", "contribution")
-#: GDI zones from the best to the worst (Gao et al. 2026)
-ZONE_ORDER = ("safe", "warning", "high")
 _MAX_NAMES = 5
 
 
@@ -143,43 +138,7 @@ def feature_label(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------
-# model cards
-
-
-def load_card(card: str | Path | Mapping[str, Any], what: str = "model card") -> dict:
-    """Load and validate a model card (path or dict) with ``modelcard.load_model_card``: checksum, schema, lengths,
-    finite numbers, positive scales and a cut-off in [0, 1]. ``what`` names an in-memory card in messages."""
-    if isinstance(card, Mapping):
-        return validate_model_card(dict(card), f"({what}, in memory)")
-    return load_model_card(card)
-
-
-def parameter_hash(card: Mapping[str, Any]) -> str | None:
-    """The pyradiomics parameter-file hash the card was trained with (``provenance.parameter_file_hash``)."""
-    prov = card.get("provenance") or {}
-    h = prov.get("parameter_file_hash") if isinstance(prov, Mapping) else None
-    return str(h) if h else None
-
-
-def gdi_zones(card: Mapping[str, Any]) -> dict[str, tuple[float | None, str]]:
-    """``{split: (gdi fraction, zone)}`` for every non-training split stored in the card."""
-    out: dict[str, tuple[float | None, str]] = {}
-    for split, entry in (card.get("gdi") or {}).items():
-        if isinstance(entry, Mapping):
-            value = entry.get("value")
-            zone = entry.get("zone")
-            if zone is None and value is not None:
-                zone = gdi_zone(float(value))
-            out[str(split)] = (None if value is None else float(value), str(zone))
-    return out
-
-
-def worst_zone(card: Mapping[str, Any]) -> str:
-    """The worst GDI zone over the card's test splits ("unknown" when the card has none)."""
-    zones = [z for _, z in gdi_zones(card).values() if z in ZONE_ORDER]
-    if not zones:
-        return "unknown"
-    return max(zones, key=ZONE_ORDER.index)
+# model cards (read with modelcard.load_model_card; GDI zones and notices from modelcard)
 
 
 def _event_and_other(card: Mapping[str, Any], stage: str) -> tuple[str, str]:
@@ -199,7 +158,7 @@ def _event_and_other(card: Mapping[str, Any], stage: str) -> tuple[str, str]:
 
 
 def check_compatible(stage1: Mapping[str, Any], stage2: Mapping[str, Any] | None = None,
-                     features_hash: str | None = None) -> None:
+                     parameter_file_hash: str | None = None) -> None:
     """Raise UserError when the cards (or the features table) come from different parameter files.
 
     Also rejects swapped cards (a ``stage2`` card given as stage 1 or the reverse); ``custom`` cards pass.
@@ -209,24 +168,20 @@ def check_compatible(stage1: Mapping[str, Any], stage2: Mapping[str, Any] | None
         raise UserError("the --stage1 card is a stage-2 (low vs zero) model; give the stage-1 (positive vs negative) card")
     if stage2 is not None and stage2.get("task") == "stage1":
         raise UserError("the --stage2 card is a stage-1 (positive vs negative) model; give the stage-2 (low vs zero) card")
-    h1 = parameter_hash(stage1)
-    h2 = parameter_hash(stage2) if stage2 is not None else None
+    h1 = card_hash(stage1)
+    h2 = card_hash(stage2) if stage2 is not None else None
     if h1 and h2 and h1 != h2:
         raise UserError(
-            f"the stage-1 and stage-2 cards were trained on features from different parameter files ({_short(h1)} vs "
-            f"{_short(h2)}); use cards trained on the same features"
+            f"the stage-1 and stage-2 cards were trained on features from different parameter files ({short(h1)} vs "
+            f"{short(h2)}); use cards trained on the same features"
         )
-    if features_hash:
+    if parameter_file_hash:
         for name, h in (("stage-1", h1), ("stage-2", h2)):
-            if h and h != features_hash:
+            if h and h != parameter_file_hash:
                 raise UserError(
-                    f"the features were extracted with parameter file {_short(features_hash)} but the {name} card was trained "
-                    f"with {_short(h)}; re-extract with the card's parameter file"
+                    f"the features were extracted with parameter file {short(parameter_file_hash)} but the {name} card was trained "
+                    f"with {short(h)}; re-extract with the card's parameter file"
                 )
-
-
-def _short(h: str) -> str:
-    return h if len(h) <= 19 else h[:19] + "…"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -355,34 +310,53 @@ def _range_message(name: str, v: float, bound: float, word: str, which: str, wid
 
 def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             stage2: Mapping[str, Any] | str | Path | None = None, *,
-            features_hash: str | None = None) -> Prediction:
+            parameter_file_hash: str | None = None) -> Prediction:
     """Stage-wise soft cascade with per-feature contributions.
 
     Parameters
     ----------
     features : DataFrame with ``case_id`` (optional ``reader``) and the cards' feature columns.
     stage1, stage2 : model cards (dicts or paths); stage 2 optional (then ``p_low``/``p_zero`` are NaN).
-    features_hash : the features table's ``parameter_file_hash`` (FEATURES.meta.json), checked against the cards.
+    parameter_file_hash : the features table's ``parameter_file_hash`` (FEATURES.meta.json), checked against the cards.
 
     Raises UserError for missing features, missing values, or incompatible cards.
     """
-    card1 = load_card(stage1, "stage-1 model card")
-    card2 = load_card(stage2, "stage-2 model card") if stage2 is not None else None
-    check_compatible(card1, card2, features_hash)
+    card1 = load_model_card(stage1, name="stage-1 model card")
+    card2 = load_model_card(stage2, name="stage-2 model card") if stage2 is not None else None
+    check_compatible(card1, card2, parameter_file_hash)
     if len(features) == 0:
         raise UserError("the features table has no rows; give at least one case")
     ids = _case_ids(features)
     r1 = _stage(features, card1, "stage1", ids)
     r2 = _stage(features, card2, "stage2", ids) if card2 is not None else None
 
-    p1 = r1.probability
-    p2 = r2.probability if r2 is not None else np.full(len(ids), np.nan)
     event1, _ = _event_and_other(card1, "stage1")
     flagged = np.array([c == event1 for c in r1.calls]) & (r2 is not None)
     zone1, zone2 = worst_zone(card1), (worst_zone(card2) if card2 is not None else "")
+    case_warnings = _case_warnings(ids, r1, r2, flagged, zone1, zone2)
+    table = _cascade_table(ids, r1, r2, flagged)
+    table["stage1_gdi_zone"] = zone1
+    table["stage2_gdi_zone"] = zone2
+    table["n_out_of_range"] = [sum("extrapolation" in m for m in case_warnings[c]) for c in ids]
+    table["warnings"] = [" | ".join(case_warnings[c]) for c in ids]
+    table["stage1_intercept"] = float(card1["intercept"])
+    table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
+    # the features' parameter file (or, when the table does not say, the one the cards were trained with)
+    table["parameter_file_hash"] = parameter_file_hash or card_hash(card1) or ""
+    contributions = _contributions_table(ids, [r for r in (r1, r2) if r is not None])
+    intended = list(dict.fromkeys(card_notice(card) for card in (card1, card2) if card is not None))
+    table["intended_use"] = " ".join(intended)
+    warnings = [f"{cid}: {m}" for cid in ids for m in case_warnings[cid]]
+    stages = {"stage1": r1} | ({"stage2": r2} if r2 is not None else {})
+    intercepts = {s: float(r.card["intercept"]) for s, r in stages.items()}
+    return Prediction(table, contributions, warnings, case_warnings, stages, intercepts, intended)
 
+
+def _case_warnings(ids: list[str], r1: StageResult, r2: StageResult | None, flagged: np.ndarray,
+                   zone1: str, zone2: str) -> dict[str, list[str]]:
+    """Every case's warnings: extrapolation, imputed features, a flagged stage 2, a high-GDI model."""
     ranges = {"stage 1": _out_of_range(r1), "stage 2": _out_of_range(r2) if r2 is not None else {}}
-    imputed = {label: {} for label in ranges}
+    imputed: dict[str, dict[int, list[str]]] = {label: {} for label in ranges}
     for res, label in ((r1, "stage 1"), (r2, "stage 2")):
         for r, name in (res.imputed if res is not None else []):
             imputed[label].setdefault(r, []).append(name)
@@ -403,7 +377,13 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             if res is not None and zone == "high":
                 w.append(f"{label} model has a high generalisation decay (GDI >= 20%) on a test split")
         case_warnings[cid] = w
+    return case_warnings
 
+
+def _cascade_table(ids: list[str], r1: StageResult, r2: StageResult | None, flagged: np.ndarray) -> pd.DataFrame:
+    """The three-class probabilities (law of total probability over stage 1), the calls and the log-odds."""
+    p1 = r1.probability
+    p2 = r2.probability if r2 is not None else np.full(len(ids), np.nan)
     table = pd.DataFrame({
         "case_id": ids,
         "p_positive": p1,
@@ -416,8 +396,8 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
         # log-odds per stage: intercept + the sum of that stage's contributions (PRED.contributions.csv) = logit(p)
         "stage1_logit": r1.log_odds,
         "stage2_logit": r2.log_odds if r2 is not None else np.full(len(ids), np.nan),
-        "stage1_cutoff": float(card1["cutoff"]),
-        "stage2_cutoff": float(card2["cutoff"]) if card2 is not None else np.nan,
+        "stage1_cutoff": float(r1.card["cutoff"]),
+        "stage2_cutoff": float(r2.card["cutoff"]) if r2 is not None else np.nan,
         "stage2_flagged": flagged,
     })
     if r2 is not None:
@@ -427,19 +407,13 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     else:
         table["cascade_call"] = r1.calls
         table["most_likely"] = ""
-    table["stage1_gdi_zone"] = zone1
-    table["stage2_gdi_zone"] = zone2
-    table["n_out_of_range"] = [sum("extrapolation" in m for m in case_warnings[c]) for c in ids]
-    table["warnings"] = [" | ".join(case_warnings[c]) for c in ids]
-    table["stage1_intercept"] = float(card1["intercept"])
-    table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
-    # the features' parameter file (or, when the table does not say, the one the cards were trained with)
-    table["parameter_file_hash"] = features_hash or parameter_hash(card1) or ""
+    return table
 
+
+def _contributions_table(ids: list[str], results: list[StageResult]) -> pd.DataFrame:
+    """Long format, per case and stage sorted by decreasing absolute contribution (stable for ties)."""
     blocks = []
-    for res in (r1, r2):
-        if res is None:
-            continue
+    for res in results:
         names = np.asarray([str(f) for f in res.card["features"]], dtype=object)
         labels = np.asarray([feature_label(f) for f in names], dtype=object)
         coef = np.asarray(res.card["coefficients"], float)
@@ -455,19 +429,7 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             "contribution": np.take_along_axis(res.contributions, order, 1).ravel(),
             "label": labels[order].ravel(),
         }))
-    contributions = pd.concat(blocks, ignore_index=True)
-
-    intended = []
-    for card in (card1, card2):
-        if card is not None:
-            text = str(card.get("intended_use") or NOT_FOR_CLINICAL_USE)
-            if text not in intended:
-                intended.append(text)
-    table["intended_use"] = " ".join(intended)
-    warnings = [f"{cid}: {m}" for cid in ids for m in case_warnings[cid]]
-    stages = {"stage1": r1} | ({"stage2": r2} if r2 is not None else {})
-    intercepts = {s: float(r.card["intercept"]) for s, r in stages.items()}
-    return Prediction(table, contributions, warnings, case_warnings, stages, intercepts, intended)
+    return pd.concat(blocks, ignore_index=True)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Provenance that travels with a features table: the parameter-file hash and the software version as columns.
 
 ``extract`` writes two columns at the end of ``FEATURES.csv``: ``parameter_file_hash`` (``"sha256:<hex>"`` of the
-canonical pyradiomics parameters, :func:`her2radiomics.features.params_hash`) and ``her2radiomics_version``. The hash
+canonical pyradiomics parameters, :func:`her2radiomics.features.parameter_file_hash`) and ``her2radiomics_version``. The hash
 has ONE name everywhere: this column, the ``FEATURES.meta.json`` key and a model card's
 ``provenance.parameter_file_hash``. A table copied without its sidecar therefore still says how its numbers were
 made, and ``train`` / ``evaluate`` / ``predict`` / ``report`` refuse a card, an ICC table or predictions made with
@@ -130,13 +130,13 @@ def card_hash(card: Mapping[str, Any]) -> str | None:
     return str(h) if h else None
 
 
-def check_card(card: Mapping[str, Any], features_hash: str | None, card_name: str = "model card",
+def check_card(card: Mapping[str, Any], parameter_file_hash: str | None, card_name: str = "model card",
                what: str = "features table") -> None:
-    """UserError when the features (``features_hash``) and the card come from different parameter files."""
+    """UserError when the features (``parameter_file_hash``) and the card come from different parameter files."""
     h = card_hash(card)
-    if h and features_hash and h != features_hash:
+    if h and parameter_file_hash and h != parameter_file_hash:
         raise UserError(
-            f"the {what} was extracted with parameter file {short(features_hash)} but the {card_name} was trained with "
+            f"the {what} was extracted with parameter file {short(parameter_file_hash)} but the {card_name} was trained with "
             f"{short(h)}; re-extract the features with the card's parameter file"
         )
 

@@ -36,10 +36,9 @@ from her2radiomics import NOT_FOR_CLINICAL_USE, __version__, stats  # noqa: E402
 from her2radiomics.errors import UserError  # noqa: E402
 from her2radiomics.evaluation import calibration_record  # noqa: E402
 from her2radiomics.fitting import rad_score_formula  # noqa: E402
-from her2radiomics.modelcard import load_model_card  # noqa: E402
+from her2radiomics.modelcard import ZONE_COLOURS, load_model_card  # noqa: E402
 from her2radiomics.prediction import feature_label  # noqa: E402
 
-ZONE_COLOURS = {"safe": "#2e7d32", "warning": "#f9a825", "high": "#c62828", "unknown": "#757575"}
 _STYLES = ["-", "--", "-.", ":"]
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 STAGE_TITLES = {"stage1": "Stage 1: HER2-positive vs HER2-negative",

@@ -1,7 +1,9 @@
-"""Shared pytest fixtures: real data from ../shared/data (skipped when absent) and a CLI runner."""
+"""Shared pytest fixtures: real data from ../shared/data (skipped when absent), a CLI runner, and the Slicer
+module file imported headless."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -36,6 +38,18 @@ def small_params(tmp_path: Path) -> Path:
 def breast1() -> tuple[Path, Path]:
     d = shared_path("pyradiomics_breast1")
     return d / "breast1_image.nrrd", d / "breast1_label.nrrd"
+
+
+@pytest.fixture
+def slicer_module(monkeypatch):
+    """``HER2Radiomics.py`` (the scripted module) imported on slicer-core, which lacks Qt and Slicer's scripted-module
+    classes: the stand-ins of ``slicer_fakes.install_module_fakes`` are installed for the test (and removed after)."""
+    pytest.importorskip("slicer")
+    from slicer_fakes import install_module_fakes
+
+    install_module_fakes(monkeypatch)
+    monkeypatch.delitem(sys.modules, "HER2Radiomics", raising=False)  # imported now, on these fakes
+    return importlib.import_module("HER2Radiomics")
 
 
 def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:

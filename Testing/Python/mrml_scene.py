@@ -93,6 +93,21 @@ def mrml_scene():
             del slicer.modules
 
 
+@pytest.fixture
+def vtk_messages():
+    """Every VTK/MRML warning and error logged during the test, as text (a vtkStringOutputWindow): e.g. the
+    "... method is deprecated, use ... instead" that MRML nodes log for the names Slicer renamed."""
+    import vtk
+
+    old = vtk.vtkOutputWindow.GetInstance()
+    window = vtk.vtkStringOutputWindow()
+    vtk.vtkOutputWindow.SetInstance(window)
+    try:
+        yield window
+    finally:
+        vtk.vtkOutputWindow.SetInstance(old)
+
+
 # ------------------------------------------------------------------------------------------------
 # Segment Editor (vtkSlicerSegmentEditorLogic: the C++ logic behind qMRMLSegmentEditorWidget)
 # ------------------------------------------------------------------------------------------------

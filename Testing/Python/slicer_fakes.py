@@ -19,6 +19,11 @@ widgets where the module depends on it (each behaviour names the source it follo
   (Base/Python/slicer/parameterNodeWrapper/wrapper.py _connectParametersToGui / _updateGUIFromParameterNode,
   guiConnectors.py); a widget/type pair Slicer has no connector for raises, as in Slicer. After a scene close
   the module's singleton parameter node comes back with its defaults (vtkMRMLScene::Clear resets singletons).
+* the modules slicer-core does not have and the module file imports: ``qt`` (QTimer, QIcon, QShortcut,
+  QKeySequence), ``slicer.ScriptedLoadableModule`` (the four base classes, constructed as in
+  Base/Python/slicer/ScriptedLoadableModule.py), ``slicer.parameterNodeWrapper`` (the decorator; the wrapper's
+  behaviour is ``FakeParameterNode``'s) and ``slicer.i18n`` (``tr`` returns the text untranslated), installed by
+  :func:`install_module_fakes` (conftest's ``slicer_module`` fixture, and :class:`Panel`);
 * ``slicer.app`` (version, testing mode, cursor), ``confirmOkCancelDisplay`` (answers and records the
   question), ``errorDisplay`` (records), ``slicer.util.pip_install`` as Slicer 5.10 has it and
   ``slicer.packaging.pip_ensure`` as Slicer 5.12 has it, both installing with pip into a temporary target.
@@ -29,12 +34,14 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import logging
 import pathlib
 import re
 import subprocess
 import sys
 import types
 import typing
+import unittest
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -57,14 +64,66 @@ def _call_slot(slot, args):
     return slot(*args[:n])
 
 
+# What each widget class of the .ui offers, as declared in Qt, CTK and Slicer (Slicer/Slicer 583e9b37d50e, tags
+# v5.10.0 / v5.12.x; CTK 868d56c72d28; file:line of each in docs/developer/slicer_api_check.md). The fakes refuse
+# anything else, so a panel calling a method its widget does not have fails the test that drives that code.
+_BUTTON = {"text", "checked"}                                           # QAbstractButton properties
+WIDGET_API: dict[str, set[str]] = {
+    "QWidget": {"enabled", "toolTip"},                                  # QWidget properties, every class below
+    "QLabel": {"text"},
+    "QLineEdit": {"text"},
+    "QCheckBox": _BUTTON,
+    "QPushButton": _BUTTON,
+    "QToolButton": _BUTTON,
+    "QProgressBar": {"value", "setRange"},
+    "QPlainTextEdit": {"setPlainText"},
+    "QListWidget": {"clear", "addItems", "setCurrentRow"},
+    "QVBoxLayout": {"addWidget"},
+    "ctkCollapsibleButton": {"text", "collapsed"},                      # CTK Libs/Widgets/ctkCollapsibleButton.h
+    "ctkPathLineEdit": {"currentPath"},                                 # CTK Libs/Widgets/ctkPathLineEdit.h
+    "ctkDirectoryButton": {"directory"},                                # CTK Libs/Widgets/ctkDirectoryButton.h
+    "qMRMLWidget": {"setMRMLScene"},                                    # Libs/MRML/Widgets/qMRMLWidget.h
+    "qMRMLNodeComboBox": {"setMRMLScene", "currentNode", "setCurrentNode"},
+    "qMRMLTableView": {"setMRMLScene", "setMRMLTableNode"},             # Libs/MRML/Widgets/qMRMLTableView.h
+    "qMRMLPlotWidget": {"setMRMLScene", "setMRMLPlotViewNode"},         # Libs/MRML/Widgets/qMRMLPlotWidget.h
+    "qMRMLSegmentEditorWidget": {                                       # Modules/Loadable/Segmentations/Widgets/
+        "setMRMLScene", "setMRMLSegmentEditorNode", "setSegmentationNode", "setSourceVolumeNode",  # qMRMLSegmentEditorWidget.h
+        "setCurrentSegmentID", "setActiveEffectByName", "setActiveEffect", "saveStateForUndo", "undo", "redo",
+        "setupViewObservations", "removeViewObservations", "segmentationNode", "sourceVolumeNode"},
+}
+#: the signals each class emits that the module or the parameter node connects to
+WIDGET_SIGNALS: dict[str, set[str]] = {
+    "QPushButton": {"clicked(bool)", "toggled(bool)"},
+    "QToolButton": {"clicked(bool)", "toggled(bool)"},
+    "QCheckBox": {"clicked(bool)", "toggled(bool)"},
+    "QLineEdit": {"textChanged(QString)"},
+    "QListWidget": {"currentRowChanged(int)"},
+    "qMRMLNodeComboBox": {"currentNodeChanged(vtkMRMLNode*)"},
+    "ctkPathLineEdit": {"currentPathChanged(QString)", "validInputChanged(bool)"},
+    "ctkDirectoryButton": {"directoryChanged(QString)"},
+}
+#: the properties among them (read and written as attributes); the rest are methods
+WIDGET_PROPERTIES = {"enabled", "toolTip", "text", "checked", "value", "collapsed", "currentPath", "directory"}
+_DEFAULTS = {"text": "", "enabled": True, "value": 0, "collapsed": True, "toolTip": "", "checked": False}
+
+
+def widget_api(cls: str) -> set[str]:
+    return WIDGET_API["QWidget"] | WIDGET_API.get(cls, set())
+
+
 class FakeWidget:
-    """Any widget: recorded calls, signals, the .ui properties."""
+    """Any widget: recorded calls, signals, the .ui properties; only the API its class has (:data:`WIDGET_API`)."""
 
     def __init__(self, name: str, cls: str, props: dict | None = None) -> None:
         self.__dict__.update(name=name, cls=cls, props=dict(props or {}), calls=[], slots={})
-        self.__dict__.update(text="", enabled=True, value=0, collapsed=True, toolTip="")
+
+    def _refuse(self, attr: str) -> AttributeError:
+        return AttributeError(f"{self.cls} {self.name} has no '{attr}' (not in the API of {self.cls} read in "
+                              "Qt's / CTK's / Slicer's source: slicer_fakes.WIDGET_API)")
 
     def connect(self, signal, slot):
+        if signal not in WIDGET_SIGNALS.get(self.cls, set()):
+            raise AttributeError(f"{self.cls} {self.name} has no signal {signal} (slicer_fakes.WIDGET_SIGNALS)")
         self.slots.setdefault(signal, []).append(slot)
 
     def disconnect(self, signal, slot):
@@ -84,17 +143,26 @@ class FakeWidget:
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
+        if attr not in widget_api(self.cls):
+            raise self._refuse(attr)
+        if attr in WIDGET_PROPERTIES:
+            return _DEFAULTS.get(attr)
 
         def record(*args, **kwargs):
             self.calls.append((attr, args))
 
         return record
 
+    def __setattr__(self, name, value):
+        if not name.startswith("_") and (name not in WIDGET_PROPERTIES or name not in widget_api(self.cls)):
+            raise self._refuse(name)
+        object.__setattr__(self, name, value)
+
 
 class FakeLineEdit(FakeWidget):
     def __setattr__(self, name, value):
         old = self.__dict__.get(name)
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "text" and value != old:
             self.emit("textChanged(QString)", value)
 
@@ -106,7 +174,7 @@ class FakeCheckBox(FakeWidget):
 
     def __setattr__(self, name, value):
         old = self.__dict__.get(name)
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "checked" and bool(value) != bool(old):
             self.emit("toggled(bool)", bool(value))
 
@@ -147,7 +215,7 @@ class FakePathLineEdit(FakeWidget):
         return bool(text) and any(fnmatch.fnmatch(text, p) for p in self.patterns)
 
     def __setattr__(self, name, value):
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "currentPath":
             valid = self.accepts(str(value))
             if valid:
@@ -164,15 +232,50 @@ class FakeDirectoryButton(FakeWidget):
 
     def __setattr__(self, name, value):
         old = self.__dict__.get(name)
-        object.__setattr__(self, name, value)
+        FakeWidget.__setattr__(self, name, value)
         if name == "directory" and value != old:
             self.emit("directoryChanged(QString)", value)
+
+
+#: qMRMLSegmentEditorWidget's master -> source names (renamed in Slicer 5.1): the old ones still work but each
+#: use logs "... is deprecated" (Modules/Loadable/Segmentations/Widgets/qMRMLSegmentEditorWidget.h)
+EDITOR_DEPRECATED = {
+    "masterVolumeNode": "sourceVolumeNode", "masterVolumeNodeID": "sourceVolumeNodeID",
+    "setMasterVolumeNode": "setSourceVolumeNode", "setMasterVolumeNodeID": "setSourceVolumeNodeID",
+    "masterVolumeNodeSelectorVisible": "sourceVolumeNodeSelectorVisible",
+    "setMasterVolumeNodeSelectorVisible": "setSourceVolumeNodeSelectorVisible",
+    "autoShowMasterVolumeNode": "autoShowSourceVolumeNode", "setAutoShowMasterVolumeNode": "setAutoShowSourceVolumeNode",
+    "showMasterVolumeInSliceViewers": "showSourceVolumeInSliceViewers",
+    "toggleMasterVolumeIntensityMaskEnabled": "toggleSourceVolumeIntensityMaskEnabled",
+}
 
 
 class FakeSegmentEditorWidget(FakeWidget):
     def __init__(self, *a, **k) -> None:
         super().__init__(*a, **k)
-        self.__dict__.update(_seg=None, _source=None, errors=[])
+        self.__dict__.update(_seg=None, _source=None, errors=[], deprecated=[])
+        for prop in self.props:  # the .ui sets its properties when it is loaded
+            if prop in EDITOR_DEPRECATED:
+                self._deprecated(prop)
+
+    def _deprecated(self, name: str) -> None:
+        self.deprecated.append(f"qMRMLSegmentEditorWidget::{name} is deprecated, use {EDITOR_DEPRECATED[name]} instead")
+
+    def __getattr__(self, attr):
+        if attr in EDITOR_DEPRECATED:
+            self._deprecated(attr)
+            target = EDITOR_DEPRECATED[attr]
+            if hasattr(type(self), target):
+                return getattr(self, target)
+            return lambda *args: self.calls.append((target, args))
+        return FakeWidget.__getattr__(self, attr)
+
+    def __setattr__(self, name, value):
+        if name in EDITOR_DEPRECATED:
+            self._deprecated(name)
+            object.__setattr__(self, name, value)
+        else:
+            FakeWidget.__setattr__(self, name, value)
 
     def segmentationNode(self):
         return self._seg
@@ -240,6 +343,109 @@ class FakeTimer:
 
     def stop(self):
         self.active = False
+
+
+class FakeShortcut:
+    """qt.QShortcut: the key sequence, its parent, and activated() -> the connected slots (``made``: every one made)."""
+
+    made: list[FakeShortcut] = []
+
+    def __init__(self, keys, parent) -> None:
+        self.keys, self.parent, self.slots = keys, parent, []
+        FakeShortcut.made.append(self)
+
+    def connect(self, signal, slot):
+        assert signal == "activated()"
+        self.slots.append(slot)
+
+    def activate(self):
+        for slot in self.slots:
+            slot()
+
+
+# ------------------------------------------------------------------------------------------------ modules
+class FakeScriptedLoadableModule:
+    """slicer.ScriptedLoadableModule.ScriptedLoadableModule: the module keeps its ``parent`` (the application's
+    module object, whose title / categories / helpText the module sets)."""
+
+    def __init__(self, parent) -> None:
+        self.parent = parent
+
+
+class FakeScriptedLoadableModuleWidget:
+    """...ScriptedLoadableModuleWidget: ``parent`` and ``moduleName`` (the class name without 'Widget'); ``setup``
+    builds nothing here (Slicer's adds the Reload & Test section; the test gives the widget its ``layout``)."""
+
+    def __init__(self, parent=None) -> None:
+        self.moduleName = type(self).__name__.removesuffix("Widget")
+        self.parent = parent
+
+    def setup(self) -> None:
+        pass
+
+    def cleanup(self) -> None:
+        pass
+
+
+class FakeScriptedLoadableModuleLogic:
+    """...ScriptedLoadableModuleLogic: ``getParameterNode`` returns the scene's singleton vtkMRMLScriptedModuleNode
+    tagged with the module name (the class name without 'Logic'), created when absent, as Slicer's does."""
+
+    def __init__(self, parent=None) -> None:
+        self.moduleName = type(self).__name__.removesuffix("Logic")
+        self.isSingletonParameterNode = True
+
+    def getParameterNode(self):
+        scene = slicer.mrmlScene
+        node = scene.GetSingletonNode(self.moduleName, "vtkMRMLScriptedModuleNode")
+        if node is None:
+            node = scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+            node.SetSingletonTag(self.moduleName)
+            node.SetAttribute("ModuleName", self.moduleName)
+        return node
+
+
+class FakeScriptedLoadableModuleTest(unittest.TestCase):
+    """...ScriptedLoadableModuleTest: a TestCase whose ``delayDisplay`` logs the message (no pause, no dialog)."""
+
+    def delayDisplay(self, message, requestedDelay=None, msec=None):
+        logging.info(message)
+
+
+def module_fakes() -> dict[str, types.ModuleType]:
+    """The modules ``HER2Radiomics.py`` imports that slicer-core lacks, by their import name."""
+    qt = types.ModuleType("qt")
+    qt.QTimer, qt.QShortcut = FakeTimer, FakeShortcut
+    qt.Qt = types.SimpleNamespace(WaitCursor=0)
+    qt.QIcon = lambda path: ("icon", path)
+    qt.QKeySequence = lambda keys: keys
+    slm = types.ModuleType("slicer.ScriptedLoadableModule")
+    slm.ScriptedLoadableModule = FakeScriptedLoadableModule
+    slm.ScriptedLoadableModuleWidget = FakeScriptedLoadableModuleWidget
+    slm.ScriptedLoadableModuleLogic = FakeScriptedLoadableModuleLogic
+    slm.ScriptedLoadableModuleTest = FakeScriptedLoadableModuleTest
+    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
+    wrapper.parameterNodeWrapper = lambda cls: cls  # the declaration stays readable: FakeParameterNode builds on it
+    i18n = types.ModuleType("slicer.i18n")
+    i18n.tr = lambda text: text
+    return {"qt": qt, slm.__name__: slm, wrapper.__name__: wrapper, i18n.__name__: i18n}
+
+
+def install_module_fakes(monkeypatch=None) -> dict[str, types.ModuleType]:
+    """Put :func:`module_fakes` into ``sys.modules`` (and onto the ``slicer`` package), undone by ``monkeypatch``
+    at the end of the test; without one (a subprocess that only imports the module) they stay."""
+    mods = module_fakes()
+    for name, mod in mods.items():
+        attr = name.split(".", 1)[1] if name.startswith("slicer.") else None
+        if monkeypatch is not None:
+            monkeypatch.setitem(sys.modules, name, mod)
+            if attr:
+                monkeypatch.setattr(slicer, attr, mod, raising=False)
+        else:
+            sys.modules[name] = mod
+            if attr:
+                setattr(slicer, attr, mod)
+    return mods
 
 
 # ------------------------------------------------------------------------------------------------ parameter node
@@ -435,10 +641,8 @@ class Panel:
             testingEnabled=lambda: testing, setOverrideCursor=lambda c: None, restoreOverrideCursor=lambda: None,
             processEvents=lambda: None, applicationLogic=lambda: scene_ctx.app_logic, topLevelWidgets=lambda: [],
             applicationVersion=version, repositoryRevision="fake", majorVersion=major, minorVersion=minor)
-        fake_qt = types.SimpleNamespace(QTimer=FakeTimer, Qt=types.SimpleNamespace(WaitCursor=0),
-                                        QIcon=lambda path: ("icon", path))
+        fake_qt = install_module_fakes(monkeypatch)["qt"]
         monkeypatch.setattr(slicer, "app", self.app, raising=False)
-        monkeypatch.setitem(sys.modules, "qt", fake_qt)
         monkeypatch.setattr(slicer.util, "loadUI", lambda path: FakeWidget("HER2Radiomics", "qMRMLWidget"))
         monkeypatch.setattr(slicer.util, "childWidgetVariables", lambda w: self.ui)
         monkeypatch.setattr(slicer.util, "confirmOkCancelDisplay", self._confirm, raising=False)
@@ -455,8 +659,7 @@ class Panel:
             monkeypatch.setattr(slicer, "packaging", packaging, raising=False)
             monkeypatch.setattr(slicer.util, "pip_install", lambda *a, **k: pytest_fail("5.12 must use pip_ensure"))
         self.module = importlib.import_module("HER2Radiomics")
-        monkeypatch.setattr(self.module, "qt", fake_qt)
-        monkeypatch.setattr(self.module.ScriptedLoadableModuleWidget, "setup", lambda w: None, raising=False)
+        monkeypatch.setattr(self.module, "qt", fake_qt)  # a module imported by an earlier test keeps its own qt
         self._pn = None
         monkeypatch.setattr(self.module.HER2RadiomicsLogic, "getParameterNode", lambda logic: self.parameter_node())
         self._sceneTag = self.scene.AddObserver(self.scene.EndCloseEvent, self._reset_singleton, 10.0)  # first

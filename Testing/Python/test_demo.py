@@ -41,9 +41,9 @@ def test_choose_model_prefers_safe_gdi_then_test_auc():
 
 
 def test_shipped_demo_cards_load_and_match_the_demo_parameter_file():
-    from her2radiomics.prediction import load_card
+    from her2radiomics.modelcard import load_model_card
 
-    cards = {s: load_card(shipped_card_path(s)) for s in SHIPPED_CARDS}
+    cards = {s: load_model_card(shipped_card_path(s)) for s in SHIPPED_CARDS}
     assert cards["stage1"]["task"] == "stage1" and cards["stage2"]["task"] == "stage2"
     for c in cards.values():
         assert c["intended_use"].startswith(DEMO_MODEL_NOTICE)
@@ -65,7 +65,7 @@ def test_shipped_demo_cards_predict_a_phantom_extracted_with_the_demo_parameter_
     params = features.load_params(demo_params_path())
     row = features.extract_case(ph.image, reg.feature_masks(), params)
     pred = predict(pd.DataFrame([{"case_id": "p", **row}]), shipped_card_path("stage1"), shipped_card_path("stage2"),
-                   features_hash=features.parameter_file_hash(params))
+                   parameter_file_hash=features.parameter_file_hash(params))
     t = pred.table.iloc[0]
     # independent of prediction.py: each stage's probability from the card's JSON numbers by hand (summing to 1
     # is true by construction of the cascade, so it alone could not fail)

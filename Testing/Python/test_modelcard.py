@@ -177,3 +177,24 @@ def test_cli_user_errors_are_one_line(workdir, tmp_path):
         assert r.returncode == 2, (extra, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: "), r.stderr
         assert not (tmp_path / "x.json").exists()
+
+
+def test_one_zone_colour_table_for_report_and_panel():
+    """The GDI zone colours have one owner (the core); the report and the panel draw a zone in the same colour."""
+    from her2radiomics import modelcard, report
+    from HER2RadiomicsLib.logic import gdi_html
+
+    assert report.ZONE_COLOURS is modelcard.ZONE_COLOURS
+    card = {"gdi": {"external": {"value": 0.17, "zone": "warning"}}}
+    assert modelcard.ZONE_COLOURS["warning"] in gdi_html([("external", 0.17, "warning")])
+    assert modelcard.gdi_zones(card) == {"external": (0.17, "warning")}
+
+
+def test_in_memory_card_named_in_messages_and_only_one_loader():
+    from her2radiomics import modelcard, prediction
+
+    with pytest.raises(UserError, match=r"^\(stage-1 model card, in memory\) is not a HER2Radiomics model card"):
+        modelcard.load_model_card({"format": "x"}, name="stage-1 model card")
+    with pytest.raises(UserError, match=r"^\(in memory\) is not"):
+        modelcard.load_model_card({"format": "x"})
+    assert not hasattr(prediction, "load_card") and not hasattr(prediction, "TABLE_COLUMNS")

@@ -176,7 +176,7 @@ def test_incompatible_parameter_files_are_errors():
     with pytest.raises(UserError, match="different parameter files"):
         predict(df, c1, c2)
     with pytest.raises(UserError, match="re-extract"):
-        predict(df, c1, features_hash="sha256:" + "d" * 64)
+        predict(df, c1, parameter_file_hash="sha256:" + "d" * 64)
     with pytest.raises(UserError, match="stage-2"):
         predict(df, c2)
 

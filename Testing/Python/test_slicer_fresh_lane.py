@@ -202,7 +202,7 @@ def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types)
     # the parameter file chosen by name before PyYAML existed is the one the demo card was trained with (by hash)
     card = json.loads(Path(p.pn.stage1Model).read_text())
     assert Path(p.pn.parameterFile).name == "her2radiomics_demo.yaml"
-    assert p.widget.logic.core.state.parameter_hash == card["provenance"]["parameter_file_hash"]
+    assert p.widget.logic.core.state.parameter_file_hash == card["provenance"]["parameter_file_hash"]
 
     # Predict with the shipped demo cards, Save session
     p.ui.predictButton.click()

@@ -278,7 +278,8 @@ def test_opening_the_module_in_a_fresh_slicer_imports_nothing_slicer_lacks(make_
 
 def test_module_start_imports_no_computing_package():
     """Slicer imports every module file at start-up: SimpleITK, scipy and the core load on first use only."""
-    code = ("import sys; sys.path.insert(0, 'HER2Radiomics'); import HER2Radiomics; "
+    code = ("import sys; sys.path[:0] = ['HER2Radiomics', 'Testing/Python']; import slicer_fakes; "
+            "slicer_fakes.install_module_fakes(); import HER2Radiomics; "
             "print(sorted(m for m in ('SimpleITK', 'scipy', 'her2radiomics.regions', 'her2radiomics.features', "
             "'HER2RadiomicsLib.logic', 'pandas', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -418,7 +419,8 @@ def test_extensions_index_description_file():
 
 def test_shipped_demo_cards_match_their_named_parameter_file():
     """The name-based match used before PyYAML is installed agrees with the hash-based one."""
-    from HER2RadiomicsLib.logic import default_model_cards, parameter_file_for_card
+    from her2radiomics.modelcard import parameter_file_for_card
+    from HER2RadiomicsLib.logic import default_model_cards
 
     cards = default_model_cards()
     assert cards, "no demo card shipped"
@@ -427,12 +429,12 @@ def test_shipped_demo_cards_match_their_named_parameter_file():
 
 
 def test_content_stamp_sees_voxel_changes(mrml_scene):
-    from HER2RadiomicsLib.logic import HER2RadiomicsLogic, input_key
+    from HER2RadiomicsLib.logic import PanelLogic, input_key
 
     ph = _phantom(5)
     vol = mb.volume_node_from_image(ph.image, "v")
-    logic = HER2RadiomicsLogic(mrml_scene.scene)
-    seg = logic.setup_segmentation(vol)
+    logic = PanelLogic(mrml_scene.scene)
+    seg = logic.setupSegmentation(vol)
     mb.set_segment_from_mask(seg, "lesion", ph.lesion)
     k1 = input_key(vol, seg)
     assert input_key(vol, seg) == k1

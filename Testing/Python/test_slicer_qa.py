@@ -27,33 +27,13 @@ pytest_plugins = ["mrml_scene"]
 ERASE_MM = 4.0
 
 
-class FakeShortcut:
-    """qt.QShortcut: the key sequence, its parent, and activated() -> the connected slot."""
-
-    made: list[FakeShortcut] = []
-
-    def __init__(self, keys, parent) -> None:
-        self.keys, self.parent, self.slots = keys, parent, []
-        FakeShortcut.made.append(self)
-
-    def connect(self, signal, slot):
-        assert signal == "activated()"
-        self.slots.append(slot)
-
-    def activate(self):
-        for slot in self.slots:
-            slot()
-
-
 @pytest.fixture
 def panel(mrml_scene, monkeypatch, tmp_path):
-    from slicer_fakes import Panel
+    from slicer_fakes import FakeShortcut, Panel
 
     monkeypatch.setenv("HER2RADIOMICS_SESSION_DIR", str(tmp_path / "sessions"))
     p = Panel(mrml_scene, monkeypatch, version="5.12.3", testing=True)
-    FakeShortcut.made = []
-    monkeypatch.setattr(p.module.qt, "QShortcut", FakeShortcut, raising=False)
-    monkeypatch.setattr(p.module.qt, "QKeySequence", lambda keys: keys, raising=False)
+    monkeypatch.setattr(FakeShortcut, "made", [])
     p.start()
     yield p
     p.cleanup()
@@ -125,7 +105,7 @@ def test_panel_review_writes_the_same_files_as_the_core_api(panel, mrml_scene, c
     vol, seg = pn.inputVolume, pn.segmentation
     lesion = mb.mask_from_segment(seg, "lesion", vol)
     before = sitk.GetArrayFromImage(mb.mask_from_segment(seg, "pectoralis", vol)).astype(bool)
-    editor = mrml_scene.segment_editor(widget.logic.core.segment_editor_node(seg, vol), vol)
+    editor = mrml_scene.segment_editor(widget.logic.core.segmentEditorNode(seg, vol), vol)
     mrml_scene.edit_segment(editor, seg, mb.segment_id(seg, "pectoralis"), _near_lesion(lesion, ERASE_MM), "remove")
     erased = sitk.GetArrayFromImage(mb.mask_from_segment(seg, "pectoralis", vol)).astype(bool)
     assert np.count_nonzero(before & ~erased) > 0 and not (erased & ~before).any()
@@ -137,6 +117,8 @@ def test_panel_review_writes_the_same_files_as_the_core_api(panel, mrml_scene, c
     for d in QA_DISTANCES:   # the shells regained the erased voxels within their distance (scipy EDT reference)
         assert regions.stats[f"peri{d:g}"]["excluded_pectoralis_mm3"] == pytest.approx(
             brute_excluded_mm3(lesion, erased_img, d), abs=vv / 2)
+
+    from slicer_fakes import FakeShortcut
 
     shortcuts = {s.keys: s for s in FakeShortcut.made}
     assert set(shortcuts) == {"Ctrl+Alt+Left", "Ctrl+Alt+Right", "Ctrl+Alt+A", "Ctrl+Alt+E", "Ctrl+Alt+R"}

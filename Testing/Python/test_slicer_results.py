@@ -22,7 +22,7 @@ from conftest import run_cli
 from her2radiomics.errors import UserError
 from HER2RadiomicsLib import mrml_bridge as mb
 from HER2RadiomicsLib import runner, session
-from HER2RadiomicsLib.logic import HER2RadiomicsLogic, table_rows
+from HER2RadiomicsLib.logic import PanelLogic, table_rows
 
 slicer = pytest.importorskip("slicer")
 pytestmark = pytest.mark.slicer
@@ -57,19 +57,19 @@ def case(tmp_path_factory):
 def _workspace(ctx, ph):
     """Volume + segmentation with the phantom's lesion, air and pectoralis (as a user would have them)."""
     vol = mb.volume_node_from_image(ph.image, "DCE")
-    logic = HER2RadiomicsLogic()
-    seg = logic.setup_segmentation(vol)
+    logic = PanelLogic()
+    seg = logic.setupSegmentation(vol)
     mb.set_segment_from_mask(seg, "lesion", ph.lesion)
     mb.set_segment_from_mask(seg, "air", ph.air)
     mb.set_segment_from_mask(seg, "pectoralis", ph.pectoralis)
-    logic.generate_shells(vol, seg, (1, 3, 5))
+    logic.generateShells(vol, seg, (1, 3, 5))
     return logic, vol, seg
 
 
 def test_node_features_equal_cli_features(mrml_scene, case, tmp_path):
     ph, params, d = case
     logic, vol, seg = _workspace(mrml_scene, ph)
-    node_values = logic.extract_features(vol, seg, params)
+    node_values = logic.extractFeatures(vol, seg, params)
     assert logic.state.exclusion_states == {"air": "user", "pectoralis": "user"}
 
     # the CLI on files exported from the segments (what a researcher would run on the same case)
@@ -94,7 +94,7 @@ def test_node_features_equal_cli_features(mrml_scene, case, tmp_path):
         assert node_values[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k
 
     # and the table node holds one row per feature with the expected columns
-    node = logic.features_table()
+    node = logic.featuresTable()
     rows = table_rows(node)
     assert [node.GetTable().GetColumn(i).GetName() for i in range(4)] == ["region", "feature", "value", "name"]
     assert len(rows) == len(node_values)
@@ -107,8 +107,8 @@ def test_node_features_equal_cli_features(mrml_scene, case, tmp_path):
 def test_background_job_equals_synchronous_and_cancels(mrml_scene, case, tmp_path):
     ph, params, d = case
     logic, vol, seg = _workspace(mrml_scene, ph)
-    sync = logic.extract_features(vol, seg, params)
-    image, regions = logic.feature_regions(vol, seg)
+    sync = logic.extractFeatures(vol, seg, params)
+    image, regions = logic.featureRegions(vol, seg)
     job = runner.BackgroundJob(runner.prepare_job(image, regions.feature_masks(), str(params), tmp_path / "job")).start()
     progress, deadline = [], time.monotonic() + 300
     while job.running and time.monotonic() < deadline:  # what the panel's QTimer does every 200 ms
@@ -157,7 +157,7 @@ def test_prediction_tables_chart_and_session(mrml_scene, case, tmp_path):
 
     ph, params, d = case
     logic, vol, seg = _workspace(mrml_scene, ph)
-    values = logic.extract_features(vol, seg, params)
+    values = logic.extractFeatures(vol, seg, params)
     phash = parameter_file_hash(load_params(params))
     f1 = ["intra_original_firstorder_Mean", "peri3_original_glcm_Contrast", "peri1_original_firstorder_Entropy"]
     f2 = ["intra_original_glcm_JointEntropy", "peri5_original_firstorder_Skewness"]
@@ -204,7 +204,7 @@ def test_prediction_tables_chart_and_session(mrml_scene, case, tmp_path):
     assert res.gdi["stage1"] == [("test", pytest.approx(0.15 / 0.85), "warning")]
 
     # region statistics table: the core's numbers
-    stats = {row["region"]: row for row in table_rows(logic.region_stats_table())}
+    stats = {row["region"]: row for row in table_rows(logic.regionStatsTable())}
     assert set(stats) == {"intra", "peri1", "peri3", "peri5"}
     for name, st in logic.state.regions.stats.items():
         assert stats[name]["voxels"] == st["voxels"]

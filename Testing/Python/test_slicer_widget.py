@@ -127,6 +127,12 @@ def test_every_button_of_the_panel(panel, mrml_scene, tmp_path):
     assert "Saved" in ui.sessionStatusLabel.text
     assert audit["software"]["3D Slicer"] == "5.12.3 (fake)"
 
+    # the lesion is repainted after the extraction: its features, and what the panel shows of them, are dropped
+    mb.set_segment_from_mask(seg, "lesion", sitk.BinaryDilate(ph.lesion, [1, 1, 1]))
+    ui.generateShellsButton.click()
+    assert widget.logic.core.state.features is None and ui.pPositiveLabel.text == "-"
+    assert ui.extractProgressBar.value == 0 and ui.extractStatusLabel.text == "Segments changed: extract the features again."
+
 
 def test_errors_reach_the_user_as_one_line(panel):
     from her2radiomics.errors import UserError
@@ -142,3 +148,61 @@ def test_errors_reach_the_user_as_one_line(panel):
     with pytest.raises(UserError, match="must be numbers"):
         ui.generateShellsButton.click()
     assert ui.extractButton.text != "Cancel"
+
+
+def test_card_edited_after_saving_is_refused_by_the_panel(panel, tmp_path):
+    """A card whose checksum no longer matches (one coefficient edited by hand) is refused everywhere the panel
+    reads cards: the shipped-card list, the notice under the selectors and Predict."""
+    from mrml_scene import model_card
+
+    from her2radiomics.errors import UserError
+    from HER2RadiomicsLib.logic import default_model_cards
+
+    widget, ui, pn = panel
+    edited = model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0)
+    edited["coefficients"] = [9.0]
+    (tmp_path / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
+    assert default_model_cards(tmp_path) == {}
+    pn.stage1Model = str(tmp_path / "edited.json")
+    widget.onModelChanged()
+    assert "refused" in ui.modelNoticeLabel.text and "checksum mismatch" in ui.modelNoticeLabel.text
+    widget.logic.core.setFeatures({"x": 1.0})
+    with pytest.raises(UserError, match="checksum mismatch"):
+        widget.logic.core.predict(str(tmp_path / "edited.json"), values={"x": 1.0})
+
+
+def test_panel_uses_no_deprecated_source_volume_api(panel, mrml_scene, vtk_messages):
+    """Slicer 5.1 renamed master -> source volume; the old names still work but log a deprecation (the MRML nodes
+    through VTK's output window, qMRMLSegmentEditorWidget as its fake in slicer_fakes). Driving the panel logs none."""
+    widget, ui, pn = panel
+    ph = _phantom()
+    vol = mb.volume_node_from_image(ph.image, "DCE")
+    pn.inputVolume = vol
+    ui.prepareSegmentationButton.click()
+    seg = pn.segmentation
+    mb.set_segment_from_mask(seg, "lesion", ph.lesion)
+    ui.generateShellsButton.click()
+    ui.detectAirButton.click()
+    ui.editPectoralisButton.click()
+    ui.undoButton.click()
+    editor_node = mrml_scene.scene.GetFirstNodeByName("HER2Radiomics segment editor")
+    assert editor_node.GetSourceVolumeNode() is vol and ui.segmentEditorWidget.sourceVolumeNode() is vol
+    assert ui.segmentEditorWidget.deprecated == []
+    assert "deprecated" not in vtk_messages.GetOutput()
+
+
+def test_selecting_a_volume_reaches_the_segment_editor(panel):
+    """The selector's node reaches the module through the parameter node: its GUI connector stores the node after
+    the selector's currentNodeChanged has fired (Slicer's parameterNodeWrapper connects it last), so a module that
+    reacted to the signal itself would still see the previous volume."""
+    widget, ui, pn = panel
+    a = mb.volume_node_from_image(_phantom().image, "A")
+    b = mb.volume_node_from_image(_phantom().image, "B")
+    ui.inputVolumeSelector.setCurrentNode(a)
+    assert pn.inputVolume is a and ui.prepareSegmentationButton.enabled
+    ui.prepareSegmentationButton.click()
+    assert ui.segmentEditorWidget.sourceVolumeNode() is a
+    ui.inputVolumeSelector.setCurrentNode(b)
+    assert pn.inputVolume is b and ui.segmentEditorWidget.sourceVolumeNode() is b
+    ui.inputVolumeSelector.setCurrentNode(None)
+    assert not ui.prepareSegmentationButton.enabled

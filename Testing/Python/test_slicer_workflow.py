@@ -15,7 +15,7 @@ from scipy import ndimage
 from her2radiomics.regions import build_regions
 from HER2RadiomicsLib import mrml_bridge as mb
 from HER2RadiomicsLib import segments
-from HER2RadiomicsLib.logic import HER2RadiomicsLogic
+from HER2RadiomicsLib.logic import PanelLogic
 
 slicer = pytest.importorskip("slicer")
 pytestmark = pytest.mark.slicer
@@ -74,19 +74,19 @@ def phantom():
 def test_radiologist_workflow(mrml_scene, phantom):
     ph = phantom
     vol = mb.volume_node_from_image(ph.image, "DCE phase 2")
-    logic = HER2RadiomicsLogic()
+    logic = PanelLogic()
     # a segment the user made before: must survive every step untouched
     seg = mrml_scene.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "case")
     seg.SetReferenceImageGeometryParameterFromVolumeNode(vol)
     other = np.zeros(_arr(ph.lesion).shape, bool)
     other[:3, :3, :3] = True
     mb.set_segment_from_mask(seg, "my notes", mb_mask(other, ph.image))
-    seg = logic.setup_segmentation(vol, seg, DISTANCES)
+    seg = logic.setupSegmentation(vol, seg, DISTANCES)
     plan = [(n, tuple(round(c, 6) for c in col)) for n, col, _ in segments.segment_plan(DISTANCES)]
     assert _names_colors(seg) == [_names_colors(seg)[0], *plan]  # "my notes" first, then ours in order
 
     # 1. the radiologist paints the lesion with the Segment Editor (Paint = ModificationModeAdd)
-    editor_node = logic.segment_editor_node(seg, vol)
+    editor_node = logic.segmentEditorNode(seg, vol)
     assert editor_node.GetOverwriteMode() == editor_node.OverwriteNone
     editor = mrml_scene.segment_editor(editor_node, vol)
     lesion = _lesion_near_pectoralis(ph)
@@ -95,7 +95,7 @@ def test_radiologist_workflow(mrml_scene, phantom):
 
     # 2. generate shells with automatic exclusions: the segments equal the core on arrays
     image = mb.image_from_volume_node(vol)
-    regions = logic.generate_shells(vol, seg, DISTANCES, auto_exclusions=True)
+    regions = logic.generateShells(vol, seg, DISTANCES, auto_exclusions=True)
     ref = build_regions(image, mb_mask(lesion, image), DISTANCES, auto_exclusions=True)
     for name in ["peri1", "peri3", "peri5", "air", "pectoralis"]:
         np.testing.assert_array_equal(_seg_arr(seg, name, vol), _arr(ref.masks[name]), err_msg=name)
@@ -112,7 +112,7 @@ def test_radiologist_workflow(mrml_scene, phantom):
     missed = _arr(ph.pectoralis) & near & ~auto_pect
     if missed.any():
         mrml_scene.edit_segment(editor, seg, mb.segment_id(seg, "pectoralis"), missed, mode="add")
-        logic.generate_shells(vol, seg, DISTANCES, auto_exclusions=True)
+        logic.generateShells(vol, seg, DISTANCES, auto_exclusions=True)
     pect = _seg_arr(seg, "pectoralis", vol)
     np.testing.assert_array_equal(pect, auto_pect | missed)
     assert (pect & near).any(), "the pectoralis must reach the lesion's shells in this phantom"
@@ -135,7 +135,7 @@ def test_radiologist_workflow(mrml_scene, phantom):
     np.testing.assert_array_equal(_seg_arr(seg, "lesion", vol), lesion)  # other segments untouched by the editor
 
     # 4. recompute: the edited pectoralis is respected, shells regain exactly the erased voxels within reach
-    logic.generate_shells(vol, seg, DISTANCES, auto_exclusions=True)
+    logic.generateShells(vol, seg, DISTANCES, auto_exclusions=True)
     np.testing.assert_array_equal(_seg_arr(seg, "pectoralis", vol), edited)  # the edit is kept, not re-detected
     assert logic.state.exclusion_states["pectoralis"] == "auto, edited"
     ref2 = build_regions(image, mb_mask(lesion, image), DISTANCES, air=mb_mask(air, image), pectoralis=mb_mask(edited, image))
@@ -154,7 +154,7 @@ def test_radiologist_workflow(mrml_scene, phantom):
     np.testing.assert_array_equal(_seg_arr(seg, "my notes", vol), other)
 
     # 5. undo: back to the shells before the recompute (edit kept), then to before the first Generate
-    assert logic.can_undo(seg)
+    assert logic.canUndo(seg)
     assert logic.undo(seg)
     for name, arr in shells_before.items():
         np.testing.assert_array_equal(_seg_arr(seg, name, vol), arr, err_msg=f"undo {name}")
@@ -176,15 +176,15 @@ def mb_mask(arr: np.ndarray, ref: sitk.Image) -> sitk.Image:
 def test_painting_lesion_over_shells_never_erases_them(mrml_scene, phantom):
     """The module's editor node allows overlap: painting the lesion into a shell leaves the shell intact."""
     vol = mb.volume_node_from_image(phantom.image, "v")
-    logic = HER2RadiomicsLogic()
-    seg = logic.setup_segmentation(vol)
+    logic = PanelLogic()
+    seg = logic.setupSegmentation(vol)
     lesion = _lesion_near_pectoralis(phantom)
     mb.set_segment_from_mask(seg, "lesion", mb_mask(lesion, phantom.image))
-    logic.generate_shells(vol, seg, DISTANCES, auto_exclusions=False)
+    logic.generateShells(vol, seg, DISTANCES, auto_exclusions=False)
     peri3 = _seg_arr(seg, "peri3", vol)
-    node = logic.segment_editor_node(seg, vol)
+    node = logic.segmentEditorNode(seg, vol)
     node.SetOverwriteMode(node.OverwriteAllSegments)  # a user switched it in the editor...
-    node = logic.segment_editor_node(seg, vol)  # ...the module puts 'allow overlap' back
+    node = logic.segmentEditorNode(seg, vol)  # ...the module puts 'allow overlap' back
     editor = mrml_scene.segment_editor(node, vol)
     mrml_scene.edit_segment(editor, seg, mb.segment_id(seg, "lesion"), peri3, mode="add")
     np.testing.assert_array_equal(_seg_arr(seg, "peri3", vol), peri3)
@@ -193,12 +193,12 @@ def test_painting_lesion_over_shells_never_erases_them(mrml_scene, phantom):
 
 def test_changed_distances_replace_only_our_shells(mrml_scene, phantom):
     vol = mb.volume_node_from_image(phantom.image, "v")
-    logic = HER2RadiomicsLogic()
-    seg = logic.setup_segmentation(vol)
+    logic = PanelLogic()
+    seg = logic.setupSegmentation(vol)
     lesion = _lesion_near_pectoralis(phantom)
     mb.set_segment_from_mask(seg, "lesion", mb_mask(lesion, phantom.image))
     mb.set_segment_from_mask(seg, "peri8", mb_mask(lesion, phantom.image))  # user-made, same name pattern
-    logic.generate_shells(vol, seg, "2 4", auto_exclusions=False)
+    logic.generateShells(vol, seg, "2 4", auto_exclusions=False)
     names = [n for n, _ in _names_colors(seg)]
     assert names == ["lesion", "peri2", "peri4", "peri8", "air", "pectoralis"]  # ours in plan order, peri8 in its slot
     ref = build_regions(phantom.image, mb_mask(lesion, phantom.image), (2.0, 4.0), auto_exclusions=False)
@@ -213,9 +213,9 @@ def test_empty_lesion_is_one_clear_error(mrml_scene, phantom):
     from her2radiomics.errors import UserError
 
     vol = mb.volume_node_from_image(phantom.image, "v")
-    logic = HER2RadiomicsLogic()
-    seg = logic.setup_segmentation(vol)
+    logic = PanelLogic()
+    seg = logic.setupSegmentation(vol)
     with pytest.raises(UserError, match="'lesion' segment is empty"):
-        logic.generate_shells(vol, seg)
+        logic.generateShells(vol, seg)
     with pytest.raises(UserError, match="no input image"):
-        logic.setup_segmentation(None)
+        logic.setupSegmentation(None)

@@ -51,7 +51,7 @@ PREDICTION_PATH = ROOT / "HER2Radiomics" / "her2radiomics" / "prediction.py"
 DEFAULT_OUT = ROOT / "docs" / "figures" / "slicer_panel.png"
 CAPTION = "Layout preview rendered from HER2Radiomics.ui outside Slicer; Slicer widgets shown as stand-ins"
 
-#: plausible node names shown by the node selectors (the segmentation name follows logic.setup_segmentation)
+#: plausible node names shown by the node selectors (the segmentation name follows logic.setupSegmentation)
 NODE_NAMES = {
     "vtkMRMLScalarVolumeNode": "phantom_001 DCE phase 2",
     "vtkMRMLSegmentationNode": "phantom_001 DCE phase 2 HER2 segments",

@@ -61,13 +61,13 @@ def run(args: argparse.Namespace) -> int:
     io.check_output(args.output, "predictions table", inputs=inputs)
     io.check_output(contrib, "contributions table", inputs=inputs)
     df, h = read_features(args.features, args.id_column)
-    from her2radiomics.prediction import load_card
+    from her2radiomics.modelcard import load_model_card
     from her2radiomics.provenance import check_card_resample
 
     for path, name in ((args.stage1, "stage-1 card"), (args.stage2, "stage-2 card")):
         if path is not None:
-            check_card_resample(load_card(path), df.attrs.get("resample"), name)
-    pred = predict(df, args.stage1, args.stage2, features_hash=h)
+            check_card_resample(load_model_card(path), df.attrs.get("resample"), name)
+    pred = predict(df, args.stage1, args.stage2, parameter_file_hash=h)
     # full precision: pandas writes the shortest repr that reads back to the same float64 (no %.6g ties, no p = 1.0)
     with io.atomic_path(args.output) as tmp:
         pred.table.to_csv(tmp, index=False)
