@@ -1,4 +1,4 @@
-"""Runtime dependencies inside 3D Slicer: check, ask, install (STYLE.md: Slicer template).
+"""Runtime dependencies inside 3D Slicer: check, ask, install (Slicer's scripted-module template; docs/architecture.md#supported-slicer).
 
 Supported: 3D Slicer 5.10 and 5.12 (Python 3.12). They bundle numpy, scipy, SimpleITK, VTK, pydicom,
 pillow and requests, but not PyYAML, pandas or pyradiomics. PyYAML and pandas (Resources/requirements.txt:

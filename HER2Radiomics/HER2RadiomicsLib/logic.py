@@ -1,6 +1,6 @@
 """HER2Radiomics module logic: MRML nodes in, core functions, MRML nodes out (no Qt).
 
-The logic holds no science of its own (ARCHITECTURE.md): shells and statistics come from
+The logic holds no science of its own (docs/architecture.md#layers): shells and statistics come from
 ``her2radiomics.regions.build_regions``, the automatic exclusions from ``her2radiomics.exclusions``,
 features from ``her2radiomics.features.extract_case`` and predictions from
 ``her2radiomics.prediction.predict``. What it adds is the MRML side:

@@ -1,4 +1,4 @@
-"""Feature extraction in a background process, so Slicer never freezes (STYLE.md: SlicerMONAIAuto3DSeg).
+"""Feature extraction in a background process, so Slicer never freezes (the pattern of SlicerMONAIAuto3DSeg; docs/architecture.md#layers).
 
 :func:`prepare_job` writes the image, the region masks and the parameters into a job folder;
 :class:`BackgroundJob` starts ``python -m HER2RadiomicsLib.extract_worker JOBDIR`` with

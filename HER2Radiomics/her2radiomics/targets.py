@@ -55,7 +55,7 @@ def norm_value_id(v: Any) -> str | None:
 
 @dataclass
 class LabelSpec:
-    """How to read the labels table (ARCHITECTURE.md: default HER2 labels or a generic table)."""
+    """How to read the labels table (docs/architecture.md#labels-tables: default HER2 labels or a generic table)."""
 
     id_column: str = "case_id"
     label_column: str | None = None

@@ -11,7 +11,7 @@ from her2radiomics.errors import UserError
 from her2radiomics.labels import allowed_categories, her2_category, load_labels, stage_target
 
 # --------------------------------------------------------------------------------------------------
-# every rule of the ASCO/CAP 2018 table in METHOD.md / labels.py
+# every rule of the ASCO/CAP 2018 table in docs/method.md#her2-categories / labels.py
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 saved session reloads voxel-exact with a complete audit record (slicer-core, headless).
 
 References: the ``her2radiomics extract`` CLI run in a subprocess on files written from the same
-phantom; a hand-computed logistic cascade (METHOD.md: P(positive) = p1, P(low) = (1 - p1) p2,
+phantom; a hand-computed logistic cascade (docs/method.md#stage-wise-her2-prediction: P(positive) = p1, P(low) = (1 - p1) p2,
 P(zero) = (1 - p1)(1 - p2)); Slicer's own segmentation storage node for the reload.
 """
 
