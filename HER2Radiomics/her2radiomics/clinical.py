@@ -1,0 +1,275 @@
+"""Clinical covariates: encoding, univariate -> multivariate logistic regression, clinical and combined models.
+
+The related studies (issue 15; e.g. the multiparametric MRI HER2 study's Table 2) build a *clinical* model by
+univariate logistic regression of each clinical variable (keep p < 0.05) followed by one multivariate logistic
+regression of the kept variables, and a *combined* model of the radiomics rad-score plus those variables. This
+module holds that part, Qt-free and independent of the radiomics pipeline:
+
+- :func:`parse_spec` / :func:`encode`: ``COL`` (numeric when every value reads as a number, else categorical),
+  ``COL:cat`` (categorical), ``COL:cat=REF`` (categorical with reference level REF). A categorical variable is
+  one-hot coded against its reference level (default: the first level in sorted order, as R's ``factor``);
+  the reference is stored in the encoding record. Missing values are imputed with the training median
+  (numeric) or the training mode (categorical) and counted.
+- :func:`fit_logistic`: unpenalised maximum-likelihood logistic regression by Newton-Raphson (= IRLS for the
+  canonical logit link; McCullagh & Nelder, Generalized Linear Models, 2nd ed. 1989, sec. 4.4), Wald standard
+  errors from the inverse observed information, ``OR = exp(b)``, 95% CI ``exp(b +- 1.959964 SE)``, two-sided
+  Wald p from the normal distribution: the numbers R's ``summary(glm(..., family = binomial))`` and
+  ``exp(confint.default(fit))`` print (checked in Testing/Python/test_clinical.py against R).
+- :func:`select_univariate`: one model per variable; a variable is kept when any of its coefficients has
+  Wald p < ``alpha`` (0.05).
+- :class:`LinearModel`: a fitted logit model on named terms (``rad_score`` and encoded clinical columns), JSON
+  round-trip, ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from her2radiomics.errors import UserError
+
+Z95 = 1.959963984540054     # standard normal 0.975 quantile
+RAD_SCORE = "rad_score"
+
+
+# ============================================================================================ variable specs
+@dataclass
+class VariableSpec:
+    """One ``--clinical`` entry: column name, kind (auto/numeric/categorical) and the reference level."""
+
+    column: str
+    kind: str = "auto"             # auto | categorical
+    reference: str | None = None
+
+
+def parse_spec(text: str) -> VariableSpec:
+    """``COL``, ``COL:cat`` or ``COL:cat=REF`` -> VariableSpec (UserError for another suffix)."""
+    col, sep, rest = str(text).partition(":")
+    col = col.strip()
+    if not col:
+        raise UserError(f"--clinical entry {text!r} has no column name; write COL, COL:cat or COL:cat=REF")
+    if not sep:
+        return VariableSpec(col)
+    kind, _, ref = rest.partition("=")
+    if kind.strip().lower() not in ("cat", "categorical"):
+        raise UserError(f"--clinical entry {text!r}: unknown kind {kind!r}; write COL, COL:cat or COL:cat=REF")
+    return VariableSpec(col, "categorical", ref.strip() or None)
+
+
+def _as_number(v: str) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _level_text(v: str) -> str:
+    """A categorical level as text: '2.0' -> '2' (numbers keep their integer form), text stripped."""
+    f = _as_number(v)
+    if f is not None and f == int(f):
+        return str(int(f))
+    return str(v).strip()
+
+
+def _level_key(level: str):
+    f = _as_number(level)
+    return (0, f, "") if f is not None else (1, 0.0, level)
+
+
+# ============================================================================================ encoding
+def _blank(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or str(v).strip().lower() in ("", "na", "nan", "none")
+
+
+def encoding_record(raw: pd.DataFrame, specs: Sequence[VariableSpec]) -> list[dict]:
+    """How each clinical variable is coded, learnt from the *training* rows ``raw`` (text or numbers).
+
+    Numeric: ``{"name", "kind": "numeric", "columns": [name], "impute": median}``. Categorical:
+    ``{"name", "kind": "categorical", "levels": [...], "reference": REF, "columns": ["name=level", ...],
+    "impute": mode}`` (one column per non-reference level).
+    """
+    out = []
+    for s in specs:
+        vals = [v for v in raw[s.column].tolist() if not _blank(v)]
+        if not vals:
+            raise UserError(f"clinical column {s.column!r} has no value on the training cases; drop it from --clinical")
+        nums = [_as_number(v) for v in vals]
+        if s.kind == "auto" and all(n is not None for n in nums):
+            out.append({"name": s.column, "kind": "numeric", "columns": [s.column],
+                        "impute": float(np.median(np.array(nums, dtype=float)))})
+            continue
+        levels = sorted({_level_text(v) for v in vals}, key=_level_key)
+        if len(levels) < 2:
+            raise UserError(f"clinical column {s.column!r} has a single level ({levels[0]!r}) on the training cases; "
+                            "drop it from --clinical")
+        ref = levels[0] if s.reference is None else _level_text(s.reference)
+        if ref not in levels:
+            raise UserError(f"--clinical {s.column}:cat={s.reference}: level {s.reference!r} not in the column "
+                            f"(levels: {', '.join(levels)})")
+        counts = pd.Series([_level_text(v) for v in vals]).value_counts()
+        mode = sorted(counts.index[counts == counts.max()], key=_level_key)[0]
+        out.append({"name": s.column, "kind": "categorical", "levels": levels, "reference": ref,
+                    "columns": [f"{s.column}={lv}" for lv in levels if lv != ref], "impute": mode})
+    return out
+
+
+def encode(raw: pd.DataFrame, record: Sequence[dict]) -> tuple[pd.DataFrame, int]:
+    """Design columns of ``raw`` under ``record`` (encoding_record); returns (frame, number of imputed values).
+
+    A categorical level not seen in training is an error (one line naming it)."""
+    cols: dict[str, np.ndarray] = {}
+    n_imputed = 0
+    for v in record:
+        x = raw[v["name"]].tolist()
+        miss = np.array([_blank(t) for t in x], dtype=bool)
+        n_imputed += int(miss.sum())
+        if v["kind"] == "numeric":
+            a = np.array([v["impute"] if m else _as_number(t) for t, m in zip(x, miss, strict=True)], dtype=object)
+            bad = [t for t, m, n in zip(x, miss, a, strict=True) if not m and n is None]
+            if bad:
+                raise UserError(f"clinical column {v['name']!r} is numeric but has the value {bad[0]!r}; fix it or "
+                                f"pass it as {v['name']}:cat")
+            cols[v["name"]] = a.astype(float)
+        else:
+            lv = [v["impute"] if m else _level_text(t) for t, m in zip(x, miss, strict=True)]
+            unknown = sorted(set(lv) - set(v["levels"]))
+            if unknown:
+                raise UserError(f"clinical column {v['name']!r} has level {unknown[0]!r} not seen in training "
+                                f"(levels: {', '.join(v['levels'])}); fix the value or retrain")
+            for c, level in zip(v["columns"], [lvl for lvl in v["levels"] if lvl != v["reference"]], strict=True):
+                cols[c] = np.array([t == level for t in lv], dtype=float)
+    return pd.DataFrame(cols, index=raw.index), n_imputed
+
+
+# ============================================================================================ logistic regression
+def fit_logistic(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, max_iter: int = 100,
+                 tol: float = 1e-10) -> dict:
+    """Unpenalised logistic regression with an intercept by Newton-Raphson; Wald SE, OR, 95% CI and p.
+
+    Stops when the largest coefficient change is below ``tol`` (R's glm stops on the relative deviance change
+    1e-8; both reach the same maximum to ~1e-8 on a regular problem). Refuses (one line) a design that is
+    singular or separates the classes (coefficients diverging), where ORs are not defined.
+    """
+    from scipy.stats import norm
+
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    A = np.column_stack([np.ones(len(y)), X])
+    b = np.zeros(A.shape[1])
+    ybar = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+    b[0] = math.log(ybar / (1 - ybar))
+    converged = False
+    separation = UserError(f"the clinical logistic regression on {', '.join(names)} does not converge (the "
+                           "variables separate the classes perfectly); drop or merge the separating variable or level")
+    for it in range(max_iter):
+        eta = A @ b
+        p = 1.0 / (1.0 + np.exp(-eta))
+        w = p * (1 - p)
+        info = A.T @ (A * w[:, None])
+        try:
+            if np.linalg.cond(info) > 1e14:
+                raise np.linalg.LinAlgError
+            step = np.linalg.solve(info, A.T @ (y - p))
+        except np.linalg.LinAlgError:
+            if it > 0 and np.max(np.abs(b)) > 10:
+                raise separation from None
+            raise UserError(f"the clinical logistic regression on {', '.join(names)} is singular (a variable is "
+                            "constant or duplicates another); drop one from --clinical") from None
+        b = b + step
+        if np.max(np.abs(step)) < tol:
+            converged = True
+            break
+    eta = A @ b
+    p = 1.0 / (1.0 + np.exp(-eta))
+    if not converged or np.max(np.abs(b)) > 30 or min(p.min(), 1 - p.max()) < 1e-10:
+        raise separation
+    w = p * (1 - p)
+    cov = np.linalg.inv(A.T @ (A * w[:, None]))
+    se = np.sqrt(np.diag(cov))
+    z = b / se
+    pv = 2 * norm.sf(np.abs(z))
+    rows = []
+    for j, n in enumerate(["(Intercept)", *names]):
+        rows.append({"term": n, "coef": float(b[j]), "se": float(se[j]), "z": float(z[j]), "p": float(pv[j]),
+                     "or": float(math.exp(b[j])), "or_ci": [float(math.exp(b[j] - Z95 * se[j])),
+                                                           float(math.exp(b[j] + Z95 * se[j]))]})
+    dev = -2 * float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return {"intercept": float(b[0]), "coefficients": [float(v) for v in b[1:]], "terms": list(names),
+            "table": rows, "deviance": dev, "n": int(len(y)), "n_event": int(y.sum())}
+
+
+def select_univariate(D: pd.DataFrame, y: np.ndarray, record: Sequence[dict], alpha: float = 0.05) -> dict:
+    """Univariate logistic regression of every clinical variable (all its design columns together).
+
+    Returns ``{"alpha", "univariate": [{"name", "table": [...], "p_min", "kept"}], "selected": [names]}``; a
+    variable is kept when any of its Wald p-values is < ``alpha``."""
+    uni = []
+    for v in record:
+        r = fit_logistic(D[v["columns"]].to_numpy(), y, v["columns"])
+        p_min = min(t["p"] for t in r["table"][1:])
+        uni.append({"name": v["name"], "table": r["table"][1:], "p_min": p_min, "kept": bool(p_min < alpha)})
+    return {"alpha": alpha, "univariate": uni, "selected": [u["name"] for u in uni if u["kept"]]}
+
+
+# ============================================================================================ fitted model
+@dataclass
+class LinearModel:
+    """A fitted logit model ``P = 1 / (1 + exp(-(b0 + sum b_j x_j)))`` on named terms.
+
+    ``terms`` are ``rad_score`` (the radiomics card's linear predictor) and/or encoded clinical columns
+    (``age_years``, ``T_stage=3``, ...); ``variables`` is the encoding record of the clinical variables used."""
+
+    kind: str                          # clinical | combined
+    terms: list[str]
+    coefficients: list[float]
+    intercept: float
+    variables: list[dict]
+    table: list[dict] = field(default_factory=list)
+    ranges: dict[str, list[float]] = field(default_factory=dict)   # term -> [min, max] on the training cases
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "terms": self.terms, "coefficients": self.coefficients,
+                "intercept": self.intercept, "variables": self.variables, "table": self.table, "ranges": self.ranges}
+
+    @classmethod
+    def from_json(cls, d: dict) -> LinearModel:
+        return cls(kind=d["kind"], terms=list(d["terms"]), coefficients=[float(c) for c in d["coefficients"]],
+                   intercept=float(d["intercept"]), variables=list(d["variables"]), table=list(d.get("table", [])),
+                   ranges=dict(d.get("ranges", {})))
+
+    def linear_predictor(self, T: pd.DataFrame) -> np.ndarray:
+        """``b0 + T @ b`` for a frame ``T`` holding the term columns."""
+        return self.intercept + np.asarray(T[self.terms], dtype=float) @ np.asarray(self.coefficients, dtype=float)
+
+    def predict_proba(self, T: pd.DataFrame) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.linear_predictor(T)))
+
+    def formula(self, digits: int = 4) -> str:
+        parts = [f"{self.intercept:.{digits}f}"]
+        for t, b in zip(self.terms, self.coefficients, strict=True):
+            parts.append(f"{'-' if b < 0 else '+'} {abs(b):.{digits}f} * [{t}]")
+        return "logit(P) = " + " ".join(parts)
+
+
+def fit_linear_model(kind: str, T: pd.DataFrame, y: np.ndarray, variables: Sequence[dict]) -> LinearModel:
+    """Unpenalised logistic regression on every column of ``T`` (fit_logistic), as a LinearModel."""
+    terms = list(T.columns)
+    r = fit_logistic(T.to_numpy(dtype=float), y, terms)
+    A = T.to_numpy(dtype=float)
+    ranges = {t: [float(A[:, j].min()), float(A[:, j].max())] for j, t in enumerate(terms)}
+    return LinearModel(kind=kind, terms=terms, coefficients=r["coefficients"], intercept=r["intercept"],
+                       variables=list(variables), table=r["table"], ranges=ranges)
+
+
+def term_frame(D: pd.DataFrame, variables: Sequence[dict], rad_score: np.ndarray | None = None) -> pd.DataFrame:
+    """The columns a LinearModel reads: ``rad_score`` (if given) then the variables' design columns."""
+    cols = [c for v in variables for c in v["columns"]]
+    T = D[cols].copy() if cols else pd.DataFrame(index=D.index)
+    if rad_score is not None:
+        T.insert(0, RAD_SCORE, np.asarray(rad_score, dtype=float))
+    return T
