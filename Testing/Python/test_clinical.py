@@ -48,7 +48,7 @@ def _compare(ref: dict, ours: dict) -> None:
     assert set(ref) == set(ours)
     for k, want in ref.items():
         got = ours[k]
-        # coef, se, z, p, OR, CI: R prints 10 significant digits; glm stops at a relative deviance change of 1e-8
+        # coef, se, z, p, OR, CI: R prints 10 significant digits (glm run to epsilon 1e-14)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, err_msg=str(k))
 
 
