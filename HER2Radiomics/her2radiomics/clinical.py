@@ -273,3 +273,95 @@ def term_frame(D: pd.DataFrame, variables: Sequence[dict], rad_score: np.ndarray
     if rad_score is not None:
         T.insert(0, RAD_SCORE, np.asarray(rad_score, dtype=float))
     return T
+
+
+# ============================================================================================ the card's section
+MODELS = ("radiomics", "clinical", "combined")
+
+
+def _model_record(m: LinearModel, y_tr: np.ndarray, T_splits: dict[str, pd.DataFrame], y_splits: dict) -> dict:
+    from her2radiomics import stats
+    from her2radiomics.modeling import split_metrics
+
+    p_tr = m.predict_proba(T_splits["train"])
+    cut = float(stats.youden_cutoff(y_tr, p_tr))
+    probs = {sp: m.predict_proba(T) for sp, T in T_splits.items()}
+    return {**m.to_json(), "formula": m.formula(), "cutoff": cut,
+            "metrics": {sp: split_metrics(y_splits[sp], probs[sp], cut) for sp in T_splits},
+            "probabilities": {sp: p.tolist() for sp, p in probs.items()}}
+
+
+def card_section(card: dict, X: pd.DataFrame, y: np.ndarray, splits: dict[str, np.ndarray], raw: pd.DataFrame,
+                 specs: Sequence[VariableSpec], selection: str | None = None, alpha: float = 0.05) -> dict:
+    """Clinical and combined models next to a trained radiomics card (``card["clinical_models"]``).
+
+    ``X``: the cohort's features (as the card saw them), ``raw``: the clinical columns as text, indexed like
+    ``X``. Fitted on ``splits["train"]``: the encoding (reference levels, imputation values), the univariate
+    screen (``selection="univariate"``: keep p < ``alpha``) and the multivariate clinical model with its ORs;
+    the combined model is the rad-score (the card's linear predictor) plus the kept clinical variables. Every
+    model gets its own Youden cut-off on the training split, metrics on every split, and the three are compared
+    by DeLong's test on every split. The nomogram scales of the combined model are stored too."""
+    from her2radiomics import nomogram
+    from her2radiomics.modelcard import linear_predictor, predict_proba
+    from her2radiomics.modeling import delong_matrix, rad_score_formula
+
+    if selection not in (None, "univariate"):
+        raise UserError(f"unknown --clinical-selection {selection!r}; use univariate")
+    tr = splits["train"]
+    raw = raw.reindex(X.index)
+    record = encoding_record(raw.iloc[tr], specs)
+    D, n_imputed = encode(raw, record)
+    notes = []
+    if n_imputed:
+        notes.append(f"{n_imputed} missing clinical value(s) imputed with the training median (numeric) or mode "
+                     "(categorical)")
+    uni = select_univariate(D.iloc[tr], y[tr], record, alpha) if selection == "univariate" else None
+    if uni is not None:
+        kept = [v for v in record if v["name"] in uni["selected"]]
+        if not kept:
+            best = min(uni["univariate"], key=lambda u: u["p_min"])
+            kept = [v for v in record if v["name"] == best["name"]]
+            notes.append(f"no clinical variable has univariate p < {alpha}; kept the one with the smallest p "
+                         f"({best['name']}, p = {best['p_min']:.3g})")
+    else:
+        kept = list(record)
+    rad = linear_predictor(card, X)
+    y_sp = {sp: y[rows] for sp, rows in splits.items()}
+    T_cl = term_frame(D, kept)
+    T_co = term_frame(D, kept, rad_score=rad)
+    clin = fit_linear_model("clinical", T_cl.iloc[tr], y[tr], kept)
+    comb = fit_linear_model("combined", T_co.iloc[tr], y[tr], kept)
+    rec_cl = _model_record(clin, y[tr], {sp: T_cl.iloc[r] for sp, r in splits.items()}, y_sp)
+    rec_co = _model_record(comb, y[tr], {sp: T_co.iloc[r] for sp, r in splits.items()}, y_sp)
+    p_rad = predict_proba(card, X)
+    delong = {sp: delong_matrix(y[rows], [p_rad[rows], np.asarray(rec_cl["probabilities"][sp]),
+                                          np.asarray(rec_co["probabilities"][sp])], list(MODELS))
+              for sp, rows in splits.items()}
+    return {
+        "requested": [s.column for s in specs],
+        "encoding": record,
+        "selection": {"method": selection or "none (every requested variable)", "alpha": alpha if uni else None,
+                      "univariate": uni["univariate"] if uni else None, "kept": [v["name"] for v in kept]},
+        "rad_score": {"term": RAD_SCORE, "formula": rad_score_formula(card),
+                      "definition": "the radiomics card's linear predictor (log-odds)"},
+        "clinical": rec_cl,
+        "combined": rec_co,
+        "delong": delong,
+        "nomogram": nomogram.scales(comb),
+        "method": "univariate logistic regression (Wald p < alpha) -> multivariate logistic regression "
+                  "(unpenalised ML, Wald 95% CI); combined = rad-score + kept variables",
+        "notes": notes,
+    }
+
+
+def predict_section(section: dict, card: dict, X: pd.DataFrame, raw: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Probabilities of the three models for new cases (clinical values as text, indexed like ``X``)."""
+    from her2radiomics.modelcard import linear_predictor, predict_proba
+
+    raw = raw.reindex(X.index)
+    D, _ = encode(raw, section["encoding"])
+    clin = LinearModel.from_json(section["clinical"])
+    comb = LinearModel.from_json(section["combined"])
+    return {"radiomics": predict_proba(card, X),
+            "clinical": clin.predict_proba(term_frame(D, clin.variables)),
+            "combined": comb.predict_proba(term_frame(D, comb.variables, rad_score=linear_predictor(card, X)))}

@@ -71,14 +71,19 @@ def _fill_by_batch(A: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, int]:
     return B, n
 
 
-def fit(X: pd.DataFrame, batch: Sequence, *, batch_column: str) -> dict:
-    """Fit ComBat on every numeric column of ``X`` (cases x features) with ``batch`` per case -> card record."""
+def fit(X: pd.DataFrame, batch: Sequence, *, batch_column: str, allow_single: bool = False) -> dict:
+    """Fit ComBat on every numeric column of ``X`` (cases x features) with ``batch`` per case -> card record.
+
+    With ``allow_single`` a single batch (e.g. the training split of a centre split) is the *reference batch*
+    (sva's ``ref.batch``, Zhang et al. BMC Bioinformatics 2018;19:262): its mean and variance are the grand mean
+    and pooled variance, its own transform is the identity (gamma* = 0, delta* = 1), and other batches are
+    then estimated onto it from their unlabelled cases (:func:`estimate_batch`)."""
     from neuroCombat import neuroCombat
 
     labels = _batch_labels(batch)
     levels = sorted(set(labels), key=str)
     counts = {b: int((labels == b).sum()) for b in levels}
-    if len(levels) < 2:
+    if len(levels) < 2 and not allow_single:
         raise UserError(f"--harmonize combat needs at least 2 batches in {batch_column!r}; found only {levels[0]!r}")
     small = [b for b, n in counts.items() if n < 2]
     if small:
@@ -95,6 +100,10 @@ def fit(X: pd.DataFrame, batch: Sequence, *, batch_column: str) -> dict:
     if not use:
         raise UserError("no feature varies within every batch; ComBat has nothing to estimate")
     filled, n_filled = _fill_by_batch(A[:, ok], labels)
+    if len(levels) == 1:
+        b = levels[0]
+        return _record(batch_column, [b], counts, use, len(cols), n_filled, filled.mean(axis=0), filled.var(axis=0),
+                       {b: [0.0] * len(use)}, {b: [1.0] * len(use)}, reference=b)
     covars = pd.DataFrame({"batch": [levels.index(b) for b in labels]})
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -102,20 +111,29 @@ def fit(X: pd.DataFrame, batch: Sequence, *, batch_column: str) -> dict:
     est = res["estimates"]
     order = [int(v) for v in est["batches"]]          # integer codes, sorted = levels order
     gs, ds = np.asarray(est["gamma.star"]), np.asarray(est["delta.star"])
+    return _record(batch_column, [levels[i] for i in order], counts, use, len(cols), n_filled,
+                   np.asarray(est["stand.mean"])[:, 0], np.asarray(est["var.pooled"]).ravel(),
+                   {levels[i]: gs[k].tolist() for k, i in enumerate(order)},
+                   {levels[i]: ds[k].tolist() for k, i in enumerate(order)})
+
+
+def _record(batch_column, batches, counts, use, n_cols, n_filled, grand_mean, var_pooled, gamma, delta,
+            reference=None) -> dict:
     return {
         "method": METHOD,
         "implementation": IMPLEMENTATION,
         "reference": "Johnson WE, Li C, Rabinovic A. Biostatistics 2007;8:118-127; Fortin JP et al. NeuroImage 2018",
         "batch_column": batch_column,
-        "batches": [levels[i] for i in order],
-        "n_per_batch": {levels[i]: counts[levels[i]] for i in order},
-        "features": use,
-        "n_unharmonised": int(len(cols) - len(use)),
+        "reference_batch": reference,
+        "batches": list(batches),
+        "n_per_batch": {b: counts[b] for b in batches},
+        "features": list(use),
+        "n_unharmonised": int(n_cols - len(use)),
         "n_filled_for_estimation": n_filled,
-        "grand_mean": np.asarray(est["stand.mean"])[:, 0].tolist(),
-        "var_pooled": np.asarray(est["var.pooled"]).ravel().tolist(),
-        "gamma_star": {levels[i]: gs[k].tolist() for k, i in enumerate(order)},
-        "delta_star": {levels[i]: ds[k].tolist() for k, i in enumerate(order)},
+        "grand_mean": np.asarray(grand_mean, dtype=float).tolist(),
+        "var_pooled": np.asarray(var_pooled, dtype=float).tolist(),
+        "gamma_star": gamma,
+        "delta_star": delta,
         "estimated_from_new_cases": [],
     }
 
@@ -188,3 +206,51 @@ def estimate_batch(record: dict, X: pd.DataFrame, batch: str) -> dict:
     out["n_per_batch"][b] = int(len(X))
     out["estimated_from_new_cases"] = [*record.get("estimated_from_new_cases", []), b]
     return out
+
+
+# ============================================================================================ command hooks
+def batch_lookup(ids: Sequence[str], batch_column: str, tables: Sequence[tuple[str, str]]) -> np.ndarray:
+    """The batch value of every case id, from the first of ``tables`` (``[(path, id_column), ...]``) that has
+    ``batch_column``; one line when none has it or a case has no value."""
+    from her2radiomics.labels import load_clinical
+    from her2radiomics.modeling import norm_value_id
+
+    last = None
+    for path, id_col in tables:
+        if not path:
+            continue
+        try:
+            t = load_clinical(path, [batch_column], id_col, what="batch")
+        except UserError as exc:
+            last = exc
+            continue
+        vals = {norm_value_id(i): v for i, v in zip(t.index, t[batch_column], strict=True)}
+        out = np.array([vals.get(str(i), "") for i in ids], dtype=object)
+        blank = [str(i) for i, v in zip(ids, out, strict=True) if str(v).strip() == ""]
+        if blank:
+            raise UserError(f"{len(blank)} case(s) have no {batch_column!r} value (e.g. {blank[0]!r}); ComBat needs "
+                            "the batch of every case")
+        return out
+    raise last or UserError(f"no table has the batch column {batch_column!r}; fix --batch-column")
+
+
+def harmonize_cohort_X(X: pd.DataFrame, batch: np.ndarray, train_rows: np.ndarray, columns: Sequence[str],
+                       batch_column: str, extra: tuple[pd.DataFrame, np.ndarray] | None = None
+                       ) -> tuple[pd.DataFrame, dict]:
+    """Fit ComBat on the training rows' ``columns`` and harmonise every row of ``X``.
+
+    A batch present only outside the training rows is estimated from ``extra`` (``--harmonize-batch``: its
+    unlabelled cases and their batch values), else refused with one line."""
+    rec = fit(X.iloc[train_rows][list(columns)], batch[train_rows], batch_column=batch_column, allow_single=True)
+    from her2radiomics.modeling import norm_value
+
+    needed = [b for b in dict.fromkeys(norm_value(v) for v in batch) if b not in rec["gamma_star"]]
+    for b in needed:
+        if extra is None:
+            raise unknown_batch_error(rec, b)
+        Xe, be = extra
+        rows = np.array([norm_value(v) == b for v in be], dtype=bool)
+        if not rows.any():
+            raise UserError(f"--harmonize-batch table has no case of batch {b!r}; add that batch's cases")
+        rec = estimate_batch(rec, Xe[rows], b)
+    return apply(rec, X, batch), rec

@@ -64,6 +64,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambda-rule", choices=("min", "1se"), default="min",
                         help="LASSO penalty: lowest CV deviance (min, default) or the 1-SE rule")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the split and the CV folds (default 0)")
+    from her2radiomics.commands import modeloptions  # issue 15 hook: --clinical, --harmonize
+
+    modeloptions.add_training_arguments(parser)
 
 
 def label_spec(args: argparse.Namespace) -> modeling.LabelSpec:
@@ -191,13 +194,25 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics.io import check_output
 
     check_output(args.output, "model card", inputs=[args.features, args.labels, args.icc])
+    from her2radiomics.commands import modeloptions
+
     config = training_config(args, args.feature_set)
+    modeloptions.check(args)
     spec = label_spec(args)
     cohort = load_cohort(args, args.task, spec)
-    result = modeling.train(cohort, config, icc_table=read_icc(args), id_column=args.id_column,
+    splits = rec = section = None
+    if modeloptions.active(args):  # issue 15 hook: ComBat before, clinical/combined models after the radiomics fit
+        splits = modeling.make_splits(cohort.y, method=config.split, test_size=config.test_size, seed=config.seed,
+                                      center=cohort.center, test_center=config.test_center,
+                                      center_column=args.center_column)
+        cohort, rec = modeloptions.harmonize_training(args, cohort, splits, spec)
+    result = modeling.train(cohort, config, splits=splits, icc_table=read_icc(args), id_column=args.id_column,
                             provenance=provenance(args, spec), center_column=args.center_column)
+    if modeloptions.active(args):
+        section = modeloptions.clinical_section(args, result.card, cohort, splits, spec)
+        modeloptions.finish_card(result.card, rec, section, args)
     modeling.save_model_card(result.card, args.output)
-    print_notes(result.notes)
+    print_notes(result.notes + (section["notes"] if section else []))
     card = result.card
     sel = card["selection"]
     icc = f"{sel['n_after_icc']} after ICC" if sel.get("icc_threshold") is not None else "no ICC table"
@@ -212,5 +227,7 @@ def run(args: argparse.Namespace) -> int:
         gtxt = f"  GDI {100 * g['value']:.1f}% ({g['zone']})" if g else ""
         print(f"  {split:<9} n={m['n']:<4} events={m['n_event']:<4} AUC {fmt_auc(m)}  acc {m['accuracy']:.3f}  "
               f"sens {m['sensitivity']:.3f}  spec {m['specificity']:.3f}{gtxt}")
+    if section:
+        print(modeloptions.format_clinical(section))
     print(f"wrote {args.output}")
     return 0
