@@ -148,12 +148,15 @@ def encode(raw: pd.DataFrame, record: Sequence[dict]) -> tuple[pd.DataFrame, int
 
 # ============================================================================================ logistic regression
 def fit_logistic(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, max_iter: int = 100,
-                 tol: float = 1e-10) -> dict:
+                 tol: float = 1e-10, firth: bool = False) -> dict:
     """Unpenalised logistic regression with an intercept by Newton-Raphson; Wald SE, OR, 95% CI and p.
 
     Stops when the largest coefficient change is below ``tol`` (R's glm stops on the relative deviance change
     1e-8; both reach the same maximum to ~1e-8 on a regular problem). Refuses (one line) a design that is
-    singular or separates the classes (coefficients diverging), where ORs are not defined.
+    singular or separates the classes (coefficients diverging), where ORs are not defined. ``firth=True``
+    maximises Firth's penalised likelihood instead (score ``X'(y - p + h (1/2 - p))`` with ``h`` the hat
+    values; Firth, Biometrika 1993;80:27-38; Heinze & Schemper, Stat Med 2002;21:2409-2419), finite under
+    separation; its Wald SEs come from the same information matrix (R's logistf with ``pl = FALSE``).
     """
     from scipy.stats import norm
 
@@ -174,7 +177,14 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, max_iter
         try:
             if np.linalg.cond(info) > 1e14:
                 raise np.linalg.LinAlgError
-            step = np.linalg.solve(info, A.T @ (y - p))
+            resid = y - p
+            if firth:
+                Aw = A * np.sqrt(w)[:, None]
+                h = np.einsum("ij,ij->i", Aw @ np.linalg.inv(info), Aw)
+                resid = resid + h * (0.5 - p)
+            step = np.linalg.solve(info, A.T @ resid)
+            if firth:
+                step = step * min(1.0, 5.0 / max(np.max(np.abs(step)), 1e-300))   # logistf's maxstep 5
         except np.linalg.LinAlgError:
             if it > 0 and np.max(np.abs(b)) > 10:
                 raise separation from None
@@ -186,8 +196,10 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, max_iter
             break
     eta = A @ b
     p = 1.0 / (1.0 + np.exp(-eta))
-    if not converged or np.max(np.abs(b)) > 30 or min(p.min(), 1 - p.max()) < 1e-10:
+    if not firth and (not converged or np.max(np.abs(b)) > 30 or min(p.min(), 1 - p.max()) < 1e-10):
         raise separation
+    if firth and not converged:
+        raise UserError(f"Firth's logistic regression on {', '.join(names)} did not converge; drop a variable")
     w = p * (1 - p)
     cov = np.linalg.inv(A.T @ (A * w[:, None]))
     se = np.sqrt(np.diag(cov))
@@ -200,17 +212,33 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, names: Sequence[str], *, max_iter
                                                            float(math.exp(b[j] + Z95 * se[j]))]})
     dev = -2 * float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
     return {"intercept": float(b[0]), "coefficients": [float(v) for v in b[1:]], "terms": list(names),
-            "table": rows, "deviance": dev, "n": int(len(y)), "n_event": int(y.sum())}
+            "table": rows, "deviance": dev, "n": int(len(y)), "n_event": int(y.sum()),
+            "estimator": "Firth penalised likelihood" if firth else "maximum likelihood"}
 
 
-def select_univariate(D: pd.DataFrame, y: np.ndarray, record: Sequence[dict], alpha: float = 0.05) -> dict:
+def fit_logistic_or_firth(X: np.ndarray, y: np.ndarray, names: Sequence[str], notes: list[str] | None = None,
+                          what: str = "") -> dict:
+    """fit_logistic; under separation, Firth's penalised likelihood with a note (finite ORs, wide CIs)."""
+    try:
+        return fit_logistic(X, y, names)
+    except UserError as exc:
+        if "separate the classes" not in str(exc):
+            raise
+        if notes is not None:
+            notes.append(f"{what or ', '.join(names)}: the classes are separated on the training split; Firth's "
+                         "penalised logistic regression used (Heinze & Schemper 2002)")
+        return fit_logistic(X, y, names, firth=True)
+
+
+def select_univariate(D: pd.DataFrame, y: np.ndarray, record: Sequence[dict], alpha: float = 0.05,
+                      notes: list[str] | None = None) -> dict:
     """Univariate logistic regression of every clinical variable (all its design columns together).
 
     Returns ``{"alpha", "univariate": [{"name", "table": [...], "p_min", "kept"}], "selected": [names]}``; a
     variable is kept when any of its Wald p-values is < ``alpha``."""
     uni = []
     for v in record:
-        r = fit_logistic(D[v["columns"]].to_numpy(), y, v["columns"])
+        r = fit_logistic_or_firth(D[v["columns"]].to_numpy(), y, v["columns"], notes, f"univariate {v['name']}")
         p_min = min(t["p"] for t in r["table"][1:])
         uni.append({"name": v["name"], "table": r["table"][1:], "p_min": p_min, "kept": bool(p_min < alpha)})
     return {"alpha": alpha, "univariate": uni, "selected": [u["name"] for u in uni if u["kept"]]}
@@ -256,10 +284,13 @@ class LinearModel:
         return "logit(P) = " + " ".join(parts)
 
 
-def fit_linear_model(kind: str, T: pd.DataFrame, y: np.ndarray, variables: Sequence[dict]) -> LinearModel:
-    """Unpenalised logistic regression on every column of ``T`` (fit_logistic), as a LinearModel."""
+def fit_linear_model(kind: str, T: pd.DataFrame, y: np.ndarray, variables: Sequence[dict],
+                     notes: list[str] | None = None) -> LinearModel:
+    """Unpenalised logistic regression on every column of ``T`` (fit_logistic; Firth under separation when
+    ``notes`` is given to receive the note), as a LinearModel."""
     terms = list(T.columns)
-    r = fit_logistic(T.to_numpy(dtype=float), y, terms)
+    r = (fit_logistic(T.to_numpy(dtype=float), y, terms) if notes is None else
+         fit_logistic_or_firth(T.to_numpy(dtype=float), y, terms, notes, f"{kind} model"))
     A = T.to_numpy(dtype=float)
     ranges = {t: [float(A[:, j].min()), float(A[:, j].max())] for j, t in enumerate(terms)}
     return LinearModel(kind=kind, terms=terms, coefficients=r["coefficients"], intercept=r["intercept"],
@@ -315,7 +346,7 @@ def card_section(card: dict, X: pd.DataFrame, y: np.ndarray, splits: dict[str, n
     if n_imputed:
         notes.append(f"{n_imputed} missing clinical value(s) imputed with the training median (numeric) or mode "
                      "(categorical)")
-    uni = select_univariate(D.iloc[tr], y[tr], record, alpha) if selection == "univariate" else None
+    uni = select_univariate(D.iloc[tr], y[tr], record, alpha, notes) if selection == "univariate" else None
     if uni is not None:
         kept = [v for v in record if v["name"] in uni["selected"]]
         if not kept:
@@ -329,8 +360,8 @@ def card_section(card: dict, X: pd.DataFrame, y: np.ndarray, splits: dict[str, n
     y_sp = {sp: y[rows] for sp, rows in splits.items()}
     T_cl = term_frame(D, kept)
     T_co = term_frame(D, kept, rad_score=rad)
-    clin = fit_linear_model("clinical", T_cl.iloc[tr], y[tr], kept)
-    comb = fit_linear_model("combined", T_co.iloc[tr], y[tr], kept)
+    clin = fit_linear_model("clinical", T_cl.iloc[tr], y[tr], kept, notes)
+    comb = fit_linear_model("combined", T_co.iloc[tr], y[tr], kept, notes)
     rec_cl = _model_record(clin, y[tr], {sp: T_cl.iloc[r] for sp, r in splits.items()}, y_sp)
     rec_co = _model_record(comb, y[tr], {sp: T_co.iloc[r] for sp, r in splits.items()}, y_sp)
     p_rad = predict_proba(card, X)

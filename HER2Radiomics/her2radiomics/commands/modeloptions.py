@@ -184,3 +184,79 @@ def format_clinical(section: dict) -> str:
         ps = f"rad-comb p={d['p'][0][2]:.3g}, clin-comb p={d['p'][1][2]:.3g}, rad-clin p={d['p'][0][1]:.3g}"
         lines.append(f"[{sp}] AUC {aucs}; DeLong {ps}")
     return "\n".join(lines)
+
+
+def study_extras(study: dict, results: list) -> None:
+    """study.json: per feature set, the clinical/combined models' ORs, metrics and three-model DeLong tables, and
+    the ComBat summary (the full records are in the cards)."""
+    for entry, (_, res) in zip(study["feature_sets"], results, strict=True):
+        sec = res.card.get("clinical_models")
+        if sec:
+            entry["clinical_models"] = {
+                "kept": sec["selection"]["kept"], "univariate": sec["selection"]["univariate"],
+                "clinical": {k: sec["clinical"][k] for k in ("formula", "table", "cutoff", "metrics")},
+                "combined": {k: sec["combined"][k] for k in ("formula", "table", "cutoff", "metrics")},
+                "delong": sec["delong"]}
+        h = res.card.get("harmonization")
+        if h:
+            entry["harmonization"] = {k: h[k] for k in ("method", "implementation", "batch_column", "batches",
+                                                        "n_per_batch", "reference_batch", "n_unharmonised",
+                                                        "estimated_from_new_cases")}
+
+
+def evaluate_clinical(args: argparse.Namespace, card: dict, cohort, spec) -> dict | None:
+    """The three models of a card with ``clinical_models`` on an evaluation cohort: metrics at each model's
+    training cut-off and the DeLong table; None (with a note) when the labels table lacks the clinical columns."""
+    from her2radiomics import clinical
+    from her2radiomics.labels import load_clinical
+    from her2radiomics.modeling import delong_matrix, split_metrics
+
+    sec = card["clinical_models"]
+    names = [v["name"] for v in sec["encoding"]]
+    try:
+        raw = load_clinical(args.labels, names, spec.labels_id_column or spec.id_column)
+    except UserError as exc:
+        cohort.notes.append(f"clinical/combined models not evaluated: {exc}")
+        return None
+    raw.index = [modeling.norm_value_id(i) for i in raw.index]
+    probs = clinical.predict_section(sec, card, cohort.X, raw)
+    cuts = {"radiomics": float(card["cutoff"]), "clinical": sec["clinical"]["cutoff"],
+            "combined": sec["combined"]["cutoff"]}
+    y = cohort.y
+    return {"metrics": {m: split_metrics(y, p, cuts[m]) for m, p in probs.items()},
+            "delong": delong_matrix(y, list(probs.values()), list(probs)),
+            "probabilities": {m: p.tolist() for m, p in probs.items()}}
+
+
+def harmonize_prediction(args: argparse.Namespace, df, cards: list[dict]):
+    """``predict``: harmonise the features table with the cards' ComBat record (batch from the table's
+    --batch-column, or the card's batch column); refuses mixing a harmonised and a plain card, or two records."""
+    from her2radiomics import harmonize
+
+    recs = [c.get("harmonization") for c in cards]
+    if all(r is None for r in recs):
+        if getattr(args, "harmonize", None):
+            raise UserError("the model card(s) were trained without harmonisation; drop --harmonize")
+        return df
+    if any(r is None for r in recs) or any(r != recs[0] for r in recs[1:]):
+        raise UserError("the stage-1 and stage-2 cards were harmonised differently (or only one of them); predict "
+                        "each stage separately")
+    rec = recs[0]
+    if not getattr(args, "harmonize", None):
+        raise UserError(f"the model card was trained on ComBat-harmonised features (batch column "
+                        f"{rec['batch_column']!r}); add --harmonize combat --batch-column {rec['batch_column']}")
+    col = args.batch_column or rec["batch_column"]
+    if col not in df.columns:
+        raise UserError(f"the features table has no batch column {col!r}; add it (the scanner/centre of each case)")
+    batch = df[col].to_numpy(dtype=object)
+    if args.harmonize_batch:
+        t = modeling.read_table(args.harmonize_batch, "--harmonize-batch table", text_columns=[col])
+        if col not in t.columns:
+            raise UserError(f"--harmonize-batch table has no batch column {col!r}; add it")
+        for b in dict.fromkeys(modeling.norm_value(v) for v in batch):
+            if b not in rec["gamma_star"]:
+                rows = (t[col].map(modeling.norm_value) == b).to_numpy()
+                if not rows.any():
+                    raise UserError(f"--harmonize-batch table has no case of batch {b!r}; add that batch's cases")
+                rec = harmonize.estimate_batch(rec, t[rows], b)
+    return harmonize.apply(rec, df, batch)

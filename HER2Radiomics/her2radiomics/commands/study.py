@@ -45,6 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty DIR: replace an earlier study's cards and study.json (other files "
                              "are kept)")
+    parser.add_argument("--recipe", default=None, metavar="NAME",
+                        help="a related study's settings (Resources/Recipes/NAME.yaml: gao2026, multiparametric-2025, "
+                             "her2low-dce, cao2025, ultrasound-her2low, or a .yaml path); command-line options win")
+    for a in parser._actions:  # with --recipe the task may come from the recipe (checked in run)
+        if a.dest == "task":
+            a.required = False
+    _DEFAULTS.update({a.dest: a.default for a in parser._actions if a.dest != "help"})
+
+
+_DEFAULTS: dict = {}
 
 
 def set_filename(name: str) -> str:
@@ -55,6 +65,16 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics.io import check_output, write_json
 
     check_output(args.output, "output folder", folder=True)
+    recipe = None
+    if getattr(args, "recipe", None):  # issue 15 hook: a related study's options
+        from her2radiomics import recipes
+
+        recipe = recipes.load(args.recipe)
+        for n in recipes.apply(args, recipe, _DEFAULTS):
+            print(f"note: {n}")
+        recipes.check_table(recipe, list(modeling.read_table(args.features, "features table").columns))
+    if not getattr(args, "task", None):
+        raise UserError("the following argument is required: --task (or give --recipe NAME)")
     stale = check_study_folder(Path(args.output), args.force)
     args.feature_sets = args.feature_sets or list(modeling.STUDY_SETS)
     if not 0 <= args.bootstrap <= 100_000:
@@ -66,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     base = training_config(args, args.feature_sets[0])
     splits = modeling.make_splits(cohort.y, method=base.split, test_size=base.test_size, seed=base.seed,
                                   center=cohort.center, test_center=base.test_center, center_column=spec.center_column)
+    from her2radiomics.commands import modeloptions
+
+    modeloptions.check(args)
+    rec = None
+    if modeloptions.active(args):  # issue 15 hook: ComBat on the training split before every feature set
+        cohort, rec = modeloptions.harmonize_training(args, cohort, splits, spec)
     icc_table = read_icc(args)
     prov = provenance(args, spec)
     out = Path(args.output)
@@ -80,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
             continue
         res = modeling.train(cohort, training_config(args, name), splits=splits, icc_table=icc_table,
                              id_column=spec.id_column, provenance=prov, center_column=spec.center_column)
+        if modeloptions.active(args):  # issue 15 hook: clinical + combined models beside each set's card
+            modeloptions.finish_card(res.card, rec, modeloptions.clinical_section(args, res.card, cohort, splits, spec),
+                                     args)
         results.append((name, res))
     if not results:
         raise UserError("no feature set could be trained (see the notes); check --feature-sets against the table's columns")
@@ -91,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     study = build_study(args.task, cohort.classes, results, split_info, prov, notes, skipped,
                         cohort_rows=modeling.cohort_table(cohort, splits), bootstrap=args.bootstrap,
                         parameter_file=parameter_file_name(args.features))
+    if modeloptions.active(args):
+        modeloptions.study_extras(study, results)
     names = [s["name"] for s in study["feature_sets"]]
     delong = study["delong"]
     write_json(modeling.jsonable(study), out / "study.json")
@@ -102,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     for split in splits:
         if len(names) > 1:
             print(f"\n[{split}] " + format_delong(delong[split]))
+    for name, res in results:
+        if "clinical_models" in res.card:
+            print(f"\n{name}: " + modeloptions.format_clinical(res.card["clinical_models"]))
     print(f"\nwrote {len(names)} model card(s) and {out / 'study.json'}")
     return 0
 
