@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         cohort = modeling.restrict_cohort(cohort, card, args.cases)
     from her2radiomics.commands import modeloptions
 
-    modeloptions.check(args)
+    modeloptions.check(args, batch_from_card=True)
     cohort = modeloptions.harmonize_card_cases(args, card, cohort, spec)
     result = modeling.evaluate(card, cohort)
     if "clinical_models" in card:

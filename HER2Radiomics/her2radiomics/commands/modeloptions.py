@@ -41,8 +41,9 @@ def add_harmonize_arguments(parser: argparse.ArgumentParser, *, group=None) -> N
                         "column, or ids in the labels table): that batch is estimated from them")
 
 
-def check(args: argparse.Namespace) -> None:
-    if getattr(args, "harmonize", None) and not args.batch_column:
+def check(args: argparse.Namespace, *, batch_from_card: bool = False) -> None:
+    """One line for options that need another (evaluate/predict take the batch column from the card)."""
+    if getattr(args, "harmonize", None) and not args.batch_column and not batch_from_card:
         raise UserError("--harmonize combat needs --batch-column COL (the scanner/centre column)")
     if getattr(args, "batch_column", None) and not args.harmonize:
         raise UserError("--batch-column is used only with --harmonize combat; add it or drop --batch-column")

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             check_card_resample(load_card(path), df.attrs.get("resample"), name)
     from her2radiomics.commands import modeloptions
 
-    modeloptions.check(args)
+    modeloptions.check(args, batch_from_card=True)
     df = modeloptions.harmonize_prediction(args, df, [load_card(p) for p in (args.stage1, args.stage2) if p])
     pred = predict(df, args.stage1, args.stage2, features_hash=h)
     # full precision: pandas writes the shortest repr that reads back to the same float64 (no %.6g ties, no p = 1.0)
