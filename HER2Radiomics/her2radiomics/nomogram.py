@@ -125,9 +125,9 @@ def probability(sc: Mapping, total: float) -> float:
     return 1.0 / (1.0 + math.exp(-lp))
 
 
-def draw(sc: Mapping, png: str | os.PathLike[str] | None = None, svg: str | os.PathLike[str] | None = None,
-         title: str = "Nomogram"):
-    """Draw the nomogram (points row, one row per variable, total points, probability) to PNG and/or SVG."""
+def figure(sc: Mapping, title: str = "Nomogram"):
+    """The nomogram as a matplotlib figure (points row, one row per variable, total points, probability) and its
+    rows ``[(label, [(x on the 0-100 axis, tick text), ...]), ...]``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -158,6 +158,15 @@ def draw(sc: Mapping, png: str | os.PathLike[str] | None = None, svg: str | os.P
     ax.axis("off")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    return fig, rows
+
+
+def draw(sc: Mapping, png: str | os.PathLike[str] | None = None, svg: str | os.PathLike[str] | None = None,
+         title: str = "Nomogram"):
+    """Write the nomogram (:func:`figure`) to PNG and/or SVG; returns its rows."""
+    import matplotlib.pyplot as plt
+
+    fig, rows = figure(sc, title)
     for path in (png, svg):
         if path:
             fig.savefig(path, dpi=150 if str(path).endswith(".png") else None)

@@ -125,3 +125,19 @@ def test_option_misuse_is_one_line(tables, tmp_path):
                        (("--clinical", "stage"), "no clinical column 'stage'")):
         r = run_cli("train", f, lab, "-o", tmp_path / "x.json", *GENERIC, *extra)
         assert r.returncode != 0 and msg in r.stderr, r.stderr
+
+
+def test_study_with_clinical_then_report_draws_nomogram(tables, tmp_path):
+    f, lab, _, _ = tables
+    r = run_cli("study", f, lab, "-o", tmp_path / "s", *GENERIC[:-4], "--feature-sets", "intra", "--cv-folds", "5",
+                "--clinical", "age", "grade:cat=1")
+    assert r.returncode == 0, r.stderr
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    cm = study["feature_sets"][0]["clinical_models"]
+    assert cm["kept"] == ["age", "grade"] and cm["delong"]["test"]["models"] == ["radiomics", "clinical", "combined"]
+    r = run_cli("report", "--study", tmp_path / "s" / "study.json", "-o", tmp_path / "r.html")
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "Clinical and combined models (intra)" in html and "grade (ref 1)" in html and "multivariate OR" in html
+    assert (tmp_path / "r.nomogram.custom.intra.png").stat().st_size > 1000
+    assert "<svg" in (tmp_path / "r.nomogram.custom.intra.svg").read_text()[:400]
