@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import numpy as np
-
 from her2radiomics.commands import lazy_module
 from her2radiomics.errors import UserError
 
@@ -128,6 +126,8 @@ def harmonize_card_cases(args: argparse.Namespace, card: dict, cohort, spec):
     batch = harmonize.batch_lookup(cohort.ids, args.batch_column, _tables(args, spec))
     extra = _extra(args, spec)
     if extra is not None:
+        import numpy as np
+
         from her2radiomics.modeling import norm_value
 
         for b in dict.fromkeys(norm_value(v) for v in batch):
