@@ -10,8 +10,8 @@ Makes the numbers of docs/validation.md, section "Related studies' models on the
    measurement), (c) the card's protocol: GE is the reference batch, Siemens estimated from its own unlabelled
    cases (``--harmonize combat --batch-column manufacturer --harmonize-batch FEATURES``).
 
-Run:  .venv/bin/python benchmarks/duke_related_models.py [--data ../shared/data/duke] [-o OUT_DIR]
-(about 2 minutes; the nomogram figures go to docs/figures/duke_nomogram_{er,her2}.png).
+Run:  .venv/bin/python benchmarks/duke_related_models.py [--data ../shared/data/duke] [-o OUT_DIR] [--seeds 0 1 2 3 4]
+(about 3 minutes per seed on 2 busy cores; the nomogram figures go to docs/figures/duke_nomogram_{er,her2}.png).
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "duke")
     ap.add_argument("-o", "--output", type=Path, default=Path("/tmp/duke_related_models"))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="split/CV seeds for the ComBat comparison (docs: 0 1 2 3 4); the combined models use seed 0")
     a = ap.parse_args()
     import pandas as pd
 
@@ -70,14 +72,15 @@ def main() -> int:
     rec = harmonize.fit(X, batch, batch_column="manufacturer")
     harmonize.apply(rec, X, batch).reset_index().to_csv(out / "features_combat_all.csv", index=False)
     for label in ("ER", "HER2"):
-        cards = {}
-        for key, table, extra in (("before", feats, []), ("combat_all_cases", out / "features_combat_all.csv", []),
-                                  ("combat_card", feats, ["--harmonize", "combat", "--batch-column", "manufacturer",
-                                                          "--harmonize-batch", feats])):
-            p = out / f"{label}_{key}.json"
-            cli("train", table, clin, "-o", p, "--label-column", label, *COMMON, *extra)
-            cards[key] = ext(load_model_card(p))
-        res["combat"][label] = cards
+        for seed in a.seeds:
+            cards = {}
+            for key, table, extra in (("before", feats, []), ("combat_all_cases", out / "features_combat_all.csv", []),
+                                      ("combat_card", feats, ["--harmonize", "combat", "--batch-column",
+                                                              "manufacturer", "--harmonize-batch", feats])):
+                p = out / f"{label}_{key}_seed{seed}.json"
+                cli("train", table, clin, "-o", p, "--label-column", label, *COMMON, "--seed", seed, *extra)
+                cards[key] = ext(load_model_card(p))
+            res["combat"].setdefault(label, {})[f"seed{seed}"] = cards
         p = out / f"{label}_combined.json"
         cli("train", feats, clin, "-o", p, "--label-column", label, *COMMON, "--clinical", *CLINICAL[label],
             "--clinical-selection", "univariate")

@@ -163,9 +163,8 @@ def apply(record: dict, X: pd.DataFrame, batch: Sequence) -> pd.DataFrame:
         g = np.asarray(record["gamma_star"][b], dtype=float)[idx]
         d = np.sqrt(np.asarray(record["delta_star"][b], dtype=float)[idx])
         out[rows] = m + (A[rows] - m - g * sv) / d
-    H = X.copy()
-    H[feats] = out
-    return H
+    harmonised = pd.DataFrame(out, index=X.index, columns=feats)
+    return pd.concat([X.drop(columns=feats), harmonised], axis=1)[list(X.columns)]
 
 
 def estimate_batch(record: dict, X: pd.DataFrame, batch: str) -> dict:

@@ -25,12 +25,15 @@ import numpy as np
 
 from her2radiomics.clinical import RAD_SCORE, LinearModel
 
+MIN_LABEL_GAP = 4.5     # points (of the 0-100 axis) between two tick labels drawn on one row
 PROBABILITY_TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     if not hi > lo:
         return [float(lo)]
+    if float(lo).is_integer() and float(hi).is_integer() and hi - lo <= 10:   # a coded variable: 0/1, stage 1-4
+        return [float(v) for v in range(int(lo), int(hi) + 1)]
     raw = (hi - lo) / max(n - 1, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=raw)
@@ -149,9 +152,12 @@ def figure(sc: Mapping, title: str = "Nomogram"):
         xs = [x for x, _ in ticks]
         if xs:
             ax.plot([min(xs), max(xs)], [yv, yv], color="black", lw=1)
-        for x, lab in ticks:
+        shown: list[float] = []
+        for x, lab in sorted(ticks, key=lambda t: t[0]):
             ax.plot([x, x], [yv, yv + 0.12], color="black", lw=1)
-            ax.text(x, yv + 0.18, lab, ha="center", va="bottom", fontsize=7)
+            if all(abs(x - s) >= MIN_LABEL_GAP for s in shown):   # labels closer than that would overprint
+                ax.text(x, yv + 0.18, lab, ha="center", va="bottom", fontsize=7)
+                shown.append(x)
         ax.text(-4, yv, name, ha="right", va="center", fontsize=8)
     ax.set_xlim(-45, 105)
     ax.set_ylim(0.4, len(rows) + 0.8)
