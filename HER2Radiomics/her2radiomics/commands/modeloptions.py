@@ -260,4 +260,6 @@ def harmonize_prediction(args: argparse.Namespace, df, cards: list[dict]):
                 if not rows.any():
                     raise UserError(f"--harmonize-batch table has no case of batch {b!r}; add that batch's cases")
                 rec = harmonize.estimate_batch(rec, t[rows], b)
-    return harmonize.apply(rec, df, batch)
+    out = harmonize.apply(rec, df, batch)
+    out.attrs["harmonized"] = True   # prediction.predict refuses a harmonised card's cases without this mark
+    return out
