@@ -18,7 +18,11 @@ batch is harmonised exactly as the training cases were. An unseen batch is refus
 are estimated from that batch's own unlabelled cases (``--harmonize-batch FILE``) by the same per-batch
 empirical-Bayes step (neuroCombat's ``it_sol``) against the stored ``m`` and ``v``: this is exactly what ComBat
 would have estimated for that batch had it been in the fit (ComBat's priors are per batch), except that ``m``
-and ``v`` stay the training ones.
+and ``v`` stay the training ones. One deviation, for this post-hoc step only: the prior's moments are taken over
+the features whose variance ratio to ``v`` is within [1e-3, 1e3] (on Duke, 22 of 529 features are nearly constant
+on GE and vary on Siemens, ratios up to 2.5e9, and pushed every delta* to ~5e4 otherwise). At *training* time the
+unlabelled ``--harmonize-batch`` cases of a batch absent from the training split instead join the ComBat fit
+(labels unused; the protocol of Orlhac et al. 2019), so that path is plain neuroCombat.
 
 Missing values: ComBat needs complete data, so for *estimation* a missing value is replaced by its batch's
 median (counted in the record); the transform is then applied to the observed values only (missing values stay
@@ -192,10 +196,16 @@ def estimate_batch(record: dict, X: pd.DataFrame, batch: str) -> dict:
     g_hat = s.mean(axis=1)
     d_hat = s.var(axis=1, ddof=1)
     d_hat[d_hat == 0] = 1.0
-    g_bar, t2 = float(np.mean(g_hat)), float(np.var(g_hat, ddof=1))
+    # ComBat's moment estimates of the priors (across features); features whose variance ratio to the stored
+    # pooled variance is degenerate (< 1e-3 or > 1e3: nearly constant in the fitted batches) are left out of
+    # those moments only, which would otherwise be dominated by them (they still get their own estimates)
+    ok = (d_hat > 1e-3) & (d_hat < 1e3)
+    if ok.sum() < 3:
+        raise UserError(f"--harmonize-batch: batch {b!r} gives no usable spread of batch effects; cannot estimate it")
+    g_bar, t2 = float(np.mean(g_hat[ok])), float(np.var(g_hat[ok], ddof=1))
     if not math.isfinite(t2) or t2 <= 0:
         raise UserError(f"--harmonize-batch: batch {b!r} gives no spread of batch effects; cannot estimate it")
-    g_star, d_star = it_sol(s, g_hat, d_hat, g_bar, t2, aprior(d_hat), bprior(d_hat))
+    g_star, d_star = it_sol(s, g_hat, d_hat, g_bar, t2, aprior(d_hat[ok]), bprior(d_hat[ok]))
     out = {**record, "gamma_star": dict(record["gamma_star"]), "delta_star": dict(record["delta_star"]),
            "n_per_batch": dict(record["n_per_batch"])}
     out["gamma_star"][b] = np.asarray(g_star).tolist()
@@ -240,16 +250,29 @@ def harmonize_cohort_X(X: pd.DataFrame, batch: np.ndarray, train_rows: np.ndarra
 
     A batch present only outside the training rows is estimated from ``extra`` (``--harmonize-batch``: its
     unlabelled cases and their batch values), else refused with one line."""
-    rec = fit(X.iloc[train_rows][list(columns)], batch[train_rows], batch_column=batch_column, allow_single=True)
     from her2radiomics.modeling import norm_value
 
-    needed = [b for b in dict.fromkeys(norm_value(v) for v in batch) if b not in rec["gamma_star"]]
-    for b in needed:
-        if extra is None:
-            raise unknown_batch_error(rec, b)
+    cols = list(columns)
+    Xt, bt = X.iloc[train_rows][cols], np.asarray(batch, dtype=object)[train_rows]
+    trained = {norm_value(v) for v in bt}
+    needed = [b for b in dict.fromkeys(norm_value(v) for v in batch) if b not in trained]
+    if needed and extra is None:
+        raise unknown_batch_error(fit(Xt, bt, batch_column=batch_column, allow_single=True), needed[0])
+    if needed:  # the unlabelled cases of the batches absent from training join the ComBat fit (labels unused)
         Xe, be = extra
-        rows = np.array([norm_value(v) == b for v in be], dtype=bool)
-        if not rows.any():
-            raise UserError(f"--harmonize-batch table has no case of batch {b!r}; add that batch's cases")
-        rec = estimate_batch(rec, Xe[rows], b)
+        missing = [c for c in cols if c not in Xe.columns]
+        if missing:
+            raise UserError(f"--harmonize-batch table lacks feature column {missing[0]!r}; use a table extracted "
+                            "like the training one")
+        parts, labels = [Xt], [bt]
+        for b in needed:
+            rows = np.array([norm_value(v) == b for v in be], dtype=bool)
+            if not rows.any():
+                raise UserError(f"--harmonize-batch table has no case of batch {b!r}; add that batch's cases")
+            parts.append(Xe[rows][cols])
+            labels.append(np.asarray(be, dtype=object)[rows])
+        rec = fit(pd.concat(parts, axis=0), np.concatenate(labels), batch_column=batch_column)
+        rec["estimated_from_new_cases"] = needed
+    else:
+        rec = fit(Xt, bt, batch_column=batch_column, allow_single=True)
     return apply(rec, X, batch), rec

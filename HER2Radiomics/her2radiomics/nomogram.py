@@ -178,3 +178,14 @@ def draw(sc: Mapping, png: str | os.PathLike[str] | None = None, svg: str | os.P
             fig.savefig(path, dpi=150 if str(path).endswith(".png") else None)
     plt.close(fig)
     return rows
+
+
+def card_scales(card: Mapping, model: str = "combined") -> dict | None:
+    """The nomogram scales of a model card's ``clinical_models`` (``combined`` or ``clinical``; None for a card
+    trained without --clinical): what the Slicer panel shows for the chosen card."""
+    sec = card.get("clinical_models")
+    if not sec:
+        return None
+    if model == "combined" and sec.get("nomogram"):
+        return dict(sec["nomogram"])
+    return scales(LinearModel.from_json(sec[model]))

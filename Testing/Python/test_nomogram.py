@@ -50,3 +50,11 @@ def test_draw_png_and_svg(model, tmp_path):
     assert (tmp_path / "n.png").stat().st_size > 1000
     assert "<svg" in (tmp_path / "n.svg").read_text()[:500]
     assert [r[0] for r in rows][0] == "Points" and rows[-1][0] == "Probability"
+
+
+def test_card_scales(model):
+    m = model[0]
+    card = {"clinical_models": {"nomogram": N.scales(m), "combined": m.to_json(), "clinical": m.to_json()}}
+    assert N.card_scales(card) == N.scales(m)
+    assert N.card_scales(card, "clinical")["lp_at_zero"] == pytest.approx(N.scales(m)["lp_at_zero"])
+    assert N.card_scales({}) is None
