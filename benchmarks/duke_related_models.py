@@ -47,6 +47,39 @@ def ext(card: dict) -> dict:
             "n_selected": len(card["features"])}
 
 
+def posthoc(out: Path, feats: Path, clin: Path, seeds) -> dict:
+    """(d) a card trained without ComBat on GE, applied to Siemens cases harmonised post hoc onto GE (GE = the
+    reference batch, Siemens estimated from its own unlabelled cases: harmonize.estimate_batch): the path of
+    evaluate/predict for a batch the card has never seen."""
+    import numpy as np
+    import pandas as pd
+
+    from her2radiomics import harmonize, stats
+    from her2radiomics.modeling import load_model_card, predict_proba
+
+    F = pd.read_csv(feats)
+    F["patient_id"] = F["patient_id"].astype(str)
+    F = F.set_index("patient_id")
+    C = pd.read_csv(clin, dtype={"patient_id": str}).set_index("patient_id")
+    res: dict = {}
+    for label in ("ER", "HER2"):
+        for seed in seeds:
+            card = load_model_card(out / f"{label}_before_seed{seed}.json")
+            ids = card["provenance"]["case_ids"]
+            ge = ids["train"]
+            rec = harmonize.fit(F.loc[ge], ["0"] * len(ge), batch_column="manufacturer", allow_single=True)
+            ext = ids["external"]
+            rec = harmonize.estimate_batch(rec, F.loc[ext], "2")
+            p = predict_proba(card, harmonize.apply(rec, F.loc[ext], ["2"] * len(ext)))
+            y = C.loc[ext, label].to_numpy(dtype=int)
+            auc = float(stats.roc_auc(y, p))
+            tr_auc = card["metrics"]["train"]["auc"]
+            acc = float(np.mean((p >= card["cutoff"]) == (y == 1)))
+            res.setdefault(label, {})[f"seed{seed}"] = {"external_auc": auc, "gdi": (tr_auc - auc) / tr_auc,
+                                                        "accuracy": acc, "train_auc": tr_auc}
+    return res
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "duke")
@@ -98,6 +131,7 @@ def main() -> int:
                         for m in ("radiomics", "clinical", "combined")},
             "nomogram_figure": str(fig.relative_to(ROOT)), "notes": sec["notes"],
         }
+    res["combat_posthoc"] = posthoc(out, feats, clin, a.seeds)
     res["seconds_wall"] = time.perf_counter() - t0
     res["seconds_cpu_parent"] = time.process_time() - c0
     (out / "duke_related_models.json").write_text(json.dumps(res, indent=1))
