@@ -55,7 +55,7 @@ def posthoc(out: Path, feats: Path, clin: Path, seeds) -> dict:
     import pandas as pd
 
     from her2radiomics import harmonize, stats
-    from her2radiomics.modeling import load_model_card, predict_proba
+    from her2radiomics.modelcard import load_model_card, predict_proba
 
     F = pd.read_csv(feats)
     F["patient_id"] = F["patient_id"].astype(str)
@@ -90,7 +90,7 @@ def main() -> int:
     import pandas as pd
 
     from her2radiomics import harmonize, nomogram
-    from her2radiomics.modeling import load_model_card
+    from her2radiomics.modelcard import load_model_card
 
     feats, clin = a.data / "imaging_features.csv", a.data / "clinical.csv"
     out = a.output

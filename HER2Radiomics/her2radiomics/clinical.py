@@ -312,7 +312,7 @@ MODELS = ("radiomics", "clinical", "combined")
 
 def _model_record(m: LinearModel, y_tr: np.ndarray, T_splits: dict[str, pd.DataFrame], y_splits: dict) -> dict:
     from her2radiomics import stats
-    from her2radiomics.modeling import split_metrics
+    from her2radiomics.evaluation import split_metrics
 
     p_tr = m.predict_proba(T_splits["train"])
     cut = float(stats.youden_cutoff(y_tr, p_tr))
@@ -333,8 +333,9 @@ def card_section(card: dict, X: pd.DataFrame, y: np.ndarray, splits: dict[str, n
     model gets its own Youden cut-off on the training split, metrics on every split, and the three are compared
     by DeLong's test on every split. The nomogram scales of the combined model are stored too."""
     from her2radiomics import nomogram
+    from her2radiomics.fitting import rad_score_formula
     from her2radiomics.modelcard import linear_predictor, predict_proba
-    from her2radiomics.modeling import delong_matrix, rad_score_formula
+    from her2radiomics.stats import delong_matrix
 
     if selection not in (None, "univariate"):
         raise UserError(f"unknown --clinical-selection {selection!r}; use univariate")

@@ -48,7 +48,7 @@ IMPLEMENTATION = "neuroCombat 0.2.12 (parametric empirical Bayes, no protected c
 
 
 def _batch_labels(batch: Sequence) -> np.ndarray:
-    from her2radiomics.modeling import norm_value
+    from her2radiomics.targets import norm_value
 
     out = np.array([norm_value(b) for b in batch], dtype=object)
     if any(b is None for b in out):
@@ -178,7 +178,7 @@ def estimate_batch(record: dict, X: pd.DataFrame, batch: str) -> dict:
     empirical Bayes (neuroCombat's ``aprior``, ``bprior``, ``it_sol``) exactly as for a training batch."""
     from neuroCombat.neuroCombat import aprior, bprior, it_sol
 
-    from her2radiomics.modeling import norm_value
+    from her2radiomics.targets import norm_value
 
     b = norm_value(batch)
     if len(X) < 2:
@@ -222,7 +222,7 @@ def batch_lookup(ids: Sequence[str], batch_column: str, tables: Sequence[tuple[s
     """The batch value of every case id, from the first of ``tables`` (``[(path, id_column), ...]``) that has
     ``batch_column``; one line when none has it or a case has no value."""
     from her2radiomics.labels import load_clinical
-    from her2radiomics.modeling import norm_value_id
+    from her2radiomics.targets import norm_value_id
 
     last = None
     for path, id_col in tables:
@@ -250,7 +250,7 @@ def harmonize_cohort_X(X: pd.DataFrame, batch: np.ndarray, train_rows: np.ndarra
 
     A batch present only outside the training rows is estimated from ``extra`` (``--harmonize-batch``: its
     unlabelled cases and their batch values), else refused with one line."""
-    from her2radiomics.modeling import norm_value
+    from her2radiomics.targets import norm_value
 
     cols = list(columns)
     Xt, bt = X.iloc[train_rows][cols], np.asarray(batch, dtype=object)[train_rows]

@@ -18,13 +18,12 @@ RECIPES = ("gao2026", "multiparametric-2025", "her2low-dce", "cao2025", "ultraso
 def phantom_tables(tmp_path_factory):
     """The demo's phantom cohort (quick size: 10 per class, centres A/B) with features from the demo parameter
     file, and a labels table with synthetic clinical columns (age, tic_type) for the recipes that need them."""
-    from her2radiomics import demo
-    from her2radiomics import features as feat
+    from her2radiomics import batch, demo
 
     d = tmp_path_factory.mktemp("phantoms")
     design = demo.cohort_design(10)
     manifest = demo.make_cohort(design, d / "cohort")
-    res = feat.extract_cohort(manifest, d / "features.csv", params=demo.demo_params_path(), jobs=1, progress=False)
+    res = batch.extract_cohort(manifest, d / "features.csv", params=demo.demo_params_path(), jobs=1, progress=False)
     assert res.ok
     rng = np.random.default_rng(0)
     labels = design[["case_id", "her2", "center"]].copy()

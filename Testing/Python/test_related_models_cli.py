@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_cli
+from modeling_synth import synthetic_cohort
 
 from her2radiomics import clinical as C
 from her2radiomics import harmonize as H
-from her2radiomics import modeling as M
+from her2radiomics.fitting import TrainConfig
+from her2radiomics.modelcard import load_model_card, predict_proba
 
 GENERIC = ("--task", "custom", "--label-column", "label", "--positive", "1", "--negative", "0",
            "--feature-set", "intra", "--cv-folds", "5")
@@ -20,7 +22,7 @@ GENERIC = ("--task", "custom", "--label-column", "label", "--positive", "1", "--
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory):
     d = tmp_path_factory.mktemp("rel")
-    feats, labels = M.synthetic_cohort(n_cases=180, n_per_region=20, regions=("intra",), seed=4)
+    feats, labels = synthetic_cohort(n_cases=180, n_per_region=20, regions=("intra",), seed=4)
     rng = np.random.default_rng(1)
     # scanner effect: centre B shifts and stretches every feature, centre C shifts it the other way
     cols = [c for c in feats.columns if c.startswith("intra_")]
@@ -45,7 +47,7 @@ def test_train_harmonised_and_clinical_card_then_evaluate(tables, tmp_path):
                 "--clinical", "age", "grade:cat", "--clinical-selection", "univariate")
     assert r.returncode == 0, r.stderr
     assert "clinical model (multivariate logistic regression)" in r.stdout and "[test] AUC radiomics" in r.stdout
-    card = M.load_model_card(card_path)
+    card = load_model_card(card_path)
     h = card["harmonization"]
     assert h["batches"] == ["a", "b", "c"] and h["reference_batch"] is None and len(h["features"]) == 20
     # the record harmonises the training cases exactly as a ComBat fit on them does
@@ -84,7 +86,7 @@ def test_centre_split_unseen_batch_refused_or_estimated(tables, tmp_path):
     assert "--harmonize-batch FILE" in r.stderr and not (tmp_path / "a.json").exists()
     r = run_cli("train", f, lab, "-o", tmp_path / "b.json", *opts, "--harmonize-batch", f)
     assert r.returncode == 0, r.stderr
-    h = M.load_model_card(tmp_path / "b.json")["harmonization"]
+    h = load_model_card(tmp_path / "b.json")["harmonization"]
     assert h["estimated_from_new_cases"] == ["c"] and set(h["gamma_star"]) == {"a", "b", "c"}
 
 
@@ -93,7 +95,7 @@ def test_predict_with_harmonised_card(tables, tmp_path):
     r = run_cli("train", f, lab, "-o", tmp_path / "m.json", *GENERIC, "--harmonize", "combat", "--batch-column",
                 "center")
     assert r.returncode == 0, r.stderr
-    card = M.load_model_card(tmp_path / "m.json")
+    card = load_model_card(tmp_path / "m.json")
     t = feats.merge(labels[["case_id", "center"]], on="case_id")
     t.to_csv(tmp_path / "fc.csv", index=False)
     r = run_cli("predict", tmp_path / "fc.csv", "--stage1", tmp_path / "m.json", "-o", tmp_path / "p.csv")
@@ -105,7 +107,7 @@ def test_predict_with_harmonised_card(tables, tmp_path):
     ids = card["provenance"]["case_ids"]["test"]
     Xh = H.apply(card["harmonization"], feats.set_index("case_id").loc[ids], labels.set_index("case_id").loc[ids,
                                                                                                            "center"])
-    want = M.predict_proba(card, Xh)
+    want = predict_proba(card, Xh)
     np.testing.assert_allclose(pred.loc[ids, "p_positive"].to_numpy(), want, atol=1e-12)
 
 
@@ -113,9 +115,9 @@ def test_default_card_has_no_new_sections(tables, tmp_path):
     f, lab, _, _ = tables
     r = run_cli("train", f, lab, "-o", tmp_path / "m.json", *GENERIC)
     assert r.returncode == 0, r.stderr
-    card = M.load_model_card(tmp_path / "m.json")
+    card = load_model_card(tmp_path / "m.json")
     assert "harmonization" not in card and "clinical_models" not in card
-    assert set(card["provenance"]["options"]) == set(M.TrainConfig().to_json())
+    assert set(card["provenance"]["options"]) == set(TrainConfig().to_json())
 
 
 def test_option_misuse_is_one_line(tables, tmp_path):

@@ -12,7 +12,8 @@ import dataclasses
 from her2radiomics.commands import lazy_module
 from her2radiomics.errors import UserError
 
-modeling = lazy_module("her2radiomics.modeling")
+targets = lazy_module("her2radiomics.targets")
+io = lazy_module("her2radiomics.io")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,11 +100,11 @@ def _extra(args: argparse.Namespace, spec):
 
     if not args.harmonize_batch:
         return None
-    t = modeling.read_table(args.harmonize_batch, "--harmonize-batch table", text_columns=[spec.id_column,
+    t = io.read_table(args.harmonize_batch, "--harmonize-batch table", text_columns=[spec.id_column,
                                                                                           args.batch_column])
     if spec.id_column not in t.columns:
         raise UserError(f"--harmonize-batch table has no id column {spec.id_column!r}; give it the features' ids")
-    ids = [modeling.norm_value_id(v) for v in t[spec.id_column]]
+    ids = [targets.norm_value_id(v) for v in t[spec.id_column]]
     t.index = ids
     b = harmonize.batch_lookup(ids, args.batch_column, [(args.harmonize_batch, spec.id_column), *_tables(args, spec)])
     return t, b
@@ -128,7 +129,7 @@ def harmonize_card_cases(args: argparse.Namespace, card: dict, cohort, spec):
     if extra is not None:
         import numpy as np
 
-        from her2radiomics.modeling import norm_value
+        from her2radiomics.targets import norm_value
 
         for b in dict.fromkeys(norm_value(v) for v in batch):
             if b not in rec["gamma_star"]:
@@ -149,7 +150,7 @@ def clinical_section(args: argparse.Namespace, card: dict, cohort, splits: dict,
         return None
     specs = [clinical.parse_spec(c) for c in args.clinical]
     raw = load_clinical(args.labels, [s.column for s in specs], spec.labels_id_column or spec.id_column)
-    raw.index = [modeling.norm_value_id(i) for i in raw.index]
+    raw.index = [targets.norm_value_id(i) for i in raw.index]
     return clinical.card_section(card, cohort.X, cohort.y, splits, raw, specs, args.clinical_selection)
 
 
@@ -209,8 +210,9 @@ def evaluate_clinical(args: argparse.Namespace, card: dict, cohort, spec) -> dic
     """The three models of a card with ``clinical_models`` on an evaluation cohort: metrics at each model's
     training cut-off and the DeLong table; None (with a note) when the labels table lacks the clinical columns."""
     from her2radiomics import clinical
+    from her2radiomics.evaluation import split_metrics
     from her2radiomics.labels import load_clinical
-    from her2radiomics.modeling import delong_matrix, split_metrics
+    from her2radiomics.stats import delong_matrix
 
     sec = card["clinical_models"]
     names = [v["name"] for v in sec["encoding"]]
@@ -219,7 +221,7 @@ def evaluate_clinical(args: argparse.Namespace, card: dict, cohort, spec) -> dic
     except UserError as exc:
         cohort.notes.append(f"clinical/combined models not evaluated: {exc}")
         return None
-    raw.index = [modeling.norm_value_id(i) for i in raw.index]
+    raw.index = [targets.norm_value_id(i) for i in raw.index]
     probs = clinical.predict_section(sec, card, cohort.X, raw)
     cuts = {"radiomics": float(card["cutoff"]), "clinical": sec["clinical"]["cutoff"],
             "combined": sec["combined"]["cutoff"]}
@@ -251,12 +253,12 @@ def harmonize_prediction(args: argparse.Namespace, df, cards: list[dict]):
         raise UserError(f"the features table has no batch column {col!r}; add it (the scanner/centre of each case)")
     batch = df[col].to_numpy(dtype=object)
     if args.harmonize_batch:
-        t = modeling.read_table(args.harmonize_batch, "--harmonize-batch table", text_columns=[col])
+        t = io.read_table(args.harmonize_batch, "--harmonize-batch table", text_columns=[col])
         if col not in t.columns:
             raise UserError(f"--harmonize-batch table has no batch column {col!r}; add it")
-        for b in dict.fromkeys(modeling.norm_value(v) for v in batch):
+        for b in dict.fromkeys(targets.norm_value(v) for v in batch):
             if b not in rec["gamma_star"]:
-                rows = (t[col].map(modeling.norm_value) == b).to_numpy()
+                rows = (t[col].map(targets.norm_value) == b).to_numpy()
                 if not rows.any():
                     raise UserError(f"--harmonize-batch table has no case of batch {b!r}; add that batch's cases")
                 rec = harmonize.estimate_batch(rec, t[rows], b)
