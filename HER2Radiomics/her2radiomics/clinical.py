@@ -397,3 +397,16 @@ def predict_section(section: dict, card: dict, X: pd.DataFrame, raw: pd.DataFram
     return {"radiomics": predict_proba(card, X),
             "clinical": clin.predict_proba(term_frame(D, clin.variables)),
             "combined": comb.predict_proba(term_frame(D, comb.variables, rad_score=linear_predictor(card, X)))}
+
+
+def nomogram_scales(card: dict, model: str = "combined") -> dict | None:
+    """The nomogram scales (nomogram.scales) of a model card's ``clinical_models`` (``combined`` or ``clinical``;
+    None for a card trained without --clinical): what the Slicer panel shows for the chosen card."""
+    from her2radiomics import nomogram
+
+    sec = card.get("clinical_models")
+    if not sec:
+        return None
+    if model == "combined" and sec.get("nomogram"):
+        return dict(sec["nomogram"])
+    return nomogram.scales(LinearModel.from_json(sec[model]))

@@ -23,9 +23,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from her2radiomics.clinical import RAD_SCORE, LinearModel
-
 MIN_LABEL_GAP = 4.5     # points (of the 0-100 axis) between two tick labels drawn on one row
+RAD_SCORE = "rad_score"   # the term name of the rad-score (clinical.RAD_SCORE)
 PROBABILITY_TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
@@ -42,7 +41,7 @@ def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     return [float(lo), *[t for t in ticks if lo < t < hi], float(hi)]
 
 
-def _variables(model: LinearModel) -> list[dict]:
+def _variables(model) -> list[dict]:
     """Group the model's terms into nomogram variables: rad_score, numeric, and categorical (several dummies)."""
     coef = dict(zip(model.terms, model.coefficients, strict=True))
     out = []
@@ -64,8 +63,9 @@ def _variables(model: LinearModel) -> list[dict]:
     return out
 
 
-def scales(model: LinearModel) -> dict:
-    """The nomogram's scales as plain data (JSON-able).
+def scales(model) -> dict:
+    """The nomogram's scales of a fitted logit model (clinical.LinearModel: ``terms``, ``coefficients``,
+    ``intercept``, ``variables``, ``ranges``, ``kind``) as plain data (JSON-able).
 
     ``{"points_per_lp": 100 / max span, "lp_at_zero": b0 + sum min c_j, "variables": [{"name", "kind",
     "ticks": [{"value", "points"}]} or {"name", "kind": "categorical", "levels": [{"level", "points"}]}],
@@ -179,13 +179,3 @@ def draw(sc: Mapping, png: str | os.PathLike[str] | None = None, svg: str | os.P
     plt.close(fig)
     return rows
 
-
-def card_scales(card: Mapping, model: str = "combined") -> dict | None:
-    """The nomogram scales of a model card's ``clinical_models`` (``combined`` or ``clinical``; None for a card
-    trained without --clinical): what the Slicer panel shows for the chosen card."""
-    sec = card.get("clinical_models")
-    if not sec:
-        return None
-    if model == "combined" and sec.get("nomogram"):
-        return dict(sec["nomogram"])
-    return scales(LinearModel.from_json(sec[model]))

@@ -55,6 +55,6 @@ def test_draw_png_and_svg(model, tmp_path):
 def test_card_scales(model):
     m = model[0]
     card = {"clinical_models": {"nomogram": N.scales(m), "combined": m.to_json(), "clinical": m.to_json()}}
-    assert N.card_scales(card) == N.scales(m)
-    assert N.card_scales(card, "clinical")["lp_at_zero"] == pytest.approx(N.scales(m)["lp_at_zero"])
-    assert N.card_scales({}) is None
+    assert C.nomogram_scales(card) == N.scales(m)
+    assert C.nomogram_scales(card, "clinical")["lp_at_zero"] == pytest.approx(N.scales(m)["lp_at_zero"])
+    assert C.nomogram_scales({}) is None
