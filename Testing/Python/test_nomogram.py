@@ -58,3 +58,18 @@ def test_card_scales(model):
     assert C.nomogram_scales(card) == N.scales(m)
     assert C.nomogram_scales(card, "clinical")["lp_at_zero"] == pytest.approx(N.scales(m)["lp_at_zero"])
     assert C.nomogram_scales({}) is None
+
+
+def test_model_equals_scikit_learn_unpenalised_fit(model):
+    """The nomogram's model is the maximum-likelihood fit scikit-learn finds too (C=inf), so its reading is
+    that model's probability."""
+    from sklearn.linear_model import LogisticRegression
+
+    m, d, T, rad = model
+    y = d["y"].astype(int).to_numpy()
+    sk = LogisticRegression(C=np.inf, solver="newton-cg", tol=1e-12, max_iter=1000).fit(T[m.terms].to_numpy(), y)
+    sc = N.scales(m)
+    for i in (2, 50, 120):
+        values = {"Rad-score": rad[i], "age": float(d["age"][i]), "stage": d["stage"][i], "pr": d["pr"][i]}
+        want = sk.predict_proba(T[m.terms].to_numpy()[[i]])[0, 1]
+        assert N.probability(sc, N.total_points(sc, values)) == pytest.approx(want, abs=1e-7)
