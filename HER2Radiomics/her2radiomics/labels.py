@@ -319,25 +319,66 @@ def load_labels(
     UserErrors.
     """
     p = Path(path)
+    raw = _read_table(p, "labels file")
+    cols = list(raw.columns)
+    ids = _case_ids(raw, id_column, p)
+    if center_column is not None:
+        cc = _find_column(cols, center_column, "centre", p)
+    else:
+        cc = _find_column(cols, "center", "centre", p, required=False) or \
+            _find_column(cols, "centre", "centre", p, required=False)
+    pos_list = _as_list(positive)
+    neg_list = _as_list(negative)
+    out = pd.DataFrame({"case_id": ids.to_numpy(dtype=str)})
+    unresolved: dict[str, str] = {}
+    if pos_list or neg_list:
+        mode = "generic"
+        out["label"], excluded = _generic_labels(raw, ids, p, label_column, pos_list, neg_list)
+        keep = out["label"].to_numpy() >= 0
+    else:
+        mode = "her2"
+        out["her2"], excluded, unresolved = _her2_labels(raw, ids, p, label_column, ihc_column, fish_column,
+                                                         drop_unresolved)
+        keep = out["her2"].notna().to_numpy()
+    if cc is not None:
+        out["center"] = _centre_values(raw, ids, cc, keep, p)
+    out = out[keep].reset_index(drop=True)
+    if out.empty:
+        raise UserError(f"{p.name}: no case has a usable label ({len(excluded)} excluded); check the label options")
+    out.attrs["excluded"] = excluded
+    out.attrs["unresolved"] = unresolved
+    out.attrs["mode"] = mode
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# load_labels' steps: reading the table, case ids, generic labels, HER2 labels, centres
+
+
+def _read_table(p: Path, what: str) -> pd.DataFrame:
+    """The table as stripped text (no NA conversion); one-line errors for a missing/empty/unreadable file."""
     if p.is_dir():
-        raise UserError(f"labels file {p} is a folder; give the labels CSV file")
+        raise UserError(f"{what} {p} is a folder; give the {what.split()[0]} CSV file")
     if not p.is_file():
-        raise UserError(f"labels file not found: {p}; check the path")
+        raise UserError(f"{what} not found: {p}; check the path")
     sep = table_separator(p)
     try:
         raw = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise UserError(f"labels file {p} is empty; it needs a header and one row per case") from None
+        raise UserError(f"{what} {p} is empty; it needs a header and one row per case") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"cannot read labels file {p}: {first}; give a comma-separated UTF-8 CSV file") from None
-    check_csv_header(raw.columns, p, "labels file", sep)
+        raise UserError(f"cannot read {what} {p}: {first}; give a comma-separated UTF-8 CSV file") from None
+    check_csv_header(raw.columns, p, what, sep)
     raw.columns = [str(c).strip() for c in raw.columns]
     if raw.empty:
-        raise UserError(f"labels file {p} has no rows; it needs one row per case")
-    raw = raw.apply(lambda col: col.str.strip())
-    cols = list(raw.columns)
-    idc = _find_column(cols, id_column, "id", p)
+        raise UserError(f"{what} {p} has no rows; it needs one row per case")
+    return raw.apply(lambda col: col.str.strip())
+
+
+def _case_ids(raw: pd.DataFrame, id_column: str, p: Path) -> pd.Series:
+    """The id column: no blank, no duplicate."""
+    idc = _find_column(list(raw.columns), id_column, "id", p)
     ids = raw[idc]
     if (ids == "").any():
         rows = [int(r) + 2 for r in np.flatnonzero((ids == "").to_numpy())[:5]]
@@ -345,92 +386,111 @@ def load_labels(
     dup = ids[ids.duplicated()].unique().tolist()
     if dup:
         raise UserError(f"{p.name}: duplicate case ids in {idc!r}: {', '.join(dup[:5])}; each case must appear once")
+    return ids
 
-    if center_column is not None:
-        cc = _find_column(cols, center_column, "centre", p)
-    else:
-        cc = _find_column(cols, "center", "centre", p, required=False) or \
-            _find_column(cols, "centre", "centre", p, required=False)
 
-    pos_list = _as_list(positive)
-    neg_list = _as_list(negative)
+def _generic_labels(raw: pd.DataFrame, ids: pd.Series, p: Path, label_column: str | None, pos_list: list[str],
+                    neg_list: list[str]) -> tuple[np.ndarray, dict[str, str]]:
+    """Generic mode: 1 for ``pos_list`` values, 0 for ``neg_list`` (or every other value), -1 = left out."""
+    if label_column is None:
+        raise UserError("--positive/--negative need --label-column naming the label column")
+    if not pos_list:  # negatives alone would give a target without any event
+        raise UserError("--negative needs --positive too: list the event value(s) of the label column")
+    lc = _find_column(list(raw.columns), label_column, "label", p)
+    keys = raw[lc].map(_value_key)
+    present = set(keys[raw[lc] != ""])
+    for listed, name in ((pos_list, "positive"), (neg_list, "negative")):
+        for v in listed:
+            if _value_key(v) not in present:
+                shown = ", ".join(sorted(present)[:10])
+                raise UserError(f"{p.name}: {name} value {v!r} not found in column {lc!r} (values: {shown})")
+    pos_keys = {_value_key(v) for v in pos_list}
+    neg_keys = {_value_key(v) for v in neg_list}
+    both = pos_keys & neg_keys
+    if both:
+        raise UserError(f"value(s) {sorted(both)} listed as both positive and negative; fix the options")
     excluded: dict[str, str] = {}
-    out = pd.DataFrame({"case_id": ids.to_numpy(dtype=str)})
+    label = np.full(len(raw), -1, dtype=int)
+    for r, (cid, val, key) in enumerate(zip(ids, raw[lc], keys, strict=True)):
+        if val == "" or val.lower() in _BLANK:
+            excluded[cid] = f"blank {lc}"
+        elif key in pos_keys:
+            label[r] = 1
+        elif key in neg_keys or not neg_keys:
+            label[r] = 0
+        else:
+            excluded[cid] = f"{lc}={val!r} is neither positive nor negative"
+    return label, excluded
 
-    if pos_list or neg_list:
-        mode = "generic"
-        if label_column is None:
-            raise UserError("--positive/--negative need --label-column naming the label column")
-        if not pos_list:  # negatives alone would give a target without any event
-            raise UserError("--negative needs --positive too: list the event value(s) of the label column")
-        lc = _find_column(cols, label_column, "label", p)
-        keys = raw[lc].map(_value_key)
-        present = set(keys[raw[lc] != ""])
-        for listed, name in ((pos_list, "positive"), (neg_list, "negative")):
-            for v in listed:
-                if _value_key(v) not in present:
-                    shown = ", ".join(sorted(present)[:10])
-                    raise UserError(f"{p.name}: {name} value {v!r} not found in column {lc!r} (values: {shown})")
-        pos_keys = {_value_key(v) for v in pos_list}
-        neg_keys = {_value_key(v) for v in neg_list}
-        both = pos_keys & neg_keys
-        if both:
-            raise UserError(f"value(s) {sorted(both)} listed as both positive and negative; fix the options")
-        label = np.full(len(raw), -1, dtype=int)
-        for r, (cid, val, key) in enumerate(zip(ids, raw[lc], keys, strict=True)):
-            if val == "" or val.lower() in _BLANK:
-                excluded[cid] = f"blank {lc}"
-            elif key in pos_keys:
-                label[r] = 1
-            elif key in neg_keys or not neg_keys:
-                label[r] = 0
-            else:
-                excluded[cid] = f"{lc}={val!r} is neither positive nor negative"
-        out["label"] = label
-        keep = label >= 0
-    else:
-        mode = "her2"
-        lc = _find_column(cols, label_column or "her2", "HER2 category", p, required=label_column is not None)
-        ic = _find_column(cols, ihc_column or "ihc", "IHC", p, required=ihc_column is not None)
-        fc = (_find_column(cols, fish_column, "FISH", p) if fish_column else
-              _find_column(cols, "fish", "FISH", p, required=False) or _find_column(cols, "ish", "ISH", p, required=False))
-        if lc is None and ic is None and fc is None:
-            listed = ", ".join(cols[:12])
-            raise UserError(
-                f"{p.name}: no HER2 label columns (need 'her2' or 'ihc'+'fish'; columns: {listed}); for another "
-                "label use --label-column with --positive/--negative"
-            )
-        cats: list[str | None] = []
-        problems: dict[str, tuple[str, bool, str]] = {}   # case id -> (short reason, droppable, message)
-        for r, cid in enumerate(ids):
-            h = raw[lc].iat[r] if lc else None
-            i = raw[ic].iat[r] if ic else None
-            f = raw[fc].iat[r] if fc else None
-            if all(_is_blank(v) for v in (h, i, f)):
-                excluded[cid] = "no HER2 information"
-                cats.append(None)
-                continue
-            try:
-                cats.append(her2_category(h, i, f, case_id=cid))
-            except UserError as exc:
-                cats.append(None)
-                problems[cid] = (_short_reason(str(exc), cid), _undetermined(h, i, f), str(exc))
-        unresolved = _check_problems(p, problems, drop_unresolved)
-        out["her2"] = pd.Series(cats, dtype=object)
-        keep = out["her2"].notna().to_numpy()
-    if cc is not None:
-        centre = raw[cc]
-        blank = (centre == "") & keep
-        if blank.any():
-            bad = ids[blank].tolist()[:5]
-            raise UserError(f"{p.name}: blank centre in column {cc!r} for case(s) {', '.join(bad)}")
-        out["center"] = centre.to_numpy(dtype=str)
-    out = out[keep].reset_index(drop=True)
-    if out.empty:
-        raise UserError(f"{p.name}: no case has a usable label ({len(excluded)} excluded); check the label options")
-    out.attrs["excluded"] = excluded
-    out.attrs["unresolved"] = unresolved if mode == "her2" else {}
-    out.attrs["mode"] = mode
+
+def _her2_labels(raw: pd.DataFrame, ids: pd.Series, p: Path, label_column: str | None, ihc_column: str | None,
+                 fish_column: str | None, drop_unresolved: bool) -> tuple[pd.Series, dict[str, str], dict[str, str]]:
+    """HER2 mode: category per case (None = left out), excluded (no HER2 information) and unresolved cases."""
+    cols = list(raw.columns)
+    lc = _find_column(cols, label_column or "her2", "HER2 category", p, required=label_column is not None)
+    ic = _find_column(cols, ihc_column or "ihc", "IHC", p, required=ihc_column is not None)
+    fc = (_find_column(cols, fish_column, "FISH", p) if fish_column else
+          _find_column(cols, "fish", "FISH", p, required=False) or _find_column(cols, "ish", "ISH", p, required=False))
+    if lc is None and ic is None and fc is None:
+        listed = ", ".join(cols[:12])
+        raise UserError(
+            f"{p.name}: no HER2 label columns (need 'her2' or 'ihc'+'fish'; columns: {listed}); for another "
+            "label use --label-column with --positive/--negative"
+        )
+    excluded: dict[str, str] = {}
+    cats: list[str | None] = []
+    problems: dict[str, tuple[str, bool, str]] = {}   # case id -> (short reason, droppable, message)
+    for r, cid in enumerate(ids):
+        h = raw[lc].iat[r] if lc else None
+        i = raw[ic].iat[r] if ic else None
+        f = raw[fc].iat[r] if fc else None
+        if all(_is_blank(v) for v in (h, i, f)):
+            excluded[cid] = "no HER2 information"
+            cats.append(None)
+            continue
+        try:
+            cats.append(her2_category(h, i, f, case_id=cid))
+        except UserError as exc:
+            cats.append(None)
+            problems[cid] = (_short_reason(str(exc), cid), _undetermined(h, i, f), str(exc))
+    unresolved = _check_problems(p, problems, drop_unresolved)
+    return pd.Series(cats, dtype=object), excluded, unresolved
+
+
+def _centre_values(raw: pd.DataFrame, ids: pd.Series, cc: str, keep: np.ndarray, p: Path) -> np.ndarray:
+    """The centre column; a blank centre of a kept case is an error."""
+    centre = raw[cc]
+    blank = (centre == "") & keep
+    if blank.any():
+        bad = ids[blank].tolist()[:5]
+        raise UserError(f"{p.name}: blank centre in column {cc!r} for case(s) {', '.join(bad)}")
+    return centre.to_numpy(dtype=str)
+
+
+# --------------------------------------------------------------------------------------------------
+# clinical covariates
+
+
+def load_clinical(path: str | os.PathLike[str], columns: Sequence[str], id_column: str = "case_id",
+                  what: str = "clinical") -> pd.DataFrame:
+    """The ``columns`` of a labels/clinical table as stripped text, indexed by case id (``--clinical``).
+
+    A column that is not in the table is one line naming it and listing the table's columns (found
+    case-insensitively, like the other label columns)."""
+    p = Path(path)
+    raw = _read_table(p, "labels file")
+    ids = _case_ids(raw, id_column, p)
+    cols = list(raw.columns)
+    found = []
+    for c in columns:
+        hit = _find_column(cols, c, what, p, required=False)
+        if hit is None:
+            listed = ", ".join(cols[:20]) + (" ..." if len(cols) > 20 else "")
+            raise UserError(f"{p.name}: no {what} column {c!r} (columns: {listed}); fix the --clinical names")
+        found.append(hit)
+    out = raw[found].copy()
+    out.columns = list(columns)
+    out.index = pd.Index(ids.to_numpy(dtype=str), name="case_id")
     return out
 
 

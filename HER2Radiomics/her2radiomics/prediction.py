@@ -324,6 +324,9 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     card1 = load_model_card(stage1, name="stage-1 model card")
     card2 = load_model_card(stage2, name="stage-2 model card") if stage2 is not None else None
     check_compatible(card1, card2, parameter_file_hash)
+    if any(c is not None and c.get("harmonization") for c in (card1, card2)) and not features.attrs.get("harmonized"):
+        raise UserError("the model card was trained on ComBat-harmonised features; predict its cases with "
+                        "'her2radiomics predict --harmonize combat' (this path does not harmonise)")  # issue 15
     if len(features) == 0:
         raise UserError("the features table has no rows; give at least one case")
     ids = _case_ids(features)

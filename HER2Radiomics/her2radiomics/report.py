@@ -906,8 +906,66 @@ def study_section(study: dict, intended_use: str) -> str:
     parts.append("<h3>Selected features and coefficients</h3>")
     parts.append(coefficients_figure(models, title))
     parts.extend(_coef_table(m) for m in models)
+    parts.extend(clinical_section(m) for m in models if m["card"].get("clinical_models"))  # issue 15 hook
     parts.append("</section>")
     return "\n".join(parts)
+
+
+# ============================================================================================ clinical models
+def clinical_section(m: Mapping[str, Any]) -> str:
+    """A card's clinical/combined models (``clinical_models``): univariate screen and multivariate ORs (95% Wald
+    CI, p) as Table 2 of the multiparametric study, the three-model AUC/DeLong table per split, the combined
+    model's formula and its nomogram (nomogram.figure; PNG/SVG files are written by the report command)."""
+    from her2radiomics import nomogram
+
+    sec = m["card"]["clinical_models"]
+    e = html.escape
+    parts = [f"<h3>Clinical and combined models ({e(m['name'])})</h3>",
+             f"<p class=muted>{e(sec['method'])}; categorical variables against the reference level: "
+             + ", ".join(f"{e(v['name'])} (ref {e(str(v['reference']))})" for v in sec["encoding"]
+                         if v["kind"] == "categorical") + "</p>"]
+    rows = []
+    uni = {u["name"]: u for u in (sec["selection"].get("univariate") or [])}
+    for v in sec["encoding"]:
+        u = uni.get(v["name"])
+        for col in v["columns"]:
+            ut = next((t for t in u["table"] if t["term"] == col), None) if u else None
+            mt = next((t for t in sec["clinical"]["table"] if t["term"] == col), None)
+            cells = []
+            for t in (ut, mt):
+                cells += ([f"{t['or']:.3f} ({t['or_ci'][0]:.3f}-{t['or_ci'][1]:.3f})", _fmt(t["p"])] if t
+                          else ["", ""])
+            rows.append(f"<tr><td>{e(col)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    parts.append("<table><tr><th>variable</th><th>univariate OR (95% CI)</th><th>p</th>"
+                 "<th>multivariate OR (95% CI)</th><th>p</th></tr>" + "".join(rows) + "</table>")
+    drows = []
+    for sp, d in sec["delong"].items():
+        drows.append(f"<tr><td>{e(sp)}</td>" + "".join(f"<td>{a:.3f}</td>" for a in d["auc"])
+                     + f"<td>{_fmt(d['p'][0][2])}</td><td>{_fmt(d['p'][1][2])}</td><td>{_fmt(d['p'][0][1])}</td></tr>")
+    parts.append("<table><tr><th>split</th><th>AUC radiomics</th><th>AUC clinical</th><th>AUC combined</th>"
+                 "<th>p combined vs radiomics</th><th>p combined vs clinical</th><th>p radiomics vs clinical</th></tr>"
+                 + "".join(drows) + "</table>")
+    parts.append(f"<p><code>{e(sec['rad_score']['formula'])}</code><br><code>{e(sec['combined']['formula'])}</code></p>")
+    fig, _ = nomogram.figure(sec["nomogram"], f"Nomogram: combined model ({m['name']})")
+    parts.append(_img(fig, f"Nomogram of the combined model {m['name']}"))
+    return "\n".join(parts)
+
+
+def write_nomograms(studies: Sequence[dict], stem: str | Path) -> list[Path]:
+    """``STEM.nomogram.<task>.<set>.png`` and ``.svg`` for every card with clinical models; returns the paths."""
+    from her2radiomics import nomogram
+
+    out = []
+    for st in studies:
+        for m in st["models"]:
+            sec = m["card"].get("clinical_models")
+            if not sec:
+                continue
+            base = f"{stem}.nomogram.{st['task']}.{m['name'].replace('+', '_')}"
+            png, svg = Path(base + ".png"), Path(base + ".svg")
+            nomogram.draw(sec["nomogram"], png, svg, title=f"Nomogram: combined model ({m['name']})")
+            out += [png, svg]
+    return out
 
 
 def predictions_section(table: pd.DataFrame, contributions: pd.DataFrame, intended_use: str,

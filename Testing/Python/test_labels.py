@@ -321,3 +321,15 @@ def test_cli_pathology_export_drop_unresolved(tmp_path):
     # evaluate re-reads the labels with the options stored in the card
     r = run_cli("evaluate", tmp_path / "F.csv", tmp_path / "L.csv", "--model", tmp_path / "m.json")
     assert r.returncode == 0, r.stderr
+
+
+def test_load_clinical_columns_and_unknown_column(tmp_path):
+    from her2radiomics.labels import load_clinical
+
+    p = tmp_path / "clin.csv"
+    p.write_text("case_id,Age,grade,her2\nP1, 50 ,2,positive\nP2,,3,zero\n")
+    df = load_clinical(p, ["age", "grade"])
+    assert list(df.columns) == ["age", "grade"] and list(df.index) == ["P1", "P2"]
+    assert df.loc["P1", "age"] == "50" and df.loc["P2", "age"] == ""
+    with pytest.raises(UserError, match=r"no clinical column 'stage' \(columns: case_id, Age, grade, her2\); fix the"):
+        load_clinical(p, ["age", "stage"])

@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate only the card's recorded cases of SPLIT (e.g. test, internal, external)")
     parser.add_argument("-o", "--output", default=None, metavar="METRICS.json",
                         help="write the metrics and per-case probabilities as JSON")
+    from her2radiomics.commands import modeloptions  # issue 15 hook: --harmonize for a harmonised card
+
+    modeloptions.add_harmonize_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,13 +35,23 @@ def run(args: argparse.Namespace) -> int:
     data = load_table(args, card["task"], spec)
     if args.cases is not None:
         data = evaluation.restrict_to_split(data, card, args.cases)
+    from her2radiomics.commands import modeloptions
+
+    modeloptions.check(args, batch_from_card=True)
+    data = modeloptions.harmonize_card_cases(args, card, data, spec)
     result = evaluation.evaluate(card, data)
+    if "clinical_models" in card:
+        result["clinical_models"] = modeloptions.evaluate_clinical(args, card, data, spec)
     print_notes(result["notes"])
     m, g = result["metrics"], result["gdi"]
     print(f"{card['task']} {card['feature_set']} ({len(card['features'])} features), cut-off {card['cutoff']:.3f}")
     print(f"  n={m['n']} events={m['n_event']}  AUC {evaluation.format_auc(m)}  accuracy {m['accuracy']:.3f}  "
           f"sensitivity {m['sensitivity']:.3f}  specificity {m['specificity']:.3f}")
     print(f"  GDI vs training AUC {result['train_auc']:.3f}: {100 * g['value']:.1f}% ({g['zone']})")
+    if result.get("clinical_models"):
+        d = result["clinical_models"]["delong"]
+        print("  " + ", ".join(f"{m} AUC {a:.3f}" for m, a in zip(d["models"], d["auc"], strict=True))
+              + f"; DeLong combined vs radiomics p={d['p'][0][2]:.3g}, vs clinical p={d['p'][1][2]:.3g}")
     if args.output:
         write_json(result, args.output)
         print(f"wrote {args.output}")

@@ -59,6 +59,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lambda-rule", choices=("min", "1se"), default="min",
                         help="LASSO penalty: lowest CV deviance (min, default) or the 1-SE rule")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the split and the CV folds (default 0)")
+    from her2radiomics.commands import modeloptions  # issue 15 hook: --clinical, --harmonize
+
+    modeloptions.add_training_arguments(parser)
 
 
 def label_spec(args: argparse.Namespace) -> targets.LabelSpec:

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-column", default="case_id", help="case id column of the features table (default case_id)")
     parser.add_argument("--top", type=int, default=5, help="contributions shown per stage in the summary (default 5)")
     parser.add_argument("--max-cases", type=int, default=20, help="cases summarised on screen (default 20; all are written)")
+    from her2radiomics.commands import modeloptions  # issue 15 hook: --harmonize for harmonised cards
+
+    modeloptions.add_harmonize_arguments(parser)
 
 
 def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame, str | None]:
@@ -67,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     for path, name in ((args.stage1, "stage-1 card"), (args.stage2, "stage-2 card")):
         if path is not None:
             check_card_resample(load_model_card(path), df.attrs.get("resample"), name)
+    from her2radiomics.commands import modeloptions
+
+    modeloptions.check(args, batch_from_card=True)
+    df = modeloptions.harmonize_prediction(args, df, [load_model_card(p) for p in (args.stage1, args.stage2) if p])
     pred = predict(df, args.stage1, args.stage2, parameter_file_hash=h)
     # full precision: pandas writes the shortest repr that reads back to the same float64 (no %.6g ties, no p = 1.0)
     with io.atomic_path(args.output) as tmp:

@@ -104,4 +104,9 @@ def run(args: argparse.Namespace) -> int:
     write_report(args.output, studies, preds, title=args.title, labels=labels, max_cases=args.max_cases,
                  extra_html=qa_html)
     print(f"wrote {args.output}")
+    from her2radiomics.report import write_nomograms  # issue 15 hook: nomograms of cards with clinical models
+
+    out = Path(args.output)
+    for p in write_nomograms(studies, out.with_name(out.stem)):
+        print(f"wrote {p}")
     return 0

@@ -38,6 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty DIR: replace an earlier study's cards and study.json (other files "
                              "are kept)")
+    parser.add_argument("--recipe", default=None, metavar="NAME",
+                        help="a related study's settings (Resources/Recipes/NAME.yaml: gao2026, multiparametric-2025, "
+                             "her2low-dce, cao2025, ultrasound-her2low, or a .yaml path); command-line options win")
+    for a in parser._actions:  # with --recipe the task may come from the recipe (checked in run)
+        if a.dest == "task":
+            a.required = False
+    _DEFAULTS.update({a.dest: a.default for a in parser._actions if a.dest != "help"})
+
+
+_DEFAULTS: dict = {}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +58,16 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics.targets import check_feature_set
 
     check_output(args.output, "output folder", folder=True)
+    if getattr(args, "recipe", None):  # issue 15 hook: a related study's options
+        from her2radiomics import recipes
+        from her2radiomics.io import read_table
+
+        recipe = recipes.load(args.recipe)
+        for n in recipes.apply(args, recipe, _DEFAULTS):
+            print(f"note: {n}")
+        recipes.check_table(recipe, list(read_table(args.features, "features table").columns))
+    if not getattr(args, "task", None):
+        raise UserError("the following argument is required: --task (or give --recipe NAME)")
     stale = check_study_folder(Path(args.output), args.force)
     args.feature_sets = args.feature_sets or list(study.STUDY_SETS)
     if not 0 <= args.bootstrap <= 100_000:
@@ -58,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     data = load_table(args, args.task, spec)
     base = training_config(args, args.feature_sets[0])
     splits = study.study_splits(data, base, spec.center_column)
+    from her2radiomics.commands import modeloptions
+
+    modeloptions.check(args)
+    rec = None
+    if modeloptions.active(args):  # issue 15 hook: ComBat on the training split before every feature set
+        data, rec = modeloptions.harmonize_training(args, data, splits, spec)
     icc_table = read_icc_table(args.icc, args.id_column)
     prov = training_provenance(args.features, args.labels, spec, args.icc)
     out = Path(args.output)
@@ -67,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
                                                 center_column=spec.center_column)
     for s in skipped:
         print(f"note: skipping feature set {s['name']}: {s['reason']}")
+    if modeloptions.active(args):  # issue 15 hook: clinical + combined models beside each set's card
+        for _, res in results:
+            modeloptions.finish_card(res.card, rec, modeloptions.clinical_section(args, res.card, data, splits, spec),
+                                     args)
     study.save_cards(results, out)  # only after every set trained: nothing half-written on an error
     for name, res in results:
         notes += [f"{name}: {n}" for n in res.fit.notes]
@@ -75,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     record = study.build_study(args.task, data.classes, results, study.split_record(base, spec.center_column), prov,
                                notes, skipped, case_rows=case_table(data, splits), bootstrap=args.bootstrap,
                                parameter_file=parameter_file_name(args.features))
+    if modeloptions.active(args):
+        modeloptions.study_extras(record, results)
     names = [s["name"] for s in record["feature_sets"]]
     delong = record["delong"]
     study.write_study(record, out)
@@ -86,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     for split in splits:
         if len(names) > 1:
             print(f"\n[{split}] " + format_delong(delong[split]))
+    for name, res in results:
+        if "clinical_models" in res.card:
+            print(f"\n{name}: " + modeloptions.format_clinical(res.card["clinical_models"]))
     print(f"\nwrote {len(names)} model card(s) and {out / 'study.json'}")
     return 0
 

@@ -32,17 +32,30 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics.io import check_output
 
     check_output(args.output, "model card", inputs=[args.features, args.labels, args.icc])
+    from her2radiomics.commands import modeloptions
+
     config = training_config(args, args.feature_set)
+    modeloptions.check(args)
     spec = label_spec(args)
     data = load_table(args, args.task, spec)
     from her2radiomics.modelcard import save_model_card
     from her2radiomics.selection import read_icc_table
 
-    result = fitting.train(data, config, icc_table=read_icc_table(args.icc, args.id_column), id_column=args.id_column,
+    splits = rec = section = None
+    if modeloptions.active(args):  # issue 15 hook: ComBat before, clinical/combined models after the radiomics fit
+        from her2radiomics.study import study_splits
+
+        splits = study_splits(data, config, args.center_column)
+        data, rec = modeloptions.harmonize_training(args, data, splits, spec)
+    result = fitting.train(data, config, splits=splits, icc_table=read_icc_table(args.icc, args.id_column),
+                           id_column=args.id_column,
                            provenance=fitting.training_provenance(args.features, args.labels, spec, args.icc),
                            center_column=args.center_column)
+    if modeloptions.active(args):
+        section = modeloptions.clinical_section(args, result.card, data, splits, spec)
+        modeloptions.finish_card(result.card, rec, section, args)
     save_model_card(result.card, args.output)
-    print_notes(result.notes)
+    print_notes(result.notes + (section["notes"] if section else []))
     card = result.card
     sel = card["selection"]
     icc = f"{sel['n_after_icc']} after ICC" if sel.get("icc_threshold") is not None else "no ICC table"
@@ -57,5 +70,7 @@ def run(args: argparse.Namespace) -> int:
         gtxt = f"  GDI {100 * g['value']:.1f}% ({g['zone']})" if g else ""
         print(f"  {split:<9} n={m['n']:<4} events={m['n_event']:<4} AUC {format_auc(m)}  acc {m['accuracy']:.3f}  "
               f"sens {m['sensitivity']:.3f}  spec {m['specificity']:.3f}{gtxt}")
+    if section:
+        print(modeloptions.format_clinical(section))
     print(f"wrote {args.output}")
     return 0
