@@ -485,9 +485,29 @@ class TrainConfig:
     mwu_p: float | None = None
     cv_folds: int = 10
     lambda_rule: str = "min"
+    # issue 15a: other classifiers, selectors and filters (classifiers.py, feature_filters.py)
+    classifier: str = "lr"
+    svm_kernel: str = "rbf"
+    selection: str = "lasso"
+    variance_threshold: float | None = None
+    max_correlation: float | None = None
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        # the issue-15a options are recorded only when they differ from the default (lr + lasso cards unchanged)
+        out = dict(self.__dict__)
+        for k, v in _EXTENDED_DEFAULTS.items():
+            if out.get(k) == v:
+                del out[k]
+        return out
+
+    @property
+    def extended(self) -> bool:
+        """True when an issue-15a option (classifier, selection, variance/correlation filter) is not the default."""
+        return any(getattr(self, k) != v for k, v in _EXTENDED_DEFAULTS.items() if k != "svm_kernel")
+
+
+_EXTENDED_DEFAULTS = {"classifier": "lr", "svm_kernel": "rbf", "selection": "lasso", "variance_threshold": None,
+                      "max_correlation": None}
 
 
 @dataclass
@@ -498,11 +518,12 @@ class Fit:
     mean: np.ndarray
     scale: np.ndarray
     median: np.ndarray
-    coefficients: np.ndarray
-    intercept: float
+    coefficients: np.ndarray | None    # None for an RF/SVM model (``classifier``)
+    intercept: float | None
     selection: dict
     sklearn_model: Any = None          # in memory only (tests); never saved
     notes: list[str] = field(default_factory=list)
+    classifier: dict | None = None     # the card's RF/SVM record (classifiers.serialise); None for LR
 
 
 def _l1_logistic(C: float, seed: int) -> Any:
@@ -693,6 +714,10 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
                         "check the features table or choose another --feature-set")
     sel["n_missing_imputed"] = n_missing
     sel["n_constant_dropped"] = n_const
+    if config.extended:  # hook (issue 15a): variance threshold before the MWU filter
+        from her2radiomics import feature_filters
+
+        A, med, cols = feature_filters.apply_variance(A, med, cols, config.variance_threshold, sel)
     sel["mwu_p"] = config.mwu_p
     if config.mwu_p is not None:
         p = mannwhitneyu(A[y == 1], A[y == 0], axis=0, alternative="two-sided").pvalue
@@ -702,6 +727,11 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
         cols = [c for c, k in zip(cols, keep, strict=True) if k]
         A, med = A[:, keep], med[keep]
     sel["n_after_mwu"] = len(cols)
+    if config.extended:  # hook (issue 15a): Pearson redundancy filter, then lasso | rfe | none and lr | rf | svm
+        from her2radiomics import classifiers, feature_filters
+
+        A, med, cols = feature_filters.apply_correlation(A, y, med, cols, config.max_correlation, sel)
+        return classifiers.select_and_fit(A, y, cols, med, config, sel, notes)
     mean = A.mean(axis=0)
     scale = A.std(axis=0)
     Z = (A - mean) / scale
@@ -799,12 +829,14 @@ def train(cohort: Cohort, config: TrainConfig, *, splits: dict[str, np.ndarray] 
         "feature_set": config.feature_set,
         "features": fit.features,
         "scaler": {"mean": fit.mean.tolist(), "scale": fit.scale.tolist()},
-        "coefficients": fit.coefficients.tolist(),
+        "coefficients": None if fit.coefficients is None else fit.coefficients.tolist(),
         "intercept": fit.intercept,
         "cutoff": 0.5,
         "imputation": {"strategy": "median", "values": fit.median.tolist()},
         "selection": fit.selection,
     }
+    if fit.classifier is not None:  # hook (issue 15a): RF/SVM model as plain arrays
+        card["classifier"] = fit.classifier
     probs = {name: predict_proba(card, cohort.X.iloc[rows]) for name, rows in splits.items()}
     card["cutoff"] = float(stats.youden_cutoff(cohort.y[tr], probs["train"]))
     metrics = {name: split_metrics(cohort.y[rows], probs[name], card["cutoff"]) for name, rows in splits.items()}

@@ -391,6 +391,8 @@ def funnel_figure(models: Sequence[dict]) -> str:
 
 def _funnel_from(card: Mapping[str, Any]) -> list[list]:
     sel = card.get("selection") or {}
+    if sel.get("funnel"):  # issue 15a: filters/selectors beside LASSO record their own funnel
+        return [list(step) for step in sel["funnel"]]
     after_icc = int(sel.get("n_after_icc") or sel.get("candidates") or 0)
     return [["candidates", int(sel.get("candidates") or 0)], ["ICC", after_icc],
             ["non-constant", after_icc - int(sel.get("n_constant_dropped") or 0)],
@@ -646,7 +648,9 @@ def funnel_table(models: Sequence[dict]) -> str:
         head = head or "".join(f"<th>{html.escape(n)}</th>" for n, _ in steps)
         cells = []
         for n, v in steps:
-            off = (n == "ICC" and sel.get("icc_threshold") is None) or (n == "MWU" and sel.get("mwu_p") is None)
+            off = ((n == "ICC" and sel.get("icc_threshold") is None) or (n == "MWU" and sel.get("mwu_p") is None)
+                   or (n == "variance" and sel.get("variance_threshold") is None)
+                   or (n == "correlation" and sel.get("max_correlation") is None))
             cells.append(f"<td>{v}{' <span class=muted>(not applied)</span>' if off else ''}</td>")
         rows.append(f"<tr><td class=l>{html.escape(m['name'])}</td>{''.join(cells)}</tr>")
     return f"<table><tr><th class=l>feature set</th>{head}</tr>{''.join(rows)}</table>"

@@ -145,6 +145,8 @@ def parameter_file_name(features: str | Path) -> str | None:
 def funnel(selection: dict) -> list[list]:
     """The selection funnel ``[[step, features left], ...]``: candidates -> ICC -> non-constant -> MWU -> LASSO; a
     step that was not applied keeps the previous count (``selection.icc_threshold`` / ``mwu_p`` are then None)."""
+    if selection.get("funnel"):  # issue 15a: filters/selectors beside LASSO record their own funnel
+        return [list(step) for step in selection["funnel"]]
     after_icc = selection["n_after_icc"]
     return [["candidates", selection["candidates"]], ["ICC", after_icc],
             ["non-constant", after_icc - int(selection.get("n_constant_dropped") or 0)],
@@ -188,7 +190,7 @@ def build_study(task: str, classes: dict, results: list[tuple[str, modeling.Trai
                                                   "lambda_rule", "cv_folds")},
             "funnel": funnel(sel),
             "icc": sel.get("icc"),
-            "rad_score": modeling.rad_score_formula(card),
+            "rad_score": modeling.rad_score_formula(card) if card.get("coefficients") is not None else None,
             "splits": {sp: {**res.splits[sp], "metrics": card["metrics"][sp], "gdi": card["gdi"].get(sp),
                             **split_extras(res.splits[sp]["y"], res.splits[sp]["probabilities"], bootstrap, seed)}
                        for sp in res.splits},

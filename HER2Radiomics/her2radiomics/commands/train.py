@@ -58,8 +58,21 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--icc-threshold", type=float, default=0.75, help="keep features with ICC >= this (0.75)")
     parser.add_argument("--icc-kind", choices=("2,1", "3,1", "1,1"), default="2,1", metavar="KIND",
                         help="ICC form (Shrout & Fleiss): 2,1 absolute agreement (default) or 3,1 consistency")
-    parser.add_argument("--mwu-p", type=float, default=None, metavar="P",
+    parser.add_argument("--mwu-p", "--mwu", type=float, default=None, metavar="P", dest="mwu_p",
                         help="optional Mann-Whitney U filter: keep features with p < P (e.g. 0.05)")
+    # issue 15a: filters, selectors and classifiers beside ICC -> LASSO -> LR (feature_filters.py, classifiers.py)
+    parser.add_argument("--variance-threshold", type=float, default=None, metavar="T",
+                        help="optional filter: keep features whose training variance (raw values) is > T")
+    parser.add_argument("--max-correlation", type=float, default=None, metavar="R",
+                        help="optional Pearson redundancy filter: of two features with |r| > R keep the one with the "
+                             "higher univariate AUC (e.g. 0.9)")
+    parser.add_argument("--selection", default="lasso", metavar="METHOD",
+                        help="feature selector: lasso (default), rfe (RFECV with the classifier, --cv-folds, --seed) "
+                             "or none")
+    parser.add_argument("--classifier", default="lr", metavar="MODEL",
+                        help="final model: lr (logistic regression, default), rf (random forest) or svm")
+    parser.add_argument("--svm-kernel", default="rbf", metavar="KERNEL",
+                        help="kernel of --classifier svm: rbf (default) or linear")
     parser.add_argument("--cv-folds", type=int, default=10, help="LASSO cross-validation folds (default 10)")
     parser.add_argument("--lambda-rule", choices=("min", "1se"), default="min",
                         help="LASSO penalty: lowest CV deviance (min, default) or the 1-SE rule")
@@ -130,10 +143,37 @@ def training_config(args: argparse.Namespace, feature_set: str) -> modeling.Trai
         raise UserError(f"--icc-threshold must be in [0, 1], got {args.icc_threshold}")
     if args.mwu_p is not None and not 0.0 < args.mwu_p <= 1.0:
         raise UserError(f"--mwu-p must be in (0, 1], got {args.mwu_p}")
+    extra = extended_options(args)
     return modeling.TrainConfig(task=args.task, feature_set=feature_set, split=args.split, test_size=args.test_size,
                                 test_center=args.test_center, seed=args.seed, icc_threshold=args.icc_threshold,
                                 icc_kind=args.icc_kind, mwu_p=args.mwu_p, cv_folds=args.cv_folds,
-                                lambda_rule=args.lambda_rule)
+                                lambda_rule=args.lambda_rule, **extra)
+
+
+def extended_options(args: argparse.Namespace) -> dict:
+    """The checked issue-15a options (classifier, selector, variance and correlation filters) of train/study."""
+    from her2radiomics.classifiers import CLASSIFIERS, SVM_KERNELS
+    from her2radiomics.feature_filters import SELECTIONS
+
+    clf = getattr(args, "classifier", "lr")
+    kernel = getattr(args, "svm_kernel", "rbf")
+    sel = getattr(args, "selection", "lasso")
+    var = getattr(args, "variance_threshold", None)
+    corr = getattr(args, "max_correlation", None)
+    if clf not in CLASSIFIERS:
+        raise UserError(f"--classifier must be one of {', '.join(CLASSIFIERS)}, got {clf!r}")
+    if kernel not in SVM_KERNELS:
+        raise UserError(f"--svm-kernel must be one of {', '.join(SVM_KERNELS)}, got {kernel!r}")
+    if kernel != "rbf" and clf != "svm":
+        raise UserError("--svm-kernel is used only with --classifier svm; add --classifier svm or drop --svm-kernel")
+    if sel not in SELECTIONS:
+        raise UserError(f"--selection must be one of {', '.join(SELECTIONS)}, got {sel!r}")
+    if var is not None and not (var >= 0.0 and var < float("inf")):
+        raise UserError(f"--variance-threshold must be a finite number >= 0, got {var}")
+    if corr is not None and not 0.0 < corr <= 1.0:
+        raise UserError(f"--max-correlation must be in (0, 1], got {corr}")
+    return {"classifier": clf, "svm_kernel": kernel, "selection": sel, "variance_threshold": var,
+            "max_correlation": corr}
 
 
 def provenance(args: argparse.Namespace, spec: modeling.LabelSpec) -> dict:
@@ -204,9 +244,12 @@ def run(args: argparse.Namespace) -> int:
     mwu = (f"{sel['n_after_mwu']} after MWU" if sel.get("mwu_p") is not None else
            f"{sel['n_after_mwu']} not constant (no MWU filter)" if sel["n_after_mwu"] < sel["n_after_icc"] else
            "no MWU filter")
+    how = (f"LASSO C={sel['C']:.4g}" if sel.get("C") is not None else
+           {"rfe": "RFE", "none": "no selector"}.get(sel.get("selector"), "LASSO"))
+    model = f", {sel['classifier']}" if sel.get("classifier") not in (None, "lr") else ""
     print(f"{card['task']} {card['feature_set']}: {sel['candidates']} candidates -> {icc} -> {mwu} -> "
-          f"{sel['n_selected']} selected (LASSO C={sel['C']:.4g}"
-          f"{', FALLBACK' if sel['fallback'] else ''}); cut-off {card['cutoff']:.3f}")
+          f"{sel['n_selected']} selected ({how}{', FALLBACK' if sel['fallback'] else ''}{model}); "
+          f"cut-off {card['cutoff']:.3f}")
     for split, m in card["metrics"].items():
         g = card["gdi"].get(split)
         gtxt = f"  GDI {100 * g['value']:.1f}% ({g['zone']})" if g else ""
