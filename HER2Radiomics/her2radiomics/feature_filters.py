@@ -9,7 +9,8 @@ stores. Order in the pipeline (``fitting``): ICC -> imputation -> constant -> va
   scikit-learn's ``VarianceThreshold`` does. It is applied to the raw (imputed) values, before the z-score (after
   it every variance is 1), so ``T`` is in the features' own units squared.
 * Mann-Whitney U: keep features with two-sided p < ``P`` (Mann & Whitney 1947; scipy's ``mannwhitneyu``, with
-  its default asymptotic/exact choice and tie correction).
+  its default choice per feature: exact for <= 8 cases per class without ties, else normal approximation with
+  tie and continuity correction).
 * Pearson redundancy: features are ranked by their univariate AUC (discrimination regardless of direction,
   ``max(AUC, 1 - AUC)``, AUC = U / (n1 n0), Hanley & McNeil 1982); walking down that ranking, a feature is kept
   unless its absolute Pearson correlation with an already kept feature is greater than ``R``. So of every
@@ -62,7 +63,12 @@ def mwu_filter(A: np.ndarray, y: np.ndarray, p: float) -> tuple[np.ndarray, np.n
 
     A = np.asarray(A, dtype=float)
     y = np.asarray(y, dtype=int)
-    pv = np.asarray(mannwhitneyu(A[y == 1], A[y == 0], axis=0, alternative="two-sided").pvalue, dtype=float)
+    a, b = A[y == 1], A[y == 0]
+    if a.shape[0] <= 8 and b.shape[0] <= 8:
+        # scipy's 'auto' takes the exact test only when no column of the whole array has ties: per column instead
+        pv = np.array([mannwhitneyu(a[:, j], b[:, j], alternative="two-sided").pvalue for j in range(A.shape[1])])
+    else:
+        pv = np.asarray(mannwhitneyu(a, b, axis=0, alternative="two-sided").pvalue, dtype=float)
     return pv < p, pv
 
 

@@ -1,0 +1,196 @@
+"""RF and SVM model cards: plain-array serialisation, prediction from the card equal to scikit-learn's, exact
+contributions (TreeSHAP, baseline Shapley), validation, and train -> card -> predict through the CLI."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import logit
+
+from her2radiomics import classifiers, cli, modelcard, prediction
+from her2radiomics import modeling as M
+from her2radiomics.errors import UserError
+
+
+def _data(seed: int = 0, n: int = 140, p: int = 6):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, p))
+    y = (Z[:, 0] + 0.7 * Z[:, 1] * Z[:, 2] + 0.8 * rng.standard_normal(n) > 0.2).astype(int)
+    return Z, y, rng.standard_normal((60, p)) * 1.5
+
+
+def _roundtrip(rec: dict) -> dict:
+    return json.loads(json.dumps(rec))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rf_card_reproduces_sklearn(seed):
+    Z, y, Zt = _data(seed)
+    est, rec = classifiers.fit("rf", Z, y, seed)
+    rec = _roundtrip(rec)
+    # values exactly on split thresholds (float32 rounding decides the side, as in scikit-learn)
+    t0 = rec["trees"][0]
+    edge = Zt[:5].copy()
+    edge[:, t0["feature"][0]] = t0["threshold"][0]
+    for X in (Z, Zt, edge):
+        np.testing.assert_allclose(classifiers.predict_proba(rec, X), est.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    assert rec["n_outputs"] == 1 and rec["classes"] == [0, 1] and len(rec["trees"]) == classifiers.RF_TREES
+    assert {"children_left", "children_right", "feature", "threshold", "value", "cover"} <= set(t0)
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_svm_card_reproduces_sklearn(kernel):
+    Z, y, Zt = _data(3)
+    est, rec = classifiers.fit("svm", Z, y, 0, kernel)
+    rec = _roundtrip(rec)
+    svc = est.calibrated_classifiers_[0].estimator
+    for X in (Z, Zt):
+        np.testing.assert_allclose(classifiers.predict_proba(rec, X), est.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(classifiers.svm_decision(rec, X), svc.decision_function(X), rtol=0, atol=1e-12)
+    assert rec["kernel"] == kernel and len(rec["support_vectors"]) == len(rec["dual_coef"])
+
+
+def test_rf_contributions_are_treeshap_and_sum_to_probability():
+    Z, y, Zt = _data(4)
+    est, rec = classifiers.fit("rf", Z, y, 0)
+    phi, base, out = classifiers.contributions(rec, Zt[:20])
+    np.testing.assert_allclose(out, est.predict_proba(Zt[:20])[:, 1], atol=1e-12)
+    np.testing.assert_allclose(base + phi.sum(axis=1), out, atol=1e-12)
+    # base value = mean over trees of the cover-weighted leaf mean (= the mean in-bag class-1 fraction)
+    roots = [t["value"][0][1] / sum(t["value"][0]) for t in rec["trees"]]
+    assert base == pytest.approx(float(np.mean(roots)), abs=1e-12)
+    assert classifiers.output_scale(rec) == "probability"
+
+
+def test_svm_rbf_contributions_equal_brute_force_baseline_shapley():
+    Z, y, Zt = _data(5, p=7)
+    est, rec = classifiers.fit("svm", Z, y, 0, "rbf")
+    phi, base, out = classifiers.contributions(rec, Zt[:6])
+    np.testing.assert_allclose(out, logit(est.predict_proba(Zt[:6])[:, 1]), atol=1e-9)
+    np.testing.assert_allclose(base + phi.sum(axis=1), out, atol=1e-12)
+
+    def f(P):
+        return classifiers.svm_log_odds(rec, classifiers.svm_decision(rec, P))
+
+    assert base == pytest.approx(float(f(np.zeros((1, 7)))[0]), abs=1e-12)
+    for i in range(6):  # the definition over all 2^7 subsets, kernel evaluated on the composite points
+        np.testing.assert_allclose(phi[i], classifiers.brute_force_baseline_shapley(f, Zt[i], np.zeros(7)), atol=1e-12)
+
+
+def test_svm_linear_contributions_are_weight_times_z():
+    Z, y, Zt = _data(6)
+    est, rec = classifiers.fit("svm", Z, y, 0, "linear")
+    svc = est.calibrated_classifiers_[0].estimator
+    phi, base, out = classifiers.contributions(rec, Zt)
+    a = -rec["probA"]
+    np.testing.assert_allclose(phi, a * svc.coef_[0][None, :] * Zt, atol=1e-12)
+    np.testing.assert_allclose(base, a * svc.intercept_[0] - rec["probB"], atol=1e-12)
+    np.testing.assert_allclose(base + phi.sum(1), out, atol=1e-12)
+
+
+def _card(kind: str, kernel: str = "rbf", selection: str = "lasso", **kw):
+    feats, labels = M.synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra",), seed=3)
+    spec = M.LabelSpec(label_column="label", positive=("1",), negative=("0",))
+    targets = M.Targets(y=pd.Series(labels["label"].to_numpy(), index=labels["case_id"]), center=None,
+                        classes={"event": "label=1", "reference": ["label=0"]})
+    cohort = M.build_cohort(feats, targets, spec)
+    cfg = M.TrainConfig(task="custom", classifier=kind, svm_kernel=kernel, selection=selection, cv_folds=5, **kw)
+    return M.train(cohort, cfg), feats
+
+
+@pytest.mark.parametrize("kind,kernel", [("rf", "rbf"), ("svm", "rbf"), ("svm", "linear")])
+def test_card_roundtrip_predicts_like_the_fitted_model(tmp_path, kind, kernel):
+    res, feats = _card(kind, kernel)
+    path = tmp_path / "card.json"
+    M.save_model_card(res.card, path)
+    card = M.load_model_card(path)
+    assert card["coefficients"] is None and card["intercept"] is None and card["classifier"]["type"] == kind
+    assert "pickle" not in path.read_text()
+    z = modelcard.standardized(card, feats.set_index("case_id"))
+    np.testing.assert_allclose(M.predict_proba(card, feats.set_index("case_id")),
+                               res.fit.sklearn_model.predict_proba(z)[:, 1], rtol=0, atol=1e-12)
+    with pytest.raises(UserError, match="no linear predictor"):
+        M.linear_predictor(card, feats.set_index("case_id"))
+    pred = prediction.predict(feats, card)
+    sums = pred.contributions.groupby("case_id")["contribution"].sum().reindex(pred.table["case_id"]).to_numpy()
+    out = pred.table["p1"].to_numpy() if kind == "rf" else pred.table["stage1_logit"].to_numpy()
+    np.testing.assert_allclose(sums + pred.table["stage1_intercept"].to_numpy(), out, atol=1e-12)
+    assert pred.contributions["coefficient"].isna().all()
+
+
+def test_card_validation_refuses_broken_records():
+    res, _ = _card("rf")
+    card = json.loads(json.dumps(modelcard.jsonable(res.card)))
+    modelcard.validate_model_card(card, require_checksum=False)
+    bad = json.loads(json.dumps(card))
+    bad["classifier"]["trees"][0]["children_left"][0] = 0
+    with pytest.raises(UserError, match="do not form a tree"):
+        modelcard.validate_model_card(bad, require_checksum=False)
+    bad = json.loads(json.dumps(card))
+    bad["coefficients"] = [0.0] * len(card["features"])
+    with pytest.raises(UserError, match="null 'coefficients'"):
+        modelcard.validate_model_card(bad, require_checksum=False)
+    bad = json.loads(json.dumps(card))
+    bad["classifier"]["n_features"] += 1
+    with pytest.raises(UserError, match="n_features"):
+        modelcard.validate_model_card(bad, require_checksum=False)
+    svm = json.loads(json.dumps(modelcard.jsonable(_card("svm")[0].card)))
+    svm["classifier"]["dual_coef"] = svm["classifier"]["dual_coef"][:-1]
+    with pytest.raises(UserError, match="shapes do not match"):
+        modelcard.validate_model_card(svm, require_checksum=False)
+
+
+def test_default_options_are_not_recorded_and_explicit_lr_lasso_is_the_default():
+    cfg = M.TrainConfig(task="custom")
+    assert "classifier" not in cfg.to_json() and not cfg.extended
+    assert M.TrainConfig(task="custom", classifier="lr", selection="lasso").to_json() == cfg.to_json()
+    assert M.TrainConfig(task="custom", classifier="rf").to_json()["classifier"] == "rf"
+
+
+CUSTOM = ["--task", "custom", "--label-column", "label", "--positive", "1", "--negative", "0", "--cv-folds", "3"]
+
+
+@pytest.mark.parametrize("extra", [["--classifier", "rf"], ["--classifier", "svm"],
+                                   ["--classifier", "svm", "--svm-kernel", "linear", "--selection", "rfe",
+                                    "--max-correlation", "0.9", "--variance-threshold", "0"]])
+def test_cli_train_predict_end_to_end(tmp_path, capsys, extra):
+    feats, labels = M.synthetic_cohort(n_cases=80, n_per_region=5, regions=("intra",), seed=7)
+    f, lab = tmp_path / "features.csv", tmp_path / "labels.csv"
+    feats.to_csv(f, index=False)
+    labels.to_csv(lab, index=False)
+    card, out = tmp_path / "card.json", tmp_path / "pred.csv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli.main(["train", str(f), str(lab), "-o", str(card), *CUSTOM, *extra]) == 0
+        assert cli.main(["predict", str(f), "--stage1", str(card), "-o", str(out)]) == 0
+    c = M.load_model_card(card)
+    assert c["provenance"]["options"]["classifier"] == extra[1]
+    assert c["selection"]["funnel"][-1][0] == ("RFE" if "rfe" in extra else "LASSO")
+    tab = pd.read_csv(out)
+    con = pd.read_csv(tmp_path / "pred.contributions.csv")
+    sums = con.groupby("case_id")["contribution"].sum().reindex(tab["case_id"]).to_numpy()
+    target = tab["p1"] if extra[1] == "rf" else tab["stage1_logit"]
+    np.testing.assert_allclose(sums + tab["stage1_intercept"], target, atol=1e-9)
+    np.testing.assert_allclose(tab["p1"], M.predict_proba(c, feats.set_index("case_id")), atol=1e-12)
+
+
+@pytest.mark.parametrize("args,msg", [(["--classifier", "xgb"], "--classifier must be one of lr, rf, svm"),
+                                      (["--selection", "boruta"], "--selection must be one of lasso, rfe, none"),
+                                      (["--svm-kernel", "poly", "--classifier", "svm"], "--svm-kernel must be one of"),
+                                      (["--svm-kernel", "linear"], "--svm-kernel is used only with --classifier svm"),
+                                      (["--max-correlation", "1.5"], "--max-correlation must be in (0, 1]"),
+                                      (["--variance-threshold", "-1"], "--variance-threshold must be")])
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_cli_bad_values_one_line(tmp_path, capsys, args, msg, command):
+    feats, labels = M.synthetic_cohort(n_cases=40, n_per_region=3, regions=("intra",), seed=1)
+    f, lab = tmp_path / "f.csv", tmp_path / "l.csv"
+    feats.to_csv(f, index=False)
+    labels.to_csv(lab, index=False)
+    out = ["-o", str(tmp_path / ("card.json" if command == "train" else "study"))]
+    rc = cli.main([command, str(f), str(lab), *out, *CUSTOM, *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and msg in err[0], err
