@@ -194,3 +194,25 @@ def test_cli_bad_values_one_line(tmp_path, capsys, args, msg, command):
     rc = cli.main([command, str(f), str(lab), *out, *CUSTOM, *args])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc != 0 and len(err) == 1 and msg in err[0], err
+
+
+def test_cli_study_with_rf_and_rfe_then_report(tmp_path, capsys):
+    feats, labels = M.synthetic_cohort(n_cases=80, n_per_region=4, regions=("intra", "peri3"), seed=8)
+    f, lab = tmp_path / "features.csv", tmp_path / "labels.csv"
+    feats.to_csv(f, index=False)
+    labels.to_csv(lab, index=False)
+    out = tmp_path / "study"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert cli.main(["study", str(f), str(lab), "-o", str(out), *CUSTOM, "--feature-sets", "intra", "intra+peri3",
+                         "--classifier", "rf", "--selection", "rfe", "--max-correlation", "0.95"]) == 0
+    printed = capsys.readouterr().out
+    assert "selected (RFE)" in printed and "after correlation" in printed
+    study = json.loads((out / "study.json").read_text())
+    for s in study["feature_sets"]:
+        assert s["rad_score"] is None and s["coefficients"] is None and s["funnel"][-1][0] == "RFE"
+        assert s["selection"]["classifier"] == "rf" and s["selection"]["max_correlation"] == 0.95
+        assert M.load_model_card(out / s["model_card"])["classifier"]["type"] == "rf"
+    assert cli.main(["report", "--study", str(out / "study.json"), "-o", str(tmp_path / "r.html")]) == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "RFE" in html and "correlation" in html

@@ -106,7 +106,7 @@ def test_rfe_select_is_sklearn_rfecv_with_the_stated_folds_and_seed(clf):
     from sklearn.feature_selection import RFECV
     from sklearn.model_selection import StratifiedKFold
 
-    Z, y = _rfe_data(1)
+    Z, y = _rfe_data(1, p=4 if clf == "rf" else 7)
     got = ff.rfe_select(Z, y, clf, folds=4, seed=3)
     est, text = ff.rfe_estimator(clf, 3)
     ref = RFECV(est, step=1, cv=StratifiedKFold(4, shuffle=True, random_state=3), scoring="roc_auc").fit(Z, y)

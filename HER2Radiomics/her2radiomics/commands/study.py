@@ -187,7 +187,10 @@ def build_study(task: str, classes: dict, results: list[tuple[str, modeling.Trai
             "cutoff": card["cutoff"],
             "selection": {k: sel.get(k) for k in ("candidates", "n_after_icc", "n_constant_dropped", "n_after_mwu",
                                                   "n_selected", "C", "fallback", "icc_threshold", "mwu_p",
-                                                  "lambda_rule", "cv_folds")},
+                                                  "lambda_rule", "cv_folds")
+                          # issue 15a: recorded only by runs that use them (default studies unchanged)
+                          } | {k: sel[k] for k in ("variance_threshold", "max_correlation", "selector", "classifier")
+                               if k in sel},
             "funnel": funnel(sel),
             "icc": sel.get("icc"),
             "rad_score": modeling.rad_score_formula(card) if card.get("coefficients") is not None else None,
@@ -241,8 +244,12 @@ def format_table(study: dict) -> str:
         sel, steps = s["selection"], dict(s["funnel"])
         icc = f"{steps['ICC']} after ICC" if sel.get("icc_threshold") is not None else "no ICC table"
         mwu = f"{steps['MWU']} after MWU" if sel.get("mwu_p") is not None else "no MWU filter"
+        last, n_sel = s["funnel"][-1]  # LASSO, or RFE / no selector (issue 15a)
+        extra = "".join(f" -> {steps[k]} after {k}" for k, opt in (("variance", "variance_threshold"),
+                                                                   ("correlation", "max_correlation"))
+                        if sel.get(opt) is not None and k in steps)
         lines.append(f"  {s['name']:<14} {steps['candidates']} candidates -> {icc} -> {steps['non-constant']} "
-                     f"non-constant -> {mwu} -> {steps['LASSO']} selected")
+                     f"non-constant -> {mwu}{extra} -> {n_sel} selected" + ("" if last == "LASSO" else f" ({last})"))
     if any(s["selection"]["fallback"] for s in study["feature_sets"]):
         lines.append("! LASSO selected no feature; the first feature of the L1 path was kept (see the card)")
     return "\n".join(lines)
