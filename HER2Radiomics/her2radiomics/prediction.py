@@ -16,6 +16,11 @@ Contributions: a logistic model's log-odds is ``intercept + sum_i beta_i * z_i``
 to the log-odds relative to an average training case (z = 0). Contributions plus the intercept sum exactly to
 ``logit(p)`` (Hosmer, Lemeshow & Sturdivant, *Applied Logistic Regression*, 3rd ed., 2013, ch. 1-3).
 
+Random forest and SVM cards (``classifier`` record, :mod:`her2radiomics.classifiers`): contributions are exact
+Shapley values instead: TreeSHAP of P(event) for a forest (base value + contributions = p, column ``scale`` =
+``probability``), baseline Shapley of the Platt log-odds for an SVM (base value + contributions = logit(p)); the
+``stageN_intercept`` column then holds the base value and ``coefficient`` is empty.
+
 Trust signals: the generalisation decay index zone of each model (GDI, Gao et al. 2026: safe <= 15%,
 warning 15-20%, high >= 20%), features outside the training range (extrapolation), and hard errors for
 missing features, missing values and cards built from different pyradiomics parameter files.
@@ -470,6 +475,9 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
             "label": labels[order].ravel(),
         }))
     contributions = pd.concat(blocks, ignore_index=True)
+    scales = {r.stage: r.scale for r in (r1, r2) if r is not None and r.base is not None}
+    if scales:  # issue 15a: an RF/SVM stage says what its contributions add up to (LR tables unchanged)
+        contributions["scale"] = contributions["stage"].map(lambda st: scales.get(st, "log-odds"))
 
     intended = []
     for card in (card1, card2):

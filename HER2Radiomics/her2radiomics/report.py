@@ -453,7 +453,13 @@ def contributions_figure(contrib: pd.DataFrame, case_id: str, intercepts: Mappin
         ax.tick_params(axis="y", labelsize=7)
         event = "positive" if stage == "stage1" else "low"
         icpt = intercepts.get(stage, float("nan"))
-        ax.set(xlabel=f"contribution to log-odds of HER2-{event} (intercept {icpt:+.2f})", title=f"{case_id}: {stage}")
+        if "scale" in c.columns and (c["scale"] == "probability").any():  # issue 15a: RF TreeSHAP contributions
+            xlabel = f"contribution to P(HER2-{event}) (TreeSHAP, base value {icpt:+.2f})"
+        elif "scale" in c.columns:  # issue 15a: SVM baseline-Shapley contributions
+            xlabel = f"contribution to log-odds of HER2-{event} (Shapley, base value {icpt:+.2f})"
+        else:
+            xlabel = f"contribution to log-odds of HER2-{event} (intercept {icpt:+.2f})"
+        ax.set(xlabel=xlabel, title=f"{case_id}: {stage}")
     fig.tight_layout()
     return _img(fig, f"Contributions {case_id}")
 
@@ -541,6 +547,11 @@ def _model_table(models: Sequence[dict]) -> str:
 
 def _coef_table(m: dict) -> str:
     card = m["card"]
+    if card.get("classifier") is not None:  # issue 15a: RF/SVM cards have no coefficients
+        feats = list(card.get("features") or [])
+        items = "".join(f"<li>{html.escape(feature_label(f))} <code>{html.escape(f)}</code></li>" for f in feats)
+        return (f"<h3>{html.escape(m['name'])}</h3><p>{html.escape(str((card.get('selection') or {}).get('refit')))}; "
+                f"{len(feats)} features (no coefficients: per-case contributions are Shapley values)</p><ul>{items}</ul>")
     feats = list(card.get("features") or [])
     coef = np.asarray(card.get("coefficients") or [], float)
     rng = card.get("training_range") or {}
