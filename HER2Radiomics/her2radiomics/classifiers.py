@@ -61,7 +61,8 @@ def describe(kind: str, kernel: str = "rbf") -> str:
                 "RandomForestClassifier) on z-scored features")
     if kind == "svm":
         return (f"support vector machine, {kernel} kernel, C={SVM_C:g}" + (", gamma='scale'" if kernel == "rbf" else "")
-                + ", Platt-scaled probabilities (scikit-learn SVC, libsvm) on z-scored features")
+                + f", Platt sigmoid on {PLATT_FOLDS}-fold cross-validated decision values (scikit-learn SVC + "
+                "CalibratedClassifierCV, ensemble=False) on z-scored features")
     raise UserError(f"unknown classifier {kind!r}; use one of {', '.join(CLASSIFIERS)}")
 
 

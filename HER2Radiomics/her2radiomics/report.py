@@ -625,9 +625,15 @@ def design_table(study: dict) -> str:
         ("Missing values", "median of the training split (stored in the card); features constant on the training "
                            "split dropped"),
         ("Univariate filter", html.escape(mwu)),
+        *([("Variance / redundancy filters", html.escape(  # issue 15a options (absent from default cards)
+            f"variance > {sel['variance_threshold']:g}" if sel.get("variance_threshold") is not None else "no variance filter")
+            + "; " + html.escape(f"Pearson |r| <= {sel['max_correlation']:g}, higher univariate AUC kept"
+                                 if sel.get("max_correlation") is not None else "no correlation filter"))]
+          if "variance_threshold" in sel else []),
         ("Scaling", "z-score with the training mean and SD"),
         ("LASSO", html.escape(f"L1 logistic regression, {sel.get('cv_folds', opts.get('cv_folds', '?'))}-fold stratified "
-                              f"CV of the penalty (binomial deviance, rule {sel.get('lambda_rule', 'min')})")),
+                              f"CV of the penalty (binomial deviance, rule {sel.get('lambda_rule', 'min')})"))
+        if sel.get("selector", "lasso") == "lasso" else ("Selection", html.escape(str(sel.get("estimator")))),
         ("Final model", html.escape(str(sel.get("refit") or "logistic regression")) + "; cut-off: maximum Youden index "
                         "on the training split"),
         ("Software", html.escape(str(prov.get("software") or meth.get("software") or f"her2radiomics {__version__}"))),
