@@ -83,6 +83,31 @@ def test_svm_rbf_contributions_equal_brute_force_baseline_shapley(p):
         np.testing.assert_allclose(phi[i], classifiers.brute_force_baseline_shapley(f, Zt[i], np.zeros(p)), atol=1e-11)
 
 
+def test_contributions_equal_the_shap_package():
+    """The SHAP package (Lundberg et al.) as an outside reference: TreeExplainer (path-dependent) for the forest,
+    the Exact explainer with the single baseline z = 0 for the RBF SVM."""
+    shap = pytest.importorskip("shap")
+    Z, y, Zt = _data(9, p=5)
+    est, rec = classifiers.fit("rf", Z, y, 0)
+    ex = shap.TreeExplainer(est, feature_perturbation="tree_path_dependent")
+    sv = np.asarray(ex.shap_values(Zt[:10]))
+    ref = sv[:, :, 1] if sv.ndim == 3 and sv.shape[-1] == 2 else sv[1]
+    phi, base, _ = classifiers.contributions(rec, Zt[:10])
+    np.testing.assert_allclose(phi, ref, atol=1e-12)
+    assert base == pytest.approx(float(np.atleast_1d(ex.expected_value)[-1]), abs=1e-12)
+    est, rec = classifiers.fit("svm", Z, y, 0, "rbf")
+
+    def f(P):
+        return classifiers.svm_log_odds(rec, classifiers.svm_decision(rec, P))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = shap.explainers.Exact(f, shap.maskers.Independent(np.zeros((1, 5)), max_samples=1))(Zt[:2])
+    phi, base, _ = classifiers.contributions(rec, Zt[:2])
+    np.testing.assert_allclose(phi, res.values, atol=1e-11)
+    np.testing.assert_allclose(base, res.base_values, atol=1e-12)
+
+
 def test_svm_linear_contributions_are_weight_times_z():
     Z, y, Zt = _data(6)
     est, rec = classifiers.fit("svm", Z, y, 0, "linear")
