@@ -38,7 +38,7 @@ Contributions (what :func:`contributions` returns; ``base + contributions.sum(1)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -341,80 +341,7 @@ def brute_force_baseline_shapley(f: Any, z: np.ndarray, baseline: np.ndarray) ->
     return phi
 
 
-# ------------------------------------------------------------------------------------------------ fitting hook
-def select_and_fit(A: np.ndarray, y: np.ndarray, cols: list[str], med: np.ndarray, config: Any, sel: dict,
-                   notes: list[str]) -> Any:
-    """The end of ``fit_model`` for a run with an issue-15 option: z-score, ``config.selection``
-    (lasso | rfe | none) and ``config.classifier`` (lr | rf | svm) on the filtered, imputed training matrix ``A``.
-    Returns the ``Fit``; ``sel`` gets the selector's record and the ``funnel``."""
-    from her2radiomics import feature_filters
-    from her2radiomics import modeling as M
-
-    check_choice(config.classifier, config.svm_kernel)
-    feature_filters.check_selection(config.selection)
-    y = np.asarray(y, dtype=int)
-    mean, scale = A.mean(axis=0), A.std(axis=0)
-    Z = (A - mean) / scale
-    sel["selector"] = config.selection
-    sel["classifier"] = config.classifier
-    sel["fallback"] = None
-    sel["C"] = None
-    if config.selection == "lasso":
-        lasso = M.lasso_select(Z, y, folds=config.cv_folds, seed=config.seed, rule=config.lambda_rule)
-        chosen = lasso["selected"]
-        if not chosen:
-            chosen = [int(np.argmax(np.abs(Z.T @ (y - y.mean()))))]
-            sel["fallback"] = ("LASSO selected no feature at the CV-chosen penalty; kept the single feature that "
-                               "enters the L1 path first (largest |z^T (y - mean y)|)")
-            notes.append("LASSO selected no feature; fell back to the first feature of the L1 path (see the card)")
-        sel.update({"C": lasso["C"], "alpha": 1.0 / (lasso["C"] * len(y)), "lambda_rule": config.lambda_rule,
-                    "cv_folds": lasso["folds"],
-                    "cv_curve": {"C": lasso["Cs"], "deviance": lasso["cv_deviance"],
-                                 "deviance_se": lasso["cv_deviance_se"], "auc": lasso["cv_auc"]},
-                    "lasso_path": M.lasso_path_record(lasso["Cs"], lasso["path"], cols)})
-        step = f"LASSO (L1 logistic regression, {lasso['folds']}-fold stratified CV)"
-    elif config.selection == "rfe":
-        rfe = feature_filters.rfe_select(Z, y, config.classifier, folds=config.cv_folds, seed=config.seed)
-        chosen = rfe.pop("selected")
-        sel["rfe"] = rfe
-        sel["cv_folds"] = rfe["folds"]
-        step = f"RFECV ({rfe['estimator']}, step 1, {rfe['folds']}-fold stratified CV, seed {config.seed}, ROC AUC)"
-    else:
-        chosen = list(range(len(cols)))
-        step = "no selector (every filtered feature)"
-    sel["n_selected"] = len(chosen)
-    Zs = Z[:, chosen]
-    feats = [cols[j] for j in chosen]
-    filters = ["ICC filter", "median imputation", "constant filter"]
-    if config.variance_threshold is not None:
-        filters.append(f"variance > {config.variance_threshold:g}")
-    if config.mwu_p is not None:
-        filters.append(f"Mann-Whitney U p < {config.mwu_p:g}")
-    if config.max_correlation is not None:
-        filters.append(f"Pearson |r| <= {config.max_correlation:g} (higher AUC kept)")
-    if config.classifier == "lr":
-        model = M._refit_logistic().fit(Zs, y)
-        coef, icpt, record = model.coef_.ravel().copy(), float(model.intercept_[0]), None
-        sel["refit"] = f"logistic regression, L2 penalty C={M.REFIT_C:g} on z-scored features (lbfgs)"
-    else:
-        model, record = fit(config.classifier, Zs, y, config.seed, config.svm_kernel)
-        coef, icpt = None, None
-        sel["refit"] = describe(config.classifier, config.svm_kernel)
-        if config.classifier == "rf":
-            notes.append("random forest: training-split metrics use in-bag predictions and are optimistic; judge "
-                         "the model on the test splits")
-    sel["method"] = " -> ".join([*filters, "z-score", step, sel["refit"]])
-    sel["estimator"] = step
-    sel["funnel"] = feature_filters.funnel(sel)
-    return M.Fit(features=feats, mean=mean[chosen], scale=scale[chosen], median=med[chosen], coefficients=coef,
-                 intercept=icpt, selection=sel, sklearn_model=model, notes=notes, classifier=record)
-
-
 def classifier_of(card: Mapping[str, Any]) -> str:
     """``lr`` for a logistic-regression card (no ``classifier`` record), else the record's type."""
     model = card.get("classifier")
     return "lr" if model is None else str(model.get("type"))
-
-
-def names(kinds: Sequence[str]) -> str:
-    return ", ".join(kinds)

@@ -23,7 +23,6 @@ stores. Order in the pipeline (``fitting``): ICC -> imputation -> constant -> va
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -165,7 +164,3 @@ def funnel(sel: dict) -> list[list]:
             ["non-constant", after_icc - int(sel.get("n_constant_dropped") or 0)],
             ["variance", int(sel["n_after_variance"])], ["MWU", int(sel["n_after_mwu"])],
             ["correlation", int(sel["n_after_correlation"])], [last, int(sel["n_selected"])]]
-
-
-def names(steps: Sequence[Sequence[Any]]) -> list[str]:
-    return [str(s[0]) for s in steps]
