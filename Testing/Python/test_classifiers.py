@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from modeling_synth import synthetic_cohort
 from scipy.special import logit
 
-from her2radiomics import classifiers, cli, modelcard, prediction
-from her2radiomics import modeling as M
+from her2radiomics import classifiers, cli, fitting, modelcard, prediction, targets
 from her2radiomics.errors import UserError
 
 
@@ -120,28 +120,28 @@ def test_svm_linear_contributions_are_weight_times_z():
 
 
 def _card(kind: str, kernel: str = "rbf", selection: str = "lasso", **kw):
-    feats, labels = M.synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra",), seed=3)
-    spec = M.LabelSpec(label_column="label", positive=("1",), negative=("0",))
-    targets = M.Targets(y=pd.Series(labels["label"].to_numpy(), index=labels["case_id"]), center=None,
-                        classes={"event": "label=1", "reference": ["label=0"]})
-    cohort = M.build_cohort(feats, targets, spec)
-    cfg = M.TrainConfig(task="custom", classifier=kind, svm_kernel=kernel, selection=selection, cv_folds=5, **kw)
-    return M.train(cohort, cfg), feats
+    feats, labels = synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra",), seed=3)
+    spec = targets.LabelSpec(label_column="label", positive=("1",), negative=("0",))
+    tg = targets.Targets(y=pd.Series(labels["label"].to_numpy(), index=labels["case_id"]), center=None,
+                    classes={"event": "label=1", "reference": ["label=0"]})
+    cohort = targets.join_labels(feats, tg, spec)
+    cfg = fitting.TrainConfig(task="custom", classifier=kind, svm_kernel=kernel, selection=selection, cv_folds=5, **kw)
+    return fitting.train(cohort, cfg), feats
 
 
 @pytest.mark.parametrize("kind,kernel", [("rf", "rbf"), ("svm", "rbf"), ("svm", "linear")])
 def test_card_roundtrip_predicts_like_the_fitted_model(tmp_path, kind, kernel):
     res, feats = _card(kind, kernel)
     path = tmp_path / "card.json"
-    M.save_model_card(res.card, path)
-    card = M.load_model_card(path)
+    modelcard.save_model_card(res.card, path)
+    card = modelcard.load_model_card(path)
     assert card["coefficients"] is None and card["intercept"] is None and card["classifier"]["type"] == kind
     assert "pickle" not in path.read_text()
     z = modelcard.standardized(card, feats.set_index("case_id"))
-    np.testing.assert_allclose(M.predict_proba(card, feats.set_index("case_id")),
+    np.testing.assert_allclose(modelcard.predict_proba(card, feats.set_index("case_id")),
                                res.fit.sklearn_model.predict_proba(z)[:, 1], rtol=0, atol=1e-12)
     with pytest.raises(UserError, match="no linear predictor"):
-        M.linear_predictor(card, feats.set_index("case_id"))
+        modelcard.linear_predictor(card, feats.set_index("case_id"))
     pred = prediction.predict(feats, card)
     sums = pred.contributions.groupby("case_id")["contribution"].sum().reindex(pred.table["case_id"]).to_numpy()
     out = pred.table["p1"].to_numpy() if kind == "rf" else pred.table["stage1_logit"].to_numpy()
@@ -172,10 +172,10 @@ def test_card_validation_refuses_broken_records():
 
 
 def test_default_options_are_not_recorded_and_explicit_lr_lasso_is_the_default():
-    cfg = M.TrainConfig(task="custom")
+    cfg = fitting.TrainConfig(task="custom")
     assert "classifier" not in cfg.to_json() and not cfg.extended
-    assert M.TrainConfig(task="custom", classifier="lr", selection="lasso").to_json() == cfg.to_json()
-    assert M.TrainConfig(task="custom", classifier="rf").to_json()["classifier"] == "rf"
+    assert fitting.TrainConfig(task="custom", classifier="lr", selection="lasso").to_json() == cfg.to_json()
+    assert fitting.TrainConfig(task="custom", classifier="rf").to_json()["classifier"] == "rf"
 
 
 CUSTOM = ["--task", "custom", "--label-column", "label", "--positive", "1", "--negative", "0", "--cv-folds", "3"]
@@ -185,7 +185,7 @@ CUSTOM = ["--task", "custom", "--label-column", "label", "--positive", "1", "--n
                                    ["--classifier", "svm", "--svm-kernel", "linear", "--selection", "rfe",
                                     "--max-correlation", "0.9", "--variance-threshold", "0"]])
 def test_cli_train_predict_end_to_end(tmp_path, capsys, extra):
-    feats, labels = M.synthetic_cohort(n_cases=80, n_per_region=5, regions=("intra",), seed=7)
+    feats, labels = synthetic_cohort(n_cases=80, n_per_region=5, regions=("intra",), seed=7)
     f, lab = tmp_path / "features.csv", tmp_path / "labels.csv"
     feats.to_csv(f, index=False)
     labels.to_csv(lab, index=False)
@@ -194,7 +194,7 @@ def test_cli_train_predict_end_to_end(tmp_path, capsys, extra):
         warnings.simplefilter("ignore")
         assert cli.main(["train", str(f), str(lab), "-o", str(card), *CUSTOM, *extra]) == 0
         assert cli.main(["predict", str(f), "--stage1", str(card), "-o", str(out)]) == 0
-    c = M.load_model_card(card)
+    c = modelcard.load_model_card(card)
     assert c["provenance"]["options"]["classifier"] == extra[1]
     assert c["selection"]["funnel"][-1][0] == ("RFE" if "rfe" in extra else "LASSO")
     tab = pd.read_csv(out)
@@ -202,7 +202,7 @@ def test_cli_train_predict_end_to_end(tmp_path, capsys, extra):
     sums = con.groupby("case_id")["contribution"].sum().reindex(tab["case_id"]).to_numpy()
     target = tab["p1"] if extra[1] == "rf" else tab["stage1_logit"]
     np.testing.assert_allclose(sums + tab["stage1_intercept"], target, atol=1e-9)
-    np.testing.assert_allclose(tab["p1"], M.predict_proba(c, feats.set_index("case_id")), atol=1e-12)
+    np.testing.assert_allclose(tab["p1"], modelcard.predict_proba(c, feats.set_index("case_id")), atol=1e-12)
 
 
 @pytest.mark.parametrize("args,msg", [(["--classifier", "xgb"], "--classifier must be one of lr, rf, svm"),
@@ -213,7 +213,7 @@ def test_cli_train_predict_end_to_end(tmp_path, capsys, extra):
                                       (["--variance-threshold", "-1"], "--variance-threshold must be")])
 @pytest.mark.parametrize("command", ["train", "study"])
 def test_cli_bad_values_one_line(tmp_path, capsys, args, msg, command):
-    feats, labels = M.synthetic_cohort(n_cases=40, n_per_region=3, regions=("intra",), seed=1)
+    feats, labels = synthetic_cohort(n_cases=40, n_per_region=3, regions=("intra",), seed=1)
     f, lab = tmp_path / "f.csv", tmp_path / "l.csv"
     feats.to_csv(f, index=False)
     labels.to_csv(lab, index=False)
@@ -224,7 +224,7 @@ def test_cli_bad_values_one_line(tmp_path, capsys, args, msg, command):
 
 
 def test_cli_study_with_rf_and_rfe_then_report(tmp_path, capsys):
-    feats, labels = M.synthetic_cohort(n_cases=80, n_per_region=4, regions=("intra", "peri3"), seed=8)
+    feats, labels = synthetic_cohort(n_cases=80, n_per_region=4, regions=("intra", "peri3"), seed=8)
     f, lab = tmp_path / "features.csv", tmp_path / "labels.csv"
     feats.to_csv(f, index=False)
     labels.to_csv(lab, index=False)
@@ -239,7 +239,7 @@ def test_cli_study_with_rf_and_rfe_then_report(tmp_path, capsys):
     for s in study["feature_sets"]:
         assert s["rad_score"] is None and s["coefficients"] is None and s["funnel"][-1][0] == "RFE"
         assert s["selection"]["classifier"] == "rf" and s["selection"]["max_correlation"] == 0.95
-        assert M.load_model_card(out / s["model_card"])["classifier"]["type"] == "rf"
+        assert modelcard.load_model_card(out / s["model_card"])["classifier"]["type"] == "rf"
     assert cli.main(["report", "--study", str(out / "study.json"), "-o", str(tmp_path / "r.html")]) == 0
     html = (tmp_path / "r.html").read_text()
     assert "RFE" in html and "correlation" in html

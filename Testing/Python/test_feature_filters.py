@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from modeling_synth import synthetic_cohort
 
 from her2radiomics import feature_filters as ff
-from her2radiomics import modeling as M
+from her2radiomics import fitting, targets
 from her2radiomics.errors import UserError
 
 # 6 cases; y = 0 0 0 1 1 1
@@ -118,18 +119,18 @@ def test_rfe_select_is_sklearn_rfecv_with_the_stated_folds_and_seed(clf):
 
 
 def _cohort():
-    feats, labels = M.synthetic_cohort(n_cases=100, n_per_region=10, regions=("intra",), seed=4)
+    feats, labels = synthetic_cohort(n_cases=100, n_per_region=10, regions=("intra",), seed=4)
     feats["intra_dup"] = feats["intra_f0"] * 2.0 + 1.0      # perfectly redundant with intra_f0
     feats["intra_flat"] = 5.0 + 1e-3 * np.arange(len(feats)) % 2  # tiny variance
-    spec = M.LabelSpec(label_column="label", positive=("1",), negative=("0",))
-    targets = M.Targets(y=pd.Series(labels["label"].to_numpy(), index=labels["case_id"]), center=None,
-                        classes={"event": "label=1", "reference": ["label=0"]})
-    return M.build_cohort(feats, targets, spec)
+    spec = targets.LabelSpec(label_column="label", positive=("1",), negative=("0",))
+    tg = targets.Targets(y=pd.Series(labels["label"].to_numpy(), index=labels["case_id"]), center=None,
+                    classes={"event": "label=1", "reference": ["label=0"]})
+    return targets.join_labels(feats, tg, spec)
 
 
 def test_pipeline_records_filters_in_selection_and_funnel():
     c = _cohort()
-    res = M.train(c, M.TrainConfig(task="custom", variance_threshold=0.01, max_correlation=0.95, mwu_p=0.5,
+    res = fitting.train(c, fitting.TrainConfig(task="custom", variance_threshold=0.01, max_correlation=0.95, mwu_p=0.5,
                                    selection="none", cv_folds=5))
     sel = res.card["selection"]
     assert sel["variance_threshold"] == 0.01 and sel["max_correlation"] == 0.95 and sel["selector"] == "none"
@@ -143,11 +144,10 @@ def test_pipeline_records_filters_in_selection_and_funnel():
 
 
 def test_pipeline_rfe_and_report_funnel(tmp_path):
-    from her2radiomics import report
-    from her2radiomics.commands import study
+    from her2radiomics import report, study
 
     c = _cohort()
-    res = M.train(c, M.TrainConfig(task="custom", selection="rfe", cv_folds=4, seed=2))
+    res = fitting.train(c, fitting.TrainConfig(task="custom", selection="rfe", cv_folds=4, seed=2))
     sel = res.card["selection"]
     assert sel["rfe"]["folds"] == 4 and sel["rfe"]["seed"] == 2 and "RFECV" in sel["method"]
     assert sel["n_selected"] == sel["rfe"]["n_features"] == len(res.card["features"])
@@ -159,6 +159,6 @@ def test_pipeline_rfe_and_report_funnel(tmp_path):
 def test_filter_that_removes_everything_is_one_clear_line():
     c = _cohort()
     with pytest.raises(UserError, match="variance-threshold"):
-        M.train(c, M.TrainConfig(task="custom", variance_threshold=1e30, cv_folds=5))
+        fitting.train(c, fitting.TrainConfig(task="custom", variance_threshold=1e30, cv_folds=5))
     with pytest.raises(UserError, match="--selection"):
         ff.check_selection("boruta")
