@@ -17,7 +17,7 @@ stores. Order in the pipeline (``fitting``): ICC -> imputation -> constant -> va
   redundant pair the feature with the higher AUC stays (ties: the earlier column).
 * RFE: scikit-learn's ``RFECV`` (Guyon et al. 2002, Machine Learning 46:389-422) with the chosen classifier's
   ranking (LR: |coefficient|; RF: impurity importance; SVM: a *linear* SVM's |weight| for both kernels, since
-  an RBF SVM has no per-feature weight), step 1, stratified K-fold CV shuffled with the run's seed, scoring
+  an RBF SVM has no per-feature weight), step 1 (``--rfe-step``), stratified K-fold CV shuffled with the run's seed, scoring
   ROC AUC; the number of features with the highest mean CV AUC is kept (ties: fewer features).
 """
 
@@ -107,9 +107,11 @@ def rfe_estimator(classifier: str, seed: int) -> tuple[Any, str]:
     raise UserError(f"unknown --classifier {classifier!r}; use one of lr, rf, svm")
 
 
-def rfe_select(Z: np.ndarray, y: np.ndarray, classifier: str, *, folds: int = 10, seed: int = 0) -> dict:
+def rfe_select(Z: np.ndarray, y: np.ndarray, classifier: str, *, folds: int = 10, seed: int = 0,
+               step: float = 1) -> dict:
     """Recursive feature elimination with cross-validation (scikit-learn ``RFECV``) on the z-scored training
-    matrix. Returns ``{"selected": [column indices], "n_features": k, "cv_auc": [mean AUC for 1..p features],
+    matrix; ``step`` features are removed per round (an integer >= 1, or a fraction in (0, 1) of the remaining
+    ones, as scikit-learn's ``step``). Returns ``{"selected": [column indices], "n_features": k, "cv_auc": [mean AUC for 1..p features],
     "folds": K, "estimator": text}``."""
     from sklearn.feature_selection import RFECV
     from sklearn.model_selection import StratifiedKFold
@@ -121,11 +123,12 @@ def rfe_select(Z: np.ndarray, y: np.ndarray, classifier: str, *, folds: int = 10
         raise UserError(f"the training split has {n_min} case(s) of one class; RFE cross-validation needs at least 2")
     est, text = rfe_estimator(classifier, seed)
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    rfe = RFECV(est, step=1, cv=cv, scoring="roc_auc", min_features_to_select=1).fit(np.asarray(Z, float), y)
+    step = int(step) if step >= 1 else float(step)
+    rfe = RFECV(est, step=step, cv=cv, scoring="roc_auc", min_features_to_select=1).fit(np.asarray(Z, float), y)
     return {"selected": np.flatnonzero(rfe.support_).tolist(), "n_features": int(rfe.n_features_),
             "cv_auc": [float(v) for v in rfe.cv_results_["mean_test_score"]],
             "n_features_grid": [int(v) for v in rfe.cv_results_["n_features"]], "folds": k, "estimator": text,
-            "scoring": "roc_auc", "step": 1, "seed": seed}
+            "scoring": "roc_auc", "step": step, "seed": seed}
 
 
 # ------------------------------------------------------------------------------------------------ pipeline hooks

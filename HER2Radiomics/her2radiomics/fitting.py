@@ -69,6 +69,7 @@ class TrainConfig:
     selection: str = "lasso"
     variance_threshold: float | None = None
     max_correlation: float | None = None
+    rfe_step: float = 1
 
     def to_json(self) -> dict:
         # the issue-15a options are recorded only when they differ from the default (lr + lasso cards unchanged)
@@ -81,7 +82,7 @@ class TrainConfig:
     @property
     def extended(self) -> bool:
         """True when an issue-15a option (classifier, selection, variance/correlation filter) is not the default."""
-        return any(getattr(self, k) != v for k, v in _EXTENDED_DEFAULTS.items() if k != "svm_kernel")
+        return any(getattr(self, k) != v for k, v in _EXTENDED_DEFAULTS.items() if k not in ("svm_kernel", "rfe_step"))
 
     def check(self) -> TrainConfig:
         """UserError (one line, naming the CLI flag) for an option out of range; returns ``self``."""
@@ -119,10 +120,15 @@ class TrainConfig:
         r = self.max_correlation
         if r is not None and not 0.0 < r <= 1.0:
             raise UserError(f"--max-correlation must be in (0, 1], got {r}")
+        st = self.rfe_step
+        if not (0.0 < st < 1.0 or (st >= 1 and float(st).is_integer() and st < float("inf"))):
+            raise UserError(f"--rfe-step must be a whole number >= 1 or a fraction in (0, 1), got {st}")
+        if st != 1 and self.selection != "rfe":
+            raise UserError("--rfe-step is used only with --selection rfe; add --selection rfe or drop --rfe-step")
 
 
 _EXTENDED_DEFAULTS = {"classifier": "lr", "svm_kernel": "rbf", "selection": "lasso", "variance_threshold": None,
-                      "max_correlation": None}
+                      "max_correlation": None, "rfe_step": 1}
 
 
 
@@ -272,11 +278,13 @@ def fit_extended(A: np.ndarray, y: np.ndarray, cols: list[str], med: np.ndarray,
                     "lasso_path": lasso_path_record(lasso["Cs"], lasso["path"], cols)})
         step = f"LASSO (L1 logistic regression, {lasso['folds']}-fold stratified CV)"
     elif config.selection == "rfe":
-        rfe = feature_filters.rfe_select(Z, y, config.classifier, folds=config.cv_folds, seed=config.seed)
+        rfe = feature_filters.rfe_select(Z, y, config.classifier, folds=config.cv_folds, seed=config.seed,
+                                         step=config.rfe_step)
         chosen = rfe.pop("selected")
         sel["rfe"] = rfe
         sel["cv_folds"] = rfe["folds"]
-        step = f"RFECV ({rfe['estimator']}, step 1, {rfe['folds']}-fold stratified CV, seed {config.seed}, ROC AUC)"
+        step = (f"RFECV ({rfe['estimator']}, step {rfe['step']:g}, {rfe['folds']}-fold stratified CV, seed {config.seed}, "
+                "ROC AUC)")
     else:
         chosen = list(range(len(cols)))
         step = "no selector (every filtered feature)"

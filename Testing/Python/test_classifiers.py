@@ -183,7 +183,7 @@ CUSTOM = ["--task", "custom", "--label-column", "label", "--positive", "1", "--n
 
 @pytest.mark.parametrize("extra", [["--classifier", "rf"], ["--classifier", "svm"],
                                    ["--classifier", "svm", "--svm-kernel", "linear", "--selection", "rfe",
-                                    "--max-correlation", "0.9", "--variance-threshold", "0"]])
+                                    "--max-correlation", "0.9", "--variance-threshold", "0", "--rfe-step", "0.5"]])
 def test_cli_train_predict_end_to_end(tmp_path, capsys, extra):
     feats, labels = synthetic_cohort(n_cases=80, n_per_region=5, regions=("intra",), seed=7)
     f, lab = tmp_path / "features.csv", tmp_path / "labels.csv"
@@ -210,7 +210,9 @@ def test_cli_train_predict_end_to_end(tmp_path, capsys, extra):
                                       (["--svm-kernel", "poly", "--classifier", "svm"], "--svm-kernel must be one of"),
                                       (["--svm-kernel", "linear"], "--svm-kernel is used only with --classifier svm"),
                                       (["--max-correlation", "1.5"], "--max-correlation must be in (0, 1]"),
-                                      (["--variance-threshold", "-1"], "--variance-threshold must be")])
+                                      (["--variance-threshold", "-1"], "--variance-threshold must be"),
+                                      (["--selection", "rfe", "--rfe-step", "1.5"], "--rfe-step must be a whole number"),
+                                      (["--rfe-step", "0.2"], "--rfe-step is used only with --selection rfe")])
 @pytest.mark.parametrize("command", ["train", "study"])
 def test_cli_bad_values_one_line(tmp_path, capsys, args, msg, command):
     feats, labels = synthetic_cohort(n_cases=40, n_per_region=3, regions=("intra",), seed=1)

@@ -115,7 +115,12 @@ def test_rfe_select_is_sklearn_rfecv_with_the_stated_folds_and_seed(clf):
     np.testing.assert_allclose(got["cv_auc"], ref.cv_results_["mean_test_score"])
     # the chosen size is the (first) maximum of the mean CV AUC
     assert got["n_features"] == got["n_features_grid"][int(np.argmax(got["cv_auc"]))]
-    assert got["folds"] == 4 and got["seed"] == 3 and got["estimator"] == text
+    assert got["folds"] == 4 and got["seed"] == 3 and got["estimator"] == text and got["step"] == 1
+    if clf == "lr":  # a fractional step is scikit-learn's too
+        frac = ff.rfe_select(Z, y, clf, folds=4, seed=3, step=0.3)
+        ref = RFECV(est, step=0.3, cv=StratifiedKFold(4, shuffle=True, random_state=3), scoring="roc_auc").fit(Z, y)
+        assert frac["selected"] == np.flatnonzero(ref.support_).tolist() and frac["step"] == 0.3
+        np.testing.assert_allclose(frac["cv_auc"], ref.cv_results_["mean_test_score"])
 
 
 def _cohort():

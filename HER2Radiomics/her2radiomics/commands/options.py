@@ -64,6 +64,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--selection", default="lasso", metavar="METHOD",
                         help="feature selector: lasso (default), rfe (RFECV with the classifier, --cv-folds, --seed) "
                              "or none")
+    parser.add_argument("--rfe-step", type=float, default=1, metavar="S",
+                        help="features removed per RFE round: a whole number (default 1) or a fraction of the "
+                             "remaining ones, e.g. 0.1 for many candidates")
     parser.add_argument("--classifier", default="lr", metavar="MODEL",
                         help="final model: lr (logistic regression, default), rf (random forest) or svm")
     parser.add_argument("--svm-kernel", default="rbf", metavar="KERNEL",
@@ -101,7 +104,7 @@ def training_config(args: argparse.Namespace, feature_set: str) -> fitting.Train
                                icc_kind=args.icc_kind, mwu_p=args.mwu_p, cv_folds=args.cv_folds,
                                lambda_rule=args.lambda_rule, classifier=args.classifier, svm_kernel=args.svm_kernel,
                                selection=args.selection, variance_threshold=args.variance_threshold,
-                               max_correlation=args.max_correlation).check()
+                               max_correlation=args.max_correlation, rfe_step=args.rfe_step).check()
 
 
 def print_notes(notes: list[str]) -> None:
