@@ -63,9 +63,26 @@ class TrainConfig:
     mwu_p: float | None = None
     cv_folds: int = 10
     lambda_rule: str = "min"
+    # issue 15a: other classifiers, selectors and filters (classifiers.py, feature_filters.py)
+    classifier: str = "lr"
+    svm_kernel: str = "rbf"
+    selection: str = "lasso"
+    variance_threshold: float | None = None
+    max_correlation: float | None = None
+    rfe_step: float = 1
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        # the issue-15a options are recorded only when they differ from the default (lr + lasso cards unchanged)
+        out = dict(self.__dict__)
+        for k, v in _EXTENDED_DEFAULTS.items():
+            if out.get(k) == v:
+                del out[k]
+        return out
+
+    @property
+    def extended(self) -> bool:
+        """True when an issue-15a option (classifier, selection, variance/correlation filter) is not the default."""
+        return any(getattr(self, k) != v for k, v in _EXTENDED_DEFAULTS.items() if k not in ("svm_kernel", "rfe_step"))
 
     def check(self) -> TrainConfig:
         """UserError (one line, naming the CLI flag) for an option out of range; returns ``self``."""
@@ -81,7 +98,37 @@ class TrainConfig:
             raise UserError(f"--icc-threshold must be in [0, 1], got {self.icc_threshold}")
         if self.mwu_p is not None and not 0.0 < self.mwu_p <= 1.0:
             raise UserError(f"--mwu-p must be in (0, 1], got {self.mwu_p}")
+        self._check_extended()
         return self
+
+    def _check_extended(self) -> None:
+        """(issue 15a) The classifier, selector and filter options."""
+        from her2radiomics.classifiers import CLASSIFIERS, SVM_KERNELS
+        from her2radiomics.feature_filters import SELECTIONS
+
+        if self.classifier not in CLASSIFIERS:
+            raise UserError(f"--classifier must be one of {', '.join(CLASSIFIERS)}, got {self.classifier!r}")
+        if self.svm_kernel not in SVM_KERNELS:
+            raise UserError(f"--svm-kernel must be one of {', '.join(SVM_KERNELS)}, got {self.svm_kernel!r}")
+        if self.svm_kernel != "rbf" and self.classifier != "svm":
+            raise UserError("--svm-kernel is used only with --classifier svm; add --classifier svm or drop --svm-kernel")
+        if self.selection not in SELECTIONS:
+            raise UserError(f"--selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        v = self.variance_threshold
+        if v is not None and not (v >= 0.0 and v < float("inf")):
+            raise UserError(f"--variance-threshold must be a finite number >= 0, got {v}")
+        r = self.max_correlation
+        if r is not None and not 0.0 < r <= 1.0:
+            raise UserError(f"--max-correlation must be in (0, 1], got {r}")
+        st = self.rfe_step
+        if not (0.0 < st < 1.0 or (st >= 1 and float(st).is_integer() and st < float("inf"))):
+            raise UserError(f"--rfe-step must be a whole number >= 1 or a fraction in (0, 1), got {st}")
+        if st != 1 and self.selection != "rfe":
+            raise UserError("--rfe-step is used only with --selection rfe; add --selection rfe or drop --rfe-step")
+
+
+_EXTENDED_DEFAULTS = {"classifier": "lr", "svm_kernel": "rbf", "selection": "lasso", "variance_threshold": None,
+                      "max_correlation": None, "rfe_step": 1}
 
 
 
@@ -93,11 +140,12 @@ class Fit:
     mean: np.ndarray
     scale: np.ndarray
     median: np.ndarray
-    coefficients: np.ndarray
-    intercept: float
+    coefficients: np.ndarray | None    # None for an RF/SVM model (``classifier``)
+    intercept: float | None
     selection: dict
     sklearn_model: Any = None          # in memory only (tests); never saved
     notes: list[str] = field(default_factory=list)
+    classifier: dict | None = None     # the card's RF/SVM record (classifiers.serialise); None for LR
 
 
 
@@ -151,6 +199,10 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
                         "check the features table or choose another --feature-set")
     sel["n_missing_imputed"] = n_missing
     sel["n_constant_dropped"] = n_const
+    if config.extended:  # hook (issue 15a): variance threshold before the MWU filter
+        from her2radiomics import feature_filters
+
+        A, med, cols = feature_filters.apply_variance(A, med, cols, config.variance_threshold, sel)
     sel["mwu_p"] = config.mwu_p
     if config.mwu_p is not None:
         p = mannwhitneyu(A[y == 1], A[y == 0], axis=0, alternative="two-sided").pvalue
@@ -160,6 +212,11 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
         cols = [c for c, k in zip(cols, keep, strict=True) if k]
         A, med = A[:, keep], med[keep]
     sel["n_after_mwu"] = len(cols)
+    if config.extended:  # hook (issue 15a): Pearson redundancy filter, then lasso | rfe | none and lr | rf | svm
+        from her2radiomics import feature_filters
+
+        A, med, cols = feature_filters.apply_correlation(A, y, med, cols, config.max_correlation, sel)
+        return fit_extended(A, y, cols, med, config, sel, notes)
     mean = A.mean(axis=0)
     scale = A.std(axis=0)
     Z = (A - mean) / scale
@@ -188,6 +245,75 @@ def fit_model(X: pd.DataFrame, y: np.ndarray, candidates: Sequence[str], *, conf
                coefficients=model.coef_.ravel().copy(), intercept=float(model.intercept_[0]), selection=sel,
                sklearn_model=model, notes=notes)
 
+
+
+def fit_extended(A: np.ndarray, y: np.ndarray, cols: list[str], med: np.ndarray, config: TrainConfig, sel: dict,
+                 notes: list[str]) -> Fit:
+    """(issue 15a) The end of ``fit_model`` for a run with an issue-15 option: z-score, ``config.selection``
+    (lasso | rfe | none) and ``config.classifier`` (lr | rf | svm) on the filtered, imputed training matrix ``A``.
+    Returns the ``Fit``; ``sel`` gets the selector's record and the ``funnel``."""
+    from her2radiomics import classifiers, feature_filters
+
+    classifiers.check_choice(config.classifier, config.svm_kernel)
+    feature_filters.check_selection(config.selection)
+    y = np.asarray(y, dtype=int)
+    mean, scale = A.mean(axis=0), A.std(axis=0)
+    Z = (A - mean) / scale
+    sel["selector"] = config.selection
+    sel["classifier"] = config.classifier
+    sel["fallback"] = None
+    sel["C"] = None
+    if config.selection == "lasso":
+        lasso = lasso_select(Z, y, folds=config.cv_folds, seed=config.seed, rule=config.lambda_rule)
+        chosen = lasso["selected"]
+        if not chosen:
+            chosen = [int(np.argmax(np.abs(Z.T @ (y - y.mean()))))]
+            sel["fallback"] = ("LASSO selected no feature at the CV-chosen penalty; kept the single feature that "
+                               "enters the L1 path first (largest |z^T (y - mean y)|)")
+            notes.append("LASSO selected no feature; fell back to the first feature of the L1 path (see the card)")
+        sel.update({"C": lasso["C"], "alpha": 1.0 / (lasso["C"] * len(y)), "lambda_rule": config.lambda_rule,
+                    "cv_folds": lasso["folds"],
+                    "cv_curve": {"C": lasso["Cs"], "deviance": lasso["cv_deviance"],
+                                 "deviance_se": lasso["cv_deviance_se"], "auc": lasso["cv_auc"]},
+                    "lasso_path": lasso_path_record(lasso["Cs"], lasso["path"], cols)})
+        step = f"LASSO (L1 logistic regression, {lasso['folds']}-fold stratified CV)"
+    elif config.selection == "rfe":
+        rfe = feature_filters.rfe_select(Z, y, config.classifier, folds=config.cv_folds, seed=config.seed,
+                                         step=config.rfe_step)
+        chosen = rfe.pop("selected")
+        sel["rfe"] = rfe
+        sel["cv_folds"] = rfe["folds"]
+        step = (f"RFECV ({rfe['estimator']}, step {rfe['step']:g}, {rfe['folds']}-fold stratified CV, seed {config.seed}, "
+                "ROC AUC)")
+    else:
+        chosen = list(range(len(cols)))
+        step = "no selector (every filtered feature)"
+    sel["n_selected"] = len(chosen)
+    Zs = Z[:, chosen]
+    feats = [cols[j] for j in chosen]
+    filters = ["ICC filter", "median imputation", "constant filter"]
+    if config.variance_threshold is not None:
+        filters.append(f"variance > {config.variance_threshold:g}")
+    if config.mwu_p is not None:
+        filters.append(f"Mann-Whitney U p < {config.mwu_p:g}")
+    if config.max_correlation is not None:
+        filters.append(f"Pearson |r| <= {config.max_correlation:g} (higher AUC kept)")
+    if config.classifier == "lr":
+        model = _refit_logistic().fit(Zs, y)
+        coef, icpt, record = model.coef_.ravel().copy(), float(model.intercept_[0]), None
+        sel["refit"] = f"logistic regression, L2 penalty C={REFIT_C:g} on z-scored features (lbfgs)"
+    else:
+        model, record = classifiers.fit(config.classifier, Zs, y, config.seed, config.svm_kernel)
+        coef, icpt = None, None
+        sel["refit"] = classifiers.describe(config.classifier, config.svm_kernel)
+        if config.classifier == "rf":
+            notes.append("random forest: training-split metrics use in-bag predictions and are optimistic; judge "
+                         "the model on the test splits")
+    sel["method"] = " -> ".join([*filters, "z-score", step, sel["refit"]])
+    sel["estimator"] = step
+    sel["funnel"] = feature_filters.funnel(sel)
+    return Fit(features=feats, mean=mean[chosen], scale=scale[chosen], median=med[chosen], coefficients=coef,
+                 intercept=icpt, selection=sel, sklearn_model=model, notes=notes, classifier=record)
 
 
 @dataclass
@@ -241,12 +367,14 @@ def train(data: LabelledTable, config: TrainConfig, *, splits: dict[str, np.ndar
         "feature_set": config.feature_set,
         "features": fit.features,
         "scaler": {"mean": fit.mean.tolist(), "scale": fit.scale.tolist()},
-        "coefficients": fit.coefficients.tolist(),
+        "coefficients": None if fit.coefficients is None else fit.coefficients.tolist(),
         "intercept": fit.intercept,
         "cutoff": 0.5,
         "imputation": {"strategy": "median", "values": fit.median.tolist()},
         "selection": fit.selection,
     }
+    if fit.classifier is not None:  # hook (issue 15a): RF/SVM model as plain arrays
+        card["classifier"] = fit.classifier
     probs = {name: predict_proba(card, data.X.iloc[rows]) for name, rows in splits.items()}
     card["cutoff"] = float(stats.youden_cutoff(data.y[tr], probs["train"]))
     metrics = {name: split_metrics(data.y[rows], probs[name], card["cutoff"]) for name, rows in splits.items()}

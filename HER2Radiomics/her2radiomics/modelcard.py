@@ -184,8 +184,16 @@ def _check_linear_model(card: dict, n: int, where: str) -> None:
     scale = _num_list(sc.get("scale"), n, where, "scaler.scale")
     if any(s <= 0 for s in scale):
         raise _fail(where, "'scaler.scale' values must be > 0")
-    _num_list(card["coefficients"], n, where, "coefficients")
-    _num(card["intercept"], where, "intercept")
+    if card.get("classifier") is not None:
+        # --- hook (issue 15a): an RF/SVM card has null coefficients/intercept and a 'classifier' record
+        from her2radiomics import classifiers
+
+        if card["coefficients"] is not None or card["intercept"] is not None:
+            raise _fail(where, "a card with a 'classifier' record must have null 'coefficients' and 'intercept'")
+        classifiers.validate(card["classifier"], n, where)
+    else:
+        _num_list(card["coefficients"], n, where, "coefficients")
+        _num(card["intercept"], where, "intercept")
     cut = _num(card["cutoff"], where, "cutoff")
     if not 0.0 <= cut <= 1.0:
         raise _fail(where, f"'cutoff' must be a probability in [0, 1], got {cut}")
@@ -422,15 +430,28 @@ def design_matrix(card: Mapping[str, Any], X: pd.DataFrame, *, impute: bool = Tr
     return A
 
 
+def standardized(card: Mapping[str, Any], X: pd.DataFrame, *, impute: bool = True) -> np.ndarray:
+    """The card's z-scored features ``(x - mean) / scale`` (after imputation) for every row of ``X``."""
+    A = design_matrix(card, X, impute=impute)
+    return (A - np.asarray(card["scaler"]["mean"], float)) / np.asarray(card["scaler"]["scale"], float)
+
+
 def linear_predictor(card: Mapping[str, Any], X: pd.DataFrame, *, impute: bool = True) -> np.ndarray:
     """Rad-score: ``intercept + sum_i beta_i * (x_i - mean_i) / scale_i`` for every row of ``X``."""
-    A = design_matrix(card, X, impute=impute)
-    z = (A - np.asarray(card["scaler"]["mean"], float)) / np.asarray(card["scaler"]["scale"], float)
+    if card.get("classifier") is not None:  # hook (issue 15a): RF/SVM cards have no linear predictor
+        raise UserError(f"this model card is a {card['classifier'].get('type')} model: it has no linear predictor "
+                        "(Rad-score); use predict_proba")
+    z = standardized(card, X, impute=impute)
     return float(card["intercept"]) + z @ np.asarray(card["coefficients"], float)
 
 
 def predict_proba(card: Mapping[str, Any], X: pd.DataFrame, *, impute: bool = True) -> np.ndarray:
-    """P(event) = logistic(linear predictor), computed stably for large |logit|."""
+    """P(event) = logistic(linear predictor), computed stably for large |logit|; an RF/SVM card (``classifier``
+    record) predicts with :func:`her2radiomics.classifiers.predict_proba` on the same z-scored features."""
+    if card.get("classifier") is not None:  # hook (issue 15a)
+        from her2radiomics import classifiers
+
+        return classifiers.predict_proba(card["classifier"], standardized(card, X, impute=impute))
     eta = linear_predictor(card, X, impute=impute)
     out = np.empty_like(eta)
     pos = eta >= 0

@@ -16,6 +16,11 @@ Contributions: a logistic model's log-odds is ``intercept + sum_i beta_i * z_i``
 to the log-odds relative to an average training case (z = 0). Contributions plus the intercept sum exactly to
 ``logit(p)`` (Hosmer, Lemeshow & Sturdivant, *Applied Logistic Regression*, 3rd ed., 2013, ch. 1-3).
 
+Random forest and SVM cards (``classifier`` record, :mod:`her2radiomics.classifiers`): contributions are exact
+Shapley values instead: TreeSHAP of P(event) for a forest (base value + contributions = p, column ``scale`` =
+``probability``), baseline Shapley of the Platt log-odds for an SVM (base value + contributions = logit(p)); the
+``stageN_intercept`` column then holds the base value and ``coefficient`` is empty.
+
 Trust signals: the generalisation decay index zone of each model (GDI, Gao et al. 2026: safe <= 15%,
 warning 15-20%, high >= 20%), features outside the training range (extrapolation), and hard errors for
 missing features, missing values and cards built from different pyradiomics parameter files.
@@ -55,6 +60,8 @@ class StageResult:
     z: np.ndarray                  # (n_cases, n_features)
     contributions: np.ndarray      # (n_cases, n_features)
     imputed: list[tuple[int, str]] = field(default_factory=list)   # (row, feature) filled from the card
+    base: float | None = None      # RF/SVM cards: the base value of the contributions (LR: the intercept)
+    scale: str = "log-odds"        # what the contributions add up to: log-odds (LR, SVM) or probability (RF)
 
 
 @dataclass
@@ -241,15 +248,26 @@ def _stage(features: pd.DataFrame, card: dict, stage: str, ids: list[str]) -> St
     x, imputed = _matrix(features, card, stage, ids)
     mean = np.asarray(card["scaler"]["mean"], float)
     scale = np.asarray(card["scaler"]["scale"], float)
-    coef = np.asarray(card["coefficients"], float)
     z = (x - mean) / scale
-    contrib = z * coef
-    lp = float(card["intercept"]) + contrib.sum(axis=1)
-    p = expit(lp)
+    base, out_scale = None, "log-odds"
+    if card.get("classifier") is not None:
+        # hook (issue 15a): RF/SVM cards; contributions + base = P(event) (RF, TreeSHAP) or log-odds (SVM)
+        from her2radiomics import classifiers
+
+        contrib, base, out = classifiers.contributions(card["classifier"], z)
+        out_scale = classifiers.output_scale(card["classifier"])
+        p = classifiers.predict_proba(card["classifier"], z)
+        # the logit column; an RF probability of exactly 0 or 1 is clipped to [1e-9, 1 - 1e-9] for it
+        lp = out if out_scale == "log-odds" else np.log(np.clip(p, 1e-9, 1 - 1e-9) / np.clip(1 - p, 1e-9, 1 - 1e-9))
+    else:
+        coef = np.asarray(card["coefficients"], float)
+        contrib = z * coef
+        lp = float(card["intercept"]) + contrib.sum(axis=1)
+        p = expit(lp)
     event, other = _event_and_other(card, stage)
     cut = float(card["cutoff"])
     calls = [event if pi >= cut else other for pi in p]
-    return StageResult(stage, card, p, lp, calls, x, z, contrib, imputed)
+    return StageResult(stage, card, p, lp, calls, x, z, contrib, imputed, base, out_scale)
 
 
 _FEATURE_REGION = re.compile(r"^(intra|peri\d+(?:\.\d+)?)_")
@@ -342,8 +360,8 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     table["stage2_gdi_zone"] = zone2
     table["n_out_of_range"] = [sum("extrapolation" in m for m in case_warnings[c]) for c in ids]
     table["warnings"] = [" | ".join(case_warnings[c]) for c in ids]
-    table["stage1_intercept"] = float(card1["intercept"])
-    table["stage2_intercept"] = float(card2["intercept"]) if card2 is not None else np.nan
+    table["stage1_intercept"] = _base(r1)
+    table["stage2_intercept"] = _base(r2) if r2 is not None else np.nan
     # the features' parameter file (or, when the table does not say, the one the cards were trained with)
     table["parameter_file_hash"] = parameter_file_hash or card_hash(card1) or ""
     contributions = _contributions_table(ids, [r for r in (r1, r2) if r is not None])
@@ -351,7 +369,7 @@ def predict(features: pd.DataFrame, stage1: Mapping[str, Any] | str | Path,
     table["intended_use"] = " ".join(intended)
     warnings = [f"{cid}: {m}" for cid in ids for m in case_warnings[cid]]
     stages = {"stage1": r1} | ({"stage2": r2} if r2 is not None else {})
-    intercepts = {s: float(r.card["intercept"]) for s, r in stages.items()}
+    intercepts = {s: _base(r) for s, r in stages.items()}
     return Prediction(table, contributions, warnings, case_warnings, stages, intercepts, intended)
 
 
@@ -419,7 +437,8 @@ def _contributions_table(ids: list[str], results: list[StageResult]) -> pd.DataF
     for res in results:
         names = np.asarray([str(f) for f in res.card["features"]], dtype=object)
         labels = np.asarray([feature_label(f) for f in names], dtype=object)
-        coef = np.asarray(res.card["coefficients"], float)
+        coef = (np.asarray(res.card["coefficients"], float) if res.card.get("coefficients") is not None
+                else np.full(len(names), np.nan))  # RF/SVM cards have no coefficient
         order = np.argsort(-np.abs(res.contributions), axis=1, kind="stable")  # rank within each case
         k = len(names)
         blocks.append(pd.DataFrame({
@@ -432,7 +451,16 @@ def _contributions_table(ids: list[str], results: list[StageResult]) -> pd.DataF
             "contribution": np.take_along_axis(res.contributions, order, 1).ravel(),
             "label": labels[order].ravel(),
         }))
-    return pd.concat(blocks, ignore_index=True)
+    contributions = pd.concat(blocks, ignore_index=True)
+    scales = {r.stage: r.scale for r in results if r.base is not None}
+    if scales:  # issue 15a: an RF/SVM stage says what its contributions add up to (LR tables unchanged)
+        contributions["scale"] = contributions["stage"].map(lambda st: scales.get(st, "log-odds"))
+    return contributions
+
+
+def _base(res: StageResult) -> float:
+    """The value the stage's contributions start from: the LR intercept, or an RF/SVM card's base value."""
+    return float(res.card["intercept"]) if res.base is None else float(res.base)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -470,7 +498,10 @@ def case_summary(pred: Prediction, case_id: str, top: int = 5) -> str:
     c = pred.contributions
     for stage in pred.stages:
         sub = c[(c["case_id"] == str(case_id)) & (c["stage"] == stage)].head(top)
-        lines.append(f"  top {stage} contributions to the log-odds (intercept {pred.intercepts[stage]:+.3f}):")
+        res = pred.stages[stage]
+        what = "P(event)" if res.scale == "probability" else "the log-odds"
+        start = "intercept" if res.base is None else "base value"
+        lines.append(f"  top {stage} contributions to {what} ({start} {pred.intercepts[stage]:+.3f}):")
         for _, s in sub.iterrows():
             lines.append(f"    {s['contribution']:+.3f}  {s['label']}  (value {s['value']:.4g}, z {s['z']:+.2f})")
     for w in pred.case_warnings.get(str(case_id), []):

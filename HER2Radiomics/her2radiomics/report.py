@@ -393,6 +393,8 @@ def funnel_figure(models: Sequence[dict]) -> str:
 
 def _funnel_from(card: Mapping[str, Any]) -> list[list]:
     sel = card.get("selection") or {}
+    if sel.get("funnel"):  # issue 15a: filters/selectors beside LASSO record their own funnel
+        return [list(step) for step in sel["funnel"]]
     after_icc = int(sel.get("n_after_icc") or sel.get("candidates") or 0)
     return [["candidates", int(sel.get("candidates") or 0)], ["ICC", after_icc],
             ["non-constant", after_icc - int(sel.get("n_constant_dropped") or 0)],
@@ -453,7 +455,13 @@ def contributions_figure(contrib: pd.DataFrame, case_id: str, intercepts: Mappin
         ax.tick_params(axis="y", labelsize=7)
         event = "positive" if stage == "stage1" else "low"
         icpt = intercepts.get(stage, float("nan"))
-        ax.set(xlabel=f"contribution to log-odds of HER2-{event} (intercept {icpt:+.2f})", title=f"{case_id}: {stage}")
+        if "scale" in c.columns and (c["scale"] == "probability").any():  # issue 15a: RF TreeSHAP contributions
+            xlabel = f"contribution to P(HER2-{event}) (TreeSHAP, base value {icpt:+.2f})"
+        elif "scale" in c.columns:  # issue 15a: SVM baseline-Shapley contributions
+            xlabel = f"contribution to log-odds of HER2-{event} (Shapley, base value {icpt:+.2f})"
+        else:
+            xlabel = f"contribution to log-odds of HER2-{event} (intercept {icpt:+.2f})"
+        ax.set(xlabel=xlabel, title=f"{case_id}: {stage}")
     fig.tight_layout()
     return _img(fig, f"Contributions {case_id}")
 
@@ -541,6 +549,11 @@ def _model_table(models: Sequence[dict]) -> str:
 
 def _coef_table(m: dict) -> str:
     card = m["card"]
+    if card.get("classifier") is not None:  # issue 15a: RF/SVM cards have no coefficients
+        feats = list(card.get("features") or [])
+        items = "".join(f"<li>{html.escape(feature_label(f))} <code>{html.escape(f)}</code></li>" for f in feats)
+        return (f"<h3>{html.escape(m['name'])}</h3><p>{html.escape(str((card.get('selection') or {}).get('refit')))}; "
+                f"{len(feats)} features (no coefficients: per-case contributions are Shapley values)</p><ul>{items}</ul>")
     feats = list(card.get("features") or [])
     coef = np.asarray(card.get("coefficients") or [], float)
     rng = card.get("training_range") or {}
@@ -614,9 +627,15 @@ def design_table(study: dict) -> str:
         ("Missing values", "median of the training split (stored in the card); features constant on the training "
                            "split dropped"),
         ("Univariate filter", html.escape(mwu)),
+        *([("Variance / redundancy filters", html.escape(  # issue 15a options (absent from default cards)
+            f"variance > {sel['variance_threshold']:g}" if sel.get("variance_threshold") is not None else "no variance filter")
+            + "; " + html.escape(f"Pearson |r| <= {sel['max_correlation']:g}, higher univariate AUC kept"
+                                 if sel.get("max_correlation") is not None else "no correlation filter"))]
+          if "variance_threshold" in sel else []),
         ("Scaling", "z-score with the training mean and SD"),
         ("LASSO", html.escape(f"L1 logistic regression, {sel.get('cv_folds', opts.get('cv_folds', '?'))}-fold stratified "
-                              f"CV of the penalty (binomial deviance, rule {sel.get('lambda_rule', 'min')})")),
+                              f"CV of the penalty (binomial deviance, rule {sel.get('lambda_rule', 'min')})"))
+        if sel.get("selector", "lasso") == "lasso" else ("Selection", html.escape(str(sel.get("estimator")))),
         ("Final model", html.escape(str(sel.get("refit") or "logistic regression")) + "; cut-off: maximum Youden index "
                         "on the training split"),
         ("Software", html.escape(str(prov.get("software") or meth.get("software") or f"her2radiomics {__version__}"))),
@@ -648,7 +667,9 @@ def funnel_table(models: Sequence[dict]) -> str:
         head = head or "".join(f"<th>{html.escape(n)}</th>" for n, _ in steps)
         cells = []
         for n, v in steps:
-            off = (n == "ICC" and sel.get("icc_threshold") is None) or (n == "MWU" and sel.get("mwu_p") is None)
+            off = ((n == "ICC" and sel.get("icc_threshold") is None) or (n == "MWU" and sel.get("mwu_p") is None)
+                   or (n == "variance" and sel.get("variance_threshold") is None)
+                   or (n == "correlation" and sel.get("max_correlation") is None))
             cells.append(f"<td>{v}{' <span class=muted>(not applied)</span>' if off else ''}</td>")
         rows.append(f"<tr><td class=l>{html.escape(m['name'])}</td>{''.join(cells)}</tr>")
     return f"<table><tr><th class=l>feature set</th>{head}</tr>{''.join(rows)}</table>"

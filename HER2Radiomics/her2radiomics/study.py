@@ -92,6 +92,8 @@ def write_study(study: dict, folder: str | Path) -> Path:
 def funnel(selection: dict) -> list[list]:
     """The selection funnel ``[[step, features left], ...]``: candidates -> ICC -> non-constant -> MWU -> LASSO; a
     step that was not applied keeps the previous count (``selection.icc_threshold`` / ``mwu_p`` are then None)."""
+    if selection.get("funnel"):  # issue 15a: filters/selectors beside LASSO record their own funnel
+        return [list(step) for step in selection["funnel"]]
     after_icc = selection["n_after_icc"]
     return [["candidates", selection["candidates"]], ["ICC", after_icc],
             ["non-constant", after_icc - int(selection.get("n_constant_dropped") or 0)],
@@ -126,10 +128,13 @@ def build_study(task: str, classes: dict, results: list[tuple[str, TrainResult]]
             "cutoff": card["cutoff"],
             "selection": {k: sel.get(k) for k in ("candidates", "n_after_icc", "n_constant_dropped", "n_after_mwu",
                                                   "n_selected", "C", "fallback", "icc_threshold", "mwu_p",
-                                                  "lambda_rule", "cv_folds")},
+                                                  "lambda_rule", "cv_folds")
+                          # issue 15a: recorded only by runs that use them (default studies unchanged)
+                          } | {k: sel[k] for k in ("variance_threshold", "max_correlation", "selector", "classifier")
+                               if k in sel},
             "funnel": funnel(sel),
             "icc": sel.get("icc"),
-            "rad_score": rad_score_formula(card),
+            "rad_score": rad_score_formula(card) if card.get("coefficients") is not None else None,
             "splits": {sp: {**res.splits[sp], "metrics": card["metrics"][sp], "gdi": card["gdi"].get(sp),
                             **split_extras(res.splits[sp]["y"], res.splits[sp]["probabilities"], bootstrap, seed)}
                        for sp in res.splits},

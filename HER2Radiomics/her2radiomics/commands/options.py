@@ -53,8 +53,24 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--icc-threshold", type=float, default=0.75, help="keep features with ICC >= this (0.75)")
     parser.add_argument("--icc-kind", choices=("2,1", "3,1", "1,1"), default="2,1", metavar="KIND",
                         help="ICC form (Shrout & Fleiss): 2,1 absolute agreement (default) or 3,1 consistency")
-    parser.add_argument("--mwu-p", type=float, default=None, metavar="P",
+    parser.add_argument("--mwu-p", "--mwu", type=float, default=None, metavar="P", dest="mwu_p",
                         help="optional Mann-Whitney U filter: keep features with p < P (e.g. 0.05)")
+    # issue 15a: filters, selectors and classifiers beside ICC -> LASSO -> LR (feature_filters.py, classifiers.py)
+    parser.add_argument("--variance-threshold", type=float, default=None, metavar="T",
+                        help="optional filter: keep features whose training variance (raw values) is > T")
+    parser.add_argument("--max-correlation", type=float, default=None, metavar="R",
+                        help="optional Pearson redundancy filter: of two features with |r| > R keep the one with the "
+                             "higher univariate AUC (e.g. 0.9)")
+    parser.add_argument("--selection", default="lasso", metavar="METHOD",
+                        help="feature selector: lasso (default), rfe (RFECV with the classifier, --cv-folds, --seed) "
+                             "or none")
+    parser.add_argument("--rfe-step", type=float, default=1, metavar="S",
+                        help="features removed per RFE round: a whole number (default 1) or a fraction of the "
+                             "remaining ones, e.g. 0.1 for many candidates")
+    parser.add_argument("--classifier", default="lr", metavar="MODEL",
+                        help="final model: lr (logistic regression, default), rf (random forest) or svm")
+    parser.add_argument("--svm-kernel", default="rbf", metavar="KERNEL",
+                        help="kernel of --classifier svm: rbf (default) or linear")
     parser.add_argument("--cv-folds", type=int, default=10, help="LASSO cross-validation folds (default 10)")
     parser.add_argument("--lambda-rule", choices=("min", "1se"), default="min",
                         help="LASSO penalty: lowest CV deviance (min, default) or the 1-SE rule")
@@ -89,7 +105,9 @@ def training_config(args: argparse.Namespace, feature_set: str) -> fitting.Train
     return fitting.TrainConfig(task=args.task, feature_set=feature_set, split=args.split, test_size=args.test_size,
                                test_center=args.test_center, seed=args.seed, icc_threshold=args.icc_threshold,
                                icc_kind=args.icc_kind, mwu_p=args.mwu_p, cv_folds=args.cv_folds,
-                               lambda_rule=args.lambda_rule).check()
+                               lambda_rule=args.lambda_rule, classifier=args.classifier, svm_kernel=args.svm_kernel,
+                               selection=args.selection, variance_threshold=args.variance_threshold,
+                               max_correlation=args.max_correlation, rfe_step=args.rfe_step).check()
 
 
 def print_notes(notes: list[str]) -> None:

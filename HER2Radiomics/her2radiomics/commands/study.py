@@ -180,8 +180,12 @@ def format_table(study: dict) -> str:
         sel, steps = s["selection"], dict(s["funnel"])
         icc = f"{steps['ICC']} after ICC" if sel.get("icc_threshold") is not None else "no ICC table"
         mwu = f"{steps['MWU']} after MWU" if sel.get("mwu_p") is not None else "no MWU filter"
+        last, n_sel = s["funnel"][-1]  # LASSO, or RFE / no selector (issue 15a)
+        extra = "".join(f" -> {steps[k]} after {k}" for k, opt in (("variance", "variance_threshold"),
+                                                                   ("correlation", "max_correlation"))
+                        if sel.get(opt) is not None and k in steps)
         lines.append(f"  {s['name']:<14} {steps['candidates']} candidates -> {icc} -> {steps['non-constant']} "
-                     f"non-constant -> {mwu} -> {steps['LASSO']} selected")
+                     f"non-constant -> {mwu}{extra} -> {n_sel} selected" + ("" if last == "LASSO" else f" ({last})"))
     if any(s["selection"]["fallback"] for s in study["feature_sets"]):
         lines.append("! LASSO selected no feature; the first feature of the L1 path was kept (see the card)")
     return "\n".join(lines)

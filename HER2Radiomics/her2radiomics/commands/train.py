@@ -62,9 +62,12 @@ def run(args: argparse.Namespace) -> int:
     mwu = (f"{sel['n_after_mwu']} after MWU" if sel.get("mwu_p") is not None else
            f"{sel['n_after_mwu']} not constant (no MWU filter)" if sel["n_after_mwu"] < sel["n_after_icc"] else
            "no MWU filter")
+    how = (f"LASSO C={sel['C']:.4g}" if sel.get("C") is not None else
+           {"rfe": "RFE", "none": "no selector"}.get(sel.get("selector"), "LASSO"))
+    model = f", {sel['classifier']}" if sel.get("classifier") not in (None, "lr") else ""  # issue 15a
     print(f"{card['task']} {card['feature_set']}: {sel['candidates']} candidates -> {icc} -> {mwu} -> "
-          f"{sel['n_selected']} selected (LASSO C={sel['C']:.4g}"
-          f"{', FALLBACK' if sel['fallback'] else ''}); cut-off {card['cutoff']:.3f}")
+          f"{sel['n_selected']} selected ({how}{', FALLBACK' if sel['fallback'] else ''}{model}); "
+          f"cut-off {card['cutoff']:.3f}")
     for split, m in card["metrics"].items():
         g = card["gdi"].get(split)
         gtxt = f"  GDI {100 * g['value']:.1f}% ({g['zone']})" if g else ""
