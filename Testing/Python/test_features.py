@@ -378,3 +378,25 @@ def test_progress_callback_reports_each_derived_image_and_can_cancel():
     # a cancelled case leaves no broken helper behind: the next case runs (and matches the serial values)
     a = features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), case_workers=2)
     assert a == features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), case_workers=1)
+
+
+def test_phantom_help_starts_without_the_scientific_stack():
+    """``phantom --help`` parses only (CLI start < 0.5 s): no numpy/SciPy/SimpleITK import, same defaults."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, contextlib, io\nfrom her2radiomics import cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n        cli.main(['phantom', '--help'])\n    except SystemExit:\n        pass\n"
+             "print(' '.join(m for m in ('numpy', 'scipy', 'SimpleITK') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == ""
+    import argparse
+
+    from her2radiomics import phantom
+    from her2radiomics.commands import phantom as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["-o", "x"])
+    assert tuple(args.size) == phantom.DEFAULT_SIZE and tuple(args.spacing) == phantom.DEFAULT_SPACING
