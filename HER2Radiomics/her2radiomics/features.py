@@ -303,7 +303,14 @@ def prepare_crop(
         arrays[name] = a
         boxes.append(box)
     union_box = tuple((min(b[ax][0] for b in boxes), max(b[ax][1] for b in boxes)) for ax in range(3))
-    shape = next(iter(arrays.values())).shape
+    return _crop_to_box(image, arrays, union_box, params, margin_mm)
+
+
+def _crop_to_box(image: sitk.Image, arrays: Mapping[str, np.ndarray], union_box: tuple[tuple[int, int], ...],
+                 params: Mapping[str, Any], margin_mm: float | None
+                 ) -> tuple[sitk.Image, dict[str, sitk.Image], tuple[tuple[int, int], ...]]:
+    """Crop the image and the masks to ``union_box`` grown by the crop margin (see :func:`prepare_crop`)."""
+    shape = tuple(reversed(image.GetSize()))
     margin, extra = crop_margin(params)
     if margin_mm is not None:
         margin = float(margin_mm)
@@ -311,13 +318,30 @@ def prepare_crop(
         extra = 0  # the mm margin already covers the wavelet / small-kernel support on every axis
     bbox = expand_bbox_mm(union_box, image.GetSpacing(), margin, shape, extra_voxels=extra)
     img_c = crop(image, bbox)
+    return img_c, _crop_masks(arrays, bbox, img_c), bbox
+
+
+def _crop_masks(arrays: Mapping[str, np.ndarray], bbox: tuple[tuple[int, int], ...], img_c: sitk.Image
+                ) -> dict[str, sitk.Image]:
     sl = tuple(slice(lo, hi) for lo, hi in bbox)
     out: dict[str, sitk.Image] = {}
     for name, a in arrays.items():
         mc = sitk.GetImageFromArray((a[sl] != 0).astype(np.uint8))
         mc.CopyInformation(img_c)
         out[name] = mc
-    return img_c, out, bbox
+    return out
+
+
+def reach_box(lesion: np.ndarray, spacing_xyz: tuple[float, ...], reach_mm: float) -> tuple[tuple[int, int], ...] | None:
+    """(z, y, x) box of every voxel within ``reach_mm`` of the lesion (clipped to the array), or None if empty.
+
+    Contains every shell ``peri{d}`` with d <= reach_mm (voxels at distance <= d + 1e-6 mm, regions.py), whatever
+    the exclusions remove from it, so the case crop is known from the lesion alone (:func:`extract_case_from_lesion`).
+    """
+    box = bbox_zyx(lesion)
+    if box is None:
+        return None
+    return expand_bbox_mm(box, spacing_xyz, float(reach_mm) + 1e-6, lesion.shape) if reach_mm > 0 else box
 
 
 def _region_error(name: str, exc: Exception) -> UserError:
@@ -389,6 +413,7 @@ _COST_FEATURES_PER_VOXEL = 2.0e-6  # ... and the part that grows with the region
 _EXTRACTORS: dict[str, Any] = {}  # params hash -> RadiomicsFeatureExtractor (validated once per process)
 _POOL: dict[str, Any] = {}  # {"pool": multiprocessing pool, "n": helper processes, "pid": owner}
 _POOL_ATEXIT: list[bool] = []  # the atexit hook is registered once per process
+_DERIVED: dict[str, Any] = {}  # {"token": case token, "items": {(image type, output index): (image, name, kwargs)}}
 
 
 def available_cores() -> int:
@@ -535,7 +560,7 @@ def _floats(fv: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in fv.items() if not k.startswith("diagnostics_")}
 
 
-def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | None = None
+def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | None = None, token: str = ""
                ) -> list[tuple[str, tuple[int, int], dict[str, float]]]:
     """Compute units of one case; returns (region, order key, features) with pyradiomics' order as the key.
 
@@ -596,6 +621,8 @@ def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | No
             wanted = set(u.items)
             gen = ((i, img, name, kw) for i, (img, name, kw) in enumerate(get_images(case.image, filter_mask, **args))
                    if not wanted or i in wanted)
+        if token and t not in _MASK_DEPENDENT_TYPES:
+            gen = _cached_derived(token, t, u.items or tuple(range(_n_outputs(t, args, case.image.GetDimension()))), gen)
         for i, derived, name, kw in gen:
             for r in regions:
                 if t in _MASK_DEPENDENT_TYPES:
@@ -609,10 +636,41 @@ def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | No
     return out
 
 
-def _run_share(case: _Case, units: list[_Unit]) -> tuple[list[tuple[str, tuple[int, int], dict[str, float]]], float]:
-    """A helper's share of a case: its results and the CPU seconds it took (for ``info``)."""
+def _cached_derived(token: str, image_type: str, items: tuple[int, ...], gen: Iterable):
+    """The derived images ``items`` of ``image_type`` from this process's cache of case ``token``, else from ``gen``.
+
+    A helper that filtered the crop for the lesion (while the main process built the shells) keeps the derived
+    images and reuses them for the shells: the same objects, so the same values bit for bit. One case is kept.
+    """
+    if _DERIVED.get("token") != token:
+        _DERIVED.clear()
+        _DERIVED.update(token=token, items={})
+    store = _DERIVED["items"]
+    if all((image_type, i) in store for i in items):
+        yield from ((i, *store[(image_type, i)]) for i in items)
+        return
+    for i, derived, name, kw in gen:
+        store[(image_type, i)] = (derived, name, kw)
+        yield i, derived, name, kw
+
+
+def release_derived() -> None:
+    """Drop the derived images this process keeps for the case being extracted (:func:`_cached_derived`)."""
+    _DERIVED.clear()
+
+
+def _run_share(case: _Case, units: list[_Unit], token: str = "", release: bool = False
+               ) -> tuple[list[tuple[str, tuple[int, int], dict[str, float]]], float]:
+    """A helper's share of a case: its results and the CPU seconds it took (for ``info``).
+
+    ``token``: keep / reuse this case's derived images (:func:`_cached_derived`); ``release``: drop them after.
+    """
     c = time.process_time()
-    res = _run_units(case, units)
+    try:
+        res = _run_units(case, units, token=token)
+    finally:
+        if release:
+            release_derived()
     return res, time.process_time() - c
 
 
@@ -877,6 +935,205 @@ def extract_case(
                 "n_features": len(out),
                 "case_workers": run_info.get("case_workers", 1),
                 "share_cpu_seconds": run_info.get("share_cpu_seconds", []),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return out
+
+
+def _derived_filter_cost(unit: _Unit, case: _Case) -> float:
+    """Estimated seconds of the filter part of a derived unit (what a helper holding the images saves)."""
+    if unit.kind != "derived" or unit.image_type in _MASK_DEPENDENT_TYPES or unit.image_type in ("Original", "Wavelet"):
+        return 0.0  # the wavelet transform is the group's setup cost (_setup_cost)
+    crop_vox = float(np.prod(case.image.GetSize()))
+    if unit.image_type == "LoG":
+        return _COST_LOG_PER_CROP_VOXEL * crop_vox * max(1, len(unit.items))
+    return _COST_OTHER_FILTER_PER_CROP_VOXEL * crop_vox
+
+
+def _plan_after_lesion(case: _Case, workers: int, backlog: float) -> list[list[_Unit]]:
+    """Split the shells' units over this process (share 0, filters its own images) and the helpers.
+
+    The helpers hold the crop's derived images from the lesion's share (:func:`_cached_derived`), so a derived
+    unit costs them only its features; they start ``backlog`` seconds late (the lesion's share still running).
+    Longest unit first, each to the process where it ends earliest (as :func:`_greedy`).
+    """
+    units = _units(case, False)
+    loads = [0.0] + [max(0.0, backlog)] * (workers - 1)
+    bins: list[list[_Unit]] = [[] for _ in loads]
+    main_groups: set[str] = set()
+    for unit, cost, group in sorted(units, key=lambda x: -x[1]):
+        def total(k: int, unit=unit, cost=cost, group=group) -> float:
+            if k == 0:
+                return loads[0] + cost + (_setup_cost(group, case) if group and group not in main_groups else 0.0)
+            return loads[k] + cost - _derived_filter_cost(unit, case)
+
+        k = min(range(len(loads)), key=total)
+        loads[k] = total(k)
+        if k == 0 and group:
+            main_groups.add(group)
+        bins[k].append(unit)
+    return [_merge(b) for b in bins]
+
+
+def extract_case_from_lesion(
+    image: sitk.Image,
+    lesion: sitk.Image,
+    reach_mm: float,
+    build_masks: Callable[[], Mapping[str, sitk.Image]],
+    params: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    lesion_name: str = "intra",
+    margin_mm: float | None = None,
+    info: dict | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    case_workers: int | None = None,
+) -> dict[str, float]:
+    """One case from image and lesion: the lesion's features overlap the building of its shells.
+
+    The case crop is known from the lesion alone: every voxel within ``reach_mm`` (the largest shell distance) of
+    the lesion (:func:`reach_box`) plus :func:`crop_margin`. With more than one case worker, the helpers filter
+    the crop and compute the lesion's shape and features while this process runs ``build_masks()`` (regions:
+    shells and exclusions, which never change the lesion); the helpers keep the derived images and compute the
+    shells' features from them, this process takes the shells' shapes and what balances the load
+    (:func:`_plan_after_lesion`). ``build_masks()`` returns ``{region: mask on image's grid}`` with
+    ``lesion_name`` (the same voxels as ``lesion``) and the shells to extract, each within ``reach_mm`` of the
+    lesion. Returns ``{"{region}_{pyradiomics name}": value}`` in the order of ``build_masks()``'s regions.
+
+    The values are those of :func:`extract_cropped` on the same crop (the sequential path, ``case_workers=1``,
+    bit for bit), i.e. ``RadiomicsFeatureExtractor.execute`` on that crop for every region. Settings under which a
+    derived image depends on the mask (resampling, ``preCrop``) run sequentially. ``info`` / ``progress`` /
+    ``case_workers`` as in :func:`extract_case`; ``info["overlap"]`` says whether the lesion's share overlapped.
+    """
+    from radiomics import imageoperations
+
+    t0 = time.perf_counter()
+    params = _as_params(params)
+    workers = resolve_case_workers(case_workers)
+    les_arr = _mask_view(lesion, image, lesion_name)
+    box = reach_box(les_arr, image.GetSpacing(), float(reach_mm))
+    ext = _cached_extractor(params)
+    settings = ext.settings.copy()
+    per_region = (settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None) or bool(
+        settings.get("preCrop")
+    )
+    pool = case_pool(workers) if workers > 1 and box is not None and not per_region else None
+    pending: list = []
+    token = ""
+    case_a: _Case | None = None
+    img_n: sitk.Image | None = None
+    backlog_end = 0.0
+    n_ticks_a = 0
+    if pool is not None:
+        img_c, les_c, _ = _crop_to_box(image, {lesion_name: les_arr}, box, params, margin_mm)
+        img_n = imageoperations.normalizeImage(img_c, **settings) if settings.get("normalize", False) else img_c
+        try:
+            case_a = _prepare_masks(img_n, les_c, settings, params)
+        except UserError:
+            case_a = None  # an unusable lesion: build_masks() or the sequential path says why
+        if case_a is not None:
+            token = f"{os.getpid()}:{time.perf_counter_ns()}"
+            shares = [b for b in _plan(case_a, False, workers - 1) if b]
+            pending = [(pool.apply_async(_run_share, (case_a, b, token)), b) for b in shares]
+            n_ticks_a = sum(u.ticks for b in shares for u in b)
+            est = sum(c for _, c, _ in _units(case_a, False)) / max(1, workers - 1)
+            backlog_end = time.perf_counter() + est
+
+    results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
+    share_cpu: list[float] = []
+    old_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    threads_set = False
+    try:
+        try:
+            masks = dict(build_masks())
+        except Exception:
+            for res, _ in pending:  # let the helpers finish the lesion's share (no fork of this large process)
+                res.wait()
+            raise
+        if box is None:
+            raise UserError(f"region {lesion_name!r} is empty (0 voxels); check the lesion mask")
+        arrays: dict[str, np.ndarray] = {}
+        for name, m in masks.items():
+            a = _mask_view(m, image, name)
+            b = bbox_zyx(a)
+            if b is None:
+                raise UserError(
+                    f"region {name!r} is empty (0 voxels); check the lesion mask, the shell distances and the "
+                    "air/pectoralis exclusions"
+                )
+            if any(lo < r0 or hi > r1 for (lo, hi), (r0, r1) in zip(b, box, strict=True)):
+                raise ValueError(f"region {name!r} reaches beyond {reach_mm:g} mm of the lesion; pass the largest "
+                                 "shell distance as reach_mm")
+            arrays[name] = a
+        if not arrays:
+            raise UserError("no region masks given; pass at least the lesion ('intra')")
+        img_c, masks_c, bbox = _crop_to_box(image, arrays, box, params, margin_mm)
+        lesion_ok = case_a is not None and lesion_name in masks_c and np.array_equal(
+            sitk.GetArrayViewFromImage(masks_c[lesion_name]), sitk.GetArrayViewFromImage(case_a.masks[lesion_name]) != 0)
+        run_info: dict[str, Any] = {}
+        if not lesion_ok:
+            for res, _ in pending:
+                res.wait()
+            pending = []
+            per = extract_cropped(img_c, masks_c, params, progress, case_workers=workers, info=run_info)
+            share_cpu = run_info.get("share_cpu_seconds", [])
+        else:
+            assert case_a is not None and img_n is not None and pool is not None
+            shells = {k: v for k, v in masks_c.items() if k != lesion_name}
+            case_b = _prepare_masks(img_n, shells, settings, params) if shells else _Case(img_n, {}, params)
+            backlog = 0.0 if all(res.ready() for res, _ in pending) else backlog_end - time.perf_counter()
+            bins = _plan_after_lesion(case_b, workers, backlog) if shells else [[]]
+            n_ticks = max(1, n_ticks_a + sum(u.ticks for b in bins for u in b))
+            done = 0
+
+            def tick(name: str) -> None:
+                nonlocal done
+                done += 1
+                if progress is not None:
+                    progress(min(1.0, done / n_ticks), name)
+
+            pending += [(pool.apply_async(_run_share, (case_b, b, token, True)), b) for b in bins[1:] if b]
+            set_threads(max(1, available_cores() // workers))
+            threads_set = True
+            c0 = time.process_time()
+            results += _run_units(case_b, bins[0], tick)
+            share_cpu.append(time.process_time() - c0)
+            for res, b in pending:
+                part, cpu = res.get()
+                results += part
+                share_cpu.append(cpu)
+                for u in b:
+                    for _ in range(u.ticks):
+                        tick(u.image_type or u.region)
+            order = {name: k for k, name in enumerate(masks_c)}
+            results.sort(key=lambda x: (order[x[0]], x[1]))
+            per = {name: {} for name in masks_c}
+            for name, _, fv in results:
+                per[name].update(fv)
+    except BaseException:
+        if any(not res.ready() for res, _ in pending):
+            shutdown_case_pool()  # a cancelled or failed case: its helpers' unfinished work is of no use
+        raise
+    finally:
+        if threads_set:
+            set_threads(old_threads)
+    out: dict[str, float] = {}
+    for name, feats in per.items():
+        for k, v in feats.items():
+            out[f"{name}_{k}"] = v
+    if info is not None:
+        margin, extra = crop_margin(params)
+        info.update(
+            {
+                "crop_bbox_zyx": [list(b) for b in bbox],
+                "crop_size_xyz": list(img_c.GetSize()),
+                "margin_mm": float(margin_mm) if margin_mm is not None else margin,
+                "extra_voxels": extra,
+                "voxels": {n: int(sitk.GetArrayViewFromImage(m).sum()) for n, m in masks_c.items()},
+                "n_features": len(out),
+                "case_workers": run_info.get("case_workers", 1) if not lesion_ok else workers,
+                "share_cpu_seconds": share_cpu,
+                "overlap": bool(lesion_ok),
                 "seconds": time.perf_counter() - t0,
             }
         )

@@ -400,3 +400,83 @@ def test_phantom_help_starts_without_the_scientific_stack():
     command.add_arguments(parser)
     args = parser.parse_args(["-o", "x"])
     assert tuple(args.size) == phantom.DEFAULT_SIZE and tuple(args.spacing) == phantom.DEFAULT_SPACING
+
+
+# ----------------------------------------------------------------------------- one case from image and lesion
+def _cut_shells(lesion: sitk.Image, distances=(1.0, 3.0)) -> dict[str, sitk.Image]:
+    """Shells with an 'exclusion' (a slab removed on one side), so the regions' union is smaller than the reach."""
+    out = {}
+    for name, m in shells(lesion, distances).items():
+        a = sitk.GetArrayFromImage(m)
+        if name != "intra":
+            a[:, :, : a.shape[2] // 2 - 2] = 0
+        img = sitk.GetImageFromArray(a)
+        img.CopyInformation(m)
+        out[name] = img
+    return out
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_case_from_lesion_overlaps_and_gives_the_sequential_values_bit_for_bit(tmp_path, workers):
+    """The lesion's share runs while the shells are built; values = sequential path = execute on the same crop."""
+    import os
+
+    image, lesion, _ = textured_case(seed=4, shape_zyx=(30, 60, 60), radius_mm=4.5)
+    p = tmp_path / "p.yaml"
+    p.write_text(WAVELET_PARAMS)
+    params = features.load_params(p)
+    built_in: list[int] = []
+
+    def build():
+        built_in.append(os.getpid())
+        return _cut_shells(lesion)
+
+    seq_info: dict = {}
+    serial = features.extract_case_from_lesion(image, lesion, 3.0, build, params, case_workers=1, info=seq_info)
+    info: dict = {}
+    par = features.extract_case_from_lesion(image, lesion, 3.0, build, params, case_workers=workers, info=info)
+    assert built_in == [os.getpid(), os.getpid()]  # the regions are built in this process
+    assert info["overlap"] is True and seq_info["overlap"] is False
+    assert info["crop_bbox_zyx"] == seq_info["crop_bbox_zyx"]
+    assert list(par) == list(serial) and all(_same(par[k], serial[k]) for k in serial)
+    # the crop: every voxel within 3 mm of the lesion plus the margin, whatever the exclusions removed
+    reach = features.reach_box(sitk.GetArrayViewFromImage(lesion), image.GetSpacing(), 3.0)
+    margin, _ = features.crop_margin(params)
+    from her2radiomics.geometry import crop, expand_bbox_mm
+
+    box = expand_bbox_mm(reach, image.GetSpacing(), margin, tuple(reversed(image.GetSize())))
+    assert [list(b) for b in box] == info["crop_bbox_zyx"]
+    for region, mask in _cut_shells(lesion).items():
+        ref = _execute(params, crop(image, box), crop(mask, box))
+        mine = {k[len(region) + 1:]: v for k, v in par.items() if k.startswith(f"{region}_")}
+        assert list(mine) == list(ref)
+        assert max(_rel(mine[k], ref[k]) for k in ref) <= 1e-9
+
+
+def test_case_from_lesion_errors_and_fallbacks():
+    """A failing region step reaches the caller and the pool stays usable; a changed lesion falls back."""
+    image, lesion, _ = textured_case(seed=6, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    params = SMALL_PARAMS_DICT()
+
+    def failing():
+        raise UserError("no shells today")
+
+    with pytest.raises(UserError, match="no shells today"):
+        features.extract_case_from_lesion(image, lesion, 2.0, failing, params, case_workers=2)
+    ok = features.extract_case_from_lesion(image, lesion, 2.0, lambda: shells(lesion, (2.0,)), params, case_workers=2)
+    assert ok == features.extract_case_from_lesion(image, lesion, 2.0, lambda: shells(lesion, (2.0,)), params,
+                                                   case_workers=1)
+    # a region step whose lesion differs from the one given: no overlap, the sequential values
+    other = shells(lesion, (1.0,))["peri1"]
+    masks = {"intra": other, "peri1": shells(other, (1.0,))["peri1"]}
+    info: dict = {}
+    got = features.extract_case_from_lesion(image, lesion, 3.0, lambda: masks, params, case_workers=2, info=info)
+    assert info["overlap"] is False
+    assert got == features.extract_case_from_lesion(image, lesion, 3.0, lambda: masks, params, case_workers=1)
+    with pytest.raises(ValueError, match="reaches beyond"):
+        features.extract_case_from_lesion(image, lesion, 0.5, lambda: shells(lesion, (2.0,)), params, case_workers=1)
+    with pytest.raises(UserError, match="'peri2' is empty"):
+        empty = sitk.Image(lesion.GetSize(), sitk.sitkUInt8)
+        empty.CopyInformation(lesion)
+        features.extract_case_from_lesion(image, lesion, 2.0, lambda: {"intra": lesion, "peri2": empty}, params,
+                                          case_workers=2)
