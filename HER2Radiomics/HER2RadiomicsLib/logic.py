@@ -477,7 +477,8 @@ class HER2RadiomicsLogic:
         params = features.load_params(parameter_file or None)
         image, regions = self.feature_regions(volume_node, segmentation_node, distances)
         info: dict[str, Any] = {}
-        values = features.extract_case(image, regions.feature_masks(), params, info=info)
+        values = features.extract_case(image, regions.feature_masks(), params, info=info,
+                                       reach_mm=max(regions.distances))  # the CLI's crop: the same values
         self.set_features(values, parameter_file, features.params_hash(params), info, regions,
                           inputs=input_key(volume_node, segmentation_node))
         return values

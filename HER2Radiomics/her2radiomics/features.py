@@ -280,6 +280,22 @@ def _mask_view(mask: sitk.Image, image: sitk.Image, name: str) -> np.ndarray:
     return sitk.GetArrayViewFromImage(mask)
 
 
+def _bbox_nonzero(a: np.ndarray) -> tuple[tuple[int, int], ...] | None:
+    """:func:`geometry.bbox_zyx` (box of the non-zero voxels) of a whole-image 3D mask in one pass over the array.
+
+    Unsigned / boolean masks: the per-slice maximum finds the slab, the in-plane box comes from that slab only
+    (a lesion's region covers a few of the 160 slices), so a 448 x 448 x 160 mask costs ~1 ms instead of ~12 ms.
+    """
+    if a.ndim != 3 or a.dtype.kind not in "ub" or not a.flags.c_contiguous:
+        return bbox_zyx(a)
+    z = np.flatnonzero(a.reshape(a.shape[0], -1).max(axis=1))
+    if z.size == 0:
+        return None
+    slab = a[z[0]:z[-1] + 1].max(axis=0)
+    y, x = np.flatnonzero(slab.max(axis=1)), np.flatnonzero(slab.max(axis=0))
+    return (int(z[0]), int(z[-1]) + 1), (int(y[0]), int(y[-1]) + 1), (int(x[0]), int(x[-1]) + 1)
+
+
 def prepare_crop(
     image: sitk.Image, masks: Mapping[str, sitk.Image], params: Mapping[str, Any], margin_mm: float | None = None
 ) -> tuple[sitk.Image, dict[str, sitk.Image], tuple[tuple[int, int], ...]]:
@@ -294,7 +310,7 @@ def prepare_crop(
     boxes = []
     for name, m in masks.items():
         a = _mask_view(m, image, name)
-        box = bbox_zyx(a)  # any non-zero value is inside the region
+        box = _bbox_nonzero(a)  # any non-zero value is inside the region
         if box is None:
             raise UserError(
                 f"region {name!r} is empty (0 voxels); check the lesion mask, the shell distances and the "
@@ -338,10 +354,34 @@ def reach_box(lesion: np.ndarray, spacing_xyz: tuple[float, ...], reach_mm: floa
     Contains every shell ``peri{d}`` with d <= reach_mm (voxels at distance <= d + 1e-6 mm, regions.py), whatever
     the exclusions remove from it, so the case crop is known from the lesion alone (:func:`extract_case_from_lesion`).
     """
-    box = bbox_zyx(lesion)
+    box = _bbox_nonzero(lesion)
     if box is None:
         return None
     return expand_bbox_mm(box, spacing_xyz, float(reach_mm) + 1e-6, lesion.shape) if reach_mm > 0 else box
+
+
+def _crop_case_to_reach(image: sitk.Image, masks: Mapping[str, sitk.Image], box: tuple[tuple[int, int], ...] | None,
+                        reach_mm: float, params: Mapping[str, Any], margin_mm: float | None, lesion_name: str
+                        ) -> tuple[sitk.Image, dict[str, sitk.Image], tuple[tuple[int, int], ...]]:
+    """Crop the image and every region to the lesion's reach box plus the margin (empty / out-of-reach regions refused)."""
+    if box is None:
+        raise UserError(f"region {lesion_name!r} is empty (0 voxels); check the lesion mask")
+    arrays: dict[str, np.ndarray] = {}
+    for name, m in masks.items():
+        a = _mask_view(m, image, name)
+        b = _bbox_nonzero(a)
+        if b is None:
+            raise UserError(
+                f"region {name!r} is empty (0 voxels); check the lesion mask, the shell distances and the "
+                "air/pectoralis exclusions"
+            )
+        if any(lo < r0 or hi > r1 for (lo, hi), (r0, r1) in zip(b, box, strict=True)):
+            raise ValueError(f"region {name!r} reaches beyond {reach_mm:g} mm of the lesion; pass the largest "
+                             "shell distance as reach_mm")
+        arrays[name] = a
+    if not arrays:
+        raise UserError("no region masks given; pass at least the lesion ('intra')")
+    return _crop_to_box(image, arrays, box, params, margin_mm)
 
 
 def _region_error(name: str, exc: Exception) -> UserError:
@@ -378,11 +418,12 @@ def region_problem(mask: sitk.Image, params: Mapping[str, Any]) -> str | None:
     The same checks as :func:`_check_mask` (pyradiomics' ``checkMask``) with the parameter file's
     ``minimumROIDimensions`` / ``minimumROISize``; lets a cohort run drop an unusable shell instead of the case.
     """
-    arr = sitk.GetArrayViewFromImage(mask) != 0
-    if not arr.any():
+    arr = sitk.GetArrayViewFromImage(mask)
+    box = _bbox_nonzero(arr)
+    if box is None:
         return "0 voxels"
     try:
-        _check_mask(arr, (params or {}).get("setting") or {})
+        _check_mask(arr[tuple(slice(lo, hi) for lo, hi in box)] != 0, (params or {}).get("setting") or {})
     except ValueError as exc:
         return " ".join(str(exc).split())
     return None
@@ -900,6 +941,7 @@ def extract_case(
     info: dict | None = None,
     progress: Callable[[float, str], None] | None = None,
     case_workers: int | None = None,
+    reach_mm: float | None = None,
 ) -> dict[str, float]:
     """pyradiomics features for every region of one case, as ``{"{region}_{pyradiomics name}": value}``.
 
@@ -912,11 +954,19 @@ def extract_case(
     ``case_workers``: processes the case's units (shape per region, each derived image for every region) are
     spread over; default all cores on Linux (:func:`resolve_case_workers`), 1 inside a cohort that already runs
     cases in parallel. The values are the same bit for bit for any number of workers.
+    ``reach_mm`` (the largest shell distance): crop to every voxel within it of the first region (the lesion) plus
+    the margin instead of the union of the regions, the crop of :func:`extract_case_from_lesion` and so of
+    ``her2radiomics extract``; the Slicer panel passes it so that its values equal the command line's.
     Raises UserError for a mask off the image grid, an empty region, or a region pyradiomics rejects.
     """
     t0 = time.perf_counter()
     params = _as_params(params)
-    img_c, masks_c, bbox = prepare_crop(image, masks, params, margin_mm)
+    if reach_mm is not None and masks:
+        first = next(iter(masks))
+        box = reach_box(_mask_view(masks[first], image, first), image.GetSpacing(), float(reach_mm))
+        img_c, masks_c, bbox = _crop_case_to_reach(image, masks, box, float(reach_mm), params, margin_mm, first)
+    else:
+        img_c, masks_c, bbox = prepare_crop(image, masks, params, margin_mm)
     run_info: dict[str, Any] = {}
     per_region = extract_cropped(img_c, masks_c, params, progress, case_workers=case_workers, info=run_info)
     out: dict[str, float] = {}
@@ -1050,24 +1100,7 @@ def extract_case_from_lesion(
             for res, _ in pending:  # let the helpers finish the lesion's share (no fork of this large process)
                 res.wait()
             raise
-        if box is None:
-            raise UserError(f"region {lesion_name!r} is empty (0 voxels); check the lesion mask")
-        arrays: dict[str, np.ndarray] = {}
-        for name, m in masks.items():
-            a = _mask_view(m, image, name)
-            b = bbox_zyx(a)
-            if b is None:
-                raise UserError(
-                    f"region {name!r} is empty (0 voxels); check the lesion mask, the shell distances and the "
-                    "air/pectoralis exclusions"
-                )
-            if any(lo < r0 or hi > r1 for (lo, hi), (r0, r1) in zip(b, box, strict=True)):
-                raise ValueError(f"region {name!r} reaches beyond {reach_mm:g} mm of the lesion; pass the largest "
-                                 "shell distance as reach_mm")
-            arrays[name] = a
-        if not arrays:
-            raise UserError("no region masks given; pass at least the lesion ('intra')")
-        img_c, masks_c, bbox = _crop_to_box(image, arrays, box, params, margin_mm)
+        img_c, masks_c, bbox = _crop_case_to_reach(image, masks, box, float(reach_mm), params, margin_mm, lesion_name)
         lesion_ok = case_a is not None and lesion_name in masks_c and np.array_equal(
             sitk.GetArrayViewFromImage(masks_c[lesion_name]), sitk.GetArrayViewFromImage(case_a.masks[lesion_name]) != 0)
         run_info: dict[str, Any] = {}

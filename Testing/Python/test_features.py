@@ -480,3 +480,34 @@ def test_case_from_lesion_errors_and_fallbacks():
         empty.CopyInformation(lesion)
         features.extract_case_from_lesion(image, lesion, 2.0, lambda: {"intra": lesion, "peri2": empty}, params,
                                           case_workers=2)
+
+
+def test_fast_bbox_equals_geometry_bbox():
+    from her2radiomics.geometry import bbox_zyx
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        a = np.zeros(tuple(int(v) for v in rng.integers(1, 25, 3)), np.uint8)
+        for _ in range(int(rng.integers(0, 4))):
+            a[tuple(int(rng.integers(0, s)) for s in a.shape)] = int(rng.integers(1, 255))
+        assert features._bbox_nonzero(a) == bbox_zyx(a) and features._bbox_nonzero(a != 0) == bbox_zyx(a)
+    assert features._bbox_nonzero(np.full((2, 3, 4), -1.0)) == ((0, 2), (0, 3), (0, 4))  # signed: the generic path
+
+
+def test_extract_case_with_reach_equals_the_case_from_lesion(tmp_path):
+    """The Slicer panel's call (masks given, reach_mm) has the command line's crop, so the same values bit for bit."""
+    image, lesion, _ = textured_case(seed=7, shape_zyx=(28, 56, 56), radius_mm=4.0)
+    p = tmp_path / "p.yaml"
+    p.write_text(WAVELET_PARAMS)
+    params = features.load_params(p)
+    masks = _cut_shells(lesion)
+    a_info: dict = {}
+    a = features.extract_case(image, masks, params, reach_mm=3.0, case_workers=2, info=a_info, margin_mm=4.0)
+    b_info: dict = {}
+    b = features.extract_case_from_lesion(image, lesion, 3.0, lambda: masks, params, case_workers=2, info=b_info,
+                                          margin_mm=4.0)
+    assert a_info["crop_bbox_zyx"] == b_info["crop_bbox_zyx"]
+    assert list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    union_info: dict = {}
+    features.extract_case(image, masks, params, case_workers=1, info=union_info, margin_mm=4.0)
+    assert union_info["crop_bbox_zyx"] != a_info["crop_bbox_zyx"]  # the cut shells' union is smaller than the reach
