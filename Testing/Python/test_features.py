@@ -173,10 +173,10 @@ def test_each_filter_runs_once_per_case_in_one_process(tmp_path, monkeypatch):
 def test_error_in_a_helper_reaches_the_caller_and_the_next_case_runs(monkeypatch):
     import os
 
-    from radiomics.featureextractor import RadiomicsFeatureExtractor
+    from radiomics.base import RadiomicsFeaturesBase
 
     parent = os.getpid()
-    real = RadiomicsFeatureExtractor.computeFeatures
+    real = RadiomicsFeaturesBase.execute
 
     def failing_in_helpers(self, *a, **kw):
         if os.getpid() != parent:
@@ -186,7 +186,7 @@ def test_error_in_a_helper_reaches_the_caller_and_the_next_case_runs(monkeypatch
     image, lesion, _ = textured_case(seed=0, shape_zyx=(20, 40, 40))
     masks = shells(lesion, (2.0,))
     features.shutdown_case_pool()  # the next pool is forked with the patched method
-    monkeypatch.setattr(RadiomicsFeatureExtractor, "computeFeatures", failing_in_helpers)
+    monkeypatch.setattr(RadiomicsFeaturesBase, "execute", failing_in_helpers)  # every feature class's execute
     with pytest.raises(RuntimeError, match="boom in a helper"):
         features.extract_case(image, masks, SMALL_PARAMS_DICT(), case_workers=2)
     monkeypatch.undo()
