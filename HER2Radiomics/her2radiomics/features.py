@@ -6,7 +6,10 @@ same inputs that ``RadiomicsFeatureExtractor.execute`` would build. What changes
 
 1. the image and every region mask are cropped ONCE to the bounding box of the union of the regions plus a margin
    (``max(25 mm, 5 x largest LoG sigma)`` plus the wavelet's support in voxels), so filters never run on the whole
-   field of view (SlicerRadiomics-style calls filter the full 448 x 448 x 160 volume for every region);
+   field of view (SlicerRadiomics-style calls filter the full 448 x 448 x 160 volume for every region). For a case
+   built from a lesion (:func:`extract_case_from_lesion`, the command line; :func:`extract_case` with ``reach_mm``,
+   the Slicer panel) the box is that of every voxel within the largest shell distance of the lesion, known before
+   the shells and exclusions are computed, so the lesion's filters and features run while they are built;
 2. each derived image (original, each LoG sigma, each wavelet band) is computed ONCE on that crop;
 3. for each region, exactly the steps of ``execute`` follow: ``getMask`` (UInt32 cast), ``checkMask`` (bounding
    box and ROI checks; re-implemented with numpy for on-grid masks, see :func:`_check_mask`), optional ``resegmentMask``, shape on the unfiltered crop, then ``cropToTumorMask`` of each
