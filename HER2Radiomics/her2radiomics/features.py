@@ -522,18 +522,28 @@ def case_pool(workers: int):
         shutdown_case_pool()
     _POOL.clear()  # a pool inherited through fork belongs to the parent
     import multiprocessing
+    import signal
     import warnings
 
     ctx = multiprocessing.get_context("fork" if _fork_available() else "spawn")
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns about fork in a process with threads; ITK re-creates its thread pool at fork
-        # (pthread_atfork) and the helpers run single-threaded
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            pool = ctx.Pool(n, initializer=_pool_init)
-        except (AssertionError, OSError, ValueError):  # daemonic processes may not have children
-            return None
-    _POOL.update(pool=pool, n=n, pid=os.getpid())
+    # a Ctrl-C (sent to the whole process group by a terminal) must not reach a helper between its fork and its
+    # initializer (it would print a KeyboardInterrupt traceback) nor half-build the pool here: SIGINT is blocked
+    # while the helpers start, and a Ctrl-C pressed meanwhile is delivered right after, to a complete pool
+    block = hasattr(signal, "pthread_sigmask")
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
+    try:
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns about fork in a process with threads; ITK re-creates its thread pool at fork
+            # (pthread_atfork) and the helpers run single-threaded
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                pool = ctx.Pool(n, initializer=_pool_init)
+            except (AssertionError, OSError, ValueError):  # daemonic processes may not have children
+                return None
+        _POOL.update(pool=pool, n=n, pid=os.getpid())
+    finally:
+        if block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     if not _POOL_ATEXIT:
         import atexit
 

@@ -511,3 +511,21 @@ def test_extract_case_with_reach_equals_the_case_from_lesion(tmp_path):
     union_info: dict = {}
     features.extract_case(image, masks, params, case_workers=1, info=union_info, margin_mm=4.0)
     assert union_info["crop_bbox_zyx"] != a_info["crop_bbox_zyx"]  # the cut shells' union is smaller than the reach
+
+
+def _helper_sigint_state(_: int) -> tuple[bool, bool]:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_pool_start_keeps_ctrl_c_for_this_process():
+    """Helpers ignore SIGINT from birth (SIGINT blocked while they fork); this process' mask is restored after."""
+    import signal
+
+    features.shutdown_case_pool()
+    pool = features.case_pool(2)
+    assert pool is not None
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # Ctrl-C still reaches this process
+    ignored, _ = pool.apply(_helper_sigint_state, (0,))
+    assert ignored
