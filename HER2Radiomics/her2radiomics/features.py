@@ -1057,28 +1057,55 @@ def _derived_filter_cost(unit: _Unit, case: _Case) -> float:
 
 
 def _plan_after_lesion(case: _Case, workers: int, backlog: float) -> list[list[_Unit]]:
-    """Split the shells' units over this process (share 0, filters its own images) and the helpers.
+    """Split the shells' units over this process (share 0) and the helpers (shares 1...).
 
-    The helpers hold the crop's derived images from the lesion's share (:func:`_cached_derived`), so a derived
-    unit costs them only its features; they start ``backlog`` seconds late (the lesion's share still running).
-    Longest unit first, each to the process where it ends earliest (as :func:`_greedy`).
+    The helpers hold the crop's derived images from the lesion's share (:func:`_cached_derived`), so a filtered
+    unit costs them only its features, while this process would filter again; they start ``backlog`` seconds
+    late (the lesion's share still running). Filtered units go to the helpers (longest first, each where it ends
+    earliest), then the units that need no filter (shapes, the original image, mask-dependent types) to whichever
+    process ends earliest; last, a filtered unit moves to this process only while that shortens the case (it pays
+    the filter again: CPU is spent only where it saves time).
     """
-    units = _units(case, False)
     loads = [0.0] + [max(0.0, backlog)] * (workers - 1)
-    bins: list[list[_Unit]] = [[] for _ in loads]
-    main_groups: set[str] = set()
-    for unit, cost, group in sorted(units, key=lambda x: -x[1]):
-        def total(k: int, unit=unit, cost=cost, group=group) -> float:
-            if k == 0:
-                return loads[0] + cost + (_setup_cost(group, case) if group and group not in main_groups else 0.0)
-            return loads[k] + cost - _derived_filter_cost(unit, case)
+    bins: list[list[tuple[_Unit, float, str]]] = [[] for _ in loads]
 
-        k = min(range(len(loads)), key=total)
-        loads[k] = total(k)
-        if k == 0 and group:
-            main_groups.add(group)
-        bins[k].append(unit)
-    return [_merge(b) for b in bins]
+    def filtered(x: tuple[_Unit, float, str]) -> bool:
+        u = x[0]
+        return u.kind == "derived" and u.image_type not in _MASK_DEPENDENT_TYPES and u.image_type != "Original"
+
+    units = sorted(_units(case, False), key=lambda x: -x[1])
+    for x in [x for x in units if filtered(x)]:
+        k = min(range(1, len(loads)), key=lambda k: loads[k])
+        loads[k] += x[1] - _derived_filter_cost(x[0], case)
+        bins[k].append(x)
+    for x in [x for x in units if not filtered(x)]:
+        k = min(range(len(loads)), key=lambda k: loads[k])
+        loads[k] += x[1]
+        bins[k].append(x)
+    main_groups: set[str] = set()
+    while len(loads) > 1:
+        h = max(range(1, len(loads)), key=lambda k: loads[k])
+        now = max(loads[0], loads[h])
+        best: tuple[float, tuple[_Unit, float, str], float, float] | None = None
+        for x in bins[h]:
+            if not filtered(x):
+                continue
+            unit, cost, group = x
+            on_main = cost + (_setup_cost(group, case) if group and group not in main_groups else 0.0)
+            on_helper = cost - _derived_filter_cost(unit, case)
+            after = max(loads[0] + on_main, loads[h] - on_helper)
+            if after < now - 1e-6 and (best is None or after < best[0]):
+                best = (after, x, on_main, on_helper)
+        if best is None:
+            break
+        _, x, on_main, on_helper = best
+        bins[h].remove(x)
+        bins[0].append(x)
+        loads[0] += on_main
+        loads[h] -= on_helper
+        if x[2]:
+            main_groups.add(x[2])
+    return [_merge([u for u, _, _ in b]) for b in bins]
 
 
 def extract_case_from_lesion(
