@@ -14,7 +14,8 @@ the 3,280-voxel lesion; "small" R = 6 mm; "large" R = 15 mm) are written as NRRD
   (b)  best-practice pyradiomics, features only: per region, one crop of the region's box + the same margin
        (``features.crop_margin``: 25 mm) and ``RadiomicsFeatureExtractor(same file).execute``; regions (built with
        ``regions.build_regions`` exactly as the CLI does) and images are read before timing.
-  (a)  the whole-image ``execute`` for one region (intra) of the first case (about 40-100 s and 5 GB; ``--skip-full``).
+  (a)  the whole-image ``execute`` for one region (intra) of each size's first case (about 40-100 s and 5 GB each;
+       ``--skip-full``).
   (s)  with ``--slicer-worker``: the Slicer panel's background extraction (``python -m HER2RadiomicsLib.extract_worker``
        on a job folder from ``runner.prepare_job``) for the first case, case workers 1 and default.
 
@@ -197,7 +198,7 @@ def run_engine(folders: list[Path], params: dict) -> dict:
             masks = {r: sitk.ReadImage(str(d / f"reg_{r}.nrrd")) for r in REGIONS}
             info: dict = {}
             t, c = time.perf_counter(), time.process_time()
-            features.extract_case(image, masks, params, info=info, case_workers=workers)
+            features.extract_case(image, masks, params, info=info, case_workers=workers, reach_mm=5.0)  # the CLI crop
             res[key].append({"wall": time.perf_counter() - t, "cpu": time.process_time() - c,
                              "shares": info["share_cpu_seconds"], "workers": info["case_workers"]})
     res["vmhwm_mb"] = _vmhwm_mb()
@@ -281,13 +282,16 @@ def main() -> int:
             print(f"  (b)/(c) = {bw / cw:.2f} wall, {bc / (c['cpu'] / len(folders)):.2f} CPU (target >= 1.5); "
                   f"(c) <= 2.5 s: {'met' if cw <= 2.5 else 'MISSED'}; RSS <= 1 GB: "
                   f"{'met' if c['maxrss_mb'] <= 1024 and c['pss_peak_mb'] <= 1024 else 'MISSED'}")
-            if name == "project" and not args.skip_full:
+            if not args.skip_full:
                 a = measure([*me, "--variant", "a"], env)
                 aj = json.loads(a["stdout"].strip().splitlines()[-1])
                 print(f"  (a)  pyradiomics execute on the whole image, intra only: {aj['walls'][0]:.1f} s "
                       f"(CPU {aj['cpus'][0]:.1f} s), peak RSS {aj['vmhwm_mb']:.0f} MB, {aj['n_features']} features; "
-                      f"(a)/(c) per region = {aj['walls'][0] / (cw / len(REGIONS)):.1f}")
+                      f"load {a['load'][0]:.1f} -> {a['load'][1]:.1f}; (a)/(c) per region = "
+                      f"{aj['walls'][0] / (cw / len(REGIONS)):.1f} wall, "
+                      f"{aj['cpus'][0] / (c['cpu'] / len(folders) / len(REGIONS)):.1f} CPU")
                 line["a"] = aj["walls"][0]
+                line["a/c"] = aj["walls"][0] / (cw / len(REGIONS))
             if args.slicer_worker:
                 import SimpleITK as sitk
 
@@ -306,7 +310,8 @@ def main() -> int:
             summary.append(line)
         print("\nsummary: " + "; ".join(
             f"{x['lesion']}: (c) {x['c']:.2f} s (CPU {x['c_cpu']:.2f}), (b) {x['b']:.2f} s, (b)/(c) {x['b/c']:.2f}, "
-            f"RSS {x['rss']:.0f} MB" for x in summary) + f"; load average at end {os.getloadavg()[0]:.2f}")
+            + (f"(a) {x['a']:.1f} s per region, (a)/(c) {x['a/c']:.1f} per region, " if "a" in x else "")
+            + f"RSS {x['rss']:.0f} MB" for x in summary) + f"; load average at end {os.getloadavg()[0]:.2f}")
     return 0
 
 

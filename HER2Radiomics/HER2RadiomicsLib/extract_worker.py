@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PROGRESS 0.10 computing features for {len(masks)} regions on {workers} process(es) (filters computed "
               "once on a crop)", flush=True)
         info: dict = {}
-        values = features.extract_case(image, masks, params, info=info, case_workers=workers)
+        # the command line's crop (lesion + largest shell + margin), so the panel's values equal `her2radiomics extract`'s
+        reach = spec.get("reach_mm", max((float(n[4:]) for n in masks if n.startswith("peri")), default=None))
+        values = features.extract_case(image, masks, params, info=info, case_workers=workers, reach_mm=reach)
         print("PROGRESS 0.98 writing results", flush=True)
         write_json({"features": values, "info": info, "parameter_file_hash": features.parameter_file_hash(params)}, job / "features.json")
     except UserError as exc:

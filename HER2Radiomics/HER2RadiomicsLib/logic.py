@@ -475,7 +475,8 @@ class PanelLogic:
         params = features.load_params(parameter_file or None)
         image, regions = self.featureRegions(volume_node, segmentation_node, distances)
         info: dict[str, Any] = {}
-        values = features.extract_case(image, regions.feature_masks(), params, info=info)
+        values = features.extract_case(image, regions.feature_masks(), params, info=info,
+                                       reach_mm=max(regions.distances))  # the CLI's crop: the same values
         self.setFeatures(values, parameter_file, features.parameter_file_hash(params), info, regions,
                           inputs=input_key(volume_node, segmentation_node))
         return values

@@ -33,7 +33,7 @@ import pandas as pd
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.features import extract_case, load_params, parameter_file_hash, region_problem, set_threads
+from her2radiomics.features import load_params, parameter_file_hash, region_problem, set_threads
 from her2radiomics.io import atomic_path, check_output, write_json, write_text
 from her2radiomics.manifest import MANIFEST_LABEL_HINT, CaseSpec, read_manifest
 from her2radiomics.provenance import (
@@ -139,6 +139,7 @@ def compute_case(
     grid and every mask by nearest neighbour (after being checked on the original grid), before the shells are built.
     ``case_workers``: processes the case's feature computation is spread over (features.extract_case).
     """
+    from her2radiomics.features import extract_case_from_lesion
     from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
     from her2radiomics.regions import build_regions
 
@@ -152,24 +153,29 @@ def compute_case(
         if resample:
             image = resample_image(image, resample["spacing"], resample["interpolator"])
             lesion, air, pect = (resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
-        regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions)
-        masks, warnings = dict(regs.feature_masks()), list(regs.warnings)
-        # an empty or unusable shell costs only its own columns (NaN), never the case; the lesion must be usable
         missing: dict[str, str] = {}
-        for name in list(masks)[1:]:
-            reason = regs.stats[name].get("empty_reason")
-            if reason is None:
-                problem = region_problem(masks[name], params)
-                reason = f"{name} cannot be used by pyradiomics: {problem}" if problem else None
-            if reason:
-                missing[name] = reason
-                del masks[name]
+        built: dict[str, Any] = {}
+
+        def regions_step() -> dict:  # runs while the case workers compute the lesion's features
+            regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions)
+            masks = dict(regs.feature_masks())
+            built.update(regs=regs, warnings=list(regs.warnings))
+            # an empty or unusable shell costs only its own columns (NaN), never the case; the lesion must be usable
+            for name in list(masks)[1:]:
+                reason = regs.stats[name].get("empty_reason")
+                if reason is None:
+                    problem = region_problem(masks[name], params)
+                    reason = f"{name} cannot be used by pyradiomics: {problem}" if problem else None
+                if reason:
+                    missing[name] = reason
+                    del masks[name]
+            return masks
+
         info: dict[str, Any] = {}
-        feats = _with_missing_regions(
-            extract_case(image, masks, params, info=info, case_workers=case_workers),
-            list(regs.feature_masks()),
-            missing,
-        )
+        feats = extract_case_from_lesion(image, lesion, max(distances), regions_step, params, info=info,
+                                         case_workers=case_workers)
+        warnings = built["warnings"]
+        feats = _with_missing_regions(feats, list(built["regs"].feature_masks()), missing)
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {

@@ -6,7 +6,10 @@ same inputs that ``RadiomicsFeatureExtractor.execute`` would build. What changes
 
 1. the image and every region mask are cropped ONCE to the bounding box of the union of the regions plus a margin
    (``max(25 mm, 5 x largest LoG sigma)`` plus the wavelet's support in voxels), so filters never run on the whole
-   field of view (SlicerRadiomics-style calls filter the full 448 x 448 x 160 volume for every region);
+   field of view (SlicerRadiomics-style calls filter the full 448 x 448 x 160 volume for every region). For a case
+   built from a lesion (:func:`extract_case_from_lesion`, the command line; :func:`extract_case` with ``reach_mm``,
+   the Slicer panel) the box is that of every voxel within the largest shell distance of the lesion, known before
+   the shells and exclusions are computed, so the lesion's filters and features run while they are built;
 2. each derived image (original, each LoG sigma, each wavelet band) is computed ONCE on that crop;
 3. for each region, exactly the steps of ``execute`` follow: ``getMask`` (UInt32 cast), ``checkMask`` (bounding
    box and ROI checks; re-implemented with numpy for on-grid masks, see :func:`_check_mask`), optional ``resegmentMask``, shape on the unfiltered crop, then ``cropToTumorMask`` of each
@@ -280,6 +283,22 @@ def _mask_view(mask: sitk.Image, image: sitk.Image, name: str) -> np.ndarray:
     return sitk.GetArrayViewFromImage(mask)
 
 
+def _bbox_nonzero(a: np.ndarray) -> tuple[tuple[int, int], ...] | None:
+    """:func:`geometry.bbox_zyx` (box of the non-zero voxels) of a whole-image 3D mask in one pass over the array.
+
+    Unsigned / boolean masks: the per-slice maximum finds the slab, the in-plane box comes from that slab only
+    (a lesion's region covers a few of the 160 slices), so a 448 x 448 x 160 mask costs ~1 ms instead of ~12 ms.
+    """
+    if a.ndim != 3 or a.dtype.kind not in "ub" or not a.flags.c_contiguous:
+        return bbox_zyx(a)
+    z = np.flatnonzero(a.reshape(a.shape[0], -1).max(axis=1))
+    if z.size == 0:
+        return None
+    slab = a[z[0]:z[-1] + 1].max(axis=0)
+    y, x = np.flatnonzero(slab.max(axis=1)), np.flatnonzero(slab.max(axis=0))
+    return (int(z[0]), int(z[-1]) + 1), (int(y[0]), int(y[-1]) + 1), (int(x[0]), int(x[-1]) + 1)
+
+
 def prepare_crop(
     image: sitk.Image, masks: Mapping[str, sitk.Image], params: Mapping[str, Any], margin_mm: float | None = None
 ) -> tuple[sitk.Image, dict[str, sitk.Image], tuple[tuple[int, int], ...]]:
@@ -294,7 +313,7 @@ def prepare_crop(
     boxes = []
     for name, m in masks.items():
         a = _mask_view(m, image, name)
-        box = bbox_zyx(a)  # any non-zero value is inside the region
+        box = _bbox_nonzero(a)  # any non-zero value is inside the region
         if box is None:
             raise UserError(
                 f"region {name!r} is empty (0 voxels); check the lesion mask, the shell distances and the "
@@ -303,7 +322,14 @@ def prepare_crop(
         arrays[name] = a
         boxes.append(box)
     union_box = tuple((min(b[ax][0] for b in boxes), max(b[ax][1] for b in boxes)) for ax in range(3))
-    shape = next(iter(arrays.values())).shape
+    return _crop_to_box(image, arrays, union_box, params, margin_mm)
+
+
+def _crop_to_box(image: sitk.Image, arrays: Mapping[str, np.ndarray], union_box: tuple[tuple[int, int], ...],
+                 params: Mapping[str, Any], margin_mm: float | None
+                 ) -> tuple[sitk.Image, dict[str, sitk.Image], tuple[tuple[int, int], ...]]:
+    """Crop the image and the masks to ``union_box`` grown by the crop margin (see :func:`prepare_crop`)."""
+    shape = tuple(reversed(image.GetSize()))
     margin, extra = crop_margin(params)
     if margin_mm is not None:
         margin = float(margin_mm)
@@ -311,13 +337,54 @@ def prepare_crop(
         extra = 0  # the mm margin already covers the wavelet / small-kernel support on every axis
     bbox = expand_bbox_mm(union_box, image.GetSpacing(), margin, shape, extra_voxels=extra)
     img_c = crop(image, bbox)
+    return img_c, _crop_masks(arrays, bbox, img_c), bbox
+
+
+def _crop_masks(arrays: Mapping[str, np.ndarray], bbox: tuple[tuple[int, int], ...], img_c: sitk.Image
+                ) -> dict[str, sitk.Image]:
     sl = tuple(slice(lo, hi) for lo, hi in bbox)
     out: dict[str, sitk.Image] = {}
     for name, a in arrays.items():
         mc = sitk.GetImageFromArray((a[sl] != 0).astype(np.uint8))
         mc.CopyInformation(img_c)
         out[name] = mc
-    return img_c, out, bbox
+    return out
+
+
+def reach_box(lesion: np.ndarray, spacing_xyz: tuple[float, ...], reach_mm: float) -> tuple[tuple[int, int], ...] | None:
+    """(z, y, x) box of every voxel within ``reach_mm`` of the lesion (clipped to the array), or None if empty.
+
+    Contains every shell ``peri{d}`` with d <= reach_mm (voxels at distance <= d + 1e-6 mm, regions.py), whatever
+    the exclusions remove from it, so the case crop is known from the lesion alone (:func:`extract_case_from_lesion`).
+    """
+    box = _bbox_nonzero(lesion)
+    if box is None:
+        return None
+    return expand_bbox_mm(box, spacing_xyz, float(reach_mm) + 1e-6, lesion.shape) if reach_mm > 0 else box
+
+
+def _crop_case_to_reach(image: sitk.Image, masks: Mapping[str, sitk.Image], box: tuple[tuple[int, int], ...] | None,
+                        reach_mm: float, params: Mapping[str, Any], margin_mm: float | None, lesion_name: str
+                        ) -> tuple[sitk.Image, dict[str, sitk.Image], tuple[tuple[int, int], ...]]:
+    """Crop the image and every region to the lesion's reach box plus the margin (empty / out-of-reach regions refused)."""
+    if box is None:
+        raise UserError(f"region {lesion_name!r} is empty (0 voxels); check the lesion mask")
+    arrays: dict[str, np.ndarray] = {}
+    for name, m in masks.items():
+        a = _mask_view(m, image, name)
+        b = _bbox_nonzero(a)
+        if b is None:
+            raise UserError(
+                f"region {name!r} is empty (0 voxels); check the lesion mask, the shell distances and the "
+                "air/pectoralis exclusions"
+            )
+        if any(lo < r0 or hi > r1 for (lo, hi), (r0, r1) in zip(b, box, strict=True)):
+            raise ValueError(f"region {name!r} reaches beyond {reach_mm:g} mm of the lesion; pass the largest "
+                             "shell distance as reach_mm")
+        arrays[name] = a
+    if not arrays:
+        raise UserError("no region masks given; pass at least the lesion ('intra')")
+    return _crop_to_box(image, arrays, box, params, margin_mm)
 
 
 def _region_error(name: str, exc: Exception) -> UserError:
@@ -354,11 +421,12 @@ def region_problem(mask: sitk.Image, params: Mapping[str, Any]) -> str | None:
     The same checks as :func:`_check_mask` (pyradiomics' ``checkMask``) with the parameter file's
     ``minimumROIDimensions`` / ``minimumROISize``; lets a cohort run drop an unusable shell instead of the case.
     """
-    arr = sitk.GetArrayViewFromImage(mask) != 0
-    if not arr.any():
+    arr = sitk.GetArrayViewFromImage(mask)
+    box = _bbox_nonzero(arr)
+    if box is None:
         return "0 voxels"
     try:
-        _check_mask(arr, (params or {}).get("setting") or {})
+        _check_mask(arr[tuple(slice(lo, hi) for lo, hi in box)] != 0, (params or {}).get("setting") or {})
     except ValueError as exc:
         return " ".join(str(exc).split())
     return None
@@ -389,6 +457,7 @@ _COST_FEATURES_PER_VOXEL = 2.0e-6  # ... and the part that grows with the region
 _EXTRACTORS: dict[str, Any] = {}  # params hash -> RadiomicsFeatureExtractor (validated once per process)
 _POOL: dict[str, Any] = {}  # {"pool": multiprocessing pool, "n": helper processes, "pid": owner}
 _POOL_ATEXIT: list[bool] = []  # the atexit hook is registered once per process
+_DERIVED: dict[str, Any] = {}  # {"token": case token, "items": {(image type, output index): (image, name, kwargs)}}
 
 
 def available_cores() -> int:
@@ -453,18 +522,28 @@ def case_pool(workers: int):
         shutdown_case_pool()
     _POOL.clear()  # a pool inherited through fork belongs to the parent
     import multiprocessing
+    import signal
     import warnings
 
     ctx = multiprocessing.get_context("fork" if _fork_available() else "spawn")
-    with warnings.catch_warnings():
-        # Python >= 3.12 warns about fork in a process with threads; ITK re-creates its thread pool at fork
-        # (pthread_atfork) and the helpers run single-threaded
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            pool = ctx.Pool(n, initializer=_pool_init)
-        except (AssertionError, OSError, ValueError):  # daemonic processes may not have children
-            return None
-    _POOL.update(pool=pool, n=n, pid=os.getpid())
+    # a Ctrl-C (sent to the whole process group by a terminal) must not reach a helper between its fork and its
+    # initializer (it would print a KeyboardInterrupt traceback) nor half-build the pool here: SIGINT is blocked
+    # while the helpers start, and a Ctrl-C pressed meanwhile is delivered right after, to a complete pool
+    block = hasattr(signal, "pthread_sigmask")
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
+    try:
+        with warnings.catch_warnings():
+            # Python >= 3.12 warns about fork in a process with threads; ITK re-creates its thread pool at fork
+            # (pthread_atfork) and the helpers run single-threaded
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                pool = ctx.Pool(n, initializer=_pool_init)
+            except (AssertionError, OSError, ValueError):  # daemonic processes may not have children
+                return None
+        _POOL.update(pool=pool, n=n, pid=os.getpid())
+    finally:
+        if block:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     if not _POOL_ATEXIT:
         import atexit
 
@@ -535,7 +614,49 @@ def _floats(fv: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in fv.items() if not k.startswith("diagnostics_")}
 
 
-def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | None = None
+_FEATURE_CLASSES: dict[type, type] = {}  # pyradiomics feature class -> the same class, its names enumerated once
+
+
+def _named_once(cls: type) -> type:
+    """``cls`` with ``getFeatureNames`` computed once per process instead of at every instantiation.
+
+    pyradiomics' ``RadiomicsFeaturesBase.__init__`` enumerates the class's ``get<Name>FeatureValue`` methods with
+    ``inspect.getmembers`` each time (7 % of a case's feature time); the subclass returns a copy of that same dict
+    and changes nothing else (same module, hence the same logger; same methods, hence the same values).
+    """
+    sub = _FEATURE_CLASSES.get(cls)
+    if sub is None:
+        names = dict(cls.getFeatureNames())
+        sub = type(cls.__name__, (cls,), {"__module__": cls.__module__, "__doc__": cls.__doc__,
+                                          "getFeatureNames": classmethod(lambda _cls, _n=names: dict(_n))})
+        _FEATURE_CLASSES[cls] = sub
+    return sub
+
+
+def _compute_features(ext, image: sitk.Image, mask: sitk.Image, image_type_name: str, kwargs: Mapping[str, Any]) -> dict:
+    """``RadiomicsFeatureExtractor.computeFeatures(image, mask, image_type_name, **kwargs)``, step for step.
+
+    The enabled classes in the extractor's order (shape skipped, as there), each instantiated on (image, mask,
+    settings), the listed features enabled (all non-deprecated ones otherwise), ``execute()``, names
+    ``<image type>_<class>_<feature>``; only the classes' feature-name enumeration is done once (:func:`_named_once`).
+    """
+    from radiomics import getFeatureClasses
+
+    classes = getFeatureClasses()
+    out: dict[str, Any] = {}
+    for class_name, feature_names in ext.enabledFeatures.items():
+        if class_name.startswith("shape") or class_name not in classes:
+            continue
+        fc = _named_once(classes[class_name])(image, mask, **kwargs)
+        if feature_names is not None:
+            for feature in feature_names:
+                fc.enableFeatureByName(feature)
+        for feature, value in fc.execute().items():
+            out[f"{image_type_name}_{class_name}_{feature}"] = value
+    return out
+
+
+def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | None = None, token: str = ""
                ) -> list[tuple[str, tuple[int, int], dict[str, float]]]:
     """Compute units of one case; returns (region, order key, features) with pyradiomics' order as the key.
 
@@ -596,6 +717,8 @@ def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | No
             wanted = set(u.items)
             gen = ((i, img, name, kw) for i, (img, name, kw) in enumerate(get_images(case.image, filter_mask, **args))
                    if not wanted or i in wanted)
+        if token and t not in _MASK_DEPENDENT_TYPES:
+            gen = _cached_derived(token, t, u.items or tuple(range(_n_outputs(t, args, case.image.GetDimension()))), gen)
         for i, derived, name, kw in gen:
             for r in regions:
                 if t in _MASK_DEPENDENT_TYPES:
@@ -603,16 +726,47 @@ def _run_units(case: _Case, units: list[_Unit], tick: Callable[[str], None] | No
                 else:
                     lower, upper, mask_r = region_crop(r)
                     img_r = sitk.Crop(derived, lower, upper)  # == cropToTumorMask(derived, mask, bbox, padDistance=0)
-                out.append((r, (pos, i), _floats(ext.computeFeatures(img_r, mask_r, name, **kw))))
+                out.append((r, (pos, i), _floats(_compute_features(ext, img_r, mask_r, name, kw))))
             if tick is not None:
                 tick(name)
     return out
 
 
-def _run_share(case: _Case, units: list[_Unit]) -> tuple[list[tuple[str, tuple[int, int], dict[str, float]]], float]:
-    """A helper's share of a case: its results and the CPU seconds it took (for ``info``)."""
+def _cached_derived(token: str, image_type: str, items: tuple[int, ...], gen: Iterable):
+    """The derived images ``items`` of ``image_type`` from this process's cache of case ``token``, else from ``gen``.
+
+    A helper that filtered the crop for the lesion (while the main process built the shells) keeps the derived
+    images and reuses them for the shells: the same objects, so the same values bit for bit. One case is kept.
+    """
+    if _DERIVED.get("token") != token:
+        _DERIVED.clear()
+        _DERIVED.update(token=token, items={})
+    store = _DERIVED["items"]
+    if all((image_type, i) in store for i in items):
+        yield from ((i, *store[(image_type, i)]) for i in items)
+        return
+    for i, derived, name, kw in gen:
+        store[(image_type, i)] = (derived, name, kw)
+        yield i, derived, name, kw
+
+
+def release_derived() -> None:
+    """Drop the derived images this process keeps for the case being extracted (:func:`_cached_derived`)."""
+    _DERIVED.clear()
+
+
+def _run_share(case: _Case, units: list[_Unit], token: str = "", release: bool = False
+               ) -> tuple[list[tuple[str, tuple[int, int], dict[str, float]]], float]:
+    """A helper's share of a case: its results and the CPU seconds it took (for ``info``).
+
+    ``token``: keep / reuse this case's derived images (:func:`_cached_derived`); ``release``: drop them after.
+    """
     c = time.process_time()
-    res = _run_units(case, units)
+    try:
+        res = _run_units(case, units, token=token)
+    finally:
+        if release:
+            release_derived()
     return res, time.process_time() - c
 
 
@@ -842,6 +996,7 @@ def extract_case(
     info: dict | None = None,
     progress: Callable[[float, str], None] | None = None,
     case_workers: int | None = None,
+    reach_mm: float | None = None,
 ) -> dict[str, float]:
     """pyradiomics features for every region of one case, as ``{"{region}_{pyradiomics name}": value}``.
 
@@ -854,11 +1009,19 @@ def extract_case(
     ``case_workers``: processes the case's units (shape per region, each derived image for every region) are
     spread over; default all cores on Linux (:func:`resolve_case_workers`), 1 inside a cohort that already runs
     cases in parallel. The values are the same bit for bit for any number of workers.
+    ``reach_mm`` (the largest shell distance): crop to every voxel within it of the first region (the lesion) plus
+    the margin instead of the union of the regions, the crop of :func:`extract_case_from_lesion` and so of
+    ``her2radiomics extract``; the Slicer panel passes it so that its values equal the command line's.
     Raises UserError for a mask off the image grid, an empty region, or a region pyradiomics rejects.
     """
     t0 = time.perf_counter()
     params = _as_params(params)
-    img_c, masks_c, bbox = prepare_crop(image, masks, params, margin_mm)
+    if reach_mm is not None and masks:
+        first = next(iter(masks))
+        box = reach_box(_mask_view(masks[first], image, first), image.GetSpacing(), float(reach_mm))
+        img_c, masks_c, bbox = _crop_case_to_reach(image, masks, box, float(reach_mm), params, margin_mm, first)
+    else:
+        img_c, masks_c, bbox = prepare_crop(image, masks, params, margin_mm)
     run_info: dict[str, Any] = {}
     per_region = extract_cropped(img_c, masks_c, params, progress, case_workers=case_workers, info=run_info)
     out: dict[str, float] = {}
@@ -881,3 +1044,213 @@ def extract_case(
             }
         )
     return out
+
+
+def _derived_filter_cost(unit: _Unit, case: _Case) -> float:
+    """Estimated seconds of the filter part of a derived unit (what a helper holding the images saves)."""
+    if unit.kind != "derived" or unit.image_type in _MASK_DEPENDENT_TYPES or unit.image_type in ("Original", "Wavelet"):
+        return 0.0  # the wavelet transform is the group's setup cost (_setup_cost)
+    crop_vox = float(np.prod(case.image.GetSize()))
+    if unit.image_type == "LoG":
+        return _COST_LOG_PER_CROP_VOXEL * crop_vox * max(1, len(unit.items))
+    return _COST_OTHER_FILTER_PER_CROP_VOXEL * crop_vox
+
+
+def _plan_after_lesion(case: _Case, workers: int, backlog: float) -> list[list[_Unit]]:
+    """Split the shells' units over this process (share 0) and the helpers (shares 1...).
+
+    The helpers hold the crop's derived images from the lesion's share (:func:`_cached_derived`), so a filtered
+    unit costs them only its features, while this process would filter again; they start ``backlog`` seconds
+    late (the lesion's share still running). Filtered units go to the helpers (longest first, each where it ends
+    earliest), then the units that need no filter (shapes, the original image, mask-dependent types) to whichever
+    process ends earliest; last, a filtered unit moves to this process only while that shortens the case (it pays
+    the filter again: CPU is spent only where it saves time).
+    """
+    loads = [0.0] + [max(0.0, backlog)] * (workers - 1)
+    bins: list[list[tuple[_Unit, float, str]]] = [[] for _ in loads]
+
+    def filtered(x: tuple[_Unit, float, str]) -> bool:
+        u = x[0]
+        return u.kind == "derived" and u.image_type not in _MASK_DEPENDENT_TYPES and u.image_type != "Original"
+
+    units = sorted(_units(case, False), key=lambda x: -x[1])
+    for x in [x for x in units if filtered(x)]:
+        k = min(range(1, len(loads)), key=lambda k: loads[k])
+        loads[k] += x[1] - _derived_filter_cost(x[0], case)
+        bins[k].append(x)
+    for x in [x for x in units if not filtered(x)]:
+        k = min(range(len(loads)), key=lambda k: loads[k])
+        loads[k] += x[1]
+        bins[k].append(x)
+    main_groups: set[str] = set()
+    while len(loads) > 1:
+        h = max(range(1, len(loads)), key=lambda k: loads[k])
+        now = max(loads[0], loads[h])
+        best: tuple[float, tuple[_Unit, float, str], float, float] | None = None
+        for x in bins[h]:
+            if not filtered(x):
+                continue
+            unit, cost, group = x
+            on_main = cost + (_setup_cost(group, case) if group and group not in main_groups else 0.0)
+            on_helper = cost - _derived_filter_cost(unit, case)
+            after = max(loads[0] + on_main, loads[h] - on_helper)
+            if after < now - 1e-6 and (best is None or after < best[0]):
+                best = (after, x, on_main, on_helper)
+        if best is None:
+            break
+        _, x, on_main, on_helper = best
+        bins[h].remove(x)
+        bins[0].append(x)
+        loads[0] += on_main
+        loads[h] -= on_helper
+        if x[2]:
+            main_groups.add(x[2])
+    return [_merge([u for u, _, _ in b]) for b in bins]
+
+
+def extract_case_from_lesion(
+    image: sitk.Image,
+    lesion: sitk.Image,
+    reach_mm: float,
+    build_masks: Callable[[], Mapping[str, sitk.Image]],
+    params: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    lesion_name: str = "intra",
+    margin_mm: float | None = None,
+    info: dict | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    case_workers: int | None = None,
+) -> dict[str, float]:
+    """One case from image and lesion: the lesion's features overlap the building of its shells.
+
+    The case crop is known from the lesion alone: every voxel within ``reach_mm`` (the largest shell distance) of
+    the lesion (:func:`reach_box`) plus :func:`crop_margin`. With more than one case worker, the helpers filter
+    the crop and compute the lesion's shape and features while this process runs ``build_masks()`` (regions:
+    shells and exclusions, which never change the lesion); the helpers keep the derived images and compute the
+    shells' features from them, this process takes the shells' shapes and what balances the load
+    (:func:`_plan_after_lesion`). ``build_masks()`` returns ``{region: mask on image's grid}`` with
+    ``lesion_name`` (the same voxels as ``lesion``) and the shells to extract, each within ``reach_mm`` of the
+    lesion. Returns ``{"{region}_{pyradiomics name}": value}`` in the order of ``build_masks()``'s regions.
+
+    The values are those of :func:`extract_cropped` on the same crop (the sequential path, ``case_workers=1``,
+    bit for bit), i.e. ``RadiomicsFeatureExtractor.execute`` on that crop for every region. Settings under which a
+    derived image depends on the mask (resampling, ``preCrop``) run sequentially. ``info`` / ``progress`` /
+    ``case_workers`` as in :func:`extract_case`; ``info["overlap"]`` says whether the lesion's share overlapped.
+    """
+    from radiomics import imageoperations
+
+    t0 = time.perf_counter()
+    params = _as_params(params)
+    workers = resolve_case_workers(case_workers)
+    les_arr = _mask_view(lesion, image, lesion_name)
+    box = reach_box(les_arr, image.GetSpacing(), float(reach_mm))
+    ext = _cached_extractor(params)
+    settings = ext.settings.copy()
+    per_region = (settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None) or bool(
+        settings.get("preCrop")
+    )
+    pool = case_pool(workers) if workers > 1 and box is not None and not per_region else None
+    pending: list = []
+    token = ""
+    case_a: _Case | None = None
+    img_n: sitk.Image | None = None
+    backlog_end = 0.0
+    n_ticks_a = 0
+    if pool is not None:
+        img_c, les_c, _ = _crop_to_box(image, {lesion_name: les_arr}, box, params, margin_mm)
+        img_n = imageoperations.normalizeImage(img_c, **settings) if settings.get("normalize", False) else img_c
+        try:
+            case_a = _prepare_masks(img_n, les_c, settings, params)
+        except UserError:
+            case_a = None  # an unusable lesion: build_masks() or the sequential path says why
+        if case_a is not None:
+            token = f"{os.getpid()}:{time.perf_counter_ns()}"
+            shares = [b for b in _plan(case_a, False, workers - 1) if b]
+            pending = [(pool.apply_async(_run_share, (case_a, b, token)), b) for b in shares]
+            n_ticks_a = sum(u.ticks for b in shares for u in b)
+            est = sum(c for _, c, _ in _units(case_a, False)) / max(1, workers - 1)
+            backlog_end = time.perf_counter() + est
+
+    results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
+    share_cpu: list[float] = []
+    old_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    threads_set = False
+    try:
+        try:
+            masks = dict(build_masks())
+        except Exception:
+            for res, _ in pending:  # let the helpers finish the lesion's share (no fork of this large process)
+                res.wait()
+            raise
+        img_c, masks_c, bbox = _crop_case_to_reach(image, masks, box, float(reach_mm), params, margin_mm, lesion_name)
+        lesion_ok = case_a is not None and lesion_name in masks_c and np.array_equal(
+            sitk.GetArrayViewFromImage(masks_c[lesion_name]), sitk.GetArrayViewFromImage(case_a.masks[lesion_name]) != 0)
+        run_info: dict[str, Any] = {}
+        if not lesion_ok:
+            for res, _ in pending:
+                res.wait()
+            pending = []
+            per = extract_cropped(img_c, masks_c, params, progress, case_workers=workers, info=run_info)
+            share_cpu = run_info.get("share_cpu_seconds", [])
+        else:
+            assert case_a is not None and img_n is not None and pool is not None
+            shells = {k: v for k, v in masks_c.items() if k != lesion_name}
+            case_b = _prepare_masks(img_n, shells, settings, params) if shells else _Case(img_n, {}, params)
+            backlog = 0.0 if all(res.ready() for res, _ in pending) else backlog_end - time.perf_counter()
+            bins = _plan_after_lesion(case_b, workers, backlog) if shells else [[]]
+            n_ticks = max(1, n_ticks_a + sum(u.ticks for b in bins for u in b))
+            done = 0
+
+            def tick(name: str) -> None:
+                nonlocal done
+                done += 1
+                if progress is not None:
+                    progress(min(1.0, done / n_ticks), name)
+
+            pending += [(pool.apply_async(_run_share, (case_b, b, token, True)), b) for b in bins[1:] if b]
+            set_threads(max(1, available_cores() // workers))
+            threads_set = True
+            c0 = time.process_time()
+            results += _run_units(case_b, bins[0], tick)
+            share_cpu.append(time.process_time() - c0)
+            for res, b in pending:
+                part, cpu = res.get()
+                results += part
+                share_cpu.append(cpu)
+                for u in b:
+                    for _ in range(u.ticks):
+                        tick(u.image_type or u.region)
+            order = {name: k for k, name in enumerate(masks_c)}
+            results.sort(key=lambda x: (order[x[0]], x[1]))
+            per = {name: {} for name in masks_c}
+            for name, _, fv in results:
+                per[name].update(fv)
+    except BaseException:
+        if any(not res.ready() for res, _ in pending):
+            shutdown_case_pool()  # a cancelled or failed case: its helpers' unfinished work is of no use
+        raise
+    finally:
+        if threads_set:
+            set_threads(old_threads)
+    out: dict[str, float] = {}
+    for name, feats in per.items():
+        for k, v in feats.items():
+            out[f"{name}_{k}"] = v
+    if info is not None:
+        margin, extra = crop_margin(params)
+        info.update(
+            {
+                "crop_bbox_zyx": [list(b) for b in bbox],
+                "crop_size_xyz": list(img_c.GetSize()),
+                "margin_mm": float(margin_mm) if margin_mm is not None else margin,
+                "extra_voxels": extra,
+                "voxels": {n: int(sitk.GetArrayViewFromImage(m).sum()) for n, m in masks_c.items()},
+                "n_features": len(out),
+                "case_workers": run_info.get("case_workers", 1) if not lesion_ok else workers,
+                "share_cpu_seconds": share_cpu,
+                "overlap": bool(lesion_ok),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    return out
+

@@ -173,10 +173,10 @@ def test_each_filter_runs_once_per_case_in_one_process(tmp_path, monkeypatch):
 def test_error_in_a_helper_reaches_the_caller_and_the_next_case_runs(monkeypatch):
     import os
 
-    from radiomics.featureextractor import RadiomicsFeatureExtractor
+    from radiomics.base import RadiomicsFeaturesBase
 
     parent = os.getpid()
-    real = RadiomicsFeatureExtractor.computeFeatures
+    real = RadiomicsFeaturesBase.execute
 
     def failing_in_helpers(self, *a, **kw):
         if os.getpid() != parent:
@@ -186,7 +186,7 @@ def test_error_in_a_helper_reaches_the_caller_and_the_next_case_runs(monkeypatch
     image, lesion, _ = textured_case(seed=0, shape_zyx=(20, 40, 40))
     masks = shells(lesion, (2.0,))
     features.shutdown_case_pool()  # the next pool is forked with the patched method
-    monkeypatch.setattr(RadiomicsFeatureExtractor, "computeFeatures", failing_in_helpers)
+    monkeypatch.setattr(RadiomicsFeaturesBase, "execute", failing_in_helpers)  # every feature class's execute
     with pytest.raises(RuntimeError, match="boom in a helper"):
         features.extract_case(image, masks, SMALL_PARAMS_DICT(), case_workers=2)
     monkeypatch.undo()
@@ -378,3 +378,154 @@ def test_progress_callback_reports_each_derived_image_and_can_cancel():
     # a cancelled case leaves no broken helper behind: the next case runs (and matches the serial values)
     a = features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), case_workers=2)
     assert a == features.extract_case(image, {"intra": lesion}, SMALL_PARAMS_DICT(), case_workers=1)
+
+
+def test_phantom_help_starts_without_the_scientific_stack():
+    """``phantom --help`` parses only (CLI start < 0.5 s): no numpy/SciPy/SimpleITK import, same defaults."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, contextlib, io\nfrom her2radiomics import cli\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try:\n        cli.main(['phantom', '--help'])\n    except SystemExit:\n        pass\n"
+             "print(' '.join(m for m in ('numpy', 'scipy', 'SimpleITK') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == ""
+    import argparse
+
+    from her2radiomics import phantom
+    from her2radiomics.commands import phantom as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    args = parser.parse_args(["-o", "x"])
+    assert tuple(args.size) == phantom.DEFAULT_SIZE and tuple(args.spacing) == phantom.DEFAULT_SPACING
+
+
+# ----------------------------------------------------------------------------- one case from image and lesion
+def _cut_shells(lesion: sitk.Image, distances=(1.0, 3.0)) -> dict[str, sitk.Image]:
+    """Shells with an 'exclusion' (a slab removed on one side), so the regions' union is smaller than the reach."""
+    out = {}
+    for name, m in shells(lesion, distances).items():
+        a = sitk.GetArrayFromImage(m)
+        if name != "intra":
+            a[:, :, : a.shape[2] // 2 - 2] = 0
+        img = sitk.GetImageFromArray(a)
+        img.CopyInformation(m)
+        out[name] = img
+    return out
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_case_from_lesion_overlaps_and_gives_the_sequential_values_bit_for_bit(tmp_path, workers):
+    """The lesion's share runs while the shells are built; values = sequential path = execute on the same crop."""
+    import os
+
+    image, lesion, _ = textured_case(seed=4, shape_zyx=(30, 60, 60), radius_mm=4.5)
+    p = tmp_path / "p.yaml"
+    p.write_text(WAVELET_PARAMS)
+    params = features.load_params(p)
+    built_in: list[int] = []
+
+    def build():
+        built_in.append(os.getpid())
+        return _cut_shells(lesion)
+
+    seq_info: dict = {}
+    serial = features.extract_case_from_lesion(image, lesion, 3.0, build, params, case_workers=1, info=seq_info)
+    info: dict = {}
+    par = features.extract_case_from_lesion(image, lesion, 3.0, build, params, case_workers=workers, info=info)
+    assert built_in == [os.getpid(), os.getpid()]  # the regions are built in this process
+    assert info["overlap"] is True and seq_info["overlap"] is False
+    assert info["crop_bbox_zyx"] == seq_info["crop_bbox_zyx"]
+    assert list(par) == list(serial) and all(_same(par[k], serial[k]) for k in serial)
+    # the crop: every voxel within 3 mm of the lesion plus the margin, whatever the exclusions removed
+    reach = features.reach_box(sitk.GetArrayViewFromImage(lesion), image.GetSpacing(), 3.0)
+    margin, _ = features.crop_margin(params)
+    from her2radiomics.geometry import crop, expand_bbox_mm
+
+    box = expand_bbox_mm(reach, image.GetSpacing(), margin, tuple(reversed(image.GetSize())))
+    assert [list(b) for b in box] == info["crop_bbox_zyx"]
+    for region, mask in _cut_shells(lesion).items():
+        ref = _execute(params, crop(image, box), crop(mask, box))
+        mine = {k[len(region) + 1:]: v for k, v in par.items() if k.startswith(f"{region}_")}
+        assert list(mine) == list(ref)
+        assert max(_rel(mine[k], ref[k]) for k in ref) <= 1e-9
+
+
+def test_case_from_lesion_errors_and_fallbacks():
+    """A failing region step reaches the caller and the pool stays usable; a changed lesion falls back."""
+    image, lesion, _ = textured_case(seed=6, shape_zyx=(24, 48, 48), radius_mm=4.0)
+    params = SMALL_PARAMS_DICT()
+
+    def failing():
+        raise UserError("no shells today")
+
+    with pytest.raises(UserError, match="no shells today"):
+        features.extract_case_from_lesion(image, lesion, 2.0, failing, params, case_workers=2)
+    ok = features.extract_case_from_lesion(image, lesion, 2.0, lambda: shells(lesion, (2.0,)), params, case_workers=2)
+    assert ok == features.extract_case_from_lesion(image, lesion, 2.0, lambda: shells(lesion, (2.0,)), params,
+                                                   case_workers=1)
+    # a region step whose lesion differs from the one given: no overlap, the sequential values
+    other = shells(lesion, (1.0,))["peri1"]
+    masks = {"intra": other, "peri1": shells(other, (1.0,))["peri1"]}
+    info: dict = {}
+    got = features.extract_case_from_lesion(image, lesion, 3.0, lambda: masks, params, case_workers=2, info=info)
+    assert info["overlap"] is False
+    assert got == features.extract_case_from_lesion(image, lesion, 3.0, lambda: masks, params, case_workers=1)
+    with pytest.raises(ValueError, match="reaches beyond"):
+        features.extract_case_from_lesion(image, lesion, 0.5, lambda: shells(lesion, (2.0,)), params, case_workers=1)
+    with pytest.raises(UserError, match="'peri2' is empty"):
+        empty = sitk.Image(lesion.GetSize(), sitk.sitkUInt8)
+        empty.CopyInformation(lesion)
+        features.extract_case_from_lesion(image, lesion, 2.0, lambda: {"intra": lesion, "peri2": empty}, params,
+                                          case_workers=2)
+
+
+def test_fast_bbox_equals_geometry_bbox():
+    from her2radiomics.geometry import bbox_zyx
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        a = np.zeros(tuple(int(v) for v in rng.integers(1, 25, 3)), np.uint8)
+        for _ in range(int(rng.integers(0, 4))):
+            a[tuple(int(rng.integers(0, s)) for s in a.shape)] = int(rng.integers(1, 255))
+        assert features._bbox_nonzero(a) == bbox_zyx(a) and features._bbox_nonzero(a != 0) == bbox_zyx(a)
+    assert features._bbox_nonzero(np.full((2, 3, 4), -1.0)) == ((0, 2), (0, 3), (0, 4))  # signed: the generic path
+
+
+def test_extract_case_with_reach_equals_the_case_from_lesion(tmp_path):
+    """The Slicer panel's call (masks given, reach_mm) has the command line's crop, so the same values bit for bit."""
+    image, lesion, _ = textured_case(seed=7, shape_zyx=(28, 56, 56), radius_mm=4.0)
+    p = tmp_path / "p.yaml"
+    p.write_text(WAVELET_PARAMS)
+    params = features.load_params(p)
+    masks = _cut_shells(lesion)
+    a_info: dict = {}
+    a = features.extract_case(image, masks, params, reach_mm=3.0, case_workers=2, info=a_info, margin_mm=4.0)
+    b_info: dict = {}
+    b = features.extract_case_from_lesion(image, lesion, 3.0, lambda: masks, params, case_workers=2, info=b_info,
+                                          margin_mm=4.0)
+    assert a_info["crop_bbox_zyx"] == b_info["crop_bbox_zyx"]
+    assert list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    union_info: dict = {}
+    features.extract_case(image, masks, params, case_workers=1, info=union_info, margin_mm=4.0)
+    assert union_info["crop_bbox_zyx"] != a_info["crop_bbox_zyx"]  # the cut shells' union is smaller than the reach
+
+
+def _helper_sigint_state(_: int) -> tuple[bool, bool]:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_pool_start_keeps_ctrl_c_for_this_process():
+    """Helpers ignore SIGINT from birth (SIGINT blocked while they fork); this process' mask is restored after."""
+    import signal
+
+    features.shutdown_case_pool()
+    pool = features.case_pool(2)
+    assert pool is not None
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # Ctrl-C still reaches this process
+    ignored, _ = pool.apply(_helper_sigint_state, (0,))
+    assert ignored
