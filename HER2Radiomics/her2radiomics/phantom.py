@@ -139,6 +139,450 @@ def _check_args(size, spacing, lesion_radius_mm, rim, heterogeneity, peritumoral
     return size_t, spacing_t  # type: ignore[return-value]
 
 
+# --------------------------------------------------------------------------------------------- builder steps
+# make_phantom runs these steps in order on one random stream; each step draws its random numbers in the
+# same order as before the split, so the output is bit-for-bit the same (tested by hashing the arrays).
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+@dataclass
+class _Grid:
+    """The canonical grid: voxel-centre coordinates (mm, centred on the origin) and the anatomy scales."""
+
+    x: np.ndarray  # + = patient left
+    y: np.ndarray  # + = posterior
+    z: np.ndarray  # + = superior
+    spacing: tuple[float, float, float]  # (sx, sy, sz)
+    s: float  # in-plane anatomy scale
+    sz_scale: float  # S-I anatomy scale
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return len(self.z), len(self.y), len(self.x)
+
+    @property
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        sx, sy, sz = self.spacing
+        return sz, sy, sx
+
+    @property
+    def fov(self) -> tuple[float, float, float]:
+        return len(self.x) * self.spacing[0], len(self.y) * self.spacing[1], len(self.z) * self.spacing[2]
+
+
+def _canonical_grid(size_c: list[int], spacing_c: list[float]) -> _Grid:
+    nx, ny, nz = size_c
+    sx, sy, sz = spacing_c
+    x = ((np.arange(nx) - (nx - 1) / 2) * sx).astype(np.float32)
+    y = ((np.arange(ny) - (ny - 1) / 2) * sy).astype(np.float32)
+    z = ((np.arange(nz) - (nz - 1) / 2) * sz).astype(np.float32)
+    fov_x, fov_y, fov_z = nx * sx, ny * sy, nz * sz
+    return _Grid(x, y, z, (sx, sy, sz), min(fov_x, fov_y) / REFERENCE_FOV_MM, fov_z / REFERENCE_FOV_Z_MM)
+
+
+@dataclass
+class _Body:
+    """Thorax outline and chest-wall layers: the label map and what later steps need from it."""
+
+    lab: np.ndarray  # (z, y, x) uint8 tissue labels
+    lab2: np.ndarray  # in-plane label map extruded along z outside the chest-wall band
+    depth2: np.ndarray  # in-plane depth inside the thorax outline (mm)
+    band2: np.ndarray  # in-plane pixels of the z-dependent chest-wall band
+    yy: np.ndarray  # band pixel rows
+    xx: np.ndarray  # band pixel columns
+    t_zx: np.ndarray  # pectoralis thickness per (z, x)
+    skin_mm: float
+    f_mm: float  # skin + subcutaneous fat (mm)
+    t0: float  # nominal pectoralis thickness (mm)
+
+
+def _thorax_and_chest_wall(g: _Grid, rng: np.random.Generator) -> _Body:
+    """Thorax (extruded ellipse, posterior part outside the FOV), its depth map, and the chest-wall layers."""
+    x, y, z, s = g.x, g.y, g.z, g.s
+    nz, ny, nx = g.shape
+    fov_z = g.fov[2]
+    # ---- thorax (extruded ellipse, posterior part outside the FOV) and its depth map (mm inside)
+    a_th = 150.0 * s * _u(rng, 0.95, 1.05)
+    b_th = 150.0 * s * _u(rng, 0.95, 1.05)
+    yc = -45.0 * s + b_th + _u(rng, -4, 4) * s  # anterior chest surface at the midline ~ -45 mm
+    U = x[None, :] / a_th
+    V = (y[:, None] - yc) / b_th
+    r = np.sqrt(U * U + V * V)
+    grad = np.sqrt((U / a_th) ** 2 + (V / b_th) ** 2) / np.maximum(r, 1e-6)
+    depth2 = ((1.0 - r) / np.maximum(grad, 1e-9)).astype(np.float32)  # first-order distance to the outline
+    anterior2 = np.broadcast_to(V < -0.25, (ny, nx))
+
+    # ---- chest-wall layers: skin, subcutaneous fat, pectoralis, fat plane, ribs / intercostals
+    skin_mm = 1.5
+    f_mm = skin_mm + max(2.5, 4.0 * s * _u(rng, 0.8, 1.2))
+    x_med, x_lat = 18.0 * s * _u(rng, 0.8, 1.2), 135.0 * s * _u(rng, 0.9, 1.05)
+    t0 = _u(rng, 9.0, 13.0) * max(s, 0.45)
+    ax = np.abs(x)
+    taper = np.clip(np.sin(np.pi * np.clip((ax - x_med) / (x_lat - x_med), 0, 1)), 0, 1) ** 0.5
+    zfrac = (z - z[0]) / max(fov_z, 1e-6)  # 0 inferior -> 1 superior
+    t_zx = (t0 * (0.7 + 0.3 * zfrac)[:, None] * taper[None, :]).astype(np.float32)
+    t_zx[t_zx < 1.0] = 0.0
+    fp_mm = max(1.5, 2.0 * s)
+    w_mm = max(6.0, 12.0 * s)
+    rib_period, rib_phase = 24.0 * max(s, 0.5), _u(rng, 0, 2 * np.pi)
+    rib_zx = np.sin(2 * np.pi * (z[:, None] + 0.35 * ax[None, :]) / rib_period + rib_phase) > 0.15
+
+    # in-plane label map (extruded along z), then the z-dependent chest-wall band on its pixels only
+    deep = depth2 > f_mm + t0 + fp_mm + w_mm + 2.0
+    xl, yl = 70.0 * s * _u(rng, 0.9, 1.1), yc + 5.0 * s
+    lung2 = deep & ((((np.abs(x[None, :]) - xl) / (52.0 * s)) ** 2 + ((y[:, None] - yl) / (85.0 * s)) ** 2) <= 1)
+    heart_c = (12.0 * s, -45.0 * s + f_mm + w_mm + t0 + 40.0 * s)
+    heart2 = deep & ((((x[None, :] - heart_c[0]) / (38.0 * s)) ** 2
+                      + ((y[:, None] - heart_c[1]) / (32.0 * s)) ** 2) <= 1)
+    lab2 = np.full((ny, nx), SOFT, np.uint8)
+    lab2[lung2] = LUNG
+    lab2[heart2] = HEART
+    lab2[depth2 < f_mm] = FAT
+    lab2[depth2 < skin_mm] = SKIN
+    lab2[depth2 < 0] = AIR
+    lab = np.empty((nz, ny, nx), np.uint8)
+    lab[...] = lab2[None]
+    band2 = (depth2 >= f_mm) & (depth2 < f_mm + t0 + fp_mm + w_mm + 1.0)
+    yy, xx = np.nonzero(band2)
+    dd = depth2[yy, xx][None, :]
+    tb = t_zx[:, xx]
+    cwb = f_mm + tb + fp_mm * (tb > 0)
+    ant = anterior2[yy, xx][None, :]
+    vals = np.broadcast_to(lab2[yy, xx][None, :], tb.shape).copy()
+    in_cw = (dd >= cwb) & (dd < cwb + w_mm)
+    ribs = rib_zx[:, xx]
+    vals[in_cw & ribs] = RIB
+    vals[in_cw & ~ribs] = INTERCOSTAL
+    vals[(dd < cwb) & ant] = FAT
+    vals[(dd < f_mm + tb) & ant] = PECTORALIS
+    lab[:, yy, xx] = vals
+    return _Body(lab, lab2, depth2, band2, yy, xx, t_zx, skin_mm, f_mm, t0)
+
+
+def _breasts(g: _Grid, body: _Body, breast_scale: float, rng: np.random.Generator
+             ) -> tuple[list[dict], dict[int, tuple]]:
+    """Pendant half-ellipsoids hanging anteriorly from the chest, narrowing to the tip (labels written into
+    ``body.lab``); returns the breasts' parameters and each breast's box with its fibroglandular field."""
+    x, y, z, s = g.x, g.y, g.z, g.s
+    depth2, lab, f_mm, skin_mm = body.depth2, body.lab, body.f_mm, body.skin_mm
+    fov_z, ymin = g.fov[2], float(y[0])
+    breasts = []
+    gland_field_cache = {}
+    for side in (-1, 1):  # -1 = patient right (x < 0), +1 = patient left
+        bs = breast_scale * _u(rng, 0.93, 1.07)
+        cx = side * 78.0 * s * _u(rng, 0.95, 1.05)
+        ix_c = int(np.argmin(np.abs(x - cx)))
+        col = depth2[:, ix_c]
+        y_front = float(y[int(np.argmax(col >= 0))])
+        y0 = y_front + 30.0 * s  # ellipsoid centre inside the chest: the breast base merges smoothly
+        Rx = 60.0 * s * bs
+        Rz = min(64.0 * g.sz_scale * bs, 0.45 * fov_z)
+        Ry = min(30.0 * s + 95.0 * s * bs, y0 - (ymin + 12.0 * s))
+        cz = _u(rng, -8, 8) * g.sz_scale
+
+        def rng_idx(vec, lo, hi):  # bounding box (canonical indices)
+            i0 = int(np.searchsorted(vec, lo, side="left"))
+            i1 = int(np.searchsorted(vec, hi, side="right"))
+            return max(0, i0), min(len(vec), i1)
+        bx = rng_idx(x, cx - Rx - 2, cx + Rx + 2)
+        by = rng_idx(y, y0 - Ry - 2, y0 + 0.6 * Ry)
+        bz = rng_idx(z, cz - Rz - 2, cz + Rz + 2)
+        if bx[0] >= bx[1] or by[0] >= by[1] or bz[0] >= bz[1]:
+            continue
+        xs, ys, zs = x[bx[0]:bx[1]], y[by[0]:by[1]], z[bz[0]:bz[1]]
+        tip = np.clip((y0 - ys) / Ry, 0, 1)  # 0 at the centre, 1 at the tip
+        post = np.clip((ys - y0) / Ry, 0, 1)  # behind the centre the breast narrows into the chest
+        narrow = (1.0 - 0.15 * tip - 0.8 * post)[None, :, None]
+        q = (((xs[None, None, :] - cx) / (Rx * narrow)) ** 2 + ((ys[None, :, None] - y0) / Ry) ** 2
+             + ((zs[:, None, None] - cz) / (Rz * narrow)) ** 2)
+        inside = q <= 1.0
+        rmin = min(Rx * 0.75, Ry, Rz * 0.75)
+        central = 1.0 - np.sqrt(q)
+        skin_b = inside & (central * rmin < skin_mm)
+        sub = lab[bz[0]:bz[1], by[0]:by[1], bx[0]:bx[1]]
+        dsub = np.broadcast_to(depth2[None, by[0]:by[1], bx[0]:bx[1]], sub.shape)
+        breast_region = inside & (dsub < f_mm)
+        # fibroglandular tissue: smooth random field, denser centrally, kept off the chest (retromammary fat)
+        gfield = _smooth_field(sub.shape, g.spacing_zyx, 9.0 * max(s, 0.4), rng)
+        gland_field_cache[side] = (bz, by, bx, gfield)
+        retro = _u(rng, 0.0, 4.0) * max(s, 0.5)
+        gland = breast_region & (gfield + 2.2 * central - 1.0 > 0.35) & (dsub < -retro - 1.0) & ~skin_b
+        sub[breast_region] = FAT
+        sub[gland] = GLAND
+        sub[skin_b & (dsub < 0)] = SKIN
+        breasts.append({"side": "left" if side > 0 else "right", "cx": cx, "cz": cz, "y_base": y0, "Rx": Rx,
+                        "Ry": Ry, "Rz": Rz})
+    if not breasts:
+        raise UserError("the field of view is too small for the phantom anatomy; use a larger size or spacing")
+    return breasts, gland_field_cache
+
+
+def _place_lesion(g: _Grid, body: _Body, breasts: list[dict], R: float, lesion_gap_mm: float | None,
+                  rng: np.random.Generator) -> tuple[float, float, float, float, str]:
+    """Lesion centre (x, y, z mm), gap and side: inside one breast at a chosen / random gap in front of the
+    pectoralis, with a margin of 3 mm + lobulation to the breast surface."""
+    x, y, z = g.x, g.y, g.z
+    near = lesion_gap_mm if lesion_gap_mm is not None else (
+        _u(rng, 3, 12) if rng.random() < 0.4 else _u(rng, 15, 40))
+    order = [int(rng.integers(0, len(breasts)))] + list(range(len(breasts)))
+    for attempt in range(200):
+        br = breasts[order[min(attempt // 60, len(order) - 1)]] if attempt < 120 else breasts[order[0]]
+        gap = near if attempt < 120 else max(0.0, near * (1 - (attempt - 120) / 80))
+        lx = br["cx"] + _u(rng, -0.35, 0.35) * br["Rx"] * (0.3 if attempt >= 60 else 1.0)
+        lz = br["cz"] + _u(rng, -0.3, 0.3) * br["Rz"] * (0.3 if attempt >= 60 else 1.0)
+        ixl = int(np.argmin(np.abs(x - lx)))
+        izl = int(np.argmin(np.abs(z - lz)))
+        t_here = float(body.t_zx[izl, ixl])
+        col = body.depth2[:, ixl]
+        if t_here < 3.0 or not np.any(col >= body.f_mm):
+            continue
+        y_muscle = float(y[int(np.argmax(col >= body.f_mm))])
+        ly = y_muscle - gap - R
+        tipf = np.clip((br["y_base"] - ly) / br["Ry"], 0, 1)
+        nar = 1 - 0.15 * tipf
+        qc = (((lx - br["cx"]) / (br["Rx"] * nar)) ** 2 + ((ly - br["y_base"]) / br["Ry"]) ** 2
+              + ((lz - br["cz"]) / (br["Rz"] * nar)) ** 2)
+        rmin = min(br["Rx"] * nar, br["Ry"], br["Rz"] * nar)
+        if math.sqrt(qc) <= 1 - (1.15 * R + 3.0) / rmin:
+            return lx, ly, lz, gap, br["side"]
+    raise UserError(f"a lesion of radius {R:g} mm does not fit in the phantom breasts for this field of view; "
+                    "use a smaller lesion_radius_mm or a larger size/spacing")
+
+
+@dataclass
+class _LesionShape:
+    """The lesion on its local box: distances to the centre, the lobulated surface radius and the mask."""
+
+    box: tuple[slice, slice, slice]  # canonical (z, y, x) box
+    rr: np.ndarray  # distance to the centre (mm)
+    rho: np.ndarray  # rr / surface radius
+    r_surf: np.ndarray  # surface radius along each voxel's direction (mm)
+    mask: np.ndarray  # bool, lesion voxels of the box
+
+
+def _lesion_shape(g: _Grid, lab: np.ndarray, centre: tuple[float, float, float], R: float,
+                  rng: np.random.Generator) -> _LesionShape:
+    """Lobulated sphere (radius * (1 + 0.12 * low-order harmonics)) on a local box, written into ``lab``."""
+    x, y, z = g.x, g.y, g.z
+    nz, ny, nx = g.shape
+    lx, ly, lz = centre
+    pad = 1.15 * R + 10.0
+    lbx = (max(0, int(np.searchsorted(x, lx - pad))), min(nx, int(np.searchsorted(x, lx + pad)) + 1))
+    lby = (max(0, int(np.searchsorted(y, ly - pad))), min(ny, int(np.searchsorted(y, ly + pad)) + 1))
+    lbz = (max(0, int(np.searchsorted(z, lz - pad))), min(nz, int(np.searchsorted(z, lz + pad)) + 1))
+    dx = x[lbx[0]:lbx[1]][None, None, :] - lx
+    dy = y[lby[0]:lby[1]][None, :, None] - ly
+    dz = z[lbz[0]:lbz[1]][:, None, None] - lz
+    rr = np.sqrt(dx * dx + dy * dy + dz * dz)
+    rs = np.maximum(rr, 1e-6)
+    ux_, uy_, uz_ = dx / rs, dy / rs, dz / rs
+    h = (rng.uniform(-1, 1) * ux_ + rng.uniform(-1, 1) * uy_ * uz_
+         + rng.uniform(-1, 1) * np.cos(3 * np.arctan2(uy_, ux_) + rng.uniform(0, 6.3)) * (1 - uz_ * uz_)
+         + rng.uniform(-1, 1) * (3 * uz_ * uz_ - 1) / 2)
+    r_surf = R * (1.0 + 0.12 * h / 2.0)
+    rho = rr / r_surf
+    les_local = rho <= 1.0
+    box = (slice(*lbz), slice(*lby), slice(*lbx))
+    lsub = lab[box]
+    les_local &= lsub != AIR
+    lsub[les_local] = LESION
+    return _LesionShape(box, rr, rho, r_surf, les_local)
+
+
+def _tissue_image(body: _Body, gland_fields: dict[int, tuple], les: _LesionShape, table: np.ndarray) -> np.ndarray:
+    """Intensity per tissue label (``table``) with the fibroglandular / fat texture of each breast field.
+
+    The label map equals the extruded ``lab2`` outside the band and the breast / lesion boxes, so the lookup
+    is done in 2D and patched there (a full 3D fancy lookup is slow).
+    """
+    lab, yy, xx = body.lab, body.yy, body.xx
+    img = np.empty(lab.shape, np.float32)
+    img[...] = table[body.lab2][None]
+    img[:, yy, xx] = table[lab[:, yy, xx]]
+    for bz, by, bx, _ in gland_fields.values():
+        box = (slice(*bz), slice(*by), slice(*bx))
+        img[box] = table[lab[box]]
+    img[les.box] = table[lab[les.box]]
+    # textures: fibroglandular / fat from the breast field
+    for bz, by, bx, gfield in gland_fields.values():
+        sl = (slice(*bz), slice(*by), slice(*bx))
+        sub_lab, sub_img = lab[sl], img[sl]
+        tex_amp = np.where(sub_lab == GLAND, np.float32(0.12), np.where(sub_lab == FAT, np.float32(0.04),
+                                                                             np.float32(0.0)))
+        tex_amp *= gfield
+        tex_amp += 1.0
+        sub_img *= tex_amp
+    return img
+
+
+def _lesion_enhancement(les: _LesionShape, ltex: np.ndarray, rim: float, heterogeneity: float) -> np.ndarray:
+    """Lesion signal on its box: rim profile, texture, necrotic core for a strong rim."""
+    w = np.clip((les.rho - 0.45) / 0.45, 0, 1) ** 1.5
+    enh = LESION_PEAK * ((1 - rim) + rim * w) + LESION_NECROTIC * rim * (1 - w)
+    return enh * np.clip(1.0 + 0.6 * heterogeneity * ltex, 0.05, None)
+
+
+def _oedema(les: _LesionShape, ltex: np.ndarray, peritumoral_enhancement: float) -> np.ndarray:
+    """Oedema-like enhancement decaying over ~2.5 mm outside the lesion (zero beyond 8 mm), on the lesion box."""
+    outside = np.clip(les.rr - les.r_surf, 0, None)
+    oed = peritumoral_enhancement * OEDEMA_PEAK * np.exp(-outside / 2.5) * (outside <= 8.0)
+    return oed * np.clip(1.0 + 0.3 * ltex, 0, None)
+
+
+def _paint_lesion(img: np.ndarray, lab: np.ndarray, les: _LesionShape, enh: np.ndarray,
+                  oedema: np.ndarray | None) -> None:
+    """Write the lesion signal, and the oedema onto the surrounding breast tissue, into ``img`` (in place)."""
+    limg = img[les.box]
+    limg[les.mask] = enh[les.mask]
+    if oedema is not None:
+        breast_tissue = np.isin(lab[les.box], (FAT, GLAND)) & ~les.mask
+        limg[breast_tissue] += oedema[breast_tissue]
+
+
+@dataclass
+class _Shading:
+    """Soft-tissue texture and coil shading as one multiplicative field, in separable per-slice factors."""
+
+    g1: np.ndarray
+    g2: np.ndarray
+    b0: np.ndarray
+    bxz: np.ndarray
+    cz: np.ndarray
+    sz: np.ndarray
+
+
+def _shading(g: _Grid, body: _Body, bias: float, rng: np.random.Generator) -> _Shading:
+    """Soft-tissue texture and coil shading (brighter anteriorly near the breast coil, smooth lateral / z
+    variation), applied as one multiplicative field."""
+    x, y, z = g.x, g.y, g.z
+    nz, ny, nx = g.shape
+    sx, sy, _ = g.spacing
+    fov_x, fov_y, fov_z = g.fov
+    f1 = _smooth_field((ny, nx), (sy, sx), 12.0, rng)
+    f2 = _smooth_field((ny, nx), (sy, sx), 12.0, rng)
+    ph = (2 * np.pi * z / 40.0).astype(np.float32)
+    amp2 = np.where(body.lab2 == SOFT, 0.08, 0.0).astype(np.float32)
+    amp2[body.band2] = 0.03
+    yn = (y - y.mean()) / max(fov_y, 1e-6)
+    by_ = (1.0 - bias * 1.2 * yn).astype(np.float32)[:, None]
+    cphase = _u(rng, 0, 2 * np.pi)
+    bxz = (1.0 + bias * 0.35 * np.cos(2 * np.pi * x / (1.5 * fov_x) + cphase)[None, :]
+           * np.cos(np.pi * z / (1.6 * max(fov_z, 1e-6)))[:, None]).astype(np.float32)
+    g1, g2 = amp2 * f1 * by_, amp2 * f2 * by_
+    b0 = np.ascontiguousarray(np.broadcast_to(by_, (ny, nx)))
+    return _Shading(g1, g2, b0, bxz, np.cos(ph), np.sin(ph))
+
+
+def _shade_noise_int16(img: np.ndarray, sh: _Shading, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Slice by slice (cache-friendly): shading x texture, Rician noise (magnitude of complex Gaussian noise),
+    rounding to int16; the random stream is drawn in slice order, so the result is deterministic.
+    ``img`` (float32, z y x) is overwritten."""
+    nz, ny, nx = img.shape
+    img_i16 = np.empty((nz, ny, nx), np.int16)
+    sig = np.float32(noise)
+    n1 = np.empty((ny, nx), np.float32)
+    n2 = np.empty((ny, nx), np.float32)
+    m = np.empty((ny, nx), np.float32)
+    for k in range(nz):
+        np.multiply(sh.g1, sh.cz[k], out=m)
+        m += sh.g2 * sh.sz[k]
+        m += sh.b0
+        m *= sh.bxz[k][None, :]
+        sl = img[k]
+        sl *= m
+        if noise > 0:
+            rng.standard_normal((ny, nx), dtype=np.float32, out=n1)
+            rng.standard_normal((ny, nx), dtype=np.float32, out=n2)
+            n1 *= sig
+            sl += n1
+            np.square(sl, out=sl)
+            n2 *= sig
+            np.square(n2, out=n2)
+            sl += n2
+            np.sqrt(sl, out=sl)
+        sl += np.float32(0.5)  # sl >= 0: truncation after +0.5 rounds to nearest
+        np.minimum(sl, np.float32(32767), out=sl)
+        img_i16[k] = sl
+    return img_i16
+
+
+@dataclass
+class _Anatomy:
+    """Everything the image steps need: the output geometry, the label map, the lesion and its textures."""
+
+    size_t: tuple[int, int, int]
+    spacing_t: tuple[float, float, float]
+    perm: list[int]
+    sign: list[int]
+    dir_t: tuple[float, ...]
+    size_c: list[int]
+    spacing_c: list[float]
+    grid: _Grid
+    body: _Body
+    breasts: list[dict]
+    gland_fields: dict[int, tuple]
+    lesion: _LesionShape
+    placed: tuple[float, float, float, float, str]
+    R: float
+
+
+def _build_anatomy(seed, size, spacing, direction, breast_scale, lesion_radius_mm, rim, heterogeneity,
+                   peritumoral_enhancement, lesion_gap_mm, noise, bias) -> tuple[_Anatomy, np.random.Generator]:
+    """Checks, canonical grid, body, breasts and lesion geometry (the random stream is returned to go on)."""
+    size_t, spacing_t = _check_args(size, spacing, lesion_radius_mm, rim, heterogeneity, peritumoral_enhancement,
+                                    breast_scale, noise, bias)
+    if lesion_gap_mm is not None and not (math.isfinite(lesion_gap_mm) and 0 <= lesion_gap_mm <= 80):
+        raise UserError(f"lesion_gap_mm={lesion_gap_mm!r} must be between 0 and 80 mm")
+    perm, sign, dir_t = _axis_map(direction)
+    size_c = [0, 0, 0]
+    spacing_c = [0.0, 0.0, 0.0]
+    for a in range(3):
+        size_c[perm[a]] = size_t[a]
+        spacing_c[perm[a]] = spacing_t[a]
+    if int(seed) < 0:
+        raise UserError(f"seed {seed} is negative; use a seed >= 0")
+    rng = np.random.default_rng(int(seed))
+    g = _canonical_grid(size_c, spacing_c)
+    body = _thorax_and_chest_wall(g, rng)
+    breasts, gland_fields = _breasts(g, body, breast_scale, rng)
+    R = float(lesion_radius_mm)
+    placed = _place_lesion(g, body, breasts, R, lesion_gap_mm, rng)
+    les = _lesion_shape(g, body.lab, placed[:3], R, rng)
+    return _Anatomy(size_t, spacing_t, perm, sign, dir_t, size_c, spacing_c, g, body, breasts, gland_fields, les,
+                    placed, R), rng
+
+
+def _meta(an: _Anatomy, seed: int, lesion_voxels: int, rim, heterogeneity, peritumoral_enhancement, breast_scale,
+          noise, bias) -> dict[str, Any]:
+    lx, ly, lz, gap, lside = an.placed
+    return {
+        "format": "her2radiomics.phantom/1",
+        "software": f"her2radiomics {__version__}",
+        "seed": int(seed),
+        "size": list(an.size_t),
+        "spacing": list(an.spacing_t),
+        "direction": list(an.dir_t),
+        "convention": "prone axial breast DCE-MRI (fat-suppressed post-contrast look); LPS physical coordinates",
+        "anatomy_scale": round(an.grid.s, 4),
+        "lesion": {"centre_lps_mm": [float(lx), float(ly), float(lz)], "radius_mm": an.R, "side": lside,
+                   "gap_to_pectoralis_mm": round(float(gap), 2), "voxels": int(lesion_voxels)},
+        "signal": {"rim": float(rim), "heterogeneity": float(heterogeneity),
+                   "peritumoral_enhancement": float(peritumoral_enhancement), "breast_scale": float(breast_scale),
+                   "noise_sigma": float(noise), "bias": float(bias)},
+        "tissue_intensity": {n: float(v) for n, v in zip(TISSUE_NAMES, BASE_INTENSITY, strict=True) if n != "lesion"}
+        | {"lesion_rim": LESION_PEAK, "lesion_necrotic_core": LESION_NECROTIC},
+        "pectoralis_thickness_mm": round(float(an.body.t0), 2),
+    }
+
+
+def _masks_out(an: _Anatomy, ref: sitk.Image) -> dict[str, sitk.Image]:
+    lab = an.body.lab
+    canon = {"lesion": np.equal(lab, LESION).view(np.uint8), "air": np.equal(lab, AIR).view(np.uint8),
+             "pectoralis": np.equal(lab, PECTORALIS).view(np.uint8)}
+    return {k: _to_output(v, ref, an.perm, an.sign) for k, v in canon.items()}
+
+
 # --------------------------------------------------------------------------------------------- builder
 def make_phantom(
     seed: int = 0,
@@ -170,305 +614,27 @@ def make_phantom(
     lesion_gap_mm : distance from the lesion surface to the pectoralis (nominal, along A-P); random when None
         (about 40 % of seeds 3-12 mm, the others 15-40 mm).
     noise : Rician noise sigma; bias : amplitude of the multiplicative coil-shading field.
+
+    Steps: :func:`_build_anatomy` (grid, thorax and chest wall, breasts, lesion placement and shape),
+    :func:`_tissue_image` (intensities and breast texture), :func:`_lesion_enhancement` / :func:`_oedema` /
+    :func:`_paint_lesion`, :func:`_shading` and :func:`_shade_noise_int16`, then the output grid.
     """
-    size_t, spacing_t = _check_args(size, spacing, lesion_radius_mm, rim, heterogeneity, peritumoral_enhancement,
-                                    breast_scale, noise, bias)
-    if lesion_gap_mm is not None and not (math.isfinite(lesion_gap_mm) and 0 <= lesion_gap_mm <= 80):
-        raise UserError(f"lesion_gap_mm={lesion_gap_mm!r} must be between 0 and 80 mm")
-    perm, sign, dir_t = _axis_map(direction)
-    size_c = [0, 0, 0]
-    spacing_c = [0.0, 0.0, 0.0]
-    for a in range(3):
-        size_c[perm[a]] = size_t[a]
-        spacing_c[perm[a]] = spacing_t[a]
-    nx, ny, nz = size_c
-    sx, sy, sz = spacing_c
-    if int(seed) < 0:
-        raise UserError(f"seed {seed} is negative; use a seed >= 0")
-    rng = np.random.default_rng(int(seed))
-
-    x = ((np.arange(nx) - (nx - 1) / 2) * sx).astype(np.float32)  # + = patient left
-    y = ((np.arange(ny) - (ny - 1) / 2) * sy).astype(np.float32)  # + = posterior
-    z = ((np.arange(nz) - (nz - 1) / 2) * sz).astype(np.float32)  # + = superior
-    fov_x, fov_y, fov_z = nx * sx, ny * sy, nz * sz
-    s = min(fov_x, fov_y) / REFERENCE_FOV_MM  # in-plane anatomy scale
-    sz_scale = fov_z / REFERENCE_FOV_Z_MM
-    ymin = float(y[0])
-
-    def u(lo: float, hi: float) -> float:
-        return float(rng.uniform(lo, hi))
-
-    # ---- thorax (extruded ellipse, posterior part outside the FOV) and its depth map (mm inside)
-    a_th = 150.0 * s * u(0.95, 1.05)
-    b_th = 150.0 * s * u(0.95, 1.05)
-    yc = -45.0 * s + b_th + u(-4, 4) * s  # anterior chest surface at the midline ~ -45 mm
-    U = x[None, :] / a_th
-    V = (y[:, None] - yc) / b_th
-    r = np.sqrt(U * U + V * V)
-    grad = np.sqrt((U / a_th) ** 2 + (V / b_th) ** 2) / np.maximum(r, 1e-6)
-    depth2 = ((1.0 - r) / np.maximum(grad, 1e-9)).astype(np.float32)  # first-order distance to the outline
-    anterior2 = np.broadcast_to(V < -0.25, (ny, nx))
-
-    # ---- chest-wall layers: skin, subcutaneous fat, pectoralis, fat plane, ribs / intercostals
-    skin_mm = 1.5
-    f_mm = skin_mm + max(2.5, 4.0 * s * u(0.8, 1.2))
-    x_med, x_lat = 18.0 * s * u(0.8, 1.2), 135.0 * s * u(0.9, 1.05)
-    t0 = u(9.0, 13.0) * max(s, 0.45)
-    ax = np.abs(x)
-    taper = np.clip(np.sin(np.pi * np.clip((ax - x_med) / (x_lat - x_med), 0, 1)), 0, 1) ** 0.5
-    zfrac = (z - z[0]) / max(fov_z, 1e-6)  # 0 inferior -> 1 superior
-    t_zx = (t0 * (0.7 + 0.3 * zfrac)[:, None] * taper[None, :]).astype(np.float32)
-    t_zx[t_zx < 1.0] = 0.0
-    fp_mm = max(1.5, 2.0 * s)
-    w_mm = max(6.0, 12.0 * s)
-    rib_period, rib_phase = 24.0 * max(s, 0.5), u(0, 2 * np.pi)
-    rib_zx = np.sin(2 * np.pi * (z[:, None] + 0.35 * ax[None, :]) / rib_period + rib_phase) > 0.15
-
-    # in-plane label map (extruded along z), then the z-dependent chest-wall band on its pixels only
-    deep = depth2 > f_mm + t0 + fp_mm + w_mm + 2.0
-    xl, yl = 70.0 * s * u(0.9, 1.1), yc + 5.0 * s
-    lung2 = deep & ((((np.abs(x[None, :]) - xl) / (52.0 * s)) ** 2 + ((y[:, None] - yl) / (85.0 * s)) ** 2) <= 1)
-    heart_c = (12.0 * s, -45.0 * s + f_mm + w_mm + t0 + 40.0 * s)
-    heart2 = deep & ((((x[None, :] - heart_c[0]) / (38.0 * s)) ** 2
-                      + ((y[:, None] - heart_c[1]) / (32.0 * s)) ** 2) <= 1)
-    lab2 = np.full((ny, nx), SOFT, np.uint8)
-    lab2[lung2] = LUNG
-    lab2[heart2] = HEART
-    lab2[depth2 < f_mm] = FAT
-    lab2[depth2 < skin_mm] = SKIN
-    lab2[depth2 < 0] = AIR
-    lab = np.empty((nz, ny, nx), np.uint8)
-    lab[...] = lab2[None]
-    band2 = (depth2 >= f_mm) & (depth2 < f_mm + t0 + fp_mm + w_mm + 1.0)
-    yy, xx = np.nonzero(band2)
-    dd = depth2[yy, xx][None, :]
-    tb = t_zx[:, xx]
-    cwb = f_mm + tb + fp_mm * (tb > 0)
-    ant = anterior2[yy, xx][None, :]
-    vals = np.broadcast_to(lab2[yy, xx][None, :], tb.shape).copy()
-    in_cw = (dd >= cwb) & (dd < cwb + w_mm)
-    ribs = rib_zx[:, xx]
-    vals[in_cw & ribs] = RIB
-    vals[in_cw & ~ribs] = INTERCOSTAL
-    vals[(dd < cwb) & ant] = FAT
-    vals[(dd < f_mm + tb) & ant] = PECTORALIS
-    lab[:, yy, xx] = vals
-    del vals, in_cw, ribs, tb, cwb
-
-    # ---- breasts: pendant half-ellipsoids hanging anteriorly from the chest, narrowing to the tip
-    spacing_zyx = (sz, sy, sx)
-    breasts = []
-    gland_field_cache = {}
-    for side in (-1, 1):  # -1 = patient right (x < 0), +1 = patient left
-        bs = breast_scale * u(0.93, 1.07)
-        cx = side * 78.0 * s * u(0.95, 1.05)
-        ix_c = int(np.argmin(np.abs(x - cx)))
-        col = depth2[:, ix_c]
-        y_front = float(y[int(np.argmax(col >= 0))])
-        y0 = y_front + 30.0 * s  # ellipsoid centre inside the chest: the breast base merges smoothly
-        Rx = 60.0 * s * bs
-        Rz = min(64.0 * sz_scale * bs, 0.45 * fov_z)
-        Ry = min(30.0 * s + 95.0 * s * bs, y0 - (ymin + 12.0 * s))
-        cz = u(-8, 8) * sz_scale
-        # bounding box (canonical indices)
-        def rng_idx(vec, lo, hi):
-            i0 = int(np.searchsorted(vec, lo, side="left"))
-            i1 = int(np.searchsorted(vec, hi, side="right"))
-            return max(0, i0), min(len(vec), i1)
-        bx = rng_idx(x, cx - Rx - 2, cx + Rx + 2)
-        by = rng_idx(y, y0 - Ry - 2, y0 + 0.6 * Ry)
-        bz = rng_idx(z, cz - Rz - 2, cz + Rz + 2)
-        if bx[0] >= bx[1] or by[0] >= by[1] or bz[0] >= bz[1]:
-            continue
-        xs, ys, zs = x[bx[0]:bx[1]], y[by[0]:by[1]], z[bz[0]:bz[1]]
-        tip = np.clip((y0 - ys) / Ry, 0, 1)  # 0 at the centre, 1 at the tip
-        post = np.clip((ys - y0) / Ry, 0, 1)  # behind the centre the breast narrows into the chest
-        narrow = (1.0 - 0.15 * tip - 0.8 * post)[None, :, None]
-        q = (((xs[None, None, :] - cx) / (Rx * narrow)) ** 2 + ((ys[None, :, None] - y0) / Ry) ** 2
-             + ((zs[:, None, None] - cz) / (Rz * narrow)) ** 2)
-        inside = q <= 1.0
-        rmin = min(Rx * 0.75, Ry, Rz * 0.75)
-        central = 1.0 - np.sqrt(q)
-        skin_b = inside & (central * rmin < skin_mm)
-        sub = lab[bz[0]:bz[1], by[0]:by[1], bx[0]:bx[1]]
-        dsub = np.broadcast_to(depth2[None, by[0]:by[1], bx[0]:bx[1]], sub.shape)
-        breast_region = inside & (dsub < f_mm)
-        # fibroglandular tissue: smooth random field, denser centrally, kept off the chest (retromammary fat)
-        gfield = _smooth_field(sub.shape, spacing_zyx, 9.0 * max(s, 0.4), rng)
-        gland_field_cache[side] = (bz, by, bx, gfield)
-        retro = u(0.0, 4.0) * max(s, 0.5)
-        gland = breast_region & (gfield + 2.2 * central - 1.0 > 0.35) & (dsub < -retro - 1.0) & ~skin_b
-        sub[breast_region] = FAT
-        sub[gland] = GLAND
-        sub[skin_b & (dsub < 0)] = SKIN
-        breasts.append({"side": "left" if side > 0 else "right", "cx": cx, "cz": cz, "y_base": y0, "Rx": Rx,
-                        "Ry": Ry, "Rz": Rz})
-
-    if not breasts:
-        raise UserError("the field of view is too small for the phantom anatomy; use a larger size or spacing")
-
-    # ---- lesion inside one breast, at a chosen / random gap in front of the pectoralis
-    R = float(lesion_radius_mm)
-    near = lesion_gap_mm if lesion_gap_mm is not None else (u(3, 12) if rng.random() < 0.4 else u(15, 40))
-    order = [int(rng.integers(0, len(breasts)))] + list(range(len(breasts)))
-    placed = None
-    for attempt in range(200):
-        br = breasts[order[min(attempt // 60, len(order) - 1)]] if attempt < 120 else breasts[order[0]]
-        gap = near if attempt < 120 else max(0.0, near * (1 - (attempt - 120) / 80))
-        lx = br["cx"] + u(-0.35, 0.35) * br["Rx"] * (0.3 if attempt >= 60 else 1.0)
-        lz = br["cz"] + u(-0.3, 0.3) * br["Rz"] * (0.3 if attempt >= 60 else 1.0)
-        ixl = int(np.argmin(np.abs(x - lx)))
-        izl = int(np.argmin(np.abs(z - lz)))
-        t_here = float(t_zx[izl, ixl])
-        col = depth2[:, ixl]
-        if t_here < 3.0 or not np.any(col >= f_mm):
-            continue
-        y_muscle = float(y[int(np.argmax(col >= f_mm))])
-        ly = y_muscle - gap - R
-        # inside the breast with a margin of 3 mm + lobulation
-        tipf = np.clip((br["y_base"] - ly) / br["Ry"], 0, 1)
-        nar = 1 - 0.15 * tipf
-        qc = (((lx - br["cx"]) / (br["Rx"] * nar)) ** 2 + ((ly - br["y_base"]) / br["Ry"]) ** 2
-              + ((lz - br["cz"]) / (br["Rz"] * nar)) ** 2)
-        rmin = min(br["Rx"] * nar, br["Ry"], br["Rz"] * nar)
-        if math.sqrt(qc) <= 1 - (1.15 * R + 3.0) / rmin:
-            placed = (lx, ly, lz, gap, br["side"])
-            break
-    if placed is None:
-        raise UserError(f"a lesion of radius {R:g} mm does not fit in the phantom breasts for this field of view; "
-                        "use a smaller lesion_radius_mm or a larger size/spacing")
-    lx, ly, lz, gap, lside = placed
-
-    # lesion geometry on a local box (lobulated sphere: radius * (1 + 0.12 * low-order harmonics))
-    pad = 1.15 * R + 10.0
-    lbx = (max(0, int(np.searchsorted(x, lx - pad))), min(nx, int(np.searchsorted(x, lx + pad)) + 1))
-    lby = (max(0, int(np.searchsorted(y, ly - pad))), min(ny, int(np.searchsorted(y, ly + pad)) + 1))
-    lbz = (max(0, int(np.searchsorted(z, lz - pad))), min(nz, int(np.searchsorted(z, lz + pad)) + 1))
-    dx = x[lbx[0]:lbx[1]][None, None, :] - lx
-    dy = y[lby[0]:lby[1]][None, :, None] - ly
-    dz = z[lbz[0]:lbz[1]][:, None, None] - lz
-    rr = np.sqrt(dx * dx + dy * dy + dz * dz)
-    rs = np.maximum(rr, 1e-6)
-    ux_, uy_, uz_ = dx / rs, dy / rs, dz / rs
-    h = (rng.uniform(-1, 1) * ux_ + rng.uniform(-1, 1) * uy_ * uz_
-         + rng.uniform(-1, 1) * np.cos(3 * np.arctan2(uy_, ux_) + rng.uniform(0, 6.3)) * (1 - uz_ * uz_)
-         + rng.uniform(-1, 1) * (3 * uz_ * uz_ - 1) / 2)
-    r_surf = R * (1.0 + 0.12 * h / 2.0)
-    rho = rr / r_surf
-    les_local = rho <= 1.0
-    lsub = lab[lbz[0]:lbz[1], lby[0]:lby[1], lbx[0]:lbx[1]]
-    body_local = lsub != AIR
-    les_local &= body_local
-    lsub[les_local] = LESION
-
-    # ---- intensities: the label map equals the extruded lab2 outside the band and the breast / lesion
-    # boxes, so the lookup is done in 2D and patched there (a full 3D fancy lookup is slow)
-    img = np.empty((nz, ny, nx), np.float32)
-    img[...] = BASE_INTENSITY[lab2][None]
-    img[:, yy, xx] = BASE_INTENSITY[lab[:, yy, xx]]
-    for bz, by, bx, _ in gland_field_cache.values():
-        box = (slice(*bz), slice(*by), slice(*bx))
-        img[box] = BASE_INTENSITY[lab[box]]
-    box = (slice(*lbz), slice(*lby), slice(*lbx))
-    img[box] = BASE_INTENSITY[lab[box]]
-    # textures: fibroglandular / fat from the breast field; soft tissue from a cheap 2D x z-mixed field
-    for bz, by, bx, gfield in gland_field_cache.values():
-        sl = (slice(*bz), slice(*by), slice(*bx))
-        sub_lab, sub_img = lab[sl], img[sl]
-        tex_amp = np.where(sub_lab == GLAND, np.float32(0.12), np.where(sub_lab == FAT, np.float32(0.04),
-                                                                             np.float32(0.0)))
-        tex_amp *= gfield
-        tex_amp += 1.0
-        sub_img *= tex_amp
-    # lesion: rim profile, texture, necrotic core for strong rim
-    sl = (slice(*lbz), slice(*lby), slice(*lbx))
-    limg = img[sl]
-    ltex = _smooth_field(limg.shape, spacing_zyx, 3.0, rng)
-    w = np.clip((rho - 0.45) / 0.45, 0, 1) ** 1.5
-    enh = LESION_PEAK * ((1 - rim) + rim * w) + LESION_NECROTIC * rim * (1 - w)
-    enh = enh * np.clip(1.0 + 0.6 * heterogeneity * ltex, 0.05, None)
-    limg[les_local] = enh[les_local]
-    breast_tissue = np.isin(lab[sl], (FAT, GLAND)) & ~les_local
-    if peritumoral_enhancement > 0:
-        outside = np.clip(rr - r_surf, 0, None)
-        oed = peritumoral_enhancement * OEDEMA_PEAK * np.exp(-outside / 2.5) * (outside <= 8.0)
-        oed = oed * np.clip(1.0 + 0.3 * ltex, 0, None)
-        limg[breast_tissue] += oed[breast_tissue]
-
-    # soft-tissue texture and coil shading (brighter anteriorly near the breast coil, smooth lateral / z
-    # variation), applied as one multiplicative field
-    f1 = _smooth_field((ny, nx), (sy, sx), 12.0, rng)
-    f2 = _smooth_field((ny, nx), (sy, sx), 12.0, rng)
-    ph = (2 * np.pi * z / 40.0).astype(np.float32)
-    amp2 = np.where(lab2 == SOFT, 0.08, 0.0).astype(np.float32)
-    amp2[band2] = 0.03
-    yn = (y - y.mean()) / max(fov_y, 1e-6)
-    by_ = (1.0 - bias * 1.2 * yn).astype(np.float32)[:, None]
-    cphase = u(0, 2 * np.pi)
-    bxz = (1.0 + bias * 0.35 * np.cos(2 * np.pi * x / (1.5 * fov_x) + cphase)[None, :]
-           * np.cos(np.pi * z / (1.6 * max(fov_z, 1e-6)))[:, None]).astype(np.float32)
-    g1, g2 = amp2 * f1 * by_, amp2 * f2 * by_
-    b0 = np.ascontiguousarray(np.broadcast_to(by_, (ny, nx)))
-    cz_, sz_ = np.cos(ph), np.sin(ph)
-    # slice by slice (cache-friendly): shading x texture, Rician noise (magnitude of complex Gaussian noise),
-    # rounding to int16; the random stream is drawn in slice order, so the result is deterministic
-    img_i16 = np.empty((nz, ny, nx), np.int16)
-    sig = np.float32(noise)
-    n1 = np.empty((ny, nx), np.float32)
-    n2 = np.empty((ny, nx), np.float32)
-    m = np.empty((ny, nx), np.float32)
-    for k in range(nz):
-        np.multiply(g1, cz_[k], out=m)
-        m += g2 * sz_[k]
-        m += b0
-        m *= bxz[k][None, :]
-        sl = img[k]
-        sl *= m
-        if noise > 0:
-            rng.standard_normal((ny, nx), dtype=np.float32, out=n1)
-            rng.standard_normal((ny, nx), dtype=np.float32, out=n2)
-            n1 *= sig
-            sl += n1
-            np.square(sl, out=sl)
-            n2 *= sig
-            np.square(n2, out=n2)
-            sl += n2
-            np.sqrt(sl, out=sl)
-        sl += np.float32(0.5)  # sl >= 0: truncation after +0.5 rounds to nearest
-        np.minimum(sl, np.float32(32767), out=sl)
-        img_i16[k] = sl
+    an, rng = _build_anatomy(seed, size, spacing, direction, breast_scale, lesion_radius_mm, rim, heterogeneity,
+                             peritumoral_enhancement, lesion_gap_mm, noise, bias)
+    img = _tissue_image(an.body, an.gland_fields, an.lesion, BASE_INTENSITY)
+    ltex = _smooth_field(img[an.lesion.box].shape, an.grid.spacing_zyx, 3.0, rng)
+    enh = _lesion_enhancement(an.lesion, ltex, rim, heterogeneity)
+    oed = _oedema(an.lesion, ltex, peritumoral_enhancement) if peritumoral_enhancement > 0 else None
+    _paint_lesion(img, an.body.lab, an.lesion, enh, oed)
+    sh = _shading(an.grid, an.body, bias, rng)
+    img_i16 = _shade_noise_int16(img, sh, noise, rng)
     del img
-
-    canon = {
-        "image": img_i16,
-        "lesion": np.equal(lab, LESION).view(np.uint8),
-        "air": np.equal(lab, AIR).view(np.uint8),
-        "pectoralis": np.equal(lab, PECTORALIS).view(np.uint8),
-    }
-    ref = _output_reference(size_c, spacing_c, perm, sign, dir_t)
-    imgs = {k: _to_output(v, ref, perm, sign) for k, v in canon.items()}
-
-    centre_lps = [float(lx), float(ly), float(lz)]
-    meta = {
-        "format": "her2radiomics.phantom/1",
-        "software": f"her2radiomics {__version__}",
-        "seed": int(seed),
-        "size": list(size_t),
-        "spacing": list(spacing_t),
-        "direction": list(dir_t),
-        "convention": "prone axial breast DCE-MRI (fat-suppressed post-contrast look); LPS physical coordinates",
-        "anatomy_scale": round(s, 4),
-        "lesion": {"centre_lps_mm": centre_lps, "radius_mm": R, "side": lside,
-                   "gap_to_pectoralis_mm": round(float(gap), 2), "voxels": int(canon["lesion"].sum())},
-        "signal": {"rim": float(rim), "heterogeneity": float(heterogeneity),
-                   "peritumoral_enhancement": float(peritumoral_enhancement), "breast_scale": float(breast_scale),
-                   "noise_sigma": float(noise), "bias": float(bias)},
-        "tissue_intensity": {n: float(v) for n, v in zip(TISSUE_NAMES, BASE_INTENSITY, strict=True) if n != "lesion"}
-        | {"lesion_rim": LESION_PEAK, "lesion_necrotic_core": LESION_NECROTIC},
-        "pectoralis_thickness_mm": round(float(t0), 2),
-    }
-    return Phantom(image=imgs["image"], lesion=imgs["lesion"], air=imgs["air"], pectoralis=imgs["pectoralis"],
-                   meta=meta)
+    ref = _output_reference(an.size_c, an.spacing_c, an.perm, an.sign, an.dir_t)
+    masks = _masks_out(an, ref)
+    n_les = int(np.count_nonzero(an.body.lab == LESION))
+    meta = _meta(an, seed, n_les, rim, heterogeneity, peritumoral_enhancement, breast_scale, noise, bias)
+    return Phantom(image=_to_output(img_i16, ref, an.perm, an.sign), lesion=masks["lesion"], air=masks["air"],
+                   pectoralis=masks["pectoralis"], meta=meta)
 
 
 def _output_reference(size_c, spacing_c, perm, sign, dir_t) -> sitk.Image:
