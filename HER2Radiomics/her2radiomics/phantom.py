@@ -692,3 +692,241 @@ def write_phantom(ph: Phantom, outdir: str | Path) -> dict[str, Path]:
     paths = {name: out / f"{name}.nrrd" for name in names}
     paths["meta"] = out / "phantom.json"
     return paths
+
+
+# --------------------------------------------------------------------------------------------- DCE series
+#: acquisition times (s after contrast injection) of the default series: pre-contrast + 5 post-contrast phases
+DCE_TIMES_S: tuple[float, ...] = (0.0, 90.0, 180.0, 270.0, 360.0, 450.0)
+#: the phase that looks like :func:`make_phantom`'s image (the 2nd post-contrast phase, as in the paper)
+DCE_REFERENCE_PHASE = 2
+KINETIC_TYPES = ("persistent", "plateau", "washout")
+#: planted delayed-phase change of the lesion (last phase vs the first post-contrast phase, %) per type
+DCE_DELAYED_CHANGE_PCT = {"persistent": 25.0, "plateau": 0.0, "washout": -25.0}
+#: pre-contrast intensity per tissue label (the 2nd post-contrast phase uses BASE_INTENSITY); fat, rib, lung
+#: and air do not enhance; the lesion's pre-contrast signal follows from the planted initial enhancement
+PRE_INTENSITY = np.array([0, 200, 70, 200, 140, 135, 45, 18, 150, 135, 0], np.float32)
+#: T2-weighted (fat-suppressed) and ADC (x 1e-6 mm^2/s) values per tissue label for the companion volumes
+T2_INTENSITY = np.array([0, 150, 40, 160, 70, 80, 30, 15, 120, 110, 260], np.float32)
+ADC_VALUE = np.array([0, 1200, 300, 1800, 1400, 1400, 400, 200, 2500, 1500, 950], np.float32)
+
+
+@dataclass
+class DcePhantom:
+    """A multi-phase DCE series with ground truth, and T2-like / ADC-like companion volumes on another grid.
+
+    ``phases[0]`` is pre-contrast; ``times_s[k]`` is phase ``k``'s time after injection. ``lesion``, ``air``,
+    ``pectoralis`` are on the DCE grid; ``t2``, ``adc`` and ``t2_lesion`` (the lesion drawn on that grid) on the
+    companion grid. ``meta["dce"]`` states the planted kinetics.
+    """
+
+    phases: list[sitk.Image]
+    times_s: tuple[float, ...]
+    lesion: sitk.Image
+    air: sitk.Image
+    pectoralis: sitk.Image
+    t2: sitk.Image
+    adc: sitk.Image
+    t2_lesion: sitk.Image
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _tissue_uptake(times_s: tuple[float, ...], ref: int) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised uptake c(t) (0 pre-contrast, 1 at the reference phase) of enhancing tissue and of blood.
+
+    Enhancing parenchyma / muscle: slow persistent uptake c = (t / t_ref)^0.6 (background parenchymal
+    enhancement rises through the series). Blood pool: first pass then slow decline,
+    (1 - exp(-t / 30 s)) exp(-t / 900 s), normalised at the reference phase.
+    """
+    t = np.asarray(times_s, float)
+    tr = t[ref]
+    soft = np.where(t > 0, (np.clip(t, 0, None) / tr) ** 0.6, 0.0)
+    blood = (1 - np.exp(-t / 30.0)) * np.exp(-t / 900.0)
+    blood = np.where(t > 0, blood / ((1 - np.exp(-tr / 30.0)) * np.exp(-tr / 900.0)), 0.0)
+    soft[0] = blood[0] = 0.0
+    return soft.astype(np.float32), blood.astype(np.float32)
+
+
+def _lesion_ratio(times_s: tuple[float, ...], delayed_change_pct: float) -> np.ndarray:
+    """Lesion signal of each post-contrast phase relative to the first post-contrast phase: linear from 1 at
+    the first to ``1 + delayed_change_pct / 100`` at the last phase (index 0, pre-contrast, is unused)."""
+    t = np.asarray(times_s, float)
+    frac = (t - t[1]) / max(t[-1] - t[1], 1e-9)
+    r = 1.0 + delayed_change_pct / 100.0 * frac
+    r[0] = np.nan
+    return r
+
+
+def _companion_grid(an: _Anatomy, spacing: tuple[float, float, float]) -> sitk.Image:
+    """Identity-direction grid covering ~95 % of the DCE field of view with a few mm offset (another grid)."""
+    fov = np.array(an.grid.fov)
+    sp = np.asarray(spacing, float)
+    size = np.maximum(8, np.floor(0.95 * fov / sp).astype(int))
+    centre = np.array([2.5, -3.5, 1.7])
+    origin = centre - (size - 1) / 2 * sp
+    ref = sitk.Image([int(v) for v in size], sitk.sitkUInt8)
+    ref.SetSpacing([float(v) for v in sp])
+    ref.SetOrigin([float(v) for v in origin])
+    return ref
+
+
+def _rician(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    if sigma <= 0:
+        return img
+    n1 = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sigma)
+    n2 = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sigma)
+    return np.sqrt((img + n1) ** 2 + n2 ** 2)
+
+
+def make_dce_phantom(
+    seed: int = 0,
+    size: tuple[int, int, int] = (96, 96, 40),
+    spacing: tuple[float, float, float] = (3.45, 3.45, 4.8),
+    *,
+    kinetic: str = "washout",
+    initial_enhancement_pct: float = 150.0,
+    delayed_change_pct: float | None = None,
+    times_s: tuple[float, ...] = DCE_TIMES_S,
+    companion_spacing: tuple[float, float, float] | None = None,
+    direction: tuple[float, ...] | None = None,
+    breast_scale: float = 1.0,
+    lesion_radius_mm: float = 8.0,
+    rim: float = 0.5,
+    heterogeneity: float = 0.5,
+    peritumoral_enhancement: float = 0.0,
+    lesion_gap_mm: float | None = None,
+    noise: float = 8.0,
+    bias: float = 0.3,
+) -> DcePhantom:
+    """A DCE series (pre-contrast + post-contrast phases at ``times_s``) with a planted lesion kinetic curve.
+
+    The anatomy (and so ``lesion``, ``air``, ``pectoralis``) is :func:`make_phantom`'s for the same seed and
+    options. Every lesion voxel gets the same relative curve (before shading and noise):
+
+    - initial phase: signal at the first post-contrast phase = pre-contrast x (1 + ``initial_enhancement_pct``
+      / 100) (BI-RADS: slow < 50 %, medium 50-100 %, fast > 100 %);
+    - delayed phase: linear from the first post-contrast phase to the last, ending at
+      ``delayed_change_pct`` % of the first (default +25 persistent, 0 plateau, -25 washout; BI-RADS uses
+      +-10 %, ACR BI-RADS Atlas 5th ed. 2013, MRI);
+    - phase ``DCE_REFERENCE_PHASE`` (2nd post-contrast) is :func:`make_phantom`'s image for the same seed and
+      options, voxel for voxel (same random stream: its noise is drawn first).
+
+    Other tissue: pre-contrast ``PRE_INTENSITY``, 2nd post-contrast ``BASE_INTENSITY``, slow persistent
+    uptake for parenchyma / muscle / skin, a first-pass curve for the blood pool (:func:`_tissue_uptake`);
+    peritumoral oedema follows the parenchyma curve. The coil shading is the same in every phase; Rician noise
+    (sigma ``noise``) is independent per phase. The companion T2-like (``T2_INTENSITY``, Rician noise) and
+    ADC-like (``ADC_VALUE`` x 1e-6 mm^2/s, Gaussian noise 5 x ``noise``) volumes are the label map resampled
+    (nearest neighbour, physical space) onto an identity-direction grid of ``companion_spacing`` (default 1.5 x
+    the in-plane and 2 x the slice spacing) covering ~95 % of the field of view, offset by a few mm.
+    """
+    if kinetic not in KINETIC_TYPES:
+        raise UserError(f"kinetic type {kinetic!r} is not one of {', '.join(KINETIC_TYPES)}")
+    times = tuple(float(t) for t in times_s)
+    if len(times) < 3 or times[0] != 0 or any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        raise UserError(f"DCE times {times} must start at 0 s (pre-contrast) and increase, with at least 2 "
+                        "post-contrast phases")
+    if not (math.isfinite(initial_enhancement_pct) and 0 <= initial_enhancement_pct <= 1000):
+        raise UserError(f"initial_enhancement_pct={initial_enhancement_pct!r} must be between 0 and 1000")
+    dc = DCE_DELAYED_CHANGE_PCT[kinetic] if delayed_change_pct is None else float(delayed_change_pct)
+    if not (math.isfinite(dc) and -80 <= dc <= 200):
+        raise UserError(f"delayed_change_pct={delayed_change_pct!r} must be between -80 and 200")
+    ref_phase = min(DCE_REFERENCE_PHASE, len(times) - 1)
+    an, rng = _build_anatomy(seed, size, spacing, direction, breast_scale, lesion_radius_mm, rim, heterogeneity,
+                             peritumoral_enhancement, lesion_gap_mm, noise, bias)
+    post = _tissue_image(an.body, an.gland_fields, an.lesion, BASE_INTENSITY)
+    pre = _tissue_image(an.body, an.gland_fields, an.lesion, PRE_INTENSITY)
+    ltex = _smooth_field(post[an.lesion.box].shape, an.grid.spacing_zyx, 3.0, rng)
+    enh = _lesion_enhancement(an.lesion, ltex, rim, heterogeneity)
+    oed = _oedema(an.lesion, ltex, peritumoral_enhancement) if peritumoral_enhancement > 0 else None
+    _paint_lesion(post, an.body.lab, an.lesion, enh, oed)
+    ratio = _lesion_ratio(times, dc)
+    lesion_first = enh * np.float32(ratio[1] / ratio[ref_phase])
+    _paint_lesion(pre, an.body.lab, an.lesion, lesion_first / np.float32(1 + initial_enhancement_pct / 100), None)
+    sh = _shading(an.grid, an.body, bias, rng)
+    soft_c, blood_c = _tissue_uptake(times, ref_phase)
+    heart = an.body.lab == HEART
+    diff = post - pre
+    ref = _output_reference(an.size_c, an.spacing_c, an.perm, an.sign, an.dir_t)
+    phases: dict[int, sitk.Image] = {}
+    # the reference phase first: it draws the same noise as make_phantom, so it *is* make_phantom's image
+    for k in [ref_phase] + [k for k in range(len(times)) if k != ref_phase]:
+        if k == ref_phase:
+            img = post
+        else:
+            img = pre + diff * soft_c[k]
+            img[heart] = pre[heart] + diff[heart] * blood_c[k]
+            if k > 0:
+                _paint_lesion(img, an.body.lab, an.lesion, enh * np.float32(ratio[k] / ratio[ref_phase]), None)
+        phases[k] = _to_output(_shade_noise_int16(img, sh, noise, rng), ref, an.perm, an.sign)
+    del pre, diff
+    masks = _masks_out(an, ref)
+
+    # companion volumes: the canonical label map resampled through physical space onto another grid
+    sx, sy, sz = an.spacing_c
+    comp_sp = companion_spacing or (1.5 * sx, 1.5 * sy, 2.0 * sz)
+    comp = _companion_grid(an, comp_sp)
+    lab_img = sitk.GetImageFromArray(an.body.lab)
+    lab_img.SetSpacing(an.spacing_c)
+    lab_img.SetOrigin([-(n - 1) / 2 * s for n, s in zip(an.size_c, an.spacing_c, strict=True)])
+    lab_c = sitk.GetArrayFromImage(sitk.Resample(lab_img, comp, sitk.Transform(), sitk.sitkNearestNeighbor, AIR))
+    tex = _smooth_field(lab_c.shape, tuple(reversed(comp.GetSpacing())), 6.0, rng)
+    t2 = T2_INTENSITY[lab_c] * (1 + 0.08 * tex)
+    t2 = _rician(t2.astype(np.float32), noise, rng)
+    adc = ADC_VALUE[lab_c] * (1 + 0.05 * tex) + rng.standard_normal(lab_c.shape).astype(np.float32) * 5 * noise
+    adc = np.where(lab_c == AIR, 0, np.clip(adc, 0, None))
+
+    def on_comp(a: np.ndarray, dtype) -> sitk.Image:
+        out = sitk.GetImageFromArray(np.ascontiguousarray(a.astype(dtype)))
+        out.CopyInformation(comp)
+        return out
+
+    n_les = int(np.count_nonzero(an.body.lab == LESION))
+    meta = _meta(an, seed, n_les, rim, heterogeneity, peritumoral_enhancement, breast_scale, noise, bias)
+    meta["format"] = "her2radiomics.phantom-dce/1"
+    initial = "slow" if initial_enhancement_pct < 50 else "medium" if initial_enhancement_pct <= 100 else "fast"
+    meta["dce"] = {
+        "times_s": list(times), "reference_phase": ref_phase, "kinetic": kinetic,
+        "initial_enhancement_pct": float(initial_enhancement_pct), "delayed_change_pct": dc,
+        "expected_initial": initial,
+        "expected_delayed": "persistent" if dc > 10 else "washout" if dc < -10 else "plateau",
+        "lesion_curve": "every lesion voxel: S(first post) = S(pre) x (1 + initial/100); post phases linear "
+                        "from S(first post) to S(first post) x (1 + delayed/100) at the last phase",
+    }
+    meta["companion"] = {"size": list(comp.GetSize()), "spacing": list(comp.GetSpacing()),
+                         "origin": list(comp.GetOrigin()), "t2_lesion_voxels": int(np.count_nonzero(lab_c == LESION)),
+                         "adc_unit": "1e-6 mm^2/s"}
+    return DcePhantom(phases=[phases[k] for k in range(len(times))], times_s=times, lesion=masks["lesion"], air=masks["air"],
+                      pectoralis=masks["pectoralis"], t2=on_comp(np.minimum(t2 + 0.5, 32767), np.int16),
+                      adc=on_comp(np.minimum(adc + 0.5, 32767), np.int16),
+                      t2_lesion=on_comp(lab_c == LESION, np.uint8), meta=meta)
+
+
+def write_dce_phantom(ph: DcePhantom, outdir: str | Path) -> dict[str, Path]:
+    """Write ``dce/phase0.nrrd`` ... (int16, pre-contrast first), lesion/air/pectoralis.nrrd, t2.nrrd, adc.nrrd,
+    t2_lesion.nrrd and phantom.json (with ``dce.times_s``) into ``outdir``; all-or-nothing like
+    :func:`write_phantom`."""
+    out = check_output(outdir, "output folder", folder=True)
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out}: {exc.strerror or exc}; choose another -o") from None
+    files = {f"dce/phase{k}": img for k, img in enumerate(ph.phases)}
+    files |= {n: getattr(ph, n) for n in ("lesion", "air", "pectoralis", "t2", "adc", "t2_lesion")}
+    try:
+        (tmp / "dce").mkdir()
+        for name, img in files.items():
+            write_image(img, tmp / f"{name}.nrrd")
+        meta = json.loads(json.dumps(ph.meta))
+        meta["dce"]["phases"] = [f"dce/phase{k}.nrrd" for k in range(len(ph.phases))]
+        write_json(meta, tmp / "phantom.json")
+        out.mkdir(exist_ok=True)
+        (out / "dce").mkdir(exist_ok=True)
+        for name in files:
+            os.replace(tmp / f"{name}.nrrd", out / f"{name}.nrrd")
+        os.replace(tmp / "phantom.json", out / "phantom.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    paths = {name: out / f"{name}.nrrd" for name in files}
+    paths["meta"] = out / "phantom.json"
+    return paths
