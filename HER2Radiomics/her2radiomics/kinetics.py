@@ -359,3 +359,45 @@ def summary_text(result: Mapping[str, Mapping[str, Any]], region: str = "intra")
     return (f"{region} TIC: {r['initial_type']} / {r['delayed_type']} (initial {r['initial_enhancement_pct']:.0f} %, "
             f"delayed {r['delayed_change_pct']:+.0f} %, SER {r['ser']:.2f}, washout voxels "
             f"{100 * r['washout_fraction']:.0f} % of enhancing)")
+
+
+# ------------------------------------------------------------------------------------------------ batch hooks
+@dataclass(frozen=True)
+class DceOptions:
+    """How the batch runner uses a case's DCE series: the radiomics phase and whether to subtract."""
+
+    phase: int = DEFAULT_PHASE
+    subtraction: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"phase": int(self.phase), "subtraction": bool(self.subtraction)}
+
+
+def check_options(phase: int | None, subtraction: bool) -> DceOptions:
+    """``--phase N`` (>= 0; default 2) and ``--subtraction`` (needs a post-contrast phase)."""
+    p = DEFAULT_PHASE if phase is None else phase
+    if not isinstance(p, (int, np.integer)) or p < 0:
+        raise UserError(f"--phase {phase} must be a phase index >= 0 (0 = pre-contrast, 2 = 2nd post-contrast)")
+    if subtraction and p == 0:
+        raise UserError("--subtraction needs a post-contrast --phase (1 or more); phase 0 is the pre-contrast")
+    return DceOptions(int(p), bool(subtraction))
+
+
+def case_images(series: DceSeries, opts: DceOptions) -> tuple[sitk.Image, sitk.Image | None]:
+    """The image the regions and radiomics use, and the image the automatic exclusions are detected on (the
+    un-subtracted phase when subtracting: air and fat are both near zero on a subtraction image; else None)."""
+    image = pick_phase(series, opts.phase, opts.subtraction)
+    return image, (series.phases[opts.phase] if opts.subtraction else None)
+
+
+def resample_series(series: DceSeries, spacing: Sequence[float], interpolator: str = "linear") -> DceSeries:
+    """Every phase onto ``spacing`` (``io.resample_image``, the same grid for all phases)."""
+    from her2radiomics.io import resample_image
+
+    return DceSeries([resample_image(p, spacing, interpolator) for p in series.phases], series.times_s,
+                     series.source)
+
+
+def case_kinetic_columns(series: DceSeries, feature_masks: Mapping[str, sitk.Image]) -> dict[str, Any]:
+    """Kinetic columns of one case for the features table (:func:`kinetic_columns` of :func:`region_kinetics`)."""
+    return kinetic_columns(region_kinetics(series, feature_masks))
