@@ -63,6 +63,8 @@ class CaseSpec:
     pectoralis: Path | None = None
     label: int | None = None
     series: str | None = None  # DICOM series of the image folder (number, SeriesInstanceUID or description)
+    dce_phases: str | None = None  # issue16: ';'-separated phase files (absolute), a 4D image or a folder
+    dce_times: str | None = None   # issue16: ';'-separated acquisition times (s after injection)
 
 
 @dataclass
@@ -132,7 +134,8 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
             for n, r in enumerate(rows, start=1):
                 r["case_id"] = str(n)
         columns = list(dict.fromkeys([rename.get(c, c) for c in columns] + ["case_id"]))
-    missing = [c for c in ("case_id", "image", "lesion") if c not in columns]
+    missing = [c for c in ("case_id", "image", "lesion") if c not in columns
+               and not (c == "image" and "dce_phases" in columns)]   # issue16: the DCE series replaces image
     if missing:
         raise UserError(f"manifest {p} lacks column(s) {', '.join(missing)}; columns found: {', '.join(columns)}")
     base = p.resolve().parent
@@ -141,7 +144,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
     for i, raw in enumerate(rows, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         for c in ("case_id", "image", "lesion"):
-            if not row.get(c):
+            if not row.get(c) and not (c == "image" and row.get("dce_phases")):
                 raise UserError(f"manifest {p} line {i}: empty {c}; fill it or remove the line")
         label = None
         if row.get("label"):
@@ -157,12 +160,15 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
             CaseSpec(
                 case_id=row["case_id"],
                 reader=row.get("reader", ""),
-                image=base / row["image"],
+                image=base / (row.get("image") or row["dce_phases"].split(";")[0].strip()),
                 lesion=base / row["lesion"],
                 air=base / row["air"] if row.get("air") else None,
                 pectoralis=base / row["pectoralis"] if row.get("pectoralis") else None,
                 label=label,
                 series=row.get("series_uid") or row.get("series") or None,
+                dce_phases=";".join(str(base / t.strip()) for t in row["dce_phases"].split(";") if t.strip())
+                if row.get("dce_phases") else None,
+                dce_times=row.get("dce_times") or None,
             )
         )
     return specs
@@ -182,7 +188,7 @@ def _file_sig(path: Path | None) -> list[Any] | None:
 
 
 def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclusions: bool,
-             resample: Mapping[str, Any] | None = None) -> str:
+             resample: Mapping[str, Any] | None = None, case_mode: Mapping[str, Any] | None = None) -> str:
     """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version
     and the resampling (when asked for)."""
     payload = {
@@ -197,6 +203,11 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
         **({"series": spec.series} if spec.series else {}),  # (absent when unset: earlier cache keys stay valid)
         "files": {r: _file_sig(getattr(spec, r)) for r in ("image", "lesion", "air", "pectoralis")},
     }
+    if case_mode or spec.dce_phases:   # issue16 (absent otherwise: earlier cache keys stay valid)
+        payload["case_mode"] = dict(case_mode or {})
+        if spec.dce_phases:
+            payload["dce"] = {"phases": [_file_sig(Path(t)) for t in spec.dce_phases.split(";")],
+                              "times": spec.dce_times}
     canon = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
 
@@ -223,44 +234,78 @@ def compute_case(
     threads: int = 1,
     resample: Mapping[str, Any] | None = None,
     case_workers: int | None = 1,
+    case_mode: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one case (read, [resample], regions, features) and cache it; never raises for a case-level problem.
 
     ``resample``: ``{"spacing": (x, y, z), "interpolator": "linear"|"bspline"}``: the image is interpolated onto that
     grid and every mask by nearest neighbour (after being checked on the original grid), before the shells are built.
     ``case_workers``: processes the case's feature computation is spread over (features.extract_case).
+    ``case_mode`` (issue 16): ``{"dce": {"phase", "subtraction"}, "mode": "3d"|"2d-max", "pixel_spacing"}``: the
+    radiomics phase of a DCE series (+ kinetic columns), and the lesion's largest cross-section / true 2D images.
     """
     from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
     from her2radiomics.regions import build_regions
 
     set_threads(threads)
     t0 = time.perf_counter()
+    mode = dict(case_mode or {})
+    two_d = mode.get("mode") == "2d-max"
     try:
-        image = read_image(spec.image, "image", series=spec.series)
-        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
-        air = read_mask(spec.air, image, "air mask") if spec.air else None
-        pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
+        # issue16 hook: DCE series (radiomics phase / subtraction, kinetics) and 2D cases
+        from her2radiomics import kinetics, planar
+
+        series = excl_image = None
+        dce_opts = kinetics.DceOptions(**(mode.get("dce") or {}))
+        if spec.dce_phases:
+            series = kinetics.read_series(spec.dce_phases, spec.dce_times)
+            image, excl_image = kinetics.case_images(series, dce_opts)
+        elif two_d and planar.is_2d_file(spec.image):
+            image, lesion, air, pect = planar.read_case_2d(spec.image, spec.lesion, spec.air, spec.pectoralis,
+                                                           mode.get("pixel_spacing"), spec.label)
+        else:
+            image = read_image(spec.image, "image", series=spec.series)
+        if image.GetDimension() == 3:
+            lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
+            air = read_mask(spec.air, image, "air mask") if spec.air else None
+            pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
         if resample:
-            image = resample_image(image, resample["spacing"], resample["interpolator"])
+            if series is not None:   # every phase onto the grid, then the radiomics image from the resampled phases
+                series = kinetics.resample_series(series, resample["spacing"], resample["interpolator"])
+                image, excl_image = kinetics.case_images(series, dce_opts)
+            else:
+                image = resample_image(image, resample["spacing"], resample["interpolator"])
             lesion, air, pect = (resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
-        regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions)
+        slice_info = None
+        if two_d:
+            image, lesion, air, pect, excl_image, series, slice_info = planar.case_slices(
+                image, lesion, air, pect, excl_image, series)
+        regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions,
+                             exclusion_image=excl_image)
+        if two_d:
+            params = planar.force2d_params(params)
         masks, warnings = dict(regs.feature_masks()), list(regs.warnings)
         # an empty or unusable shell costs only its own columns (NaN), never the case; the lesion must be usable
         missing: dict[str, str] = {}
         for name in list(masks)[1:]:
             reason = regs.stats[name].get("empty_reason")
             if reason is None:
-                problem = region_problem(masks[name], params)
+                problem = region_problem(planar.as_volume(masks[name]) if two_d else masks[name], params)
                 reason = f"{name} cannot be used by pyradiomics: {problem}" if problem else None
             if reason:
                 missing[name] = reason
                 del masks[name]
         info: dict[str, Any] = {}
         feats = _with_missing_regions(
-            extract_case(image, masks, params, info=info, case_workers=case_workers),
+            (planar.extract_case_2d if two_d else extract_case)(image, masks, params, info=info,
+                                                                 case_workers=case_workers),
             list(regs.feature_masks()),
             missing,
         )
+        if series is not None:   # issue16: {region}_kinetic_* and intra_tic_type columns
+            feats.update(kinetics.case_kinetic_columns(series, regs.feature_masks()))
+        if slice_info is not None:
+            warnings.append(planar.slice_note(slice_info))
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {
@@ -277,6 +322,26 @@ def compute_case(
     if cache_file is not None:
         write_text(json.dumps(record, allow_nan=True), cache_file)
     return record
+
+
+def _case_mode(phase: int | None, subtraction: bool, mode: str, pixel_spacing: Sequence[float] | None
+               ) -> dict[str, Any] | None:
+    """Issue 16 options of every case (checked up front), or None for the plain 3D extraction."""
+    from her2radiomics.kinetics import check_options
+    from her2radiomics.planar import MODES
+
+    if mode not in MODES:
+        raise UserError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
+    if pixel_spacing is not None and mode != "2d-max":
+        raise UserError("--pixel-spacing is for 2D images; use it with --mode 2d-max")
+    out: dict[str, Any] = {}
+    if phase is not None or subtraction:
+        out["dce"] = check_options(phase, subtraction).to_json()
+    if mode != "3d":
+        out["mode"] = mode
+    if pixel_spacing is not None:
+        out["pixel_spacing"] = [float(v) for v in pixel_spacing]
+    return out or None
 
 
 def _with_missing_regions(feats: dict[str, float], regions: list[str], missing: Mapping[str, str]) -> dict[str, float]:
@@ -412,6 +477,10 @@ def extract_cohort(
     case_workers: int | None = None,
     qa: str | os.PathLike[str] | None = None,
     only_approved: bool = False,
+    phase: int | None = None,
+    subtraction: bool = False,
+    mode: str = "3d",
+    pixel_spacing: Sequence[float] | None = None,
 ) -> CohortResult:
     """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
 
@@ -425,7 +494,10 @@ def extract_cohort(
     ``case_workers``: processes each case is spread over (``--case-workers``); default all cores when cases run one
     at a time (``jobs`` 1, loky), else 1 (the cores already go to parallel cases). ``qa``: a QA session folder
     (docs/qa.md) whose edited masks replace the manifest's; ``only_approved``: extract only its approved/edited cases
-    (one ``note:`` line per skipped row). Returns a :class:`CohortResult`.
+    (one ``note:`` line per skipped row). Returns a :class:`CohortResult`. Issue 16: ``phase`` / ``subtraction``:
+    the radiomics phase of the cases' DCE series (manifest ``dce_phases``; default the 2nd post-contrast phase)
+    and kinetic columns (docs/kinetics.md); ``mode`` "2d-max": regions and features on the lesion's largest
+    cross-section (true 2D images as they are; ``pixel_spacing`` for pictures without one; docs/regions.md).
     """
     t0 = time.perf_counter()
     if backend not in BACKENDS:
@@ -443,6 +515,7 @@ def extract_cohort(
     if interpolator not in INTERPOLATORS:
         raise UserError(f"unknown interpolator {interpolator!r}; use one of {', '.join(INTERPOLATORS)}")
     resample = {"spacing": list(spacing), "interpolator": interpolator} if spacing else None
+    case_mode = _case_mode(phase, subtraction, mode, pixel_spacing)   # issue16 (None: the plain 3D extraction)
 
     from her2radiomics.features import case_pool, resolve_case_workers
 
@@ -475,7 +548,7 @@ def extract_cohort(
     cached: list[tuple[str, str]] = []
     todo: list[tuple[CaseSpec, Path]] = []
     for spec in specs:
-        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions, resample)}.json"
+        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions, resample, case_mode)}.json"
         rec = _load_cached(cache) if cache.exists() else None
         if rec is not None:
             records[(spec.case_id, spec.reader)] = rec
@@ -490,7 +563,7 @@ def extract_cohort(
 
         # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
         bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
-        worker = functools.partial(compute_case, resample=resample, case_workers=case_workers)
+        worker = functools.partial(compute_case, resample=resample, case_workers=case_workers, case_mode=case_mode)
         if one_at_a_time and case_workers > 1:
             case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
         try:
@@ -561,6 +634,7 @@ def extract_cohort(
         "distances": list(distances),
         "auto_exclusions": bool(auto_exclusions),
         "resample": {**resample, "masks": "nearest"} if resample else None,
+        **({"case_mode": case_mode} if case_mode else {}),
         "params": params_dict,
         "n_cases": len(rows),
         "n_failed": len(fails),

@@ -75,15 +75,17 @@ def as_volume(img2d: sitk.Image, slice_spacing: float = 1.0) -> sitk.Image:
 
 
 def force2d_params(params: dict) -> dict:
-    """pyradiomics parameters for in-plane (2D) features: force2D on axis 0 and shape2D instead of shape."""
+    """pyradiomics parameters for in-plane (2D) features: force2D on axis 0 and shape2D (all its features)
+    instead of shape."""
     p = copy.deepcopy(params)
     setting = dict(p.get("setting") or {})
     setting["force2D"] = True
     setting["force2Ddimension"] = 0
     p["setting"] = setting
     fc = dict(p.get("featureClass") or {})
-    if "shape" in fc:
-        fc["shape2D"] = fc.pop("shape")
+    if "shape" in fc:   # a 3D shape list does not carry over (VoxelVolume has no 2D name): every shape2D feature
+        del fc["shape"]
+        fc["shape2D"] = None
     p["featureClass"] = fc
     return p
 
@@ -168,3 +170,84 @@ def slice_info(img: sitk.Image, k: int, lesion: sitk.Image) -> dict[str, Any]:
     return {"mode": "2d-max", "slice_index": int(k), "slice_origin_lps_mm":
             [float(v) for v in img.TransformIndexToPhysicalPoint((0, 0, int(k)))],
             "lesion_area_mm2": float(counts[k] * sx * sy), "lesion_slices": int(np.count_nonzero(counts))}
+
+
+# ------------------------------------------------------------------------------------------------ batch hooks
+def is_2d_file(path: str | os.PathLike[str]) -> bool:
+    """True for a raster picture (PNG, JPEG, ...) or a file whose image is 2D or a single slice."""
+    p = Path(path)
+    if p.suffix.lower() in _RASTER:
+        return True
+    if not p.is_file():
+        return False
+    r = sitk.ImageFileReader()
+    r.SetFileName(str(p))
+    try:
+        r.ReadImageInformation()
+    except RuntimeError:
+        return False
+    return r.GetDimension() == 2 or (r.GetDimension() == 3 and r.GetSize()[2] == 1)
+
+
+def read_case_2d(image: str | os.PathLike[str], lesion: str | os.PathLike[str],
+                 air: str | os.PathLike[str] | None, pectoralis: str | os.PathLike[str] | None,
+                 pixel_spacing: Sequence[float] | None = None, label: int | None = None
+                 ) -> tuple[sitk.Image, sitk.Image, sitk.Image | None, sitk.Image | None]:
+    """A true 2D case: image (:func:`read_image_2d`), lesion and optional exclusion masks on its grid.
+    ``label`` selects one value of a multi-label lesion picture."""
+    img = read_image_2d(image, pixel_spacing)
+    if label is not None:
+        raw = read_mask_2d_values(lesion, img)
+        les = sitk.GetImageFromArray((sitk.GetArrayViewFromImage(raw) == label).astype(np.uint8))
+        les.CopyInformation(img)
+    else:
+        les = read_mask_2d(lesion, img)
+    a = read_mask_2d(air, img, "air mask") if air else None
+    pm = read_mask_2d(pectoralis, img, "pectoralis mask") if pectoralis else None
+    return img, les, a, pm
+
+
+def read_mask_2d_values(path: str | os.PathLike[str], reference: sitk.Image) -> sitk.Image:
+    """The mask's values (grey level of a picture) on the reference grid."""
+    img = _luminance(sitk.ReadImage(str(path)))
+    if img.GetDimension() == 3:
+        img = extract_slice(img, 0)
+    if img.GetSize() != reference.GetSize():
+        raise UserError(f"lesion {path} is {img.GetSize()} pixels but the image is {reference.GetSize()}")
+    img.CopyInformation(reference)
+    return img
+
+
+def case_slices(image: sitk.Image, lesion: sitk.Image, air: sitk.Image | None, pectoralis: sitk.Image | None,
+                exclusion_image: sitk.Image | None = None, series: Any = None) -> tuple[Any, ...]:
+    """``--mode 2d-max`` for a 3D case: every input's slice at the lesion's largest cross-section, and where it
+    came from. A 2D case is returned as is."""
+    if image.GetDimension() == 2:
+        return image, lesion, air, pectoralis, exclusion_image, series, {"mode": "2d", "slice_index": None}
+    k = max_area_slice(lesion)
+    info = slice_info(image, k, lesion)
+
+    def cut(img: sitk.Image | None) -> sitk.Image | None:
+        return extract_slice(img, k) if img is not None else None
+
+    if series is not None:
+        from her2radiomics.kinetics import DceSeries
+
+        series = DceSeries([extract_slice(p, k) for p in series.phases], series.times_s, series.source)
+    return cut(image), cut(lesion), cut(air), cut(pectoralis), cut(exclusion_image), series, info
+
+
+def extract_case_2d(image: sitk.Image, masks: dict[str, sitk.Image], params: dict, **kwargs: Any) -> dict[str, float]:
+    """In-plane pyradiomics features of a 2D case (:func:`force2d_params` on :func:`as_volume`)."""
+    from her2radiomics.features import extract_case
+
+    return extract_case(as_volume(image), {n: as_volume(m) for n, m in masks.items()}, force2d_params(params),
+                        **kwargs)
+
+
+def slice_note(info: dict[str, Any]) -> str:
+    """One line for the case's warnings: which 2D plane the regions and features were computed on."""
+    if info.get("slice_index") is None:
+        return "2D: regions (in-plane rings) and features (force2D, shape2D) on the 2D image"
+    return (f"2D: regions (in-plane rings) and features (force2D, shape2D) on slice k={info['slice_index']}, the "
+            f"lesion's largest cross-section ({info['lesion_area_mm2']:.1f} mm2 of {info['lesion_slices']} slices)")
