@@ -61,3 +61,13 @@ def test_feature_sets_and_sequence_columns():
         S.feature_columns(cols, "dce+adc:intra+peri3")
     with pytest.raises(UserError, match="regions are intra"):
         S.parse_feature_set("dce:intra+peri")
+
+
+def test_modeling_feature_sets_leave_kinetic_columns_out_and_accept_sequences():
+    from her2radiomics import modeling
+
+    cols = ["intra_a", "intra_kinetic_ser", "intra_tic_type", "intra_tic_initial", "peri3_b", "peri3_kinetic_ser"]
+    assert modeling.feature_columns(cols, "intra+peri3") == ["intra_a", "peri3_b"]
+    assert modeling.check_feature_set("dce+t2:intra+peri3") == ["intra", "peri3"]
+    assert modeling.feature_columns(["dce_intra_a", "t2_intra_b", "adc_intra_c"], "dce+t2:intra") == [
+        "dce_intra_a", "t2_intra_b"]
