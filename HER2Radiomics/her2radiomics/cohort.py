@@ -65,6 +65,7 @@ class CaseSpec:
     series: str | None = None  # DICOM series of the image folder (number, SeriesInstanceUID or description)
     dce_phases: str | None = None  # issue16: ';'-separated phase files (absolute), a 4D image or a folder
     dce_times: str | None = None   # issue16: ';'-separated acquisition times (s after injection)
+    sequences: tuple | None = None  # issue16: multiseq.SequenceInput per image_<seq> column (several sequences)
 
 
 @dataclass
@@ -134,8 +135,11 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
             for n, r in enumerate(rows, start=1):
                 r["case_id"] = str(n)
         columns = list(dict.fromkeys([rename.get(c, c) for c in columns] + ["case_id"]))
+    from her2radiomics.sequences import sequence_columns
+
+    seq_names = sequence_columns(columns)   # issue16: image_<seq> columns replace image (and lesion_<seq> lesion)
     missing = [c for c in ("case_id", "image", "lesion") if c not in columns
-               and not (c == "image" and "dce_phases" in columns)]   # issue16: the DCE series replaces image
+               and not (c == "image" and "dce_phases" in columns) and not (c != "case_id" and seq_names)]
     if missing:
         raise UserError(f"manifest {p} lacks column(s) {', '.join(missing)}; columns found: {', '.join(columns)}")
     base = p.resolve().parent
@@ -144,7 +148,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
     for i, raw in enumerate(rows, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         for c in ("case_id", "image", "lesion"):
-            if not row.get(c) and not (c == "image" and row.get("dce_phases")):
+            if not row.get(c) and not (c == "image" and row.get("dce_phases")) and not (c != "case_id" and seq_names):
                 raise UserError(f"manifest {p} line {i}: empty {c}; fill it or remove the line")
         label = None
         if row.get("label"):
@@ -156,6 +160,15 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
         if key in seen:
             raise UserError(f"manifest {p} line {i}: case {key[0]!r} reader {key[1]!r} appears twice; keep one")
         seen.add(key)
+        seqs = None
+        if seq_names:
+            from her2radiomics.multiseq import manifest_sequences
+
+            seqs = manifest_sequences(row, base, seq_names)
+            if not seqs:
+                raise UserError(f"manifest {p} line {i}: no image_<seq> cell is filled; give at least one sequence")
+            row = {**row, "image": row.get("image") or str(seqs[0].image),
+                   "lesion": row.get("lesion") or str(next((q.lesion for q in seqs if q.lesion), ""))}
         specs.append(
             CaseSpec(
                 case_id=row["case_id"],
@@ -169,6 +182,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
                 dce_phases=";".join(str(base / t.strip()) for t in row["dce_phases"].split(";") if t.strip())
                 if row.get("dce_phases") else None,
                 dce_times=row.get("dce_times") or None,
+                sequences=seqs,
             )
         )
     return specs
@@ -203,8 +217,10 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
         **({"series": spec.series} if spec.series else {}),  # (absent when unset: earlier cache keys stay valid)
         "files": {r: _file_sig(getattr(spec, r)) for r in ("image", "lesion", "air", "pectoralis")},
     }
-    if case_mode or spec.dce_phases:   # issue16 (absent otherwise: earlier cache keys stay valid)
+    if case_mode or spec.dce_phases or spec.sequences:   # issue16 (absent otherwise: earlier cache keys stay valid)
         payload["case_mode"] = dict(case_mode or {})
+        if spec.sequences:
+            payload["sequences"] = [[q.name, _file_sig(q.image), _file_sig(q.lesion)] for q in spec.sequences]
         if spec.dce_phases:
             payload["dce"] = {"phases": [_file_sig(Path(t)) for t in spec.dce_phases.split(";")],
                               "times": spec.dce_times}
@@ -251,6 +267,8 @@ def compute_case(
     t0 = time.perf_counter()
     mode = dict(case_mode or {})
     two_d = mode.get("mode") == "2d-max"
+    if spec.sequences:   # issue16 hook: several sequences per case (her2radiomics.multiseq)
+        return _compute_sequences_case(spec, params, distances, auto_exclusions, cache_file, t0, case_workers, mode)
     try:
         # issue16 hook: DCE series (radiomics phase / subtraction, kinetics) and 2D cases
         from her2radiomics import kinetics, planar
@@ -319,6 +337,30 @@ def compute_case(
         "seconds": time.perf_counter() - t0,
         "pid": os.getpid(),
     }
+    if cache_file is not None:
+        write_text(json.dumps(record, allow_nan=True), cache_file)
+    return record
+
+
+def _compute_sequences_case(spec: CaseSpec, params: dict, distances: Sequence[float], auto_exclusions: bool,
+                            cache_file: Path | None, t0: float, case_workers: int | None,
+                            mode: Mapping[str, Any]) -> dict[str, Any]:
+    """Issue 16: one case with several sequences -> ``{seq}_{region}_*`` features (like compute_case)."""
+    from her2radiomics.multiseq import compute_sequences
+
+    if mode:
+        return {"case_id": spec.case_id, "reader": spec.reader, "ok": False,
+                "error": "--phase/--subtraction/--mode 2d-max are not available with image_<seq> columns yet; "
+                         "run those options on a single-sequence manifest"}
+    try:
+        feats, missing, warnings, seq_info = compute_sequences(
+            spec.sequences, params, distances, auto_exclusions=auto_exclusions, air=spec.air,
+            pectoralis=spec.pectoralis, label=spec.label, case_workers=case_workers)
+    except Exception as exc:  # noqa: BLE001 - failure isolation, as in compute_case
+        return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
+    record = {"case_id": spec.case_id, "reader": spec.reader, "ok": True, "features": feats,
+              "missing_regions": missing, "warnings": warnings, "diagnostics": {"sequences": seq_info},
+              "seconds": time.perf_counter() - t0, "pid": os.getpid()}
     if cache_file is not None:
         write_text(json.dumps(record, allow_nan=True), cache_file)
     return record
