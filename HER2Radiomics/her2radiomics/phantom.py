@@ -930,3 +930,18 @@ def write_dce_phantom(ph: DcePhantom, outdir: str | Path) -> dict[str, Path]:
     paths = {name: out / f"{name}.nrrd" for name in files}
     paths["meta"] = out / "phantom.json"
     return paths
+
+
+def make_phantom_2d(seed: int = 0, size: tuple[int, int, int] = (160, 160, 48),
+                    spacing: tuple[float, float, float] = (2.07, 2.07, 4.0), **kwargs: Any) -> Phantom:
+    """A 2D phantom: :func:`make_phantom`'s lesion's largest axial cross-section (image, lesion, air, pectoralis as
+    2D images with the in-plane spacing); ``meta["slice_index"]`` says which slice (ultrasound-like 2D tests)."""
+    from her2radiomics.planar import extract_slice, max_area_slice
+
+    ph = make_phantom(seed, size, spacing, **kwargs)
+    k = max_area_slice(ph.lesion)
+    meta = dict(ph.meta)
+    meta["slice_index"] = k
+    meta["format"] = "her2radiomics.phantom-2d/1"
+    return Phantom(image=extract_slice(ph.image, k), lesion=extract_slice(ph.lesion, k),
+                   air=extract_slice(ph.air, k), pectoralis=extract_slice(ph.pectoralis, k), meta=meta)

@@ -93,3 +93,33 @@ def test_true_2d_pictures_in_a_manifest(tmp_path):
     n = int((((yy - 40) / 12.0) ** 2 + ((xx - 50) / 16.0) ** 2 <= 1).sum())
     assert t.loc["u0", "intra_original_shape2D_PixelSurface"] == pytest.approx(n * 0.04)
     assert t["peri8_original_firstorder_Mean"].notna().all()
+
+
+def test_ultrasound_recipe_on_2d_phantoms(tmp_path):
+    """3/5/8 mm rings on 2D phantoms (NRRD, in-plane spacing from the file) through the CLI."""
+    from her2radiomics.phantom import make_phantom_2d, write_phantom
+
+    rows = ["case_id,image,lesion,air,pectoralis"]
+    for i in range(2):
+        ph = make_phantom_2d(30 + i, lesion_radius_mm=9)
+        assert ph.image.GetDimension() == 2
+        write_phantom(ph, tmp_path / f"p{i}")
+        rows.append(f"p{i},p{i}/image.nrrd,p{i}/lesion.nrrd,p{i}/air.nrrd,p{i}/pectoralis.nrrd")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "small.yaml").write_text(SMALL_PARAMS)
+    r = run_cli("extract", tmp_path / "m.csv", "-o", tmp_path / "F.csv", "--params", tmp_path / "small.yaml",
+                "--no-progress", "--distances", "3", "5", "8", "--mode", "2d-max")
+    assert r.returncode == 0, r.stderr
+    t = pd.read_csv(tmp_path / "F.csv")
+    assert t[["peri3_original_firstorder_Mean", "peri5_original_firstorder_Mean",
+              "peri8_original_firstorder_Mean"]].notna().all().all()
+
+
+def test_2d_max_with_a_dce_series_keeps_the_kinetics(dce_cohort):
+    res = cohort.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "dce2d" / "F.csv", dce_cohort / "small.yaml",
+                                progress=False, auto_exclusions=False, log=lambda m: None, distances=(3.0, 6.0),
+                                mode="2d-max")
+    assert res.ok, res.failures
+    t = res.table.set_index("case_id")
+    assert "intra_original_shape2D_PixelSurface" in t.columns
+    assert all(t.loc[c, "intra_tic_type"] == k for c, k in KINETIC.items())
