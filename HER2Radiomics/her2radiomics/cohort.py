@@ -577,6 +577,9 @@ def extract_cohort(
                             "(her2radiomics qa status) or drop --only-approved")
     elif only_approved:
         raise UserError("--only-approved needs --qa SESSION (the QA session whose approved cases to extract)")
+    if case_mode and "dce" in case_mode and not any(s.dce_phases for s in specs):   # issue16
+        raise UserError("--phase/--subtraction choose a phase of a DCE series; the manifest has no dce_phases column "
+                        "(give the phases there, or drop the options)")
     params_dict = load_params(params)
     phash = params_hash(params_dict)
     out = Path(output)

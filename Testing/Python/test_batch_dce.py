@@ -57,6 +57,8 @@ def test_dce_manifest_gives_radiomics_of_the_phase_and_kinetic_columns(dce_cohor
     s = sub.table.set_index("case_id")
     assert not np.allclose(s["intra_original_firstorder_Mean"], t["intra_original_firstorder_Mean"])
     assert (s["intra_tic_type"] == t["intra_tic_type"]).all()
+    with pytest.raises(UserError, match="the manifest has no dce_phases column"):
+        cohort.extract_cohort(dce_cohort / "single.csv", dce_cohort / "x" / "F.csv", p, phase=3, **kw)
     with pytest.raises(UserError, match="--subtraction needs a post-contrast --phase"):
         cohort.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "x" / "F.csv", p, phase=0, subtraction=True, **kw)
 
