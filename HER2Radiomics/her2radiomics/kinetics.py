@@ -313,12 +313,22 @@ def region_kinetics(series: DceSeries, masks: Mapping[str, sitk.Image], *,
 
 def curve_type_image(series: DceSeries, mask: sitk.Image | None = None,
                      min_enhancement_pct: float = MIN_ENHANCEMENT_PCT) -> sitk.Image:
-    """The voxel-wise curve-type map as a uint8 image on the series grid (0 outside ``mask`` when given)."""
-    stack = series.array()
-    cmap = curve_type_map(stack, series.times_s, min_enhancement_pct)
+    """The voxel-wise curve-type map as a uint8 image on the series grid (0 outside ``mask`` when given).
+
+    Computed slice by slice (array axis 0), so memory stays at a few slices whatever the volume size."""
+    views = [sitk.GetArrayViewFromImage(p) for p in series.phases]
+    m = None
     if mask is not None:
         check_same_grid(mask, series.phases[0], what="mask")
-        cmap[sitk.GetArrayViewFromImage(mask) == 0] = 0
+        m = sitk.GetArrayViewFromImage(mask) != 0
+    cmap = np.zeros(views[0].shape, np.uint8)
+    for k in range(cmap.shape[0]):
+        if m is not None and not m[k].any():
+            continue
+        cmap[k] = curve_type_map(np.stack([v[k].astype(np.float64) for v in views]), series.times_s,
+                                 min_enhancement_pct)
+    if m is not None:
+        cmap[~m] = 0
     img = sitk.GetImageFromArray(cmap)
     img.CopyInformation(series.phases[0])
     return img
