@@ -411,3 +411,27 @@ def resample_series(series: DceSeries, spacing: Sequence[float], interpolator: s
 def case_kinetic_columns(series: DceSeries, feature_masks: Mapping[str, sitk.Image]) -> dict[str, Any]:
     """Kinetic columns of one case for the features table (:func:`kinetic_columns` of :func:`region_kinetics`)."""
     return kinetic_columns(region_kinetics(series, feature_masks))
+
+
+def add_tic_to_labels(labels: Any, features: Any, id_column: str = "case_id",
+                      lesion_region: str = "intra") -> Any:
+    """The labels table with the lesion's curve type from a features table: columns ``tic_type`` (persistent /
+    plateau / washout) and ``tic_initial`` (slow / medium / fast), joined on ``id_column`` (first reader's row of a
+    case). For clinical covariates read from the labels table (e.g. ``--clinical tic_type:cat``); an existing
+    ``tic_type`` column (a radiologist's reading) is kept and the computed one is named ``tic_type_computed``."""
+    import pandas as pd
+
+    lab = pd.DataFrame(labels).copy()
+    feat = pd.DataFrame(features)
+    src = {f"{lesion_region}_tic_type": "tic_type", f"{lesion_region}_tic_initial": "tic_initial"}
+    missing = [c for c in src if c not in feat.columns]
+    if missing:
+        raise UserError(f"the features table has no {missing[0]} column; extract a manifest with a dce_phases column "
+                        "first (docs/kinetics.md)")
+    if id_column not in lab.columns or id_column not in feat.columns:
+        raise UserError(f"both tables need the id column {id_column!r}")
+    tic = feat[[id_column, *src]].drop_duplicates(id_column).rename(columns=src)
+    tic[id_column] = tic[id_column].astype(str)
+    lab[id_column] = lab[id_column].astype(str)
+    clash = {c: f"{c}_computed" for c in ("tic_type", "tic_initial") if c in lab.columns}
+    return lab.merge(tic.rename(columns=clash), on=id_column, how="left")

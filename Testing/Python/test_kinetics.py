@@ -150,3 +150,19 @@ def test_initial_types_recovered_on_the_phantom_series():
         ph = make_dce_phantom(12, (96, 96, 32), (3.45, 3.45, 6.0), kinetic="washout", initial_enhancement_pct=pct)
         res = K.region_kinetics(K.DceSeries(ph.phases, ph.times_s), {"intra": ph.lesion})["intra"]
         assert res["initial_type"] == expected, (pct, res["initial_enhancement_pct"])
+
+
+def test_tic_type_goes_into_a_labels_table_for_clinical_covariates():
+    import pandas as pd
+
+    feats = pd.DataFrame({"case_id": ["a", "b", "b"], "reader": ["", "r1", "r2"], "intra_tic_type": ["washout",
+                          "plateau", "washout"], "intra_tic_initial": ["fast", "medium", "fast"]})
+    labels = pd.DataFrame({"case_id": ["a", "b", "c"], "her2": ["positive", "zero", "low"]})
+    out = K.add_tic_to_labels(labels, feats)
+    assert out["tic_type"].tolist()[:2] == ["washout", "plateau"] and pd.isna(out["tic_type"].iloc[2])
+    read = labels.assign(tic_type=["persistent", "plateau", "washout"])
+    out2 = K.add_tic_to_labels(read, feats)
+    assert out2["tic_type"].tolist() == ["persistent", "plateau", "washout"]
+    assert out2["tic_type_computed"].tolist()[:2] == ["washout", "plateau"]
+    with pytest.raises(UserError, match="dce_phases"):
+        K.add_tic_to_labels(labels, feats.drop(columns=["intra_tic_type"]))
