@@ -208,3 +208,31 @@ def test_2d_features_equal_pyradiomics_execute_with_force2d():
             assert a == b or (math.isnan(a) and math.isnan(b)), (name, key, a, b)
     # shape2D area = lesion pixels x pixel area (pyradiomics' PixelSurface)
     assert ours["intra_original_shape2D_PixelSurface"] == pytest.approx(regs.stats["intra"]["volume_mm3"])
+
+
+def test_2d_max_on_breast1_equals_pyradiomics_published_shape2d_baseline():
+    """pyradiomics' own 2D test case (baseline_shape2D.csv, case breast1_2D: force2D, 82-voxel slice z=9) is the
+    breast1 lesion's largest cross-section: --mode 2d-max picks that slice and gives the published shape2D values."""
+    import csv
+
+    from conftest import shared_path
+
+    from her2radiomics import features
+
+    breast1 = shared_path("pyradiomics_breast1")
+    img = sitk.ReadImage(str(breast1 / "breast1_image.nrrd"))
+    les = sitk.ReadImage(str(breast1 / "breast1_label.nrrd"))
+    les = sitk.Cast(les == 1, sitk.sitkUInt8)
+    k = planar.max_area_slice(les)
+    assert k == 9
+    img2, les2 = planar.extract_slice(img, k), planar.extract_slice(les, k)
+    regs = build_regions(img2, les2, (3.0,))
+    params = features.load_params({"imageType": {"Original": {}}, "featureClass": {"shape": None},
+                                   "setting": {"label": 1}})
+    ours = planar.extract_case_2d(img2, {"intra": regs.masks["intra"]}, params, case_workers=1)
+    with open(breast1 / "baseline" / "baseline_shape2D.csv", newline="") as fh:
+        base = {r["featureName"]: r["breast1_shape2D"] for r in csv.DictReader(fh)}
+    names = [n for n in base if n.startswith("original_shape2D_")]
+    assert len(names) == 9
+    for n in names:
+        assert ours[f"intra_{n}"] == pytest.approx(float(base[n]), rel=1e-9), n
