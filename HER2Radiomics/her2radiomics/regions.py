@@ -26,6 +26,10 @@ whole-volume transform at a tiny fraction of the cost. The box is *not* clipped 
 this stage: the part outside the image is padded virtually with background, which lets us count
 the ideal shell's voxels that fall beyond the image border (``clipped_mm3``) on the same lattice.
 The shells are then cut back to the image.
+
+2D: a 2D image and mask give in-plane rings by the same rule and method (2D EDT with the pixel spacing); the
+automatic exclusions are off there (masks only) and the ``*_mm3`` statistics hold mm2 (docs/regions.md; the
+lesion's largest cross-section of a 3D volume: :mod:`her2radiomics.planar`).
 """
 
 from __future__ import annotations
