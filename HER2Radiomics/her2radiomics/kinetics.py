@@ -128,35 +128,53 @@ def _split_4d(img: sitk.Image) -> list[sitk.Image]:
     return out
 
 
-def _phase_paths(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
+def _dicom_phases(folder: Path) -> list[tuple[Path, str | None]]:
+    """The DICOM series of one folder as phases, ordered by SeriesNumber (then SeriesInstanceUID)."""
+    from her2radiomics.io import _describe_series, _series_files
+
+    found = _series_files(folder)
+    if len(found) <= 1:
+        return [(folder, None)]
+    descs = [_describe_series(u, f) for u, f in found.items()]
+
+    def key(d: dict) -> tuple:
+        n = d["number"]
+        return (0, float(n), d["uid"]) if n not in (None, "") and n.lstrip("-").replace(".", "", 1).isdigit() \
+            else (1, 0.0, d["uid"])
+    return [(folder, d["uid"]) for d in sorted(descs, key=key)]
+
+
+def _phase_paths(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[tuple[Path, str | None]]:
+    """(path, DICOM series or None) of every phase, pre-contrast first."""
     if isinstance(src, (list, tuple)):
-        return [Path(p) for p in src]
+        return [(Path(p), None) for p in src]
     text = str(src)
     if ";" in text:
-        return [Path(t.strip()) for t in text.split(";") if t.strip()]
+        return [(Path(t.strip()), None) for t in text.split(";") if t.strip()]
     p = Path(text)
     if p.is_dir():
         files = sorted((f for f in p.iterdir() if _is_image_file(f)), key=lambda f: _natural_key(f.name))
         if files:
-            return files
+            return [(f, None) for f in files]
         subdirs = sorted((d for d in p.iterdir() if d.is_dir()), key=lambda d: _natural_key(d.name))
         if subdirs:
-            return subdirs   # one DICOM series per sub-folder, in name order
-        return [p]
-    return [p]
+            return [(d, None) for d in subdirs]   # one DICOM series per sub-folder, in name order
+        return _dicom_phases(p)   # one folder holding several DICOM series: SeriesNumber order
+    return [(p, None)]
 
 
 def read_series(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                 times_s: str | Sequence[float] | None = None) -> DceSeries:
     """Read a DCE series: a 4D image (4th axis = phase), phase files separated by ';' or given as a list, or a
-    folder of phase files (natural name order: phase2 before phase10) or of one DICOM series per sub-folder.
+    folder of phase files (natural name order: phase2 before phase10), of one DICOM series per sub-folder (name
+    order), or holding several DICOM series itself (SeriesNumber order).
     The pre-contrast phase comes first. All phases must share one grid (UserError naming the phase otherwise).
     """
     from her2radiomics.io import check_finite, read_image
 
     paths = _phase_paths(src)
     phases: list[sitk.Image] = []
-    for k, p in enumerate(paths):
+    for k, (p, dicom_series) in enumerate(paths):
         if not p.exists():
             raise UserError(f"DCE phase {k} file not found: {p}; check the dce_phases entry")
         if p.is_file() and len(paths) == 1:
@@ -169,7 +187,7 @@ def read_series(src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                 for j, ph in enumerate(phases):
                     check_finite(ph, f"DCE phase {j} of {p}")
                 break
-        phases.append(read_image(p, f"DCE phase {k}"))
+        phases.append(read_image(p, f"DCE phase {k}", series=dicom_series))
     if len(phases) < 3:
         raise UserError(f"the DCE series {src} has {len(phases)} phase(s); give the pre-contrast phase and at least 2 "
                         "post-contrast phases (a 4D image, ';'-separated files or a folder)")

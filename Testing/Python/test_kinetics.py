@@ -166,3 +166,38 @@ def test_tic_type_goes_into_a_labels_table_for_clinical_covariates():
     assert out2["tic_type_computed"].tolist()[:2] == ["washout", "plateau"]
     with pytest.raises(UserError, match="dce_phases"):
         K.add_tic_to_labels(labels, feats.drop(columns=["intra_tic_type"]))
+
+
+def _write_dicom_series(folder, img, number, uid):
+    arr = sitk.GetArrayFromImage(img)
+    w = sitk.ImageFileWriter()
+    w.KeepOriginalImageUIDOn()
+    for k in range(arr.shape[0]):
+        sl = sitk.GetImageFromArray(arr[k:k + 1].astype(np.int16))
+        sl.SetSpacing(img.GetSpacing())
+        pos = img.TransformIndexToPhysicalPoint((0, 0, k))
+        for tag, val in (("0008|0060", "MR"), ("0020|000e", uid), ("0020|0011", str(number)),
+                         ("0020|000d", "1.2.826.0.1.3680043.2.1125.1"), ("0008|0018", f"{uid}.{k + 1}"),
+                         ("0020|0013", str(k + 1)), ("0020|0032", "\\".join(f"{v:.4f}" for v in pos)),
+                         ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0028|0030", "0.7\\0.7"),
+                         ("0018|0050", "2.0"), ("0008|103e", f"dyn {number}")):
+            sl.SetMetaData(tag, val)
+        w.SetFileName(str(folder / f"s{number}_{k:03d}.dcm"))
+        w.Execute(sl)
+
+
+def test_read_series_from_one_folder_of_several_dicom_series(tmp_path):
+    rng = np.random.default_rng(3)
+    base = rng.integers(50, 100, (4, 6, 5)).astype(np.int16)
+    phases = [base, base * 3, base * 2]
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    for n, (arr_k, number) in enumerate(zip(phases, (7, 5, 11), strict=True)):   # written out of order
+        img = sitk.GetImageFromArray(arr_k)
+        img.SetSpacing((0.7, 0.7, 2.0))
+        _write_dicom_series(folder, img, number, f"1.2.826.0.1.3680043.2.1125.{100 + n}")
+    s = K.read_series(folder)
+    got = [sitk.GetArrayFromImage(p) for p in s.phases]
+    # SeriesNumber order 5, 7, 11 -> phases[1], phases[0], phases[2]
+    assert [int(g[0, 0, 0]) for g in got] == [int(phases[1][0, 0, 0]), int(phases[0][0, 0, 0]), int(phases[2][0, 0, 0])]
+    assert np.allclose(s.phases[0].GetSpacing(), (0.7, 0.7, 2.0))
