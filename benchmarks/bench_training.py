@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "HER2Radiomics"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "Testing" / "Python"))  # the synthetic tables
 
-from her2radiomics import modeling as M  # noqa: E402
+from modeling_synth import synthetic_cohort  # noqa: E402
+
+from her2radiomics import fitting, splits, study, targets  # noqa: E402
 
 
 def main() -> int:
@@ -25,19 +28,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    feats, labels = M.synthetic_cohort(n_cases=args.cases, n_per_region=args.per_region, seed=args.seed,
-                                       effect=1.0, missing_rate=0.001)
+    feats, labels = synthetic_cohort(n_cases=args.cases, n_per_region=args.per_region, seed=args.seed,
+                                   effect=1.0, missing_rate=0.001)
     lab = labels.set_index("case_id")
-    targets = M.Targets(y=lab["label"], center=lab["center"], classes={"event": "1", "reference": ["0"]})
-    cohort = M.build_cohort(feats, targets, M.LabelSpec())
-    splits = M.make_splits(cohort.y, test_size=0.3, seed=args.seed)
+    target = targets.Targets(y=lab["label"], center=lab["center"], classes={"event": "1", "reference": ["0"]})
+    data = targets.join_labels(feats, target, targets.LabelSpec())
+    rows = splits.make_splits(data.y, test_size=0.3, seed=args.seed)
     t_data = time.perf_counter() - t0
     print(f"data: {args.cases} cases x {feats.shape[1] - 1} features ({t_data:.1f} s to generate); "
           f"cpu count {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
     t1 = time.perf_counter()
-    for fs in M.STUDY_SETS:
+    for fs in study.STUDY_SETS:
         ts = time.perf_counter()
-        res = M.train(cohort, M.TrainConfig(task="stage1", feature_set=fs, seed=args.seed), splits=splits)
+        res = fitting.train(data, fitting.TrainConfig(task="stage1", feature_set=fs, seed=args.seed), splits=rows)
         sel = res.card["selection"]
         print(f"  {fs:<12} {sel['candidates']:>5} candidates -> {sel['n_selected']:>3} selected  "
               f"train AUC {res.card['metrics']['train']['auc']:.3f}  test AUC {res.card['metrics']['test']['auc']:.3f}  "

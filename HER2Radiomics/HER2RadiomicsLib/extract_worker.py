@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         info: dict = {}
         values = features.extract_case(image, masks, params, info=info, case_workers=workers)
         print("PROGRESS 0.98 writing results", flush=True)
-        write_json({"features": values, "info": info, "parameter_hash": features.params_hash(params)}, job / "features.json")
+        write_json({"features": values, "info": info, "parameter_hash": features.parameter_file_hash(params)}, job / "features.json")
     except UserError as exc:
         print(f"ERROR {exc}", flush=True)
         return 2

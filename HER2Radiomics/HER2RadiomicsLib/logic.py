@@ -478,7 +478,7 @@ class HER2RadiomicsLogic:
         image, regions = self.feature_regions(volume_node, segmentation_node, distances)
         info: dict[str, Any] = {}
         values = features.extract_case(image, regions.feature_masks(), params, info=info)
-        self.set_features(values, parameter_file, features.params_hash(params), info, regions,
+        self.set_features(values, parameter_file, features.parameter_file_hash(params), info, regions,
                           inputs=input_key(volume_node, segmentation_node))
         return values
 
@@ -752,7 +752,7 @@ def parameter_file_for_card(card: Mapping[str, Any] | str | Path, folder: Path |
                             verify: bool | None = None) -> Path | None:
     """The shipped pyradiomics parameter file a model card was trained with.
 
-    Cards record ``provenance.parameter_file_hash`` (``features.params_hash``) and the file's name
+    Cards record ``provenance.parameter_file_hash`` (``features.parameter_file_hash``) and the file's name
     (``provenance.parameter_file``). With PyYAML and pyradiomics installed (``verify``, default: when
     importable) the first file of Resources/Parameters with that hash is returned. Before they are
     installed (a fresh Slicer, before the dependency prompt) nothing is imported: the file named by the
@@ -778,13 +778,13 @@ def parameter_file_for_card(card: Mapping[str, Any] | str | Path, folder: Path |
         named = prov.get("parameter_file")
         path = folder / Path(str(named)).name if named else None
         return path if path is not None and path.is_file() else None
-    from her2radiomics.features import load_params, params_hash
+    from her2radiomics.features import load_params, parameter_file_hash
 
     for path in sorted(folder.glob("*")):
         if path.suffix.lower() not in (".yaml", ".yml", ".json"):
             continue
         try:
-            if params_hash(load_params(path)) == want:
+            if parameter_file_hash(load_params(path)) == want:
                 return path
         except UserError:
             continue

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import getpass
-import hashlib
 import io as _io
 import json
 import platform
@@ -30,7 +29,7 @@ from typing import Any
 
 from her2radiomics import NOT_FOR_CLINICAL_USE, __version__
 from her2radiomics.errors import UserError
-from her2radiomics.io import atomic_path, write_json, write_text
+from her2radiomics.io import atomic_path, file_hash, write_json, write_text
 
 AUDIT_FORMAT = "her2radiomics.session/1"
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
@@ -43,14 +42,6 @@ AUDIT_KEYS = (
     "format", "case_id", "who", "when", "intended_use", "parameters", "regions", "exclusions",
     "software", "model_cards", "files", "warnings",
 )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def _who() -> str:
@@ -136,14 +127,14 @@ def save_session(outdir, logic, volume_node, segmentation_node) -> dict[str, Any
     files: dict[str, str] = {}
 
     write_segmentation(segmentation_node, out / SEGMENTATION_FILE)
-    files[SEGMENTATION_FILE] = _sha256(out / SEGMENTATION_FILE)
+    files[SEGMENTATION_FILE] = file_hash(out / SEGMENTATION_FILE)
     who = _who()
     if state.features:
         write_text(_features_csv(state.case_id, who, state.features), out / FEATURES_FILE)
-        files[FEATURES_FILE] = _sha256(out / FEATURES_FILE)
+        files[FEATURES_FILE] = file_hash(out / FEATURES_FILE)
     if state.regions is not None:
         write_json(state.regions.to_json(), out / REGIONS_FILE)
-        files[REGIONS_FILE] = _sha256(out / REGIONS_FILE)
+        files[REGIONS_FILE] = file_hash(out / REGIONS_FILE)
     pred = state.prediction
     if pred is not None:
         write_json(
@@ -158,7 +149,7 @@ def save_session(outdir, logic, volume_node, segmentation_node) -> dict[str, Any
             },
             out / PREDICTIONS_FILE,
         )
-        files[PREDICTIONS_FILE] = _sha256(out / PREDICTIONS_FILE)
+        files[PREDICTIONS_FILE] = file_hash(out / PREDICTIONS_FILE)
 
     regions = state.regions
     region_stats = {k: dict(v) for k, v in regions.stats.items()} if regions is not None else {}
@@ -244,7 +235,7 @@ def load_session(folder, scene=None) -> tuple[Any, dict[str, Any]]:
         p = folder / name
         if not p.is_file():
             raise UserError(f"session file {p} is missing")
-        if _sha256(p) != digest:
+        if file_hash(p) != digest:
             raise UserError(f"session file {p} was modified after the session was saved (checksum mismatch)")
     node = read_segmentation(folder / SEGMENTATION_FILE, scene, name=f"{audit['case_id']} HER2 segments")
     return node, audit

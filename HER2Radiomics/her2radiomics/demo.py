@@ -18,7 +18,7 @@ Synthetic demonstration model, not for clinical use. Steps:
    (original image; shape, first-order, GLCM, GLSZM: 72 features per region) to stay within the time budget.
 3. **Studies**: stage 1 (positive vs negative) split by centre (A: train + 30% internal test; B: external test)
    and stage 2 (low vs zero among negatives) random stratified 7:3, for the four feature sets intra,
-   intra+peri1, intra+peri3, intra+peri5 (``modeling.train``), DeLong matrices per split, one model per stage
+   intra+peri1, intra+peri3, intra+peri5 (``study.train_feature_sets``), DeLong matrices per split, one model per stage
    chosen by the rule of :func:`choose_model`; ``DIR/stage{1,2}/study.json`` in the ``study`` command's format.
 4. **Prediction** of the real pyradiomics ``breast1`` case (``../shared/data/pyradiomics_breast1`` or
    ``$HER2_SHARED_DATA``; a held-out phantom otherwise) and of one external-centre phantom per class, with
@@ -46,7 +46,6 @@ DEMO_PARAMS = "her2radiomics_demo.yaml"
 SIZE = (96, 96, 40)
 SPACING = (1.0, 1.0, 1.5)
 CENTRES = {"A": {"noise": 8.0, "bias": 0.2}, "B": {"noise": 14.0, "bias": 0.4}}
-FEATURE_SETS = ("intra", "intra+peri1", "intra+peri3", "intra+peri5")
 SHIPPED_CARDS = {"stage1": "her2radiomics_demo_stage1.json", "stage2": "her2radiomics_demo_stage2.json"}
 STAGE_SPLITS = {"stage1": {"split": "center", "test_center": "B"}, "stage2": {"split": "random", "test_center": None}}
 
@@ -157,43 +156,39 @@ def choose_model(models: dict[str, dict]) -> str:
 
 
 def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, cv_folds: int = 10,
-              param_hash: str | None = None, seed: int = 0, table: pd.DataFrame | None = None) -> dict:
-    """Train the four feature sets of one stage on shared splits (``modeling.train``, as ``her2radiomics study``).
+              parameter_file_hash: str | None = None, seed: int = 0, table: pd.DataFrame | None = None) -> dict:
+    """Train the four feature sets of one stage on shared splits (her2radiomics.study, as ``her2radiomics study``).
 
     Writes ``outdir/<task>/<set>.model.json`` and ``outdir/<task>/study.json`` in the ``her2radiomics.study/1``
     format of docs/modeling.md (plus ``chosen``, ``title`` and ``notice``); every card's ``intended_use`` starts
     with the demo notice. ``table``: ``features_csv`` already read (the demo reads it once for both stages).
     """
-    from her2radiomics import modeling
-    from her2radiomics.commands.study import build_study, set_filename
-    from her2radiomics.io import write_json
+    from her2radiomics import study as st
+    from her2radiomics.fitting import TrainConfig
+    from her2radiomics.io import file_hash
+    from her2radiomics.splits import case_table
+    from her2radiomics.targets import LabelSpec, join_labels, load_targets
 
     features = table if table is not None else pd.read_csv(features_csv, dtype={"case_id": str})
-    spec = modeling.LabelSpec()
-    cohort = modeling.build_cohort(features, modeling.load_targets(labels_csv, task, spec), spec)
+    spec = LabelSpec()
+    data = join_labels(features, load_targets(labels_csv, task, spec), spec)
     opts = STAGE_SPLITS[task]
-    splits = modeling.make_splits(cohort.y, method=opts["split"], test_size=0.3, seed=seed, center=cohort.center,
-                                  test_center=opts["test_center"])
-    prov = {"parameter_file_hash": param_hash, "parameter_file": DEMO_PARAMS,
-            "training_table_hash": modeling.file_hash(features_csv)}
+    configs = [TrainConfig(task=task, feature_set=fs, split=opts["split"], test_center=opts["test_center"], seed=seed,
+                           cv_folds=cv_folds) for fs in st.STUDY_SETS]
+    splits = st.study_splits(data, configs[0])
+    prov = {"parameter_file_hash": parameter_file_hash, "parameter_file": DEMO_PARAMS,
+            "training_table_hash": file_hash(features_csv)}
     folder = outdir / task
-    models: dict[str, dict] = {}
-    results = {}
-    for fs in FEATURE_SETS:
-        config = modeling.TrainConfig(task=task, feature_set=fs, split=opts["split"], test_center=opts["test_center"],
-                                      seed=seed, cv_folds=cv_folds)
-        res = modeling.train(cohort, config, splits=splits, provenance=prov)
+    results, _ = st.train_feature_sets(data, configs, splits, provenance=prov)
+    for _, res in results:
         res.card["intended_use"] = f"{DEMO_MODEL_NOTICE} {res.card['intended_use']}"
-        modeling.save_model_card(res.card, folder / set_filename(fs))
-        results[fs] = res
-        models[fs] = {"card": res.card, "card_path": str((folder / set_filename(fs)).relative_to(outdir)),
-                      "scores": res.splits}
+    st.save_cards(results, folder)
+    models = {fs: {"card": res.card, "card_path": str((folder / st.set_filename(fs)).relative_to(outdir)),
+                   "scores": res.splits} for fs, res in results}
     chosen = choose_model(models)
-    split_info = {"method": opts["split"], "test_size": 0.3, "test_center": opts["test_center"],
-                  "center_column": "center" if opts["split"] == "center" else None, "seed": seed}
-    study = build_study(task, cohort.classes, list(results.items()), split_info, prov,
-                        [DEMO_MODEL_NOTICE, *cohort.notes], cohort_rows=modeling.cohort_table(cohort, splits),
-                        parameter_file=Path(str(DEMO_PARAMS)).name)
+    study = st.build_study(task, data.classes, results, st.split_record(configs[0]), prov,
+                           [DEMO_MODEL_NOTICE, *data.notes], case_rows=case_table(data, splits),
+                           parameter_file=Path(str(DEMO_PARAMS)).name)
     study.update({
         "intended_use": f"{DEMO_MODEL_NOTICE} Research software: not for clinical use.",
         "notice": DEMO_MODEL_NOTICE,
@@ -201,8 +196,8 @@ def run_study(features_csv: Path, labels_csv: Path, task: str, outdir: Path, *, 
                   "stage2": "Stage 2: HER2-low vs HER2-zero (demo, random 7:3)"}[task],
         "chosen": chosen,
     })
-    write_json(modeling.jsonable(study), folder / "study.json")
-    return {"study": study, "models": models, "chosen": chosen, "path": folder / "study.json"}
+    path = st.write_study(study, folder)
+    return {"study": study, "models": models, "chosen": chosen, "path": path}
 
 
 def locate_breast1() -> tuple[Path, Path] | None:
@@ -241,10 +236,7 @@ def _write_csv(df: pd.DataFrame, path: Path, **kw: Any) -> None:
 def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: int = 2, progress: bool = True,
              log: Callable[[str], None] = print, use_breast1: bool = True) -> DemoResult:
     """Run the whole demonstration into ``outdir`` (see the module docstring). Returns paths and timings."""
-    from her2radiomics import features as feat
     from her2radiomics.io import write_text
-    from her2radiomics.prediction import predict
-    from her2radiomics.report import normalize_study, write_report
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -254,8 +246,25 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     write_text(f"{DEMO_MODEL_NOTICE}\nEverything in this folder was produced by 'her2radiomics demo' from synthetic "
                "phantoms (and the public pyradiomics breast1 case); none of it may guide patient care.\n",
                outdir / "NOTICE.txt")
-
     n_per_class, cv_folds = (10, 5) if quick else (30, 10)
+    design, manifest = _phantoms_step(res, n_per_class, log)
+    feats, params, phash = _features_step(res, manifest, jobs, progress, log)
+    studies = _studies_step(res, feats, cv_folds, phash, log)
+    pred, notes = _predict_step(res, design, feats, params, phash, use_breast1, log)
+    _report_step(res, design, studies, pred, notes)
+    res.seconds["total"] = time.perf_counter() - t_all
+    log("")
+    log(f"[4/4] predictions -> {res.predictions}; report -> {res.report} ({res.seconds['report']:.1f} s)")
+    log(f"demo finished in {res.seconds['total']:.0f} s. {DEMO_MODEL_NOTICE}")
+    write_text(json.dumps({"notice": DEMO_MODEL_NOTICE, "seconds": res.seconds, "chosen": res.chosen,
+                           "aucs": res.aucs, "breast1": res.breast1, "quick": quick}, indent=2) + "\n",
+               outdir / "demo_summary.json")
+    return res
+
+
+def _phantoms_step(res: DemoResult, n_per_class: int, log: Callable[[str], None]) -> tuple[pd.DataFrame, Path]:
+    """[1/4] The phantom cohort: ``cohort/design.csv``, ``labels.csv``, the phantoms and their manifest."""
+    outdir = res.outdir
     t = time.perf_counter()
     design = cohort_design(n_per_class)
     cohort_dir = outdir / "cohort"
@@ -267,28 +276,42 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     res.seconds["phantoms"] = time.perf_counter() - t
     log(f"[1/4] {len(design)} phantoms ({n_per_class} positive / low / zero; centres A and B) in "
         f"{res.seconds['phantoms']:.1f} s")
+    return design, manifest
+
+
+def _features_step(res: DemoResult, manifest: Path, jobs: int, progress: bool,
+                   log: Callable[[str], None]) -> tuple[pd.DataFrame, dict, str]:
+    """[2/4] Regions and demo features of every phantom (``batch.extract_cohort``) -> ``features.csv``; returns the
+    table, the parameters and their ``parameter_file_hash``."""
+    from her2radiomics import features as feat
+    from her2radiomics.batch import extract_cohort
+    from her2radiomics.provenance import PROVENANCE_COLUMNS
 
     t = time.perf_counter()
     params_path = demo_params_path()
     params = feat.load_params(params_path)
-    features_csv = outdir / "features.csv"
-    cres = feat.extract_cohort(manifest, features_csv, params=params_path, jobs=jobs, progress=progress)
+    features_csv = res.outdir / "features.csv"
+    cres = extract_cohort(manifest, features_csv, params=params_path, jobs=jobs, progress=progress)
     if not cres.ok:
         raise UserError(f"feature extraction failed for some demo cases; see {features_csv.with_suffix('')}.failures.csv")
-    phash = feat.params_hash(params)
+    phash = feat.parameter_file_hash(params)
     res.seconds["features"] = time.perf_counter() - t
     feats = pd.read_csv(features_csv, dtype={"case_id": str})  # read once: both studies and the example cases
-    from her2radiomics.provenance import PROVENANCE_COLUMNS
-
     n_cols = sum(1 for c in feats.columns if c not in ("case_id", "reader", *PROVENANCE_COLUMNS))
     log(f"[2/4] features: {n_cols} per case (4 regions, demo parameter file {params_path.name}) in "
         f"{res.seconds['features']:.1f} s")
+    return feats, params, phash
 
+
+def _studies_step(res: DemoResult, feats: pd.DataFrame, cv_folds: int, phash: str,
+                  log: Callable[[str], None]) -> dict[str, dict]:
+    """[3/4] Stage 1 and stage 2 studies (:func:`run_study`); the chosen card of each goes to ``models/``."""
+    outdir = res.outdir
     t = time.perf_counter()
     studies = {}
     for task in ("stage1", "stage2"):
-        studies[task] = run_study(features_csv, outdir / "labels.csv", task, outdir, cv_folds=cv_folds,
-                                  param_hash=phash, table=feats)
+        studies[task] = run_study(outdir / "features.csv", outdir / "labels.csv", task, outdir, cv_folds=cv_folds,
+                                  parameter_file_hash=phash, table=feats)
         chosen = studies[task]["chosen"]
         res.chosen[task] = chosen
         card = studies[task]["models"][chosen]["card"]
@@ -305,7 +328,17 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
         log(f"      {task} chosen: {chosen} ({len(card['features'])} features; GDI {gd})")
     res.seconds["models"] = time.perf_counter() - t
     log(f"[3/4] stage 1 and stage 2 studies (4 feature sets each) in {res.seconds['models']:.1f} s")
+    return studies
 
+
+def _predict_step(res: DemoResult, design: pd.DataFrame, feats: pd.DataFrame, params: dict, phash: str,
+                  use_breast1: bool, log: Callable[[str], None]) -> tuple[Any, list[str]]:
+    """Prediction of breast1 (when found) and one external-centre phantom per class -> ``predictions.csv`` and its
+    contributions table; returns the prediction and the notes for the report."""
+    from her2radiomics.io import contributions_path
+    from her2radiomics.prediction import predict
+
+    outdir = res.outdir
     t = time.perf_counter()
     ext = design[design["center"] == "B"].groupby("her2").head(1)["case_id"].tolist()
     rows = feats[feats["case_id"].isin(ext)].drop(columns=["reader"], errors="ignore")
@@ -322,8 +355,6 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     cases = pd.concat(case_rows, ignore_index=True)
     _write_csv(cases, outdir / "cases_features.csv")
     pred = predict(cases, res.cards["stage1"], res.cards["stage2"], features_hash=phash)
-    from her2radiomics.commands.predict import contributions_path
-
     res.predictions = outdir / "predictions.csv"
     _write_csv(pred.table, res.predictions)  # full precision, as 'predict' writes it
     _write_csv(pred.contributions, contributions_path(res.predictions))
@@ -333,30 +364,22 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
         log(pred.summary(cid) + (f"\n  (phantom ground truth: HER2-{truth[cid]})" if cid in truth else
                                  "\n  (real pyradiomics breast1 case: HER2 status unknown; shown for the pipeline only)"))
     res.seconds["predict"] = time.perf_counter() - t
+    return pred, notes
 
+
+def _report_step(res: DemoResult, design: pd.DataFrame, studies: dict[str, dict], pred: Any, notes: list[str]) -> None:
+    """[4/4] The HTML report of both studies and the predictions (``report.write_report``)."""
+    from her2radiomics.report import normalize_study, write_report
+
+    outdir = res.outdir
     t = time.perf_counter()
     norm = [normalize_study(studies[k]["study"], outdir / k) for k in ("stage1", "stage2")]
     extra = ("<section><h2>About this demo</h2><p>" + DEMO_MODEL_NOTICE + " Phantom cohort: "
              f"{len(design)} cases, planted signal: rim enhancement and heterogeneity (positive vs negative), "
              "peritumoral enhancement (low vs zero); centres A/B differ in noise and coil shading. Features: reduced "
-             f"demo parameter file ({params_path.name}).</p>"
+             f"demo parameter file ({demo_params_path().name}).</p>"
              + "".join(f"<p class=muted>{n}</p>" for n in notes) + "</section>")
     res.report = outdir / "report.html"
     write_report(res.report, norm, (pred.table, pred.contributions), title="HER2Radiomics demo report",
                  intended_use=DEMO_MODEL_NOTICE + " Research software.", intercepts=pred.intercepts, extra_html=extra)
     res.seconds["report"] = time.perf_counter() - t
-    res.seconds["total"] = time.perf_counter() - t_all
-    log("")
-    log(f"[4/4] predictions -> {res.predictions}; report -> {res.report} ({res.seconds['report']:.1f} s)")
-    log(f"demo finished in {res.seconds['total']:.0f} s. {DEMO_MODEL_NOTICE}")
-    write_text(json.dumps({"notice": DEMO_MODEL_NOTICE, "seconds": res.seconds, "chosen": res.chosen,
-                           "aucs": res.aucs, "breast1": res.breast1, "quick": quick}, indent=2) + "\n",
-               outdir / "demo_summary.json")
-    return res
-
-
-def check_shipped_cards() -> dict[str, Any]:
-    """Load the shipped demo cards (used by tests and the Slicer panel)."""
-    from her2radiomics.prediction import load_card
-
-    return {s: load_card(shipped_card_path(s), f"shipped demo {s} card") for s in SHIPPED_CARDS}

@@ -186,7 +186,7 @@ def _schema_check(params: dict, where: str) -> None:
         raise UserError(f"{where}: invalid setting ({msg[:300]}); see pyradiomics' parameter documentation") from None
 
 
-def params_hash(params: Mapping[str, Any]) -> str:
+def parameter_file_hash(params: Mapping[str, Any]) -> str:
     """``"sha256:<hex>"`` of the canonical JSON of a (validated) parameter dict.
 
     Canonical = ``json.dumps(params, sort_keys=True, separators=(",", ":"))``, so formatting, comments and key
@@ -483,7 +483,7 @@ def shutdown_case_pool() -> None:
 
 
 def _cached_extractor(params: dict):
-    key = params_hash(params)
+    key = parameter_file_hash(params)
     ext = _EXTRACTORS.get(key)
     if ext is None:
         if len(_EXTRACTORS) >= 8:
@@ -881,11 +881,3 @@ def extract_case(
             }
         )
     return out
-
-
-def extract_cohort(manifest, output, params=None, distances=(1.0, 3.0, 5.0), jobs=1, backend="loky", scheduler=None,
-                   progress=True, **kwargs):
-    """Cohort run (manifest -> FEATURES.csv); see :func:`her2radiomics.cohort.extract_cohort`."""
-    from her2radiomics.cohort import extract_cohort as _extract_cohort
-
-    return _extract_cohort(manifest, output, params, distances, jobs, backend, scheduler, progress, **kwargs)

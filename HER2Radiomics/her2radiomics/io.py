@@ -21,9 +21,26 @@ import SimpleITK as sitk
 from her2radiomics.errors import UserError
 from her2radiomics.geometry import check_same_grid
 
-_DICOM_SUFFIXES = {".dcm", ".ima", ""}
+_DICOM_SUFFIXES = {".dcm", ".ima", ""}  # one file of a series: refused by _check_not_one_slice
 _UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it; not thread-safe later)
 os.umask(_UMASK)
+
+
+def refuse_folder(path: str | os.PathLike[str], message: str) -> Path:
+    """``path`` as a Path; UserError ``message`` (``{p}`` = the path) when it is an existing folder."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(message.format(p=p))
+    return p
+
+
+def require_file(path: str | os.PathLike[str], folder_message: str, missing_message: str) -> Path:
+    """``path`` as a Path when it is an existing file; else the one-line UserError ``folder_message`` (it is a
+    folder) or ``missing_message`` (it does not exist); ``{p}`` in either is replaced by the path."""
+    p = refuse_folder(path, folder_message)
+    if not p.is_file():
+        raise UserError(missing_message.format(p=p))
+    return p
 
 
 def _require_file(path: str | os.PathLike[str], what: str) -> Path:
@@ -313,8 +330,8 @@ def check_output(path: str | os.PathLike[str], what: str = "output", *, folder: 
             raise UserError(f"{what} {p} is also an input of this command and would be overwritten; choose another -o")
     if folder and p.exists() and not p.is_dir():
         raise UserError(f"{what} {p} exists and is not a folder; choose another -o")
-    if not folder and p.is_dir():
-        raise UserError(f"{what} {p} is a folder; give a file name inside it (e.g. {p / 'name'}) with -o")
+    if not folder:
+        refuse_folder(p, f"{what} {{p}} is a folder; give a file name inside it (e.g. {p / 'name'}) with -o")
     anc = p.absolute() if folder and p.is_dir() else p.absolute().parent
     while not anc.exists() and anc != anc.parent:
         anc = anc.parent
@@ -323,6 +340,53 @@ def check_output(path: str | os.PathLike[str], what: str = "output", *, folder: 
     if not os.access(anc, os.W_OK | os.X_OK):
         raise UserError(f"cannot create {what} {p}: folder {anc} is not writable; choose another -o")
     return p
+
+
+def read_table(path: str | os.PathLike[str], what: str, text_columns: Iterable[str] = (),
+               keep_default_na: bool = True) -> Any:
+    """Read a CSV table; ``text_columns`` (when present) are read as text, not numbers. With ``keep_default_na``
+    False only empty cells are missing (a case id 'NA' stays text). Returns a pandas DataFrame (pandas is imported
+    here, so importing this module does not need it)."""
+    import csv
+
+    import pandas as pd
+
+    p = require_file(path, f"{what} {{p}} is a folder; give the CSV file", f"{what} file not found: {{p}}; check the path")
+    try:
+        head = pd.read_csv(p, nrows=0)
+        dtypes = {c: str for c in text_columns if c in head.columns}
+        df = pd.read_csv(p, dtype=dtypes, keep_default_na=keep_default_na, na_values=None if keep_default_na else [""])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {what} {p} as CSV: {str(exc).splitlines()[0]}; give a comma-separated UTF-8 "
+                        "CSV file (not a spreadsheet)") from None
+    check_csv_header(df.columns, p, what)
+    with open(p, newline="", encoding="utf-8-sig", errors="replace") as fh:  # pandas renames repeats to "X.1"
+        header = [c.strip() for c in next(csv.reader(fh), [])]
+    seen: set[str] = set()
+    dups = [c for c in header if c in seen or seen.add(c)]
+    if dups:
+        raise UserError(f"{what} {p} has column {dups[0]!r} more than once; keep one (e.g. after joining tables)")
+    if df.empty:
+        raise UserError(f"{what} {p} has no rows")
+    return df
+
+
+def file_hash(path: str | os.PathLike[str]) -> str:
+    """``sha256:<hex>`` of a file's bytes (read in 1 MiB chunks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def contributions_path(output: str | os.PathLike[str]) -> Path:
+    """The per-feature contributions table written beside predictions: ``PRED.csv`` -> ``PRED.contributions.csv``."""
+    output = Path(output)
+    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+    return output.with_name(stem + ".contributions.csv")
 
 
 @contextlib.contextmanager

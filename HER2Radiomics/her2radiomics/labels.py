@@ -45,10 +45,10 @@ import pandas as pd
 
 from her2radiomics.errors import UserError
 from her2radiomics.io import check_csv_header
+from her2radiomics.modelcard import STAGE_TASKS
 
 __all__ = [
     "CATEGORIES",
-    "TASKS",
     "her2_category",
     "allowed_categories",
     "load_labels",
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 CATEGORIES = ("positive", "low", "zero")
-TASKS = ("stage1", "stage2")
 
 _CATEGORY_SYNONYMS = {
     "positive": "positive", "pos": "positive", "her2-positive": "positive", "her2positive": "positive",
@@ -489,7 +488,7 @@ def stage_target(categories, task: str) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(mask, y)``: ``mask`` is a bool array over all input cases (which cases take part) and
     ``y`` an int8 array of length ``mask.sum()`` with the targets of those cases, in input order.
     """
-    if task not in TASKS:
+    if task not in STAGE_TASKS:
         raise UserError(f"task must be stage1 or stage2 (got {task!r})")
     cats = np.asarray([str(c) for c in categories], dtype=object)
     bad = sorted({c for c in cats if c not in CATEGORIES})

@@ -28,7 +28,9 @@ if TYPE_CHECKING:  # pandas is imported where a table is used: reading a card mu
     import pandas as pd  # which bundles numpy but not pandas (the panel loads cards before its dependency prompt)
 
 FORMAT = "her2radiomics.model/1"
-TASKS = ("stage1", "stage2", "custom")
+#: the two HER2 stages (labels.stage_target); a card may also hold a generic ("custom") target
+STAGE_TASKS = ("stage1", "stage2")
+TASKS = (*STAGE_TASKS, "custom")
 INTENDED_USE = (
     "Research software: not for clinical use. Estimates the probability of the event class from DCE-MRI "
     "radiomics features for research on retrospective cohorts; it must not guide the diagnosis or treatment "

@@ -11,35 +11,14 @@ own grid (exact EDT with that grid's spacing) and the features are named ``{seq}
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import SimpleITK as sitk
 
 from her2radiomics.errors import UserError
-
-
-@dataclass(frozen=True)
-class SequenceInput:
-    """One sequence of a case: its image and, optionally, its own lesion (absolute paths)."""
-
-    name: str
-    image: Path
-    lesion: Path | None = None
-
-
-def manifest_sequences(row: Mapping[str, str], base: Path, seqs: Sequence[str]) -> tuple[SequenceInput, ...]:
-    """The sequences of one manifest row (``image_<seq>`` cells that are filled; ``lesion`` is the first's)."""
-    out = []
-    for i, seq in enumerate(seqs):
-        img = (row.get(f"image_{seq}") or "").strip()
-        if not img:
-            continue
-        les = (row.get(f"lesion_{seq}") or "").strip() or ((row.get("lesion") or "").strip() if i == 0 else "")
-        out.append(SequenceInput(seq, base / img, base / les if les else None))
-    return tuple(out)
+from her2radiomics.manifest import SequenceInput
 
 
 def _nearest(mask: sitk.Image, target: sitk.Image) -> sitk.Image:

@@ -42,6 +42,9 @@ from typing import Any
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
+from her2radiomics.manifest import (
+    MANIFEST_LABEL_HINT,  # no pandas: the Slicer panel reviews sessions without it
+)
 
 FORMAT = "her2radiomics.qa/1"
 SESSION_FILE = "session.json"
@@ -56,9 +59,6 @@ EXCLUSION_KINDS = ("air", "pectoralis")
 STATUS_COLUMNS = ("case_id", "reader", "status", "reviewer", "started", "ended", "seconds", "edited_masks", "note")
 _READER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_READER = "reader1"
-#: how a multi-label lesion's value is chosen (cohort.MANIFEST_LABEL_HINT; not imported: cohort needs pandas, and
-#: the Slicer panel reviews sessions before pandas is installed)
-MANIFEST_LABEL_HINT = "give the lesion's value in the manifest's 'label' column"
 #: seconds a writer waits for another writer's lock before giving up
 LOCK_TIMEOUT_S = 30.0
 
@@ -80,15 +80,6 @@ def _os_user() -> str:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - containers without a login name
         return "unknown"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """``sha256:<hex>`` of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def check_reader(name: str) -> str:
@@ -355,7 +346,8 @@ class QASession:
         """A new session from a cohort manifest (``cohort.read_manifest``; one row per case, no ``reader`` column
         or a single reader). ``reader``: the first reader's name (default ``reader1``). ``out_dir`` must not
         exist or be empty."""
-        from her2radiomics.cohort import read_manifest
+        from her2radiomics.io import file_hash
+        from her2radiomics.manifest import read_manifest
         from her2radiomics.regions import validate_distances
 
         reader = check_reader(reader or DEFAULT_READER)
@@ -380,7 +372,7 @@ class QASession:
             "format": FORMAT,
             "created": _iso(clock()),
             "software": {"her2radiomics": __version__},
-            "manifest": {"path": str(Path(manifest).resolve()), "sha256": sha256_file(manifest)},
+            "manifest": {"path": str(Path(manifest).resolve()), "sha256": file_hash(manifest)},
             "distances": dists,
             "auto_exclusions": bool(auto_exclusions),
             "readers": {reader: {"blind": False, "cases": None}},

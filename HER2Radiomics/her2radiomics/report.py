@@ -32,8 +32,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from her2radiomics import NOT_FOR_CLINICAL_USE, __version__, modeling, stats  # noqa: E402
+from her2radiomics import NOT_FOR_CLINICAL_USE, __version__, stats  # noqa: E402
 from her2radiomics.errors import UserError  # noqa: E402
+from her2radiomics.evaluation import calibration_record  # noqa: E402
+from her2radiomics.fitting import rad_score_formula  # noqa: E402
+from her2radiomics.modelcard import load_model_card  # noqa: E402
 from her2radiomics.prediction import feature_label  # noqa: E402
 
 ZONE_COLOURS = {"safe": "#2e7d32", "warning": "#f9a825", "high": "#c62828", "unknown": "#757575"}
@@ -58,7 +61,7 @@ def _card_from(entry: Mapping[str, Any], base: Path | None) -> dict:
             p = base / p
         if not p.exists():
             raise UserError(f"study refers to model card {p}, which does not exist; keep the study folder together")
-        card = modeling.load_model_card(p)  # the same validation (schema, checksum) as predict/evaluate
+        card = load_model_card(p)  # the same validation (schema, checksum) as predict/evaluate
     return dict(card)
 
 
@@ -160,8 +163,8 @@ def net_benefit(y: np.ndarray, prob: np.ndarray, thresholds: np.ndarray) -> dict
     return {k: np.asarray(d[k], float) for k in ("model", "treat_all", "treat_none")}
 
 
-def delong_matrix(models: Sequence[dict], split: str) -> tuple[list[str], np.ndarray] | None:
-    """Pairwise two-sided DeLong p-values (``modeling.delong_matrix``) between the models scored on the same cases
+def delong_p_values(models: Sequence[dict], split: str) -> tuple[list[str], np.ndarray] | None:
+    """Pairwise two-sided DeLong p-values (``stats.delong_matrix``) between the models scored on the same cases
     of ``split``, aligned by case id; None when fewer than two models have the split or their cases differ."""
     have = [m for m in models if split in m["scores"]]
     if len(have) < 2:
@@ -178,7 +181,7 @@ def delong_matrix(models: Sequence[dict], split: str) -> tuple[list[str], np.nda
     if any(not np.array_equal(y, aligned[0][0]) for y, _ in aligned):
         return None  # the same cases with other labels (another target): no paired test
     names = [m["name"] for m in have]
-    res = modeling.delong_matrix(aligned[0][0], [p for _, p in aligned], names)
+    res = stats.delong_matrix(aligned[0][0], [p for _, p in aligned], names)
     return names, np.asarray(res["p"], float)
 
 
@@ -549,7 +552,7 @@ def _coef_table(m: dict) -> str:
         rows.append(f"<tr><td class=l>{html.escape(feature_label(feats[i]))}</td><td class=l><code>{html.escape(feats[i])}</code></td>"
                     f"<td>{coef[i]:+.4f}</td><td>{_fmt(lo, 4)} to {_fmt(hi, 4)}</td></tr>")
     try:
-        formula = modeling.rad_score_formula(card)
+        formula = rad_score_formula(card)
     except (KeyError, TypeError, ValueError):
         formula = ""
     rad = (f"<p class=formula><code>{html.escape(formula)}</code><br><span class=muted>P({html.escape(str((card.get('classes') or {}).get('event', 'event')))})"
@@ -664,7 +667,7 @@ def performance_table(models: Sequence[dict]) -> str:
             boot = ((m.get("split_extras") or {}).get(split) or {}).get("bootstrap")
             bt = f"{_fmt(boot['lo'])}-{_fmt(boot['hi'])} <span class=muted>({boot['n_boot']})</span>" if boot else "–"
             try:
-                cal = modeling.calibration_record(s["y"], s["prob"]) if len(np.unique(s["y"])) == 2 else None
+                cal = calibration_record(s["y"], s["prob"]) if len(np.unique(s["y"])) == 2 else None
             except UserError:
                 cal = None
             if cal is None:
@@ -889,7 +892,7 @@ def study_section(study: dict, intended_use: str) -> str:
         for split in _splits(models):
             given = (study.get("delong") or {}).get(split)
             mat = ((list(given.get("names") or given.get("models")), np.asarray(given["p"], float)) if given
-                   else delong_matrix(models, split))
+                   else delong_p_values(models, split))
             if mat is not None and len(mat[0]) >= 2:
                 parts.append(delong_figure(mat[0], mat[1], split))
                 shown = True

@@ -25,19 +25,6 @@ _SEQ = re.compile(r"[a-z][a-z0-9]*")
 _REGION = re.compile(r"intra|peri\d+(?:\.\d+)?")
 
 
-def sequence_columns(columns: Iterable[str]) -> list[str]:
-    """Sequence names of a manifest's ``image_<seq>`` columns, in column order (``image_t2`` -> ``t2``)."""
-    out = []
-    for c in columns:
-        if c.startswith("image_"):
-            seq = c[len("image_"):]
-            if not _SEQ.fullmatch(seq):
-                raise UserError(f"manifest column {c!r}: a sequence name is lower-case letters and digits, starting "
-                                "with a letter (e.g. image_t2, image_adc)")
-            out.append(seq)
-    return out
-
-
 @dataclass
 class LesionTransfer:
     """A lesion brought onto another sequence's grid, with what was lost."""

@@ -842,3 +842,21 @@ def icc_columns(reader_a, reader_b, kind: str = "2,1") -> np.ndarray:
     out = np.full(a.shape[1], np.nan)
     out[ok] = num[ok] / den[ok]
     return out
+
+
+def delong_matrix(y: np.ndarray, probs: Sequence[np.ndarray], names: Sequence[str]) -> dict:
+    """AUC per model and the matrices of AUC differences (row - column) and two-sided DeLong p-values
+    (:func:`delong_test` on every pair; DeLong, DeLong & Clarke-Pearson 1988), all scored on the same cases ``y``."""
+    k = len(probs)
+    aucs = [float(roc_auc(y, p)) for p in probs]
+    diff = [[0.0] * k for _ in range(k)]
+    pval = [[1.0] * k for _ in range(k)]
+    for i in range(k):
+        for j in range(i + 1, k):
+            t = delong_test(y, probs[i], probs[j])
+            d = float(t["diff"])
+            p = float(t["p"]) if math.isfinite(float(t["p"])) else 1.0
+            diff[i][j], diff[j][i] = d, -d
+            pval[i][j] = pval[j][i] = p
+    return {"models": list(names), "n": int(len(y)), "n_event": int(np.sum(y)), "auc": aucs, "diff": diff, "p": pval}
+

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from conftest import run_cli
 from features_synth import SMALL_PARAMS
 
-from her2radiomics import cohort
+from her2radiomics import batch
 from her2radiomics.errors import UserError
 from her2radiomics.phantom import make_dce_phantom, write_dce_phantom
 
@@ -37,8 +37,8 @@ def dce_cohort(tmp_path_factory):
 def test_dce_manifest_gives_radiomics_of_the_phase_and_kinetic_columns(dce_cohort):
     kw = {"progress": False, "auto_exclusions": False, "log": lambda m: None, "distances": (3.0, 6.0)}
     p = dce_cohort / "small.yaml"
-    dce = cohort.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "out" / "F.csv", p, **kw)
-    ref = cohort.extract_cohort(dce_cohort / "single.csv", dce_cohort / "ref" / "F.csv", p, **kw)
+    dce = batch.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "out" / "F.csv", p, **kw)
+    ref = batch.extract_cohort(dce_cohort / "single.csv", dce_cohort / "ref" / "F.csv", p, **kw)
     assert dce.ok and ref.ok, (dce.failures, ref.failures)
     t, r = dce.table.set_index("case_id"), ref.table.set_index("case_id")
     # default --phase 2: the radiomics equal those of the 2nd post-contrast phase given as the image
@@ -52,15 +52,15 @@ def test_dce_manifest_gives_radiomics_of_the_phase_and_kinetic_columns(dce_cohor
         assert c in t.columns
     assert t.loc["c1", "intra_kinetic_time_to_peak_s"] == 90.0   # washout: the peak is the first post-contrast phase
     # --phase 3 --subtraction changes the radiomics, not the kinetics
-    sub = cohort.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "sub" / "F.csv", p, phase=3, subtraction=True,
+    sub = batch.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "sub" / "F.csv", p, phase=3, subtraction=True,
                                 **kw)
     s = sub.table.set_index("case_id")
     assert not np.allclose(s["intra_original_firstorder_Mean"], t["intra_original_firstorder_Mean"])
     assert (s["intra_tic_type"] == t["intra_tic_type"]).all()
     with pytest.raises(UserError, match="the manifest has no dce_phases column"):
-        cohort.extract_cohort(dce_cohort / "single.csv", dce_cohort / "x" / "F.csv", p, phase=3, **kw)
+        batch.extract_cohort(dce_cohort / "single.csv", dce_cohort / "x" / "F.csv", p, phase=3, **kw)
     with pytest.raises(UserError, match="--subtraction needs a post-contrast --phase"):
-        cohort.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "x" / "F.csv", p, phase=0, subtraction=True, **kw)
+        batch.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "x" / "F.csv", p, phase=0, subtraction=True, **kw)
 
 
 def test_2d_max_mode_from_the_cli(dce_cohort):
@@ -87,7 +87,7 @@ def test_true_2d_pictures_in_a_manifest(tmp_path):
         rows.append(f"u{i},us{i}.png,us{i}_lesion.png")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     (tmp_path / "small.yaml").write_text(SMALL_PARAMS)
-    res = cohort.extract_cohort(tmp_path / "m.csv", tmp_path / "F.csv", tmp_path / "small.yaml", progress=False,
+    res = batch.extract_cohort(tmp_path / "m.csv", tmp_path / "F.csv", tmp_path / "small.yaml", progress=False,
                                 log=lambda m: None, distances=(3.0, 5.0, 8.0), mode="2d-max", pixel_spacing=(0.2, 0.2))
     assert res.ok, res.failures
     t = res.table.set_index("case_id")
@@ -118,7 +118,7 @@ def test_ultrasound_recipe_on_2d_phantoms(tmp_path):
 
 
 def test_2d_max_with_a_dce_series_keeps_the_kinetics(dce_cohort):
-    res = cohort.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "dce2d" / "F.csv", dce_cohort / "small.yaml",
+    res = batch.extract_cohort(dce_cohort / "dce.csv", dce_cohort / "dce2d" / "F.csv", dce_cohort / "small.yaml",
                                 progress=False, auto_exclusions=False, log=lambda m: None, distances=(3.0, 6.0),
                                 mode="2d-max")
     assert res.ok, res.failures

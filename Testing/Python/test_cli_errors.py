@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import run_cli, shared_path
+from modeling_synth import synthetic_cohort
 
-from her2radiomics import cli, modeling
+from her2radiomics import cli, modelcard
 
 CUSTOM = ["--task", "custom", "--label-column", "label", "--positive", "1", "--negative", "0"]
 FAST = ["--cv-folds", "3"]
@@ -27,8 +28,8 @@ FAST = ["--cv-folds", "3"]
 
 # ------------------------------------------------------------------------------------------------ inputs
 def _tables(d: Path, n: int = 40, regions: tuple[str, ...] = ("intra", "peri3"), seed: int = 0) -> tuple[Path, Path]:
-    feats, labels = modeling.synthetic_cohort(n_cases=n, n_per_region=4, regions=regions, n_signal=2,
-                                              effect=1.5, event_rate=0.5, seed=seed)
+    feats, labels = synthetic_cohort(n_cases=n, n_per_region=4, regions=regions, n_signal=2,
+                                     effect=1.5, event_rate=0.5, seed=seed)
     f, lab = d / "features.csv", d / "labels.csv"
     feats.to_csv(f, index=False)
     labels.to_csv(lab, index=False)
@@ -534,11 +535,12 @@ def test_ctrl_c_one_line_and_nothing_written(command: str, shared, tmp_path, cap
 
     (tmp_path / "in").mkdir()
     if command == "train":
-        monkeypatch.setattr(modeling, "lasso_select", interrupt)
+        from her2radiomics import fitting
+        monkeypatch.setattr(fitting, "lasso_select", interrupt)
         args = _train(shared["features"], shared["labels"], tmp_path / "out" / "m.json")
     else:
-        import her2radiomics.cohort as cohort
-        monkeypatch.setattr(cohort, "_run", interrupt)
+        import her2radiomics.batch as batch
+        monkeypatch.setattr(batch, "_run", interrupt)
         args = ["extract", _manifest(tmp_path, shared), "-o", tmp_path / "out" / "F.csv", "--no-progress"]
     capsys.readouterr()
     rc, out, err = _run_inproc(capsys, args)
@@ -691,14 +693,14 @@ def test_predict_notes_cases_the_cards_were_trained_on(shared, tmp_path, capsys)
     rc, out, err = _run_inproc(capsys, ["predict", shared["features"], "--stage1", shared["stage1"],
                                         "-o", tmp_path / "P.csv", "--max-cases", "0"])
     assert rc == 0, err
-    card = modeling.load_model_card(shared["stage1"])
+    card = modelcard.load_model_card(shared["stage1"])
     n_train = len(card["provenance"]["case_ids"]["train"])
     assert f"note: stage1 model: {n_train} of the 40 predicted cases were used to train it" in out, out
 
 
 def test_compare_cases_restricts_to_a_recorded_split(shared, tmp_path, capsys) -> None:
     """compare advised 'compare on held-out cases only' but had no --cases option (argparse error)."""
-    card = modeling.load_model_card(shared["intra"])
+    card = modelcard.load_model_card(shared["intra"])
     n_test = len(card["provenance"]["case_ids"]["test"])
     rc, out, err = _run_inproc(capsys, ["compare", shared["features"], shared["labels"], "--models", shared["intra"],
                                         shared["intra+peri3"], "--cases", "test", "-o", tmp_path / "c.json"])

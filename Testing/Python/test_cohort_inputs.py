@@ -16,7 +16,8 @@ import SimpleITK as sitk
 from conftest import run_cli
 from features_synth import SMALL_PARAMS, textured_case
 
-from her2radiomics import __version__, cohort, features, regions
+from her2radiomics import __version__, batch, features, regions
+from her2radiomics.manifest import read_manifest
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_coarse_centre_case_is_kept_with_lesion_and_3_5_mm_shells(tmp_path, smal
     assert not out.with_name("FEATURES.failures.csv").exists()
     assert "B1" in r.stderr and "peri1" in r.stderr and "thinner" in r.stderr
     # provenance columns travel with the table
-    assert (t["parameter_file_hash"] == features.params_hash(features.load_params(small_params))).all()
+    assert (t["parameter_file_hash"] == features.parameter_file_hash(features.load_params(small_params))).all()
     assert (t["her2radiomics_version"].astype(str) == __version__).all()
     assert list(t.columns[-3:]) == ["parameter_file_hash", "resample", "her2radiomics_version"]
     # a re-run reads the case, its NaN columns and its note back from the cache
@@ -104,7 +105,7 @@ def test_extract_multilabel_lesion_points_to_the_manifest_label_column(tmp_path,
     sitk.WriteImage(les, str(tmp_path / "lesion.nrrd"))
     (tmp_path / "m.csv").write_text("case_id,image,lesion,air\nA,image.nrrd,two.nrrd,\nS,two.nrrd,image.nrrd,\n"
                                     "X,image.nrrd,lesion.nrrd,two.nrrd\n")
-    res = cohort.extract_cohort(tmp_path / "m.csv", tmp_path / "F.csv", small_params, progress=False,
+    res = batch.extract_cohort(tmp_path / "m.csv", tmp_path / "F.csv", small_params, progress=False,
                                 auto_exclusions=False, log=lambda m: None)
     err = res.failures.set_index("case_id")["error"]
     assert "--label" not in err["A"] and "'label' column" in err["A"], err["A"]
@@ -121,9 +122,11 @@ def test_extract_multilabel_lesion_points_to_the_manifest_label_column(tmp_path,
 def test_study_reports_cases_without_a_region_and_their_imputation(tmp_path):
     """Item 2: a table where peri1 is missing for some cases (the coarse centre) trains, and the study output, the
     card and study.json say which cases lack which region and that their values are imputed."""
-    from her2radiomics import modeling
+    from modeling_synth import synthetic_cohort
 
-    feats, lab = modeling.synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra", "peri1", "peri3"), seed=2)
+    from her2radiomics import modelcard
+
+    feats, lab = synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra", "peri1", "peri3"), seed=2)
     lacking = feats["case_id"].iloc[:7].tolist()
     feats.loc[feats["case_id"].isin(lacking), [c for c in feats.columns if c.startswith("peri1_")]] = np.nan
     feats.to_csv(tmp_path / "F.csv", index=False)
@@ -134,7 +137,7 @@ def test_study_reports_cases_without_a_region_and_their_imputation(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "intra+peri1: peri1 is missing for 7 of 90 case(s)" in r.stdout and "imputed" in r.stdout, r.stdout
     assert "intra: peri1" not in r.stdout  # only the sets that use the region say it
-    card = modeling.load_model_card(tmp_path / "S" / "intra_peri1.model.json")
+    card = modelcard.load_model_card(tmp_path / "S" / "intra_peri1.model.json")
     miss = card["selection"]["missing_regions"]["peri1"]
     assert sorted(miss["case_ids"]) == sorted(lacking) and miss["n_train"] + miss["n_other"] == 7
     study = json.loads((tmp_path / "S" / "study.json").read_text())
@@ -216,7 +219,7 @@ def test_dicom_single_file_and_several_series(tmp_path):
     img = io.read_image(two, series="3")
     lesion = _lesion_on(img, tmp_path)
     (tmp_path / "m.csv").write_text("case_id,image,lesion,series\nA,two,lesion.nrrd,3\n")
-    (spec,) = cohort.read_manifest(tmp_path / "m.csv")
+    (spec,) = read_manifest(tmp_path / "m.csv")
     assert spec.series == "3"
     r = run_cli("regions", two, lesion, "-o", tmp_path / "R", "--series", "3", "--no-auto-exclusions")
     assert r.returncode == 0, r.stderr
@@ -233,14 +236,14 @@ def test_pyradiomics_batch_csv_is_a_manifest(tmp_path, small_params):
     sitk.WriteImage(img, str(tmp_path / "image.nrrd"))
     sitk.WriteImage(three, str(tmp_path / "label.nrrd"))
     (tmp_path / "batch.csv").write_text("ID,Image,Mask,Label\npatient1,image.nrrd,label.nrrd,3\n")
-    (spec,) = cohort.read_manifest(tmp_path / "batch.csv")
+    (spec,) = read_manifest(tmp_path / "batch.csv")
     assert (spec.case_id, spec.label, spec.image.name, spec.lesion.name) == ("patient1", 3, "image.nrrd", "label.nrrd")
     r = run_cli("extract", tmp_path / "batch.csv", "-o", tmp_path / "F.csv", "--params", small_params, "--no-progress",
                 "--no-auto-exclusions", "--distances", "3")
     assert r.returncode == 0, r.stderr
     assert pd.read_csv(tmp_path / "F.csv")["case_id"].tolist() == ["patient1"]
     (tmp_path / "noid.csv").write_text("Image,Mask\nimage.nrrd,label.nrrd\nimage.nrrd,label.nrrd\n")
-    assert [s.case_id for s in cohort.read_manifest(tmp_path / "noid.csv")] == ["1", "2"]  # pyradiomics numbers rows
+    assert [s.case_id for s in read_manifest(tmp_path / "noid.csv")] == ["1", "2"]  # pyradiomics numbers rows
 
 
 # ------------------------------------------------------------------------------------------- resampling (item 1)

@@ -51,7 +51,7 @@ def test_shipped_demo_cards_load_and_match_the_demo_parameter_file():
     _need("features")
     from her2radiomics import features
 
-    h = features.params_hash(features.load_params(demo_params_path()))
+    h = features.parameter_file_hash(features.load_params(demo_params_path()))
     assert {c["provenance"]["parameter_file_hash"] for c in cards.values()} == {h}
 
 
@@ -65,7 +65,7 @@ def test_shipped_demo_cards_predict_a_phantom_extracted_with_the_demo_parameter_
     params = features.load_params(demo_params_path())
     row = features.extract_case(ph.image, reg.feature_masks(), params)
     pred = predict(pd.DataFrame([{"case_id": "p", **row}]), shipped_card_path("stage1"), shipped_card_path("stage2"),
-                   features_hash=features.params_hash(params))
+                   features_hash=features.parameter_file_hash(params))
     t = pred.table.iloc[0]
     # independent of prediction.py: each stage's probability from the card's JSON numbers by hand (summing to 1
     # is true by construction of the cascade, so it alone could not fail)
@@ -88,7 +88,7 @@ def _card_probability(card: dict, row: dict) -> float:
 
 @pytest.mark.slow
 def test_quick_demo_runs_end_to_end(tmp_path):
-    _need("phantom", "features", "regions", "modeling")
+    _need("phantom", "features", "regions", "fitting")
     out = tmp_path / "demo"
     r = run_cli("demo", "-o", out, "--quick", "--no-progress", "--jobs", "2", timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, SHARED_DATA
+from modeling_synth import synthetic_cohort
 
-from her2radiomics import cli, modeling
+from her2radiomics import cli
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def documented_commands(md: Path, only_after: str | None = None) -> list[list[st
 
 
 def _tables(d: Path) -> None:
-    f, lab = modeling.synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra", "peri1", "peri3", "peri5"),
+    f, lab = synthetic_cohort(n_cases=90, n_per_region=6, regions=("intra", "peri1", "peri3", "peri5"),
                                        seed=3, effect=1.2, event_rate=0.35)
     rng = np.random.default_rng(3)
     her2 = np.where(lab["label"] == 1, "positive", np.where(rng.random(len(lab)) < 0.5, "low", "zero"))

@@ -332,16 +332,16 @@ def test_default_parameter_file_content_and_hash(tmp_path):
     assert params["setting"]["binCount"] == 32 and "binWidth" not in params["setting"]
     # 14 shape + 93 x (1 original + 5 LoG + 8 wavelet)
     assert features.n_features_per_region(params) == 14 + 93 * 14 == 1316
-    h = features.params_hash(params)
+    h = features.parameter_file_hash(params)
     assert h.startswith("sha256:") and len(h) == 7 + 64
     # same settings written differently -> same hash; one setting changed -> different hash
     import yaml
 
     p = tmp_path / "same.yaml"
     p.write_text("# reordered\n" + yaml.safe_dump({k: params[k] for k in reversed(list(params))}))
-    assert features.params_hash(features.load_params(p)) == h
+    assert features.parameter_file_hash(features.load_params(p)) == h
     params["setting"]["binCount"] = 64
-    assert features.params_hash(params) != h
+    assert features.parameter_file_hash(params) != h
 
 
 def test_slicer_radiomics_can_load_the_default_file():

@@ -16,8 +16,9 @@ import SimpleITK as sitk
 from conftest import PKG_DIR, run_cli
 from features_synth import SMALL_PARAMS, write_cohort
 
-from her2radiomics import cohort, features
+from her2radiomics import batch, features
 from her2radiomics.errors import UserError
+from her2radiomics.manifest import read_manifest
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     manifest = write_cohort(tmp_path / "c", 2)
     _add_bad_cases(tmp_path / "c")
     out = tmp_path / "out" / "FEATURES.csv"
-    res = cohort.extract_cohort(manifest, out, small_params, progress=False, auto_exclusions=False, log=lambda m: None)
+    res = batch.extract_cohort(manifest, out, small_params, progress=False, auto_exclusions=False, log=lambda m: None)
     assert not res.ok
     table = pd.read_csv(out, keep_default_na=False)
     # every shell of 'allair' is excluded: the case is kept with its lesion features (shells NaN, issue 12)
@@ -68,7 +69,7 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     assert notes["case_id"].tolist() == ["allair"] * 3 and notes["region"].tolist() == ["peri1", "peri3", "peri5"]
     assert all("exclusion masks (air" in r for r in notes["reason"])
     meta = json.loads(out.with_name("FEATURES.meta.json").read_text())
-    assert meta["parameter_file_hash"] == features.params_hash(features.load_params(small_params))
+    assert meta["parameter_file_hash"] == features.parameter_file_hash(features.load_params(small_params))
     assert meta["distances"] == [1.0, 3.0, 5.0] and meta["n_cases"] == 3 and meta["n_failed"] == 2
     assert meta["software"]["pyradiomics"]
     assert set(meta["missing_regions"]["allair"]) == {"peri1", "peri3", "peri5"}
@@ -79,7 +80,7 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     # the table holds exactly extract_case's numbers for the case's regions (CSV round trip is exact)
     img = sitk.ReadImage(str(tmp_path / "c" / "case1_image.nrrd"))
     les = sitk.ReadImage(str(tmp_path / "c" / "case1_lesion.nrrd"))
-    masks, _ = cohort.case_regions(img, les, (1.0, 3.0, 5.0), auto_exclusions=False)
+    masks, _ = batch.case_regions(img, les, (1.0, 3.0, 5.0), auto_exclusions=False)
     direct = features.extract_case(img, masks, small_params)
     row = pd.read_csv(out).iloc[1]  # (default NA: the NaN shells of 'allair' keep the columns numeric)
     assert list(table.columns[2:-3]) == list(direct)
@@ -122,12 +123,12 @@ def test_manifest_validation(tmp_path):
     m = tmp_path / "m.csv"
     m.write_text("case_id,image,lesion\na,i.nrrd,l.nrrd\na,i.nrrd,l.nrrd\n")
     with pytest.raises(UserError, match="appears twice"):
-        cohort.read_manifest(m)
+        read_manifest(m)
     m.write_text("case_id,image,lesion,label\na,i.nrrd,,\n")
     with pytest.raises(UserError, match="line 2: empty lesion"):
-        cohort.read_manifest(m)
+        read_manifest(m)
     m.write_text("case_id,reader,image,lesion,label\na,R2,sub/i.nrrd,l.nrrd,2\n")
-    (spec,) = cohort.read_manifest(m)
+    (spec,) = read_manifest(m)
     assert spec.reader == "R2" and spec.label == 2 and spec.image == tmp_path / "sub" / "i.nrrd"
 
 
@@ -135,8 +136,8 @@ def test_manifest_validation(tmp_path):
 def test_dask_distributed_gives_the_same_table_as_loky(tmp_path, small_params):
     manifest = write_cohort(tmp_path / "c", 4, shape_zyx=(20, 40, 40))
     kw = dict(progress=False, auto_exclusions=False, log=lambda m: None)
-    a = cohort.extract_cohort(manifest, tmp_path / "loky" / "F.csv", small_params, jobs=2, backend="loky", **kw)
-    b = cohort.extract_cohort(manifest, tmp_path / "dask" / "F.csv", small_params, jobs=2, backend="dask", **kw)
+    a = batch.extract_cohort(manifest, tmp_path / "loky" / "F.csv", small_params, jobs=2, backend="loky", **kw)
+    b = batch.extract_cohort(manifest, tmp_path / "dask" / "F.csv", small_params, jobs=2, backend="dask", **kw)
     assert a.ok and b.ok and len(b.computed) == 4
     ran_in = {json.loads(f.read_text())["pid"] for f in (tmp_path / "dask" / "F.cache").glob("*.json")}
     assert os.getpid() not in ran_in  # the LocalCluster's workers did the work
@@ -147,7 +148,7 @@ def test_dask_distributed_gives_the_same_table_as_loky(tmp_path, small_params):
     from dask.distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        c = cohort.extract_cohort(manifest, tmp_path / "joined" / "F.csv", small_params, backend="dask",
+        c = batch.extract_cohort(manifest, tmp_path / "joined" / "F.csv", small_params, backend="dask",
                                   scheduler=cluster.scheduler_address, **kw)
         from dask.distributed import Client
 
@@ -163,10 +164,10 @@ def test_case_workers_default_per_jobs_and_same_table(tmp_path, small_params):
     manifest = write_cohort(tmp_path / "c", 3, shape_zyx=(20, 40, 40))
     kw = dict(progress=False, auto_exclusions=False, log=lambda m: None)
     runs = {
-        "default": cohort.extract_cohort(manifest, tmp_path / "d" / "F.csv", small_params, **kw),
-        "serial": cohort.extract_cohort(manifest, tmp_path / "s" / "F.csv", small_params, case_workers=1, **kw),
-        "three": cohort.extract_cohort(manifest, tmp_path / "t" / "F.csv", small_params, case_workers=3, **kw),
-        "jobs2": cohort.extract_cohort(manifest, tmp_path / "j" / "F.csv", small_params, jobs=2, **kw),
+        "default": batch.extract_cohort(manifest, tmp_path / "d" / "F.csv", small_params, **kw),
+        "serial": batch.extract_cohort(manifest, tmp_path / "s" / "F.csv", small_params, case_workers=1, **kw),
+        "three": batch.extract_cohort(manifest, tmp_path / "t" / "F.csv", small_params, case_workers=3, **kw),
+        "jobs2": batch.extract_cohort(manifest, tmp_path / "j" / "F.csv", small_params, jobs=2, **kw),
     }
     used = {name: {d["case_workers"] for d in json.loads(r.output.with_name("F.meta.json").read_text())["diagnostics"].values()}
             for name, r in runs.items()}
@@ -209,7 +210,7 @@ def test_killed_run_resumes_with_only_unfinished_cases(tmp_path, small_params):
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # finished cases were not recomputed
     assert len(list(cache.glob("*.json"))) == n
 
-    fresh = cohort.extract_cohort(manifest, tmp_path / "fresh" / "F.csv", small_params, progress=False,
+    fresh = batch.extract_cohort(manifest, tmp_path / "fresh" / "F.csv", small_params, progress=False,
                                   auto_exclusions=False, log=lambda m: None)
     assert out.read_bytes() == (tmp_path / "fresh" / "F.csv").read_bytes()
     assert len(fresh.computed) == n
@@ -245,10 +246,10 @@ def test_progress_bar_only_on_a_terminal(tmp_path, small_params, monkeypatch, tt
         for spec, _ in tasks:
             yield {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": "x"}
 
-    monkeypatch.setattr(cohort, "_run", fake_run)
+    monkeypatch.setattr(batch, "_run", fake_run)
     stream = _Stream(tty)
     monkeypatch.setattr(sys, "stderr", stream)
-    cohort.extract_cohort(manifest, tmp_path / "F.csv", small_params, progress=True, auto_exclusions=False,
+    batch.extract_cohort(manifest, tmp_path / "F.csv", small_params, progress=True, auto_exclusions=False,
                           log=lambda m: None)
     text = stream.text()
     if tty:

@@ -286,16 +286,16 @@ def test_labels_id_column_of_its_own_and_mismatch_examples(tmp_path):
     """The labels table's id column had to carry the features table's name; an id mismatch named no id."""
     import pandas as pd
 
-    from her2radiomics import modeling
+    from her2radiomics import targets
 
     lab = _write(tmp_path, "Patient ID,her2\nP01,positive\nP02,low\nP03,zero\n")
     feats = pd.DataFrame({"case_id": ["P01", "P02", "P03"], "intra_f": [1.0, 2.0, 3.0]})
-    spec = modeling.LabelSpec(labels_id_column="Patient ID")
-    c = modeling.build_cohort(feats, modeling.load_targets(lab, "stage1", spec), spec)
+    spec = targets.LabelSpec(labels_id_column="Patient ID")
+    c = targets.join_labels(feats, targets.load_targets(lab, "stage1", spec), spec)
     assert c.ids == ["P01", "P02", "P03"]
     other = feats.assign(case_id=["1", "2", "3"])
     with pytest.raises(UserError, match=r"features ids e\.g\. '1', '2', '3'; labels ids e\.g\. 'P01', 'P02', 'P03'"):
-        modeling.build_cohort(other, modeling.load_targets(lab, "stage1", spec), spec)
+        targets.join_labels(other, targets.load_targets(lab, "stage1", spec), spec)
 
 
 def test_cli_pathology_export_drop_unresolved(tmp_path):

@@ -9,15 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_cli
+from modeling_synth import synthetic_cohort
 
-from her2radiomics import modeling as M
+from her2radiomics import modelcard
 from her2radiomics.errors import UserError
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cards")
-    f, lab = M.synthetic_cohort(n_cases=100, n_per_region=10, seed=2, effect=1.5)
+    f, lab = synthetic_cohort(n_cases=100, n_per_region=10, seed=2, effect=1.5)
     f.to_csv(d / "features.csv", index=False)
     lab.to_csv(d / "labels.csv", index=False)
     (d / "features.meta.json").write_text(json.dumps({"parameter_file_hash": "sha256:abc123"}))
@@ -34,7 +35,7 @@ def resave_without_checksum_update(path, card):
 
 def test_card_contents(workdir):
     raw = json.loads((workdir / "model.json").read_text())
-    card = M.load_model_card(workdir / "model.json")
+    card = modelcard.load_model_card(workdir / "model.json")
     assert raw == card
     assert card["format"] == "her2radiomics.model/1"
     assert "not for clinical use" in card["intended_use"].lower()
@@ -63,7 +64,7 @@ def test_modified_coefficient_is_refused(workdir, tmp_path):
     bad = tmp_path / "edited.json"
     resave_without_checksum_update(bad, card)
     with pytest.raises(UserError, match="was modified after it was saved \\(checksum mismatch\\)"):
-        M.load_model_card(bad)
+        modelcard.load_model_card(bad)
     r = run_cli("evaluate", workdir / "features.csv", workdir / "labels.csv", "--model", bad)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -91,11 +92,11 @@ def test_schema_violations_refused_even_with_valid_checksum(workdir, tmp_path, e
     card = json.loads((workdir / "model.json").read_text())
     edit(card)
     if card.get("format") == "her2radiomics.model/1":
-        card["checksum"] = M.card_checksum(card)
+        card["checksum"] = modelcard.card_checksum(card)
     p = tmp_path / "card.json"
     resave_without_checksum_update(p, card)
     with pytest.raises(UserError, match=message):
-        M.load_model_card(p)
+        modelcard.load_model_card(p)
 
 
 def test_nan_and_missing_checksum_and_bad_json(workdir, tmp_path):
@@ -104,26 +105,26 @@ def test_nan_and_missing_checksum_and_bad_json(workdir, tmp_path):
     p = tmp_path / "nan.json"
     p.write_text(text.replace(f'"intercept": {json.dumps(card["intercept"])}', '"intercept": NaN'))
     with pytest.raises(UserError, match="not a valid JSON model card"):
-        M.load_model_card(p)
+        modelcard.load_model_card(p)
     card.pop("checksum")
     with pytest.raises(UserError, match="has no checksum"):
-        M.load_model_card(card)
+        modelcard.load_model_card(card)
     p.write_text("{ not json")
     with pytest.raises(UserError, match="not a valid JSON"):
-        M.load_model_card(p)
+        modelcard.load_model_card(p)
     with pytest.raises(UserError, match="not found"):
-        M.load_model_card(tmp_path / "absent.json")
+        modelcard.load_model_card(tmp_path / "absent.json")
 
 
 def test_save_is_atomic_and_refreshes_checksum(workdir, tmp_path):
-    card = M.load_model_card(workdir / "model.json")
+    card = modelcard.load_model_card(workdir / "model.json")
     card["notes"] = ["re-saved"]
     out = tmp_path / "resaved.json"
-    M.save_model_card(card, out)
-    assert M.load_model_card(out)["notes"] == ["re-saved"]
+    modelcard.save_model_card(card, out)
+    assert modelcard.load_model_card(out)["notes"] == ["re-saved"]
     card["intercept"] = float("nan")
     with pytest.raises(UserError):
-        M.save_model_card(card, tmp_path / "never.json")
+        modelcard.save_model_card(card, tmp_path / "never.json")
     assert not (tmp_path / "never.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["resaved.json"]
 
@@ -133,7 +134,7 @@ def test_evaluate_and_compare_cli(workdir, tmp_path):
                 "-o", tmp_path / "metrics.json")
     assert r.returncode == 0, r.stderr
     out = json.loads((tmp_path / "metrics.json").read_text())
-    card = M.load_model_card(workdir / "model.json")
+    card = modelcard.load_model_card(workdir / "model.json")
     assert out["metrics"]["n"] == 100 and out["train_auc"] == card["metrics"]["train"]["auc"]
     assert out["n_training_cases_evaluated"] == len(card["provenance"]["case_ids"]["train"])
     assert "AUC" in r.stdout and "GDI" in r.stdout
@@ -152,13 +153,13 @@ def test_evaluate_and_compare_cli(workdir, tmp_path):
     from her2radiomics import stats
     feats, labels = pd.read_csv(workdir / "features.csv"), pd.read_csv(workdir / "labels.csv")
     y = labels.set_index("case_id").loc[feats["case_id"], "label"].to_numpy()
-    probs = [M.predict_proba(M.load_model_card(p), feats) for p in (workdir / "model.json", tmp_path / "intra.json")]
+    probs = [modelcard.predict_proba(modelcard.load_model_card(p), feats) for p in (workdir / "model.json", tmp_path / "intra.json")]
     aucs, cov = stats.delong_covariance_structural(y, np.vstack(probs))
     z = (aucs[0] - aucs[1]) / np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     assert cmp["auc"] == pytest.approx(list(aucs), abs=1e-12)
     assert cmp["p"][0][1] == pytest.approx(2 * norm.sf(abs(z)), rel=1e-9)
     # both models were trained on some of these cases: said, since the comparison is then optimistic
-    n_train = [len(M.load_model_card(p)["provenance"]["case_ids"]["train"]) for p in (workdir / "model.json",
+    n_train = [len(modelcard.load_model_card(p)["provenance"]["case_ids"]["train"]) for p in (workdir / "model.json",
                                                                                       tmp_path / "intra.json")]
     assert f"note: model: {n_train[0]} of the 100 compared cases were used to train this model" in r3.stdout
     assert f"note: intra: {n_train[1]} of the 100 compared cases were used to train this model" in r3.stdout

@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli, shared_path
 from sklearn.metrics import roc_auc_score
 
-from her2radiomics import modeling as M
+from her2radiomics import modelcard
 
 GENERIC = ("--feature-set", "all", "--id-column", "patient_id", "--positive", "1", "--negative", "0")
 CENTRE = ("--split", "center", "--center-column", "manufacturer", "--test-center", "2")
@@ -28,7 +28,7 @@ def _check_card_against_data(card, feats: pd.DataFrame, clin: pd.DataFrame, labe
     X = feats.set_index("patient_id")
     out = {}
     for split, ids in card["provenance"]["case_ids"].items():
-        p = M.predict_proba(card, X.loc[ids])
+        p = modelcard.predict_proba(card, X.loc[ids])
         y = y_all.loc[ids].to_numpy()
         m = card["metrics"][split]
         assert m["n"] == len(ids) and m["n_event"] == int(y.sum())
@@ -45,7 +45,7 @@ def test_duke_er_centre_split_end_to_end(duke, tmp_path):
     r = run_cli("train", features, clinical, "-o", tmp_path / "er.json", "--task", "custom", "--label-column", "ER",
                 *GENERIC, *CENTRE)
     assert r.returncode == 0, r.stderr
-    card = M.load_model_card(tmp_path / "er.json")
+    card = modelcard.load_model_card(tmp_path / "er.json")
     feats, clin = pd.read_csv(features), pd.read_csv(clinical)
     m = _check_card_against_data(card, feats, clin, "ER")
     # the centre split follows the scanner manufacturer: GE (0) trains, Siemens (2) is the external test
@@ -68,7 +68,7 @@ def test_duke_her2_random_split_and_evaluate(duke, tmp_path):
     r = run_cli("train", features, clinical, "-o", tmp_path / "her2.json", "--task", "stage1", "--label-column", "HER2",
                 *GENERIC, "--seed", "0")
     assert r.returncode == 0, r.stderr
-    card = M.load_model_card(tmp_path / "her2.json")
+    card = modelcard.load_model_card(tmp_path / "her2.json")
     feats, clin = pd.read_csv(features), pd.read_csv(clinical)
     m = _check_card_against_data(card, feats, clin, "HER2")
     assert m["train"]["n"] + m["test"]["n"] == 599

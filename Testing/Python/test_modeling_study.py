@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 from conftest import run_cli
+from modeling_synth import synthetic_cohort
 from sklearn.metrics import roc_auc_score
 
-from her2radiomics import modeling as M
-from her2radiomics import stats
+from her2radiomics import modelcard, stats
 
 
 def _no_nan(name):
@@ -20,7 +20,7 @@ def _no_nan(name):
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     d = tmp_path_factory.mktemp("study")
-    f, lab = M.synthetic_cohort(n_cases=120, n_per_region=15, regions=("intra", "peri1", "peri3"), seed=5, effect=1.2)
+    f, lab = synthetic_cohort(n_cases=120, n_per_region=15, regions=("intra", "peri1", "peri3"), seed=5, effect=1.2)
     lab["her2"] = np.where(lab["label"] == 1, "positive", np.where(np.arange(len(lab)) % 2, "low", "zero"))
     f.to_csv(d / "features.csv", index=False)
     lab.drop(columns="label").to_csv(d / "labels.csv", index=False)
@@ -39,7 +39,7 @@ def test_study_outputs(study):
     assert s["skipped"][0]["name"] == "intra+peri5" and "peri5" in s["skipped"][0]["reason"]
     assert s["split_names"] == ["train", "internal", "external"]
     for fs in s["feature_sets"]:
-        card = M.load_model_card(d / "out" / fs["model_card"])
+        card = modelcard.load_model_card(d / "out" / fs["model_card"])
         assert card["checksum"] == fs["checksum"] and card["features"] == fs["features"]
         for split in s["split_names"]:
             e = fs["splits"][split]
@@ -78,7 +78,7 @@ def methods_study(tmp_path_factory):
     import pandas as pd
 
     d = tmp_path_factory.mktemp("methods")
-    f, lab = M.synthetic_cohort(n_cases=90, n_per_region=8, regions=("intra", "peri3"), seed=2, effect=1.3)
+    f, lab = synthetic_cohort(n_cases=90, n_per_region=8, regions=("intra", "peri3"), seed=2, effect=1.3)
     lab["her2"] = np.where(lab["label"] == 1, "positive", np.where(np.arange(len(lab)) % 2, "low", "zero"))
     f.to_csv(d / "features.csv", index=False)
     (d / "features.meta.json").write_text(json.dumps({"parameter_file": "MR_params.yaml",
@@ -118,7 +118,7 @@ def test_study_json_holds_the_methods_record(methods_study):
         assert [k for k, _ in fun] == ["candidates", "ICC", "non-constant", "MWU", "LASSO"]
         counts = [v for _, v in fun]
         assert counts == sorted(counts, reverse=True) and counts[-1] == len(fs["features"])
-        card = M.load_model_card(d / "out" / fs["model_card"])
+        card = modelcard.load_model_card(d / "out" / fs["model_card"])
         path = card["selection"]["lasso_path"]
         assert len(path["C"]) == len(card["selection"]["cv_curve"]["C"])
         assert set(fs["features"]) <= set(path["features"])

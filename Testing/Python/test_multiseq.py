@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 from features_synth import SMALL_PARAMS
 
-from her2radiomics import cohort
+from her2radiomics import batch
 from her2radiomics.phantom import make_dce_phantom, write_dce_phantom
 
 N = 16
@@ -32,7 +32,7 @@ def multiseq(tmp_path_factory):
     (root / "m.csv").write_text("\n".join(rows) + "\n")
     (root / "labels.csv").write_text("\n".join(labels) + "\n")
     (root / "small.yaml").write_text(SMALL_PARAMS)
-    res = cohort.extract_cohort(root / "m.csv", root / "F.csv", root / "small.yaml", progress=False,
+    res = batch.extract_cohort(root / "m.csv", root / "F.csv", root / "small.yaml", progress=False,
                                 auto_exclusions=False, distances=(3.0,), log=lambda m: None)
     return root, res
 

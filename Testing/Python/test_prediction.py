@@ -241,7 +241,7 @@ def _cli(args) -> tuple[int, str, str]:
 
 
 def test_cli_predict_reads_the_features_table_like_train(tmp_path):
-    """predict validates its table through the shared reader (modeling.read_table): a ';'-separated export is named
+    """predict validates its table through the shared reader (io.read_table): a ';'-separated export is named
     as such (it was 'has no case_id column'), a repeated header is refused, and ids stay text ('007', not 7)."""
     f = ["intra_original_firstorder_Mean"]
     (tmp_path / "m1.json").write_text(json.dumps(make_card(f, [0], [1], [1], 0)))

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import shared_path
+from modeling_synth import synthetic_cohort
 
-from her2radiomics import cli, modeling
+from her2radiomics import cli, modelcard
 
 H1 = "sha256:" + "1" * 64
 H2 = "sha256:" + "2" * 64
@@ -38,7 +39,7 @@ def _run(capsys, *args) -> tuple[int, str, str]:
 @pytest.fixture
 def tables(tmp_path):
     """A synthetic 'extract' table carrying H1 in its parameter_file_hash column (no sidecar) and HER2 labels."""
-    feats, lab = modeling.synthetic_cohort(n_cases=80, n_per_region=8, regions=("intra",), effect=1.5, seed=3)
+    feats, lab = synthetic_cohort(n_cases=80, n_per_region=8, regions=("intra",), effect=1.5, seed=3)
     feats["parameter_file_hash"] = H1
     feats["her2radiomics_version"] = "0.test"
     f1 = tmp_path / "F1.csv"
@@ -54,7 +55,7 @@ def test_hash_column_is_recorded_by_train_and_not_a_feature(tables, tmp_path, ca
     rc, out, err = _run(capsys, "train", f1, lp, "--task", "stage1", "--feature-set", "all", "-o", tmp_path / "m.json",
                         "--cv-folds", "3")
     assert rc == 0, err
-    card = modeling.load_model_card(tmp_path / "m.json")
+    card = modelcard.load_model_card(tmp_path / "m.json")
     assert card["provenance"]["parameter_file_hash"] == H1
     # the provenance columns are not candidates of 'all' and are not reported as dropped text columns
     assert card["selection"]["candidates"] == 8
@@ -117,7 +118,7 @@ def test_predict_writes_repr_exact_probabilities_and_logits(tables, tmp_path, ca
     assert rc == 0, err
     rc, _, err = _run(capsys, "predict", f1, "--stage1", tmp_path / "m.json", "-o", tmp_path / "P.csv")
     assert rc == 0, err
-    card = modeling.load_model_card(tmp_path / "m.json")
+    card = modelcard.load_model_card(tmp_path / "m.json")
     t = pd.read_csv(tmp_path / "P.csv", dtype={"case_id": str})
     from her2radiomics.prediction import predict
 
@@ -125,7 +126,7 @@ def test_predict_writes_repr_exact_probabilities_and_logits(tables, tmp_path, ca
     for col in ("p_positive", "p1", "stage1_logit"):  # the file holds the in-memory float64 values exactly
         assert np.array_equal(t[col].to_numpy(), mem[col].to_numpy()), col
     X = feats.set_index("case_id").loc[t["case_id"]]
-    assert np.allclose(t["p_positive"].to_numpy(), modeling.predict_proba(card, X), rtol=1e-14, atol=0)
+    assert np.allclose(t["p_positive"].to_numpy(), modelcard.predict_proba(card, X), rtol=1e-14, atol=0)
     assert t["parameter_file_hash"].eq(H1).all()
     c = pd.read_csv(tmp_path / "P.contributions.csv", dtype={"case_id": str})
     s = c[c["stage"] == "stage1"].groupby("case_id")["contribution"].sum()
@@ -173,7 +174,7 @@ def test_resampled_and_native_features_do_not_mix(tables, tmp_path, capsys):
     rc, _, err = _run(capsys, "train", tmp_path / "R.csv", lp, "--task", "stage1", "-o", tmp_path / "m.json",
                       "--cv-folds", "3")
     assert rc == 0, err
-    assert modeling.load_model_card(tmp_path / "m.json")["provenance"]["resample"] == "0.8 0.8 0.8 linear"
+    assert modelcard.load_model_card(tmp_path / "m.json")["provenance"]["resample"] == "0.8 0.8 0.8 linear"
     feats.assign(resample="none").to_csv(tmp_path / "N.csv", index=False)
     rc, _, err = _run(capsys, "predict", tmp_path / "N.csv", "--stage1", tmp_path / "m.json", "-o", tmp_path / "P.csv")
     assert rc == 2 and "resampl" in err and "--resample-spacing" in err and len(err.strip().splitlines()) == 1, err

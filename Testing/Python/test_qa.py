@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from features_synth import SMALL_PARAMS
 from qa_synth import QA_DISTANCES, FixedClock, brute_excluded_mm3, erased_near, eroded, write_qa_cohort
 
-from her2radiomics import cli, qa
+from her2radiomics import cli, io, qa
 from her2radiomics.errors import UserError
 from her2radiomics.qa import QASession
 
@@ -83,7 +83,7 @@ def test_save_masks_hashes_and_excluded_volumes_match_brute_force(session, cohor
     assert rev.status == "pending" and set(rev.masks) == {"air", "pectoralis"}
     for kind, entry in rev.masks.items():
         f = session.path / entry["file"]
-        assert entry["sha256"] == qa.sha256_file(f) and entry["file"].startswith(f"masks/c0/R1/{kind}-")
+        assert entry["sha256"] == io.file_hash(f) and entry["file"].startswith(f"masks/c0/R1/{kind}-")
         np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(f))), sitk.GetArrayFromImage(
             pect if kind == "pectoralis" else air))
     for d in QA_DISTANCES:
@@ -211,7 +211,7 @@ def test_blind_second_reader_and_icc_manifest(session, cohort, tmp_path):
     assert n == 3 and m[["case_id", "reader"]].values.tolist() == [["c0", "R1"], ["c1", "R1"], ["c0", "R2"]]
     assert m.loc[2, "lesion"] == str(session.path / rev.masks["lesion"]["file"])
     assert m.loc[0, "lesion"] == str((cohort.parent / "c0" / "lesion.nrrd").resolve())
-    from her2radiomics.cohort import read_manifest
+    from her2radiomics.manifest import read_manifest
     specs = read_manifest(tmp_path / "icc.csv")   # the ICC extraction reads it as any two-reader manifest
     assert [(s.case_id, s.reader) for s in specs] == [("c0", "R1"), ("c1", "R1"), ("c0", "R2")]
 
@@ -265,8 +265,8 @@ def test_cli_init_status_set_manifest(cohort, tmp_path, capsys):
 
 
 def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys):
-    """qa manifest -> extract -> modeling.icc_filter: the blind reader's lesions give the two-reader ICC table."""
-    from her2radiomics import modeling
+    """qa manifest -> extract -> selection.icc_filter: the blind reader's lesions give the two-reader ICC table."""
+    from her2radiomics import selection
 
     session.add_reader("R2")
     for c in session.cases():
@@ -285,7 +285,7 @@ def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys):
     r2 = table[table.reader == "R2"].set_index("case_id")["intra_original_shape_VoxelVolume"]
     assert (r2 < r1).all()      # reader 2's own (eroded) lesions, not reader 1's
     feats = [c for c in table.columns if c.startswith("intra_")]
-    kept, iccs, notes = modeling.icc_filter(table, feats, "case_id")
+    kept, iccs, notes = selection.icc_filter(table, feats, "case_id")
     assert set(iccs) <= set(feats) and len(iccs) > 0 and "3 cases read by both readers (r1, r2)" in notes[0]
 
 

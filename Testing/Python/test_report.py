@@ -99,7 +99,7 @@ def test_report_is_self_contained_with_every_section(report_path):
 
 def test_delong_matrix_uses_paired_test_on_same_cases():
     stats = pytest.importorskip("her2radiomics.stats")
-    from her2radiomics.report import delong_matrix
+    from her2radiomics.report import delong_p_values
 
     raw = synthetic_study()[0]
     study = normalize_study(raw)
@@ -111,7 +111,7 @@ def test_delong_matrix_uses_paired_test_on_same_cases():
     shuffled = normalize_study({**raw, "models": {**raw["models"], "intra+peri3": {
         **raw["models"]["intra+peri3"], "scores": {**raw["models"]["intra+peri3"]["scores"], "test": rev}}}})
     for st in (study, shuffled):
-        names, p = delong_matrix(st["models"], "test")
+        names, p = delong_p_values(st["models"], "test")
         assert names == ["intra", "intra+peri3"]
         assert p[0, 1] == p[1, 0] == pytest.approx(expected) and p[0, 0] == 1.0
     assert 0 < expected < 1 and expected != pytest.approx(stats.delong_test(s[0]["y"], s[0]["prob"], s[1]["prob"][::-1])["p"])
@@ -189,7 +189,7 @@ def test_intercepts_recovered_from_prediction_tables():
 
 
 def test_report_reads_the_study_command_output(tmp_path):
-    pytest.importorskip("her2radiomics.modeling")
+    pytest.importorskip("her2radiomics.fitting")
     rng = np.random.default_rng(5)
     n = 80
     her2 = np.array(["positive", "low", "zero"] * (n // 3) + ["low"] * (n % 3))

@@ -50,9 +50,11 @@ def test_nearest_neighbour_by_hand_and_fov_warnings():
 
 
 def test_feature_sets_and_sequence_columns():
-    assert S.sequence_columns(["case_id", "image_dce", "lesion_dce", "image_t2"]) == ["dce", "t2"]
+    from her2radiomics.manifest import sequence_columns
+
+    assert sequence_columns(["case_id", "image_dce", "lesion_dce", "image_t2"]) == ["dce", "t2"]
     with pytest.raises(UserError, match="sequence name"):
-        S.sequence_columns(["image_T2"])
+        sequence_columns(["image_T2"])
     assert S.parse_feature_set("dce+t2:intra+peri3") == (["dce", "t2"], ["intra", "peri3"])
     cols = ["case_id", "dce_intra_a", "dce_peri3_a", "dce_peri5_a", "t2_intra_a", "t2_peri3_a", "adc_intra_a",
             "dce_intra_kinetic_ser", "intra_tic_type"]
@@ -63,11 +65,11 @@ def test_feature_sets_and_sequence_columns():
         S.parse_feature_set("dce:intra+peri")
 
 
-def test_modeling_feature_sets_leave_kinetic_columns_out_and_accept_sequences():
-    from her2radiomics import modeling
+def test_targets_feature_sets_leave_kinetic_columns_out_and_accept_sequences():
+    from her2radiomics import targets
 
     cols = ["intra_a", "intra_kinetic_ser", "intra_tic_type", "intra_tic_initial", "peri3_b", "peri3_kinetic_ser"]
-    assert modeling.feature_columns(cols, "intra+peri3") == ["intra_a", "peri3_b"]
-    assert modeling.check_feature_set("dce+t2:intra+peri3") == ["intra", "peri3"]
-    assert modeling.feature_columns(["dce_intra_a", "t2_intra_b", "adc_intra_c"], "dce+t2:intra") == [
+    assert targets.feature_columns(cols, "intra+peri3") == ["intra_a", "peri3_b"]
+    assert targets.check_feature_set("dce+t2:intra+peri3") == ["intra", "peri3"]
+    assert targets.feature_columns(["dce_intra_a", "t2_intra_b", "adc_intra_c"], "dce+t2:intra") == [
         "dce_intra_a", "t2_intra_b"]

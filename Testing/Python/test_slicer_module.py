@@ -250,7 +250,7 @@ def test_small_logic_helpers(tmp_path):
 def test_parameter_file_for_card_matches_by_hash(tmp_path):
     import json
 
-    from her2radiomics.features import load_params, params_hash
+    from her2radiomics.features import load_params, parameter_file_hash
     from HER2RadiomicsLib.logic import parameter_file_for_card
 
     a = tmp_path / "a.yaml"
@@ -258,13 +258,13 @@ def test_parameter_file_for_card_matches_by_hash(tmp_path):
     b = tmp_path / "b.yaml"
     b.write_text("imageType:\n  Original: {}\nfeatureClass:\n  firstorder:\nsetting:\n  binCount: 32\n", encoding="utf-8")
     (tmp_path / "broken.yaml").write_text("imageType: [", encoding="utf-8")
-    card = {"provenance": {"parameter_file_hash": params_hash(load_params(b))}}
+    card = {"provenance": {"parameter_file_hash": parameter_file_hash(load_params(b))}}
     assert parameter_file_for_card(card, tmp_path) == b
     assert parameter_file_for_card({"provenance": {"parameter_file_hash": "sha256:0"}}, tmp_path) is None
     assert parameter_file_for_card({"provenance": {}}, tmp_path) is None
     from mrml_scene import model_card
 
-    valid = model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0, phash=params_hash(load_params(b)))
+    valid = model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0, phash=parameter_file_hash(load_params(b)))
     (tmp_path / "card.json").write_text(json.dumps(valid), encoding="utf-8")
     assert parameter_file_for_card(tmp_path / "card.json", tmp_path) == b
     valid["intercept"] = 3.0  # edited after saving: refused by load_model_card, so no parameter file either

@@ -153,12 +153,12 @@ def _expected_p(card, values):
 
 
 def test_prediction_tables_chart_and_session(mrml_scene, case, tmp_path):
-    from her2radiomics.features import load_params, params_hash
+    from her2radiomics.features import load_params, parameter_file_hash
 
     ph, params, d = case
     logic, vol, seg = _workspace(mrml_scene, ph)
     values = logic.extract_features(vol, seg, params)
-    phash = params_hash(load_params(params))
+    phash = parameter_file_hash(load_params(params))
     f1 = ["intra_original_firstorder_Mean", "peri3_original_glcm_Contrast", "peri1_original_firstorder_Entropy"]
     f2 = ["intra_original_glcm_JointEntropy", "peri5_original_firstorder_Skewness"]
     c1, c2 = _card("stage1", f1, values, phash, [0.8, -0.5, 0.3], -0.4), _card("stage2", f2, values, phash, [0.6, 0.2], 0.1)

@@ -4,7 +4,7 @@ Usage (from the repository root, after ``source scripts/env.sh``; needs ``chromi
 
     python docs/tools/render_report_sections.py [--out docs/img] [--workdir /tmp/report_sections]
 
-A two-centre synthetic cohort (modeling.synthetic_cohort with HER2 categories, a second reader on 24 cases)
+A two-centre synthetic cohort (modeling_synth.synthetic_cohort with HER2 categories, a second reader on 24 cases)
 goes through the documented commands: ``study`` for stage 1 (split by centre, ``--icc``, ``--bootstrap 500``)
 and stage 2, ``predict`` and ``report --labels``. Each section of the report is cut out of the HTML by its
 ``id`` (the same page styles), loaded in Chromium and captured; the script fails when an image of a section
@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "HER2Radiomics"))
+sys.path.insert(0, str(ROOT / "Testing" / "Python"))  # modeling_synth: the synthetic tables
 
 SECTIONS = {  # output name -> (start marker, end marker) in the report HTML
     "report_methods_design.png": ('<div id="stage1-methods">', "<h4>Reproducibility (ICC)</h4>"),
@@ -41,10 +42,9 @@ SECTIONS = {  # output name -> (start marker, end marker) in the report HTML
 def cohort(d: Path) -> None:
     import numpy as np
     import pandas as pd
+    from modeling_synth import synthetic_cohort
 
-    from her2radiomics import modeling
-
-    f, lab = modeling.synthetic_cohort(n_cases=160, n_per_region=12, regions=("intra", "peri1", "peri3", "peri5"),
+    f, lab = synthetic_cohort(n_cases=160, n_per_region=12, regions=("intra", "peri1", "peri3", "peri5"),
                                        seed=12, effect=1.1, event_rate=0.35)
     f.columns = [re.sub(r"_f(\d+)$", lambda m: f"_original_glcm_F{m.group(1)}", c) for c in f.columns]
     rng = np.random.default_rng(12)
@@ -54,9 +54,9 @@ def cohort(d: Path) -> None:
     f.to_csv(d / "features.csv", index=False)
     f.iloc[::8].to_csv(d / "some_cases.csv", index=False)  # 20 cases to predict (the table stays one screen)
     params = ROOT / "Resources" / "Parameters" / "her2radiomics_default.yaml"
-    from her2radiomics.features import load_params, params_hash
+    from her2radiomics.features import load_params, parameter_file_hash
 
-    meta = {"parameter_file": str(params), "parameter_file_hash": params_hash(load_params(params))}  # as 'extract'
+    meta = {"parameter_file": str(params), "parameter_file_hash": parameter_file_hash(load_params(params))}  # as 'extract'
     for name in ("features", "some_cases"):
         (d / f"{name}.meta.json").write_text(json.dumps(meta), encoding="utf-8")
     lab.drop(columns="label").to_csv(d / "labels.csv", index=False)

@@ -6,16 +6,10 @@ import argparse
 from pathlib import Path
 
 from her2radiomics.commands import lazy_module
-from her2radiomics.commands.train import (
-    add_table_arguments,
-    card_label_spec,
-    check_card_features,
-    load_cohort,
-    print_notes,
-)
+from her2radiomics.commands.options import add_table_arguments, card_label_spec, load_table, print_notes
 from her2radiomics.errors import UserError
 
-modeling = lazy_module("her2radiomics.modeling")
+evaluation = lazy_module("her2radiomics.evaluation")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,30 +27,32 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("compare needs at least two model cards (--models A.json B.json ...)")
     if args.output:
         check_output(args.output, "comparison file", inputs=[args.features, args.labels, *args.models])
-    cards = [modeling.load_model_card(p) for p in args.models]
+    from her2radiomics.modelcard import load_model_card
+
+    cards = [load_model_card(p) for p in args.models]
     first = cards[0]
     for path, c in zip(args.models[1:], cards[1:], strict=True):
         if c["task"] != first["task"] or c["classes"] != first["classes"]:
             raise UserError(f"{path} predicts {c['task']} {c['classes']['event']!r}, {args.models[0]} predicts "
                             f"{first['task']} {first['classes']['event']!r}; compare models of the same target")
     for path, c in zip(args.models, cards, strict=True):
-        check_card_features(c, args.features, f"model card {path}")
+        evaluation.check_card_features(c, args.features, f"model card {path}")
     names = unique_names(args.models)
-    cohort = load_cohort(args, first["task"], card_label_spec(args, first))
+    data = load_table(args, first["task"], card_label_spec(args, first))
     if args.cases is not None:  # the cards of one study share their splits; the first card's ids are used
-        cohort = modeling.restrict_cohort(cohort, first, args.cases)
-    result = modeling.compare(cards, names, cohort)
-    notes = list(cohort.notes)
+        data = evaluation.restrict_to_split(data, first, args.cases)
+    result = evaluation.compare(cards, names, data)
+    notes = list(data.notes)
     for name, card in zip(names, cards, strict=True):
-        notes += [f"{name}: {n}" for n in modeling.missing_value_notes(card, cohort.X)]
-        overlap = modeling.training_overlap(card, cohort.ids)
+        notes += [f"{name}: {n}" for n in evaluation.missing_value_notes(card, data.X)]
+        overlap = evaluation.training_overlap(card, data.ids)
         if overlap:  # a model is favoured on the cases it was fitted on: the comparison is then biased
-            notes.append(f"{name}: {overlap} of the {len(cohort.ids)} compared cases were used to train this model; "
+            notes.append(f"{name}: {overlap} of the {len(data.ids)} compared cases were used to train this model; "
                          "its AUC is optimistic (compare on held-out cases only)")
     result["notes"] = notes
     result["cases"] = args.cases or "all"
     print_notes(notes)
-    print(format_delong(result))
+    print(evaluation.format_delong(result))
     if args.output:
         write_json(result, args.output)
         print(f"wrote {args.output}")
@@ -68,18 +64,3 @@ def unique_names(paths: list[str]) -> list[str]:
     if len(set(names)) < len(names):
         names = [str(p) for p in paths]
     return names
-
-
-def format_delong(result: dict) -> str:
-    """AUC per model, then every pair: AUC difference (row - column) and DeLong p-value."""
-    names = result["models"]
-    w = max(12, *(len(n) for n in names))
-    lines = [f"DeLong comparison on {result['n']} cases ({result['n_event']} events)"]
-    lines += [f"  {n:<{w}} AUC {a:.3f}" for n, a in zip(names, result["auc"], strict=True)]
-    lines.append(f"  {'A':<{w}} {'B':<{w}} {'AUC A-B':>8} {'p':>8}")
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            p = result["p"][i][j]
-            star = " *" if p < 0.05 else ""
-            lines.append(f"  {names[i]:<{w}} {names[j]:<{w}} {result['diff'][i][j]:>+8.3f} {p:>8.4f}{star}")
-    return "\n".join(lines)

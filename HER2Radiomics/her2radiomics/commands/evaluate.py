@@ -5,16 +5,9 @@ from __future__ import annotations
 import argparse
 
 from her2radiomics.commands import lazy_module
-from her2radiomics.commands.train import (
-    add_table_arguments,
-    card_label_spec,
-    check_card_features,
-    fmt_auc,
-    load_cohort,
-    print_notes,
-)
+from her2radiomics.commands.options import add_table_arguments, card_label_spec, load_table, print_notes
 
-modeling = lazy_module("her2radiomics.modeling")
+evaluation = lazy_module("her2radiomics.evaluation")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,17 +24,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output(args.output, "metrics file", inputs=[args.features, args.labels, args.model])
-    card = modeling.load_model_card(args.model)
-    check_card_features(card, args.features)
+    from her2radiomics.modelcard import load_model_card
+
+    card = load_model_card(args.model)
+    evaluation.check_card_features(card, args.features)
     spec = card_label_spec(args, card)
-    cohort = load_cohort(args, card["task"], spec)
+    data = load_table(args, card["task"], spec)
     if args.cases is not None:
-        cohort = modeling.restrict_cohort(cohort, card, args.cases)
-    result = modeling.evaluate(card, cohort)
+        data = evaluation.restrict_to_split(data, card, args.cases)
+    result = evaluation.evaluate(card, data)
     print_notes(result["notes"])
     m, g = result["metrics"], result["gdi"]
     print(f"{card['task']} {card['feature_set']} ({len(card['features'])} features), cut-off {card['cutoff']:.3f}")
-    print(f"  n={m['n']} events={m['n_event']}  AUC {fmt_auc(m)}  accuracy {m['accuracy']:.3f}  "
+    print(f"  n={m['n']} events={m['n_event']}  AUC {evaluation.format_auc(m)}  accuracy {m['accuracy']:.3f}  "
           f"sensitivity {m['sensitivity']:.3f}  specificity {m['specificity']:.3f}")
     print(f"  GDI vs training AUC {result['train_auc']:.3f}: {100 * g['value']:.1f}% ({g['zone']})")
     if args.output:

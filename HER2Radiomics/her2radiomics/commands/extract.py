@@ -60,7 +60,7 @@ def add_resample_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from her2radiomics.cohort import extract_cohort
+    from her2radiomics.batch import extract_cohort
     from her2radiomics.errors import UserError
 
     if args.scheduler and args.backend != "dask":

@@ -32,18 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cases", type=int, default=20, help="cases summarised on screen (default 20; all are written)")
 
 
-def contributions_path(output: Path) -> Path:
-    """``PRED.csv`` -> ``PRED.contributions.csv``."""
-    output = Path(output)
-    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
-    return output.with_name(stem + ".contributions.csv")
-
-
 def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame, str | None]:
-    """Read a features CSV through the shared table reader (modeling.read_table: separator, repeated headers,
+    """Read a features CSV through the shared table reader (io.read_table: separator, repeated headers,
     empty tables) and its parameter-file hash (the ``parameter_file_hash`` column, else the ``.meta.json`` sidecar;
     provenance.table_hash); ids go to ``case_id``."""
-    from her2radiomics.modeling import read_table
+    from her2radiomics.io import read_table
     from her2radiomics.provenance import PROVENANCE_COLUMNS, table_hash, table_resample
 
     df = read_table(path, "features table", text_columns=[id_column, "reader", *PROVENANCE_COLUMNS])
@@ -60,10 +53,10 @@ def read_features(path: Path, id_column: str = "case_id") -> tuple[pd.DataFrame,
 
 def run(args: argparse.Namespace) -> int:
     from her2radiomics import io
-    from her2radiomics.modeling import training_overlap
+    from her2radiomics.evaluation import training_overlap
     from her2radiomics.prediction import predict
 
-    contrib = contributions_path(args.output)
+    contrib = io.contributions_path(args.output)
     inputs = [args.features, args.stage1, args.stage2]
     io.check_output(args.output, "predictions table", inputs=inputs)
     io.check_output(contrib, "contributions table", inputs=inputs)

@@ -40,8 +40,7 @@ _TEXT = ("case_id", "stage1_call", "stage2_call", "cascade_call", "most_likely",
 
 def read_predictions(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """PRED.csv and PRED.contributions.csv (written by 'predict'), read and checked by the shared table reader."""
-    from her2radiomics.commands.predict import contributions_path
-    from her2radiomics.modeling import read_table
+    from her2radiomics.io import contributions_path, read_table
 
     cpath = contributions_path(path)
     for p in (path, cpath):
@@ -79,8 +78,7 @@ def check_parameter_files(studies: list[dict], table: pd.DataFrame, path: Path) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from her2radiomics.commands.predict import contributions_path
-    from her2radiomics.io import check_output
+    from her2radiomics.io import check_output, contributions_path
     from her2radiomics.report import load_study, write_report
 
     preds_in = [args.predictions, contributions_path(args.predictions)] if args.predictions else []

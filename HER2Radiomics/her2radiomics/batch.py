@@ -1,4 +1,4 @@
-"""Cohort feature extraction: manifest -> FEATURES.csv with caching, resume, failure isolation and parallelism.
+"""Batch feature extraction of a cohort: manifest (her2radiomics.manifest) -> FEATURES.csv with caching, resume, failure isolation and parallelism.
 
 One task per manifest row (case x reader). Each task reads its image and masks, builds the regions (lesion +
 shells minus exclusions, :func:`her2radiomics.regions.build_regions`) and calls
@@ -16,7 +16,6 @@ machine's cores instead of oversubscribing them.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import hashlib
 import json
@@ -34,8 +33,9 @@ import pandas as pd
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.features import extract_case, load_params, params_hash, region_problem, set_threads
-from her2radiomics.io import atomic_path, check_csv_header, check_output, write_json, write_text
+from her2radiomics.features import extract_case, load_params, parameter_file_hash, region_problem, set_threads
+from her2radiomics.io import atomic_path, check_output, write_json, write_text
+from her2radiomics.manifest import MANIFEST_LABEL_HINT, CaseSpec, read_manifest
 from her2radiomics.provenance import (
     PARAMS_COLUMN,
     PROVENANCE_COLUMNS,
@@ -47,27 +47,6 @@ from her2radiomics.provenance import (
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
 NOTES_COLUMNS = ("case_id", "reader", "region", "reason")
-#: how to choose one label of a multi-label lesion file in a manifest (extract has no --label option)
-MANIFEST_LABEL_HINT = "give the lesion's value in the manifest's 'label' column"
-
-
-@dataclass(frozen=True)
-class CaseSpec:
-    """One manifest row: absolute paths (optional masks may be None)."""
-
-    case_id: str
-    reader: str
-    image: Path
-    lesion: Path
-    air: Path | None = None
-    pectoralis: Path | None = None
-    label: int | None = None
-    series: str | None = None  # DICOM series of the image folder (number, SeriesInstanceUID or description)
-    dce_phases: str | None = None  # issue16: ';'-separated phase files (absolute), a 4D image or a folder
-    dce_times: str | None = None   # issue16: ';'-separated acquisition times (s after injection)
-    sequences: tuple | None = None  # issue16: multiseq.SequenceInput per image_<seq> column (several sequences)
-
-
 @dataclass
 class CohortResult:
     """What :func:`extract_cohort` wrote and did."""
@@ -96,96 +75,6 @@ class CohortResult:
             f"{len(self.table)} case(s) written to {self.output}: {len(self.computed)} computed, "
             f"{len(self.cached)} from cache, {len(self.failures)} failed ({self.seconds:.1f} s){lacking}"
         )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# manifest
-# --------------------------------------------------------------------------------------------------------------
-#: pyradiomics' batch CSV header (``pyradiomics batch.csv out.csv``): ID,Image,Mask[,Label] -> manifest columns
-PYRADIOMICS_BATCH = {"ID": "case_id", "Image": "image", "Mask": "lesion", "Label": "label"}
-
-
-def read_manifest(path: str | os.PathLike[str]) -> list[CaseSpec]:
-    """Read a manifest CSV (``case_id,image,lesion`` + optional ``reader,air,pectoralis,label,series``).
-
-    Paths are relative to the manifest's folder. ``series`` (or ``series_uid``) chooses one DICOM series when the
-    image folder holds several. pyradiomics' own batch file (header ``ID,Image,Mask[,Label]``, case-sensitive as in
-    pyradiomics) is accepted as well; without ``ID`` the rows are numbered 1, 2, ... Raises UserError for a
-    missing/unreadable file, missing columns, empty required cells, a non-integer label, or a duplicated
-    (case_id, reader) pair. Missing image or mask FILES are not checked here: they fail their own case only.
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"manifest {p} is a folder; give the manifest CSV file (columns case_id,image,lesion)")
-    if not p.is_file():
-        raise UserError(f"manifest not found: {p}; give a CSV with columns case_id,image,lesion")
-    try:
-        with open(p, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-            columns = [c.strip() for c in (rows[0].keys() if rows else [])]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"cannot read manifest {p}: {exc}; give a UTF-8 CSV file") from None
-    check_csv_header(columns or [""], p, "manifest")
-    if not rows:
-        raise UserError(f"manifest {p} has no rows; give a header case_id,image,lesion and one row per case")
-    if {"Image", "Mask"} <= set(columns) and not {"image", "lesion"} & set(columns):
-        rename = {k: v for k, v in PYRADIOMICS_BATCH.items() if k in columns and v not in columns}
-        rows = [{rename.get((k or "").strip(), k): v for k, v in r.items()} for r in rows]
-        if "ID" not in columns and "case_id" not in columns:
-            for n, r in enumerate(rows, start=1):
-                r["case_id"] = str(n)
-        columns = list(dict.fromkeys([rename.get(c, c) for c in columns] + ["case_id"]))
-    from her2radiomics.sequences import sequence_columns
-
-    seq_names = sequence_columns(columns)   # issue16: image_<seq> columns replace image (and lesion_<seq> lesion)
-    missing = [c for c in ("case_id", "image", "lesion") if c not in columns
-               and not (c == "image" and "dce_phases" in columns) and not (c != "case_id" and seq_names)]
-    if missing:
-        raise UserError(f"manifest {p} lacks column(s) {', '.join(missing)}; columns found: {', '.join(columns)}")
-    base = p.resolve().parent
-    specs: list[CaseSpec] = []
-    seen: set[tuple[str, str]] = set()
-    for i, raw in enumerate(rows, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        for c in ("case_id", "image", "lesion"):
-            if not row.get(c) and not (c == "image" and row.get("dce_phases")) and not (c != "case_id" and seq_names):
-                raise UserError(f"manifest {p} line {i}: empty {c}; fill it or remove the line")
-        label = None
-        if row.get("label"):
-            try:
-                label = int(float(row["label"]))
-            except ValueError:
-                raise UserError(f"manifest {p} line {i}: label {row['label']!r} is not an integer") from None
-        key = (row["case_id"], row.get("reader", ""))
-        if key in seen:
-            raise UserError(f"manifest {p} line {i}: case {key[0]!r} reader {key[1]!r} appears twice; keep one")
-        seen.add(key)
-        seqs = None
-        if seq_names:
-            from her2radiomics.multiseq import manifest_sequences
-
-            seqs = manifest_sequences(row, base, seq_names)
-            if not seqs:
-                raise UserError(f"manifest {p} line {i}: no image_<seq> cell is filled; give at least one sequence")
-            row = {**row, "image": row.get("image") or str(seqs[0].image),
-                   "lesion": row.get("lesion") or str(next((q.lesion for q in seqs if q.lesion), ""))}
-        specs.append(
-            CaseSpec(
-                case_id=row["case_id"],
-                reader=row.get("reader", ""),
-                image=base / (row.get("image") or row["dce_phases"].split(";")[0].strip()),
-                lesion=base / row["lesion"],
-                air=base / row["air"] if row.get("air") else None,
-                pectoralis=base / row["pectoralis"] if row.get("pectoralis") else None,
-                label=label,
-                series=row.get("series_uid") or row.get("series") or None,
-                dce_phases=";".join(str(base / t.strip()) for t in row["dce_phases"].split(";") if t.strip())
-                if row.get("dce_phases") else None,
-                dce_times=row.get("dce_times") or None,
-                sequences=seqs,
-            )
-        )
-    return specs
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -542,11 +431,88 @@ def extract_cohort(
     cross-section (true 2D images as they are; ``pixel_spacing`` for pictures without one; docs/regions.md).
     """
     t0 = time.perf_counter()
+    distances, jobs, resample = _check_run_options(backend, distances, jobs, resample_spacing, interpolator)
+    case_mode = _case_mode(phase, subtraction, mode, pixel_spacing)   # issue16 (None: the plain 3D extraction)
+    from her2radiomics.features import resolve_case_workers
+
+    one_at_a_time = backend == "loky" and jobs == 1
+    case_workers = resolve_case_workers(case_workers) if (case_workers is not None or one_at_a_time) else 1
+    specs = read_manifest(manifest)
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    specs, qa_notes = _apply_qa(specs, manifest, qa, only_approved, say)
+    if case_mode and "dce" in case_mode and not any(s.dce_phases for s in specs):   # issue16
+        raise UserError("--phase/--subtraction choose a phase of a DCE series; the manifest has no dce_phases column "
+                        "(give the phases there, or drop the options)")
+    params_dict = load_params(params)
+    phash = parameter_file_hash(params_dict)
+    out = Path(output)
+    if out.suffix.lower() != ".csv":
+        raise UserError(f"output {out} must end in .csv")
+    check_output(out, "features table", inputs=[manifest, params if isinstance(params, (str, os.PathLike)) else None])
+    cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+    records, cached, todo = _lookup_cache(specs, cache_dir, phash, distances, auto_exclusions, resample, case_mode)
+    say(f"extract: {len(specs)} case(s), {len(cached)} in cache, {len(todo)} to compute")
+    computed = _compute(todo, records, (params_dict, distances, auto_exclusions), jobs=jobs, backend=backend,
+                        scheduler=scheduler, progress=progress, resample=resample, case_workers=case_workers,
+                        one_at_a_time=one_at_a_time, case_mode=case_mode)
+    table, fails, columns, lacks = _assemble(specs, records, phash, resample)
+    failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
+    notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
+
+    def finish() -> CohortResult:
+        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
+        say(result.summary())
+        for f in fails:
+            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+        for n in lacks:
+            say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
+                f"its {n['region']}_* columns are empty")
+        return result
+
+    _write_side_tables(out, failures, notes, has_rows=not table.empty)
+    if table.empty:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
+        with contextlib.suppress(OSError):
+            cache_dir.rmdir()  # only when empty
+        return finish()
+    with atomic_path(out) as tmp:
+        table.to_csv(tmp, index=False)
+    ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
+    meta = {
+        "parameter_file_hash": phash,
+        "parameter_file": str(Path(params).resolve()) if isinstance(params, (str, os.PathLike)) else ("default" if params is None else "dict"),
+        "software": _software(),
+        "distances": list(distances),
+        "auto_exclusions": bool(auto_exclusions),
+        "resample": {**resample, "masks": "nearest"} if resample else None,
+        **({"case_mode": case_mode} if case_mode else {}),
+        "params": params_dict,
+        "n_cases": len(table),
+        "n_failed": len(fails),
+        "n_features": len(columns),
+        "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
+        # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
+        "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
+        "provenance_columns": list(PROVENANCE_COLUMNS),
+        **({"qa": {"session": str(Path(qa).resolve()), "only_approved": bool(only_approved), "notes": qa_notes}}
+           if qa is not None else {}),
+        # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
+        "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
+    }
+    write_json(meta, out.with_name(out.stem + ".meta.json"))
+    return finish()
+
+
+def _check_run_options(backend: str, distances: Sequence[float], jobs: int, resample_spacing: Sequence[float] | None,
+                       interpolator: str) -> tuple[tuple[float, ...], int, dict | None]:
+    """Options checked up front (a bad value is the user's, not every case's, failure): the backend, the shell
+    distances, ``jobs`` (-1 = all cores) and the resampling; returns (distances, jobs, resample record or None)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
     from her2radiomics.regions import validate_distances
 
-    distances = validate_distances(distances)  # up front: a bad distance is the user's, not every case's, failure
+    distances = validate_distances(distances)
     if jobs == 0 or jobs < -1:
         raise UserError(f"--jobs must be a positive number of processes (or -1 for all cores), got {jobs}")
     if jobs == -1:
@@ -557,38 +523,32 @@ def extract_cohort(
     if interpolator not in INTERPOLATORS:
         raise UserError(f"unknown interpolator {interpolator!r}; use one of {', '.join(INTERPOLATORS)}")
     resample = {"spacing": list(spacing), "interpolator": interpolator} if spacing else None
-    case_mode = _case_mode(phase, subtraction, mode, pixel_spacing)   # issue16 (None: the plain 3D extraction)
+    return distances, jobs, resample
 
-    from her2radiomics.features import case_pool, resolve_case_workers
 
-    one_at_a_time = backend == "loky" and jobs == 1
-    case_workers = resolve_case_workers(case_workers) if (case_workers is not None or one_at_a_time) else 1
-    specs = read_manifest(manifest)
-    say = log or (lambda msg: print(msg, file=sys.stderr))
-    qa_notes: list[str] = []
-    if qa is not None:  # reviewed masks replace the manifest's; only_approved drops the others (docs/qa.md)
-        from her2radiomics.qa import QASession
+def _apply_qa(specs: list[CaseSpec], manifest: str | os.PathLike[str], qa: str | os.PathLike[str] | None,
+              only_approved: bool, say: Callable[[str], None]) -> tuple[list[CaseSpec], list[str]]:
+    """Reviewed masks of the QA session ``qa`` replace the manifest's; ``only_approved`` drops the other rows
+    (docs/qa.md). Returns (rows, note lines)."""
+    if qa is None:
+        if only_approved:
+            raise UserError("--only-approved needs --qa SESSION (the QA session whose approved cases to extract)")
+        return specs, []
+    from her2radiomics.qa import QASession
 
-        specs, qa_notes = QASession.open(qa).extraction_specs(specs, only_approved)
-        for note in qa_notes:
-            say(f"note: {note}")
-        if not specs:
-            raise UserError(f"no case of manifest {manifest} is approved in QA session {qa}; review cases first "
-                            "(her2radiomics qa status) or drop --only-approved")
-    elif only_approved:
-        raise UserError("--only-approved needs --qa SESSION (the QA session whose approved cases to extract)")
-    if case_mode and "dce" in case_mode and not any(s.dce_phases for s in specs):   # issue16
-        raise UserError("--phase/--subtraction choose a phase of a DCE series; the manifest has no dce_phases column "
-                        "(give the phases there, or drop the options)")
-    params_dict = load_params(params)
-    phash = params_hash(params_dict)
-    out = Path(output)
-    if out.suffix.lower() != ".csv":
-        raise UserError(f"output {out} must end in .csv")
-    check_output(out, "features table", inputs=[manifest, params if isinstance(params, (str, os.PathLike)) else None])
-    cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    specs, qa_notes = QASession.open(qa).extraction_specs(specs, only_approved)
+    for note in qa_notes:
+        say(f"note: {note}")
+    if not specs:
+        raise UserError(f"no case of manifest {manifest} is approved in QA session {qa}; review cases first "
+                        "(her2radiomics qa status) or drop --only-approved")
+    return specs, qa_notes
 
+
+def _lookup_cache(specs: Sequence[CaseSpec], cache_dir: Path, phash: str, distances: Sequence[float],
+                  auto_exclusions: bool, resample: dict | None, case_mode: dict | None = None
+                  ) -> tuple[dict[tuple[str, str], dict], list[tuple[str, str]], list[tuple[CaseSpec, Path]]]:
+    """Cases already in ``cache_dir`` (records, their keys) and the ones to compute (row, cache file)."""
     records: dict[tuple[str, str], dict] = {}
     cached: list[tuple[str, str]] = []
     todo: list[tuple[CaseSpec, Path]] = []
@@ -600,27 +560,41 @@ def extract_cohort(
             cached.append((spec.case_id, spec.reader))
         else:
             todo.append((spec, cache))
-    say(f"extract: {len(specs)} case(s), {len(cached)} in cache, {len(todo)} to compute")
+    return records, cached, todo
 
+
+def _compute(todo: list[tuple[CaseSpec, Path]], records: dict[tuple[str, str], dict], args: tuple, *, jobs: int,
+             backend: str, scheduler: str | None, progress: bool, resample: dict | None, case_workers: int,
+             one_at_a_time: bool, case_mode: dict | None = None) -> list[tuple[str, str]]:
+    """Compute the ``todo`` cases (:func:`_run`), adding their records; returns the keys of those that succeeded."""
     computed: list[tuple[str, str]] = []
-    if todo:
-        from tqdm import tqdm
+    if not todo:
+        return computed
+    from tqdm import tqdm
 
-        # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
-        bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
-        worker = functools.partial(compute_case, resample=resample, case_workers=case_workers, case_mode=case_mode)
-        if one_at_a_time and case_workers > 1:
-            case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
-        try:
-            for rec in _run(todo, worker, (params_dict, distances, auto_exclusions), jobs, backend, scheduler):
-                key = (rec["case_id"], rec["reader"])
-                records[key] = rec
-                if rec["ok"]:
-                    computed.append(key)
-                bar.update(1)
-        finally:
-            bar.close()
+    from her2radiomics.features import case_pool
 
+    # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
+    bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
+    worker = functools.partial(compute_case, resample=resample, case_workers=case_workers, case_mode=case_mode)
+    if one_at_a_time and case_workers > 1:
+        case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
+    try:
+        for rec in _run(todo, worker, args, jobs, backend, scheduler):
+            key = (rec["case_id"], rec["reader"])
+            records[key] = rec
+            if rec["ok"]:
+                computed.append(key)
+            bar.update(1)
+    finally:
+        bar.close()
+    return computed
+
+
+def _assemble(specs: Sequence[CaseSpec], records: Mapping[tuple[str, str], dict], phash: str, resample: dict | None
+              ) -> tuple[pd.DataFrame, list[dict], list[str], list[dict]]:
+    """The features table in manifest order (+ provenance columns), the failures, the feature columns and the
+    kept cases' missing regions."""
     rows, fails, columns, lacks = [], [], [], []
     seen_cols: set[str] = set()
     for spec in specs:
@@ -640,58 +614,20 @@ def extract_cohort(
     table[PARAMS_COLUMN] = phash
     table[RESAMPLE_COLUMN] = resample_text(resample)
     table[VERSION_COLUMN] = __version__
-    failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
-    notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
+    return table, fails, columns, lacks
 
-    def finish() -> CohortResult:
-        result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
-        say(result.summary())
-        for f in fails:
-            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
-        for n in lacks:
-            say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
-                f"its {n['region']}_* columns are empty")
-        return result
 
+def _write_side_tables(out: Path, failures: pd.DataFrame, notes: pd.DataFrame, *, has_rows: bool) -> None:
+    """``FEATURES.failures.csv`` and ``FEATURES.notes.csv`` (atomically); a stale one from an earlier run is removed."""
     fail_path = out.with_name(out.stem + ".failures.csv")
-    if fails:
+    if not failures.empty:
         with atomic_path(fail_path) as tmp:
             failures.to_csv(tmp, index=False)
     elif fail_path.exists():
         fail_path.unlink()  # a stale list from an earlier run would mislead
     notes_path = out.with_name(out.stem + ".notes.csv")
-    if lacks and rows:
+    if not notes.empty and has_rows:
         with atomic_path(notes_path) as tmp:
             notes.to_csv(tmp, index=False)
     elif notes_path.exists():
         notes_path.unlink()
-    if not rows:  # every case failed: no empty table (it would only fail later, in 'train'), just the failure list
-        with contextlib.suppress(OSError):
-            cache_dir.rmdir()  # only when empty
-        return finish()
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False)
-    ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
-    meta = {
-        "parameter_file_hash": phash,
-        "parameter_file": str(Path(params).resolve()) if isinstance(params, (str, os.PathLike)) else ("default" if params is None else "dict"),
-        "software": _software(),
-        "distances": list(distances),
-        "auto_exclusions": bool(auto_exclusions),
-        "resample": {**resample, "masks": "nearest"} if resample else None,
-        **({"case_mode": case_mode} if case_mode else {}),
-        "params": params_dict,
-        "n_cases": len(rows),
-        "n_failed": len(fails),
-        "n_features": len(columns),
-        "warnings": {_label(r): r.get("warnings", []) for r in ok_records if r.get("warnings")},
-        # kept cases without some region: {case: {region: reason}} (their columns are NaN; FEATURES.notes.csv)
-        "missing_regions": {_label(r): r["missing_regions"] for r in ok_records if r.get("missing_regions")},
-        "provenance_columns": list(PROVENANCE_COLUMNS),
-        **({"qa": {"session": str(Path(qa).resolve()), "only_approved": bool(only_approved), "notes": qa_notes}}
-           if qa is not None else {}),
-        # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
-        "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
-    }
-    write_json(meta, out.with_name(out.stem + ".meta.json"))
-    return finish()
