@@ -16,6 +16,10 @@ Intensity model (arbitrary units, before bias and noise): air 0, skin 220, fat 7
 fibroglandular 260 (background parenchymal enhancement), muscle 160, intercostal 150, rib 45,
 lung 18, heart / blood pool 420, other soft tissue 150, lesion up to 650 at the rim.
 Rician noise: magnitude of a complex Gaussian signal (Gudbjartsson & Patz, MRM 1995;34:910-914).
+
+:func:`make_dce_phantom` builds the same anatomy as a DCE series (pre-contrast + post-contrast phases; phase 2 is
+:func:`make_phantom`'s image) with a planted lesion kinetic curve (persistent / plateau / washout) and T2-like /
+ADC-like companion volumes on another grid; :func:`make_phantom_2d` its largest cross-section (docs/phantom.md).
 """
 
 from __future__ import annotations
