@@ -91,7 +91,7 @@ def _file_sig(path: Path | None) -> list[Any] | None:
 
 
 def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclusions: bool,
-             resample: Mapping[str, Any] | None = None) -> str:
+             resample: Mapping[str, Any] | None = None, case_mode: Mapping[str, Any] | None = None) -> str:
     """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version
     and the resampling (when asked for)."""
     payload = {
@@ -106,6 +106,13 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
         **({"series": spec.series} if spec.series else {}),  # (absent when unset: earlier cache keys stay valid)
         "files": {r: _file_sig(getattr(spec, r)) for r in ("image", "lesion", "air", "pectoralis")},
     }
+    if case_mode or spec.dce_phases or spec.sequences:   # issue16 (absent otherwise: earlier cache keys stay valid)
+        payload["case_mode"] = dict(case_mode or {})
+        if spec.sequences:
+            payload["sequences"] = [[q.name, _file_sig(q.image), _file_sig(q.lesion)] for q in spec.sequences]
+        if spec.dce_phases:
+            payload["dce"] = {"phases": [_file_sig(Path(t)) for t in spec.dce_phases.split(";")],
+                              "times": spec.dce_times}
     canon = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
 
@@ -132,12 +139,15 @@ def compute_case(
     threads: int = 1,
     resample: Mapping[str, Any] | None = None,
     case_workers: int | None = 1,
+    case_mode: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one case (read, [resample], regions, features) and cache it; never raises for a case-level problem.
 
     ``resample``: ``{"spacing": (x, y, z), "interpolator": "linear"|"bspline"}``: the image is interpolated onto that
     grid and every mask by nearest neighbour (after being checked on the original grid), before the shells are built.
     ``case_workers``: processes the case's feature computation is spread over (features.extract_case).
+    ``case_mode`` (issue 16): ``{"dce": {"phase", "subtraction"}, "mode": "3d"|"2d-max", "pixel_spacing"}``: the
+    radiomics phase of a DCE series (+ kinetic columns), and the lesion's largest cross-section / true 2D images.
     """
     from her2radiomics.features import extract_case_from_lesion
     from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
@@ -145,26 +155,53 @@ def compute_case(
 
     set_threads(threads)
     t0 = time.perf_counter()
+    mode = dict(case_mode or {})
+    two_d = mode.get("mode") == "2d-max"
+    if spec.sequences:   # issue16 hook: several sequences per case (her2radiomics.multiseq)
+        return _compute_sequences_case(spec, params, distances, auto_exclusions, cache_file, t0, case_workers, mode)
     try:
-        image = read_image(spec.image, "image", series=spec.series)
-        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
-        air = read_mask(spec.air, image, "air mask") if spec.air else None
-        pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
+        # issue16 hook: DCE series (radiomics phase / subtraction, kinetics) and 2D cases
+        from her2radiomics import kinetics, planar
+
+        series = excl_image = None
+        dce_opts = kinetics.DceOptions(**(mode.get("dce") or {}))
+        if spec.dce_phases:
+            series = kinetics.read_series(spec.dce_phases, spec.dce_times)
+            image, excl_image = kinetics.case_images(series, dce_opts)
+        elif two_d and planar.is_2d_file(spec.image):
+            image, lesion, air, pect = planar.read_case_2d(spec.image, spec.lesion, spec.air, spec.pectoralis,
+                                                           mode.get("pixel_spacing"), spec.label)
+        else:
+            image = read_image(spec.image, "image", series=spec.series)
+        if image.GetDimension() == 3:
+            lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
+            air = read_mask(spec.air, image, "air mask") if spec.air else None
+            pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
         if resample:
-            image = resample_image(image, resample["spacing"], resample["interpolator"])
+            if series is not None:   # every phase onto the grid, then the radiomics image from the resampled phases
+                series = kinetics.resample_series(series, resample["spacing"], resample["interpolator"])
+                image, excl_image = kinetics.case_images(series, dce_opts)
+            else:
+                image = resample_image(image, resample["spacing"], resample["interpolator"])
             lesion, air, pect = (resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
+        slice_info = None
+        if two_d:
+            image, lesion, air, pect, excl_image, series, slice_info = planar.case_slices(
+                image, lesion, air, pect, excl_image, series)
+            params = planar.force2d_params(params)
         missing: dict[str, str] = {}
         built: dict[str, Any] = {}
 
-        def regions_step() -> dict:  # runs while the case workers compute the lesion's features
-            regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect, auto_exclusions=auto_exclusions)
+        def regions_step() -> dict:  # 3D: runs while the case workers compute the lesion's features
+            regs = build_regions(image, lesion, tuple(distances), air=air, pectoralis=pect,
+                                 auto_exclusions=auto_exclusions, exclusion_image=excl_image)
             masks = dict(regs.feature_masks())
             built.update(regs=regs, warnings=list(regs.warnings))
             # an empty or unusable shell costs only its own columns (NaN), never the case; the lesion must be usable
             for name in list(masks)[1:]:
                 reason = regs.stats[name].get("empty_reason")
                 if reason is None:
-                    problem = region_problem(masks[name], params)
+                    problem = region_problem(planar.as_volume(masks[name]) if two_d else masks[name], params)
                     reason = f"{name} cannot be used by pyradiomics: {problem}" if problem else None
                 if reason:
                     missing[name] = reason
@@ -172,10 +209,17 @@ def compute_case(
             return masks
 
         info: dict[str, Any] = {}
-        feats = extract_case_from_lesion(image, lesion, max(distances), regions_step, params, info=info,
-                                         case_workers=case_workers)
+        if two_d:
+            feats = planar.extract_case_2d(image, regions_step(), params, info=info, case_workers=case_workers)
+        else:
+            feats = extract_case_from_lesion(image, lesion, max(distances), regions_step, params, info=info,
+                                             case_workers=case_workers)
         warnings = built["warnings"]
         feats = _with_missing_regions(feats, list(built["regs"].feature_masks()), missing)
+        if series is not None:   # issue16: {region}_kinetic_* and intra_tic_type columns
+            feats.update(kinetics.case_kinetic_columns(series, built["regs"].feature_masks()))
+        if slice_info is not None:
+            warnings.append(planar.slice_note(slice_info))
     except Exception as exc:  # noqa: BLE001 - failure isolation: any case-level error becomes a failures row
         return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
     record = {
@@ -192,6 +236,50 @@ def compute_case(
     if cache_file is not None:
         write_text(json.dumps(record, allow_nan=True), cache_file)
     return record
+
+
+def _compute_sequences_case(spec: CaseSpec, params: dict, distances: Sequence[float], auto_exclusions: bool,
+                            cache_file: Path | None, t0: float, case_workers: int | None,
+                            mode: Mapping[str, Any]) -> dict[str, Any]:
+    """Issue 16: one case with several sequences -> ``{seq}_{region}_*`` features (like compute_case)."""
+    from her2radiomics.multiseq import compute_sequences
+
+    if mode:
+        return {"case_id": spec.case_id, "reader": spec.reader, "ok": False,
+                "error": "--phase/--subtraction/--mode 2d-max are not available with image_<seq> columns yet; "
+                         "run those options on a single-sequence manifest"}
+    try:
+        feats, missing, warnings, seq_info = compute_sequences(
+            spec.sequences, params, distances, auto_exclusions=auto_exclusions, air=spec.air,
+            pectoralis=spec.pectoralis, label=spec.label, case_workers=case_workers)
+    except Exception as exc:  # noqa: BLE001 - failure isolation, as in compute_case
+        return {"case_id": spec.case_id, "reader": spec.reader, "ok": False, "error": _one_line(exc)}
+    record = {"case_id": spec.case_id, "reader": spec.reader, "ok": True, "features": feats,
+              "missing_regions": missing, "warnings": warnings, "diagnostics": {"sequences": seq_info},
+              "seconds": time.perf_counter() - t0, "pid": os.getpid()}
+    if cache_file is not None:
+        write_text(json.dumps(record, allow_nan=True), cache_file)
+    return record
+
+
+def _case_mode(phase: int | None, subtraction: bool, mode: str, pixel_spacing: Sequence[float] | None
+               ) -> dict[str, Any] | None:
+    """Issue 16 options of every case (checked up front), or None for the plain 3D extraction."""
+    from her2radiomics.kinetics import check_options
+    from her2radiomics.planar import MODES
+
+    if mode not in MODES:
+        raise UserError(f"unknown --mode {mode!r}; use one of {', '.join(MODES)}")
+    if pixel_spacing is not None and mode != "2d-max":
+        raise UserError("--pixel-spacing is for 2D images; use it with --mode 2d-max")
+    out: dict[str, Any] = {}
+    if phase is not None or subtraction:
+        out["dce"] = check_options(phase, subtraction).to_json()
+    if mode != "3d":
+        out["mode"] = mode
+    if pixel_spacing is not None:
+        out["pixel_spacing"] = [float(v) for v in pixel_spacing]
+    return out or None
 
 
 def _with_missing_regions(feats: dict[str, float], regions: list[str], missing: Mapping[str, str]) -> dict[str, float]:
@@ -327,6 +415,10 @@ def extract_cohort(
     case_workers: int | None = None,
     qa: str | os.PathLike[str] | None = None,
     only_approved: bool = False,
+    phase: int | None = None,
+    subtraction: bool = False,
+    mode: str = "3d",
+    pixel_spacing: Sequence[float] | None = None,
 ) -> CohortResult:
     """Extract features for every manifest row and write FEATURES.csv (+ .meta.json, .failures.csv, .cache/).
 
@@ -340,10 +432,14 @@ def extract_cohort(
     ``case_workers``: processes each case is spread over (``--case-workers``); default all cores when cases run one
     at a time (``jobs`` 1, loky), else 1 (the cores already go to parallel cases). ``qa``: a QA session folder
     (docs/qa.md) whose edited masks replace the manifest's; ``only_approved``: extract only its approved/edited cases
-    (one ``note:`` line per skipped row). Returns a :class:`CohortResult`.
+    (one ``note:`` line per skipped row). Returns a :class:`CohortResult`. Issue 16: ``phase`` / ``subtraction``:
+    the radiomics phase of the cases' DCE series (manifest ``dce_phases``; default the 2nd post-contrast phase)
+    and kinetic columns (docs/kinetics.md); ``mode`` "2d-max": regions and features on the lesion's largest
+    cross-section (true 2D images as they are; ``pixel_spacing`` for pictures without one; docs/regions.md).
     """
     t0 = time.perf_counter()
     distances, jobs, resample = _check_run_options(backend, distances, jobs, resample_spacing, interpolator)
+    case_mode = _case_mode(phase, subtraction, mode, pixel_spacing)   # issue16 (None: the plain 3D extraction)
     from her2radiomics.features import resolve_case_workers
 
     one_at_a_time = backend == "loky" and jobs == 1
@@ -351,6 +447,9 @@ def extract_cohort(
     specs = read_manifest(manifest)
     say = log or (lambda msg: print(msg, file=sys.stderr))
     specs, qa_notes = _apply_qa(specs, manifest, qa, only_approved, say)
+    if case_mode and "dce" in case_mode and not any(s.dce_phases for s in specs):   # issue16
+        raise UserError("--phase/--subtraction choose a phase of a DCE series; the manifest has no dce_phases column "
+                        "(give the phases there, or drop the options)")
     params_dict = load_params(params)
     phash = parameter_file_hash(params_dict)
     out = Path(output)
@@ -360,11 +459,11 @@ def extract_cohort(
     cache_dir = check_output(out.with_name(out.stem + ".cache"), "cache folder", folder=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
 
-    records, cached, todo = _lookup_cache(specs, cache_dir, phash, distances, auto_exclusions, resample)
+    records, cached, todo = _lookup_cache(specs, cache_dir, phash, distances, auto_exclusions, resample, case_mode)
     say(f"extract: {len(specs)} case(s), {len(cached)} in cache, {len(todo)} to compute")
     computed = _compute(todo, records, (params_dict, distances, auto_exclusions), jobs=jobs, backend=backend,
                         scheduler=scheduler, progress=progress, resample=resample, case_workers=case_workers,
-                        one_at_a_time=one_at_a_time)
+                        one_at_a_time=one_at_a_time, case_mode=case_mode)
     table, fails, columns, lacks = _assemble(specs, records, phash, resample)
     failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
     notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
@@ -394,6 +493,7 @@ def extract_cohort(
         "distances": list(distances),
         "auto_exclusions": bool(auto_exclusions),
         "resample": {**resample, "masks": "nearest"} if resample else None,
+        **({"case_mode": case_mode} if case_mode else {}),
         "params": params_dict,
         "n_cases": len(table),
         "n_failed": len(fails),
@@ -453,14 +553,14 @@ def _apply_qa(specs: list[CaseSpec], manifest: str | os.PathLike[str], qa: str |
 
 
 def _lookup_cache(specs: Sequence[CaseSpec], cache_dir: Path, phash: str, distances: Sequence[float],
-                  auto_exclusions: bool, resample: dict | None
+                  auto_exclusions: bool, resample: dict | None, case_mode: dict | None = None
                   ) -> tuple[dict[tuple[str, str], dict], list[tuple[str, str]], list[tuple[CaseSpec, Path]]]:
     """Cases already in ``cache_dir`` (records, their keys) and the ones to compute (row, cache file)."""
     records: dict[tuple[str, str], dict] = {}
     cached: list[tuple[str, str]] = []
     todo: list[tuple[CaseSpec, Path]] = []
     for spec in specs:
-        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions, resample)}.json"
+        cache = cache_dir / f"{case_key(spec, phash, distances, auto_exclusions, resample, case_mode)}.json"
         rec = _load_cached(cache) if cache.exists() else None
         if rec is not None:
             records[(spec.case_id, spec.reader)] = rec
@@ -472,7 +572,7 @@ def _lookup_cache(specs: Sequence[CaseSpec], cache_dir: Path, phash: str, distan
 
 def _compute(todo: list[tuple[CaseSpec, Path]], records: dict[tuple[str, str], dict], args: tuple, *, jobs: int,
              backend: str, scheduler: str | None, progress: bool, resample: dict | None, case_workers: int,
-             one_at_a_time: bool) -> list[tuple[str, str]]:
+             one_at_a_time: bool, case_mode: dict | None = None) -> list[tuple[str, str]]:
     """Compute the ``todo`` cases (:func:`_run`), adding their records; returns the keys of those that succeeded."""
     computed: list[tuple[str, str]] = []
     if not todo:
@@ -483,7 +583,7 @@ def _compute(todo: list[tuple[CaseSpec, Path]], records: dict[tuple[str, str], d
 
     # disable=None: a bar only on a terminal; a redirected log gets the summary lines, not carriage returns
     bar = tqdm(total=len(todo), desc="extract", unit="case", file=sys.stderr, disable=None if progress else True)
-    worker = functools.partial(compute_case, resample=resample, case_workers=case_workers)
+    worker = functools.partial(compute_case, resample=resample, case_workers=case_workers, case_mode=case_mode)
     if one_at_a_time and case_workers > 1:
         case_pool(case_workers)  # forked now, before any image is read: small helpers, started once per run
     try:

@@ -49,11 +49,6 @@ def voxel_volume_mm3(img: sitk.Image) -> float:
     return float(np.prod(img.GetSpacing()))
 
 
-def array_from_image(img: sitk.Image) -> np.ndarray:
-    """Copy of the voxel array in (z, y, x) order."""
-    return sitk.GetArrayFromImage(img)
-
-
 def image_from_array(arr: np.ndarray, reference: sitk.Image) -> sitk.Image:
     """Image from a (z, y, x) array with ``reference``'s geometry (origin, spacing, direction)."""
     img = sitk.GetImageFromArray(arr)
@@ -62,13 +57,19 @@ def image_from_array(arr: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 
 def bbox_zyx(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:
-    """Inclusive-exclusive bounding box ((z0, z1), (y0, y1), (x0, x1)) of non-zero voxels, or None."""
-    if not mask.any():
+    """Inclusive-exclusive bounding box ((z0, z1), (y0, y1), (x0, x1)) of non-zero voxels, or None (any ndim).
+
+    Cheap projections: the first axis is projected once over the whole array, the others only over the slab
+    between its first and last non-zero slice.
+    """
+    m = np.asarray(mask)
+    first = np.flatnonzero(m.any(axis=tuple(range(1, m.ndim))) if m.ndim > 1 else m)
+    if first.size == 0:
         return None
-    out = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        nz = np.flatnonzero(mask.any(axis=other))
+    sub = m[first[0]:first[-1] + 1]
+    out = [(int(first[0]), int(first[-1]) + 1)]
+    for axis in range(1, m.ndim):
+        nz = np.flatnonzero(sub.any(axis=tuple(a for a in range(m.ndim) if a != axis)))
         out.append((int(nz[0]), int(nz[-1]) + 1))
     return tuple(out)
 
@@ -91,9 +92,10 @@ def crop(img: sitk.Image, bbox: tuple[tuple[int, int], ...]) -> sitk.Image:
     return sitk.RegionOfInterest(img, [x1 - x0, y1 - y0, z1 - z0], [x0, y0, z0])
 
 
-def paste(crop_img: sitk.Image, reference: sitk.Image, bbox: tuple[tuple[int, int], ...], dtype=np.uint8) -> sitk.Image:
-    """Place a cropped mask back on the full grid of ``reference`` (zeros elsewhere)."""
+def paste(crop_img: sitk.Image | np.ndarray, reference: sitk.Image, bbox: tuple[tuple[int, int], ...],
+          dtype=np.uint8) -> sitk.Image:
+    """Place a cropped mask (image or array, any ndim) back on the full grid of ``reference`` (zeros elsewhere)."""
     full = np.zeros(tuple(reversed(reference.GetSize())), dtype=dtype)
-    (z0, z1), (y0, y1), (x0, x1) = bbox
-    full[z0:z1, y0:y1, x0:x1] = sitk.GetArrayViewFromImage(crop_img)
+    arr = sitk.GetArrayViewFromImage(crop_img) if isinstance(crop_img, sitk.Image) else crop_img
+    full[tuple(slice(lo, hi) for lo, hi in bbox)] = arr
     return image_from_array(full, reference)

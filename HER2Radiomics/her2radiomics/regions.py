@@ -26,6 +26,10 @@ whole-volume transform at a tiny fraction of the cost. The box is *not* clipped 
 this stage: the part outside the image is padded virtually with background, which lets us count
 the ideal shell's voxels that fall beyond the image border (``clipped_mm3``) on the same lattice.
 The shells are then cut back to the image.
+
+2D: a 2D image and mask give in-plane rings by the same rule and method (2D EDT with the pixel spacing); the
+automatic exclusions are off there (masks only) and the ``*_mm3`` statistics hold mm2 (docs/regions.md; the
+lesion's largest cross-section of a 3D volume: :mod:`her2radiomics.planar`).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from scipy import ndimage
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.geometry import check_same_grid, image_from_array, voxel_volume_mm3
+from her2radiomics.geometry import bbox_zyx, check_same_grid, image_from_array, paste, voxel_volume_mm3
 from her2radiomics.io import check_finite
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
@@ -90,14 +94,25 @@ def validate_distances(distances: Iterable[float]) -> tuple[float, ...]:
 
 
 def _check_rotation(img: sitk.Image) -> None:
-    d = np.asarray(img.GetDirection(), float).reshape(3, 3)
-    if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
+    n = img.GetDimension()
+    d = np.asarray(img.GetDirection(), float).reshape(n, n)
+    if not np.allclose(d.T @ d, np.eye(n), atol=1e-4):
         raise UserError("image direction matrix is not a rotation (sheared grid); resample the image onto an orthogonal grid first")
 
 
-def _spacing_zyx(img: sitk.Image) -> tuple[float, float, float]:
-    sx, sy, sz = img.GetSpacing()
-    return float(sz), float(sy), float(sx)
+def _spacing_zyx(img: sitk.Image) -> tuple[float, ...]:
+    """Spacing in array order: (z, y, x) for a 3D image, (y, x) for a 2D one."""
+    return tuple(float(s) for s in reversed(img.GetSpacing()))
+
+
+def _axes(ndim: int) -> tuple[str, ...]:
+    """Axis names in array order."""
+    return _AXES_ZYX[-ndim:]
+
+
+def _unit(ndim: int) -> str:
+    """Measure unit of a region: mm3 in 3D, mm2 (pixel area) in 2D."""
+    return "mm3" if ndim == 3 else "mm2"
 
 
 def _binary_array(mask: sitk.Image, reference: sitk.Image, what: str) -> np.ndarray:
@@ -129,28 +144,17 @@ class _ShellGeometry:
     lesion_bbox: tuple[tuple[int, int], ...]
 
 
-def _lesion_bbox(mask: np.ndarray) -> tuple[tuple[int, int], ...] | None:
-    """Bounding box of a boolean (z, y, x) array: cheap projections instead of a full nonzero()."""
-    zs = np.flatnonzero(mask.any(axis=(1, 2)))
-    if zs.size == 0:
-        return None
-    sub = mask[zs[0]:zs[-1] + 1]
-    ys = np.flatnonzero(sub.any(axis=(0, 2)))
-    xs = np.flatnonzero(sub.any(axis=(0, 1)))
-    return (int(zs[0]), int(zs[-1]) + 1), (int(ys[0]), int(ys[-1]) + 1), (int(xs[0]), int(xs[-1]) + 1)
-
-
-def _shell_geometry(lesion: np.ndarray, spacing_zyx: tuple[float, float, float], distances: tuple[float, ...]) -> _ShellGeometry:
+def _shell_geometry(lesion: np.ndarray, spacing_zyx: tuple[float, ...], distances: tuple[float, ...]) -> _ShellGeometry:
     """Exact shells on a crop, with the ideal shells' out-of-image voxels counted by virtual padding.
 
-    ``lesion`` is the whole-image boolean array. The crop box is the lesion bounding box grown by
-    ``ceil(d_max / s) + 1`` voxels per axis *without* clipping to the image (the region beyond the
-    border is padded with background, i.e. it extends the voxel lattice). The Euclidean distance
-    transform of the non-lesion voxels (sampling = spacing, exact) then gives every lattice point's
-    distance to the lesion, inside or outside the image. Voxels of an ideal shell whose index lies
+    ``lesion`` is the whole-image boolean array (3D (z, y, x), or 2D (y, x) with in-plane distances). The crop
+    box is the lesion bounding box grown by ``ceil(d_max / s) + 1`` voxels per axis *without* clipping to the
+    image (the region beyond the border is padded with background, i.e. it extends the voxel lattice). The
+    Euclidean distance transform of the non-lesion voxels (sampling = spacing, exact) then gives every lattice
+    point's distance to the lesion, inside or outside the image. Voxels of an ideal shell whose index lies
     outside the image are counted as clipped; the rest, cut to the image, form the shell.
     """
-    lbox = _lesion_bbox(lesion)
+    lbox = bbox_zyx(lesion)
     if lbox is None:
         raise UserError("lesion mask is empty (no non-zero voxel); draw the lesion or choose the right --label")
     dmax = max(distances)
@@ -182,24 +186,18 @@ def _shell_geometry(lesion: np.ndarray, spacing_zyx: tuple[float, float, float],
     return _ShellGeometry(clip, padded[inner].copy(), shells, clipped, lbox)
 
 
-def _paste(crop_arr: np.ndarray, reference: sitk.Image, bbox: tuple[tuple[int, int], ...]) -> sitk.Image:
-    full = np.zeros(tuple(reversed(reference.GetSize())), dtype=np.uint8)
-    full[tuple(slice(lo, hi) for lo, hi in bbox)] = crop_arr
-    return image_from_array(full, reference)
-
-
 def compute_shells(lesion: sitk.Image, distances: Iterable[float] = DEFAULT_DISTANCES) -> dict[str, sitk.Image]:
     """Exact peritumoral shells ``{"peri1": mask, ...}`` (uint8 0/1 on the lesion's grid), nested.
 
     ``peri{d}`` = voxels outside the lesion whose centre lies at most ``d`` mm (+1e-6 mm rounding
     slack) from the centre of a lesion voxel, clipped to the image. See the module docstring for
-    the method (exact EDT with sampling = spacing on a crop; Maurer et al. 2003).
+    the method (exact EDT with sampling = spacing on a crop; Maurer et al. 2003). A 2D mask gives in-plane rings.
     """
     dists = validate_distances(distances)
     _check_rotation(lesion)
     arr = _binary_array(lesion, lesion, "lesion")
     geo = _shell_geometry(arr, _spacing_zyx(lesion), dists)
-    return {name: _paste(m, lesion, geo.bbox) for name, m in geo.shells.items()}
+    return {name: paste(m.view(np.uint8), lesion, geo.bbox) for name, m in geo.shells.items()}
 
 
 @dataclass
@@ -237,20 +235,20 @@ class Regions:
 
 
 def _image_info(image: sitk.Image) -> dict[str, Any]:
-    return {
+    info: dict[str, Any] = {
         "size": [int(v) for v in image.GetSize()],
         "spacing": [float(v) for v in image.GetSpacing()],
         "origin": [float(v) for v in image.GetOrigin()],
         "direction": [float(v) for v in image.GetDirection()],
     }
+    if image.GetDimension() == 2:   # (3D output unchanged) 2D: the *_mm3 statistics hold areas in mm2
+        info["dimension"] = 2
+        info["measure_unit"] = "mm2"
+    return info
 
 
 def _fmt_mm3(v: float) -> str:
     return f"{v:.1f}" if v >= 1 else f"{v:.3g}"
-
-
-def _empty_mask(image: sitk.Image) -> sitk.Image:
-    return image_from_array(np.zeros(tuple(reversed(image.GetSize())), np.uint8), image)
 
 
 def _resolve_exclusion(
@@ -278,20 +276,21 @@ def _resolve_exclusion(
             exclusions.confidence_record(res))
 
 
-def _thin_ring_warnings(distances: tuple[float, ...], spacing_zyx: tuple[float, float, float]) -> list[str]:
+def _thin_ring_warnings(distances: tuple[float, ...], spacing_zyx: tuple[float, ...]) -> list[str]:
     out = []
     for d in distances:
-        for axis, sp in zip(reversed(_AXES_ZYX), reversed(spacing_zyx), strict=True):   # x, y, z
+        for axis, sp in zip(reversed(_axes(len(spacing_zyx))), reversed(spacing_zyx), strict=True):   # x, y, z
             if d + BOUNDARY_EPS_MM < sp:
                 out.append(f"{shell_name(d)}: {d:g} mm ring is thinner than the {sp:.3g} mm voxel along {axis} {_AXIS_NOTE[axis]}")
     return out
 
 
 def _empty_shell_reason(name: str, d: float, n_ideal: int, n_clipped: int, st: Mapping[str, Any],
-                        spacing_zyx: tuple[float, float, float], vv: float) -> str:
+                        spacing_zyx: tuple[float, ...], vv: float) -> str:
     """Why a shell has no voxel: thinner than the voxel, beyond the image border, or all in the exclusions."""
+    unit = _unit(len(spacing_zyx))
     if n_ideal == 0 and n_clipped == 0:
-        thin = [(axis, sp) for axis, sp in zip(("x", "y", "z"), reversed(spacing_zyx), strict=True)
+        thin = [(axis, sp) for axis, sp in zip(reversed(_axes(len(spacing_zyx))), reversed(spacing_zyx), strict=True)
                 if d + BOUNDARY_EPS_MM < sp]
         if thin:
             axes = ", ".join(f"{sp:.3g} mm along {axis}" for axis, sp in thin)
@@ -299,12 +298,137 @@ def _empty_shell_reason(name: str, d: float, n_ideal: int, n_clipped: int, st: M
                     f"within {d:g} mm of the lesion; use a larger distance or resample the cohort to a finer common "
                     "grid (--resample-spacing)")
     if n_ideal == 0:
-        return (f"{name} is empty: the whole {d:g} mm ring lies beyond the image border ({_fmt_mm3(n_clipped * vv)} mm3 "
-                "clipped); the lesion sits at the edge of the field of view")
-    parts = ", ".join(f"{ex} {_fmt_mm3(st[f'excluded_{ex}_mm3'])} mm3" for ex in EXCLUSIONS
+        return (f"{name} is empty: the whole {d:g} mm ring lies beyond the image border ({_fmt_mm3(n_clipped * vv)} "
+                f"{unit} clipped); the lesion sits at the edge of the field of view")
+    parts = ", ".join(f"{ex} {_fmt_mm3(st[f'excluded_{ex}_mm3'])} {unit}" for ex in EXCLUSIONS
                       if st.get(f"excluded_{ex}_mm3"))
-    return (f"{name} is empty: all of its {n_ideal} voxels ({_fmt_mm3(n_ideal * vv)} mm3) lie in the exclusion masks "
-            f"({parts}); check the air/pectoralis masks or use --no-auto-exclusions")
+    return (f"{name} is empty: all of its {n_ideal} voxels ({_fmt_mm3(n_ideal * vv)} {unit}) lie in the exclusion "
+            f"masks ({parts}); check the air/pectoralis masks or use --no-auto-exclusions")
+
+
+# ------------------------------------------------------------------------------------ build_regions steps
+def _check_inputs(image: sitk.Image, lesion: sitk.Image, distances: Iterable[float],
+                  exclusion_image: sitk.Image | None) -> tuple[tuple[float, ...], np.ndarray, sitk.Image]:
+    """Validated distances, the lesion array and the image the automatic exclusions are detected on."""
+    dists = validate_distances(distances)
+    if image.GetDimension() not in (2, 3):
+        raise UserError(f"image is {image.GetDimension()}D; give one 3D volume (or one 2D image)")
+    _check_rotation(image)
+    check_finite(image, "image")
+    les = _binary_array(lesion, image, "lesion")
+    detect_on = image
+    if exclusion_image is not None:
+        if exclusion_image.GetDimension() != image.GetDimension():
+            raise UserError(f"exclusion image is {exclusion_image.GetDimension()}D but the image is "
+                            f"{image.GetDimension()}D; give one volume on the image grid")
+        check_same_grid(exclusion_image, image, what="exclusion image")
+        check_finite(exclusion_image, "exclusion image")
+        detect_on = exclusion_image
+    return dists, les, detect_on
+
+
+def _exclusion_masks(image: sitk.Image, detect_on: sitk.Image, lesion_img: sitk.Image, user: Mapping[str, Any],
+                     auto: bool, reach_mm: float, vv: float, detected_on: str
+                     ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, dict], list[str]]:
+    """Air and pectoralis arrays (user > automatic > none), their sources, records and warnings."""
+    excl_arrays: dict[str, np.ndarray] = {}
+    source: dict[str, str] = {}
+    excl_info: dict[str, dict] = {}
+    warnings: list[str] = []
+    for name in EXCLUSIONS:
+        auto_air = (image_from_array(excl_arrays["air"].view(np.uint8), image)
+                    if name == "pectoralis" and source.get("air") == "auto" else None)
+        arr, src, notes, conf = _resolve_exclusion(name, user.get(name), image, detect_on, lesion_img, auto,
+                                                   reach_mm, auto_air)
+        excl_arrays[name], source[name] = arr, src
+        n = int(np.count_nonzero(arr))
+        excl_info[name] = {"source": src, "voxels": n, "volume_mm3": n * vv, "notes": notes, **conf}
+        if src == "auto":
+            excl_info[name]["detected_on"] = detected_on
+        warnings.extend(f"{name} ({src}): {n}" for n in notes)
+        if conf.get("review"):
+            warnings.append(f"{name} (auto): confidence {conf['confidence']:.2f} is below {conf['review_below']:g}: "
+                            "review this mask (qc_overlay.png), erase or redraw it and pass it with "
+                            f"--{name}, or detect on another phase with --exclusion-image")
+    return excl_arrays, source, excl_info, warnings
+
+
+def _lesion_stats(geo: _ShellGeometry, excl_crop: Mapping[str, np.ndarray], excl_info: dict[str, dict],
+                  shape: tuple[int, ...], vv: float) -> tuple[dict, list[str]]:
+    """``intra`` statistics (voxels, volume, components) and the lesion's warnings (components, overlap with
+    the exclusions, image border)."""
+    ndim, unit = len(shape), _unit(len(shape))
+    warnings: list[str] = []
+    n_lesion = int(np.count_nonzero(geo.lesion))
+    labels, n_comp = ndimage.label(geo.lesion, structure=np.ones((3,) * ndim, bool))
+    sizes = np.bincount(labels.ravel())[1:] if n_comp else np.zeros(0, int)
+    largest = int(sizes.max()) if n_comp else 0
+    stats = {"voxels": n_lesion, "volume_mm3": n_lesion * vv, "components": int(n_comp),
+             "largest_component_voxels": largest}
+    if n_comp > 1:
+        warnings.append(
+            f"lesion has {n_comp} separate components ({3 ** ndim - 1}-connected); all are kept as one region; "
+            f"the largest has {largest} voxels ({_fmt_mm3(largest * vv)} {unit}) of {n_lesion}"
+        )
+    for name, arr in excl_crop.items():
+        overlap = int(np.count_nonzero(arr & geo.lesion))
+        excl_info[name]["lesion_overlap_voxels"] = overlap
+        if overlap:
+            warnings.append(
+                f"lesion overlaps {name} by {overlap} voxels ({_fmt_mm3(overlap * vv)} {unit}); the lesion is never trimmed, only the shells are"
+            )
+    border_axes = [axis for axis, (lo, hi), n in zip(_axes(ndim), geo.lesion_bbox, shape, strict=True)
+                   if lo == 0 or hi == n]
+    if border_axes:
+        warnings.append(
+            f"lesion touches the image border along {', '.join(border_axes)}; it may be cut off and its shells are clipped there"
+        )
+    return stats, warnings
+
+
+def _shell_masks(image: sitk.Image, geo: _ShellGeometry, dists: tuple[float, ...],
+                 excl_crop: Mapping[str, np.ndarray], spacing: tuple[float, ...], vv: float
+                 ) -> tuple[dict[str, sitk.Image], dict[str, dict], list[str]]:
+    """Each shell minus the union of the exclusions: masks on the image grid, statistics, empty-shell warnings."""
+    union = np.zeros(geo.lesion.shape, bool)
+    for arr in excl_crop.values():
+        union |= arr
+    masks: dict[str, sitk.Image] = {}
+    stats: dict[str, dict] = {}
+    warnings: list[str] = []
+    for d in dists:
+        name = shell_name(d)
+        ideal = geo.shells[name]
+        kept = ideal & ~union
+        n_kept = int(np.count_nonzero(kept))
+        st = {
+            "voxels": n_kept,
+            "volume_mm3": n_kept * vv,
+            "excluded_mm3": int(np.count_nonzero(ideal & union)) * vv,
+        }
+        for ex, arr in excl_crop.items():
+            st[f"excluded_{ex}_mm3"] = int(np.count_nonzero(ideal & arr)) * vv
+        st["clipped_mm3"] = geo.clipped_voxels[name] * vv
+        stats[name] = st
+        masks[name] = paste(kept.view(np.uint8), image, geo.bbox)
+        if n_kept == 0:
+            st["empty_reason"] = _empty_shell_reason(name, d, int(np.count_nonzero(ideal)), geo.clipped_voxels[name],
+                                                     st, spacing, vv)
+            warnings.append(f"{st['empty_reason']}; its features cannot be computed")
+    return masks, stats, warnings
+
+
+def _final_warnings(warnings: list[str], stats: Mapping[str, dict], dists: tuple[float, ...], unit: str) -> list[str]:
+    """Drop an empty shell's per-axis thin-ring lines (its message names the thin axes) and add the border-clip
+    line (the image border clips the rings: how much of each ring lies beyond it)."""
+    names = [shell_name(d) for d in dists]
+    empty = {n for n in names if "empty_reason" in stats[n]}
+    out = [w for w in warnings if not (w.split(":", 1)[0] in empty and " ring is thinner than the " in w)]
+    clipped = [(n, stats[n]["clipped_mm3"]) for n in names if stats[n]["clipped_mm3"] > 0]
+    if clipped:
+        out.append("shells reach beyond the image border: "
+                   + ", ".join(f"{n} loses {_fmt_mm3(v)} {unit}" for n, v in clipped) + " (clipped_mm3)")
+    return out
 
 
 def build_regions(
@@ -321,7 +445,9 @@ def build_regions(
 
     Parameters
     ----------
-    image : the 3D image (defines the grid; used by the automatic exclusion detectors).
+    image : the 3D image (defines the grid; used by the automatic exclusion detectors), or a 2D image (in-plane
+        rings; the automatic exclusions are off in 2D, air / pectoralis apply only when given as masks; the
+        ``*_mm3`` statistics then hold areas in mm2, ``image.measure_unit`` says so).
     lesion : binary mask on the image grid (any single non-zero value is the lesion).
     distances : shell distances in mm (positive, finite, unique; sorted here).
     air, pectoralis : user masks on the image grid; they replace the automatic ones (source "user").
@@ -337,131 +463,44 @@ def build_regions(
     excluded_air_mm3 / excluded_pectoralis_mm3 (shell voxels in each mask; they may add up to
     more than excluded_mm3 where the masks overlap); clipped_mm3 (ideal shell beyond the image
     border, counted on the virtually padded lattice, see :func:`_shell_geometry`).
+
+    Steps: :func:`_check_inputs`, :func:`_shell_geometry`, :func:`_exclusion_masks`, :func:`_lesion_stats`,
+    :func:`_thin_ring_warnings`, :func:`_shell_masks`, :func:`_final_warnings`.
     """
-    dists = validate_distances(distances)
-    if image.GetDimension() != 3:
-        raise UserError(f"image is {image.GetDimension()}D; give one 3D volume")
-    _check_rotation(image)
-    check_finite(image, "image")
-    les = _binary_array(lesion, image, "lesion")
+    dists, les, detect_on = _check_inputs(image, lesion, distances, exclusion_image)
+    ndim = image.GetDimension()
     spacing = _spacing_zyx(image)
     vv = voxel_volume_mm3(image)
     geo = _shell_geometry(les, spacing, dists)
-    warnings: list[str] = []
-
     lesion_img = image_from_array(les.view(np.uint8), image)
-    detect_on = image
-    if exclusion_image is not None:
-        if exclusion_image.GetDimension() != 3:
-            raise UserError(f"exclusion image is {exclusion_image.GetDimension()}D; give one 3D volume")
-        check_same_grid(exclusion_image, image, what="exclusion image")
-        check_finite(exclusion_image, "exclusion image")
-        detect_on = exclusion_image
-    excl_arrays: dict[str, np.ndarray] = {}
-    source: dict[str, str] = {}
-    excl_info: dict[str, dict] = {}
-    for name, user in (("air", air), ("pectoralis", pectoralis)):
-        auto_air = (image_from_array(excl_arrays["air"].view(np.uint8), image)
-                    if name == "pectoralis" and source.get("air") == "auto" else None)
-        arr, src, notes, conf = _resolve_exclusion(name, user, image, detect_on, lesion_img, auto_exclusions,
-                                                   max(dists), auto_air)
-        excl_arrays[name], source[name] = arr, src
-        n = int(np.count_nonzero(arr))
-        excl_info[name] = {"source": src, "voxels": n, "volume_mm3": n * vv, "notes": notes, **conf}
-        if src == "auto":
-            excl_info[name]["detected_on"] = "exclusion_image" if exclusion_image is not None else "image"
-        warnings.extend(f"{name} ({src}): {n}" for n in notes)
-        if conf.get("review"):
-            warnings.append(f"{name} (auto): confidence {conf['confidence']:.2f} is below {conf['review_below']:g}: "
-                            "review this mask (qc_overlay.png), erase or redraw it and pass it with "
-                            f"--{name}, or detect on another phase with --exclusion-image")
-
+    warnings: list[str] = []
+    if ndim == 2 and auto_exclusions and (air is None or pectoralis is None):
+        warnings.append("2D image: the automatic air / pectoralis detection is off; pass --air / --pectoralis masks "
+                        "to exclude them from the rings")
+    excl_arrays, source, excl_info, excl_warn = _exclusion_masks(
+        image, detect_on, lesion_img, {"air": air, "pectoralis": pectoralis}, auto_exclusions and ndim == 3,
+        max(dists), vv, "exclusion_image" if exclusion_image is not None else "image")
+    warnings.extend(excl_warn)
     crop = tuple(slice(lo, hi) for lo, hi in geo.bbox)
     excl_crop = {name: arr[crop] for name, arr in excl_arrays.items()}
-    union = np.zeros(geo.lesion.shape, bool)
-    for arr in excl_crop.values():
-        union |= arr
-
-    # lesion statistics and warnings
-    n_lesion = int(np.count_nonzero(geo.lesion))
-    labels, n_comp = ndimage.label(geo.lesion, structure=np.ones((3, 3, 3), bool))
-    sizes = np.bincount(labels.ravel())[1:] if n_comp else np.zeros(0, int)
-    largest = int(sizes.max()) if n_comp else 0
-    stats: dict[str, dict] = {
-        "intra": {
-            "voxels": n_lesion,
-            "volume_mm3": n_lesion * vv,
-            "components": int(n_comp),
-            "largest_component_voxels": largest,
-        }
-    }
-    if n_comp > 1:
-        warnings.append(
-            f"lesion has {n_comp} separate components (26-connected); all are kept as one region; "
-            f"the largest has {largest} voxels ({_fmt_mm3(largest * vv)} mm3) of {n_lesion}"
-        )
-    for name, arr in excl_crop.items():
-        overlap = int(np.count_nonzero(arr & geo.lesion))
-        excl_info[name]["lesion_overlap_voxels"] = overlap
-        if overlap:
-            warnings.append(
-                f"lesion overlaps {name} by {overlap} voxels ({_fmt_mm3(overlap * vv)} mm3); the lesion is never trimmed, only the shells are"
-            )
-    border_axes = [
-        axis for axis, (lo, hi), n in zip(_AXES_ZYX, geo.lesion_bbox, les.shape, strict=True) if lo == 0 or hi == n
-    ]
-    if border_axes:
-        warnings.append(
-            f"lesion touches the image border along {', '.join(border_axes)}; it may be cut off and its shells are clipped there"
-        )
+    intra, les_warn = _lesion_stats(geo, excl_crop, excl_info, les.shape, vv)
+    warnings.extend(les_warn)
     warnings.extend(_thin_ring_warnings(dists, spacing))
-
-    masks: dict[str, sitk.Image] = {"intra": lesion_img}
-    for d in dists:
-        name = shell_name(d)
-        ideal = geo.shells[name]
-        kept = ideal & ~union
-        n_kept = int(np.count_nonzero(kept))
-        st = {
-            "voxels": n_kept,
-            "volume_mm3": n_kept * vv,
-            "excluded_mm3": int(np.count_nonzero(ideal & union)) * vv,
-        }
-        for ex, arr in excl_crop.items():
-            st[f"excluded_{ex}_mm3"] = int(np.count_nonzero(ideal & arr)) * vv
-        st["clipped_mm3"] = geo.clipped_voxels[name] * vv
-        stats[name] = st
-        masks[name] = _paste(kept.view(np.uint8), image, geo.bbox)
-        if n_kept == 0:
-            st["empty_reason"] = _empty_shell_reason(name, d, int(np.count_nonzero(ideal)), geo.clipped_voxels[name],
-                                                     st, spacing, vv)
-            warnings.append(f"{st['empty_reason']}; its features cannot be computed")
-    empty = {n for n in (shell_name(d) for d in dists) if "empty_reason" in stats[n]}
-    # an empty shell's message already names the thin axes: drop its per-axis thin-ring lines
-    warnings = [w for w in warnings if not (w.split(":", 1)[0] in empty and " ring is thinner than the " in w)]
-    clipped = [(n, stats[n]["clipped_mm3"]) for n in (shell_name(d) for d in dists) if stats[n]["clipped_mm3"] > 0]
-    if clipped:
-        warnings.append(
-            "shells reach beyond the image border: "
-            + ", ".join(f"{n} loses {_fmt_mm3(v)} mm3" for n, v in clipped)
-            + " (clipped_mm3)"
-        )
+    shell_masks, shell_stats, shell_warn = _shell_masks(image, geo, dists, excl_crop, spacing, vv)
+    warnings.extend(shell_warn)
+    stats: dict[str, dict] = {"intra": intra, **shell_stats}
+    masks: dict[str, sitk.Image] = {"intra": lesion_img, **shell_masks}
     for name, arr in excl_arrays.items():
         masks[name] = image_from_array(arr.view(np.uint8), image)
     return Regions(
         masks=masks,
         stats=stats,
-        warnings=warnings,
+        warnings=_final_warnings(warnings, stats, dists, _unit(ndim)),
         exclusion_source=source,
         distances=dists,
         exclusions=excl_info,
         image_info=_image_info(image),
     )
-
-
-def region_files(regions: Regions) -> list[str]:
-    """File names :func:`write_regions` produces, in order."""
-    return [f"{n}.nrrd" for n in ["intra", *regions.shell_names, *EXCLUSIONS]] + ["regions.json"]
 
 
 def write_regions(regions: Regions, outdir: str | os.PathLike[str], json_extra: Mapping[str, Any] | None = None,

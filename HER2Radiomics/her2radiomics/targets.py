@@ -163,6 +163,10 @@ def check_feature_set(feature_set: str) -> list[str]:
     """The regions of a feature-set name (``all`` -> []); UserError for a name that is not a feature set."""
     if feature_set == "all":
         return []
+    if ":" in feature_set:   # issue16 hook: several sequences, e.g. dce+t2:intra+peri3 (her2radiomics.sequences)
+        from her2radiomics.sequences import parse_feature_set
+
+        return parse_feature_set(feature_set)[1]
     regions = [r.strip() for r in feature_set.split("+")]
     if not all(re.fullmatch(r"intra|peri\d+(?:\.\d+)?", r) for r in regions):
         raise UserError(f"unknown feature set {feature_set!r}; use one of {', '.join(FEATURE_SETS)} "
@@ -184,9 +188,15 @@ def feature_columns(columns: Sequence[str], feature_set: str, exclude: Iterable[
     if feature_set == "all":
         keep = set(numeric) if numeric is not None else None
         cols = [c for c in columns if c not in excl and (keep is None or c in keep)]
+    elif ":" in feature_set:   # issue16 hook: {seq}_{region}_* columns
+        from her2radiomics.sequences import feature_columns as sequence_feature_columns
+
+        cols = sequence_feature_columns(columns, feature_set, excl)
     else:
+        from her2radiomics.kinetics import is_kinetic_column  # issue16: kinetic columns are not radiomics
+
         prefixes = tuple(f"{r}_" for r in regions)
-        cols = [c for c in columns if c.startswith(prefixes) and c not in excl]
+        cols = [c for c in columns if c.startswith(prefixes) and c not in excl and not is_kinetic_column(c)]
         absent = [r for r in regions if not any(c.startswith(f"{r}_") for c in columns)]
         if absent:
             raise UserError(

@@ -13,7 +13,8 @@ HELP = "pyradiomics features for a cohort manifest (lesion and every shell)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("manifest", help="CSV with case_id,image,lesion [,reader,air,pectoralis,label,series] (paths relative "
+    parser.add_argument("manifest", help="CSV with case_id,image,lesion [,reader,air,pectoralis,label,series,dce_phases,"
+                                         "dce_times] (paths relative "
                                          "to it), or pyradiomics' batch CSV ID,Image,Mask[,Label]")
     parser.add_argument("-o", "--output", required=True, help="features table FEATURES.csv (+ .meta.json, .failures.csv, .cache/)")
     parser.add_argument("--params", default=None, help="pyradiomics parameter file (YAML); default: the shipped MRI file")
@@ -36,6 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only-approved", action="store_true",
                         help="with --qa: extract only the cases approved or edited in the session (a note per skipped case)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = parser.add_argument_group("DCE series and 2D (docs/kinetics.md, docs/regions.md)")
+    g.add_argument("--phase", type=int, default=None, metavar="N",
+                   help="for manifests with a dce_phases column: the phase the radiomics use (0 = pre-contrast; "
+                        "default 2, the 2nd post-contrast phase as in the paper); kinetic columns are added")
+    g.add_argument("--subtraction", action="store_true",
+                   help="radiomics on the subtraction image (phase N minus the pre-contrast phase)")
+    g.add_argument("--mode", choices=("3d", "2d-max"), default="3d",
+                   help="2d-max: regions (in-plane rings) and 2D features (force2D, shape2D) on the lesion's largest "
+                        "cross-section; 2D images (PNG, 2D NRRD/DICOM) are used as they are")
+    g.add_argument("--pixel-spacing", type=float, nargs=2, default=None, metavar=("SX", "SY"),
+                   help="with --mode 2d-max: pixel spacing in mm of 2D pictures (PNG/JPEG have none)")
 
 
 def add_resample_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,5 +80,9 @@ def run(args: argparse.Namespace) -> int:
         case_workers=args.case_workers,
         qa=args.qa,
         only_approved=args.only_approved,
+        phase=args.phase,
+        subtraction=args.subtraction,
+        mode=args.mode,
+        pixel_spacing=args.pixel_spacing,
     )
     return 0 if result.ok else 1

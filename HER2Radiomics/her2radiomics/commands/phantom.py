@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--breast-scale", type=float, default=1.0, help="breast size factor, 0.5-1.5 (default 1)")
     g.add_argument("--noise", type=float, default=8.0, help="Rician noise sigma (default 8)")
     g.add_argument("--bias", type=float, default=0.3, help="coil-shading amplitude, 0-0.6 (default 0.3)")
+    d = parser.add_argument_group("DCE series (issue 16)")
+    d.add_argument("--dce", choices=("persistent", "plateau", "washout"), default=None,
+                   help="write a pre + 5 post-contrast DCE series (dce/phase0..5.nrrd) with this planted lesion "
+                        "curve type, plus T2-like / ADC-like volumes on another grid, instead of image.nrrd")
+    d.add_argument("--initial-enhancement", type=float, default=150.0, metavar="PCT",
+                   help="with --dce: lesion enhancement at the first post-contrast phase in %% (default 150)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +45,20 @@ def run(args: argparse.Namespace) -> int:
     from her2radiomics.phantom import make_phantom, write_phantom
 
     check_output(args.output, "output folder", folder=True)
+    if args.dce:
+        from her2radiomics.phantom import make_dce_phantom, write_dce_phantom
+
+        dce = make_dce_phantom(
+            args.seed, tuple(args.size), tuple(args.spacing), kinetic=args.dce,
+            initial_enhancement_pct=args.initial_enhancement, direction=args.direction,
+            breast_scale=args.breast_scale, lesion_radius_mm=args.lesion_radius_mm, rim=args.rim,
+            heterogeneity=args.heterogeneity, peritumoral_enhancement=args.peritumoral_enhancement,
+            lesion_gap_mm=args.lesion_gap_mm, noise=args.noise, bias=args.bias,
+        )
+        paths = write_dce_phantom(dce, args.output)
+        print(f"DCE phantom seed {args.seed}: {len(dce.phases)} phases at {', '.join(f'{t:g}' for t in dce.times_s)} s, "
+              f"planted {args.dce} curve -> {paths['meta'].parent}")
+        return 0
     ph = make_phantom(
         args.seed, tuple(args.size), tuple(args.spacing), direction=args.direction,
         breast_scale=args.breast_scale, lesion_radius_mm=args.lesion_radius_mm, rim=args.rim,
