@@ -44,8 +44,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from her2radiomics.errors import UserError
-from her2radiomics.geometry import check_same_grid
+from her2radiomics.geometry import check_same_grid, image_from_array
 
+#: changes whenever a detector's output can change (batch caches key on it)
+DETECTOR_VERSION = "2026.12-chest-wall-1"
 #: parameters (mm unless stated); documented in docs/exclusions.md
 AIR_SMOOTH_MM = 1.0
 AIR_BLOCK_MM = 2.2  # in-plane block size of the coarse grid
@@ -83,6 +85,21 @@ PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this de
 PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
 PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
 PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker along A-P
+#: chest-wall-first pectoralis (docs/exclusions.md "Pectoralis major")
+PECT_ROI_ANTERIOR_MM = 10.0  # analysed box: from this far in front of the lesion ...
+PECT_ROI_POSTERIOR_MM = 60.0  # ... to reach + this behind it (the lung behind a muscle within reach)
+PECT_LESION_GUARD_MM = 1.0  # lesion + this is never muscle nor lung
+PECT_LUNG_MIN_MM3 = 5000.0  # dark enclosed components at least this large are lung
+PECT_FRONT_FILL_MM = 20.0  # a column without lung takes the nearest lung column's front within this (L-R)
+PECT_CALIB_DEPTH_MM = 14.0  # muscle level from the tissue this far in front of the lung (chest-wall muscles)
+PECT_RIB_GAP_MM = 14.0  # lung -> first muscle run: at most this (fat, rib cortex and marrow)
+PECT_PLANE_GAP_MM = 5.0  # between chest-wall muscle runs (fat planes); a wider gap is the retromammary fat
+PECT_BEYOND = 0.5  # muscle-like: at most this (log) beyond the muscle level, away from fat
+PECT_MIN_RUN_MM = 1.2  # muscle-like runs thinner than this are noise
+PECT_MAX_DEPTH_MM = 50.0  # the pectoralis major starts at most this far in front of the lung
+PECT_THICKNESS_MM = (1.5, 22.0)  # thickness prior of the pectoralis major along A-P
+PECT_CONT_LR_MM = 10.0  # continuity neighbourhood: 3 slices x this along L-R
+PECT_STEP_MM = 4.0  # a column's layer boundary this far from its neighbourhood's median is an outlier
 SUBTRACTION_MIN_NEGATIVE = 0.01  # more negative voxels than this: a (signed) subtraction image
 SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: fat as dark as background
 #: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
@@ -103,18 +120,6 @@ class Exclusion:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _empty(image: sitk.Image) -> sitk.Image:
-    m = sitk.Image(image.GetSize(), sitk.sitkUInt8)
-    m.CopyInformation(image)
-    return m
-
-
-def _mask_image(arr: np.ndarray, image: sitk.Image) -> sitk.Image:
-    m = sitk.GetImageFromArray(arr.astype(np.uint8, copy=False))
-    m.CopyInformation(image)
-    return m
-
-
 def _lesion_array(image: sitk.Image, lesion: sitk.Image | None) -> np.ndarray | None:
     if lesion is None:
         return None
@@ -343,17 +348,17 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         if snr > AIR_MAX_MEAN_OVER_STD:
             notes.append(f"no extramammary air in this field of view (the darkest region reaching the anterior/lateral "
                          f"border has mean/std {snr:.1f}: tissue, not background noise); air mask left empty")
-            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+            return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if rel > AIR_MAX_RELATIVE_INTENSITY:
             notes.append(f"no extramammary air in this field of view (darkest border-connected region is "
                          f"{100 * rel:.0f}% of tissue intensity); air mask left empty")
-            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+            return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if frac < AIR_MIN_FRACTION:
             notes.append(f"only {100 * frac:.2f}% of the field of view looks like air; treated as no air")
-            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+            return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     else:
         notes.append("no extramammary air in this field of view; air mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     if ori.axial and "magnitude_image" not in parts:
         # fat as dark as the background (subtraction): the "air" then spreads behind the skin into the breast
         frac_behind = _air_behind_skin(_canon(air_blocks, ori))
@@ -364,10 +369,10 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         # never take breast tissue: where air and fat look alike, leave the mask empty and ask for a review
         notes.append("air and fat look alike in this image (subtraction?): the air mask is left empty rather than "
                      "taking breast fat; review it, draw it (--air), or detect on another phase with --exclusion-image")
-        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
     vox = float(np.prod(image.GetSpacing()))
     info["volume_mm3"] = float(np.count_nonzero(air)) * vox
-    return _with_confidence(Exclusion(_mask_image(air, image), notes, info), parts)
+    return _with_confidence(Exclusion(image_from_array(air.astype(np.uint8, copy=False), image), notes, info), parts)
 
 
 def _air_seeds(dark: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -411,14 +416,14 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
 
 def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
                      air: sitk.Image | None) -> Exclusion:
+    """Chest-wall-first pectoralis major (see the module docstring): the steps are the functions below."""
     les = _lesion_array(image, lesion)
     ori = orientation(image)
-    notes: list[str] = []
     if not ori.axial:
-        notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
-                     f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
-                     "mask left empty: draw it or pass --pectoralis")
-        return _with_confidence(Exclusion(_empty(image), notes, {"axial": False, "contrast": "unknown"}),
+        notes = [f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
+                 f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
+                 "mask left empty: draw it or pass --pectoralis"]
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, {"axial": False, "contrast": "unknown"}),
                                 {"axial": 0.0})
     if air is None:
         air_arr = _coarse_air(image, les)
@@ -427,154 +432,327 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         air_arr = sitk.GetArrayViewFromImage(air) != 0
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
+    cal = _pect_calibrate(arr, air_arr, les, spacing_zyx, ori)
+    if cal["empty"] is not None:
+        return cal["empty"](image)
+    g = _pect_grid(arr, air_arr, les, spacing_zyx, ori, reach_mm)
+    front = _chest_wall_front(g, cal)
+    levels = _muscle_level(g, cal, front)
+    if levels["empty"] is not None:
+        return levels["empty"](image)
+    cols = _pect_layer(g, cal, front)
+    cols = _pect_continuity(cols, g)
+    out = _pect_full_resolution(arr, les, air_arr, g, cal, cols, ori)
+    return _pect_result(image, out, les, g, cal, front, cols, ori, spacing_zyx, reach_mm)
 
-    # ---- region of interest (full arrays, z y x)
-    shape = arr.shape
-    if les is not None:
-        e_lo, e_hi = _extent(les)
-        margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
-        lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
-        hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
-        roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    else:
-        roi = tuple(slice(0, n) for n in shape)
 
-    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
+@dataclass
+class _PectGrid:
+    """The analysed box in canonical (slice, A->P, L-R) order: full resolution along A-P and S-I, L-R blocks."""
+
+    box: tuple[slice, slice, slice]  # canonical full-resolution box
+    fl: int  # L-R block factor
+    img: np.ndarray  # block-mean intensity (slice, A-P, L-R blocks), float32
+    air: np.ndarray  # block mostly air
+    les: np.ndarray  # block touches the lesion (dilated by PECT_LESION_GUARD_MM)
+    sp: np.ndarray  # grid spacing (mm): slice, A-P, L-R block
+    near: np.ndarray  # (slice, L-R) columns within reach + 10 mm of the lesion's columns (all without a lesion)
+
+
+def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
+                    ori: Orientation) -> dict[str, Any]:
+    """Step 1: fat level (subcutaneous layer), air/tissue and lung thresholds, subtraction check.
+
+    ``empty`` is a function image -> Exclusion when the image cannot be analysed (subtraction, no skin).
+    """
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
-    fat_level = (_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
-                 if cs["fat_level"] is not None else None)
-    info: dict[str, Any] = {"fat_level": fat_level, **cs["info"], "contrast": "subtraction" if cs["subtraction"] else "unknown"}
-    if fat_level is None and cs["subtraction"]:
-        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
-                     "told from fat here: mask left empty - review it, or detect on another phase with "
-                     "--exclusion-image")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
-    if fat_level is None:
-        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
-                     "intensity; pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"calibration": 0.0})
+    if cs["fat_level"] is not None and not cs["subtraction"]:
+        cs["fat_level"] = _subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
+    info: dict[str, Any] = {"fat_level": cs["fat_level"], **cs["info"],
+                            "contrast": "subtraction" if cs["subtraction"] else "unknown"}
+    out: dict[str, Any] = {"info": info, "empty": None, "fat": cs["fat_level"], "threshold": cs["threshold"],
+                           "parts": {"calibration": cs["calibration_conf"]}}
+
+    def empty(note: str, parts: dict[str, float]):
+        return lambda image: _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), [note], info), parts)
+
     if cs["subtraction"]:
-        info["contrast"] = "subtraction"
-        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
-                     "told from fat here: mask left empty - review it, or detect on another phase with "
-                     "--exclusion-image")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
-    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+        out["empty"] = empty("this looks like a subtraction image (fat as dark as the background); the pectoralis "
+                             "cannot be told from fat here: mask left empty - review it, or detect on another phase "
+                             "with --exclusion-image", {"contrast": 0.0})
+        return out
+    if cs["fat_level"] is None:
+        out["empty"] = empty("no anterior skin surface (air in front of the body) in the field of view to calibrate "
+                             "the fat intensity; pectoralis mask left empty", {"calibration": 0.0})
+        return out
+    # the lungs: as dark as the background noise (proton density ~0.15, T2* ~1 ms), darker than any fat
+    sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
+    a_s, m_s = arr[sub], air_arr[sub]
+    air_hi = float(np.percentile(a_s[m_s], 95)) if m_s.sum() > 100 else 0.5 * cs["threshold"]
+    lung_thr = min(cs["threshold"], float(np.sqrt(max(air_hi, 1e-3) * cs["fat_level"])))
+    out["lung_threshold"] = lung_thr
+    info["lung_threshold"] = round(lung_thr, 2)
+    return out
 
-    sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
-    sub_img.SetSpacing(image.GetSpacing())
-    sm = _smooth(sub_img, PECT_SMOOTH_MM)
-    raw = sitk.GetArrayViewFromImage(sub_img)
-    # local coefficient of variation at two window sizes: the 1.5 mm window measures texture reliably but,
-    # on a muscle thinner than ~6 mm, it straddles the fat on both sides and the two edges alone push the CV
-    # over the limit; the ~1-voxel window (when the in-plane spacing allows one finer than 1.5 mm) keeps
-    # such a thin homogeneous layer homogeneous.
-    cv = _local_cv(raw, spacing_zyx, PECT_TEXTURE_MM)
-    fine_mm = max(PECT_TEXTURE_FINE_MM, float(max(spacing_zyx[1:])))
-    if fine_mm < PECT_TEXTURE_MM:
-        cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
-    body = ~air_arr[roi]
-    thr_dark = cs["threshold"]
-    log_sm = np.log(np.maximum(sm, 1e-3))
-    homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
-    nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
-    les_roi = None
-    if les is not None:
-        les_roi = les[roi]
-        les_dist = ndimage.distance_transform_edt(~les_roi, sampling=spacing_zyx)
-        grow = les_dist <= 2.0
-        homog &= ~grow
-    # posterior of the lesion (or anywhere without one): where the muscle can be
-    cand_level = homog & nonfat
-    behind = None
-    if les_roi is not None:
-        ap_coord = _ap_coordinate(cand_level.shape, ori)
-        les_ap = np.median(ap_coord[les_roi])
-        behind = ap_coord > les_ap
-        cand_level &= behind
-    # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
-    # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
-    # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
-    vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
-    if vals.size < 50:
-        notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"muscle": 0.0})
-    # candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
-    # behind the parenchyma) and the main peaks of all homogeneous non-fat tissue behind the lesion (the
-    # pectoralis when fibroglandular tissue of another intensity comes first). Each candidate is tried and
-    # the one whose first muscle-like layer best matches the anatomical prior of a sheet wins (sheet score:
-    # columns with a 2-25 mm run x fraction of neighbouring runs starting within 3 mm of each other).
-    levels = [_peaks(vals, 1)[0]]
-    for lv in _peaks(log_sm[cand_level], PECT_LEVEL_CANDIDATES):
-        if all(abs(lv - q) > PECT_WINDOW for q in levels):
-            levels.append(lv)
-    best = None
-    for lv in levels:
-        if abs(lv - np.log(fat_level)) < PECT_MIN_LOG_CONTRAST:
-            continue
-        like_l = homog & (np.abs(log_sm - lv) < PECT_WINDOW)
-        if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
-            like_l &= behind
-        # a thin muscle-like first layer still ends the search in its column (thin_blocks): where the
-        # pectoralis tapers out it is thinner than 2 mm, and the next layer behind it is intercostal muscle
-        run_l = _first_run(like_l, ori, spacing_zyx, thin_blocks=True)
-        score = _sheet_score(_canon(run_l, ori), _canon_spacing(spacing_zyx, ori))
-        if best is not None:  # the first-layer mode is the default; another level must be a clearly better sheet
-            score /= PECT_LEVEL_SWITCH
-        if best is None or score > best[0]:
-            best = (score, lv, run_l)
-    if best is None:
-        muscle_level = float(np.exp(levels[0]))
-        info["muscle_level"] = muscle_level
-        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
-        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
-        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
-                     "mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), dict(parts, contrast=0.0))
-    sheet_score, lv, run = best
-    muscle_level = float(np.exp(lv))
-    info["muscle_level"] = muscle_level
-    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
-    info["sheet_score"] = round(float(sheet_score), 1)
-    ratio = muscle_level / fat_level
-    info["muscle_to_fat"] = round(ratio, 3)
-    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
-    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
 
-    # ---- drop small components
-    lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
-    vox = float(np.prod(spacing_zyx))
-    if n:
-        sizes = np.bincount(lab.ravel())[1:] * vox
-        keep = np.zeros(n + 1, bool)
-        keep[1:] = sizes >= max(PECT_MIN_VOLUME_MM3, 0.1 * sizes.max())
-        run = keep[lab]
-    # grow the homogeneous core into its partial-volume boundary: voxels closer (log) to muscle than to fat
-    mid = 0.5 * (np.log(muscle_level) + np.log(fat_level))
-    closer = (log_sm > mid) if muscle_level > fat_level else (log_sm < mid)
-    loose = body & closer & (np.abs(log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
-    if les_roi is not None:
-        loose &= ~grow
-    steps = max(1, int(round(PECT_GROW_MM / float(min(spacing_zyx[1:])))))
-    if run.any():
-        run = ndimage.binary_dilation(run, structure=_INPLANE, iterations=steps, mask=loose | run)
-    if les_roi is not None:
-        run &= ~les_roi
-    out = np.zeros(shape, bool)
-    out[roi] = run
-    out &= ~air_arr
-    info["volume_mm3"] = float(out.sum()) * vox
+def _pect_grid(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
+               ori: Orientation, reach_mm: float) -> _PectGrid:
+    """Step 2: the analysed box (lesion + reach + margin in S-I / L-R; from in front of the lesion to
+    PECT_ROI_POSTERIOR_MM behind it, where the chest wall must be) on L-R blocks of ~PECT_COARSE_MM."""
     sp_c = _canon_spacing(spacing_zyx, ori)
-    parts.update(_pectoralis_parts(_canon(out[roi], ori), les_roi, ori, sp_c, reach_mm))
-    if not out.any():
-        notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
+    arr_c = _canon(arr, ori)
+    shape = arr_c.shape
     if les is not None:
-        dmin = float(les_dist[out[roi]].min())
+        lo, hi = _extent(_canon(les, ori))
+        side = (reach_mm + PECT_ROI_MARGIN_MM) / sp_c
+        box = (slice(max(0, int(lo[0] - side[0])), min(shape[0], int(hi[0] + side[0]) + 1)),
+               slice(max(0, int(lo[1] - PECT_ROI_ANTERIOR_MM / sp_c[1])),
+                     min(shape[1], int(hi[1] + (reach_mm + PECT_ROI_POSTERIOR_MM) / sp_c[1]) + 1)),
+               slice(max(0, int(lo[2] - side[2])), min(shape[2], int(hi[2] + side[2]) + 1)))
+    else:
+        box = tuple(slice(0, n) for n in shape)
+    fl = max(1, int(round(PECT_COARSE_MM / sp_c[2])))
+    sub = np.ascontiguousarray(arr_c[box], dtype=np.float32)
+    air_b = np.ascontiguousarray(_canon(air_arr, ori)[box])
+    img = _block_mean_lr(sub, fl)
+    img = ndimage.gaussian_filter1d(img, PECT_SMOOTH_MM / sp_c[1], axis=1, mode="nearest", truncate=2.0)
+    air_g = _block_mean_lr(air_b.view(np.uint8), fl) > 0.5
+    sp = np.array([sp_c[0], sp_c[1], sp_c[2] * fl], float)
+    les_g = np.zeros(img.shape, bool)
+    near = np.ones((img.shape[0], img.shape[2]), bool)
+    if les is not None:
+        les_g = _block_mean_lr(np.ascontiguousarray(_canon(les, ori)[box]).view(np.uint8), fl) > 0
+        foot = les_g.any(axis=1)
+        dist = ndimage.distance_transform_edt(~foot, sampling=sp[[0, 2]])
+        near = dist <= reach_mm + 10.0
+        guard = ndimage.distance_transform_edt(~les_g, sampling=sp) <= PECT_LESION_GUARD_MM
+        les_g = guard
+    return _PectGrid(box=box, fl=fl, img=img, air=air_g, les=les_g, sp=sp, near=near)
+
+
+def _block_mean_lr(a: np.ndarray, fl: int) -> np.ndarray:
+    """Mean over blocks of ``fl`` voxels along the last (L-R) axis (edge-padded), float32."""
+    if fl == 1:
+        return np.asarray(a, np.float32)
+    pad = (-a.shape[2]) % fl
+    if pad:
+        a = np.pad(a, ((0, 0), (0, 0), (0, pad)), mode="edge")
+    out = np.zeros(a.shape[:2] + (a.shape[2] // fl,), np.float32)
+    for r in range(fl):
+        out += a[:, :, r::fl]
+    return out * np.float32(1.0 / fl)
+
+
+def _chest_wall_front(g: _PectGrid, cal: dict[str, Any]) -> np.ndarray:
+    """Step 3: per (slice, L-R) column, the A-P index where the lung starts (the posterior side of the chest
+    wall), -1 where no lung is found within reach (medial columns over the heart get their neighbour's).
+
+    Lung: dark as the background (below ``lung_threshold``), not outside air, opened in-plane (thin dark
+    structures such as rib cortex do not count), 3D components of at least PECT_LUNG_MIN_MM3.
+    """
+    dark = (g.img < cal["lung_threshold"]) & ~g.air & ~g.les
+    dark = _dilate_sq(_erode_sq(dark))
+    lab, n = ndimage.label(dark)
+    if n == 0:
+        return np.full((g.img.shape[0], g.img.shape[2]), -1, int)
+    sizes = np.bincount(lab.ravel()) * float(np.prod(g.sp))
+    keep = sizes >= PECT_LUNG_MIN_MM3
+    keep[0] = False
+    lung = keep[lab]
+    has = lung.any(axis=1)
+    front = np.where(has, np.argmax(lung, axis=1), -1)
+    # columns without lung (over the heart, beyond the lung's edge): the nearest lung column on the slice
+    reach = max(1, int(round(PECT_FRONT_FILL_MM / g.sp[2])))
+    for k in range(front.shape[0]):
+        row = front[k]
+        ok = row >= 0
+        if ok.all() or not ok.any():
+            continue
+        idx = np.nonzero(ok)[0]
+        miss = np.nonzero(~ok)[0]
+        pos = np.clip(np.searchsorted(idx, miss), 1, idx.size) - 1
+        cand = np.stack([idx[pos], idx[np.minimum(pos + 1, idx.size - 1)]])
+        best = cand[np.argmin(np.abs(cand - miss[None, :]), axis=0), np.arange(miss.size)]
+        close = np.abs(best - miss) <= reach
+        row[miss[close]] = row[best[close]]
+    return front
+
+
+def _muscle_level(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[str, Any]:
+    """Step 4: the muscle level: mode (log intensity) of the non-fat, non-dark tissue of the chest-wall layer
+    (PECT_CALIB_DEPTH_MM in front of the lung: intercostal muscles, pectoralis minor / major), never of the
+    breast. Sets ``cal["muscle"]``, the log window and the assumed contrast."""
+    nk, nj, nl = g.img.shape
+    jj = np.arange(nj)[None, :, None]
+    f = front[:, None, :]
+    lf = np.log(cal["fat"])
+    out: dict[str, Any] = {"empty": None}
+    info = cal["info"]
+    vals = np.empty(0)
+    for depth in (PECT_CALIB_DEPTH_MM, 2 * PECT_CALIB_DEPTH_MM):
+        band = (f >= 0) & (jj < f - 1.0 / g.sp[1]) & (jj >= f - depth / g.sp[1])
+        band &= ~g.air & ~g.les & (g.img > cal["lung_threshold"])
+        v = np.log(np.maximum(g.img[band], 1e-3))
+        # the chest-wall muscles are the non-fat tissue of the band; which side of fat they lie on (brighter:
+        # fat-suppressed, darker: not) is the side holding more of it (the rest: fat planes, marrow)
+        hi, lo = v[v > lf + 0.35], v[v < lf - 0.35]
+        vals = hi if hi.size >= lo.size else lo
+        if vals.size >= 30:
+            break
+
+    def empty(note: str, parts: dict[str, float]):
+        return lambda image: _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), [note], info), dict(cal["parts"], **parts))
+
+    if vals.size < 30:
+        info["chest_wall_columns"] = int((front >= 0).sum())
+        out["empty"] = empty("no chest wall (lung behind a muscle layer) found in the analysed region; pectoralis "
+                             "mask left empty - review it or draw it", {"chest_wall": 0.0})
+        return out
+    lm = _peaks(vals, 1)[0]
+    muscle = float(np.exp(lm))
+    ratio = muscle / cal["fat"]
+    info.update(muscle_level=round(muscle, 3), muscle_to_fat=round(ratio, 3),
+                contrast="fat-suppressed" if ratio > 1 else "non-fat-suppressed")
+    contrast = abs(np.log(ratio))
+    cal["parts"]["contrast"] = float(np.clip((contrast - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
+    if contrast < PECT_MIN_LOG_CONTRAST:
+        out["empty"] = empty(f"muscle and fat have similar intensity here (ratio {ratio:.2f}); pectoralis mask "
+                             "left empty", {"contrast": 0.0})
+        return out
+    cal["muscle"] = muscle
+    cal["window"] = min(PECT_WINDOW, 0.5 * contrast)
+    return out
+
+
+def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[str, np.ndarray]:
+    """Step 5: per column, walk anteriorly from the lung through the chest-wall muscle layers (gaps up to
+    PECT_RIB_GAP_MM for the first, the rib layer, then up to PECT_PLANE_GAP_MM: the thin fat planes between
+    intercostal muscle, pectoralis minor and major); the pectoralis major is the last muscle-like run before the
+    retromammary fat (a wider gap) or the lesion. Runs thinner than PECT_MIN_RUN_MM are noise."""
+    log_img = np.log(np.maximum(g.img, 1e-3))
+    # muscle-like: closer (log) to the muscle level than to fat, and not much beyond it (enhancing lesion,
+    # heart, skin)
+    lm, lf = np.log(cal["muscle"]), np.log(cal["fat"])
+    sgn = 1.0 if lm > lf else -1.0
+    like = (sgn * (log_img - 0.5 * (lm + lf)) > 0) & (sgn * (log_img - lm) < PECT_BEYOND) & ~g.air & ~g.les
+    like &= g.img > cal["lung_threshold"]
+    nk, nj, nl = g.img.shape
+    sap = g.sp[1]
+    gap0, gap1 = PECT_RIB_GAP_MM / sap, PECT_PLANE_GAP_MM / sap
+    min_run, max_depth = PECT_MIN_RUN_MM / sap, PECT_MAX_DEPTH_MM / sap
+    first = np.full((nk, nl), np.nan)
+    last = np.full((nk, nl), np.nan)
+    pad = np.zeros((nk, 1, nl), np.int8)
+    d = np.diff(np.concatenate([pad, like.view(np.int8), pad], axis=1), axis=1)
+    for k, i in zip(*np.nonzero(front > 0), strict=True):
+        a = int(front[k, i])
+        col = d[k, : a + 1, i]
+        starts = np.flatnonzero(col == 1)
+        ends = np.flatnonzero(col == -1)
+        if starts.size == 0:
+            continue
+        if ends.size < starts.size:  # run reaching the lung front
+            ends = np.append(ends, a)
+        lescol = g.les[k, :a, i]
+        boundary, allow, chosen = a, gap0, None
+        for s, e in zip(starts[::-1], ends[::-1], strict=True):
+            if e - s < min_run:
+                continue
+            if boundary - e > allow or a - s > max_depth or lescol[e:boundary].any():
+                break
+            chosen, boundary, allow = (s, e), s, gap1
+        if chosen is not None:
+            first[k, i], last[k, i] = chosen
+    return {"first": first, "last": last, "found": np.isfinite(first)}
+
+
+def _pect_continuity(cols: dict[str, np.ndarray], g: _PectGrid) -> dict[str, np.ndarray]:
+    """Step 6: slice-to-slice / column-to-column continuity and the thickness prior. A column whose layer
+    boundaries lie more than PECT_STEP_MM from the median of its neighbourhood (3 slices x PECT_CONT_LR_MM),
+    or whose layer is outside PECT_THICKNESS_MM, takes the neighbourhood's median when at least half of the
+    neighbourhood has a layer, else is dropped."""
+    first, last = cols["first"].copy(), cols["last"].copy()
+    thick = (last - first) * g.sp[1]
+    ok_thick = (thick >= PECT_THICKNESS_MM[0]) & (thick <= PECT_THICKNESS_MM[1])
+    fin = np.isfinite(first)
+    valid = fin & ok_thick
+    size = (3, max(3, 2 * int(round(PECT_CONT_LR_MM / g.sp[2] / 2)) + 1))
+    fv = np.where(valid, first, np.nan)
+    lv = np.where(valid, last, np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mf = ndimage.generic_filter(fv, np.nanmedian, size=size, mode="nearest")
+            ml = ndimage.generic_filter(lv, np.nanmedian, size=size, mode="nearest")
+    frac = ndimage.uniform_filter(valid.astype(float), size=size, mode="nearest")
+    step = PECT_STEP_MM / g.sp[1]
+    outlier = fin & (~ok_thick | (np.abs(first - mf) > step) | (np.abs(last - ml) > step))
+    repair = outlier & (frac >= 0.5) & np.isfinite(mf)
+    first[repair], last[repair] = mf[repair], ml[repair]
+    drop = outlier & ~repair
+    first[drop], last[drop] = np.nan, np.nan
+    return {"first": first, "last": last, "found": np.isfinite(first), "found_raw": fin, "outlier": outlier,
+            "thick_ok": ok_thick}
+
+
+def _pect_full_resolution(arr: np.ndarray, les: np.ndarray | None, air_arr: np.ndarray, g: _PectGrid,
+                          cal: dict[str, Any], cols: dict[str, np.ndarray], ori: Orientation) -> np.ndarray:
+    """Step 7: the mask at full resolution in the box: voxels within one voxel of their column's layer that
+    are closer (log) to muscle than to fat (partial-volume boundary), never lesion or air."""
+    box = g.box
+    nk, nj, nlf = (s.stop - s.start for s in box)
+    first = np.repeat(np.nan_to_num(cols["first"], nan=-10), g.fl, axis=1)[:, :nlf]
+    last = np.repeat(np.nan_to_num(cols["last"], nan=-10), g.fl, axis=1)[:, :nlf]
+    jj = np.arange(nj)[None, :, None]
+    inside = (jj >= first[:, None, :] - 1) & (jj < last[:, None, :] + 1)
+    sub = np.asarray(_canon(arr, ori)[box], np.float32)
+    sm = ndimage.gaussian_filter(sub, (0, PECT_SMOOTH_MM / g.sp[1], PECT_SMOOTH_MM * g.fl / g.sp[2]),
+                                 mode="nearest", truncate=2.0)
+    mid = 0.5 * (np.log(cal["muscle"]) + np.log(cal["fat"]))
+    log_sm = np.log(np.maximum(sm, 1e-3))
+    closer = (log_sm > mid) if cal["muscle"] > cal["fat"] else (log_sm < mid)
+    m = inside & closer & (sm > cal["lung_threshold"]) & ~np.asarray(_canon(air_arr, ori)[box])
+    if les is not None:
+        m &= ~np.asarray(_canon(les, ori)[box])
+    out_c = np.zeros(_canon(arr, ori).shape, bool)
+    out_c[box] = m
+    return np.ascontiguousarray(_uncanon(out_c, ori))
+
+
+def _pect_result(image: sitk.Image, out: np.ndarray, les: np.ndarray | None, g: _PectGrid, cal: dict[str, Any],
+                 front: np.ndarray, cols: dict[str, np.ndarray], ori: Orientation, spacing_zyx: np.ndarray,
+                 reach_mm: float) -> Exclusion:
+    """Step 8: info, notes and the confidence of the mask (see _pectoralis_parts and docs/exclusions.md)."""
+    info, notes = cal["info"], []
+    vox = float(np.prod(spacing_zyx))
+    info["volume_mm3"] = float(out.sum()) * vox
+    parts = dict(cal["parts"])
+    near = g.near
+    if near.any():
+        parts["chest_wall"] = float(np.clip(((front >= 0)[near].mean() - 0.5) / 0.4, 0, 1))
+    found = cols["found_raw"] & near
+    if found.sum() >= 5:
+        parts["layer_continuity"] = float(np.clip((1 - cols["outlier"][found].mean() - 0.6) / 0.3, 0, 1))
+    info["chest_wall_columns"] = round(float((front >= 0)[near].mean()) if near.any() else 0.0, 3)
+    if les is not None and out.any():
+        lc = np.ascontiguousarray(_canon(les, ori)[g.box])
+        run_c = np.ascontiguousarray(_canon(out, ori)[g.box])
+        parts.update(_pectoralis_parts(run_c, lc, _canon_spacing(spacing_zyx, ori), reach_mm))
+    elif out.any():
+        parts.update(_pectoralis_parts(np.ascontiguousarray(_canon(out, ori)), None,
+                                       _canon_spacing(spacing_zyx, ori), reach_mm))
+    if not out.any():
+        notes.append("no muscle layer found on the chest wall in the analysed region; pectoralis mask left empty")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
+    if les is not None:
+        lc = np.ascontiguousarray(_canon(les, ori)[g.box])
+        d = ndimage.distance_transform_edt(~lc, sampling=_canon_spacing(spacing_zyx, ori))
+        dmin = float(d[np.ascontiguousarray(_canon(out, ori)[g.box])].min())
         info["distance_to_lesion_mm"] = round(dmin, 2)
         if dmin > reach_mm:
             notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
-    return _with_confidence(Exclusion(_mask_image(out, image), notes, info), parts)
+    return _with_confidence(Exclusion(image_from_array(out.astype(np.uint8, copy=False), image), notes, info), parts)
 
 
 def _canon(a: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -591,27 +769,6 @@ def _uncanon(c: np.ndarray, ori: Orientation) -> np.ndarray:
 
 def _canon_spacing(spacing_zyx: np.ndarray, ori: Orientation) -> np.ndarray:
     return np.array([spacing_zyx[0], spacing_zyx[ori.ap_axis], spacing_zyx[ori.lr_axis]], float)
-
-
-def _canon_slices(lo: list[int], hi: list[int], ori: Orientation, shape: tuple[int, ...]) -> list[tuple[int, int]]:
-    """A (z, y, x) box as canonical (slice, A-P, L-R) index ranges."""
-    out = [(lo[0], hi[0]), (lo[ori.ap_axis], hi[ori.ap_axis]), (lo[ori.lr_axis], hi[ori.lr_axis])]
-    if ori.ap_sign < 0:
-        n = shape[ori.ap_axis]
-        out[1] = (n - out[1][1], n - out[1][0])
-    return out
-
-
-def _first_run_canon(c: np.ndarray, sp_ap: float) -> np.ndarray:
-    """Per canonical column, the first (most anterior) run of ``c`` at least PECT_MIN_THICKNESS_MM thick."""
-    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_ap)))
-    if min_len > 1:
-        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
-    has = c.any(axis=1)
-    first = np.argmax(c, axis=1)
-    after = np.arange(c.shape[1])[None, :, None] >= first[:, None, :]
-    ended = np.logical_or.accumulate(after & ~c, axis=1)
-    return after & ~ended & has[:, None, :]
 
 
 def _mode(values: np.ndarray, bins: int = 64, log: bool = False) -> float:
@@ -696,7 +853,7 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     return out
 
 
-def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orientation, sp_c: np.ndarray,
+def _pectoralis_parts(run_c: np.ndarray, lc: np.ndarray | None, sp_c: np.ndarray,
                       reach_mm: float) -> dict[str, float]:
     """Confidence components (0-1) of a pectoralis mask (canonical run array), near the lesion where it matters.
 
@@ -711,10 +868,9 @@ def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orient
     nk, nap, nlr = run_c.shape
     parts: dict[str, float] = {}
     has = run_c.any(axis=1)
-    if les_roi is None:
+    if lc is None:
         cols = np.ones((nk, nlr), bool)
     else:
-        lc = _canon(les_roi, ori)
         if run_c.any():
             d = ndimage.distance_transform_edt(~lc, sampling=sp_c)
             near_mask = run_c & (d <= reach_mm + 10.0)
@@ -784,72 +940,6 @@ def _peaks(values: np.ndarray, n: int, bins: int = 64) -> list[float]:
     idx = np.nonzero(is_max)[0]
     idx = idx[np.argsort(-hist[idx])][:n]
     return [float(centres[i]) for i in idx] or [float(centres[int(np.argmax(hist))])]
-
-
-def _sheet_score(run_c: np.ndarray, sp_c: np.ndarray) -> float:
-    """How much a first-layer mask (canonical) looks like one muscle sheet: area (mm2) of the columns holding a
-    run 2-25 mm thick x the fraction of neighbouring such columns whose runs start within 3 mm."""
-    thick = run_c.sum(axis=1) * sp_c[1]
-    ok = (thick >= PECT_MIN_THICKNESS_MM) & (thick <= PECT_MAX_THICKNESS_MM)
-    if ok.sum() < 5:
-        return 0.0
-    first = np.argmax(run_c, axis=1).astype(float) * sp_c[1]
-    num = den = 0
-    for axis in (0, 1):
-        pair = np.diff(ok.astype(np.int8), axis=axis) == 0
-        both = pair & np.take(ok, np.arange(1, ok.shape[axis]), axis=axis)
-        d = np.abs(np.diff(first, axis=axis))[both]
-        num += int((d <= 3.0).sum())
-        den += int(d.size)
-    smooth = num / den if den else 0.0
-    return float(ok.sum() * sp_c[0] * sp_c[2] * smooth)
-
-
-def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
-    """Local coefficient of variation (std / mean) in a Gaussian window of ``sigma_mm`` (slices thicker than
-    2 sigma are not mixed)."""
-    sig_vox = [sigma_mm / sp for sp in spacing_zyx]
-    sig_vox[0] = sig_vox[0] if spacing_zyx[0] <= 2 * sigma_mm else 0.0
-    mean = ndimage.gaussian_filter(raw, sig_vox, mode="nearest", truncate=2.5)
-    sq = ndimage.gaussian_filter(raw * raw, sig_vox, mode="nearest", truncate=2.5)
-    return np.sqrt(np.clip(sq - mean * mean, 0, None)) / np.maximum(mean, 1e-3)
-
-
-def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, thin_blocks: bool = False) -> np.ndarray:
-    """Per (slice, L-R) column, the first run (anterior -> posterior) of ``mask`` at least
-    ``PECT_MIN_THICKNESS_MM`` thick along A-P. Thinner runs are opened away first, or, with
-    ``thin_blocks``, a thinner first run is the column's first run and is then dropped (nothing behind it
-    is taken)."""
-    c = _to_canonical_inplane(mask, ori)
-    flip = ori.ap_sign < 0
-    if flip:
-        c = c[:, ::-1, :]
-    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / spacing_zyx[ori.ap_axis])))
-    thick = c
-    if min_len > 1:
-        thick = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
-        if not thin_blocks:
-            c = thick
-    has = c.any(axis=1)
-    first = np.argmax(c, axis=1)
-    ap_idx = np.arange(c.shape[1])[None, :, None]
-    after = ap_idx >= first[:, None, :]
-    ended = np.logical_or.accumulate(after & ~c, axis=1)
-    run = after & ~ended & has[:, None, :]
-    if thin_blocks:
-        run &= thick
-    if flip:
-        run = run[:, ::-1, :]
-    return _from_canonical_inplane(run, ori)
-
-
-def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
-    """Index along the A-P array axis, increasing towards posterior, broadcastable to ``shape``."""
-    n = shape[ori.ap_axis]
-    v = np.arange(n) if ori.ap_sign > 0 else np.arange(n)[::-1]
-    sh = [1, 1, 1]
-    sh[ori.ap_axis] = n
-    return np.broadcast_to(v.reshape(sh), shape)
 
 
 def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation,
@@ -929,7 +1019,7 @@ def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | 
     full = _upsample(sitk.GetArrayViewFromImage(res.mask) != 0, f, arr.shape) & ~air_full
     notes = res.notes + [f"whole image without a lesion: pectoralis detected on a {f[2] * spacing[0]:.2g} x "
                          f"{f[1] * spacing[1]:.2g} mm in-plane grid"]
-    return Exclusion(_mask_image(np.ascontiguousarray(full), image), notes, dict(res.info, block=f))
+    return Exclusion(image_from_array(np.ascontiguousarray(full).astype(np.uint8, copy=False), image), notes, dict(res.info, block=f))
 
 
 def _coarse_air(image: sitk.Image, les: np.ndarray | None) -> np.ndarray:
