@@ -63,6 +63,7 @@ AIR_EMPTY_CONFIDENCE = 0.6
 AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # less air than this fraction of the image -> treated as none
 AXIAL_MAX_TILT_DEG = 30.0
 PECT_SMOOTH_MM = 0.7
+PECT_SMOOTH_AP_MM = 0.35  # along A-P (the fat plane behind the pectoralis is 1.5-3 mm thick)
 PECT_TEXTURE_MM = 1.5
 PECT_TEXTURE_FINE_MM = 0.75  # second, finer CV window (thin muscle); at least one in-plane voxel
 PECT_GROW_MM = 2.5  # geodesic growth of the homogeneous core into partial-volume boundary voxels
@@ -89,10 +90,15 @@ PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker al
 PECT_ROI_ANTERIOR_MM = 10.0  # analysed box: from this far in front of the lesion ...
 PECT_ROI_POSTERIOR_MM = 60.0  # ... to reach + this behind it (the lung behind a muscle within reach)
 PECT_LESION_GUARD_MM = 1.0  # lesion + this is never muscle nor lung
-PECT_LUNG_MIN_MM3 = 5000.0  # dark enclosed components at least this large are lung
+PECT_LUNG_RUN_MM = 10.0  # the dark run reaching the posterior end of the box is lung when this long
+PECT_LUNG_GAP_MM = 2.0  # non-dark gaps (vessels, noise) up to this inside the lung
 PECT_FRONT_FILL_MM = 20.0  # a column without lung takes the nearest lung column's front within this (L-R)
 PECT_CALIB_DEPTH_MM = 14.0  # muscle level from the tissue this far in front of the lung (chest-wall muscles)
 PECT_RIB_GAP_MM = 14.0  # lung -> first muscle run: at most this (fat, rib cortex and marrow)
+PECT_RIB_ZONE_MM = 6.0  # ... and it starts at most this far in front of the lung (pleura, soft tissue)
+PECT_RIB_ZONE_WIDE_MM = 25.0  # ... or this far, when that reads as a better sheet (soft tissue before the ribs)
+PECT_WIDE_SWITCH = 1.15
+PECT_SHEET_WINDOW_MM = 15.0  # sheet-quality neighbourhood (slices x L-R)
 PECT_PLANE_GAP_MM = 5.0  # between chest-wall muscle runs (fat planes); a wider gap is the retromammary fat
 PECT_BEYOND = 0.5  # muscle-like: at most this (log) beyond the muscle level, away from fat
 PECT_MIN_RUN_MM = 1.2  # muscle-like runs thinner than this are noise
@@ -440,7 +446,7 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     levels = _muscle_level(g, cal, front)
     if levels["empty"] is not None:
         return levels["empty"](image)
-    cols = _pect_layer(g, cal, front)
+    cols = _pect_layer_choice(g, cal, front)
     cols = _pect_continuity(cols, g)
     out = _pect_full_resolution(arr, les, air_arr, g, cal, cols, ori)
     return _pect_result(image, out, les, g, cal, front, cols, ori, spacing_zyx, reach_mm)
@@ -489,7 +495,7 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
     sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
     a_s, m_s = arr[sub], air_arr[sub]
     air_hi = float(np.percentile(a_s[m_s], 95)) if m_s.sum() > 100 else 0.5 * cs["threshold"]
-    lung_thr = min(cs["threshold"], float(np.sqrt(max(air_hi, 1e-3) * cs["fat_level"])))
+    lung_thr = min(cs["threshold"], float(np.exp(0.75 * np.log(max(air_hi, 1e-3)) + 0.25 * np.log(cs["fat_level"]))))
     out["lung_threshold"] = lung_thr
     info["lung_threshold"] = round(lung_thr, 2)
     return out
@@ -515,7 +521,7 @@ def _pect_grid(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spa
     sub = np.ascontiguousarray(arr_c[box], dtype=np.float32)
     air_b = np.ascontiguousarray(_canon(air_arr, ori)[box])
     img = _block_mean_lr(sub, fl)
-    img = ndimage.gaussian_filter1d(img, PECT_SMOOTH_MM / sp_c[1], axis=1, mode="nearest", truncate=2.0)
+    img = ndimage.gaussian_filter1d(img, PECT_SMOOTH_AP_MM / sp_c[1], axis=1, mode="nearest", truncate=2.0)
     air_g = _block_mean_lr(air_b.view(np.uint8), fl) > 0.5
     sp = np.array([sp_c[0], sp_c[1], sp_c[2] * fl], float)
     les_g = np.zeros(img.shape, bool)
@@ -545,22 +551,20 @@ def _block_mean_lr(a: np.ndarray, fl: int) -> np.ndarray:
 
 def _chest_wall_front(g: _PectGrid, cal: dict[str, Any]) -> np.ndarray:
     """Step 3: per (slice, L-R) column, the A-P index where the lung starts (the posterior side of the chest
-    wall), -1 where no lung is found within reach (medial columns over the heart get their neighbour's).
+    wall), -1 where no lung is found (medial columns over the heart get their neighbour's).
 
-    Lung: dark as the background (below ``lung_threshold``), not outside air, opened in-plane (thin dark
-    structures such as rib cortex do not count), 3D components of at least PECT_LUNG_MIN_MM3.
+    Found from the posterior side, as a reader does: the lung is the dark run (below ``lung_threshold``, as
+    dark as the background; gaps up to PECT_LUNG_GAP_MM for vessels and noise) that reaches the posterior end
+    of the analysed box and is at least PECT_LUNG_RUN_MM long; its anterior end is the chest wall. Dark
+    suppressed fat of the breast lies in front of the chest wall and is never reached.
     """
     dark = (g.img < cal["lung_threshold"]) & ~g.air & ~g.les
-    dark = _dilate_sq(_erode_sq(dark))
-    lab, n = ndimage.label(dark)
-    if n == 0:
-        return np.full((g.img.shape[0], g.img.shape[2]), -1, int)
-    sizes = np.bincount(lab.ravel()) * float(np.prod(g.sp))
-    keep = sizes >= PECT_LUNG_MIN_MM3
-    keep[0] = False
-    lung = keep[lab]
-    has = lung.any(axis=1)
-    front = np.where(has, np.argmax(lung, axis=1), -1)
+    gap = max(1, int(round(PECT_LUNG_GAP_MM / g.sp[1])))
+    dark = ndimage.binary_closing(dark, structure=np.ones((1, gap + 1, 1), bool), border_value=1)
+    nj = dark.shape[1]
+    trailing = np.argmax(~dark[:, ::-1, :], axis=1)
+    trailing[dark.all(axis=1)] = nj
+    front = np.where(trailing * g.sp[1] >= PECT_LUNG_RUN_MM, nj - trailing, -1)
     # columns without lung (over the heart, beyond the lung's edge): the nearest lung column on the slice
     reach = max(1, int(round(PECT_FRONT_FILL_MM / g.sp[2])))
     for k in range(front.shape[0]):
@@ -624,11 +628,12 @@ def _muscle_level(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[
     return out
 
 
-def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[str, np.ndarray]:
-    """Step 5: per column, walk anteriorly from the lung through the chest-wall muscle layers (gaps up to
-    PECT_RIB_GAP_MM for the first, the rib layer, then up to PECT_PLANE_GAP_MM: the thin fat planes between
-    intercostal muscle, pectoralis minor and major); the pectoralis major is the last muscle-like run before the
-    retromammary fat (a wider gap) or the lesion. Runs thinner than PECT_MIN_RUN_MM are noise."""
+def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray, rib_zone_mm: float) -> dict[str, np.ndarray]:
+    """Step 5: per column, walk anteriorly from the lung through the chest-wall muscle layers: gaps up to
+    PECT_PLANE_GAP_MM (the thin fat planes between intercostal muscle, pectoralis minor and major), and once
+    a gap up to PECT_RIB_GAP_MM (the ribs: cortex and marrow) starting within PECT_RIB_ZONE_MM of the lung;
+    the pectoralis major is the last muscle-like run before the retromammary fat (a wider gap) or the lesion.
+    Runs thinner than PECT_MIN_RUN_MM are noise."""
     log_img = np.log(np.maximum(g.img, 1e-3))
     # muscle-like: closer (log) to the muscle level than to fat, and not much beyond it (enhancing lesion,
     # heart, skin)
@@ -638,7 +643,7 @@ def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[st
     like &= g.img > cal["lung_threshold"]
     nk, nj, nl = g.img.shape
     sap = g.sp[1]
-    gap0, gap1 = PECT_RIB_GAP_MM / sap, PECT_PLANE_GAP_MM / sap
+    gap0, gap1, rib_zone = PECT_RIB_GAP_MM / sap, PECT_PLANE_GAP_MM / sap, rib_zone_mm / sap
     min_run, max_depth = PECT_MIN_RUN_MM / sap, PECT_MAX_DEPTH_MM / sap
     first = np.full((nk, nl), np.nan)
     last = np.full((nk, nl), np.nan)
@@ -654,16 +659,57 @@ def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[st
         if ends.size < starts.size:  # run reaching the lung front
             ends = np.append(ends, a)
         lescol = g.les[k, :a, i]
-        boundary, allow, chosen = a, gap0, None
+        boundary, wide_left, chosen = a, True, None
         for s, e in zip(starts[::-1], ends[::-1], strict=True):
             if e - s < min_run:
                 continue
-            if boundary - e > allow or a - s > max_depth or lescol[e:boundary].any():
+            gap = boundary - e
+            # one wide gap (the rib layer), starting at most PECT_RIB_ZONE_MM in front of the lung
+            wide = wide_left and a - boundary <= rib_zone
+            if gap > (gap0 if wide else gap1) or a - e > max_depth or lescol[e:boundary].any():
                 break
-            chosen, boundary, allow = (s, e), s, gap1
+            if gap > gap1:
+                wide_left = False
+            chosen, boundary = (s, e), s
         if chosen is not None:
             first[k, i], last[k, i] = chosen
     return {"first": first, "last": last, "found": np.isfinite(first)}
+
+
+def _sheet_quality(cols: dict[str, np.ndarray], g: _PectGrid) -> float:
+    """How sheet-like a per-column layer is: fraction of the near-lesion columns holding a layer within the
+    thickness prior whose front lies within 3 mm of the median front of its PECT_SHEET_WINDOW_MM neighbourhood
+    (slices x L-R): a layer that jumps between two depths (rib and intercostal slices) or follows irregular
+    glandular tissue scores low."""
+    first, last = cols["first"], cols["last"]
+    thick = (last - first) * g.sp[1]
+    ok = np.isfinite(first) & (thick >= PECT_THICKNESS_MM[0]) & (thick <= PECT_THICKNESS_MM[1])
+    if ok.sum() < 5:
+        return 0.0
+    size = tuple(max(3, 2 * int(round(PECT_SHEET_WINDOW_MM / sp / 2)) + 1) for sp in (g.sp[0], g.sp[2]))
+    med = _nan_median_filter(np.where(ok, first, np.nan), size)
+    good = ok & (np.abs(first - med) * g.sp[1] <= 3.0)
+    sel = g.near if g.near.any() else np.ones_like(ok)
+    return float(good[sel].mean())
+
+
+def _nan_median_filter(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Median of the finite values in a ``size`` window (NaN where the window holds none)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return ndimage.generic_filter(a, np.nanmedian, size=size, mode="nearest")
+
+
+def _pect_layer_choice(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[str, np.ndarray]:
+    """Step 5b: the rib gap either right in front of the lung (PECT_RIB_ZONE_MM) or, when soft tissue lies
+    between lung and ribs, up to PECT_RIB_ZONE_WIDE_MM in front of it: the reading that gives the better sheet
+    (_sheet_quality; the wide one must be PECT_WIDE_SWITCH x better, since it may jump the retromammary fat)."""
+    near = _pect_layer(g, cal, front, PECT_RIB_ZONE_MM)
+    wide = _pect_layer(g, cal, front, PECT_RIB_ZONE_WIDE_MM)
+    qn, qw = _sheet_quality(near, g), _sheet_quality(wide, g)
+    cal["info"]["sheet_quality"] = [round(qn, 3), round(qw, 3)]
+    return wide if qw > PECT_WIDE_SWITCH * qn else near
 
 
 def _pect_continuity(cols: dict[str, np.ndarray], g: _PectGrid) -> dict[str, np.ndarray]:
@@ -679,12 +725,7 @@ def _pect_continuity(cols: dict[str, np.ndarray], g: _PectGrid) -> dict[str, np.
     size = (3, max(3, 2 * int(round(PECT_CONT_LR_MM / g.sp[2] / 2)) + 1))
     fv = np.where(valid, first, np.nan)
     lv = np.where(valid, last, np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mf = ndimage.generic_filter(fv, np.nanmedian, size=size, mode="nearest")
-            ml = ndimage.generic_filter(lv, np.nanmedian, size=size, mode="nearest")
+    mf, ml = _nan_median_filter(fv, size), _nan_median_filter(lv, size)
     frac = ndimage.uniform_filter(valid.astype(float), size=size, mode="nearest")
     step = PECT_STEP_MM / g.sp[1]
     outlier = fin & (~ok_thick | (np.abs(first - mf) > step) | (np.abs(last - ml) > step))
@@ -707,7 +748,7 @@ def _pect_full_resolution(arr: np.ndarray, les: np.ndarray | None, air_arr: np.n
     jj = np.arange(nj)[None, :, None]
     inside = (jj >= first[:, None, :] - 1) & (jj < last[:, None, :] + 1)
     sub = np.asarray(_canon(arr, ori)[box], np.float32)
-    sm = ndimage.gaussian_filter(sub, (0, PECT_SMOOTH_MM / g.sp[1], PECT_SMOOTH_MM * g.fl / g.sp[2]),
+    sm = ndimage.gaussian_filter(sub, (0, PECT_SMOOTH_AP_MM / g.sp[1], PECT_SMOOTH_MM * g.fl / g.sp[2]),
                                  mode="nearest", truncate=2.0)
     mid = 0.5 * (np.log(cal["muscle"]) + np.log(cal["fat"]))
     log_sm = np.log(np.maximum(sm, 1e-3))
