@@ -93,6 +93,7 @@ PECT_LESION_GUARD_MM = 1.0  # lesion + this is never muscle nor lung
 PECT_LUNG_RUN_MM = 10.0  # the dark run reaching the posterior end of the box is lung when this long
 PECT_LUNG_GAP_MM = 2.0  # non-dark gaps (vessels, noise) up to this inside the lung
 PECT_FRONT_FILL_MM = 20.0  # a column without lung takes the nearest lung column's front within this (L-R)
+PECT_CALIB_AWAY = 0.5  # ... of the tissue at least this (log) away from fat (bone marrow, partial volume)
 PECT_CALIB_DEPTH_MM = 14.0  # muscle level from the tissue this far in front of the lung (chest-wall muscles)
 PECT_RIB_GAP_MM = 14.0  # lung -> first muscle run: at most this (fat, rib cortex and marrow)
 PECT_RIB_ZONE_MM = 6.0  # ... and it starts at most this far in front of the lung (pleura, soft tissue)
@@ -565,6 +566,15 @@ def _chest_wall_front(g: _PectGrid, cal: dict[str, Any]) -> np.ndarray:
     trailing = np.argmax(~dark[:, ::-1, :], axis=1)
     trailing[dark.all(axis=1)] = nj
     front = np.where(trailing * g.sp[1] >= PECT_LUNG_RUN_MM, nj - trailing, -1)
+    # a column ending in the heart or mediastinum: the most posterior long dark run (the lung in front of it)
+    min_run = PECT_LUNG_RUN_MM / g.sp[1]
+    pad = np.zeros((dark.shape[0], 1, dark.shape[2]), np.int8)
+    d = np.diff(np.concatenate([pad, dark.view(np.int8), pad], axis=1), axis=1)
+    for k, i in zip(*np.nonzero(front < 0), strict=True):
+        starts, ends = np.flatnonzero(d[k, :, i] == 1), np.flatnonzero(d[k, :, i] == -1)
+        long_ = np.flatnonzero(ends - starts >= min_run)
+        if long_.size:
+            front[k, i] = starts[long_[-1]]
     # columns without lung (over the heart, beyond the lung's edge): the nearest lung column on the slice
     reach = max(1, int(round(PECT_FRONT_FILL_MM / g.sp[2])))
     for k in range(front.shape[0]):
@@ -599,7 +609,7 @@ def _muscle_level(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[
         v = np.log(np.maximum(g.img[band], 1e-3))
         # the chest-wall muscles are the non-fat tissue of the band; which side of fat they lie on (brighter:
         # fat-suppressed, darker: not) is the side holding more of it (the rest: fat planes, marrow)
-        hi, lo = v[v > lf + 0.35], v[v < lf - 0.35]
+        hi, lo = v[v > lf + PECT_CALIB_AWAY], v[v < lf - PECT_CALIB_AWAY]
         vals = hi if hi.size >= lo.size else lo
         if vals.size >= 30:
             break
