@@ -107,6 +107,7 @@ PECT_MAX_DEPTH_MM = 50.0  # the pectoralis major starts at most this far in fron
 PECT_THICKNESS_MM = (1.5, 22.0)  # thickness prior of the pectoralis major along A-P
 PECT_CONT_LR_MM = 10.0  # continuity neighbourhood: 3 slices x this along L-R
 PECT_STEP_MM = 4.0  # a column's layer boundary this far from its neighbourhood's median is an outlier
+SUBTRACTION_MIN_ZERO = 0.05  # more exact zeros than this: a subtraction clipped at 0
 SUBTRACTION_MIN_NEGATIVE = 0.01  # more negative voxels than this: a (signed) subtraction image
 SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: fat as dark as background
 #: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
@@ -483,10 +484,21 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
     def empty(note: str, parts: dict[str, float]):
         return lambda image: _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), [note], info), parts)
 
+    sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
+    zero = float(np.mean(arr[sub] == 0))
+    info["zero_fraction"] = round(zero, 4)
+    if zero > SUBTRACTION_MIN_ZERO:  # a clipped subtraction (no air mask to show the background is not noise)
+        cs["subtraction"] = True
     if cs["subtraction"]:
-        out["empty"] = empty("this looks like a subtraction image (fat as dark as the background); the pectoralis "
-                             "cannot be told from fat here: mask left empty - review it, or detect on another phase "
-                             "with --exclusion-image", {"contrast": 0.0})
+        # fat, lungs and background are all near zero: the chest-wall muscles are the first tissue in front of
+        # the dark lung + chest fat + rib marrow, the retromammary fat the dark gap in front of them
+        sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
+        v = np.asarray(arr[sub], np.float64)
+        dark_v = v[v < cs["threshold"]]
+        out["fat"] = max(float(np.median(dark_v)) if dark_v.size else 1.0, 1.0)
+        out["lung_threshold"] = cs["threshold"]
+        info.update(contrast="subtraction", fat_level=round(out["fat"], 3), lung_threshold=round(cs["threshold"], 2))
+        out["parts"]["calibration"] = 1.0
         return out
     if cs["fat_level"] is None:
         out["empty"] = empty("no anterior skin surface (air in front of the body) in the field of view to calibrate "
@@ -626,7 +638,8 @@ def _muscle_level(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[
     muscle = float(np.exp(lm))
     ratio = muscle / cal["fat"]
     info.update(muscle_level=round(muscle, 3), muscle_to_fat=round(ratio, 3),
-                contrast="fat-suppressed" if ratio > 1 else "non-fat-suppressed")
+                contrast=info.get("contrast") if info.get("contrast") == "subtraction" else
+                "fat-suppressed" if ratio > 1 else "non-fat-suppressed")
     contrast = abs(np.log(ratio))
     cal["parts"]["contrast"] = float(np.clip((contrast - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
     if contrast < PECT_MIN_LOG_CONTRAST:
@@ -635,6 +648,9 @@ def _muscle_level(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[
         return out
     cal["muscle"] = muscle
     cal["window"] = min(PECT_WINDOW, 0.5 * contrast)
+    # muscle / fat boundary: halfway in log, or, on a subtraction (fat ~ 0), halfway in intensity
+    sub_img = info.get("contrast") == "subtraction"
+    cal["mid_log"] = float(np.log(0.5 * (muscle + cal["fat"]))) if sub_img else 0.5 * (lm + lf)
     return out
 
 
@@ -649,7 +665,7 @@ def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray, rib_zone_m
     # heart, skin)
     lm, lf = np.log(cal["muscle"]), np.log(cal["fat"])
     sgn = 1.0 if lm > lf else -1.0
-    like = (sgn * (log_img - 0.5 * (lm + lf)) > 0) & (sgn * (log_img - lm) < PECT_BEYOND) & ~g.air & ~g.les
+    like = (sgn * (log_img - cal["mid_log"]) > 0) & (sgn * (log_img - lm) < PECT_BEYOND) & ~g.air & ~g.les
     like &= g.img > cal["lung_threshold"]
     nk, nj, nl = g.img.shape
     sap = g.sp[1]
@@ -760,7 +776,7 @@ def _pect_full_resolution(arr: np.ndarray, les: np.ndarray | None, air_arr: np.n
     sub = np.asarray(_canon(arr, ori)[box], np.float32)
     sm = ndimage.gaussian_filter(sub, (0, PECT_SMOOTH_AP_MM / g.sp[1], PECT_SMOOTH_MM * g.fl / g.sp[2]),
                                  mode="nearest", truncate=2.0)
-    mid = 0.5 * (np.log(cal["muscle"]) + np.log(cal["fat"]))
+    mid = cal["mid_log"]
     log_sm = np.log(np.maximum(sm, 1e-3))
     closer = (log_sm > mid) if cal["muscle"] > cal["fat"] else (log_sm < mid)
     m = inside & closer & (sm > cal["lung_threshold"]) & ~np.asarray(_canon(air_arr, ori)[box])
