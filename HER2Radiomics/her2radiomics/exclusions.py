@@ -87,8 +87,7 @@ PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sh
 PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
 PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker along A-P
 #: chest-wall-first pectoralis (docs/exclusions.md "Pectoralis major")
-PECT_ROI_ANTERIOR_MM = 10.0  # analysed box: from this far in front of the lesion ...
-PECT_ROI_POSTERIOR_MM = 60.0  # ... to reach + this behind it (the lung behind a muscle within reach)
+PECT_ROI_ANTERIOR_MM = 10.0  # analysed box: from this far in front of the lesion to the posterior face
 PECT_LESION_GUARD_MM = 1.0  # lesion + this is never muscle nor lung
 PECT_LUNG_RUN_MM = 10.0  # the dark run reaching the posterior end of the box is lung when this long
 PECT_LUNG_GAP_MM = 2.0  # non-dark gaps (vessels, noise) up to this inside the lung
@@ -525,8 +524,7 @@ def _pect_grid(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spa
         lo, hi = _extent(_canon(les, ori))
         side = (reach_mm + PECT_ROI_MARGIN_MM) / sp_c
         box = (slice(max(0, int(lo[0] - side[0])), min(shape[0], int(hi[0] + side[0]) + 1)),
-               slice(max(0, int(lo[1] - PECT_ROI_ANTERIOR_MM / sp_c[1])),
-                     min(shape[1], int(hi[1] + (reach_mm + PECT_ROI_POSTERIOR_MM) / sp_c[1]) + 1)),
+               slice(max(0, int(lo[1] - PECT_ROI_ANTERIOR_MM / sp_c[1])), shape[1]),
                slice(max(0, int(lo[2] - side[2])), min(shape[2], int(hi[2] + side[2]) + 1)))
     else:
         box = tuple(slice(0, n) for n in shape)
@@ -767,10 +765,16 @@ def _pect_full_resolution(arr: np.ndarray, les: np.ndarray | None, air_arr: np.n
                           cal: dict[str, Any], cols: dict[str, np.ndarray], ori: Orientation) -> np.ndarray:
     """Step 7: the mask at full resolution in the box: voxels within one voxel of their column's layer that
     are closer (log) to muscle than to fat (partial-volume boundary), never lesion or air."""
-    box = g.box
+    out_c = np.zeros(_canon(arr, ori).shape, bool)
+    if not np.isfinite(cols["first"]).any():
+        return np.ascontiguousarray(_uncanon(out_c, ori))
+    # only the A-P range the layer occupies (+- 2 voxels) is looked at in full resolution
+    j0 = max(0, int(np.nanmin(cols["first"])) - 2)
+    j1 = min(g.img.shape[1], int(np.nanmax(cols["last"])) + 2)
+    box = (g.box[0], slice(g.box[1].start + j0, g.box[1].start + j1), g.box[2])
     nk, nj, nlf = (s.stop - s.start for s in box)
-    first = np.repeat(np.nan_to_num(cols["first"], nan=-10), g.fl, axis=1)[:, :nlf]
-    last = np.repeat(np.nan_to_num(cols["last"], nan=-10), g.fl, axis=1)[:, :nlf]
+    first = np.repeat(np.nan_to_num(cols["first"], nan=-10) - j0, g.fl, axis=1)[:, :nlf]
+    last = np.repeat(np.nan_to_num(cols["last"], nan=-10) - j0, g.fl, axis=1)[:, :nlf]
     jj = np.arange(nj)[None, :, None]
     inside = (jj >= first[:, None, :] - 1) & (jj < last[:, None, :] + 1)
     sub = np.asarray(_canon(arr, ori)[box], np.float32)
@@ -782,7 +786,6 @@ def _pect_full_resolution(arr: np.ndarray, les: np.ndarray | None, air_arr: np.n
     m = inside & closer & (sm > cal["lung_threshold"]) & ~np.asarray(_canon(air_arr, ori)[box])
     if les is not None:
         m &= ~np.asarray(_canon(les, ori)[box])
-    out_c = np.zeros(_canon(arr, ori).shape, bool)
     out_c[box] = m
     return np.ascontiguousarray(_uncanon(out_c, ori))
 
