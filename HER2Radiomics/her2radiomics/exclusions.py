@@ -72,7 +72,7 @@ PECT_WINDOW = 0.3  # +-log window around the muscle level
 PECT_MIN_LOG_CONTRAST = 0.2  # |log(muscle / fat)| below this: no usable muscle-fat contrast
 PECT_MIN_THICKNESS_MM = 2.0
 PECT_MIN_VOLUME_MM3 = 300.0
-PECT_ROI_MARGIN_MM = 30.0
+PECT_ROI_MARGIN_MM = 20.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
 PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind its posterior edge (less this)
@@ -473,8 +473,6 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
     ``empty`` is a function image -> Exclusion when the image cannot be analysed (subtraction, no skin).
     """
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
-    if cs["fat_level"] is not None and not cs["subtraction"]:
-        cs["fat_level"] = _subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
     info: dict[str, Any] = {"fat_level": cs["fat_level"], **cs["info"],
                             "contrast": "subtraction" if cs["subtraction"] else "unknown"}
     out: dict[str, Any] = {"info": info, "empty": None, "fat": cs["fat_level"], "threshold": cs["threshold"],
@@ -542,9 +540,24 @@ def _pect_grid(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spa
         foot = les_g.any(axis=1)
         dist = ndimage.distance_transform_edt(~foot, sampling=sp[[0, 2]])
         near = dist <= reach_mm + 10.0
-        guard = ndimage.distance_transform_edt(~les_g, sampling=sp) <= PECT_LESION_GUARD_MM
+        guard = _near_mask(les_g, sp, PECT_LESION_GUARD_MM)
         les_g = guard
     return _PectGrid(box=box, fl=fl, img=img, air=air_g, les=les_g, sp=sp, near=near)
+
+
+def _mask_distance(mask: np.ndarray, sp: np.ndarray, reach_mm: float) -> np.ndarray:
+    """Euclidean distance (mm) to a non-empty ``mask``, computed on its box + ``reach_mm`` (inf beyond)."""
+    lo, hi = _extent(mask)
+    box = tuple(slice(max(0, int(a - np.ceil(reach_mm / s)) - 1), min(n, int(b + np.ceil(reach_mm / s)) + 2))
+                for a, b, s, n in zip(lo, hi, sp, mask.shape, strict=True))
+    out = np.full(mask.shape, np.inf, np.float32)
+    out[box] = ndimage.distance_transform_edt(~mask[box], sampling=sp)
+    return out
+
+
+def _near_mask(mask: np.ndarray, sp: np.ndarray, reach_mm: float) -> np.ndarray:
+    """Voxels within ``reach_mm`` (Euclidean, mm) of a non-empty ``mask``."""
+    return _mask_distance(mask, sp, reach_mm) <= reach_mm
 
 
 def _block_mean_lr(a: np.ndarray, fl: int) -> np.ndarray:
@@ -718,11 +731,14 @@ def _sheet_quality(cols: dict[str, np.ndarray], g: _PectGrid) -> float:
 
 
 def _nan_median_filter(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Median of the finite values in a ``size`` window (NaN where the window holds none)."""
+    """Median of the finite values in a ``size`` window, edge-replicated (NaN where the window holds none)."""
     import warnings
+    pk, pl = size[0] // 2, size[1] // 2
+    padded = np.pad(a, ((pk, pk), (pl, pl)), mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(padded, size).reshape(a.shape[0], a.shape[1], -1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return ndimage.generic_filter(a, np.nanmedian, size=size, mode="nearest")
+        return np.nanmedian(win, axis=2)
 
 
 def _pect_layer_choice(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[str, np.ndarray]:
@@ -817,7 +833,7 @@ def _pect_result(image: sitk.Image, out: np.ndarray, les: np.ndarray | None, g: 
         return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
     if les is not None:
         lc = np.ascontiguousarray(_canon(les, ori)[g.box])
-        d = ndimage.distance_transform_edt(~lc, sampling=_canon_spacing(spacing_zyx, ori))
+        d = _mask_distance(lc, _canon_spacing(spacing_zyx, ori), reach_mm + 20.0)
         dmin = float(d[np.ascontiguousarray(_canon(out, ori)[g.box])].min())
         info["distance_to_lesion_mm"] = round(dmin, 2)
         if dmin > reach_mm:
@@ -902,6 +918,8 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     g = float(max(spc[1:]))
     lo_d, hi_d = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g), SUBCUT_DEPTH_MM[1] + v + g
     band = facing[:, None, :] & (depth > lo_d) & (depth <= hi_d) & body
+    # background the air mask missed (zero-filled corners of a rotated field of view, motion ghosts) is not fat
+    band &= img > thr
     band_mm3 = float(band.sum() * np.prod(spc))
     out["info"]["subcutaneous_mm3"] = round(band_mm3, 1)
     # ---- subtraction-like image: signed values, or air spread behind the skin (fat as dark as the background)
@@ -942,7 +960,7 @@ def _pectoralis_parts(run_c: np.ndarray, lc: np.ndarray | None, sp_c: np.ndarray
         cols = np.ones((nk, nlr), bool)
     else:
         if run_c.any():
-            d = ndimage.distance_transform_edt(~lc, sampling=sp_c)
+            d = _mask_distance(lc, sp_c, reach_mm + 20.0)
             near_mask = run_c & (d <= reach_mm + 10.0)
             if not near_mask.any():
                 return {"coverage": 1.0}
