@@ -1162,8 +1162,10 @@ def _block_any(mask: np.ndarray, f: list[int]) -> np.ndarray:
 
 
 def _upsample(mask: np.ndarray, f: list[int], shape: tuple[int, ...]) -> np.ndarray:
+    """Nearest-neighbour expansion of an in-plane block grid to ``shape`` (one write pass; a view)."""
     nz, cy, cx = mask.shape
-    out = np.broadcast_to(mask[:, :, None, :, None], (nz, cy, f[1], cx, f[2])).reshape(nz, cy * f[1], cx * f[2])
+    out = np.empty((nz, cy * f[1], cx * f[2]), mask.dtype)
+    out.reshape(nz, cy, f[1], cx, f[2])[...] = mask[:, :, None, :, None]
     return out[:, : shape[1], : shape[2]]
 
 
@@ -1197,10 +1199,10 @@ def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: flo
         keep_edge = np.zeros_like(edge)
         cb = (box[0], slice(box[1].start // f[1], -(-box[1].stop // f[1])), slice(box[2].start // f[2], -(-box[2].stop // f[2])))
         keep_edge[cb] = edge[cb]
-        air = np.ascontiguousarray(_upsample(air_c & ~keep_edge, f, arr.shape))
+        air = _upsample(air_c & ~keep_edge, f, arr.shape)
         edge = keep_edge
     else:
-        air = np.ascontiguousarray(_upsample(air_c & ~edge, f, arr.shape))
+        air = _upsample(air_c & ~edge, f, arr.shape)
     ck, cj, ci = np.nonzero(edge)
     if ck.size:
         ny, nx = arr.shape[1:]
