@@ -17,18 +17,24 @@ Air (extramammary background)
     the lesion mask is never air. The result is rejected (empty mask + note) when the candidate region is
     tissue rather than background noise (mean/std, relative intensity), e.g. on a crop inside the breast.
 
-Pectoralis major
-    Assumes a (near-)axial acquisition; anterior/posterior is taken from the direction matrix.
-    Tissue intensities are calibrated on the image itself: fat as the modal intensity of the layer
-    2-5 mm under anterior-facing skin (valid for fat-suppressed and non-suppressed images alike), muscle
-    as the modal intensity of the first homogeneous, non-fat, non-dark layer behind the breast in each
-    A-P column (all such tissue would let a large organ such as the heart set the level). Muscle-like
-    voxels (intensity within +-30 % of the muscle level in log space, local coefficient of variation low
-    at a 1.5 mm or a ~1-voxel window, so that a muscle only a few mm thick stays homogeneous)
-    are then scanned along each anterior-to-posterior column: the first run is the pectoralis when it
-    is thicker than 2 mm (the next layers - fat plane, ribs, lungs - break the run; a thinner first run,
-    e.g. the tapering muscle end, gives nothing rather than the intercostal layer behind it). Small components are
-    dropped. With a lesion, only a box around it (lesion + reach + 30 mm) is analysed.
+Pectoralis major (chest wall first, as a reader finds it)
+    Assumes a (near-)axial acquisition; anterior/posterior is taken from the direction matrix. Columns
+    are physical A-P lines (slice, L-R); the analysed box is the lesion + reach + 20 mm in S-I / L-R and
+    from 10 mm in front of the lesion to the posterior face, on ~2 mm L-R blocks (full resolution along
+    A-P). 1. fat level: mode of the layer 2-5 mm under anterior-facing skin; lung threshold between the
+    background noise and fat. 2. chest wall: per column, the lung is the dark run reaching the posterior
+    end of the box (or, over the heart, the most posterior long dark run); its anterior end is the
+    chest wall - the dark suppressed fat of the breast lies in front of it and is never reached. 3.
+    muscle level: mode of the non-fat tissue 1-14 mm in front of the lung (intercostal muscles,
+    pectoralis minor / major), on the side of fat that holds more of it (brighter: fat-suppressed;
+    darker: not). 4. walking anteriorly from the lung, muscle-like runs are chained through the thin fat
+    planes (<= 5 mm) and one rib gap (<= 14 mm) near the lung; the pectoralis major is the last run
+    before the retromammary fat (a wider gap) or the lesion. 5. continuity and the 1.5-22 mm thickness
+    prior: outlying columns take their neighbourhood's median. 6. full resolution within one voxel of the
+    layer, voxels closer to muscle than to fat. Subtraction images (signed values, clipped zeros, or
+    fat as dark as the background): fat, lungs and background are all ~0, and the chest-wall muscles are
+    the first tissue in front of them (boundary halfway in intensity). Parenchyma is anterior to the
+    retromammary fat and is never reached from the chest wall.
 
 References: N. Otsu, IEEE Trans. SMC 1979;9:62-66 (threshold); Gudbjartsson & Patz, MRM 1995;34:910
 (Rician background statistics); Rosenfeld & Pfaltz 1966 (connected components / hole filling).
@@ -114,6 +120,7 @@ REVIEW_BELOW = 0.5
 SUBCUT_DEPTH_MM = (2.0, 5.0)
 SUBCUT_SLICE_MM = 9.6  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
+SUBCUT_DEEP_MM = (5.0, 8.0)  # second in-plane layer for the fat level (thickened skin)
 SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
 
 
@@ -473,6 +480,18 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
     ``empty`` is a function image -> Exclusion when the image cannot be analysed (subtraction, no skin).
     """
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
+    if cs["fat_level"] is not None and not cs["subtraction"]:
+        # the layer under the skin by in-plane depth (the A-P depth of the coarse stage reaches the muscle
+        # on a thin chest wall between the breasts)
+        # three estimates of the subcutaneous fat: in-plane depth 2-5 mm and 5-8 mm (1.5 mm grid), A-P depth
+        # 2-5 mm (coarse stage). Thickened skin or a thin chest wall (muscle ~4 mm under the skin) pull some
+        # of them towards the other tissues; the most extreme one is the fat (_fat_from_estimates)
+        est = [_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"]), cs["fat_level"],
+               _subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"], SUBCUT_DEEP_MM)]
+        sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
+        a_s = arr[sub]
+        body_v = a_s[~air_arr[sub] & (a_s > cs["threshold"])]
+        cs["fat_level"] = _fat_from_estimates(est, float(np.median(body_v)) if body_v.size else None)
     info: dict[str, Any] = {"fat_level": cs["fat_level"], **cs["info"],
                             "contrast": "subtraction" if cs["subtraction"] else "unknown"}
     out: dict[str, Any] = {"info": info, "empty": None, "fat": cs["fat_level"], "threshold": cs["threshold"],
@@ -509,6 +528,18 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
     out["lung_threshold"] = lung_thr
     info["lung_threshold"] = round(lung_thr, 2)
     return out
+
+
+def _fat_from_estimates(est: list[float | None], body_median: float | None) -> float | None:
+    """The fat level from estimates that skin, muscle or glandular tissue may have pulled off: fat is the darkest
+    body tissue on a fat-suppressed image and the brightest on a non-suppressed one, so the lowest estimate when
+    it lies below the body's median intensity, else the highest."""
+    vals = [float(v) for v in est if v is not None and v > 0]
+    if not vals:
+        return None
+    if body_median is None:
+        return vals[0]
+    return min(vals) if min(vals) < body_median else max(vals)
 
 
 def _pect_grid(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
@@ -1031,7 +1062,7 @@ def _peaks(values: np.ndarray, n: int, bins: int = 64) -> list[float]:
 
 
 def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation,
-                        dark_thr: float | None = None) -> float | None:
+                        dark_thr: float | None = None, depth_mm: tuple[float, float] = SUBCUT_DEPTH_MM) -> float | None:
     """Modal intensity 2-5 mm under the anterior skin (subcutaneous fat), on a ~1.5 mm grid for speed.
 
     Only skin facing anterior air counts (the breasts and chest in a prone acquisition), found per A-P
@@ -1045,7 +1076,7 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     a, body = arr[sl], ~air[sl]
     sp = spacing_zyx * np.array(step)
     d = np.stack([ndimage.distance_transform_edt(b, sampling=sp[1:]) for b in body])  # per axial slice
-    n_ap = max(1, int(np.ceil((SUBCUT_DEPTH_MM[1] + sp[ori.ap_axis]) / sp[ori.ap_axis])))
+    n_ap = max(1, int(np.ceil((depth_mm[1] + sp[ori.ap_axis]) / sp[ori.ap_axis])))
     air_s = ~body
     ap_depth = np.full(body.shape, np.inf, np.float32)  # distance (mm) to the first air anterior in the column
     for k in range(n_ap, 0, -1):  # is there air k steps anterior of the voxel? (nearest k written last)
@@ -1065,8 +1096,8 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     # widened by one grid step so every column keeps at least one sample; the skin itself stays out
     g = float(max(sp[1:]))
     v = float(max(spacing_zyx[1:]))
-    lo = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g)
-    hi = SUBCUT_DEPTH_MM[1] + v + g
+    lo = max(depth_mm[0] + v, 1.01 * g)
+    hi = depth_mm[1] + v + g
     band = body & anterior_air & (d > lo) & (d <= hi)
     if dark_thr is not None:
         # background the air mask missed (zero-filled corners of a rotated field of view, motion ghosts) is not fat
