@@ -480,19 +480,20 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
     ``empty`` is a function image -> Exclusion when the image cannot be analysed (subtraction, no skin).
     """
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
+    info_fat = None
     if cs["fat_level"] is not None and not cs["subtraction"]:
         # the layer under the skin by in-plane depth (the A-P depth of the coarse stage reaches the muscle
         # on a thin chest wall between the breasts)
-        # three estimates of the subcutaneous fat: in-plane depth 2-5 mm and 5-8 mm (1.5 mm grid), A-P depth
-        # 2-5 mm (coarse stage). Thickened skin or a thin chest wall (muscle ~4 mm under the skin) pull some
-        # of them towards the other tissues; the most extreme one is the fat (_fat_from_estimates)
+        # three estimates of the subcutaneous fat: in-plane depth 2-5 mm (1.5 mm grid), A-P depth 2-5 mm (coarse
+        # stage), in-plane 5-8 mm; thickened skin can fill the 2-5 mm layer (see _fat_from_estimates)
         est = [_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"]), cs["fat_level"],
                _subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"], SUBCUT_DEEP_MM)]
         sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
         a_s = arr[sub]
         body_v = a_s[~air_arr[sub] & (a_s > cs["threshold"])]
         cs["fat_level"] = _fat_from_estimates(est, float(np.median(body_v)) if body_v.size else None)
-    info: dict[str, Any] = {"fat_level": cs["fat_level"], **cs["info"],
+        info_fat = [None if v is None else round(float(v), 1) for v in est]
+    info: dict[str, Any] = {"fat_level": cs["fat_level"], "fat_estimates": info_fat, **cs["info"],
                             "contrast": "subtraction" if cs["subtraction"] else "unknown"}
     out: dict[str, Any] = {"info": info, "empty": None, "fat": cs["fat_level"], "threshold": cs["threshold"],
                            "parts": {"calibration": cs["calibration_conf"]}}
@@ -531,9 +532,15 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
 
 
 def _fat_from_estimates(est: list[float | None], body_median: float | None) -> float | None:
-    """The fat level from estimates that skin, muscle or glandular tissue may have pulled off: fat is the darkest
-    body tissue on a fat-suppressed image and the brightest on a non-suppressed one, so the lowest estimate when
-    it lies below the body's median intensity, else the highest."""
+    """The fat level from three subcutaneous estimates (in-plane 2-5 mm, A-P 2-5 mm, in-plane 5-8 mm).
+
+    The first two agreeing (|log ratio| < 0.25): the first (the validated layer). Otherwise thickened skin, a
+    thin chest wall or dense glandular tissue pulled some of them off, and fat is the extreme one: the darkest
+    when it lies below the body's median intensity (fat-suppressed: fat is the darkest tissue), else the
+    brightest (non-suppressed: fat is the brightest)."""
+    a, b = est[0], est[1]
+    if a is not None and b is not None and a > 0 and b > 0 and abs(np.log(a / b)) < 0.25:
+        return float(a)
     vals = [float(v) for v in est if v is not None and v > 0]
     if not vals:
         return None
