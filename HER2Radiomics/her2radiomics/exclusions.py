@@ -70,14 +70,9 @@ AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # 
 AXIAL_MAX_TILT_DEG = 30.0
 PECT_SMOOTH_MM = 0.7
 PECT_SMOOTH_AP_MM = 0.35  # along A-P (the fat plane behind the pectoralis is 1.5-3 mm thick)
-PECT_TEXTURE_MM = 1.5
-PECT_TEXTURE_FINE_MM = 0.75  # second, finer CV window (thin muscle); at least one in-plane voxel
-PECT_GROW_MM = 2.5  # geodesic growth of the homogeneous core into partial-volume boundary voxels
-PECT_MAX_CV = 0.2
 PECT_WINDOW = 0.3  # +-log window around the muscle level
 PECT_MIN_LOG_CONTRAST = 0.2  # |log(muscle / fat)| below this: no usable muscle-fat contrast
 PECT_MIN_THICKNESS_MM = 2.0
-PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 20.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
@@ -86,11 +81,6 @@ PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind i
 PECT_BEHIND_FRACTION = (0.7, 0.9)  # mask near the lesion lying behind it
 PECT_THICK_FRACTION = (0.7, 1.0)  # runs within the 2-25 mm thickness prior
 PECT_MIN_SPAN = 0.6  # confidence 1 when the mask spans this fraction of the box's L-R extent on the lesion's slices
-PECT_LEVEL_CANDIDATES = 3
-PECT_LEVEL_SWITCH = 1.5  # another candidate level wins only with a sheet score this many times larger  # histogram peaks tried as the muscle level
-PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
-PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
-PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
 PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker along A-P
 #: chest-wall-first pectoralis (docs/exclusions.md "Pectoralis major")
 PECT_ROI_ANTERIOR_MM = 10.0  # analysed box: from this far in front of the lesion to the posterior face
@@ -100,15 +90,16 @@ PECT_LUNG_GAP_MM = 2.0  # non-dark gaps (vessels, noise) up to this inside the l
 PECT_FRONT_FILL_MM = 20.0  # a column without lung takes the nearest lung column's front within this (L-R)
 PECT_CALIB_AWAY = 0.5  # ... of the tissue at least this (log) away from fat (bone marrow, partial volume)
 PECT_CALIB_DEPTH_MM = 14.0  # muscle level from the tissue this far in front of the lung (chest-wall muscles)
-PECT_RIB_GAP_MM = 14.0  # lung -> first muscle run: at most this (fat, rib cortex and marrow)
+PECT_RIB_GAP_MM = 17.0  # lung -> first muscle run: at most this (fat, rib cortex and marrow)
 PECT_RIB_ZONE_MM = 6.0  # ... and it starts at most this far in front of the lung (pleura, soft tissue)
-PECT_RIB_ZONE_WIDE_MM = 25.0  # ... or this far, when that reads as a better sheet (soft tissue before the ribs)
+PECT_RIB_ZONE_WIDE_MM = 45.0  # ... or this far, when that reads as a better sheet (soft tissue before the ribs)
 PECT_WIDE_SWITCH = 1.15
 PECT_SHEET_WINDOW_MM = 15.0  # sheet-quality neighbourhood (slices x L-R)
 PECT_PLANE_GAP_MM = 5.0  # between chest-wall muscle runs (fat planes); a wider gap is the retromammary fat
 PECT_BEYOND = 0.5  # muscle-like: at most this (log) beyond the muscle level, away from fat
+PECT_DIP = 0.3  # a merged run is split at a dip this fraction (log) of the way from muscle to fat
 PECT_MIN_RUN_MM = 1.2  # muscle-like runs thinner than this are noise
-PECT_MAX_DEPTH_MM = 50.0  # the pectoralis major starts at most this far in front of the lung
+PECT_MAX_DEPTH_MM = 70.0  # the pectoralis major starts at most this far in front of the lung
 PECT_THICKNESS_MM = (1.5, 22.0)  # thickness prior of the pectoralis major along A-P
 PECT_CONT_LR_MM = 10.0  # continuity neighbourhood: 3 slices x this along L-R
 PECT_STEP_MM = 4.0  # a column's layer boundary this far from its neighbourhood's median is an outlier
@@ -720,6 +711,8 @@ def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray, rib_zone_m
     sap = g.sp[1]
     gap0, gap1, rib_zone = PECT_RIB_GAP_MM / sap, PECT_PLANE_GAP_MM / sap, rib_zone_mm / sap
     min_run, max_depth = PECT_MIN_RUN_MM / sap, PECT_MAX_DEPTH_MM / sap
+    max_thick = PECT_THICKNESS_MM[1] / sap
+    dip_min = PECT_DIP * abs(lm - lf)
     first = np.full((nk, nl), np.nan)
     last = np.full((nk, nl), np.nan)
     pad = np.zeros((nk, 1, nl), np.int8)
@@ -747,7 +740,16 @@ def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray, rib_zone_m
                 wide_left = False
             chosen, boundary = (s, e), s
         if chosen is not None:
-            first[k, i], last[k, i] = chosen
+            s0, e0 = chosen
+            if e0 - s0 > max_thick:
+                # thicker than the prior: the muscle merged with the layer behind it through a fat plane
+                # thinner than a voxel; end it at the first partial-volume dip towards fat
+                dip = sgn * (lm - log_img[k, s0:e0, i])
+                cand = np.flatnonzero((dip[1:-1] > dip_min) & (dip[1:-1] >= dip[:-2]) & (dip[1:-1] >= dip[2:])) + 1
+                cand = cand[(cand >= min_run) & (cand <= max_thick)]
+                if cand.size:
+                    e0 = s0 + int(cand[0])
+            first[k, i], last[k, i] = s0, e0
     return {"first": first, "last": last, "found": np.isfinite(first)}
 
 
