@@ -103,6 +103,13 @@ PECT_MAX_DEPTH_MM = 70.0  # the pectoralis major starts at most this far in fron
 PECT_THICKNESS_MM = (1.5, 22.0)  # thickness prior of the pectoralis major along A-P
 PECT_CONT_LR_MM = 10.0  # continuity neighbourhood: 3 slices x this along L-R
 PECT_STEP_MM = 4.0  # a column's layer boundary this far from its neighbourhood's median is an outlier
+PECT_TEXTURE_MM = 1.5  # legacy first-layer detector (fallback)
+PECT_TEXTURE_FINE_MM = 0.75
+PECT_GROW_MM = 2.5
+PECT_MAX_CV = 0.2
+PECT_MIN_VOLUME_MM3 = 300.0
+PECT_LEVEL_CANDIDATES = 3
+PECT_LEVEL_SWITCH = 1.5
 SUBTRACTION_MIN_ZERO = 0.05  # more exact zeros than this: a subtraction clipped at 0
 SUBTRACTION_MIN_NEGATIVE = 0.01  # more negative voxels than this: a (signed) subtraction image
 SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: fat as dark as background
@@ -416,7 +423,18 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
         raise UserError(f"reach_mm={reach_mm!r} must be a non-negative number of millimetres")
     if lesion is None and int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
         return _pectoralis_on_blocks(image, reach_mm, air)
-    return _pectoralis_core(image, lesion, reach_mm, air)
+    res = _pectoralis_core(image, lesion, reach_mm, air)
+    if res.info.get("review") and res.info.get("contrast") != "subtraction":
+        # the chest-wall reading is unsure (e.g. coarse voxels merge the fat plane behind the muscle, or no lung
+        # in the field of view): the pre-issue-11 first-layer detector, when it is sure, takes over
+        alt = _pectoralis_first_layer(image, lesion, reach_mm, air)
+        if not alt.info.get("review") and alt.info.get("confidence", 0.0) > res.info.get("confidence", 0.0):
+            alt.info["method"] = "first-layer (fallback)"
+            alt.notes.append(f"chest-wall reading unsure (confidence {res.info.get('confidence', 0.0):.2f}); the "
+                             "first-layer detector was used")
+            return alt
+    res.info["method"] = "chest-wall"
+    return res
 
 
 def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
@@ -879,6 +897,240 @@ def _pect_result(image: sitk.Image, out: np.ndarray, les: np.ndarray | None, g: 
         if dmin > reach_mm:
             notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
     return _with_confidence(Exclusion(image_from_array(out.astype(np.uint8, copy=False), image), notes, info), parts)
+
+
+# ---------------------------------------------------------------------------------------------- legacy first-layer pectoralis (fallback)
+def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
+                            air: sitk.Image | None) -> Exclusion:
+    """The pre-issue-11 detector (first homogeneous muscle-intensity layer behind the lesion), kept as the
+    fallback of :func:`detect_pectoralis` where the chest-wall reading is unsure (see docs/exclusions.md)."""
+    les = _lesion_array(image, lesion)
+    ori = orientation(image)
+    notes: list[str] = []
+    if not ori.axial:
+        notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
+                     f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
+                     "mask left empty: draw it or pass --pectoralis")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, {"axial": False, "contrast": "unknown"}),
+                                {"axial": 0.0})
+    if air is None:
+        air_arr = _coarse_air(image, les)
+    else:
+        check_same_grid(air, image, what="air mask")
+        air_arr = sitk.GetArrayViewFromImage(air) != 0
+    spacing_zyx = np.array(image.GetSpacing()[::-1], float)
+    arr = sitk.GetArrayViewFromImage(image)
+
+    # ---- region of interest (full arrays, z y x)
+    shape = arr.shape
+    if les is not None:
+        e_lo, e_hi = _extent(les)
+        margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
+        lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
+        hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
+        roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    else:
+        roi = tuple(slice(0, n) for n in shape)
+
+    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
+    cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
+    fat_level = (_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
+                 if cs["fat_level"] is not None else None)
+    info: dict[str, Any] = {"fat_level": fat_level, **cs["info"], "contrast": "subtraction" if cs["subtraction"] else "unknown"}
+    if fat_level is None and cs["subtraction"]:
+        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"contrast": 0.0})
+    if fat_level is None:
+        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
+                     "intensity; pectoralis mask left empty")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"calibration": 0.0})
+    if cs["subtraction"]:
+        info["contrast"] = "subtraction"
+        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"contrast": 0.0})
+    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+
+    sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
+    sub_img.SetSpacing(image.GetSpacing())
+    sm = _smooth(sub_img, PECT_SMOOTH_MM)
+    raw = sitk.GetArrayViewFromImage(sub_img)
+    # local coefficient of variation at two window sizes: the 1.5 mm window measures texture reliably but,
+    # on a muscle thinner than ~6 mm, it straddles the fat on both sides and the two edges alone push the CV
+    # over the limit; the ~1-voxel window (when the in-plane spacing allows one finer than 1.5 mm) keeps
+    # such a thin homogeneous layer homogeneous.
+    cv = _local_cv(raw, spacing_zyx, PECT_TEXTURE_MM)
+    fine_mm = max(PECT_TEXTURE_FINE_MM, float(max(spacing_zyx[1:])))
+    if fine_mm < PECT_TEXTURE_MM:
+        cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
+    body = ~air_arr[roi]
+    thr_dark = cs["threshold"]
+    log_sm = np.log(np.maximum(sm, 1e-3))
+    homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
+    nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
+    les_roi = None
+    if les is not None:
+        les_roi = les[roi]
+        les_dist = ndimage.distance_transform_edt(~les_roi, sampling=spacing_zyx)
+        grow = les_dist <= 2.0
+        homog &= ~grow
+    # posterior of the lesion (or anywhere without one): where the muscle can be
+    cand_level = homog & nonfat
+    behind = None
+    if les_roi is not None:
+        ap_coord = _ap_coordinate(cand_level.shape, ori)
+        les_ap = np.median(ap_coord[les_roi])
+        behind = ap_coord > les_ap
+        cand_level &= behind
+    # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
+    # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
+    # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
+    vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
+    if vals.size < 50:
+        notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"muscle": 0.0})
+    # candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
+    # behind the parenchyma) and the main peaks of all homogeneous non-fat tissue behind the lesion (the
+    # pectoralis when fibroglandular tissue of another intensity comes first). Each candidate is tried and
+    # the one whose first muscle-like layer best matches the anatomical prior of a sheet wins (sheet score:
+    # columns with a 2-25 mm run x fraction of neighbouring runs starting within 3 mm of each other).
+    levels = [_peaks(vals, 1)[0]]
+    for lv in _peaks(log_sm[cand_level], PECT_LEVEL_CANDIDATES):
+        if all(abs(lv - q) > PECT_WINDOW for q in levels):
+            levels.append(lv)
+    best = None
+    for lv in levels:
+        if abs(lv - np.log(fat_level)) < PECT_MIN_LOG_CONTRAST:
+            continue
+        like_l = homog & (np.abs(log_sm - lv) < PECT_WINDOW)
+        if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
+            like_l &= behind
+        # a thin muscle-like first layer still ends the search in its column (thin_blocks): where the
+        # pectoralis tapers out it is thinner than 2 mm, and the next layer behind it is intercostal muscle
+        run_l = _first_run(like_l, ori, spacing_zyx, thin_blocks=True)
+        score = _sheet_score(_canon(run_l, ori), _canon_spacing(spacing_zyx, ori))
+        if best is not None:  # the first-layer mode is the default; another level must be a clearly better sheet
+            score /= PECT_LEVEL_SWITCH
+        if best is None or score > best[0]:
+            best = (score, lv, run_l)
+    if best is None:
+        muscle_level = float(np.exp(levels[0]))
+        info["muscle_level"] = muscle_level
+        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
+        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
+        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
+                     "mask left empty")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), dict(parts, contrast=0.0))
+    sheet_score, lv, run = best
+    muscle_level = float(np.exp(lv))
+    info["muscle_level"] = muscle_level
+    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
+    info["sheet_score"] = round(float(sheet_score), 1)
+    ratio = muscle_level / fat_level
+    info["muscle_to_fat"] = round(ratio, 3)
+    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
+    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
+
+    # ---- drop small components
+    lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
+    vox = float(np.prod(spacing_zyx))
+    if n:
+        sizes = np.bincount(lab.ravel())[1:] * vox
+        keep = np.zeros(n + 1, bool)
+        keep[1:] = sizes >= max(PECT_MIN_VOLUME_MM3, 0.1 * sizes.max())
+        run = keep[lab]
+    # grow the homogeneous core into its partial-volume boundary: voxels closer (log) to muscle than to fat
+    mid = 0.5 * (np.log(muscle_level) + np.log(fat_level))
+    closer = (log_sm > mid) if muscle_level > fat_level else (log_sm < mid)
+    loose = body & closer & (np.abs(log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
+    if les_roi is not None:
+        loose &= ~grow
+    steps = max(1, int(round(PECT_GROW_MM / float(min(spacing_zyx[1:])))))
+    if run.any():
+        run = ndimage.binary_dilation(run, structure=_INPLANE, iterations=steps, mask=loose | run)
+    if les_roi is not None:
+        run &= ~les_roi
+    out = np.zeros(shape, bool)
+    out[roi] = run
+    out &= ~air_arr
+    info["volume_mm3"] = float(out.sum()) * vox
+    sp_c = _canon_spacing(spacing_zyx, ori)
+    parts.update(_pectoralis_parts(_canon(out[roi], ori), None if les_roi is None else _canon(les_roi, ori), sp_c, reach_mm))
+    if not out.any():
+        notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
+        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
+    if les is not None:
+        dmin = float(les_dist[out[roi]].min())
+        info["distance_to_lesion_mm"] = round(dmin, 2)
+        if dmin > reach_mm:
+            notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
+    return _with_confidence(Exclusion(image_from_array(out.astype(np.uint8), image), notes, info), parts)
+
+
+def _sheet_score(run_c: np.ndarray, sp_c: np.ndarray) -> float:
+    """How much a first-layer mask (canonical) looks like one muscle sheet: area (mm2) of the columns holding a
+    run 2-25 mm thick x the fraction of neighbouring such columns whose runs start within 3 mm."""
+    thick = run_c.sum(axis=1) * sp_c[1]
+    ok = (thick >= PECT_MIN_THICKNESS_MM) & (thick <= PECT_MAX_THICKNESS_MM)
+    if ok.sum() < 5:
+        return 0.0
+    first = np.argmax(run_c, axis=1).astype(float) * sp_c[1]
+    num = den = 0
+    for axis in (0, 1):
+        pair = np.diff(ok.astype(np.int8), axis=axis) == 0
+        both = pair & np.take(ok, np.arange(1, ok.shape[axis]), axis=axis)
+        d = np.abs(np.diff(first, axis=axis))[both]
+        num += int((d <= 3.0).sum())
+        den += int(d.size)
+    smooth = num / den if den else 0.0
+    return float(ok.sum() * sp_c[0] * sp_c[2] * smooth)
+
+def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
+    """Local coefficient of variation (std / mean) in a Gaussian window of ``sigma_mm`` (slices thicker than
+    2 sigma are not mixed)."""
+    sig_vox = [sigma_mm / sp for sp in spacing_zyx]
+    sig_vox[0] = sig_vox[0] if spacing_zyx[0] <= 2 * sigma_mm else 0.0
+    mean = ndimage.gaussian_filter(raw, sig_vox, mode="nearest", truncate=2.5)
+    sq = ndimage.gaussian_filter(raw * raw, sig_vox, mode="nearest", truncate=2.5)
+    return np.sqrt(np.clip(sq - mean * mean, 0, None)) / np.maximum(mean, 1e-3)
+
+def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, thin_blocks: bool = False) -> np.ndarray:
+    """Per (slice, L-R) column, the first run (anterior -> posterior) of ``mask`` at least
+    ``PECT_MIN_THICKNESS_MM`` thick along A-P. Thinner runs are opened away first, or, with
+    ``thin_blocks``, a thinner first run is the column's first run and is then dropped (nothing behind it
+    is taken)."""
+    c = _to_canonical_inplane(mask, ori)
+    flip = ori.ap_sign < 0
+    if flip:
+        c = c[:, ::-1, :]
+    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / spacing_zyx[ori.ap_axis])))
+    thick = c
+    if min_len > 1:
+        thick = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+        if not thin_blocks:
+            c = thick
+    has = c.any(axis=1)
+    first = np.argmax(c, axis=1)
+    ap_idx = np.arange(c.shape[1])[None, :, None]
+    after = ap_idx >= first[:, None, :]
+    ended = np.logical_or.accumulate(after & ~c, axis=1)
+    run = after & ~ended & has[:, None, :]
+    if thin_blocks:
+        run &= thick
+    if flip:
+        run = run[:, ::-1, :]
+    return _from_canonical_inplane(run, ori)
+
+def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
+    """Index along the A-P array axis, increasing towards posterior, broadcastable to ``shape``."""
+    n = shape[ori.ap_axis]
+    v = np.arange(n) if ori.ap_sign > 0 else np.arange(n)[::-1]
+    sh = [1, 1, 1]
+    sh[ori.ap_axis] = n
+    return np.broadcast_to(v.reshape(sh), shape)
 
 
 def _canon(a: np.ndarray, ori: Orientation) -> np.ndarray:
