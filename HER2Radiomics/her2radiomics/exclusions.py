@@ -115,6 +115,9 @@ SUBTRACTION_MIN_NEGATIVE = 0.01  # more negative voxels than this: a (signed) su
 SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: fat as dark as background
 #: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
 REVIEW_BELOW = 0.5
+#: chest-wall pectoralis less confident than this: the first-layer detector is tried (and used when it is sure
+#: and at least 0.2 more confident)
+PECT_FALLBACK_BELOW = 0.8
 SUBCUT_DEPTH_MM = (2.0, 5.0)
 SUBCUT_SLICE_MM = 9.6  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
@@ -424,11 +427,11 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
     if lesion is None and int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
         return _pectoralis_on_blocks(image, reach_mm, air)
     res = _pectoralis_core(image, lesion, reach_mm, air)
-    if res.info.get("review") and res.info.get("contrast") != "subtraction":
+    if res.info.get("confidence", 0.0) < PECT_FALLBACK_BELOW and res.info.get("contrast") != "subtraction":
         # the chest-wall reading is unsure (e.g. coarse voxels merge the fat plane behind the muscle, or no lung
         # in the field of view): the pre-issue-11 first-layer detector, when it is sure, takes over
         alt = _pectoralis_first_layer(image, lesion, reach_mm, air)
-        if not alt.info.get("review") and alt.info.get("confidence", 0.0) > res.info.get("confidence", 0.0):
+        if not alt.info.get("review") and alt.info.get("confidence", 0.0) > res.info.get("confidence", 0.0) + 0.2:
             alt.info["method"] = "first-layer (fallback)"
             alt.notes.append(f"chest-wall reading unsure (confidence {res.info.get('confidence', 0.0):.2f}); the "
                              "first-layer detector was used")
