@@ -118,6 +118,7 @@ REVIEW_BELOW = 0.5
 #: chest-wall pectoralis less confident than this: the first-layer detector is tried (and used when it is sure
 #: and at least 0.2 more confident)
 PECT_FALLBACK_BELOW = 0.8
+PECT_SUBTRACTION_CONFIDENCE = 0.45  # a subtraction image's pectoralis is always 'review'
 SUBCUT_DEPTH_MM = (2.0, 5.0)
 SUBCUT_SLICE_MM = 9.6  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
@@ -424,8 +425,13 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
     """
     if not (isinstance(reach_mm, (int, float)) and np.isfinite(reach_mm) and reach_mm >= 0):
         raise UserError(f"reach_mm={reach_mm!r} must be a non-negative number of millimetres")
-    if lesion is None and int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
-        return _pectoralis_on_blocks(image, reach_mm, air)
+    if lesion is None:
+        # whole image (a convenience, not the validated mode): the first-layer detector, on blocks when large
+        if int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
+            return _pectoralis_on_blocks(image, reach_mm, air)
+        res = _pectoralis_first_layer(image, None, reach_mm, air)
+        res.info["method"] = "first-layer"
+        return res
     res = _pectoralis_core(image, lesion, reach_mm, air)
     if res.info.get("confidence", 0.0) < PECT_FALLBACK_BELOW and res.info.get("contrast") != "subtraction":
         # the chest-wall reading is unsure (e.g. coarse voxels merge the fat plane behind the muscle, or no lung
@@ -527,7 +533,9 @@ def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None
         out["fat"] = max(float(np.median(dark_v)) if dark_v.size else 1.0, 1.0)
         out["lung_threshold"] = cs["threshold"]
         info.update(contrast="subtraction", fat_level=round(out["fat"], 3), lung_threshold=round(cs["threshold"], 2))
-        out["parts"]["calibration"] = 1.0
+        # the mask is offered, but flagged: muscle that does not enhance is invisible here (fat, lungs and
+        # background are all ~0), and the air mask is empty anyway
+        out["parts"]["calibration"] = PECT_SUBTRACTION_CONFIDENCE
         return out
     if cs["fat_level"] is None:
         out["empty"] = empty("no anterior skin surface (air in front of the body) in the field of view to calibrate "
@@ -1398,7 +1406,7 @@ def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | 
         air_full = _coarse_air(image, None)
     air_small = sitk.GetImageFromArray((~_block_any(~air_full, f)).view(np.uint8))  # air where the block is all air
     air_small.CopyInformation(small)
-    res = _pectoralis_core(small, None, reach_mm, air_small)
+    res = _pectoralis_first_layer(small, None, reach_mm, air_small)
     full = _upsample(sitk.GetArrayViewFromImage(res.mask) != 0, f, arr.shape) & ~air_full
     notes = res.notes + [f"whole image without a lesion: pectoralis detected on a {f[2] * spacing[0]:.2g} x "
                          f"{f[1] * spacing[1]:.2g} mm in-plane grid"]
