@@ -33,7 +33,8 @@ import pandas as pd
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.features import load_params, parameter_file_hash, region_problem, set_threads
+from her2radiomics.exclusions import DETECTOR_VERSION
+from her2radiomics.features import CROP_RULE, load_params, parameter_file_hash, region_problem, set_threads
 from her2radiomics.io import atomic_path, check_output, write_json, write_text
 from her2radiomics.manifest import MANIFEST_LABEL_HINT, CaseSpec, read_manifest
 from her2radiomics.provenance import (
@@ -100,6 +101,10 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
         "params": phash,
         "distances": [float(d) for d in distances],
         "auto_exclusions": bool(auto_exclusions),
+        # what the values depend on beyond the inputs: the automatic detectors and the crop rule (a cache written by
+        # an earlier detector or crop is recomputed, never mixed with new cases)
+        **({"detector": DETECTOR_VERSION} if auto_exclusions else {}),
+        "crop": CROP_RULE,
         "case_id": spec.case_id,
         "reader": spec.reader,
         "label": spec.label,

@@ -351,6 +351,10 @@ def _crop_masks(arrays: Mapping[str, np.ndarray], bbox: tuple[tuple[int, int], .
     return out
 
 
+#: the crop rule of a case built from its lesion (part of the batch cache key: change it when the crop changes)
+CROP_RULE = "lesion-reach+margin/1"
+
+
 def reach_box(lesion: np.ndarray, spacing_xyz: tuple[float, ...], reach_mm: float) -> tuple[tuple[int, int], ...] | None:
     """(z, y, x) box of every voxel within ``reach_mm`` of the lesion (clipped to the array), or None if empty.
 
