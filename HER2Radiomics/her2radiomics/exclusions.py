@@ -17,24 +17,18 @@ Air (extramammary background)
     the lesion mask is never air. The result is rejected (empty mask + note) when the candidate region is
     tissue rather than background noise (mean/std, relative intensity), e.g. on a crop inside the breast.
 
-Pectoralis major (chest wall first, as a reader finds it)
-    Assumes a (near-)axial acquisition; anterior/posterior is taken from the direction matrix. Columns
-    are physical A-P lines (slice, L-R); the analysed box is the lesion + reach + 20 mm in S-I / L-R and
-    from 10 mm in front of the lesion to the posterior face, on ~2 mm L-R blocks (full resolution along
-    A-P). 1. fat level: mode of the layer 2-5 mm under anterior-facing skin; lung threshold between the
-    background noise and fat. 2. chest wall: per column, the lung is the dark run reaching the posterior
-    end of the box (or, over the heart, the most posterior long dark run); its anterior end is the
-    chest wall - the dark suppressed fat of the breast lies in front of it and is never reached. 3.
-    muscle level: mode of the non-fat tissue 1-14 mm in front of the lung (intercostal muscles,
-    pectoralis minor / major), on the side of fat that holds more of it (brighter: fat-suppressed;
-    darker: not). 4. walking anteriorly from the lung, muscle-like runs are chained through the thin fat
-    planes (<= 5 mm) and one rib gap (<= 14 mm) near the lung; the pectoralis major is the last run
-    before the retromammary fat (a wider gap) or the lesion. 5. continuity and the 1.5-22 mm thickness
-    prior: outlying columns take their neighbourhood's median. 6. full resolution within one voxel of the
-    layer, voxels closer to muscle than to fat. Subtraction images (signed values, clipped zeros, or
-    fat as dark as the background): fat, lungs and background are all ~0, and the chest-wall muscles are
-    the first tissue in front of them (boundary halfway in intensity). Parenchyma is anterior to the
-    retromammary fat and is never reached from the chest wall.
+Pectoralis major
+    Assumes a (near-)axial acquisition; anterior/posterior is taken from the direction matrix.
+    Tissue intensities are calibrated on the image itself: fat as the modal intensity of the layer
+    2-5 mm under anterior-facing skin (valid for fat-suppressed and non-suppressed images alike), muscle
+    as the modal intensity of the first homogeneous, non-fat, non-dark layer behind the breast in each
+    A-P column (all such tissue would let a large organ such as the heart set the level). Muscle-like
+    voxels (intensity within +-30 % of the muscle level in log space, local coefficient of variation low
+    at a 1.5 mm or a ~1-voxel window, so that a muscle only a few mm thick stays homogeneous)
+    are then scanned along each anterior-to-posterior column: the first run is the pectoralis when it
+    is thicker than 2 mm (the next layers - fat plane, ribs, lungs - break the run; a thinner first run,
+    e.g. the tapering muscle end, gives nothing rather than the intercostal layer behind it). Small components are
+    dropped. With a lesion, only a box around it (lesion + reach + 30 mm) is analysed.
 
 References: N. Otsu, IEEE Trans. SMC 1979;9:62-66 (threshold); Gudbjartsson & Patz, MRM 1995;34:910
 (Rician background statistics); Rosenfeld & Pfaltz 1966 (connected components / hole filling).
@@ -50,10 +44,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from her2radiomics.errors import UserError
-from her2radiomics.geometry import check_same_grid, image_from_array
+from her2radiomics.geometry import check_same_grid
 
-#: changes whenever a detector's output can change (batch caches key on it)
-DETECTOR_VERSION = "2026.12-chest-wall-1"
 #: parameters (mm unless stated); documented in docs/exclusions.md
 AIR_SMOOTH_MM = 1.0
 AIR_BLOCK_MM = 2.2  # in-plane block size of the coarse grid
@@ -69,11 +61,15 @@ AIR_EMPTY_CONFIDENCE = 0.6
 AIR_MIN_BODY_MM3 = 50.0  # smaller islands of non-air inside the air are air  # less air than this fraction of the image -> treated as none
 AXIAL_MAX_TILT_DEG = 30.0
 PECT_SMOOTH_MM = 0.7
-PECT_SMOOTH_AP_MM = 0.35  # along A-P (the fat plane behind the pectoralis is 1.5-3 mm thick)
+PECT_TEXTURE_MM = 1.5
+PECT_TEXTURE_FINE_MM = 0.75  # second, finer CV window (thin muscle); at least one in-plane voxel
+PECT_GROW_MM = 2.5  # geodesic growth of the homogeneous core into partial-volume boundary voxels
+PECT_MAX_CV = 0.2
 PECT_WINDOW = 0.3  # +-log window around the muscle level
 PECT_MIN_LOG_CONTRAST = 0.2  # |log(muscle / fat)| below this: no usable muscle-fat contrast
 PECT_MIN_THICKNESS_MM = 2.0
-PECT_ROI_MARGIN_MM = 20.0
+PECT_MIN_VOLUME_MM3 = 300.0
+PECT_ROI_MARGIN_MM = 30.0
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
 PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind its posterior edge (less this)
@@ -81,48 +77,19 @@ PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind i
 PECT_BEHIND_FRACTION = (0.7, 0.9)  # mask near the lesion lying behind it
 PECT_THICK_FRACTION = (0.7, 1.0)  # runs within the 2-25 mm thickness prior
 PECT_MIN_SPAN = 0.6  # confidence 1 when the mask spans this fraction of the box's L-R extent on the lesion's slices
-PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker along A-P
-#: chest-wall-first pectoralis (docs/exclusions.md "Pectoralis major")
-PECT_ROI_ANTERIOR_MM = 10.0  # analysed box: from this far in front of the lesion to the posterior face
-PECT_LESION_GUARD_MM = 1.0  # lesion + this is never muscle nor lung
-PECT_LUNG_RUN_MM = 10.0  # the dark run reaching the posterior end of the box is lung when this long
-PECT_LUNG_GAP_MM = 2.0  # non-dark gaps (vessels, noise) up to this inside the lung
-PECT_FRONT_FILL_MM = 20.0  # a column without lung takes the nearest lung column's front within this (L-R)
-PECT_CALIB_AWAY = 0.5  # ... of the tissue at least this (log) away from fat (bone marrow, partial volume)
-PECT_CALIB_DEPTH_MM = 14.0  # muscle level from the tissue this far in front of the lung (chest-wall muscles)
-PECT_RIB_GAP_MM = 17.0  # lung -> first muscle run: at most this (fat, rib cortex and marrow)
-PECT_RIB_ZONE_MM = 6.0  # ... and it starts at most this far in front of the lung (pleura, soft tissue)
-PECT_RIB_ZONE_WIDE_MM = 45.0  # ... or this far, when that reads as a better sheet (soft tissue before the ribs)
-PECT_WIDE_SWITCH = 1.15
-PECT_SHEET_WINDOW_MM = 15.0  # sheet-quality neighbourhood (slices x L-R)
-PECT_PLANE_GAP_MM = 5.0  # between chest-wall muscle runs (fat planes); a wider gap is the retromammary fat
-PECT_BEYOND = 0.5  # muscle-like: at most this (log) beyond the muscle level, away from fat
-PECT_DIP = 0.3  # a merged run is split at a dip this fraction (log) of the way from muscle to fat
-PECT_MIN_RUN_MM = 1.2  # muscle-like runs thinner than this are noise
-PECT_MAX_DEPTH_MM = 70.0  # the pectoralis major starts at most this far in front of the lung
-PECT_THICKNESS_MM = (1.5, 22.0)  # thickness prior of the pectoralis major along A-P
-PECT_CONT_LR_MM = 10.0  # continuity neighbourhood: 3 slices x this along L-R
-PECT_STEP_MM = 4.0  # a column's layer boundary this far from its neighbourhood's median is an outlier
-PECT_TEXTURE_MM = 1.5  # legacy first-layer detector (fallback)
-PECT_TEXTURE_FINE_MM = 0.75
-PECT_GROW_MM = 2.5
-PECT_MAX_CV = 0.2
-PECT_MIN_VOLUME_MM3 = 300.0
 PECT_LEVEL_CANDIDATES = 3
-PECT_LEVEL_SWITCH = 1.5
-SUBTRACTION_MIN_ZERO = 0.05  # more exact zeros than this: a subtraction clipped at 0
+PECT_LEVEL_SWITCH = 1.5  # another candidate level wins only with a sheet score this many times larger  # histogram peaks tried as the muscle level
+PECT_SHEET_STEP_MM = 2.5  # neighbouring columns of a sheet start within this depth step
+PECT_SHEET_MIN_SMOOTH = 0.6  # fraction of such steps for a component to be a sheet
+PECT_SHEET_MIN_COVER = 0.25  # sheets covering less than this x the largest sheet's columns are dropped
+PECT_MAX_THICKNESS_MM = 25.0  # thickness prior: no pectoralis run is thicker along A-P
 SUBTRACTION_MIN_NEGATIVE = 0.01  # more negative voxels than this: a (signed) subtraction image
 SUBTRACTION_MIN_AIR_BEHIND_SKIN = 0.25  # more "air" than this behind the skin: fat as dark as background
 #: confidence (0-1) below this: the mask is flagged "review" (regions.json, panel, QC overlay)
 REVIEW_BELOW = 0.5
-#: chest-wall pectoralis less confident than this: the first-layer detector is tried (and used when it is sure
-#: and at least 0.2 more confident)
-PECT_FALLBACK_BELOW = 0.8
-PECT_SUBTRACTION_CONFIDENCE = 0.45  # a subtraction image's pectoralis is always 'review'
 SUBCUT_DEPTH_MM = (2.0, 5.0)
 SUBCUT_SLICE_MM = 9.6  # slices of the calibration at most this far apart
 SUBCUT_GRID_MM = 1.5  # in-plane grid of the subcutaneous-fat calibration
-SUBCUT_DEEP_MM = (5.0, 8.0)  # second in-plane layer for the fat level (thickened skin)
 SUBCUT_MIN_MM3 = 2000.0  # less of the 2-5 mm layer under anterior skin: no usable skin surface
 
 
@@ -136,6 +103,18 @@ class Exclusion:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _empty(image: sitk.Image) -> sitk.Image:
+    m = sitk.Image(image.GetSize(), sitk.sitkUInt8)
+    m.CopyInformation(image)
+    return m
+
+
+def _mask_image(arr: np.ndarray, image: sitk.Image) -> sitk.Image:
+    m = sitk.GetImageFromArray(arr.astype(np.uint8, copy=False))
+    m.CopyInformation(image)
+    return m
+
+
 def _lesion_array(image: sitk.Image, lesion: sitk.Image | None) -> np.ndarray | None:
     if lesion is None:
         return None
@@ -364,17 +343,17 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         if snr > AIR_MAX_MEAN_OVER_STD:
             notes.append(f"no extramammary air in this field of view (the darkest region reaching the anterior/lateral "
                          f"border has mean/std {snr:.1f}: tissue, not background noise); air mask left empty")
-            return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if rel > AIR_MAX_RELATIVE_INTENSITY:
             notes.append(f"no extramammary air in this field of view (darkest border-connected region is "
                          f"{100 * rel:.0f}% of tissue intensity); air mask left empty")
-            return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
         if frac < AIR_MIN_FRACTION:
             notes.append(f"only {100 * frac:.2f}% of the field of view looks like air; treated as no air")
-            return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     else:
         notes.append("no extramammary air in this field of view; air mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
     if ori.axial and "magnitude_image" not in parts:
         # fat as dark as the background (subtraction): the "air" then spreads behind the skin into the breast
         frac_behind = _air_behind_skin(_canon(air_blocks, ori))
@@ -385,10 +364,10 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         # never take breast tissue: where air and fat look alike, leave the mask empty and ask for a review
         notes.append("air and fat look alike in this image (subtraction?): the air mask is left empty rather than "
                      "taking breast fat; review it, draw it (--air), or detect on another phase with --exclusion-image")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
+        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
     vox = float(np.prod(image.GetSpacing()))
     info["volume_mm3"] = float(np.count_nonzero(air)) * vox
-    return _with_confidence(Exclusion(image_from_array(air.astype(np.uint8, copy=False), image), notes, info), parts)
+    return _with_confidence(Exclusion(_mask_image(air, image), notes, info), parts)
 
 
 def _air_seeds(dark: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -425,496 +404,13 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
     """
     if not (isinstance(reach_mm, (int, float)) and np.isfinite(reach_mm) and reach_mm >= 0):
         raise UserError(f"reach_mm={reach_mm!r} must be a non-negative number of millimetres")
-    if lesion is None:
-        # whole image (a convenience, not the validated mode): the first-layer detector, on blocks when large
-        if int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
-            return _pectoralis_on_blocks(image, reach_mm, air)
-        res = _pectoralis_first_layer(image, None, reach_mm, air)
-        res.info["method"] = "first-layer"
-        return res
-    res = _pectoralis_core(image, lesion, reach_mm, air)
-    if res.info.get("confidence", 0.0) < PECT_FALLBACK_BELOW and res.info.get("contrast") != "subtraction":
-        # the chest-wall reading is unsure (e.g. coarse voxels merge the fat plane behind the muscle, or no lung
-        # in the field of view): the pre-issue-11 first-layer detector, when it is sure, takes over
-        alt = _pectoralis_first_layer(image, lesion, reach_mm, air)
-        if not alt.info.get("review") and alt.info.get("confidence", 0.0) > res.info.get("confidence", 0.0) + 0.2:
-            alt.info["method"] = "first-layer (fallback)"
-            alt.notes.append(f"chest-wall reading unsure (confidence {res.info.get('confidence', 0.0):.2f}); the "
-                             "first-layer detector was used")
-            return alt
-    res.info["method"] = "chest-wall"
-    return res
+    if lesion is None and int(np.prod(image.GetSize())) > PECT_WHOLE_IMAGE_BLOCK_VOXELS:
+        return _pectoralis_on_blocks(image, reach_mm, air)
+    return _pectoralis_core(image, lesion, reach_mm, air)
 
 
 def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
                      air: sitk.Image | None) -> Exclusion:
-    """Chest-wall-first pectoralis major (see the module docstring): the steps are the functions below."""
-    les = _lesion_array(image, lesion)
-    ori = orientation(image)
-    if not ori.axial:
-        notes = [f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
-                 f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
-                 "mask left empty: draw it or pass --pectoralis"]
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, {"axial": False, "contrast": "unknown"}),
-                                {"axial": 0.0})
-    if air is None:
-        air_arr = _coarse_air(image, les)
-    else:
-        check_same_grid(air, image, what="air mask")
-        air_arr = sitk.GetArrayViewFromImage(air) != 0
-    spacing_zyx = np.array(image.GetSpacing()[::-1], float)
-    arr = sitk.GetArrayViewFromImage(image)
-    cal = _pect_calibrate(arr, air_arr, les, spacing_zyx, ori)
-    if cal["empty"] is not None:
-        return cal["empty"](image)
-    g = _pect_grid(arr, air_arr, les, spacing_zyx, ori, reach_mm)
-    front = _chest_wall_front(g, cal)
-    levels = _muscle_level(g, cal, front)
-    if levels["empty"] is not None:
-        return levels["empty"](image)
-    cols = _pect_layer_choice(g, cal, front)
-    cols = _pect_continuity(cols, g)
-    out = _pect_full_resolution(arr, les, air_arr, g, cal, cols, ori)
-    return _pect_result(image, out, les, g, cal, front, cols, ori, spacing_zyx, reach_mm)
-
-
-@dataclass
-class _PectGrid:
-    """The analysed box in canonical (slice, A->P, L-R) order: full resolution along A-P and S-I, L-R blocks."""
-
-    box: tuple[slice, slice, slice]  # canonical full-resolution box
-    fl: int  # L-R block factor
-    img: np.ndarray  # block-mean intensity (slice, A-P, L-R blocks), float32
-    air: np.ndarray  # block mostly air
-    les: np.ndarray  # block touches the lesion (dilated by PECT_LESION_GUARD_MM)
-    sp: np.ndarray  # grid spacing (mm): slice, A-P, L-R block
-    near: np.ndarray  # (slice, L-R) columns within reach + 10 mm of the lesion's columns (all without a lesion)
-
-
-def _pect_calibrate(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
-                    ori: Orientation) -> dict[str, Any]:
-    """Step 1: fat level (subcutaneous layer), air/tissue and lung thresholds, subtraction check.
-
-    ``empty`` is a function image -> Exclusion when the image cannot be analysed (subtraction, no skin).
-    """
-    cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
-    info_fat = None
-    if cs["fat_level"] is not None and not cs["subtraction"]:
-        # the layer under the skin by in-plane depth (the A-P depth of the coarse stage reaches the muscle
-        # on a thin chest wall between the breasts)
-        # three estimates of the subcutaneous fat: in-plane depth 2-5 mm (1.5 mm grid), A-P depth 2-5 mm (coarse
-        # stage), in-plane 5-8 mm; thickened skin can fill the 2-5 mm layer (see _fat_from_estimates)
-        est = [_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"]), cs["fat_level"],
-               _subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"], SUBCUT_DEEP_MM)]
-        sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
-        a_s = arr[sub]
-        body_v = a_s[~air_arr[sub] & (a_s > cs["threshold"])]
-        cs["fat_level"] = _fat_from_estimates(est, float(np.median(body_v)) if body_v.size else None)
-        info_fat = [None if v is None else round(float(v), 1) for v in est]
-    info: dict[str, Any] = {"fat_level": cs["fat_level"], "fat_estimates": info_fat, **cs["info"],
-                            "contrast": "subtraction" if cs["subtraction"] else "unknown"}
-    out: dict[str, Any] = {"info": info, "empty": None, "fat": cs["fat_level"], "threshold": cs["threshold"],
-                           "parts": {"calibration": cs["calibration_conf"]}}
-
-    def empty(note: str, parts: dict[str, float]):
-        return lambda image: _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), [note], info), parts)
-
-    sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
-    zero = float(np.mean(arr[sub] == 0))
-    info["zero_fraction"] = round(zero, 4)
-    if zero > SUBTRACTION_MIN_ZERO:  # a clipped subtraction (no air mask to show the background is not noise)
-        cs["subtraction"] = True
-    if cs["subtraction"]:
-        # fat, lungs and background are all near zero: the chest-wall muscles are the first tissue in front of
-        # the dark lung + chest fat + rib marrow, the retromammary fat the dark gap in front of them
-        sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
-        v = np.asarray(arr[sub], np.float64)
-        dark_v = v[v < cs["threshold"]]
-        out["fat"] = max(float(np.median(dark_v)) if dark_v.size else 1.0, 1.0)
-        out["lung_threshold"] = cs["threshold"]
-        info.update(contrast="subtraction", fat_level=round(out["fat"], 3), lung_threshold=round(cs["threshold"], 2))
-        # the mask is offered, but flagged: muscle that does not enhance is invisible here (fat, lungs and
-        # background are all ~0), and the air mask is empty anyway
-        out["parts"]["calibration"] = PECT_SUBTRACTION_CONFIDENCE
-        return out
-    if cs["fat_level"] is None:
-        out["empty"] = empty("no anterior skin surface (air in front of the body) in the field of view to calibrate "
-                             "the fat intensity; pectoralis mask left empty", {"calibration": 0.0})
-        return out
-    # the lungs: as dark as the background noise (proton density ~0.15, T2* ~1 ms), darker than any fat
-    sub = tuple(slice(0, None, max(1, n // 64)) for n in arr.shape)
-    a_s, m_s = arr[sub], air_arr[sub]
-    air_hi = float(np.percentile(a_s[m_s], 95)) if m_s.sum() > 100 else 0.5 * cs["threshold"]
-    lung_thr = min(cs["threshold"], float(np.exp(0.75 * np.log(max(air_hi, 1e-3)) + 0.25 * np.log(cs["fat_level"]))))
-    out["lung_threshold"] = lung_thr
-    info["lung_threshold"] = round(lung_thr, 2)
-    return out
-
-
-def _fat_from_estimates(est: list[float | None], body_median: float | None) -> float | None:
-    """The fat level from three subcutaneous estimates (in-plane 2-5 mm, A-P 2-5 mm, in-plane 5-8 mm).
-
-    The first two agreeing (|log ratio| < 0.25): the first (the validated layer). Otherwise thickened skin, a
-    thin chest wall or dense glandular tissue pulled some of them off, and fat is the extreme one: the darkest
-    when it lies below the body's median intensity (fat-suppressed: fat is the darkest tissue), else the
-    brightest (non-suppressed: fat is the brightest)."""
-    a, b = est[0], est[1]
-    if a is not None and b is not None and a > 0 and b > 0 and abs(np.log(a / b)) < 0.25:
-        return float(a)
-    vals = [float(v) for v in est if v is not None and v > 0]
-    if not vals:
-        return None
-    if body_median is None:
-        return vals[0]
-    return min(vals) if min(vals) < body_median else max(vals)
-
-
-def _pect_grid(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
-               ori: Orientation, reach_mm: float) -> _PectGrid:
-    """Step 2: the analysed box (lesion + reach + margin in S-I / L-R; from in front of the lesion to
-    PECT_ROI_POSTERIOR_MM behind it, where the chest wall must be) on L-R blocks of ~PECT_COARSE_MM."""
-    sp_c = _canon_spacing(spacing_zyx, ori)
-    arr_c = _canon(arr, ori)
-    shape = arr_c.shape
-    if les is not None:
-        lo, hi = _extent(_canon(les, ori))
-        side = (reach_mm + PECT_ROI_MARGIN_MM) / sp_c
-        box = (slice(max(0, int(lo[0] - side[0])), min(shape[0], int(hi[0] + side[0]) + 1)),
-               slice(max(0, int(lo[1] - PECT_ROI_ANTERIOR_MM / sp_c[1])), shape[1]),
-               slice(max(0, int(lo[2] - side[2])), min(shape[2], int(hi[2] + side[2]) + 1)))
-    else:
-        box = tuple(slice(0, n) for n in shape)
-    fl = max(1, int(round(PECT_COARSE_MM / sp_c[2])))
-    sub = np.ascontiguousarray(arr_c[box], dtype=np.float32)
-    air_b = np.ascontiguousarray(_canon(air_arr, ori)[box])
-    img = _block_mean_lr(sub, fl)
-    img = ndimage.gaussian_filter1d(img, PECT_SMOOTH_AP_MM / sp_c[1], axis=1, mode="nearest", truncate=2.0)
-    air_g = _block_mean_lr(air_b.view(np.uint8), fl) > 0.5
-    sp = np.array([sp_c[0], sp_c[1], sp_c[2] * fl], float)
-    les_g = np.zeros(img.shape, bool)
-    near = np.ones((img.shape[0], img.shape[2]), bool)
-    if les is not None:
-        les_g = _block_mean_lr(np.ascontiguousarray(_canon(les, ori)[box]).view(np.uint8), fl) > 0
-        foot = les_g.any(axis=1)
-        dist = ndimage.distance_transform_edt(~foot, sampling=sp[[0, 2]])
-        near = dist <= reach_mm + 10.0
-        guard = _near_mask(les_g, sp, PECT_LESION_GUARD_MM)
-        les_g = guard
-    return _PectGrid(box=box, fl=fl, img=img, air=air_g, les=les_g, sp=sp, near=near)
-
-
-def _mask_distance(mask: np.ndarray, sp: np.ndarray, reach_mm: float) -> np.ndarray:
-    """Euclidean distance (mm) to a non-empty ``mask``, computed on its box + ``reach_mm`` (inf beyond)."""
-    lo, hi = _extent(mask)
-    box = tuple(slice(max(0, int(a - np.ceil(reach_mm / s)) - 1), min(n, int(b + np.ceil(reach_mm / s)) + 2))
-                for a, b, s, n in zip(lo, hi, sp, mask.shape, strict=True))
-    out = np.full(mask.shape, np.inf, np.float32)
-    out[box] = ndimage.distance_transform_edt(~mask[box], sampling=sp)
-    return out
-
-
-def _near_mask(mask: np.ndarray, sp: np.ndarray, reach_mm: float) -> np.ndarray:
-    """Voxels within ``reach_mm`` (Euclidean, mm) of a non-empty ``mask``."""
-    return _mask_distance(mask, sp, reach_mm) <= reach_mm
-
-
-def _block_mean_lr(a: np.ndarray, fl: int) -> np.ndarray:
-    """Mean over blocks of ``fl`` voxels along the last (L-R) axis (edge-padded), float32."""
-    if fl == 1:
-        return np.asarray(a, np.float32)
-    pad = (-a.shape[2]) % fl
-    if pad:
-        a = np.pad(a, ((0, 0), (0, 0), (0, pad)), mode="edge")
-    out = np.zeros(a.shape[:2] + (a.shape[2] // fl,), np.float32)
-    for r in range(fl):
-        out += a[:, :, r::fl]
-    return out * np.float32(1.0 / fl)
-
-
-def _chest_wall_front(g: _PectGrid, cal: dict[str, Any]) -> np.ndarray:
-    """Step 3: per (slice, L-R) column, the A-P index where the lung starts (the posterior side of the chest
-    wall), -1 where no lung is found (medial columns over the heart get their neighbour's).
-
-    Found from the posterior side, as a reader does: the lung is the dark run (below ``lung_threshold``, as
-    dark as the background; gaps up to PECT_LUNG_GAP_MM for vessels and noise) that reaches the posterior end
-    of the analysed box and is at least PECT_LUNG_RUN_MM long; its anterior end is the chest wall. Dark
-    suppressed fat of the breast lies in front of the chest wall and is never reached.
-    """
-    dark = (g.img < cal["lung_threshold"]) & ~g.air & ~g.les
-    gap = max(1, int(round(PECT_LUNG_GAP_MM / g.sp[1])))
-    dark = ndimage.binary_closing(dark, structure=np.ones((1, gap + 1, 1), bool), border_value=1)
-    nj = dark.shape[1]
-    trailing = np.argmax(~dark[:, ::-1, :], axis=1)
-    trailing[dark.all(axis=1)] = nj
-    front = np.where(trailing * g.sp[1] >= PECT_LUNG_RUN_MM, nj - trailing, -1)
-    # a column ending in the heart or mediastinum: the most posterior long dark run (the lung in front of it)
-    min_run = PECT_LUNG_RUN_MM / g.sp[1]
-    pad = np.zeros((dark.shape[0], 1, dark.shape[2]), np.int8)
-    d = np.diff(np.concatenate([pad, dark.view(np.int8), pad], axis=1), axis=1)
-    for k, i in zip(*np.nonzero(front < 0), strict=True):
-        starts, ends = np.flatnonzero(d[k, :, i] == 1), np.flatnonzero(d[k, :, i] == -1)
-        long_ = np.flatnonzero(ends - starts >= min_run)
-        if long_.size:
-            front[k, i] = starts[long_[-1]]
-    # columns without lung (over the heart, beyond the lung's edge): the nearest lung column on the slice
-    reach = max(1, int(round(PECT_FRONT_FILL_MM / g.sp[2])))
-    for k in range(front.shape[0]):
-        row = front[k]
-        ok = row >= 0
-        if ok.all() or not ok.any():
-            continue
-        idx = np.nonzero(ok)[0]
-        miss = np.nonzero(~ok)[0]
-        pos = np.clip(np.searchsorted(idx, miss), 1, idx.size) - 1
-        cand = np.stack([idx[pos], idx[np.minimum(pos + 1, idx.size - 1)]])
-        best = cand[np.argmin(np.abs(cand - miss[None, :]), axis=0), np.arange(miss.size)]
-        close = np.abs(best - miss) <= reach
-        row[miss[close]] = row[best[close]]
-    return front
-
-
-def _muscle_level(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[str, Any]:
-    """Step 4: the muscle level: mode (log intensity) of the non-fat, non-dark tissue of the chest-wall layer
-    (PECT_CALIB_DEPTH_MM in front of the lung: intercostal muscles, pectoralis minor / major), never of the
-    breast. Sets ``cal["muscle"]``, the log window and the assumed contrast."""
-    nk, nj, nl = g.img.shape
-    jj = np.arange(nj)[None, :, None]
-    f = front[:, None, :]
-    lf = np.log(cal["fat"])
-    out: dict[str, Any] = {"empty": None}
-    info = cal["info"]
-    vals = np.empty(0)
-    for depth in (PECT_CALIB_DEPTH_MM, 2 * PECT_CALIB_DEPTH_MM):
-        band = (f >= 0) & (jj < f - 1.0 / g.sp[1]) & (jj >= f - depth / g.sp[1])
-        band &= ~g.air & ~g.les & (g.img > cal["lung_threshold"])
-        v = np.log(np.maximum(g.img[band], 1e-3))
-        # the chest-wall muscles are the non-fat tissue of the band; which side of fat they lie on (brighter:
-        # fat-suppressed, darker: not) is the side holding more of it (the rest: fat planes, marrow)
-        hi, lo = v[v > lf + PECT_CALIB_AWAY], v[v < lf - PECT_CALIB_AWAY]
-        vals = hi if hi.size >= lo.size else lo
-        if vals.size >= 30:
-            break
-
-    def empty(note: str, parts: dict[str, float]):
-        return lambda image: _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), [note], info), dict(cal["parts"], **parts))
-
-    if vals.size < 30:
-        info["chest_wall_columns"] = int((front >= 0).sum())
-        out["empty"] = empty("no chest wall (lung behind a muscle layer) found in the analysed region; pectoralis "
-                             "mask left empty - review it or draw it", {"chest_wall": 0.0})
-        return out
-    lm = _peaks(vals, 1)[0]
-    muscle = float(np.exp(lm))
-    ratio = muscle / cal["fat"]
-    info.update(muscle_level=round(muscle, 3), muscle_to_fat=round(ratio, 3),
-                contrast=info.get("contrast") if info.get("contrast") == "subtraction" else
-                "fat-suppressed" if ratio > 1 else "non-fat-suppressed")
-    contrast = abs(np.log(ratio))
-    cal["parts"]["contrast"] = float(np.clip((contrast - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
-    if contrast < PECT_MIN_LOG_CONTRAST:
-        out["empty"] = empty(f"muscle and fat have similar intensity here (ratio {ratio:.2f}); pectoralis mask "
-                             "left empty", {"contrast": 0.0})
-        return out
-    cal["muscle"] = muscle
-    cal["window"] = min(PECT_WINDOW, 0.5 * contrast)
-    # muscle / fat boundary: halfway in log, or, on a subtraction (fat ~ 0), halfway in intensity
-    sub_img = info.get("contrast") == "subtraction"
-    cal["mid_log"] = float(np.log(0.5 * (muscle + cal["fat"]))) if sub_img else 0.5 * (lm + lf)
-    return out
-
-
-def _pect_layer(g: _PectGrid, cal: dict[str, Any], front: np.ndarray, rib_zone_mm: float) -> dict[str, np.ndarray]:
-    """Step 5: per column, walk anteriorly from the lung through the chest-wall muscle layers: gaps up to
-    PECT_PLANE_GAP_MM (the thin fat planes between intercostal muscle, pectoralis minor and major), and once
-    a gap up to PECT_RIB_GAP_MM (the ribs: cortex and marrow) starting within PECT_RIB_ZONE_MM of the lung;
-    the pectoralis major is the last muscle-like run before the retromammary fat (a wider gap) or the lesion.
-    Runs thinner than PECT_MIN_RUN_MM are noise."""
-    log_img = np.log(np.maximum(g.img, 1e-3))
-    # muscle-like: closer (log) to the muscle level than to fat, and not much beyond it (enhancing lesion,
-    # heart, skin)
-    lm, lf = np.log(cal["muscle"]), np.log(cal["fat"])
-    sgn = 1.0 if lm > lf else -1.0
-    like = (sgn * (log_img - cal["mid_log"]) > 0) & (sgn * (log_img - lm) < PECT_BEYOND) & ~g.air & ~g.les
-    like &= g.img > cal["lung_threshold"]
-    nk, nj, nl = g.img.shape
-    sap = g.sp[1]
-    gap0, gap1, rib_zone = PECT_RIB_GAP_MM / sap, PECT_PLANE_GAP_MM / sap, rib_zone_mm / sap
-    min_run, max_depth = PECT_MIN_RUN_MM / sap, PECT_MAX_DEPTH_MM / sap
-    max_thick = PECT_THICKNESS_MM[1] / sap
-    dip_min = PECT_DIP * abs(lm - lf)
-    first = np.full((nk, nl), np.nan)
-    last = np.full((nk, nl), np.nan)
-    pad = np.zeros((nk, 1, nl), np.int8)
-    d = np.diff(np.concatenate([pad, like.view(np.int8), pad], axis=1), axis=1)
-    for k, i in zip(*np.nonzero(front > 0), strict=True):
-        a = int(front[k, i])
-        col = d[k, : a + 1, i]
-        starts = np.flatnonzero(col == 1)
-        ends = np.flatnonzero(col == -1)
-        if starts.size == 0:
-            continue
-        if ends.size < starts.size:  # run reaching the lung front
-            ends = np.append(ends, a)
-        lescol = g.les[k, :a, i]
-        boundary, wide_left, chosen = a, True, None
-        for s, e in zip(starts[::-1], ends[::-1], strict=True):
-            if e - s < min_run:
-                continue
-            gap = boundary - e
-            # one wide gap (the rib layer), starting at most PECT_RIB_ZONE_MM in front of the lung
-            wide = wide_left and a - boundary <= rib_zone
-            if gap > (gap0 if wide else gap1) or a - e > max_depth or lescol[e:boundary].any():
-                break
-            if gap > gap1:
-                wide_left = False
-            chosen, boundary = (s, e), s
-        if chosen is not None:
-            s0, e0 = chosen
-            if e0 - s0 > max_thick:
-                # thicker than the prior: the muscle merged with the layer behind it through a fat plane
-                # thinner than a voxel; end it at the first partial-volume dip towards fat
-                dip = sgn * (lm - log_img[k, s0:e0, i])
-                cand = np.flatnonzero((dip[1:-1] > dip_min) & (dip[1:-1] >= dip[:-2]) & (dip[1:-1] >= dip[2:])) + 1
-                cand = cand[(cand >= min_run) & (cand <= max_thick)]
-                if cand.size:
-                    e0 = s0 + int(cand[0])
-            first[k, i], last[k, i] = s0, e0
-    return {"first": first, "last": last, "found": np.isfinite(first)}
-
-
-def _sheet_quality(cols: dict[str, np.ndarray], g: _PectGrid) -> float:
-    """How sheet-like a per-column layer is: fraction of the near-lesion columns holding a layer within the
-    thickness prior whose front lies within 3 mm of the median front of its PECT_SHEET_WINDOW_MM neighbourhood
-    (slices x L-R): a layer that jumps between two depths (rib and intercostal slices) or follows irregular
-    glandular tissue scores low."""
-    first, last = cols["first"], cols["last"]
-    thick = (last - first) * g.sp[1]
-    ok = np.isfinite(first) & (thick >= PECT_THICKNESS_MM[0]) & (thick <= PECT_THICKNESS_MM[1])
-    if ok.sum() < 5:
-        return 0.0
-    size = tuple(max(3, 2 * int(round(PECT_SHEET_WINDOW_MM / sp / 2)) + 1) for sp in (g.sp[0], g.sp[2]))
-    med = _nan_median_filter(np.where(ok, first, np.nan), size)
-    good = ok & (np.abs(first - med) * g.sp[1] <= 3.0)
-    sel = g.near if g.near.any() else np.ones_like(ok)
-    return float(good[sel].mean())
-
-
-def _nan_median_filter(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Median of the finite values in a ``size`` window, edge-replicated (NaN where the window holds none)."""
-    import warnings
-    pk, pl = size[0] // 2, size[1] // 2
-    padded = np.pad(a, ((pk, pk), (pl, pl)), mode="edge")
-    win = np.lib.stride_tricks.sliding_window_view(padded, size).reshape(a.shape[0], a.shape[1], -1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(win, axis=2)
-
-
-def _pect_layer_choice(g: _PectGrid, cal: dict[str, Any], front: np.ndarray) -> dict[str, np.ndarray]:
-    """Step 5b: the rib gap either right in front of the lung (PECT_RIB_ZONE_MM) or, when soft tissue lies
-    between lung and ribs, up to PECT_RIB_ZONE_WIDE_MM in front of it: the reading that gives the better sheet
-    (_sheet_quality; the wide one must be PECT_WIDE_SWITCH x better, since it may jump the retromammary fat)."""
-    near = _pect_layer(g, cal, front, PECT_RIB_ZONE_MM)
-    wide = _pect_layer(g, cal, front, PECT_RIB_ZONE_WIDE_MM)
-    qn, qw = _sheet_quality(near, g), _sheet_quality(wide, g)
-    cal["info"]["sheet_quality"] = [round(qn, 3), round(qw, 3)]
-    return wide if qw > PECT_WIDE_SWITCH * qn else near
-
-
-def _pect_continuity(cols: dict[str, np.ndarray], g: _PectGrid) -> dict[str, np.ndarray]:
-    """Step 6: slice-to-slice / column-to-column continuity and the thickness prior. A column whose layer
-    boundaries lie more than PECT_STEP_MM from the median of its neighbourhood (3 slices x PECT_CONT_LR_MM),
-    or whose layer is outside PECT_THICKNESS_MM, takes the neighbourhood's median when at least half of the
-    neighbourhood has a layer, else is dropped."""
-    first, last = cols["first"].copy(), cols["last"].copy()
-    thick = (last - first) * g.sp[1]
-    ok_thick = (thick >= PECT_THICKNESS_MM[0]) & (thick <= PECT_THICKNESS_MM[1])
-    fin = np.isfinite(first)
-    valid = fin & ok_thick
-    size = (3, max(3, 2 * int(round(PECT_CONT_LR_MM / g.sp[2] / 2)) + 1))
-    fv = np.where(valid, first, np.nan)
-    lv = np.where(valid, last, np.nan)
-    mf, ml = _nan_median_filter(fv, size), _nan_median_filter(lv, size)
-    frac = ndimage.uniform_filter(valid.astype(float), size=size, mode="nearest")
-    step = PECT_STEP_MM / g.sp[1]
-    outlier = fin & (~ok_thick | (np.abs(first - mf) > step) | (np.abs(last - ml) > step))
-    repair = outlier & (frac >= 0.5) & np.isfinite(mf)
-    first[repair], last[repair] = mf[repair], ml[repair]
-    drop = outlier & ~repair
-    first[drop], last[drop] = np.nan, np.nan
-    return {"first": first, "last": last, "found": np.isfinite(first), "found_raw": fin, "outlier": outlier,
-            "thick_ok": ok_thick}
-
-
-def _pect_full_resolution(arr: np.ndarray, les: np.ndarray | None, air_arr: np.ndarray, g: _PectGrid,
-                          cal: dict[str, Any], cols: dict[str, np.ndarray], ori: Orientation) -> np.ndarray:
-    """Step 7: the mask at full resolution in the box: voxels within one voxel of their column's layer that
-    are closer (log) to muscle than to fat (partial-volume boundary), never lesion or air."""
-    out_c = np.zeros(_canon(arr, ori).shape, bool)
-    if not np.isfinite(cols["first"]).any():
-        return np.ascontiguousarray(_uncanon(out_c, ori))
-    # only the A-P range the layer occupies (+- 2 voxels) is looked at in full resolution
-    j0 = max(0, int(np.nanmin(cols["first"])) - 2)
-    j1 = min(g.img.shape[1], int(np.nanmax(cols["last"])) + 2)
-    box = (g.box[0], slice(g.box[1].start + j0, g.box[1].start + j1), g.box[2])
-    nk, nj, nlf = (s.stop - s.start for s in box)
-    first = np.repeat(np.nan_to_num(cols["first"], nan=-10) - j0, g.fl, axis=1)[:, :nlf]
-    last = np.repeat(np.nan_to_num(cols["last"], nan=-10) - j0, g.fl, axis=1)[:, :nlf]
-    jj = np.arange(nj)[None, :, None]
-    inside = (jj >= first[:, None, :] - 1) & (jj < last[:, None, :] + 1)
-    sub = np.asarray(_canon(arr, ori)[box], np.float32)
-    sm = ndimage.gaussian_filter(sub, (0, PECT_SMOOTH_AP_MM / g.sp[1], PECT_SMOOTH_MM * g.fl / g.sp[2]),
-                                 mode="nearest", truncate=2.0)
-    mid = cal["mid_log"]
-    log_sm = np.log(np.maximum(sm, 1e-3))
-    closer = (log_sm > mid) if cal["muscle"] > cal["fat"] else (log_sm < mid)
-    m = inside & closer & (sm > cal["lung_threshold"]) & ~np.asarray(_canon(air_arr, ori)[box])
-    if les is not None:
-        m &= ~np.asarray(_canon(les, ori)[box])
-    out_c[box] = m
-    return np.ascontiguousarray(_uncanon(out_c, ori))
-
-
-def _pect_result(image: sitk.Image, out: np.ndarray, les: np.ndarray | None, g: _PectGrid, cal: dict[str, Any],
-                 front: np.ndarray, cols: dict[str, np.ndarray], ori: Orientation, spacing_zyx: np.ndarray,
-                 reach_mm: float) -> Exclusion:
-    """Step 8: info, notes and the confidence of the mask (see _pectoralis_parts and docs/exclusions.md)."""
-    info, notes = cal["info"], []
-    vox = float(np.prod(spacing_zyx))
-    info["volume_mm3"] = float(out.sum()) * vox
-    parts = dict(cal["parts"])
-    near = g.near
-    if near.any():
-        parts["chest_wall"] = float(np.clip(((front >= 0)[near].mean() - 0.5) / 0.4, 0, 1))
-    found = cols["found_raw"] & near
-    if found.sum() >= 5:
-        parts["layer_continuity"] = float(np.clip((1 - cols["outlier"][found].mean() - 0.6) / 0.3, 0, 1))
-    info["chest_wall_columns"] = round(float((front >= 0)[near].mean()) if near.any() else 0.0, 3)
-    if les is not None and out.any():
-        lc = np.ascontiguousarray(_canon(les, ori)[g.box])
-        run_c = np.ascontiguousarray(_canon(out, ori)[g.box])
-        parts.update(_pectoralis_parts(run_c, lc, _canon_spacing(spacing_zyx, ori), reach_mm))
-    elif out.any():
-        parts.update(_pectoralis_parts(np.ascontiguousarray(_canon(out, ori)), None,
-                                       _canon_spacing(spacing_zyx, ori), reach_mm))
-    if not out.any():
-        notes.append("no muscle layer found on the chest wall in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
-    if les is not None:
-        lc = np.ascontiguousarray(_canon(les, ori)[g.box])
-        d = _mask_distance(lc, _canon_spacing(spacing_zyx, ori), reach_mm + 20.0)
-        dmin = float(d[np.ascontiguousarray(_canon(out, ori)[g.box])].min())
-        info["distance_to_lesion_mm"] = round(dmin, 2)
-        if dmin > reach_mm:
-            notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
-    return _with_confidence(Exclusion(image_from_array(out.astype(np.uint8, copy=False), image), notes, info), parts)
-
-
-# ---------------------------------------------------------------------------------------------- legacy first-layer pectoralis (fallback)
-def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
-                            air: sitk.Image | None) -> Exclusion:
-    """The pre-issue-11 detector (first homogeneous muscle-intensity layer behind the lesion), kept as the
-    fallback of :func:`detect_pectoralis` where the chest-wall reading is unsure (see docs/exclusions.md)."""
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     notes: list[str] = []
@@ -922,7 +418,7 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
         notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
                      f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
                      "mask left empty: draw it or pass --pectoralis")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, {"axial": False, "contrast": "unknown"}),
+        return _with_confidence(Exclusion(_empty(image), notes, {"axial": False, "contrast": "unknown"}),
                                 {"axial": 0.0})
     if air is None:
         air_arr = _coarse_air(image, les)
@@ -952,17 +448,17 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
         notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
                      "told from fat here: mask left empty - review it, or detect on another phase with "
                      "--exclusion-image")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"contrast": 0.0})
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
     if fat_level is None:
         notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
                      "intensity; pectoralis mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"calibration": 0.0})
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"calibration": 0.0})
     if cs["subtraction"]:
         info["contrast"] = "subtraction"
         notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
                      "told from fat here: mask left empty - review it, or detect on another phase with "
                      "--exclusion-image")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"contrast": 0.0})
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
     parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
 
     sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
@@ -1002,7 +498,7 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
     vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
     if vals.size < 50:
         notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"muscle": 0.0})
+        return _with_confidence(Exclusion(_empty(image), notes, info), {"muscle": 0.0})
     # candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
     # behind the parenchyma) and the main peaks of all homogeneous non-fat tissue behind the lesion (the
     # pectoralis when fibroglandular tissue of another intensity comes first). Each candidate is tried and
@@ -1034,7 +530,7 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
         info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
         notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
                      "mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), dict(parts, contrast=0.0))
+        return _with_confidence(Exclusion(_empty(image), notes, info), dict(parts, contrast=0.0))
     sheet_score, lv, run = best
     muscle_level = float(np.exp(lv))
     info["muscle_level"] = muscle_level
@@ -1069,79 +565,16 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
     out &= ~air_arr
     info["volume_mm3"] = float(out.sum()) * vox
     sp_c = _canon_spacing(spacing_zyx, ori)
-    parts.update(_pectoralis_parts(_canon(out[roi], ori), None if les_roi is None else _canon(les_roi, ori), sp_c, reach_mm))
+    parts.update(_pectoralis_parts(_canon(out[roi], ori), les_roi, ori, sp_c, reach_mm))
     if not out.any():
         notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
+        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
     if les is not None:
         dmin = float(les_dist[out[roi]].min())
         info["distance_to_lesion_mm"] = round(dmin, 2)
         if dmin > reach_mm:
             notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
-    return _with_confidence(Exclusion(image_from_array(out.astype(np.uint8), image), notes, info), parts)
-
-
-def _sheet_score(run_c: np.ndarray, sp_c: np.ndarray) -> float:
-    """How much a first-layer mask (canonical) looks like one muscle sheet: area (mm2) of the columns holding a
-    run 2-25 mm thick x the fraction of neighbouring such columns whose runs start within 3 mm."""
-    thick = run_c.sum(axis=1) * sp_c[1]
-    ok = (thick >= PECT_MIN_THICKNESS_MM) & (thick <= PECT_MAX_THICKNESS_MM)
-    if ok.sum() < 5:
-        return 0.0
-    first = np.argmax(run_c, axis=1).astype(float) * sp_c[1]
-    num = den = 0
-    for axis in (0, 1):
-        pair = np.diff(ok.astype(np.int8), axis=axis) == 0
-        both = pair & np.take(ok, np.arange(1, ok.shape[axis]), axis=axis)
-        d = np.abs(np.diff(first, axis=axis))[both]
-        num += int((d <= 3.0).sum())
-        den += int(d.size)
-    smooth = num / den if den else 0.0
-    return float(ok.sum() * sp_c[0] * sp_c[2] * smooth)
-
-def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
-    """Local coefficient of variation (std / mean) in a Gaussian window of ``sigma_mm`` (slices thicker than
-    2 sigma are not mixed)."""
-    sig_vox = [sigma_mm / sp for sp in spacing_zyx]
-    sig_vox[0] = sig_vox[0] if spacing_zyx[0] <= 2 * sigma_mm else 0.0
-    mean = ndimage.gaussian_filter(raw, sig_vox, mode="nearest", truncate=2.5)
-    sq = ndimage.gaussian_filter(raw * raw, sig_vox, mode="nearest", truncate=2.5)
-    return np.sqrt(np.clip(sq - mean * mean, 0, None)) / np.maximum(mean, 1e-3)
-
-def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, thin_blocks: bool = False) -> np.ndarray:
-    """Per (slice, L-R) column, the first run (anterior -> posterior) of ``mask`` at least
-    ``PECT_MIN_THICKNESS_MM`` thick along A-P. Thinner runs are opened away first, or, with
-    ``thin_blocks``, a thinner first run is the column's first run and is then dropped (nothing behind it
-    is taken)."""
-    c = _to_canonical_inplane(mask, ori)
-    flip = ori.ap_sign < 0
-    if flip:
-        c = c[:, ::-1, :]
-    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / spacing_zyx[ori.ap_axis])))
-    thick = c
-    if min_len > 1:
-        thick = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
-        if not thin_blocks:
-            c = thick
-    has = c.any(axis=1)
-    first = np.argmax(c, axis=1)
-    ap_idx = np.arange(c.shape[1])[None, :, None]
-    after = ap_idx >= first[:, None, :]
-    ended = np.logical_or.accumulate(after & ~c, axis=1)
-    run = after & ~ended & has[:, None, :]
-    if thin_blocks:
-        run &= thick
-    if flip:
-        run = run[:, ::-1, :]
-    return _from_canonical_inplane(run, ori)
-
-def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
-    """Index along the A-P array axis, increasing towards posterior, broadcastable to ``shape``."""
-    n = shape[ori.ap_axis]
-    v = np.arange(n) if ori.ap_sign > 0 else np.arange(n)[::-1]
-    sh = [1, 1, 1]
-    sh[ori.ap_axis] = n
-    return np.broadcast_to(v.reshape(sh), shape)
+    return _with_confidence(Exclusion(_mask_image(out, image), notes, info), parts)
 
 
 def _canon(a: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -1158,6 +591,27 @@ def _uncanon(c: np.ndarray, ori: Orientation) -> np.ndarray:
 
 def _canon_spacing(spacing_zyx: np.ndarray, ori: Orientation) -> np.ndarray:
     return np.array([spacing_zyx[0], spacing_zyx[ori.ap_axis], spacing_zyx[ori.lr_axis]], float)
+
+
+def _canon_slices(lo: list[int], hi: list[int], ori: Orientation, shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """A (z, y, x) box as canonical (slice, A-P, L-R) index ranges."""
+    out = [(lo[0], hi[0]), (lo[ori.ap_axis], hi[ori.ap_axis]), (lo[ori.lr_axis], hi[ori.lr_axis])]
+    if ori.ap_sign < 0:
+        n = shape[ori.ap_axis]
+        out[1] = (n - out[1][1], n - out[1][0])
+    return out
+
+
+def _first_run_canon(c: np.ndarray, sp_ap: float) -> np.ndarray:
+    """Per canonical column, the first (most anterior) run of ``c`` at least PECT_MIN_THICKNESS_MM thick."""
+    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_ap)))
+    if min_len > 1:
+        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+    has = c.any(axis=1)
+    first = np.argmax(c, axis=1)
+    after = np.arange(c.shape[1])[None, :, None] >= first[:, None, :]
+    ended = np.logical_or.accumulate(after & ~c, axis=1)
+    return after & ~ended & has[:, None, :]
 
 
 def _mode(values: np.ndarray, bins: int = 64, log: bool = False) -> float:
@@ -1221,8 +675,6 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     g = float(max(spc[1:]))
     lo_d, hi_d = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g), SUBCUT_DEPTH_MM[1] + v + g
     band = facing[:, None, :] & (depth > lo_d) & (depth <= hi_d) & body
-    # background the air mask missed (zero-filled corners of a rotated field of view, motion ghosts) is not fat
-    band &= img > thr
     band_mm3 = float(band.sum() * np.prod(spc))
     out["info"]["subcutaneous_mm3"] = round(band_mm3, 1)
     # ---- subtraction-like image: signed values, or air spread behind the skin (fat as dark as the background)
@@ -1244,7 +696,7 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     return out
 
 
-def _pectoralis_parts(run_c: np.ndarray, lc: np.ndarray | None, sp_c: np.ndarray,
+def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orientation, sp_c: np.ndarray,
                       reach_mm: float) -> dict[str, float]:
     """Confidence components (0-1) of a pectoralis mask (canonical run array), near the lesion where it matters.
 
@@ -1259,11 +711,12 @@ def _pectoralis_parts(run_c: np.ndarray, lc: np.ndarray | None, sp_c: np.ndarray
     nk, nap, nlr = run_c.shape
     parts: dict[str, float] = {}
     has = run_c.any(axis=1)
-    if lc is None:
+    if les_roi is None:
         cols = np.ones((nk, nlr), bool)
     else:
+        lc = _canon(les_roi, ori)
         if run_c.any():
-            d = _mask_distance(lc, sp_c, reach_mm + 20.0)
+            d = ndimage.distance_transform_edt(~lc, sampling=sp_c)
             near_mask = run_c & (d <= reach_mm + 10.0)
             if not near_mask.any():
                 return {"coverage": 1.0}
@@ -1333,8 +786,74 @@ def _peaks(values: np.ndarray, n: int, bins: int = 64) -> list[float]:
     return [float(centres[i]) for i in idx] or [float(centres[int(np.argmax(hist))])]
 
 
+def _sheet_score(run_c: np.ndarray, sp_c: np.ndarray) -> float:
+    """How much a first-layer mask (canonical) looks like one muscle sheet: area (mm2) of the columns holding a
+    run 2-25 mm thick x the fraction of neighbouring such columns whose runs start within 3 mm."""
+    thick = run_c.sum(axis=1) * sp_c[1]
+    ok = (thick >= PECT_MIN_THICKNESS_MM) & (thick <= PECT_MAX_THICKNESS_MM)
+    if ok.sum() < 5:
+        return 0.0
+    first = np.argmax(run_c, axis=1).astype(float) * sp_c[1]
+    num = den = 0
+    for axis in (0, 1):
+        pair = np.diff(ok.astype(np.int8), axis=axis) == 0
+        both = pair & np.take(ok, np.arange(1, ok.shape[axis]), axis=axis)
+        d = np.abs(np.diff(first, axis=axis))[both]
+        num += int((d <= 3.0).sum())
+        den += int(d.size)
+    smooth = num / den if den else 0.0
+    return float(ok.sum() * sp_c[0] * sp_c[2] * smooth)
+
+
+def _local_cv(raw: np.ndarray, spacing_zyx: np.ndarray, sigma_mm: float) -> np.ndarray:
+    """Local coefficient of variation (std / mean) in a Gaussian window of ``sigma_mm`` (slices thicker than
+    2 sigma are not mixed)."""
+    sig_vox = [sigma_mm / sp for sp in spacing_zyx]
+    sig_vox[0] = sig_vox[0] if spacing_zyx[0] <= 2 * sigma_mm else 0.0
+    mean = ndimage.gaussian_filter(raw, sig_vox, mode="nearest", truncate=2.5)
+    sq = ndimage.gaussian_filter(raw * raw, sig_vox, mode="nearest", truncate=2.5)
+    return np.sqrt(np.clip(sq - mean * mean, 0, None)) / np.maximum(mean, 1e-3)
+
+
+def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, thin_blocks: bool = False) -> np.ndarray:
+    """Per (slice, L-R) column, the first run (anterior -> posterior) of ``mask`` at least
+    ``PECT_MIN_THICKNESS_MM`` thick along A-P. Thinner runs are opened away first, or, with
+    ``thin_blocks``, a thinner first run is the column's first run and is then dropped (nothing behind it
+    is taken)."""
+    c = _to_canonical_inplane(mask, ori)
+    flip = ori.ap_sign < 0
+    if flip:
+        c = c[:, ::-1, :]
+    min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / spacing_zyx[ori.ap_axis])))
+    thick = c
+    if min_len > 1:
+        thick = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+        if not thin_blocks:
+            c = thick
+    has = c.any(axis=1)
+    first = np.argmax(c, axis=1)
+    ap_idx = np.arange(c.shape[1])[None, :, None]
+    after = ap_idx >= first[:, None, :]
+    ended = np.logical_or.accumulate(after & ~c, axis=1)
+    run = after & ~ended & has[:, None, :]
+    if thin_blocks:
+        run &= thick
+    if flip:
+        run = run[:, ::-1, :]
+    return _from_canonical_inplane(run, ori)
+
+
+def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
+    """Index along the A-P array axis, increasing towards posterior, broadcastable to ``shape``."""
+    n = shape[ori.ap_axis]
+    v = np.arange(n) if ori.ap_sign > 0 else np.arange(n)[::-1]
+    sh = [1, 1, 1]
+    sh[ori.ap_axis] = n
+    return np.broadcast_to(v.reshape(sh), shape)
+
+
 def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarray, ori: Orientation,
-                        dark_thr: float | None = None, depth_mm: tuple[float, float] = SUBCUT_DEPTH_MM) -> float | None:
+                        dark_thr: float | None = None) -> float | None:
     """Modal intensity 2-5 mm under the anterior skin (subcutaneous fat), on a ~1.5 mm grid for speed.
 
     Only skin facing anterior air counts (the breasts and chest in a prone acquisition), found per A-P
@@ -1348,7 +867,7 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     a, body = arr[sl], ~air[sl]
     sp = spacing_zyx * np.array(step)
     d = np.stack([ndimage.distance_transform_edt(b, sampling=sp[1:]) for b in body])  # per axial slice
-    n_ap = max(1, int(np.ceil((depth_mm[1] + sp[ori.ap_axis]) / sp[ori.ap_axis])))
+    n_ap = max(1, int(np.ceil((SUBCUT_DEPTH_MM[1] + sp[ori.ap_axis]) / sp[ori.ap_axis])))
     air_s = ~body
     ap_depth = np.full(body.shape, np.inf, np.float32)  # distance (mm) to the first air anterior in the column
     for k in range(n_ap, 0, -1):  # is there air k steps anterior of the voxel? (nearest k written last)
@@ -1368,8 +887,8 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     # widened by one grid step so every column keeps at least one sample; the skin itself stays out
     g = float(max(sp[1:]))
     v = float(max(spacing_zyx[1:]))
-    lo = max(depth_mm[0] + v, 1.01 * g)
-    hi = depth_mm[1] + v + g
+    lo = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g)
+    hi = SUBCUT_DEPTH_MM[1] + v + g
     band = body & anterior_air & (d > lo) & (d <= hi)
     if dark_thr is not None:
         # background the air mask missed (zero-filled corners of a rotated field of view, motion ghosts) is not fat
@@ -1406,11 +925,11 @@ def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | 
         air_full = _coarse_air(image, None)
     air_small = sitk.GetImageFromArray((~_block_any(~air_full, f)).view(np.uint8))  # air where the block is all air
     air_small.CopyInformation(small)
-    res = _pectoralis_first_layer(small, None, reach_mm, air_small)
+    res = _pectoralis_core(small, None, reach_mm, air_small)
     full = _upsample(sitk.GetArrayViewFromImage(res.mask) != 0, f, arr.shape) & ~air_full
     notes = res.notes + [f"whole image without a lesion: pectoralis detected on a {f[2] * spacing[0]:.2g} x "
                          f"{f[1] * spacing[1]:.2g} mm in-plane grid"]
-    return Exclusion(image_from_array(np.ascontiguousarray(full).astype(np.uint8, copy=False), image), notes, dict(res.info, block=f))
+    return Exclusion(_mask_image(np.ascontiguousarray(full), image), notes, dict(res.info, block=f))
 
 
 def _coarse_air(image: sitk.Image, les: np.ndarray | None) -> np.ndarray:
@@ -1465,10 +984,8 @@ def _block_any(mask: np.ndarray, f: list[int]) -> np.ndarray:
 
 
 def _upsample(mask: np.ndarray, f: list[int], shape: tuple[int, ...]) -> np.ndarray:
-    """Nearest-neighbour expansion of an in-plane block grid to ``shape`` (one write pass; a view)."""
     nz, cy, cx = mask.shape
-    out = np.empty((nz, cy * f[1], cx * f[2]), mask.dtype)
-    out.reshape(nz, cy, f[1], cx, f[2])[...] = mask[:, :, None, :, None]
+    out = np.broadcast_to(mask[:, :, None, :, None], (nz, cy, f[1], cx, f[2])).reshape(nz, cy * f[1], cx * f[2])
     return out[:, : shape[1], : shape[2]]
 
 
@@ -1502,10 +1019,10 @@ def _refine_upsampled(air_c: np.ndarray, f: list[int], arr: np.ndarray, thr: flo
         keep_edge = np.zeros_like(edge)
         cb = (box[0], slice(box[1].start // f[1], -(-box[1].stop // f[1])), slice(box[2].start // f[2], -(-box[2].stop // f[2])))
         keep_edge[cb] = edge[cb]
-        air = _upsample(air_c & ~keep_edge, f, arr.shape)
+        air = np.ascontiguousarray(_upsample(air_c & ~keep_edge, f, arr.shape))
         edge = keep_edge
     else:
-        air = _upsample(air_c & ~edge, f, arr.shape)
+        air = np.ascontiguousarray(_upsample(air_c & ~edge, f, arr.shape))
     ck, cj, ci = np.nonzero(edge)
     if ck.size:
         ny, nx = arr.shape[1:]

@@ -58,10 +58,7 @@ def test_phantom_dice(seed, size, spacing, scale, gap, direction):
     {"noise": 20.0, "lesion_gap_mm": 5.0},  # fat SNR 3.5
     {"bias": 0.6, "lesion_gap_mm": 5.0},  # strong coil shading
     {"peritumoral_enhancement": 2.0, "rim": 1.0, "heterogeneity": 1.0, "lesion_gap_mm": 6.0},  # oedema at the muscle
-    pytest.param({"noise": 0.0, "lesion_gap_mm": 2.0}, marks=pytest.mark.xfail(
-        reason="issue 11: noise-free image: the lung threshold (between background noise and fat) collapses to ~0, "
-               "no lung is found and the confident chest-wall reading misses the muscle (docs/exclusions.md)",
-        strict=False)),
+    {"noise": 0.0, "lesion_gap_mm": 2.0},
 ])
 def test_phantom_dice_hard_variants(kw):
     ph = make_phantom(31, (224, 224, 80), (1.48, 1.48, 2.4), **kw)
@@ -310,8 +307,7 @@ def test_non_axial_and_subtraction_are_flagged_for_review():
     pec = detect_pectoralis(sub, ph.lesion, 5.0, air=air.mask)
     assert confidence_record(air)["review"] and any("--exclusion-image" in n for n in air.notes)
     assert confidence_record(pec)["review"] and pec.info["contrast"] == "subtraction"
-    # issue 11: the chest-wall detector offers a mask on a subtraction too, always flagged for review
-    assert not (arr(pec.mask).astype(bool) & arr(ph.lesion).astype(bool)).any()
+    assert not arr(pec.mask).any()
 
 
 def test_pectoralis_beside_the_lesion_is_flagged():
@@ -373,44 +369,3 @@ def test_family_b_hard_cases_meet_the_shell_criteria_or_are_flagged(seed, kw):
         assert s["dice_pec"] >= 0.85 and shell_ok
     if kw["contrast"] == "sub":  # the air is not allowed to eat the breast: empty and flagged instead
         assert s["keep"] >= 0.97 and reg.exclusions["air"]["review"]
-
-
-# The sweep cases that on main violated the shell criteria without being flagged (benchmarks/sweep_exclusions_b.py
-# ids B00 B09 B26 B28 B33 B37), and the deep-lesion cases where the muscle behind the lesion was missed: the
-# chest-wall-first detector must find the muscle (Dice >= 0.85 within 10 mm of the 5 mm shell) or flag the case.
-def _sweep_case(i: int):
-    import phantom_b as pb
-    cfg = next(c for c in pb.sweep_configs() if c["i"] == i)
-    return pb.make_case_b(cfg["seed"], **cfg["kwargs"])
-
-
-@pytest.mark.parametrize("i", [0, 9, 26, 28, 33, 37])
-def test_family_b_previously_silent_violations_are_now_met_or_flagged(i):
-    import exclusion_scoring as es
-
-    from her2radiomics.regions import build_regions
-
-    case = _sweep_case(i)
-    s = es.score_case(case, build_regions(case.image, case.lesion, (1.0, 3.0, 5.0)))
-    shell_ok = s["keep"] >= 0.97 and s["contamination"] <= 0.03
-    assert shell_ok or s["flagged"], (i, s["violations"])
-
-
-@pytest.mark.parametrize("i", [0, 7, 37, 67])  # fs dark fat + bias, fs thick muscle, nonfs glandular~muscle, sub
-def test_family_b_deep_lesion_muscle_found_on_the_chest_wall(i):
-    case = _sweep_case(i)
-    air = detect_air(case.image, case.lesion)
-    pec = detect_pectoralis(case.image, case.lesion, 5.0, air=air.mask)
-    zone = evaluation_region(case.lesion, 5.0, 10.0)
-    truth = case.array("pectoralis_major") & zone
-    assert dice(arr(pec.mask).astype(bool) & zone, truth) >= 0.85, pec.notes
-    # never in front of the lesion (parenchyma): (almost) no detected voxel near the lesion in glandular tissue
-    m = arr(pec.mask).astype(bool) & zone
-    assert (m & case.array("fibroglandular")).sum() <= 0.02 * max(int(m.sum()), 1)
-    assert pec.info["contrast"] == {"fs": "fat-suppressed", "nonfs": "non-fat-suppressed",
-                                    "sub": "subtraction"}[case.meta["contrast"]]
-
-
-def test_detector_version_is_a_string():
-    from her2radiomics import exclusions
-    assert isinstance(exclusions.DETECTOR_VERSION, str) and exclusions.DETECTOR_VERSION
