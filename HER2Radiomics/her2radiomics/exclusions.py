@@ -47,6 +47,9 @@ from her2radiomics.errors import UserError
 from her2radiomics.geometry import check_same_grid
 
 #: parameters (mm unless stated); documented in docs/exclusions.md
+#: the version of the automatic detectors (part of the batch runner's cache key: change it when a detector's output
+#: changes, so cached cases made by another detector are recomputed, never mixed with new ones)
+DETECTOR_VERSION = "2026.11-first-layer"
 AIR_SMOOTH_MM = 1.0
 AIR_BLOCK_MM = 2.2  # in-plane block size of the coarse grid
 AIR_MAX_RELATIVE_INTENSITY = 0.5  # candidate air median / tissue median above this -> "no air"
