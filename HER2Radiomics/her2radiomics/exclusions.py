@@ -44,7 +44,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from her2radiomics.errors import UserError
-from her2radiomics.geometry import check_same_grid
+from her2radiomics.geometry import check_same_grid, image_from_array
 
 #: parameters (mm unless stated); documented in docs/exclusions.md
 #: the version of the automatic detectors (part of the batch runner's cache key: change it when a detector's output
@@ -106,18 +106,6 @@ class Exclusion:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _empty(image: sitk.Image) -> sitk.Image:
-    m = sitk.Image(image.GetSize(), sitk.sitkUInt8)
-    m.CopyInformation(image)
-    return m
-
-
-def _mask_image(arr: np.ndarray, image: sitk.Image) -> sitk.Image:
-    m = sitk.GetImageFromArray(arr.astype(np.uint8, copy=False))
-    m.CopyInformation(image)
-    return m
-
-
 def _lesion_array(image: sitk.Image, lesion: sitk.Image | None) -> np.ndarray | None:
     if lesion is None:
         return None
@@ -256,6 +244,9 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     (necrotic) lesion cores (anything enclosed by the body is not reached from a seed), and the
     lesion mask is never air. A field of view without air gives an empty mask and a note.
     ``info`` holds the threshold, the air fraction and the air / tissue intensity statistics.
+
+    Steps: :func:`_air_dark_blocks`, :func:`_air_grow_from_seeds`, :func:`_air_statistics`,
+    :func:`_air_subtraction_check`.
     """
     les = _lesion_array(image, lesion)
     ori = orientation(image)
@@ -264,11 +255,45 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     # work on ~1.5 mm in-plane blocks (block mean = first smoothing), refine the boundary at full resolution
     f = [1, max(1, int(round(AIR_BLOCK_MM / spacing_zyx[1]))), max(1, int(round(AIR_BLOCK_MM / spacing_zyx[2])))]
+    coarse, thr, dark = _air_dark_blocks(arr, les, spacing_zyx, f)
+    air = _air_grow_from_seeds(dark, ori, spacing_zyx, f)
+    air_blocks = air
+    if f != [1, 1, 1]:
+        air = _refine_upsampled(air, f, arr, thr, _refine_box(les, spacing_zyx))
+    if les is not None:
+        air &= ~les
+    frac = float(np.count_nonzero(air) / air.size)
+    info: dict[str, Any] = {"threshold": round(thr, 3), "air_fraction": round(frac, 5)}
+    if not air.any():
+        notes.append("no extramammary air in this field of view; air mask left empty")
+        return _empty_exclusion(image, notes, info, {"empty": AIR_EMPTY_CONFIDENCE})
+    parts = _air_statistics(arr, air, coarse, f, frac, info, notes)
+    if parts is None:
+        return _empty_exclusion(image, notes, info, {"empty": AIR_EMPTY_CONFIDENCE})
+    _air_subtraction_check(air_blocks, ori, info, parts)
+    if parts.get("magnitude_image", 1.0) == 0.0:
+        # never take breast tissue: where air and fat look alike, leave the mask empty and ask for a review
+        notes.append("air and fat look alike in this image (subtraction?): the air mask is left empty rather than "
+                     "taking breast fat; review it, draw it (--air), or detect on another phase with --exclusion-image")
+        return _empty_exclusion(image, notes, info, parts)
+    vox = float(np.prod(image.GetSpacing()))
+    info["volume_mm3"] = float(np.count_nonzero(air)) * vox
+    return _with_confidence(Exclusion(image_from_array(air.astype(np.uint8), image), notes, info), parts)
+
+
+def _empty_exclusion(image: sitk.Image, notes: list[str], info: dict[str, Any], parts: dict[str, float]) -> Exclusion:
+    """An empty (all-zero uint8) mask on ``image``'s grid with the notes, numbers and confidence parts."""
+    empty = image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image)
+    return _with_confidence(Exclusion(empty, notes, info), parts)
+
+
+def _air_dark_blocks(arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
+                     f: list[int]) -> tuple[np.ndarray, float, np.ndarray]:
+    """Block means, the log-domain dark threshold and the dark blocks (never the lesion's blocks)."""
     coarse = _block_mean(arr, f)
     sm = _smooth_array(coarse, spacing_zyx * f, AIR_SMOOTH_MM)
     thr = dark_threshold(sm)
     dark = sm < thr
-    les_c = None
     if les is not None:
         # block-any of the lesion, computed on its (block-aligned) box only
         e_lo, e_hi = _extent(les)
@@ -279,6 +304,11 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         blk = _block_any(sub_les, f)
         les_c[b0[0]:b1[0], b0[1]:b0[1] + blk.shape[1], b0[2]:b0[2] + blk.shape[2]] = blk[:, : b1[1] - b0[1], : b1[2] - b0[2]]
         dark &= ~les_c
+    return coarse, thr, dark
+
+
+def _air_grow_from_seeds(dark: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, f: list[int]) -> np.ndarray:
+    """Air blocks: the opened dark components touching the seed faces, grown back, with small body specks filled."""
     # thin dark channels (a zero-filled FOV edge, a signal-void strip) must not connect outside air to dark
     # tissue: open the candidates in-plane (~2 blocks), grow the kept components back by the same amount
     opened = _dilate_sq(_erode_sq(dark))  # 3 x 3 in-plane opening
@@ -304,73 +334,66 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
             small[0] = False
             air |= small[body_lab]
         del body_lab, body_cc
-    air_blocks = air
-    if f != [1, 1, 1]:
-        air = _refine_upsampled(air, f, arr, thr, _refine_box(les, spacing_zyx))
-    if les is not None:
-        air &= ~les
-    frac = float(np.count_nonzero(air) / air.size)
-    info: dict[str, Any] = {"threshold": round(thr, 3), "air_fraction": round(frac, 5)}
-    if air.any():
-        sub = tuple(slice(0, None, max(1, n // 64)) for n in air.shape)
-        a_s, m_s = arr[sub], air[sub]
-        air_med = float(np.median(a_s[m_s])) if m_s.any() else float(np.median(arr[air]))
-        tissue_med = float(np.median(a_s[~m_s])) if (~m_s).any() else 0.0
-        # noise statistics without zero-filled regions (whole blocks exactly 0, e.g. the corners of a rotated
-        # field of view): they are not noise; scattered zeros (a subtraction clipped at 0) still count
-        zero_blocks = coarse == 0
-        ks, js, is_ = (np.arange(n)[sl] for n, sl in zip(arr.shape, sub, strict=True))
-        filled = zero_blocks[np.ix_(ks, np.minimum(js // f[1], zero_blocks.shape[1] - 1),
-                                    np.minimum(is_ // f[2], zero_blocks.shape[2] - 1))]
-        m_n = m_s & ~filled
-        vals = a_s[m_n].astype(np.float64) if m_n.sum() > 100 else arr[air].astype(np.float64)
-        mean, sd = float(vals.mean()), float(vals.std())
-        snr = mean / sd if sd > 0 else (np.inf if mean > 1e-3 else 0.0)
-        info.update(air_median=air_med, tissue_median=tissue_med, air_mean_over_std=round(snr, 3))
-        rel = air_med / max(tissue_med, 1e-6)
-        parts = {"noise": float(np.clip((AIR_MAX_MEAN_OVER_STD - snr) / 1.0, 0, 1)) if np.isfinite(snr) else 1.0,
-                 "darkness": float(np.clip((AIR_MAX_RELATIVE_INTENSITY - rel) / 0.25, 0, 1))}
-        neg = float(np.mean(a_s < 0))
-        # robust version of mean/std (median over IQR / 1.349), insensitive to the heavy tail of motion ghosts:
-        # Rayleigh background 1.75, half-normal (|difference| noise) 1.09, clipped or signed subtraction ~0
-        q1, q2, q3 = np.percentile(vals, [25, 50, 75])
-        robust = float(q2 / ((q3 - q1) / 1.349)) if q3 > q1 else (np.inf if q2 > 0 else 0.0)
-        info["air_median_over_iqr"] = round(robust, 3) if np.isfinite(robust) else None
-        if neg > SUBTRACTION_MIN_NEGATIVE or (sd > 0 and robust < AIR_MIN_MEAN_OVER_STD):
-            # background of a magnitude image is Rician (mean/std >= 1.91); signed values or a lower ratio: a
-            # subtraction (or otherwise processed) image, where fat is as dark as air
-            parts["magnitude_image"] = 0.0
-            notes.append(f"the background is not magnitude-image noise (median/IQR-sigma {robust:.2f}, {100 * neg:.1f}% negative "
-                         "voxels): a subtraction image? air and fat look alike; review the air mask, or detect on "
-                         "another phase with --exclusion-image")
-        if snr > AIR_MAX_MEAN_OVER_STD:
-            notes.append(f"no extramammary air in this field of view (the darkest region reaching the anterior/lateral "
-                         f"border has mean/std {snr:.1f}: tissue, not background noise); air mask left empty")
-            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
-        if rel > AIR_MAX_RELATIVE_INTENSITY:
-            notes.append(f"no extramammary air in this field of view (darkest border-connected region is "
-                         f"{100 * rel:.0f}% of tissue intensity); air mask left empty")
-            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
-        if frac < AIR_MIN_FRACTION:
-            notes.append(f"only {100 * frac:.2f}% of the field of view looks like air; treated as no air")
-            return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
-    else:
-        notes.append("no extramammary air in this field of view; air mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"empty": AIR_EMPTY_CONFIDENCE})
+    return air
+
+
+def _air_statistics(arr: np.ndarray, air: np.ndarray, coarse: np.ndarray, f: list[int], frac: float,
+                    info: dict[str, Any], notes: list[str]) -> dict[str, float] | None:
+    """Air / tissue intensity and noise statistics into ``info``; the confidence parts, or None (no real air)."""
+    sub = tuple(slice(0, None, max(1, n // 64)) for n in air.shape)
+    a_s, m_s = arr[sub], air[sub]
+    air_med = float(np.median(a_s[m_s])) if m_s.any() else float(np.median(arr[air]))
+    tissue_med = float(np.median(a_s[~m_s])) if (~m_s).any() else 0.0
+    # noise statistics without zero-filled regions (whole blocks exactly 0, e.g. the corners of a rotated
+    # field of view): they are not noise; scattered zeros (a subtraction clipped at 0) still count
+    zero_blocks = coarse == 0
+    ks, js, is_ = (np.arange(n)[sl] for n, sl in zip(arr.shape, sub, strict=True))
+    filled = zero_blocks[np.ix_(ks, np.minimum(js // f[1], zero_blocks.shape[1] - 1),
+                                np.minimum(is_ // f[2], zero_blocks.shape[2] - 1))]
+    m_n = m_s & ~filled
+    vals = a_s[m_n].astype(np.float64) if m_n.sum() > 100 else arr[air].astype(np.float64)
+    mean, sd = float(vals.mean()), float(vals.std())
+    snr = mean / sd if sd > 0 else (np.inf if mean > 1e-3 else 0.0)
+    info.update(air_median=air_med, tissue_median=tissue_med, air_mean_over_std=round(snr, 3))
+    rel = air_med / max(tissue_med, 1e-6)
+    parts = {"noise": float(np.clip((AIR_MAX_MEAN_OVER_STD - snr) / 1.0, 0, 1)) if np.isfinite(snr) else 1.0,
+             "darkness": float(np.clip((AIR_MAX_RELATIVE_INTENSITY - rel) / 0.25, 0, 1))}
+    neg = float(np.mean(a_s < 0))
+    # robust version of mean/std (median over IQR / 1.349), insensitive to the heavy tail of motion ghosts:
+    # Rayleigh background 1.75, half-normal (|difference| noise) 1.09, clipped or signed subtraction ~0
+    q1, q2, q3 = np.percentile(vals, [25, 50, 75])
+    robust = float(q2 / ((q3 - q1) / 1.349)) if q3 > q1 else (np.inf if q2 > 0 else 0.0)
+    info["air_median_over_iqr"] = round(robust, 3) if np.isfinite(robust) else None
+    if neg > SUBTRACTION_MIN_NEGATIVE or (sd > 0 and robust < AIR_MIN_MEAN_OVER_STD):
+        # background of a magnitude image is Rician (mean/std >= 1.91); signed values or a lower ratio: a
+        # subtraction (or otherwise processed) image, where fat is as dark as air
+        parts["magnitude_image"] = 0.0
+        notes.append(f"the background is not magnitude-image noise (median/IQR-sigma {robust:.2f}, {100 * neg:.1f}% negative "
+                     "voxels): a subtraction image? air and fat look alike; review the air mask, or detect on "
+                     "another phase with --exclusion-image")
+    if snr > AIR_MAX_MEAN_OVER_STD:
+        notes.append(f"no extramammary air in this field of view (the darkest region reaching the anterior/lateral "
+                     f"border has mean/std {snr:.1f}: tissue, not background noise); air mask left empty")
+        return None
+    if rel > AIR_MAX_RELATIVE_INTENSITY:
+        notes.append(f"no extramammary air in this field of view (darkest border-connected region is "
+                     f"{100 * rel:.0f}% of tissue intensity); air mask left empty")
+        return None
+    if frac < AIR_MIN_FRACTION:
+        notes.append(f"only {100 * frac:.2f}% of the field of view looks like air; treated as no air")
+        return None
+    return parts
+
+
+def _air_subtraction_check(air_blocks: np.ndarray, ori: Orientation, info: dict[str, Any],
+                           parts: dict[str, float]) -> None:
+    """Mark ``parts["magnitude_image"] = 0`` when the "air" spreads behind the skin (axial images only)."""
     if ori.axial and "magnitude_image" not in parts:
         # fat as dark as the background (subtraction): the "air" then spreads behind the skin into the breast
         frac_behind = _air_behind_skin(_canon(air_blocks, ori))
         info["air_behind_skin"] = round(frac_behind, 3)
         if frac_behind > SUBTRACTION_MIN_AIR_BEHIND_SKIN:
             parts["magnitude_image"] = 0.0
-    if parts.get("magnitude_image", 1.0) == 0.0:
-        # never take breast tissue: where air and fat look alike, leave the mask empty and ask for a review
-        notes.append("air and fat look alike in this image (subtraction?): the air mask is left empty rather than "
-                     "taking breast fat; review it, draw it (--air), or detect on another phase with --exclusion-image")
-        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
-    vox = float(np.prod(image.GetSpacing()))
-    info["volume_mm3"] = float(np.count_nonzero(air)) * vox
-    return _with_confidence(Exclusion(_mask_image(air, image), notes, info), parts)
 
 
 def _air_seeds(dark: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -414,6 +437,8 @@ def detect_pectoralis(image: sitk.Image, lesion: sitk.Image | None = None, reach
 
 def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
                      air: sitk.Image | None) -> Exclusion:
+    """Steps: :func:`_pect_roi`, :func:`_pect_fat_level`, :func:`_pect_maps`, :func:`_pect_best_level`,
+    :func:`_pect_grow`."""
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     notes: list[str] = []
@@ -421,8 +446,7 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
                      f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
                      "mask left empty: draw it or pass --pectoralis")
-        return _with_confidence(Exclusion(_empty(image), notes, {"axial": False, "contrast": "unknown"}),
-                                {"axial": 0.0})
+        return _empty_exclusion(image, notes, {"axial": False, "contrast": "unknown"}, {"axial": 0.0})
     if air is None:
         air_arr = _coarse_air(image, les)
     else:
@@ -430,42 +454,117 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         air_arr = sitk.GetArrayViewFromImage(air) != 0
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
-
-    # ---- region of interest (full arrays, z y x)
-    shape = arr.shape
+    roi = _pect_roi(les, arr.shape, spacing_zyx, reach_mm)
+    cs, fat_level, info, failed = _pect_fat_level(arr, air_arr, les, spacing_zyx, ori, notes)
+    if failed is not None:
+        return _empty_exclusion(image, notes, info, failed)
+    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+    m = _pect_maps(arr, roi, image.GetSpacing(), spacing_zyx, air_arr, les, cs["threshold"], fat_level, ori)
+    vals = m.log_sm[_first_run(m.cand_level, ori, spacing_zyx)]
+    if vals.size < 50:
+        notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
+        return _empty_exclusion(image, notes, info, {"muscle": 0.0})
+    levels, best = _pect_best_level(m, vals, fat_level, ori, spacing_zyx)
+    if best is None:
+        muscle_level = float(np.exp(levels[0]))
+        info["muscle_level"] = muscle_level
+        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
+        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
+        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
+                     "mask left empty")
+        return _empty_exclusion(image, notes, info, dict(parts, contrast=0.0))
+    sheet_score, lv, run = best
+    muscle_level = float(np.exp(lv))
+    info["muscle_level"] = muscle_level
+    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
+    info["sheet_score"] = round(float(sheet_score), 1)
+    ratio = muscle_level / fat_level
+    info["muscle_to_fat"] = round(ratio, 3)
+    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
+    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
+    run = _pect_grow(run, m, muscle_level, fat_level, spacing_zyx)
+    out = np.zeros(arr.shape, bool)
+    out[roi] = run
+    out &= ~air_arr
+    info["volume_mm3"] = float(out.sum()) * float(np.prod(spacing_zyx))
+    sp_c = _canon_spacing(spacing_zyx, ori)
+    parts.update(_pectoralis_parts(_canon(out[roi], ori), m.les_roi, ori, sp_c, reach_mm))
+    if not out.any():
+        notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
+        return _empty_exclusion(image, notes, info, parts)
     if les is not None:
-        e_lo, e_hi = _extent(les)
-        margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
-        lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
-        hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
-        roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    else:
-        roi = tuple(slice(0, n) for n in shape)
+        dmin = float(m.les_dist[out[roi]].min())
+        info["distance_to_lesion_mm"] = round(dmin, 2)
+        if dmin > reach_mm:
+            notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
+    return _with_confidence(Exclusion(image_from_array(out.astype(np.uint8), image), notes, info), parts)
 
-    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
+
+def _pect_roi(les: np.ndarray | None, shape: tuple[int, ...], spacing_zyx: np.ndarray,
+              reach_mm: float) -> tuple[slice, ...]:
+    """Region of interest (full arrays, z y x): lesion box + reach + PECT_ROI_MARGIN_MM, or the whole image."""
+    if les is None:
+        return tuple(slice(0, n) for n in shape)
+    e_lo, e_hi = _extent(les)
+    margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
+    lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
+    hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
+    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+
+
+_SUBTRACTION_NOTE = ("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                     "told from fat here: mask left empty - review it, or detect on another phase with "
+                     "--exclusion-image")
+
+
+def _pect_fat_level(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
+                    ori: Orientation, notes: list[str]
+                    ) -> tuple[dict[str, Any], float | None, dict[str, Any], dict[str, float] | None]:
+    """Fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check.
+
+    Returns the coarse stage, the fat level, ``info`` and, when the detection must stop, its confidence parts.
+    """
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
     fat_level = (_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
                  if cs["fat_level"] is not None else None)
     info: dict[str, Any] = {"fat_level": fat_level, **cs["info"], "contrast": "subtraction" if cs["subtraction"] else "unknown"}
     if fat_level is None and cs["subtraction"]:
-        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
-                     "told from fat here: mask left empty - review it, or detect on another phase with "
-                     "--exclusion-image")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
+        notes.append(_SUBTRACTION_NOTE)
+        return cs, fat_level, info, {"contrast": 0.0}
     if fat_level is None:
         notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
                      "intensity; pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"calibration": 0.0})
+        return cs, fat_level, info, {"calibration": 0.0}
     if cs["subtraction"]:
         info["contrast"] = "subtraction"
-        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
-                     "told from fat here: mask left empty - review it, or detect on another phase with "
-                     "--exclusion-image")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"contrast": 0.0})
-    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+        notes.append(_SUBTRACTION_NOTE)
+        return cs, fat_level, info, {"contrast": 0.0}
+    return cs, fat_level, info, None
 
+
+@dataclass
+class _PectMaps:
+    """Voxel maps of the region of interest that the muscle search works on."""
+
+    sm: np.ndarray                 # smoothed intensity
+    log_sm: np.ndarray             # its log
+    body: np.ndarray               # not air
+    homog: np.ndarray              # homogeneous, bright enough, not next to the lesion
+    cand_level: np.ndarray         # homogeneous non-fat tissue behind the lesion: where the muscle can be
+    behind: np.ndarray | None      # posterior of the lesion's centre (None without a lesion)
+    les_roi: np.ndarray | None     # the lesion in the region of interest
+    les_dist: np.ndarray | None    # distance to the lesion (mm)
+    grow: np.ndarray | None        # within 2 mm of the lesion
+    thr_dark: float                # the air / dark threshold
+    roi_image: sitk.Image          # the region's image: ``sm`` may be a view of its buffer (no axis smoothed)
+
+
+def _pect_maps(arr: np.ndarray, roi: tuple[slice, ...], spacing_xyz: tuple[float, ...], spacing_zyx: np.ndarray,
+               air_arr: np.ndarray, les: np.ndarray | None, thr_dark: float, fat_level: float,
+               ori: Orientation) -> _PectMaps:
+    """Smoothing, local texture (coefficient of variation) and the candidate muscle voxels of the region."""
     sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
-    sub_img.SetSpacing(image.GetSpacing())
+    sub_img.SetSpacing(spacing_xyz)
     sm = _smooth(sub_img, PECT_SMOOTH_MM)
     raw = sitk.GetArrayViewFromImage(sub_img)
     # local coefficient of variation at two window sizes: the 1.5 mm window measures texture reliably but,
@@ -477,11 +576,10 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     if fine_mm < PECT_TEXTURE_MM:
         cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
     body = ~air_arr[roi]
-    thr_dark = cs["threshold"]
     log_sm = np.log(np.maximum(sm, 1e-3))
     homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
     nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
-    les_roi = None
+    les_roi = les_dist = grow = None
     if les is not None:
         les_roi = les[roi]
         les_dist = ndimage.distance_transform_edt(~les_roi, sampling=spacing_zyx)
@@ -495,29 +593,31 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         les_ap = np.median(ap_coord[les_roi])
         behind = ap_coord > les_ap
         cand_level &= behind
-    # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
-    # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
-    # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
-    vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
-    if vals.size < 50:
-        notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), {"muscle": 0.0})
-    # candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
+    return _PectMaps(sm, log_sm, body, homog, cand_level, behind, les_roi, les_dist, grow, thr_dark, sub_img)
+
+
+def _pect_best_level(m: _PectMaps, vals: np.ndarray, fat_level: float, ori: Orientation, spacing_zyx: np.ndarray
+                     ) -> tuple[list[float], tuple[float, float, np.ndarray] | None]:
+    """Candidate muscle levels (log) and the best (sheet score, level, first muscle-like run), or None."""
+    # the pectoralis is the FIRST non-fat layer behind the breast: ``vals`` is calibrated on the first such run
+    # per A-P column, so every column counts once and a large homogeneous organ further back (heart,
+    # mediastinum), which holds more voxels than the thin muscle when the box reaches it, cannot set the level.
+    # Candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
     # behind the parenchyma) and the main peaks of all homogeneous non-fat tissue behind the lesion (the
     # pectoralis when fibroglandular tissue of another intensity comes first). Each candidate is tried and
     # the one whose first muscle-like layer best matches the anatomical prior of a sheet wins (sheet score:
     # columns with a 2-25 mm run x fraction of neighbouring runs starting within 3 mm of each other).
     levels = [_peaks(vals, 1)[0]]
-    for lv in _peaks(log_sm[cand_level], PECT_LEVEL_CANDIDATES):
+    for lv in _peaks(m.log_sm[m.cand_level], PECT_LEVEL_CANDIDATES):
         if all(abs(lv - q) > PECT_WINDOW for q in levels):
             levels.append(lv)
     best = None
     for lv in levels:
         if abs(lv - np.log(fat_level)) < PECT_MIN_LOG_CONTRAST:
             continue
-        like_l = homog & (np.abs(log_sm - lv) < PECT_WINDOW)
-        if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
-            like_l &= behind
+        like_l = m.homog & (np.abs(m.log_sm - lv) < PECT_WINDOW)
+        if m.behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
+            like_l &= m.behind
         # a thin muscle-like first layer still ends the search in its column (thin_blocks): where the
         # pectoralis tapers out it is thinner than 2 mm, and the next layer behind it is intercostal muscle
         run_l = _first_run(like_l, ori, spacing_zyx, thin_blocks=True)
@@ -526,24 +626,12 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
             score /= PECT_LEVEL_SWITCH
         if best is None or score > best[0]:
             best = (score, lv, run_l)
-    if best is None:
-        muscle_level = float(np.exp(levels[0]))
-        info["muscle_level"] = muscle_level
-        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
-        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
-        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
-                     "mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), dict(parts, contrast=0.0))
-    sheet_score, lv, run = best
-    muscle_level = float(np.exp(lv))
-    info["muscle_level"] = muscle_level
-    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
-    info["sheet_score"] = round(float(sheet_score), 1)
-    ratio = muscle_level / fat_level
-    info["muscle_to_fat"] = round(ratio, 3)
-    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
-    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
+    return levels, best
 
+
+def _pect_grow(run: np.ndarray, m: _PectMaps, muscle_level: float, fat_level: float,
+               spacing_zyx: np.ndarray) -> np.ndarray:
+    """Drop small components of the muscle run, grow it into its partial-volume boundary, never the lesion."""
     # ---- drop small components
     lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
     vox = float(np.prod(spacing_zyx))
@@ -554,30 +642,16 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         run = keep[lab]
     # grow the homogeneous core into its partial-volume boundary: voxels closer (log) to muscle than to fat
     mid = 0.5 * (np.log(muscle_level) + np.log(fat_level))
-    closer = (log_sm > mid) if muscle_level > fat_level else (log_sm < mid)
-    loose = body & closer & (np.abs(log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
-    if les_roi is not None:
-        loose &= ~grow
+    closer = (m.log_sm > mid) if muscle_level > fat_level else (m.log_sm < mid)
+    loose = m.body & closer & (np.abs(m.log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (m.sm > 2.0 * m.thr_dark)
+    if m.les_roi is not None:
+        loose &= ~m.grow
     steps = max(1, int(round(PECT_GROW_MM / float(min(spacing_zyx[1:])))))
     if run.any():
         run = ndimage.binary_dilation(run, structure=_INPLANE, iterations=steps, mask=loose | run)
-    if les_roi is not None:
-        run &= ~les_roi
-    out = np.zeros(shape, bool)
-    out[roi] = run
-    out &= ~air_arr
-    info["volume_mm3"] = float(out.sum()) * vox
-    sp_c = _canon_spacing(spacing_zyx, ori)
-    parts.update(_pectoralis_parts(_canon(out[roi], ori), les_roi, ori, sp_c, reach_mm))
-    if not out.any():
-        notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(_empty(image), notes, info), parts)
-    if les is not None:
-        dmin = float(les_dist[out[roi]].min())
-        info["distance_to_lesion_mm"] = round(dmin, 2)
-        if dmin > reach_mm:
-            notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
-    return _with_confidence(Exclusion(_mask_image(out, image), notes, info), parts)
+    if m.les_roi is not None:
+        run &= ~m.les_roi
+    return run
 
 
 def _canon(a: np.ndarray, ori: Orientation) -> np.ndarray:
@@ -932,7 +1006,7 @@ def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | 
     full = _upsample(sitk.GetArrayViewFromImage(res.mask) != 0, f, arr.shape) & ~air_full
     notes = res.notes + [f"whole image without a lesion: pectoralis detected on a {f[2] * spacing[0]:.2g} x "
                          f"{f[1] * spacing[1]:.2g} mm in-plane grid"]
-    return Exclusion(_mask_image(np.ascontiguousarray(full), image), notes, dict(res.info, block=f))
+    return Exclusion(image_from_array(np.ascontiguousarray(full).astype(np.uint8), image), notes, dict(res.info, block=f))
 
 
 def _coarse_air(image: sitk.Image, les: np.ndarray | None) -> np.ndarray:
