@@ -39,6 +39,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -1140,121 +1141,155 @@ def extract_case_from_lesion(
     bit for bit), i.e. ``RadiomicsFeatureExtractor.execute`` on that crop for every region. Settings under which a
     derived image depends on the mask (resampling, ``preCrop``) run sequentially. ``info`` / ``progress`` /
     ``case_workers`` as in :func:`extract_case`; ``info["overlap"]`` says whether the lesion's share overlapped.
-    """
-    from radiomics import imageoperations
 
+    Steps: :func:`_start_lesion_share` (before ``build_masks()``), then :func:`_extract_overlapped` when the
+    lesion's share is usable, else :func:`extract_cropped`; :func:`_case_from_lesion_info`.
+    """
     t0 = time.perf_counter()
     params = _as_params(params)
     workers = resolve_case_workers(case_workers)
     les_arr = _mask_view(lesion, image, lesion_name)
     box = reach_box(les_arr, image.GetSpacing(), float(reach_mm))
-    ext = _cached_extractor(params)
-    settings = ext.settings.copy()
+    settings = _cached_extractor(params).settings.copy()
     per_region = (settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None) or bool(
         settings.get("preCrop")
     )
     pool = case_pool(workers) if workers > 1 and box is not None and not per_region else None
-    pending: list = []
-    token = ""
-    case_a: _Case | None = None
-    img_n: sitk.Image | None = None
-    backlog_end = 0.0
-    n_ticks_a = 0
-    if pool is not None:
-        img_c, les_c, _ = _crop_to_box(image, {lesion_name: les_arr}, box, params, margin_mm)
-        img_n = imageoperations.normalizeImage(img_c, **settings) if settings.get("normalize", False) else img_c
-        try:
-            case_a = _prepare_masks(img_n, les_c, settings, params)
-        except UserError:
-            case_a = None  # an unusable lesion: build_masks() or the sequential path says why
-        if case_a is not None:
-            token = f"{os.getpid()}:{time.perf_counter_ns()}"
-            shares = [b for b in _plan(case_a, False, workers - 1) if b]
-            pending = [(pool.apply_async(_run_share, (case_a, b, token)), b) for b in shares]
-            n_ticks_a = sum(u.ticks for b in shares for u in b)
-            est = sum(c for _, c, _ in _units(case_a, False)) / max(1, workers - 1)
-            backlog_end = time.perf_counter() + est
-
-    results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
+    share = _start_lesion_share(pool, image, les_arr, box, params, settings, margin_mm, lesion_name, workers)
     share_cpu: list[float] = []
     old_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    threads_set = False
     try:
         try:
             masks = dict(build_masks())
         except Exception:
-            for res, _ in pending:  # let the helpers finish the lesion's share (no fork of this large process)
+            for res, _ in share.pending:  # let the helpers finish the lesion's share (no fork of this large process)
                 res.wait()
             raise
         img_c, masks_c, bbox = _crop_case_to_reach(image, masks, box, float(reach_mm), params, margin_mm, lesion_name)
-        lesion_ok = case_a is not None and lesion_name in masks_c and np.array_equal(
-            sitk.GetArrayViewFromImage(masks_c[lesion_name]), sitk.GetArrayViewFromImage(case_a.masks[lesion_name]) != 0)
+        lesion_ok = share.case is not None and lesion_name in masks_c and np.array_equal(
+            sitk.GetArrayViewFromImage(masks_c[lesion_name]), sitk.GetArrayViewFromImage(share.case.masks[lesion_name]) != 0)
         run_info: dict[str, Any] = {}
         if not lesion_ok:
-            for res, _ in pending:
+            for res, _ in share.pending:
                 res.wait()
-            pending = []
+            share.pending = []
             per = extract_cropped(img_c, masks_c, params, progress, case_workers=workers, info=run_info)
             share_cpu = run_info.get("share_cpu_seconds", [])
         else:
-            assert case_a is not None and img_n is not None and pool is not None
-            shells = {k: v for k, v in masks_c.items() if k != lesion_name}
-            case_b = _prepare_masks(img_n, shells, settings, params) if shells else _Case(img_n, {}, params)
-            backlog = 0.0 if all(res.ready() for res, _ in pending) else backlog_end - time.perf_counter()
-            bins = _plan_after_lesion(case_b, workers, backlog) if shells else [[]]
-            n_ticks = max(1, n_ticks_a + sum(u.ticks for b in bins for u in b))
-            done = 0
-
-            def tick(name: str) -> None:
-                nonlocal done
-                done += 1
-                if progress is not None:
-                    progress(min(1.0, done / n_ticks), name)
-
-            pending += [(pool.apply_async(_run_share, (case_b, b, token, True)), b) for b in bins[1:] if b]
-            set_threads(max(1, available_cores() // workers))
-            threads_set = True
-            c0 = time.process_time()
-            results += _run_units(case_b, bins[0], tick)
-            share_cpu.append(time.process_time() - c0)
-            for res, b in pending:
-                part, cpu = res.get()
-                results += part
-                share_cpu.append(cpu)
-                for u in b:
-                    for _ in range(u.ticks):
-                        tick(u.image_type or u.region)
-            order = {name: k for k, name in enumerate(masks_c)}
-            results.sort(key=lambda x: (order[x[0]], x[1]))
-            per = {name: {} for name in masks_c}
-            for name, _, fv in results:
-                per[name].update(fv)
+            assert pool is not None
+            per, share_cpu = _extract_overlapped(share, pool, masks_c, lesion_name, settings, params, workers,
+                                                 progress, old_threads)
     except BaseException:
-        if any(not res.ready() for res, _ in pending):
+        if any(not res.ready() for res, _ in share.pending):
             shutdown_case_pool()  # a cancelled or failed case: its helpers' unfinished work is of no use
         raise
-    finally:
-        if threads_set:
-            set_threads(old_threads)
     out: dict[str, float] = {}
     for name, feats in per.items():
         for k, v in feats.items():
             out[f"{name}_{k}"] = v
     if info is not None:
-        margin, extra = crop_margin(params)
-        info.update(
-            {
-                "crop_bbox_zyx": [list(b) for b in bbox],
-                "crop_size_xyz": list(img_c.GetSize()),
-                "margin_mm": float(margin_mm) if margin_mm is not None else margin,
-                "extra_voxels": extra,
-                "voxels": {n: int(sitk.GetArrayViewFromImage(m).sum()) for n, m in masks_c.items()},
-                "n_features": len(out),
-                "case_workers": run_info.get("case_workers", 1) if not lesion_ok else workers,
-                "share_cpu_seconds": share_cpu,
-                "overlap": bool(lesion_ok),
-                "seconds": time.perf_counter() - t0,
-            }
-        )
+        info.update(_case_from_lesion_info(bbox, img_c, masks_c, params, margin_mm, len(out),
+                                           run_info.get("case_workers", 1) if not lesion_ok else workers,
+                                           share_cpu, lesion_ok, t0))
     return out
+
+
+@dataclass
+class _LesionShare:
+    """The lesion's share of a case, started on the case pool before its shells exist."""
+
+    image: sitk.Image | None = None     # the cropped (normalised) image the helpers filter
+    case: _Case | None = None           # the lesion on that crop (None: no pool, or an unusable lesion)
+    pending: list = field(default_factory=list)   # (async result, share) per helper
+    token: str = ""                     # names this case's derived images in the helpers
+    ticks: int = 0                      # progress ticks of the lesion's share
+    backlog_end: float = 0.0            # when the helpers are expected to finish it (perf_counter)
+
+
+def _start_lesion_share(pool: Any, image: sitk.Image, les_arr: np.ndarray, box: Any, params: Mapping[str, Any],
+                        settings: Mapping[str, Any], margin_mm: float | None, lesion_name: str,
+                        workers: int) -> _LesionShare:
+    """Crop and normalise the case from the lesion alone and send the lesion's units to the helpers (with a pool)."""
+    share = _LesionShare()
+    if pool is None:
+        return share
+    from radiomics import imageoperations
+
+    img_c, les_c, _ = _crop_to_box(image, {lesion_name: les_arr}, box, params, margin_mm)
+    share.image = imageoperations.normalizeImage(img_c, **settings) if settings.get("normalize", False) else img_c
+    try:
+        share.case = _prepare_masks(share.image, les_c, settings, params)
+    except UserError:
+        return share  # an unusable lesion: build_masks() or the sequential path says why
+    share.token = f"{os.getpid()}:{time.perf_counter_ns()}"
+    shares = [b for b in _plan(share.case, False, workers - 1) if b]
+    share.pending = [(pool.apply_async(_run_share, (share.case, b, share.token)), b) for b in shares]
+    share.ticks = sum(u.ticks for b in shares for u in b)
+    est = sum(c for _, c, _ in _units(share.case, False)) / max(1, workers - 1)
+    share.backlog_end = time.perf_counter() + est
+    return share
+
+
+def _extract_overlapped(share: _LesionShare, pool: Any, masks_c: Mapping[str, sitk.Image], lesion_name: str,
+                        settings: Mapping[str, Any], params: Mapping[str, Any], workers: int,
+                        progress: Callable[[float, str], None] | None,
+                        old_threads: int) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """The shells' units balanced over this process and the helpers (:func:`_plan_after_lesion`), then all results
+    (the lesion's share included) in region order; returns ``{region: features}`` and the CPU seconds per share."""
+    assert share.case is not None and share.image is not None
+    shells = {k: v for k, v in masks_c.items() if k != lesion_name}
+    case_b = _prepare_masks(share.image, shells, settings, params) if shells else _Case(share.image, {}, params)
+    backlog = 0.0 if all(res.ready() for res, _ in share.pending) else share.backlog_end - time.perf_counter()
+    bins = _plan_after_lesion(case_b, workers, backlog) if shells else [[]]
+    n_ticks = max(1, share.ticks + sum(u.ticks for b in bins for u in b))
+    done = 0
+
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(1.0, done / n_ticks), name)
+
+    share.pending += [(pool.apply_async(_run_share, (case_b, b, share.token, True)), b) for b in bins[1:] if b]
+    results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
+    share_cpu: list[float] = []
+    set_threads(max(1, available_cores() // workers))
+    try:
+        c0 = time.process_time()
+        results += _run_units(case_b, bins[0], tick)
+        share_cpu.append(time.process_time() - c0)
+        for res, b in share.pending:
+            part, cpu = res.get()
+            results += part
+            share_cpu.append(cpu)
+            for u in b:
+                for _ in range(u.ticks):
+                    tick(u.image_type or u.region)
+    finally:
+        set_threads(old_threads)
+    order = {name: k for k, name in enumerate(masks_c)}
+    results.sort(key=lambda x: (order[x[0]], x[1]))
+    per: dict[str, dict[str, float]] = {name: {} for name in masks_c}
+    for name, _, fv in results:
+        per[name].update(fv)
+    return per, share_cpu
+
+
+def _case_from_lesion_info(bbox: Any, img_c: sitk.Image, masks_c: Mapping[str, sitk.Image], params: Mapping[str, Any],
+                           margin_mm: float | None, n_features: int, case_workers: int, share_cpu: list[float],
+                           overlap: bool, t0: float) -> dict[str, Any]:
+    """The ``info`` record of :func:`extract_case_from_lesion`: crop, margins, voxels, workers, timing."""
+    margin, extra = crop_margin(params)
+    return {
+        "crop_bbox_zyx": [list(b) for b in bbox],
+        "crop_size_xyz": list(img_c.GetSize()),
+        "margin_mm": float(margin_mm) if margin_mm is not None else margin,
+        "extra_voxels": extra,
+        "voxels": {n: int(sitk.GetArrayViewFromImage(m).sum()) for n, m in masks_c.items()},
+        "n_features": n_features,
+        "case_workers": case_workers,
+        "share_cpu_seconds": share_cpu,
+        "overlap": bool(overlap),
+        "seconds": time.perf_counter() - t0,
+    }
 
