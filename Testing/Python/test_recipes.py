@@ -149,6 +149,8 @@ def test_cao2025_runs_rf_on_its_eight_combinations(multiseq_tables, tmp_path):
     assert [s["name"] for s in study["feature_sets"]] == [
         "t2:intra", "t2:intra+peri3", "adc:intra", "adc:intra+peri3", "dce:intra", "dce:intra+peri3",
         "dce+t2+adc:intra", "dce+t2+adc:intra+peri3"]
+    # card file names are portable (no ':' of the sequence:region sets, which Windows refuses)
+    assert all(":" not in s["model_card"] for s in study["feature_sets"])
     cards = [json.loads(p.read_text()) for p in (tmp_path / "s").glob("*.model.json")]
     assert len(cards) == 8 and all(c["classifier"]["type"] == "rf" for c in cards)
     assert all(c["selection"]["classifier"] == "rf" for c in cards)
@@ -237,6 +239,19 @@ def test_study_without_task_or_recipe_says_so(phantom_tables, tmp_path):
     f, lab = phantom_tables
     r = run_cli("study", f, lab, "-o", tmp_path / "s")
     assert r.returncode != 0 and "--task (or give --recipe NAME)" in r.stderr
+
+
+def test_needs_mode_is_checked_against_the_meta_file(tmp_path):
+    r = recipes.load("ultrasound-her2low")
+    f = tmp_path / "F.csv"
+    f.write_text("case_id\n")
+    assert "is not checked" in recipes.check_mode(r, f)   # no FEATURES.meta.json: a note, not a silent pass
+    (tmp_path / "F.meta.json").write_text(json.dumps({"parameter_file": "x.yaml"}))
+    with pytest.raises(UserError, match="needs features extracted with --mode 2d-max, but F.csv was extracted in "
+                                        "mode 3d: extract the 2D images with --mode 2d-max"):
+        recipes.check_mode(r, f)
+    (tmp_path / "F.meta.json").write_text(json.dumps({"case_mode": {"mode": "2d-max"}}))
+    assert recipes.check_mode(r, f) is None
 
 
 def test_recipe_file_unknown_key(tmp_path):
