@@ -1,4 +1,6 @@
-"""Study recipes (Resources/Recipes/*.yaml): each runs end to end on the demo phantom cohort or says why not."""
+"""Study recipes (Resources/Recipes/*.yaml): each runs end to end on a small phantom cohort made by the project's
+generators (the demo cohort; multi-sequence DCE phantoms; 2D phantoms), extracted as the recipe's ``extract`` says,
+and each input check refuses in one line."""
 
 from __future__ import annotations
 
