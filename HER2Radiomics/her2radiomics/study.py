@@ -29,7 +29,9 @@ STUDY_SETS = ("intra", "intra+peri1", "intra+peri3", "intra+peri5")
 
 
 def set_filename(name: str) -> str:
-    return name.replace("+", "_") + ".model.json"
+    """``intra+peri3`` -> ``intra_peri3.model.json``; ``dce+t2:intra`` -> ``dce_t2-intra.model.json`` (no ':', which
+    Windows file names cannot hold)."""
+    return name.replace("+", "_").replace(":", "-") + ".model.json"
 
 
 def study_splits(data: LabelledTable, config: TrainConfig, center_column: str = "center") -> dict[str, np.ndarray]:

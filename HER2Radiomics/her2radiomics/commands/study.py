@@ -60,12 +60,10 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, "output folder", folder=True)
     if getattr(args, "recipe", None):  # issue 15 hook: a related study's options
         from her2radiomics import recipes
-        from her2radiomics.io import read_table
 
         recipe = recipes.load(args.recipe)
-        for n in recipes.apply(args, recipe, _DEFAULTS):
+        for n in recipes.apply(args, recipe, _DEFAULTS) + recipes.check_inputs(recipe, args):
             print(f"note: {n}")
-        recipes.check_table(recipe, list(read_table(args.features, "features table").columns))
     if not getattr(args, "task", None):
         raise UserError("the following argument is required: --task (or give --recipe NAME)")
     stale = check_study_folder(Path(args.output), args.force)
