@@ -737,7 +737,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.dceAddSequenceButton.connect("clicked(bool)", self.onDCEAddSequence)
         self.onDCESeriesChanged(self.ui.dceSequenceSelector.currentNode())
 
-    def onDCESeriesChanged(self, node=None) -> None:
+    def onDCESeriesChanged(self, node) -> None:
         """Another series: the phase range is its phases (default the 2nd post-contrast phase, as in the paper)."""
         self.dce.reset()
         n = 0

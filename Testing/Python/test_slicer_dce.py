@@ -97,11 +97,19 @@ def test_sequence_phase_and_tic_type(mrml_scene, phantoms, kinetic):
     np.testing.assert_allclose(ys, [100 * (v - means[0]) / means[0] for v in means], rtol=1e-9)
 
 
-def test_browser_and_picking_again_reuses_the_node(mrml_scene, phantoms):
+@pytest.fixture
+def sequences_logic(mrml_scene):
+    """The Sequences module's logic on the scene (registers vtkMRMLSequenceBrowserNode, as the application does)."""
+    logic = slicer.vtkSlicerSequencesLogic()
+    logic.SetMRMLApplicationLogic(mrml_scene.app_logic)
+    logic.SetMRMLScene(mrml_scene.scene)
+    yield logic
+    logic.SetMRMLScene(None)
+
+
+def test_browser_and_picking_again_reuses_the_node(mrml_scene, sequences_logic, phantoms):
     ph = phantoms["washout"]
     scene = mrml_scene.scene
-    if not hasattr(slicer, "vtkMRMLSequenceBrowserNode"):
-        pytest.skip("this slicer-core has no Sequences module MRML (vtkMRMLSequenceBrowserNode)")
     seq = _sequence(scene, ph)
     browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "DCE browser")
     browser.SetAndObserveMasterSequenceNodeID(seq.GetID())
