@@ -234,6 +234,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.predictButton.connect("clicked(bool)", self.onPredict)
         self.ui.saveSessionButton.connect("clicked(bool)", self.onSaveSession)
         self._setupQA()
+        self._setupDCE()
         for param, widgetName in PATH_FIELDS.items():
             widget = getattr(self.ui, widgetName)
             widget.connect("currentPathChanged(QString)", lambda path, p=param: self.onPathEdited(p))
@@ -295,6 +296,8 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """The case is being closed: stop its extraction and forget its results before the next case loads."""
         self._cancelJob()
         self._resetResults()
+        self.dce.reset()
+        self.ui.dceResultLabel.text = _("Select a DCE series.")
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -602,15 +605,16 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.extractStatusLabel.text = _("{n} features").format(n=len(core.state.features or {}))
         self._showRegions()
 
-    def _plotViewNode(self):
+    def _plotViewNode(self, tag: str = "HER2Radiomics"):
         """The panel's own plot view, owned by the module's editor node so the layout manager leaves it alone
-        (qMRMLLayoutManager builds a view widget for every view node without a parent layout node)."""
-        viewNode = slicer.mrmlScene.GetSingletonNode("HER2Radiomics", "vtkMRMLPlotViewNode")
+        (qMRMLLayoutManager builds a view widget for every view node without a parent layout node). One view
+        per plot widget (``tag``: "HER2Radiomics" for the contributions, "HER2RadiomicsDCE" for the TIC)."""
+        viewNode = slicer.mrmlScene.GetSingletonNode(tag, "vtkMRMLPlotViewNode")
         if viewNode is None:
             viewNode = slicer.mrmlScene.CreateNodeByClass("vtkMRMLPlotViewNode")
             viewNode.UnRegister(None)
-            viewNode.SetLayoutName("HER2Radiomics")  # a view node's layout name is its singleton tag
-            viewNode.SetName("HER2Radiomics plot view")
+            viewNode.SetLayoutName(tag)  # a view node's layout name is its singleton tag
+            viewNode.SetName(f"{tag} plot view")
             viewNode.SetAndObserveParentLayoutNodeID(self._editorNode.GetID())
             viewNode = slicer.mrmlScene.AddNode(viewNode)
         return viewNode
@@ -719,6 +723,64 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onQAReject(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Rejecting the case failed."), waitCursor=True):
             self._qaDecided(self.qa.reject(self.ui.qaNoteLineEdit.text))
+
+    # ---------------------------------------------------------------- DCE series
+    def _setupDCE(self) -> None:
+        """The DCE section: the phase from a sequence / multi-volume, the lesion's TIC (HER2RadiomicsLib.dce_panel;
+        the kinetics are imported on first use, not at set-up)."""
+        from HER2RadiomicsLib.dce_panel import DcePanelLogic
+
+        self.dce = DcePanelLogic(self.logic.core)
+        self.ui.dceSequenceSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onDCESeriesChanged)
+        self.ui.dcePickPhaseButton.connect("clicked(bool)", self.onDCEPickPhase)
+        self.ui.dceShowTicButton.connect("clicked(bool)", self.onDCEShowTic)
+        self.ui.dceAddSequenceButton.connect("clicked(bool)", self.onDCEAddSequence)
+        self.onDCESeriesChanged(self.ui.dceSequenceSelector.currentNode())
+
+    def onDCESeriesChanged(self, node) -> None:
+        """Another series: the phase range is its phases (default the 2nd post-contrast phase, as in the paper)."""
+        self.dce.reset()
+        n = 0
+        if node is not None:
+            from her2radiomics.errors import UserError
+
+            try:
+                n = self.dce.phaseCount(node)
+            except UserError as exc:
+                self.ui.dceResultLabel.text = str(exc)
+                n = -1
+        for button in (self.ui.dcePickPhaseButton, self.ui.dceShowTicButton):
+            button.enabled = n >= 3
+        if n >= 0:
+            self.ui.dcePhaseSpinBox.setRange(0, max(n - 1, 0))
+            self.ui.dcePhaseSpinBox.value = min(2, max(n - 1, 0))
+            self.ui.dceResultLabel.text = (_("Select a DCE series.") if node is None else
+                                           _("{n} phases (0 = pre-contrast).").format(n=n))
+
+    def onDCEPickPhase(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot use this phase."), waitCursor=True):
+            node = self.ui.dceSequenceSelector.currentNode()
+            volume = self.dce.pickPhase(node, int(self.ui.dcePhaseSpinBox.value))
+            if self._parameterNode is not None:
+                self._parameterNode.inputVolume = volume
+            self.ui.dceResultLabel.text = _("Phase {k} of {name} is the input image.").format(
+                k=self.dce.phase, name=node.GetName())
+
+    def onDCEShowTic(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot compute the lesion's TIC."), waitCursor=True):
+            pn = self._parameterNode
+            self.dce.computeTic(self.ui.dceSequenceSelector.currentNode(), pn.segmentation if pn else None)
+            self.ui.dceResultLabel.text = self.dce.resultText()
+            viewNode = self._plotViewNode("HER2RadiomicsDCE")
+            viewNode.SetPlotChartNodeID(self.dce.chart_node.GetID())
+            self.ui.dcePlotWidget.setMRMLPlotViewNode(viewNode)
+
+    def onDCEAddSequence(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Cannot bring the lesion onto this sequence."), waitCursor=True):
+            pn = self._parameterNode
+            _seg, transfer = self.dce.sequenceLesion(self.ui.dceOtherVolumeSelector.currentNode(),
+                                                     pn.segmentation if pn else None, pn.inputVolume if pn else None)
+            self.ui.dceResultLabel.text = "\n".join(transfer.warnings)
 
     def onSaveSession(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Saving the session failed."), waitCursor=True):

@@ -76,6 +76,7 @@ WIDGET_API: dict[str, set[str]] = {
     "QPushButton": _BUTTON,
     "QToolButton": _BUTTON,
     "QProgressBar": {"value", "setRange"},
+    "QSpinBox": {"value", "minimum", "maximum", "setRange"},            # QSpinBox properties + setRange (qspinbox.h)
     "QPlainTextEdit": {"setPlainText"},
     "QListWidget": {"clear", "addItems", "setCurrentRow"},
     "QVBoxLayout": {"addWidget"},
@@ -98,12 +99,14 @@ WIDGET_SIGNALS: dict[str, set[str]] = {
     "QCheckBox": {"clicked(bool)", "toggled(bool)"},
     "QLineEdit": {"textChanged(QString)"},
     "QListWidget": {"currentRowChanged(int)"},
+    "QSpinBox": {"valueChanged(int)"},
     "qMRMLNodeComboBox": {"currentNodeChanged(vtkMRMLNode*)"},
     "ctkPathLineEdit": {"currentPathChanged(QString)", "validInputChanged(bool)"},
     "ctkDirectoryButton": {"directoryChanged(QString)"},
 }
 #: the properties among them (read and written as attributes); the rest are methods
-WIDGET_PROPERTIES = {"enabled", "toolTip", "text", "checked", "value", "collapsed", "currentPath", "directory"}
+WIDGET_PROPERTIES = {"enabled", "toolTip", "text", "checked", "value", "collapsed", "currentPath", "directory",
+                     "minimum", "maximum"}
 _DEFAULTS = {"text": "", "enabled": True, "value": 0, "collapsed": True, "toolTip": "", "checked": False}
 
 
@@ -200,6 +203,31 @@ class FakeNodeComboBox(FakeWidget):
         if node is not self._node:
             self._node = node
             self.emit("currentNodeChanged(vtkMRMLNode*)", node)
+
+
+class FakeSpinBox(FakeWidget):
+    """QSpinBox: value kept inside [minimum, maximum] (setRange and the setters clamp, as Qt's does); a changed
+    value emits valueChanged(int)."""
+
+    def __init__(self, *a, **k) -> None:
+        super().__init__(*a, **k)
+        lo, hi = int(self.props.get("minimum") or 0), int(self.props.get("maximum") or 99)
+        self.__dict__.update(minimum=lo, maximum=hi, value=min(max(int(self.props.get("value") or 0), lo), hi))
+
+    def setRange(self, lo, hi):
+        self.calls.append(("setRange", (lo, hi)))
+        self.__dict__.update(minimum=int(lo), maximum=max(int(lo), int(hi)))
+        self.value = self.value
+
+    def __setattr__(self, name, value):
+        if name == "value":
+            value = min(max(int(value), self.minimum), self.maximum)
+            changed = value != self.__dict__.get("value")
+            object.__setattr__(self, name, value)
+            if changed:
+                self.emit("valueChanged(int)", value)
+            return
+        super().__setattr__(name, value)
 
 
 class FakePathLineEdit(FakeWidget):
@@ -299,6 +327,7 @@ class FakeSegmentEditorWidget(FakeWidget):
 WIDGET_CLASSES = {
     "QLineEdit": FakeLineEdit,
     "QCheckBox": FakeCheckBox,
+    "QSpinBox": FakeSpinBox,
     "qMRMLNodeComboBox": FakeNodeComboBox,
     "ctkPathLineEdit": FakePathLineEdit,
     "ctkDirectoryButton": FakeDirectoryButton,

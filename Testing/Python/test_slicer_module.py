@@ -67,7 +67,8 @@ def test_ui_declares_custom_widgets_and_scene_connections():
     connected = {c.findtext("receiver") for c in root.iter("connection") if c.findtext("slot") == "setMRMLScene(vtkMRMLScene*)"}
     assert mrml == connected
     sections = [w.find("property/string").text for w in root.iter("widget") if w.get("class") == "ctkCollapsibleButton"]
-    assert sections == ["Input", "Lesion", "Peritumoral shells", "Exclusions", "Features", "Prediction", "QA"]
+    assert sections == ["Input", "Lesion", "Peritumoral shells", "Exclusions", "Features", "Prediction", "QA",
+                        "DCE series"]
 
 
 def test_module_file_imports_headless_and_has_template_classes(slicer_module):
