@@ -65,3 +65,23 @@ def test_cli_unknown_and_help():
     assert r.returncode == 0 and "not for clinical use" in r.stdout.lower()
     r = run_cli("nosuchcommand")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_slicer_core_is_the_slicer_package_when_installed():
+    """When slicer-core is installed (the `test` extra), `import slicer` must be *its* package with real MRML.
+
+    Another distribution shipping a top-level `slicer` package (shap's dependency `slicer` 0.0.8 does) would
+    overwrite it, and every MRML test would then skip silently instead of running."""
+    from importlib import metadata
+
+    try:
+        metadata.version("slicer-core")
+    except metadata.PackageNotFoundError:
+        pytest.skip("slicer-core is not installed (outside the `test` extra)")
+    others = [d.metadata["Name"] for d in metadata.distributions()
+              if d.metadata["Name"] and d.metadata["Name"].lower() != "slicer-core"
+              and "slicer/__init__.py" in {str(f) for f in (d.files or [])}]
+    assert not others, f"{others} install a top-level 'slicer' package over slicer-core's"
+    import slicer
+
+    assert hasattr(slicer, "vtkMRMLScene"), f"'import slicer' is not slicer-core ({slicer.__file__})"
