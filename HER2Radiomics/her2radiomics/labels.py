@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from her2radiomics.errors import UserError
-from her2radiomics.io import check_csv_header
+from her2radiomics.io import check_csv_header, require_file
 from her2radiomics.modelcard import STAGE_TASKS
 
 __all__ = [
@@ -357,10 +357,8 @@ def load_labels(
 
 def _read_table(p: Path, what: str) -> pd.DataFrame:
     """The table as stripped text (no NA conversion); one-line errors for a missing/empty/unreadable file."""
-    if p.is_dir():
-        raise UserError(f"{what} {p} is a folder; give the {what.split()[0]} CSV file")
-    if not p.is_file():
-        raise UserError(f"{what} not found: {p}; check the path")
+    p = require_file(p, f"{what} {{p}} is a folder; give the {what.split()[0]} CSV file",
+                     f"{what} not found: {{p}}; check the path")
     sep = table_separator(p)
     try:
         raw = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from her2radiomics import DEMO_MODEL_NOTICE, NOT_FOR_CLINICAL_USE
 from her2radiomics.errors import UserError
-from her2radiomics.io import write_text
+from her2radiomics.io import require_file, write_text
 
 if TYPE_CHECKING:  # pandas is imported where a table is used: reading a card must work in a fresh 3D Slicer,
     import pandas as pd  # which bundles numpy but not pandas (the panel loads cards before its dependency prompt)
@@ -284,11 +284,8 @@ def load_model_card(path_or_dict: str | os.PathLike[str] | Mapping[str, Any], *,
     """
     if isinstance(path_or_dict, Mapping):
         return validate_model_card(dict(path_or_dict), f"({name}, in memory)" if name else "(in memory)")
-    p = Path(path_or_dict)
-    if p.is_dir():
-        raise UserError(f"model card {p} is a folder; give the card's JSON file (written by 'train')")
-    if not p.is_file():
-        raise UserError(f"model card not found: {p}; check the path")
+    p = require_file(path_or_dict, "model card {p} is a folder; give the card's JSON file (written by 'train')",
+                     "model card not found: {p}; check the path")
     try:
         card = json.loads(p.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:

@@ -56,7 +56,10 @@ def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = 
     """Run ``python -m her2radiomics ARGS`` on this checkout's code; returns the completed process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(PKG_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+    # UTF-8 both ways, whatever the locale: a library that resets LC_CTYPE to "C" in this process made the text
+    # decoding ASCII, and an output with "±" or "≤" then failed with UnicodeDecodeError
+    env["PYTHONUTF8"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "her2radiomics", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+        capture_output=True, encoding="utf-8", cwd=cwd, env=env, timeout=timeout,
     )

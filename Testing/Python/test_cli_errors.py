@@ -781,7 +781,7 @@ def test_real_ctrl_c_during_extract(tmp_path) -> None:
     man = _w(tmp_path / "m.csv", "case_id,image,lesion\n" + rows)
     env = dict(os.environ, PYTHONPATH=str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with subprocess.Popen([sys.executable, "-m", "her2radiomics", "extract", str(man), "-o", str(tmp_path / "F.csv"),
-                           "--no-progress", "--distances", "1"], env=env, stderr=subprocess.PIPE, text=True) as p:
+                           "--no-progress", "--distances", "1"], env=env, stderr=subprocess.PIPE, encoding="utf-8") as p:
         first = p.stderr.readline()  # "extract: 40 case(s), ..." once the run has started
         time.sleep(1.0)
         p.send_signal(signal.SIGINT)
@@ -811,7 +811,7 @@ def _modules_after(argv: list[str]) -> set[str]:
             "    try:\n        cli.main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
             "print('\\n'.join(sorted(sys.modules)))")
     env = {**os.environ, "PYTHONPATH": str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, encoding="utf-8", env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     return {m.split(".")[0] for m in r.stdout.split()}
 

@@ -59,7 +59,7 @@ def test_clinical_glm_matches_stored_r_output():
 
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript not installed")
 def test_clinical_glm_matches_live_r():
-    r = subprocess.run(["Rscript", str(R_DIR / "clinical_glm.R"), str(TABLE)], capture_output=True, text=True,
+    r = subprocess.run(["Rscript", str(R_DIR / "clinical_glm.R"), str(TABLE)], capture_output=True, encoding="utf-8",
                        timeout=120, check=True)
     _compare(_r_rows(r.stdout), _ours())
 

@@ -389,7 +389,7 @@ def test_phantom_help_starts_without_the_scientific_stack():
              "with contextlib.redirect_stdout(io.StringIO()):\n"
              "    try:\n        cli.main(['phantom', '--help'])\n    except SystemExit:\n        pass\n"
              "print(' '.join(m for m in ('numpy', 'scipy', 'SimpleITK') if m in sys.modules))")
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, encoding="utf-8", check=True)
     assert r.stdout.strip() == ""
     import argparse
 

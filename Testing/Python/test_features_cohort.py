@@ -197,7 +197,7 @@ def test_killed_run_resumes_with_only_unfinished_cases(tmp_path, small_params):
     assert 2 <= len(done) < n, "the run finished before it could be killed; make cases slower"
     assert not out.exists()
 
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, env=env, capture_output=True, encoding="utf-8", timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"{n - len(done)} computed, {len(done)} from cache, 0 failed" in r.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in done.items())  # finished cases were not recomputed

@@ -300,7 +300,7 @@ def test_review_needs_no_package_slicer_lacks(session, cohort):
             f"s = QASession.open({str(session.path)!r})\ns.start_review('c0', 'R1')\nimage, masks = s.load('c0', 'R1')\n"
             "s.approve('c0', 'R1', pectoralis=masks['lesion'])\n"
             "print(sorted(m for m in ('pandas', 'yaml', 'radiomics', 'joblib', 'sklearn') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", timeout=120,
                          env={"PYTHONPATH": str(PKG_DIR), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

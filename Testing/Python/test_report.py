@@ -155,7 +155,7 @@ def count_loaded_images(html_path: Path) -> tuple[int, int]:
     probe.write_text(html_path.read_text().replace("</body>", _CHECK + "</body>"))
     with tempfile.TemporaryDirectory() as profile:
         r = subprocess.run([*chromium_args(exe, profile), "--dump-dom", probe.as_uri()],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, encoding="utf-8", timeout=120)
     m = re.search(r"IMGCHECK (\d+)/(\d+)", r.stdout)
     assert m, f"no image count in Chromium's DOM dump: {r.stderr[-500:]}"
     return int(m.group(1)), int(m.group(2))

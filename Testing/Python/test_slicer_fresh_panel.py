@@ -282,7 +282,7 @@ def test_module_start_imports_no_computing_package():
             "slicer_fakes.install_module_fakes(); import HER2Radiomics; "
             "print(sorted(m for m in ('SimpleITK', 'scipy', 'her2radiomics.regions', 'her2radiomics.features', "
             "'HER2RadiomicsLib.logic', 'pandas', 'yaml') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, encoding="utf-8", timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 

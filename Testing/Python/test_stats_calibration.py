@@ -79,7 +79,7 @@ def test_against_r_glm_and_proc(tmp_path):
               'ci <- if (ok) { set.seed(1); as.numeric(pROC::ci.auc(pROC::roc(d$y, d$p, quiet = TRUE, direction = "<"),'
               ' method = "bootstrap", boot.n = 4000, boot.stratified = TRUE, progress = "none")) } else c(NA, NA, NA);'
               'cat(sprintf("%.12f", c(b, a, ci)), sep = "\\n")')
-    r = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, timeout=180)
+    r = subprocess.run(["Rscript", "-e", script], capture_output=True, encoding="utf-8", timeout=180)
     assert r.returncode == 0, r.stderr
     b, a, lo, _, hi = (float(v) if v != "NA" else np.nan for v in r.stdout.split())
     c = stats.calibration_slope_intercept(y, p)

@@ -50,7 +50,7 @@ BROWN = (0.62, 0.36, 0.20)
 
 
 def _cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "her2radiomics", *args], cwd=cwd, capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "her2radiomics", *args], cwd=cwd, capture_output=True, encoding="utf-8",
                          timeout=timeout)
     assert res.returncode == 0, f"her2radiomics {' '.join(args)} failed:\n{res.stdout}\n{res.stderr}"
     return res
@@ -107,7 +107,7 @@ def server(cohort, display):
     port = _free_port()
     env = {**os.environ, "DISPLAY": display}
     proc = subprocess.Popen([sys.executable, "-m", "her2radiomics", "web", "--session", str(cohort / "QA"),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8",
                             env=env, cwd=cohort)
     lines: list[str] = []
     ready = threading.Event()

@@ -47,9 +47,9 @@ def test_core_and_help_never_import_the_web_stack():
             "import her2radiomics.qa, her2radiomics.commands.web; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('trame', 'trame_slicer', 'trame_server', 'HER2RadiomicsWeb')]; "
             "print(bad); sys.exit(1 if bad else 0)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8")
     assert res.returncode == 0, res.stdout + res.stderr
-    res = subprocess.run([sys.executable, "-m", "her2radiomics", "--help"], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "her2radiomics", "--help"], capture_output=True, encoding="utf-8")
     assert res.returncode == 0 and "web" in res.stdout
 
 
