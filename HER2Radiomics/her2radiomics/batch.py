@@ -38,7 +38,7 @@ from her2radiomics.features import CROP_RULE, load_params, parameter_file_hash, 
 from her2radiomics.io import atomic_path, check_output, write_json, write_text
 from her2radiomics.manifest import MANIFEST_LABEL_HINT, CaseSpec, read_manifest
 from her2radiomics.provenance import (
-    PARAMS_COLUMN,
+    PARAMETER_FILE_HASH_COLUMN,
     PROVENANCE_COLUMNS,
     RESAMPLE_COLUMN,
     VERSION_COLUMN,
@@ -623,7 +623,7 @@ def _assemble(specs: Sequence[CaseSpec], records: Mapping[tuple[str, str], dict]
         rows.append({"case_id": spec.case_id, "reader": spec.reader, **rec["features"]})
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
     # provenance that survives copying the table without its .meta.json (her2radiomics.provenance)
-    table[PARAMS_COLUMN] = phash
+    table[PARAMETER_FILE_HASH_COLUMN] = phash
     table[RESAMPLE_COLUMN] = resample_text(resample)
     table[VERSION_COLUMN] = __version__
     return table, fails, columns, lacks

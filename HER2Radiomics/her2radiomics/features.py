@@ -458,7 +458,7 @@ _COST_OTHER_FILTER_PER_CROP_VOXEL = 5e-8  # square, gradient, LBP, ...
 _COST_FEATURES_PER_REGION = 0.0106  # all feature classes of one derived image, fixed part per region
 _COST_FEATURES_PER_VOXEL = 2.0e-6  # ... and the part that grows with the region's voxels
 
-_EXTRACTORS: dict[str, Any] = {}  # params hash -> RadiomicsFeatureExtractor (validated once per process)
+_EXTRACTORS: dict[str, Any] = {}  # parameter-file hash -> RadiomicsFeatureExtractor (validated once per process)
 _POOL: dict[str, Any] = {}  # {"pool": multiprocessing pool, "n": helper processes, "pid": owner}
 _POOL_ATEXIT: list[bool] = []  # the atexit hook is registered once per process
 _DERIVED: dict[str, Any] = {}  # {"token": case token, "items": {(image type, output index): (image, name, kwargs)}}
