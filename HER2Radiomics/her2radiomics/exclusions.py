@@ -911,19 +911,22 @@ def _pect_result(image: sitk.Image, out: np.ndarray, les: np.ndarray | None, g: 
 
 
 # ---------------------------------------------------------------------------------------------- legacy first-layer pectoralis (fallback)
+def _empty_exclusion(image: sitk.Image, notes: list[str], info: dict[str, Any], parts: dict[str, float]) -> Exclusion:
+    """An empty mask on ``image``'s grid with its notes, numbers and confidence parts."""
+    return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
+
+
 def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
                             air: sitk.Image | None) -> Exclusion:
     """The pre-issue-11 detector (first homogeneous muscle-intensity layer behind the lesion), kept as the
     fallback of :func:`detect_pectoralis` where the chest-wall reading is unsure (see docs/exclusions.md)."""
     les = _lesion_array(image, lesion)
     ori = orientation(image)
-    notes: list[str] = []
     if not ori.axial:
-        notes.append(f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
-                     f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
-                     "mask left empty: draw it or pass --pectoralis")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, {"axial": False, "contrast": "unknown"}),
-                                {"axial": 0.0})
+        notes = [f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
+                 f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
+                 "mask left empty: draw it or pass --pectoralis"]
+        return _empty_exclusion(image, notes, {"axial": False, "contrast": "unknown"}, {"axial": 0.0})
     if air is None:
         air_arr = _coarse_air(image, les)
     else:
@@ -931,43 +934,99 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
         air_arr = sitk.GetArrayViewFromImage(air) != 0
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
+    roi = _first_layer_roi(arr.shape, les, spacing_zyx, reach_mm)
+    cal = _first_layer_calibrate(image, arr, air_arr, les, spacing_zyx, ori)
+    if isinstance(cal, Exclusion):
+        return cal
+    cs, fat_level, info = cal
+    notes: list[str] = []
+    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+    m = _first_layer_maps(image, arr, air_arr, les, roi, spacing_zyx, ori, cs["threshold"], fat_level)
+    chosen = _first_layer_level(m, ori, spacing_zyx, fat_level)
+    if chosen is None:
+        notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
+        return _empty_exclusion(image, notes, info, {"muscle": 0.0})
+    levels, best = chosen
+    if best is None:
+        muscle_level = float(np.exp(levels[0]))
+        info["muscle_level"] = muscle_level
+        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
+        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
+        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
+                     "mask left empty")
+        return _empty_exclusion(image, notes, info, dict(parts, contrast=0.0))
+    sheet_score, lv, run = best
+    muscle_level = float(np.exp(lv))
+    info["muscle_level"] = muscle_level
+    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
+    info["sheet_score"] = round(float(sheet_score), 1)
+    ratio = muscle_level / fat_level
+    info["muscle_to_fat"] = round(ratio, 3)
+    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
+    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
+    out = _first_layer_mask(run, m, roi, air_arr, spacing_zyx, muscle_level, fat_level)
+    return _first_layer_result(image, out, m, roi, ori, spacing_zyx, reach_mm, info, notes, parts)
 
-    # ---- region of interest (full arrays, z y x)
-    shape = arr.shape
-    if les is not None:
-        e_lo, e_hi = _extent(les)
-        margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
-        lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
-        hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
-        roi = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    else:
-        roi = tuple(slice(0, n) for n in shape)
 
-    # ---- fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check
+@dataclass
+class _FirstLayerMaps:
+    """The maps of the legacy first-layer detector on its region of interest (z y x)."""
+
+    sm: np.ndarray  # smoothed intensity
+    log_sm: np.ndarray  # log of the smoothed intensity
+    body: np.ndarray  # not air
+    homog: np.ndarray  # homogeneous (low local CV), brighter than the dark threshold, off the grown lesion
+    cand_level: np.ndarray  # homogeneous, non-fat, behind the lesion: where the muscle can be
+    behind: np.ndarray | None  # posterior of the lesion's median A-P coordinate (None without a lesion)
+    les_roi: np.ndarray | None  # the lesion (None without one)
+    les_dist: np.ndarray | None  # distance to the lesion (mm)
+    grow: np.ndarray | None  # within 2 mm of the lesion
+    thr_dark: float  # air / tissue threshold
+
+
+def _first_layer_roi(shape: tuple[int, ...], les: np.ndarray | None, spacing_zyx: np.ndarray,
+                     reach_mm: float) -> tuple[slice, ...]:
+    """Region of interest (full arrays, z y x): the lesion's extent plus reach + margin, the whole image without one."""
+    if les is None:
+        return tuple(slice(0, n) for n in shape)
+    e_lo, e_hi = _extent(les)
+    margin = (reach_mm + PECT_ROI_MARGIN_MM) / spacing_zyx
+    lo = [max(0, int(a - m)) for a, m in zip(e_lo, margin, strict=True)]
+    hi = [min(n, int(b + m) + 1) for b, n, m in zip(e_hi, shape, margin, strict=True)]
+    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+
+
+def _first_layer_calibrate(image: sitk.Image, arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None,
+                           spacing_zyx: np.ndarray, ori: Orientation
+                           ) -> tuple[dict[str, Any], float, dict[str, Any]] | Exclusion:
+    """Fat level: subcutaneous layer 2-5 mm below the skin (whole image, ~2 mm blocks), subtraction check.
+
+    ``(coarse stage, fat level, info)``, or the empty Exclusion when the image cannot be calibrated.
+    """
     cs = _coarse_stage(arr, air_arr, les, spacing_zyx, ori)
     fat_level = (_subcutaneous_level(arr, air_arr, spacing_zyx, ori, cs["threshold"])
                  if cs["fat_level"] is not None else None)
     info: dict[str, Any] = {"fat_level": fat_level, **cs["info"], "contrast": "subtraction" if cs["subtraction"] else "unknown"}
-    if fat_level is None and cs["subtraction"]:
-        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
-                     "told from fat here: mask left empty - review it, or detect on another phase with "
-                     "--exclusion-image")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"contrast": 0.0})
-    if fat_level is None:
-        notes.append("no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
-                     "intensity; pectoralis mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"calibration": 0.0})
     if cs["subtraction"]:
-        info["contrast"] = "subtraction"
-        notes.append("this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
-                     "told from fat here: mask left empty - review it, or detect on another phase with "
-                     "--exclusion-image")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"contrast": 0.0})
-    parts: dict[str, float] = {"calibration": cs["calibration_conf"]}
+        notes = ["this looks like a subtraction image (fat as dark as the background); the pectoralis cannot be "
+                 "told from fat here: mask left empty - review it, or detect on another phase with "
+                 "--exclusion-image"]
+        return _empty_exclusion(image, notes, info, {"contrast": 0.0})
+    if fat_level is None:
+        notes = ["no anterior skin surface (air in front of the body) in the field of view to calibrate the fat "
+                 "intensity; pectoralis mask left empty"]
+        return _empty_exclusion(image, notes, info, {"calibration": 0.0})
+    return cs, fat_level, info
 
+
+def _first_layer_maps(image: sitk.Image, arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None,
+                      roi: tuple[slice, ...], spacing_zyx: np.ndarray, ori: Orientation, thr_dark: float,
+                      fat_level: float) -> _FirstLayerMaps:
+    """Smoothing, local texture and the homogeneous non-fat candidates behind the lesion, on the region of interest."""
     sub_img = sitk.GetImageFromArray(np.ascontiguousarray(arr[roi], dtype=np.float32))
     sub_img.SetSpacing(image.GetSpacing())
-    sm = _smooth(sub_img, PECT_SMOOTH_MM)
+    # a copy: where the spacing is too coarse to smooth, _smooth returns a view of sub_img, freed on return
+    sm = np.array(_smooth(sub_img, PECT_SMOOTH_MM))
     raw = sitk.GetArrayViewFromImage(sub_img)
     # local coefficient of variation at two window sizes: the 1.5 mm window measures texture reliably but,
     # on a muscle thinner than ~6 mm, it straddles the fat on both sides and the two edges alone push the CV
@@ -978,11 +1037,10 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
     if fine_mm < PECT_TEXTURE_MM:
         cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
     body = ~air_arr[roi]
-    thr_dark = cs["threshold"]
     log_sm = np.log(np.maximum(sm, 1e-3))
     homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
     nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
-    les_roi = None
+    les_roi = les_dist = grow = None
     if les is not None:
         les_roi = les[roi]
         les_dist = ndimage.distance_transform_edt(~les_roi, sampling=spacing_zyx)
@@ -996,29 +1054,35 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
         les_ap = np.median(ap_coord[les_roi])
         behind = ap_coord > les_ap
         cand_level &= behind
+    return _FirstLayerMaps(sm, log_sm, body, homog, cand_level, behind, les_roi, les_dist, grow, thr_dark)
+
+
+def _first_layer_level(m: _FirstLayerMaps, ori: Orientation, spacing_zyx: np.ndarray, fat_level: float
+                       ) -> tuple[list[float], tuple[float, float, np.ndarray] | None] | None:
+    """The muscle level: ``(candidate log levels, (sheet score, log level, first-layer run) or None when no
+    candidate differs enough from fat)``; None when too little homogeneous non-fat tissue is behind the breast."""
     # the pectoralis is the FIRST non-fat layer behind the breast: calibrate on the first such run per A-P
     # column, so every column counts once and a large homogeneous organ further back (heart, mediastinum),
     # which holds more voxels than the thin muscle when the box reaches it, cannot set the level
-    vals = log_sm[_first_run(cand_level, ori, spacing_zyx)]
+    vals = m.log_sm[_first_run(m.cand_level, ori, spacing_zyx)]
     if vals.size < 50:
-        notes.append("no homogeneous non-fat tissue behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), {"muscle": 0.0})
+        return None
     # candidate muscle levels: the mode of the first non-fat layer (the pectoralis when the retromammary fat is
     # behind the parenchyma) and the main peaks of all homogeneous non-fat tissue behind the lesion (the
     # pectoralis when fibroglandular tissue of another intensity comes first). Each candidate is tried and
     # the one whose first muscle-like layer best matches the anatomical prior of a sheet wins (sheet score:
     # columns with a 2-25 mm run x fraction of neighbouring runs starting within 3 mm of each other).
     levels = [_peaks(vals, 1)[0]]
-    for lv in _peaks(log_sm[cand_level], PECT_LEVEL_CANDIDATES):
+    for lv in _peaks(m.log_sm[m.cand_level], PECT_LEVEL_CANDIDATES):
         if all(abs(lv - q) > PECT_WINDOW for q in levels):
             levels.append(lv)
     best = None
     for lv in levels:
         if abs(lv - np.log(fat_level)) < PECT_MIN_LOG_CONTRAST:
             continue
-        like_l = homog & (np.abs(log_sm - lv) < PECT_WINDOW)
-        if behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
-            like_l &= behind
+        like_l = m.homog & (np.abs(m.log_sm - lv) < PECT_WINDOW)
+        if m.behind is not None:  # the muscle lies behind the breast: never in front of the lesion's centre
+            like_l &= m.behind
         # a thin muscle-like first layer still ends the search in its column (thin_blocks): where the
         # pectoralis tapers out it is thinner than 2 mm, and the next layer behind it is intercostal muscle
         run_l = _first_run(like_l, ori, spacing_zyx, thin_blocks=True)
@@ -1027,24 +1091,12 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
             score /= PECT_LEVEL_SWITCH
         if best is None or score > best[0]:
             best = (score, lv, run_l)
-    if best is None:
-        muscle_level = float(np.exp(levels[0]))
-        info["muscle_level"] = muscle_level
-        info["muscle_to_fat"] = round(muscle_level / fat_level, 3)
-        info["contrast"] = "fat-suppressed" if muscle_level > fat_level else "non-fat-suppressed"
-        notes.append(f"muscle and fat have similar intensity here (ratio {muscle_level / fat_level:.2f}); pectoralis "
-                     "mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), dict(parts, contrast=0.0))
-    sheet_score, lv, run = best
-    muscle_level = float(np.exp(lv))
-    info["muscle_level"] = muscle_level
-    info["muscle_level_candidates"] = [round(float(np.exp(v)), 1) for v in levels]
-    info["sheet_score"] = round(float(sheet_score), 1)
-    ratio = muscle_level / fat_level
-    info["muscle_to_fat"] = round(ratio, 3)
-    info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
-    parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
+    return levels, best
 
+
+def _first_layer_mask(run: np.ndarray, m: _FirstLayerMaps, roi: tuple[slice, ...], air_arr: np.ndarray,
+                      spacing_zyx: np.ndarray, muscle_level: float, fat_level: float) -> np.ndarray:
+    """The full-image mask: the first layer without small components, grown into its partial-volume boundary."""
     # ---- drop small components
     lab, n = ndimage.label(run, structure=np.ones((3, 3, 3), bool))
     vox = float(np.prod(spacing_zyx))
@@ -1055,26 +1107,34 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
         run = keep[lab]
     # grow the homogeneous core into its partial-volume boundary: voxels closer (log) to muscle than to fat
     mid = 0.5 * (np.log(muscle_level) + np.log(fat_level))
+    log_sm = m.log_sm
     closer = (log_sm > mid) if muscle_level > fat_level else (log_sm < mid)
-    loose = body & closer & (np.abs(log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (sm > 2.0 * thr_dark)
-    if les_roi is not None:
-        loose &= ~grow
+    loose = m.body & closer & (np.abs(log_sm - np.log(muscle_level)) < 1.5 * PECT_WINDOW) & (m.sm > 2.0 * m.thr_dark)
+    if m.les_roi is not None:
+        loose &= ~m.grow
     steps = max(1, int(round(PECT_GROW_MM / float(min(spacing_zyx[1:])))))
     if run.any():
         run = ndimage.binary_dilation(run, structure=_INPLANE, iterations=steps, mask=loose | run)
-    if les_roi is not None:
-        run &= ~les_roi
-    out = np.zeros(shape, bool)
+    if m.les_roi is not None:
+        run &= ~m.les_roi
+    out = np.zeros(air_arr.shape, bool)
     out[roi] = run
     out &= ~air_arr
-    info["volume_mm3"] = float(out.sum()) * vox
+    return out
+
+
+def _first_layer_result(image: sitk.Image, out: np.ndarray, m: _FirstLayerMaps, roi: tuple[slice, ...],
+                        ori: Orientation, spacing_zyx: np.ndarray, reach_mm: float, info: dict[str, Any],
+                        notes: list[str], parts: dict[str, float]) -> Exclusion:
+    """Volume, confidence parts, distance to the lesion and notes of the legacy mask."""
+    info["volume_mm3"] = float(out.sum()) * float(np.prod(spacing_zyx))
     sp_c = _canon_spacing(spacing_zyx, ori)
-    parts.update(_pectoralis_parts(_canon(out[roi], ori), None if les_roi is None else _canon(les_roi, ori), sp_c, reach_mm))
+    parts.update(_pectoralis_parts(_canon(out[roi], ori), None if m.les_roi is None else _canon(m.les_roi, ori), sp_c, reach_mm))
     if not out.any():
         notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
-    if les is not None:
-        dmin = float(les_dist[out[roi]].min())
+        return _empty_exclusion(image, notes, info, parts)
+    if m.les_dist is not None:
+        dmin = float(m.les_dist[out[roi]].min())
         info["distance_to_lesion_mm"] = round(dmin, 2)
         if dmin > reach_mm:
             notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
