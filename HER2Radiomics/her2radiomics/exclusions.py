@@ -452,16 +452,8 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     if not ori.axial:
-        notes = [f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
-                 f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
-                 "mask left empty: draw it or pass --pectoralis"]
-        return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, {"axial": False, "contrast": "unknown"}),
-                                {"axial": 0.0})
-    if air is None:
-        air_arr = _coarse_air(image, les)
-    else:
-        check_same_grid(air, image, what="air mask")
-        air_arr = sitk.GetArrayViewFromImage(air) != 0
+        return _not_axial(image, ori)
+    air_arr = _air_array(image, les, air)
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
     cal = _pect_calibrate(arr, air_arr, les, spacing_zyx, ori)
@@ -916,6 +908,23 @@ def _empty_exclusion(image: sitk.Image, notes: list[str], info: dict[str, Any], 
     return _with_confidence(Exclusion(image_from_array(np.zeros(image.GetSize()[::-1], np.uint8), image), notes, info), parts)
 
 
+def _not_axial(image: sitk.Image, ori: Orientation) -> Exclusion:
+    """The empty pectoralis mask of a non-axial image (both detectors assume axial slices)."""
+    notes = [f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
+             f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
+             "mask left empty: draw it or pass --pectoralis"]
+    return _empty_exclusion(image, notes, {"axial": False, "contrast": "unknown"}, {"axial": 0.0})
+
+
+def _air_array(image: sitk.Image, les: np.ndarray | None, air: sitk.Image | None) -> np.ndarray:
+    """The air mask (z y x, bool) the pectoralis detectors work with: the given one (on the image grid), else a
+    coarse detection that leaves the lesion out."""
+    if air is None:
+        return _coarse_air(image, les)
+    check_same_grid(air, image, what="air mask")
+    return sitk.GetArrayViewFromImage(air) != 0
+
+
 def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_mm: float,
                             air: sitk.Image | None) -> Exclusion:
     """The pre-issue-11 detector (first homogeneous muscle-intensity layer behind the lesion), kept as the
@@ -923,15 +932,8 @@ def _pectoralis_first_layer(image: sitk.Image, lesion: sitk.Image | None, reach_
     les = _lesion_array(image, lesion)
     ori = orientation(image)
     if not ori.axial:
-        notes = [f"pectoralis detection assumes an axial acquisition; this image's slice normal is "
-                 f"{ori.tilt_deg:.0f} deg from superior-inferior (or slices are not the first array axis); "
-                 "mask left empty: draw it or pass --pectoralis"]
-        return _empty_exclusion(image, notes, {"axial": False, "contrast": "unknown"}, {"axial": 0.0})
-    if air is None:
-        air_arr = _coarse_air(image, les)
-    else:
-        check_same_grid(air, image, what="air mask")
-        air_arr = sitk.GetArrayViewFromImage(air) != 0
+        return _not_axial(image, ori)
+    air_arr = _air_array(image, les, air)
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
     roi = _first_layer_roi(arr.shape, les, spacing_zyx, reach_mm)
@@ -1459,11 +1461,7 @@ def _pectoralis_on_blocks(image: sitk.Image, reach_mm: float, air: sitk.Image | 
     small.SetOrigin(image.TransformContinuousIndexToPhysicalPoint(((f[2] - 1) / 2, (f[1] - 1) / 2, 0.0)))
     small.SetDirection(image.GetDirection())
     # air from the full-resolution noise statistics (block means would hide the background's Rayleigh noise)
-    if air is not None:
-        check_same_grid(air, image, what="air mask")
-        air_full = sitk.GetArrayViewFromImage(air) != 0
-    else:
-        air_full = _coarse_air(image, None)
+    air_full = _air_array(image, None, air)
     air_small = sitk.GetImageFromArray((~_block_any(~air_full, f)).view(np.uint8))  # air where the block is all air
     air_small.CopyInformation(small)
     res = _pectoralis_first_layer(small, None, reach_mm, air_small)
