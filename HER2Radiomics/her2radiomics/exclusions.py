@@ -267,19 +267,10 @@ def _from_canonical_inplane(arr: np.ndarray, ori: Orientation) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- air
-def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion:
-    """Extramammary air: dark background reaching the anterior / lateral field-of-view faces.
-
-    Robust to multiplicative coil shading (log-domain Otsu), to dark fat-suppressed fat and dark
-    (necrotic) lesion cores (anything enclosed by the body is not reached from a seed), and the
-    lesion mask is never air. A field of view without air gives an empty mask and a note.
-    ``info`` holds the threshold, the air fraction and the air / tissue intensity statistics.
-    """
-    les = _lesion_array(image, lesion)
-    ori = orientation(image)
-    notes: list[str] = []
-    arr = sitk.GetArrayViewFromImage(image)
-    spacing_zyx = np.array(image.GetSpacing()[::-1], float)
+def _air_candidates(arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray, ori: Orientation
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int], float]:
+    """Dark voxels reached from the anterior / lateral faces: ``(air, air on the blocks, block means, block
+    factors, threshold)``, the lesion never air."""
     # work on ~1.5 mm in-plane blocks (block mean = first smoothing), refine the boundary at full resolution
     f = [1, max(1, int(round(AIR_BLOCK_MM / spacing_zyx[1]))), max(1, int(round(AIR_BLOCK_MM / spacing_zyx[2])))]
     coarse = _block_mean(arr, f)
@@ -327,33 +318,58 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         air = _refine_upsampled(air, f, arr, thr, _refine_box(les, spacing_zyx))
     if les is not None:
         air &= ~les
+    return air, air_blocks, coarse, f, thr
+
+
+def _air_noise(arr: np.ndarray, air: np.ndarray, coarse: np.ndarray, f: list[int], info: dict[str, Any]
+               ) -> tuple[dict[str, float], float, float, float, float, float]:
+    """Background noise statistics of the candidate air (into ``info``): ``(confidence parts, mean/std, air /
+    tissue median, fraction of negative voxels, median/IQR-sigma, std)``."""
+    sub = tuple(slice(0, None, max(1, n // 64)) for n in air.shape)
+    a_s, m_s = arr[sub], air[sub]
+    air_med = float(np.median(a_s[m_s])) if m_s.any() else float(np.median(arr[air]))
+    tissue_med = float(np.median(a_s[~m_s])) if (~m_s).any() else 0.0
+    # noise statistics without zero-filled regions (whole blocks exactly 0, e.g. the corners of a rotated
+    # field of view): they are not noise; scattered zeros (a subtraction clipped at 0) still count
+    zero_blocks = coarse == 0
+    ks, js, is_ = (np.arange(n)[sl] for n, sl in zip(arr.shape, sub, strict=True))
+    filled = zero_blocks[np.ix_(ks, np.minimum(js // f[1], zero_blocks.shape[1] - 1),
+                                np.minimum(is_ // f[2], zero_blocks.shape[2] - 1))]
+    m_n = m_s & ~filled
+    vals = a_s[m_n].astype(np.float64) if m_n.sum() > 100 else arr[air].astype(np.float64)
+    mean, sd = float(vals.mean()), float(vals.std())
+    snr = mean / sd if sd > 0 else (np.inf if mean > 1e-3 else 0.0)
+    info.update(air_median=air_med, tissue_median=tissue_med, air_mean_over_std=round(snr, 3))
+    rel = air_med / max(tissue_med, 1e-6)
+    parts = {"noise": float(np.clip((AIR_MAX_MEAN_OVER_STD - snr) / 1.0, 0, 1)) if np.isfinite(snr) else 1.0,
+             "darkness": float(np.clip((AIR_MAX_RELATIVE_INTENSITY - rel) / 0.25, 0, 1))}
+    neg = float(np.mean(a_s < 0))
+    # robust version of mean/std (median over IQR / 1.349), insensitive to the heavy tail of motion ghosts:
+    # Rayleigh background 1.75, half-normal (|difference| noise) 1.09, clipped or signed subtraction ~0
+    q1, q2, q3 = np.percentile(vals, [25, 50, 75])
+    robust = float(q2 / ((q3 - q1) / 1.349)) if q3 > q1 else (np.inf if q2 > 0 else 0.0)
+    info["air_median_over_iqr"] = round(robust, 3) if np.isfinite(robust) else None
+    return parts, snr, rel, neg, robust, sd
+
+
+def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion:
+    """Extramammary air: dark background reaching the anterior / lateral field-of-view faces.
+
+    Robust to multiplicative coil shading (log-domain Otsu), to dark fat-suppressed fat and dark
+    (necrotic) lesion cores (anything enclosed by the body is not reached from a seed), and the
+    lesion mask is never air. A field of view without air gives an empty mask and a note.
+    ``info`` holds the threshold, the air fraction and the air / tissue intensity statistics.
+    """
+    les = _lesion_array(image, lesion)
+    ori = orientation(image)
+    notes: list[str] = []
+    arr = sitk.GetArrayViewFromImage(image)
+    spacing_zyx = np.array(image.GetSpacing()[::-1], float)
+    air, air_blocks, coarse, f, thr = _air_candidates(arr, les, spacing_zyx, ori)
     frac = float(np.count_nonzero(air) / air.size)
     info: dict[str, Any] = {"threshold": round(thr, 3), "air_fraction": round(frac, 5)}
     if air.any():
-        sub = tuple(slice(0, None, max(1, n // 64)) for n in air.shape)
-        a_s, m_s = arr[sub], air[sub]
-        air_med = float(np.median(a_s[m_s])) if m_s.any() else float(np.median(arr[air]))
-        tissue_med = float(np.median(a_s[~m_s])) if (~m_s).any() else 0.0
-        # noise statistics without zero-filled regions (whole blocks exactly 0, e.g. the corners of a rotated
-        # field of view): they are not noise; scattered zeros (a subtraction clipped at 0) still count
-        zero_blocks = coarse == 0
-        ks, js, is_ = (np.arange(n)[sl] for n, sl in zip(arr.shape, sub, strict=True))
-        filled = zero_blocks[np.ix_(ks, np.minimum(js // f[1], zero_blocks.shape[1] - 1),
-                                    np.minimum(is_ // f[2], zero_blocks.shape[2] - 1))]
-        m_n = m_s & ~filled
-        vals = a_s[m_n].astype(np.float64) if m_n.sum() > 100 else arr[air].astype(np.float64)
-        mean, sd = float(vals.mean()), float(vals.std())
-        snr = mean / sd if sd > 0 else (np.inf if mean > 1e-3 else 0.0)
-        info.update(air_median=air_med, tissue_median=tissue_med, air_mean_over_std=round(snr, 3))
-        rel = air_med / max(tissue_med, 1e-6)
-        parts = {"noise": float(np.clip((AIR_MAX_MEAN_OVER_STD - snr) / 1.0, 0, 1)) if np.isfinite(snr) else 1.0,
-                 "darkness": float(np.clip((AIR_MAX_RELATIVE_INTENSITY - rel) / 0.25, 0, 1))}
-        neg = float(np.mean(a_s < 0))
-        # robust version of mean/std (median over IQR / 1.349), insensitive to the heavy tail of motion ghosts:
-        # Rayleigh background 1.75, half-normal (|difference| noise) 1.09, clipped or signed subtraction ~0
-        q1, q2, q3 = np.percentile(vals, [25, 50, 75])
-        robust = float(q2 / ((q3 - q1) / 1.349)) if q3 > q1 else (np.inf if q2 > 0 else 0.0)
-        info["air_median_over_iqr"] = round(robust, 3) if np.isfinite(robust) else None
+        parts, snr, rel, neg, robust, sd = _air_noise(arr, air, coarse, f, info)
         if neg > SUBTRACTION_MIN_NEGATIVE or (sd > 0 and robust < AIR_MIN_MEAN_OVER_STD):
             # background of a magnitude image is Rician (mean/std >= 1.91); signed values or a lower ratio: a
             # subtraction (or otherwise processed) image, where fat is as dark as air
