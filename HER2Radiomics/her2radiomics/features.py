@@ -1141,8 +1141,6 @@ def extract_case_from_lesion(
     derived image depends on the mask (resampling, ``preCrop``) run sequentially. ``info`` / ``progress`` /
     ``case_workers`` as in :func:`extract_case`; ``info["overlap"]`` says whether the lesion's share overlapped.
     """
-    from radiomics import imageoperations
-
     t0 = time.perf_counter()
     params = _as_params(params)
     workers = resolve_case_workers(case_workers)
@@ -1154,26 +1152,9 @@ def extract_case_from_lesion(
         settings.get("preCrop")
     )
     pool = case_pool(workers) if workers > 1 and box is not None and not per_region else None
-    pending: list = []
-    token = ""
-    case_a: _Case | None = None
-    img_n: sitk.Image | None = None
-    backlog_end = 0.0
-    n_ticks_a = 0
-    if pool is not None:
-        img_c, les_c, _ = _crop_to_box(image, {lesion_name: les_arr}, box, params, margin_mm)
-        img_n = imageoperations.normalizeImage(img_c, **settings) if settings.get("normalize", False) else img_c
-        try:
-            case_a = _prepare_masks(img_n, les_c, settings, params)
-        except UserError:
-            case_a = None  # an unusable lesion: build_masks() or the sequential path says why
-        if case_a is not None:
-            token = f"{os.getpid()}:{time.perf_counter_ns()}"
-            shares = [b for b in _plan(case_a, False, workers - 1) if b]
-            pending = [(pool.apply_async(_run_share, (case_a, b, token)), b) for b in shares]
-            n_ticks_a = sum(u.ticks for b in shares for u in b)
-            est = sum(c for _, c, _ in _units(case_a, False)) / max(1, workers - 1)
-            backlog_end = time.perf_counter() + est
+    case_a, img_n, pending, token, n_ticks_a, backlog_end = (
+        _start_lesion_share(pool, image, lesion_name, les_arr, box, params, settings, margin_mm, workers)
+        if pool is not None else (None, None, [], "", 0, 0.0))
 
     results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
     share_cpu: list[float] = []
@@ -1257,4 +1238,27 @@ def extract_case_from_lesion(
             }
         )
     return out
+
+
+def _start_lesion_share(pool: Any, image: sitk.Image, lesion_name: str, les_arr: np.ndarray, box: Any,
+                        params: Mapping[str, Any], settings: Mapping[str, Any], margin_mm: float | None,
+                        workers: int) -> tuple[_Case | None, sitk.Image | None, list, str, int, float]:
+    """Send the lesion's features to the case helpers before the shells exist: ``(lesion case or None when the
+    lesion is unusable, crop image (normalised), pending results, token, progress ticks sent, expected end)``."""
+    from radiomics import imageoperations
+
+    img_c, les_c, _ = _crop_to_box(image, {lesion_name: les_arr}, box, params, margin_mm)
+    img_n = imageoperations.normalizeImage(img_c, **settings) if settings.get("normalize", False) else img_c
+    try:
+        case_a = _prepare_masks(img_n, les_c, settings, params)
+    except UserError:
+        case_a = None  # an unusable lesion: build_masks() or the sequential path says why
+    if case_a is None:
+        return None, img_n, [], "", 0, 0.0
+    token = f"{os.getpid()}:{time.perf_counter_ns()}"
+    shares = [b for b in _plan(case_a, False, workers - 1) if b]
+    pending = [(pool.apply_async(_run_share, (case_a, b, token)), b) for b in shares]
+    n_ticks_a = sum(u.ticks for b in shares for u in b)
+    est = sum(c for _, c, _ in _units(case_a, False)) / max(1, workers - 1)
+    return case_a, img_n, pending, token, n_ticks_a, time.perf_counter() + est
 
