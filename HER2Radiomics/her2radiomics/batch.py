@@ -38,7 +38,7 @@ from her2radiomics.features import CROP_RULE, load_params, parameter_file_hash, 
 from her2radiomics.io import atomic_path, check_output, write_json, write_text
 from her2radiomics.manifest import MANIFEST_LABEL_HINT, CaseSpec, read_manifest
 from her2radiomics.provenance import (
-    PARAMS_COLUMN,
+    PARAMETER_FILE_HASH_COLUMN,
     PROVENANCE_COLUMNS,
     RESAMPLE_COLUMN,
     VERSION_COLUMN,
@@ -155,7 +155,6 @@ def compute_case(
     radiomics phase of a DCE series (+ kinetic columns), and the lesion's largest cross-section / true 2D images.
     """
     from her2radiomics.features import extract_case_from_lesion
-    from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
     from her2radiomics.regions import build_regions
 
     set_threads(threads)
@@ -168,27 +167,8 @@ def compute_case(
         # issue16 hook: DCE series (radiomics phase / subtraction, kinetics) and 2D cases
         from her2radiomics import kinetics, planar
 
-        series = excl_image = None
         dce_opts = kinetics.DceOptions(**(mode.get("dce") or {}))
-        if spec.dce_phases:
-            series = kinetics.read_series(spec.dce_phases, spec.dce_times)
-            image, excl_image = kinetics.case_images(series, dce_opts)
-        elif two_d and planar.is_2d_file(spec.image):
-            image, lesion, air, pect = planar.read_case_2d(spec.image, spec.lesion, spec.air, spec.pectoralis,
-                                                           mode.get("pixel_spacing"), spec.label)
-        else:
-            image = read_image(spec.image, "image", series=spec.series)
-        if image.GetDimension() == 3:
-            lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
-            air = read_mask(spec.air, image, "air mask") if spec.air else None
-            pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
-        if resample:
-            if series is not None:   # every phase onto the grid, then the radiomics image from the resampled phases
-                series = kinetics.resample_series(series, resample["spacing"], resample["interpolator"])
-                image, excl_image = kinetics.case_images(series, dce_opts)
-            else:
-                image = resample_image(image, resample["spacing"], resample["interpolator"])
-            lesion, air, pect = (resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
+        image, lesion, air, pect, excl_image, series = _read_case(spec, mode, dce_opts, resample)
         slice_info = None
         if two_d:
             image, lesion, air, pect, excl_image, series, slice_info = planar.case_slices(
@@ -241,6 +221,38 @@ def compute_case(
     if cache_file is not None:
         write_text(json.dumps(record, allow_nan=True), cache_file)
     return record
+
+
+def _read_case(spec: CaseSpec, mode: Mapping[str, Any], dce_opts: Any, resample: Mapping[str, Any] | None
+               ) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """A case's image and masks, read (a DCE series: its radiomics image and exclusion image; a 2D file in
+    "2d-max" mode: the 2D reader) and resampled when asked: ``(image, lesion, air, pectoralis, exclusion image,
+    DCE series or None)`` (SimpleITK images)."""
+    from her2radiomics import kinetics, planar
+    from her2radiomics.io import read_image, read_mask, resample_image, resample_mask
+
+    two_d = mode.get("mode") == "2d-max"
+    series = excl_image = None
+    if spec.dce_phases:
+        series = kinetics.read_series(spec.dce_phases, spec.dce_times)
+        image, excl_image = kinetics.case_images(series, dce_opts)
+    elif two_d and planar.is_2d_file(spec.image):
+        image, lesion, air, pect = planar.read_case_2d(spec.image, spec.lesion, spec.air, spec.pectoralis,
+                                                       mode.get("pixel_spacing"), spec.label)
+    else:
+        image = read_image(spec.image, "image", series=spec.series)
+    if image.GetDimension() == 3:
+        lesion = read_mask(spec.lesion, image, "lesion", label=spec.label, label_hint=MANIFEST_LABEL_HINT)
+        air = read_mask(spec.air, image, "air mask") if spec.air else None
+        pect = read_mask(spec.pectoralis, image, "pectoralis mask") if spec.pectoralis else None
+    if resample:
+        if series is not None:   # every phase onto the grid, then the radiomics image from the resampled phases
+            series = kinetics.resample_series(series, resample["spacing"], resample["interpolator"])
+            image, excl_image = kinetics.case_images(series, dce_opts)
+        else:
+            image = resample_image(image, resample["spacing"], resample["interpolator"])
+        lesion, air, pect = (resample_mask(m, image) if m is not None else None for m in (lesion, air, pect))
+    return image, lesion, air, pect, excl_image, series
 
 
 def _compute_sequences_case(spec: CaseSpec, params: dict, distances: Sequence[float], auto_exclusions: bool,
@@ -475,12 +487,7 @@ def extract_cohort(
 
     def finish() -> CohortResult:
         result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
-        say(result.summary())
-        for f in fails:
-            say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
-        for n in lacks:
-            say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
-                f"its {n['region']}_* columns are empty")
+        _say_outcome(result, fails, lacks, say)
         return result
 
     _write_side_tables(out, failures, notes, has_rows=not table.empty)
@@ -490,9 +497,23 @@ def extract_cohort(
         return finish()
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False)
+    meta = _features_meta(specs, records, table, fails, columns, phash=phash, params=params, params_dict=params_dict,
+                          distances=distances, auto_exclusions=auto_exclusions, resample=resample,
+                          case_mode=case_mode, qa=qa, only_approved=only_approved, qa_notes=qa_notes)
+    write_json(meta, out.with_name(out.stem + ".meta.json"))
+    return finish()
+
+
+def _features_meta(specs: Sequence[CaseSpec], records: Mapping[tuple[str, str], dict], table: pd.DataFrame,
+                   fails: list[dict], columns: Sequence[str], *, phash: str,
+                   params: str | os.PathLike[str] | dict | None, params_dict: dict, distances: Sequence[float],
+                   auto_exclusions: bool, resample: Mapping[str, Any] | None, case_mode: Mapping[str, Any] | None,
+                   qa: str | os.PathLike[str] | None, only_approved: bool, qa_notes: list[str]) -> dict[str, Any]:
+    """The FEATURES.meta.json record: how the table was made, its counts, and the kept cases' warnings, missing
+    regions and diagnostics."""
     ok_records = [r for r in (records[(s.case_id, s.reader)] for s in specs) if r["ok"]]
-    meta = {
-        "parameter_file_hash": phash,
+    return {
+        PARAMETER_FILE_HASH_COLUMN: phash,
         "parameter_file": str(Path(params).resolve()) if isinstance(params, (str, os.PathLike)) else ("default" if params is None else "dict"),
         "software": _software(),
         "distances": list(distances),
@@ -512,8 +533,16 @@ def extract_cohort(
         # per-case diagnostics (kept out of the table): crop box and size, margin, region voxel counts
         "diagnostics": {_label(r): r.get("diagnostics", {}) for r in ok_records},
     }
-    write_json(meta, out.with_name(out.stem + ".meta.json"))
-    return finish()
+
+
+def _say_outcome(result: CohortResult, fails: list[dict], lacks: list[dict], say: Callable[[str], None]) -> None:
+    """The summary line, one ``failed:`` line per failed case and one ``note:`` line per missing region."""
+    say(result.summary())
+    for f in fails:
+        say(f"failed: {f['case_id']}{' (' + f['reader'] + ')' if f['reader'] else ''}: {f['error']}")
+    for n in lacks:
+        say(f"note: {n['case_id']}{' (' + n['reader'] + ')' if n['reader'] else ''}: {n['reason']}; "
+            f"its {n['region']}_* columns are empty")
 
 
 def _check_run_options(backend: str, distances: Sequence[float], jobs: int, resample_spacing: Sequence[float] | None,
@@ -623,7 +652,7 @@ def _assemble(specs: Sequence[CaseSpec], records: Mapping[tuple[str, str], dict]
         rows.append({"case_id": spec.case_id, "reader": spec.reader, **rec["features"]})
     table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
     # provenance that survives copying the table without its .meta.json (her2radiomics.provenance)
-    table[PARAMS_COLUMN] = phash
+    table[PARAMETER_FILE_HASH_COLUMN] = phash
     table[RESAMPLE_COLUMN] = resample_text(resample)
     table[VERSION_COLUMN] = __version__
     return table, fails, columns, lacks

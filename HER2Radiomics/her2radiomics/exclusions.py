@@ -1022,7 +1022,7 @@ def _coarse_air(image: sitk.Image, les: np.ndarray | None) -> np.ndarray:
     small.SetSpacing(tuple(float(v) for v in spacing * step))
     small.SetOrigin(image.GetOrigin())
     small.SetDirection(image.GetDirection())
-    air_s = sitk.GetArrayViewFromImage(detect_air(small).mask) != 0
+    air_s = sitk.GetArrayFromImage(detect_air(small).mask) != 0  # a copy: a view would outlive its temporary image
     full = air_s
     for axis, st in enumerate(reversed(step)):
         full = np.repeat(full, st, axis=axis)

@@ -114,7 +114,7 @@ def _dicom_header(path: str | os.PathLike[str]):
         return None
 
 
-def _series_files(folder: Path) -> dict[str, list[str]]:
+def series_files(folder: Path) -> dict[str, list[str]]:
     """{SeriesInstanceUID: files ordered by GDCM along the slice normal} of a folder, ITK warnings silenced."""
     reader = sitk.ImageSeriesReader()
     warn = sitk.ProcessObject.GetGlobalWarningDisplay()
@@ -125,7 +125,8 @@ def _series_files(folder: Path) -> dict[str, list[str]]:
         sitk.ProcessObject.SetGlobalWarningDisplay(warn)
 
 
-def _describe_series(uid: str, files: list[str]) -> dict[str, Any]:
+def describe_series(uid: str, files: list[str]) -> dict[str, Any]:
+    """{"uid", "number", "description", "slices"} of one DICOM series from its first file's header (None/"" when absent)."""
     hdr = _dicom_header(files[0])
     number = getattr(hdr, "SeriesNumber", None) if hdr is not None else None
     desc = str(getattr(hdr, "SeriesDescription", "") or "") if hdr is not None else ""
@@ -147,7 +148,7 @@ def _check_not_one_slice(p: Path, what: str) -> None:
     uid = str(getattr(hdr, "SeriesInstanceUID", "") or "") if hdr is not None else ""
     if not uid:
         return
-    files = _series_files(p.parent).get(uid, [])
+    files = series_files(p.parent).get(uid, [])
     if len(files) > 1:
         raise UserError(f"{what} {p} is one file of a DICOM series of {len(files)} slices; give its folder {p.parent} "
                         "instead (one series per folder, or choose the series)")
@@ -198,18 +199,18 @@ def read_dicom_series(folder: str | os.PathLike[str], series: str | None = None,
     spacing is refused with the positions (ITK would otherwise warn and build a grid with the wrong geometry).
     """
     folder = Path(folder)
-    found = _series_files(folder)
+    found = series_files(folder)
     if not found:
         raise UserError(f"no DICOM series found in {folder}; point to the folder holding one series' slices")
     if series is None and len(found) > 1:
-        listed = "; ".join(_series_text(_describe_series(u, f)) for u, f in found.items())
+        listed = "; ".join(_series_text(describe_series(u, f)) for u, f in found.items())
         raise UserError(f"{what} folder {folder} holds {len(found)} DICOM series: {listed}; {SERIES_HINT}, or put one "
                         "series per folder")
     if series is None:
         uid = next(iter(found))
     else:
         want = str(series).strip()
-        descs = {u: _describe_series(u, f) for u, f in found.items()}
+        descs = {u: describe_series(u, f) for u, f in found.items()}
         hits = [u for u, d in descs.items() if want in (u, d["number"])]
         if not hits:
             hits = [u for u, d in descs.items() if d["description"] and d["description"].strip().lower() == want.lower()]

@@ -130,12 +130,12 @@ def _split_4d(img: sitk.Image) -> list[sitk.Image]:
 
 def _dicom_phases(folder: Path) -> list[tuple[Path, str | None]]:
     """The DICOM series of one folder as phases, ordered by SeriesNumber (then SeriesInstanceUID)."""
-    from her2radiomics.io import _describe_series, _series_files
+    from her2radiomics.io import describe_series, series_files
 
-    found = _series_files(folder)
+    found = series_files(folder)
     if len(found) <= 1:
         return [(folder, None)]
-    descs = [_describe_series(u, f) for u, f in found.items()]
+    descs = [describe_series(u, f) for u, f in found.items()]
 
     def key(d: dict) -> tuple:
         n = d["number"]

@@ -1,9 +1,9 @@
 """Provenance that travels with a features table: the parameter-file hash and the software version as columns.
 
-``extract`` writes two columns at the end of ``FEATURES.csv``: ``parameter_file_hash`` (``"sha256:<hex>"`` of the
-canonical pyradiomics parameters, :func:`her2radiomics.features.parameter_file_hash`) and ``her2radiomics_version``. The hash
-has ONE name everywhere: this column, the ``FEATURES.meta.json`` key and a model card's
-``provenance.parameter_file_hash``. A table copied without its sidecar therefore still says how its numbers were
+``extract`` writes three columns at the end of ``FEATURES.csv``: ``parameter_file_hash`` (``"sha256:<hex>"`` of the
+canonical pyradiomics parameters, :func:`her2radiomics.features.parameter_file_hash`), ``resample`` and
+``her2radiomics_version``. The parameter-file hash has ONE name everywhere (:data:`PARAMETER_FILE_HASH_COLUMN`): this
+column, the ``FEATURES.meta.json`` key and a model card's ``provenance.parameter_file_hash``. A table copied without its sidecar therefore still says how its numbers were
 made, and ``train`` / ``evaluate`` / ``predict`` / ``report`` refuse a card, an ICC table or predictions made with
 another parameter file (one ``error:`` line). Tables without the column (made by other tools, or before this
 column existed) fall back to the sidecar; when neither is there nothing can be checked.
@@ -20,13 +20,13 @@ from typing import Any
 from her2radiomics.errors import UserError
 
 #: the parameter-file hash column (same name as the FEATURES.meta.json key and the card's provenance key)
-PARAMS_COLUMN = "parameter_file_hash"
+PARAMETER_FILE_HASH_COLUMN = "parameter_file_hash"
 #: the grid the features were computed on: "none" (native) or "X Y Z interpolator" (extract --resample-spacing)
 RESAMPLE_COLUMN = "resample"
 #: the her2radiomics version that extracted the row
 VERSION_COLUMN = "her2radiomics_version"
 #: columns that describe a row's provenance, never features
-PROVENANCE_COLUMNS = (PARAMS_COLUMN, RESAMPLE_COLUMN, VERSION_COLUMN)
+PROVENANCE_COLUMNS = (PARAMETER_FILE_HASH_COLUMN, RESAMPLE_COLUMN, VERSION_COLUMN)
 
 
 def resample_text(resample: Mapping[str, Any] | None) -> str:
@@ -47,7 +47,7 @@ def sidecar_hash(features_path: str | os.PathLike[str]) -> str | None:
     if not meta.is_file():
         return None
     try:
-        value = json.loads(meta.read_text(encoding="utf-8")).get(PARAMS_COLUMN)
+        value = json.loads(meta.read_text(encoding="utf-8")).get(PARAMETER_FILE_HASH_COLUMN)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise UserError(f"cannot read {meta} (not a readable JSON object); re-run 'extract' or delete the sidecar") from None
     return value if isinstance(value, str) and value else None
@@ -73,19 +73,20 @@ def table_hash(path: str | os.PathLike[str], table: Any = None, what: str = "fea
     """
 
     p = Path(path)
+    column = PARAMETER_FILE_HASH_COLUMN
     if table is None:
-        table = _read_column(p, PARAMS_COLUMN)
-    hashes = column_hashes(table[PARAMS_COLUMN]) if table is not None and PARAMS_COLUMN in table.columns else []
+        table = _read_column(p, column)
+    hashes = column_hashes(table[column]) if table is not None and column in table.columns else []
     if len(hashes) > 1:
         raise UserError(
             f"{what} {p} mixes features from {len(hashes)} parameter files ({', '.join(short(h) for h in hashes[:3])} in "
-            f"column {PARAMS_COLUMN}); features of one model must come from one parameter file: re-extract the "
+            f"column {column}); features of one model must come from one parameter file: re-extract the "
             "other cases with the same --params"
         )
     side = sidecar_hash(p)
     if hashes and side and hashes[0] != side:
         raise UserError(
-            f"{what} {p}: its {PARAMS_COLUMN} column ({short(hashes[0])}) disagrees with its sidecar "
+            f"{what} {p}: its {column} column ({short(hashes[0])}) disagrees with its sidecar "
             f"{p.with_suffix('.meta.json').name} ({short(side)}); the sidecar belongs to another extraction: "
             "re-run 'extract' or remove the stale sidecar"
         )
@@ -126,7 +127,7 @@ def check_card_resample(card: Mapping[str, Any], table_value: str | None, card_n
 def card_hash(card: Mapping[str, Any]) -> str | None:
     """The parameter-file hash a model card was trained with (``provenance.parameter_file_hash``)."""
     prov = card.get("provenance") or {}
-    h = prov.get(PARAMS_COLUMN) if isinstance(prov, Mapping) else None
+    h = prov.get(PARAMETER_FILE_HASH_COLUMN) if isinstance(prov, Mapping) else None
     return str(h) if h else None
 
 

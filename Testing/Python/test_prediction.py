@@ -19,7 +19,7 @@ H = "sha256:" + "a" * 64
 
 
 def make_card(features, mean, scale, coef, intercept, cutoff=0.5, task="stage1", tmin=None, tmax=None,
-              param_hash=H, gdi=0.10) -> dict:
+              parameter_file_hash=H, gdi=0.10) -> dict:
     """A complete her2radiomics.model/1 card (docs/developer/api.md), checksum included."""
     event, ref = ("positive", ["low", "zero"]) if task == "stage1" else ("low", ["zero"])
     n = len(features)
@@ -38,7 +38,7 @@ def make_card(features, mean, scale, coef, intercept, cutoff=0.5, task="stage1",
         "training_range": {"min": [float(v) for v in (tmin if tmin is not None else np.full(n, -1e9))],
                            "max": [float(v) for v in (tmax if tmax is not None else np.full(n, 1e9))]},
         "provenance": {"software": "her2radiomics test", "created": "2026-01-01T00:00:00Z",
-                       "parameter_file_hash": param_hash, "training_table_hash": "sha256:" + "b" * 64, "seed": 0,
+                       "parameter_file_hash": parameter_file_hash, "training_table_hash": "sha256:" + "b" * 64, "seed": 0,
                        "case_ids": {"train": [], "test": []}},
         "intended_use": "Test model, not for clinical use.",
     }
@@ -171,7 +171,7 @@ def test_missing_feature_and_missing_value_are_errors():
 def test_incompatible_parameter_files_are_errors():
     f = ["intra_original_firstorder_Mean"]
     c1 = make_card(f, [0], [1], [1], 0)
-    c2 = make_card(f, [0], [1], [1], 0, task="stage2", param_hash="sha256:" + "c" * 64)
+    c2 = make_card(f, [0], [1], [1], 0, task="stage2", parameter_file_hash="sha256:" + "c" * 64)
     df = pd.DataFrame({"case_id": ["a"], f[0]: [1.0]})
     with pytest.raises(UserError, match="different parameter files"):
         predict(df, c1, c2)

@@ -25,6 +25,14 @@ def cohort(tmp_path_factory):
 
 
 @pytest.fixture
+def small_params(tmp_path):
+    """A small pyradiomics parameter file (a few features: fast extraction)."""
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL_PARAMS)
+    return path
+
+
+@pytest.fixture
 def session(cohort, tmp_path):
     return QASession.create(cohort, tmp_path / "QA", reader="R1", distances=QA_DISTANCES, auto_exclusions=False,
                             clock=FixedClock())
@@ -216,15 +224,14 @@ def test_blind_second_reader_and_icc_manifest(session, cohort, tmp_path):
     assert [(s.case_id, s.reader) for s in specs] == [("c0", "R1"), ("c1", "R1"), ("c0", "R2")]
 
 
-def test_extract_only_approved_uses_edited_masks(session, cohort, tmp_path, capsys):
+def test_extract_only_approved_uses_edited_masks(session, cohort, tmp_path, capsys, small_params):
     """extract --qa --only-approved: approved/edited cases only, a note per skipped one, the edited lesion used."""
     lesion0 = sitk.ReadImage(str(cohort.parent / "c0" / "lesion.nrrd"))
     edited = eroded(lesion0)
     session.approve("c0", "R1", lesion=edited)
     session.set_status("c1", "R1", "rejected", note="motion")
-    (tmp_path / "small.yaml").write_text(SMALL_PARAMS)
     out = tmp_path / "F.csv"
-    code = cli.main(["extract", str(cohort), "-o", str(out), "--params", str(tmp_path / "small.yaml"),
+    code = cli.main(["extract", str(cohort), "-o", str(out), "--params", str(small_params),
                      "--distances", "3", "5", "--qa", str(session.path), "--only-approved", "--no-progress",
                      "--no-auto-exclusions"])
     err = capsys.readouterr().err
@@ -264,7 +271,7 @@ def test_cli_init_status_set_manifest(cohort, tmp_path, capsys):
     assert "already a QA session" in capsys.readouterr().err
 
 
-def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys):
+def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys, small_params):
     """qa manifest -> extract -> selection.icc_filter: the blind reader's lesions give the two-reader ICC table."""
     from her2radiomics import selection
 
@@ -274,10 +281,9 @@ def test_second_reader_feeds_the_icc_filter(session, cohort, tmp_path, capsys):
         session.start_review(c.case_id, "R2")
         session.approve(c.case_id, "R2", lesion=eroded(sitk.ReadImage(c.lesion)))
     assert cli.main(["qa", "manifest", str(session.path), "-o", str(tmp_path / "icc_manifest.csv")]) == 0
-    (tmp_path / "small.yaml").write_text(SMALL_PARAMS)
     out = tmp_path / "icc.csv"
     assert cli.main(["extract", str(tmp_path / "icc_manifest.csv"), "-o", str(out), "--params",
-                     str(tmp_path / "small.yaml"), "--distances", "3", "5", "--no-progress", "--no-auto-exclusions"]) == 0
+                     str(small_params), "--distances", "3", "5", "--no-progress", "--no-auto-exclusions"]) == 0
     table = pd.read_csv(out)
     assert sorted(set(zip(table["case_id"], table["reader"], strict=True))) == [
         (f"c{i}", r) for i in range(3) for r in ("R1", "R2")]

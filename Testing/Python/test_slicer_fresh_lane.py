@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 slicer = pytest.importorskip("slicer")
 pytest_plugins = ["mrml_scene"]
 
+from processes import group_alive, process_alive  # noqa: E402
 from slicer_fakes import REPO, Panel, pip_into  # noqa: E402
 
 NOT_BUNDLED = ("yaml", "pandas", "sklearn", "joblib", "matplotlib", "tqdm", "radiomics", "pywt")
@@ -187,9 +188,9 @@ def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types)
     p.ui.extractButton.click()  # Cancel
     assert p.ui.extractStatusLabel.text == "Cancelled."
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 2.0 and (_alive(child) or _group_alive(pgid)):
+    while time.monotonic() - t0 < 2.0 and (process_alive(child) or group_alive(pgid)):
         time.sleep(0.05)
-    assert not _alive(child) and not _group_alive(pgid), "a process of the cancelled job outlived Cancel by 2 s"
+    assert not process_alive(child) and not group_alive(pgid), "a process of the cancelled job outlived Cancel by 2 s"
 
     # a completed run
     t0 = time.monotonic()
@@ -227,24 +228,3 @@ def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types)
     with pytest.raises(UserError, match="no features yet"):
         p.ui.predictButton.click()
     assert p.errors == ["Prediction failed.\n\nno features yet; run Extract features first"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2:].split()[0] not in ("Z", "X")
-
-
-def _group_alive(pgid: int) -> bool:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                text = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = text[text.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
-    return False

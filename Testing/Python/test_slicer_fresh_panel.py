@@ -9,7 +9,6 @@ same panel in a Python 3.12 environment that really lacks them.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ slicer = pytest.importorskip("slicer")
 pytestmark = pytest.mark.slicer
 pytest_plugins = ["mrml_scene"]
 
+from processes import group_alive  # noqa: E402
 from slicer_fakes import REPO, Panel  # noqa: E402
 
 from HER2RadiomicsLib import mrml_bridge as mb  # noqa: E402
@@ -165,9 +165,9 @@ def test_scene_close_cancels_a_running_extraction_and_its_result_never_lands(pan
     p.close_scene()
     assert p.widget._job is None and not p.widget._timer.active and p.ui.extractButton.text == "Extract features"
     deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline and _group_alive(pgid):
+    while time.monotonic() < deadline and group_alive(pgid):
         time.sleep(0.05)
-    assert not _group_alive(pgid), "the extraction of the closed case is still running"
+    assert not group_alive(pgid), "the extraction of the closed case is still running"
     _case(p, _phantom(11), "case B", "B", tmp_path)
     p.widget.onPollJob()
     assert p.widget.logic.core.state.features is None
@@ -182,23 +182,6 @@ def test_a_job_whose_inputs_changed_is_discarded(panel, tmp_path):
     p.wait_job()
     assert p.widget.logic.core.state.features is None
     assert p.ui.extractStatusLabel.text.startswith("Discarded")
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    for entry in Path("/proc").iterdir():  # zombies are not alive
-        if entry.name.isdigit():
-            try:
-                text = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = text[text.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                return True
-    return False
 
 
 # ----------------------------------------------------------------------------------------- defects 1, 5

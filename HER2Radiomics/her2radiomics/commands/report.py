@@ -62,11 +62,11 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def check_parameter_files(studies: list[dict], table: pd.DataFrame, path: Path) -> None:
     """Refuse (one line) predictions whose features came from another parameter file than the studies' models."""
-    from her2radiomics.provenance import PARAMS_COLUMN, card_hash, column_hashes, short
+    from her2radiomics.provenance import PARAMETER_FILE_HASH_COLUMN, card_hash, column_hashes, short
 
-    if PARAMS_COLUMN not in table.columns:
+    if PARAMETER_FILE_HASH_COLUMN not in table.columns:
         return  # predictions written before the column existed: nothing to check
-    hashes = column_hashes(table[PARAMS_COLUMN])
+    hashes = column_hashes(table[PARAMETER_FILE_HASH_COLUMN])
     for study in studies:
         for m in study.get("models", []):
             h = card_hash(m.get("card") or {})
