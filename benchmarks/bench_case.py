@@ -85,7 +85,7 @@ def _tree(pid: int) -> list[int]:
         pids.append(p)
         try:
             for t in os.listdir(f"/proc/{p}/task"):
-                todo += [int(c) for c in Path(f"/proc/{p}/task/{t}/children").read_text().split()]
+                todo += [int(c) for c in Path(f"/proc/{p}/task/{t}/children").read_text(encoding="utf-8").split()]
         except OSError:
             pass
     return pids
@@ -93,7 +93,7 @@ def _tree(pid: int) -> list[int]:
 
 def _pss_mb(pid: int) -> float:
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="utf-8").splitlines():
             if line.startswith("Pss:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
@@ -104,7 +104,7 @@ def _pss_mb(pid: int) -> float:
 def measure(cmd: list[str], env: dict | None = None) -> dict:
     """Run cmd; wall, CPU (user+sys, helpers included), max RSS of one process, peak PSS of the tree, stdout."""
     load0 = os.getloadavg()[0]
-    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as fo, tempfile.TemporaryFile("w+", encoding="utf-8") as fe:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, text=True, env=env)
         peak = [0.0]
@@ -139,7 +139,7 @@ def _env() -> dict:
 
 # ---------------------------------------------------------------------------------------- in-process variants
 def _vmhwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024.0
     return 0.0
@@ -251,7 +251,7 @@ def main() -> int:
         env = _env()
         summary = []
         for name, folders in cases.items():
-            vox = json.loads((folders[0] / "voxels.json").read_text())
+            vox = json.loads((folders[0] / "voxels.json").read_text(encoding="utf-8"))
             print(f"\n[{name}] lesion radius {LESIONS[name]:g} mm; first case's region voxels {vox}")
             cli = [sys.executable, "-m", "her2radiomics", "extract", str(work / f"{name}.csv"), "--no-progress"]
             for sub in ("c", "c1"):  # a cache left by an earlier run would skip the work
@@ -301,7 +301,7 @@ def main() -> int:
                 masks = {r: sitk.ReadImage(str(folders[0] / f"reg_{r}.nrrd")) for r in REGIONS}
                 for workers in (1, None):
                     job = prepare_job(image, masks, None, work / f"{name}_job{workers or 'auto'}")
-                    spec = json.loads((job / "job.json").read_text())
+                    spec = json.loads((job / "job.json").read_text(encoding="utf-8"))
                     if workers is not None:
                         spec["case_workers"] = workers
                     (job / "job.json").write_text(json.dumps(spec))

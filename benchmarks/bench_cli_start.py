@@ -50,7 +50,7 @@ def main() -> int:
                                                       "extract", "phantom", "demo")},
         }
         baseline = min(run_once_bare() for _ in range(args.runs))
-        load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else "?"
+        load = Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3] if Path("/proc/loadavg").exists() else "?"
         print(f"load average: {load}")
         print(f"bare interpreter start-up: {baseline:.3f} s")
         print(f"{'command line':<26} {'best s':>7} {'median s':>8}  target  imports")

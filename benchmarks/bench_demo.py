@@ -49,7 +49,7 @@ def main() -> int:
             print(r.stderr[-2000:])
             return 1
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        summary = json.loads((out / "demo_summary.json").read_text())
+        summary = json.loads((out / "demo_summary.json").read_text(encoding="utf-8"))
         print(f"demo{' --quick' if args.quick else ''} (jobs {args.jobs}, {os.cpu_count()} CPUs): wall {wall:.1f} s "
               f"(target <= 180 s), peak RSS of the largest process {rss:.0f} MB")
         for k, v in summary["seconds"].items():

@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    with open("/proc/loadavg") as fh:
+    with open("/proc/loadavg", encoding="utf-8") as fh:
         print(f"load average: {fh.read().split()[:3]} on {os.cpu_count()} CPUs")
 
     small = []

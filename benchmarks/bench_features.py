@@ -74,7 +74,7 @@ def build_case(size: tuple[int, int, int], workdir: Path) -> str:
 def _peak_rss_mb() -> float:
     """Peak resident set of THIS process image (VmHWM; ru_maxrss would include the parent's peak at fork)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:

@@ -112,7 +112,7 @@ def main() -> None:
               f"gap={r['lesion_gap_mm']} r={r['lesion_radius_mm']}: air {r['dice_air']:.3f} pec {r['dice_pec']:.3f} "
               f"pec(air=) {r['dice_pec_air']:.3f}")
     if args.out:
-        with open(args.out, "w", newline="") as fh:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)

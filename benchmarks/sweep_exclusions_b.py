@@ -148,7 +148,7 @@ def main() -> None:
             print(f"  {r['id']}: {r['violations']}{'  [flagged]' if r['flagged'] else ''}")
     if args.out and rows:
         keys = sorted({k for r in rows for k in r})
-        with open(args.out, "w", newline="") as fh:
+        with open(args.out, "w", encoding="utf-8", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=keys)
             w.writeheader()
             w.writerows(rows)

@@ -4,6 +4,7 @@ module file imported headless."""
 from __future__ import annotations
 
 import importlib
+import locale
 import os
 import subprocess
 import sys
@@ -50,6 +51,19 @@ def slicer_module(monkeypatch):
     install_module_fakes(monkeypatch)
     monkeypatch.delitem(sys.modules, "HER2Radiomics", raising=False)  # imported now, on these fakes
     return importlib.import_module("HER2Radiomics")
+
+
+_START_CTYPE = locale.setlocale(locale.LC_CTYPE)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_locale():
+    """Restore LC_CTYPE after every test: a native library called during one test reset it to "C", after which
+    every later text read without an explicit encoding (ours pass one; pytest's and some libraries' do not) decoded
+    as ASCII and failed on "±" or "≤" in our outputs."""
+    yield
+    if locale.setlocale(locale.LC_CTYPE) != _START_CTYPE:
+        locale.setlocale(locale.LC_CTYPE, _START_CTYPE)
 
 
 def run_cli(*args: str | os.PathLike[str], cwd: str | os.PathLike[str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ def _state_fields(stat: str) -> list[str]:
 def process_alive(pid: int) -> bool:
     """True while ``pid`` exists and is neither a zombie nor dead."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except OSError:
         return False
     return _state_fields(text)[0] not in ("Z", "X")
@@ -32,7 +32,7 @@ def group_alive(pgid: int) -> bool:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                text = (entry / "stat").read_text()
+                text = (entry / "stat").read_text(encoding="utf-8")
             except OSError:
                 continue
             fields = _state_fields(text)

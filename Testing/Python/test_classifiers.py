@@ -136,7 +136,7 @@ def test_card_roundtrip_predicts_like_the_fitted_model(tmp_path, kind, kernel):
     modelcard.save_model_card(res.card, path)
     card = modelcard.load_model_card(path)
     assert card["coefficients"] is None and card["intercept"] is None and card["classifier"]["type"] == kind
-    assert "pickle" not in path.read_text()
+    assert "pickle" not in path.read_text(encoding="utf-8")
     z = modelcard.standardized(card, feats.set_index("case_id"))
     np.testing.assert_allclose(modelcard.predict_proba(card, feats.set_index("case_id")),
                                res.fit.sklearn_model.predict_proba(z)[:, 1], rtol=0, atol=1e-12)
@@ -237,11 +237,11 @@ def test_cli_study_with_rf_and_rfe_then_report(tmp_path, capsys):
                          "--classifier", "rf", "--selection", "rfe", "--max-correlation", "0.95"]) == 0
     printed = capsys.readouterr().out
     assert "selected (RFE)" in printed and "after correlation" in printed
-    study = json.loads((out / "study.json").read_text())
+    study = json.loads((out / "study.json").read_text(encoding="utf-8"))
     for s in study["feature_sets"]:
         assert s["rad_score"] is None and s["coefficients"] is None and s["funnel"][-1][0] == "RFE"
         assert s["selection"]["classifier"] == "rf" and s["selection"]["max_correlation"] == 0.95
         assert modelcard.load_model_card(out / s["model_card"])["classifier"]["type"] == "rf"
     assert cli.main(["report", "--study", str(out / "study.json"), "-o", str(tmp_path / "r.html")]) == 0
-    html = (tmp_path / "r.html").read_text()
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "RFE" in html and "correlation" in html

@@ -247,10 +247,10 @@ CASES: dict[str, Case] = {
                                                        t / "out" / "m.json")),
     "train: semicolon-separated features (spreadsheet export)": (("features table", "f.csv is separated by semicolons"),
                                                                 lambda t, s: _train(_w(
-        t / "in" / "f.csv", s["features"].read_text().replace(",", ";")), s["labels"], t / "out" / "m.json")),
+        t / "in" / "f.csv", s["features"].read_text(encoding="utf-8").replace(",", ";")), s["labels"], t / "out" / "m.json")),
     "train: semicolon-separated labels": (("labels file", "l.csv is separated by semicolons"),
                                          lambda t, s: _train(s["features"], _w(
-        t / "in" / "l.csv", s["labels"].read_text().replace(",", ";")), t / "out" / "m.json")),
+        t / "in" / "l.csv", s["labels"].read_text(encoding="utf-8").replace(",", ";")), t / "out" / "m.json")),
     "train: spreadsheet (zip) as features": (("cannot read features table", "f.xlsx as CSV", "(not a spreadsheet)"),
                                             lambda t, s: _train(_wb(t / "in" / "f.xlsx", b"PK\x03\x04" + bytes(range(256))),
                                                                 s["labels"], t / "out" / "m.json")),
@@ -271,7 +271,7 @@ CASES: dict[str, Case] = {
         t, s, lambda d: d.assign(case_id=["x"] * 2 + list(d.case_id[2:])), "labels.csv", "labels"), t / "out" / "m.json")),
     "train: a column twice (joined tables)": ("has column 'intra_f0' more than once",
                                              lambda t, s: _train(_w(t / "in" / "f.csv", "\n".join(
-        ln + "," + ln.split(",")[1] for ln in s["features"].read_text().splitlines()) + "\n"), s["labels"],
+        ln + "," + ln.split(",")[1] for ln in s["features"].read_text(encoding="utf-8").splitlines()) + "\n"), s["labels"],
         t / "out" / "m.json")),
     "train: non-numeric feature column": ("feature column 'intra_f1' is not numeric",
                                          lambda t, s: _train(_copy_table(t, s, lambda d: d.assign(intra_f1="abc")),
@@ -377,7 +377,7 @@ CASES: dict[str, Case] = {
                                   lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _mkdir(t / "in" / "m")]),
     "evaluate: truncated card": ("in/m.json is not a valid JSON model card",
                                 lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
-                                              _w(t / "in" / "m.json", s["intra"].read_text()[:200])]),
+                                              _w(t / "in" / "m.json", s["intra"].read_text(encoding="utf-8")[:200])]),
     "evaluate: empty card": ("is not a valid JSON model card (Expecting value: line 1 column 1",
                             lambda t, s: ["evaluate", s["features"], s["labels"], "--model", _w(t / "in" / "m.json", "")]),
     "evaluate: card with only a format": ("has no checksum",
@@ -401,7 +401,7 @@ CASES: dict[str, Case] = {
                                                "--cases", "validation"]),
     "evaluate: -o is the model card": (("metrics file", "m.json is also an input of this command"),
                                       lambda t, s: ["evaluate", s["features"], s["labels"], "--model",
-                                                    _w(t / "in" / "m.json", s["intra"].read_text()),
+                                                    _w(t / "in" / "m.json", s["intra"].read_text(encoding="utf-8")),
                                                     "-o", t / "in" / "m.json"]),
     "evaluate: output under a file": (("cannot create metrics file", "is a file, not a folder"),
                                      lambda t, s: ["evaluate", s["features"], s["labels"], "--model", s["intra"],
@@ -417,7 +417,7 @@ CASES: dict[str, Case] = {
                                            t / "in" / "m.json"]),
     "compare: truncated card": ("in/m.json is not a valid JSON model card",
                                lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"],
-                                             _w(t / "in" / "m.json", s["intra"].read_text()[:100])]),
+                                             _w(t / "in" / "m.json", s["intra"].read_text(encoding="utf-8")[:100])]),
     "compare: different targets": ("compare models of the same target",
                                   lambda t, s: ["compare", s["features"], s["labels"], "--models", s["intra"], s["stage1"]]),
     "compare: card features absent": ("features table lacks 4 of the model's 6 features",
@@ -541,7 +541,7 @@ def _manifest(t: Path, s: dict, rows: int = 1, same_id: bool = False) -> Path:
 
 
 def _edit_card(card: Path) -> str:
-    d = json.loads(card.read_text())
+    d = json.loads(card.read_text(encoding="utf-8"))
     d["cutoff"] = 0.123
     return json.dumps(d)
 
@@ -609,7 +609,7 @@ def test_train_fewer_cases_than_cv_folds(tmp_path, capsys) -> None:
     assert 2 <= n_min < 10
     rc, out, err = _run_inproc(capsys, ["train", f, lab, "-o", tmp_path / "m.json", *CUSTOM, "--test-size", "0"])
     assert rc == 0, err
-    assert json.loads((tmp_path / "m.json").read_text())["selection"]["cv_folds"] == n_min
+    assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))["selection"]["cv_folds"] == n_min
 
 
 def test_custom_task_needs_only_positive(shared, tmp_path, capsys) -> None:
@@ -618,7 +618,7 @@ def test_custom_task_needs_only_positive(shared, tmp_path, capsys) -> None:
     rc, out, err = _run_inproc(capsys, ["train", shared["features"], shared["labels"], "-o", tmp_path / "m.json",
                                         "--task", "custom", "--label-column", "label", "--positive", "1", *FAST])
     assert rc == 0, err
-    assert json.loads((tmp_path / "m.json").read_text())["classes"] == {"event": "label=1", "reference": ["label=other"]}
+    assert json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))["classes"] == {"event": "label=1", "reference": ["label=other"]}
 
 
 # ------------------------------------------------------------------------------------------------ real data
@@ -749,12 +749,12 @@ def test_extract_relative_manifest_partial_failure(tmp_path, capsys) -> None:
 # ------------------------------------------------------------------------------------------------ quiet degradation
 def test_evaluate_notes_an_empty_model_feature(shared, tmp_path, capsys) -> None:
     """Not an error (prediction imputes), but never silent: an empty model feature is named in a note."""
-    card = json.loads(shared["intra"].read_text())
+    card = json.loads(shared["intra"].read_text(encoding="utf-8"))
     feat = card["features"][0]
     table = _copy_table(tmp_path, shared, lambda d: d.assign(**{feat: np.nan}))
     rc, out, err = _run_inproc(capsys, ["evaluate", table, shared["labels"], "--model", shared["intra"]])
     assert rc == 0 and err == ""
-    assert f"note: {len(table.read_text().splitlines()) - 1} missing/non-numeric value(s)" in out
+    assert f"note: {len(table.read_text(encoding='utf-8').splitlines()) - 1} missing/non-numeric value(s)" in out
     assert f"note: feature(s) {feat} have no usable value in this table" in out
 
 
@@ -762,7 +762,7 @@ def test_train_all_notes_dropped_text_columns(shared, tmp_path, capsys) -> None:
     table = _copy_table(tmp_path, shared, lambda d: d.assign(scanner="GE"))
     rc, out, err = _run_inproc(capsys, _train(table, shared["labels"], tmp_path / "m.json", "--feature-set", "all"))
     assert rc == 0 and "note: 1 non-numeric column(s) left out of 'all' (e.g. 'scanner')" in out
-    assert "scanner" not in json.loads((tmp_path / "m.json").read_text())["features"]
+    assert "scanner" not in json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))["features"]
 
 
 def test_real_ctrl_c_during_extract(tmp_path) -> None:
@@ -873,7 +873,7 @@ def test_compare_cases_restricts_to_a_recorded_split(shared, tmp_path, capsys) -
     rc, out, err = _run_inproc(capsys, ["compare", shared["features"], shared["labels"], "--models", shared["intra"],
                                         shared["intra+peri3"], "--cases", "test", "-o", tmp_path / "c.json"])
     assert rc == 0, err
-    res = json.loads((tmp_path / "c.json").read_text())
+    res = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
     assert res["n"] == n_test and "used to train" not in out
     assert res["cases"] == "test"
     rc, out, err = _run_inproc(capsys, ["compare", shared["features"], shared["labels"], "--models", shared["intra"],
@@ -895,4 +895,4 @@ def test_study_into_a_used_folder(shared, tmp_path, capsys) -> None:
     rc, _, err = _run_inproc(capsys, [*base, "--feature-sets", "intra", "--force"])
     assert rc == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["intra.model.json", "notes.txt", "study.json"]
-    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"

@@ -54,7 +54,7 @@ def _compare(ref: dict, ours: dict) -> None:
 
 def test_clinical_glm_matches_stored_r_output():
     """The stored file was produced by R (command in its first line comment) on the fixed table."""
-    _compare(_r_rows(EXPECTED.read_text()), _ours())
+    _compare(_r_rows(EXPECTED.read_text(encoding="utf-8")), _ours())
 
 
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript not installed")

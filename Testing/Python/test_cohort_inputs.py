@@ -71,7 +71,7 @@ def test_coarse_centre_case_is_kept_with_lesion_and_3_5_mm_shells(tmp_path, smal
     assert notes[["case_id", "region"]].values.tolist() == [["B1", "peri1"]]
     reason = notes.loc[0, "reason"]
     assert "thinner than the voxel" in reason and "1.2 mm along x" in reason and "3 mm along z" in reason
-    meta = json.loads(out.with_name("FEATURES.meta.json").read_text())
+    meta = json.loads(out.with_name("FEATURES.meta.json").read_text(encoding="utf-8"))
     assert meta["missing_regions"] == {"B1": {"peri1": reason}} and meta["n_cases"] == 2 and meta["n_failed"] == 0
     assert not out.with_name("FEATURES.failures.csv").exists()
     assert "B1" in r.stderr and "peri1" in r.stderr and "thinner" in r.stderr
@@ -133,7 +133,7 @@ def test_study_reports_cases_without_a_region_and_their_imputation(tmp_path):
     card = modelcard.load_model_card(tmp_path / "S" / "intra_peri1.model.json")
     miss = card["selection"]["missing_regions"]["peri1"]
     assert sorted(miss["case_ids"]) == sorted(lacking) and miss["n_train"] + miss["n_other"] == 7
-    study = json.loads((tmp_path / "S" / "study.json").read_text())
+    study = json.loads((tmp_path / "S" / "study.json").read_text(encoding="utf-8"))
     assert any("peri1 is missing for 7" in n for n in study["notes"])
 
 
@@ -283,7 +283,7 @@ def test_resample_spacing_gives_the_coarse_case_its_1mm_shell(tmp_path, small_pa
     assert r.returncode == 0, r.stderr
     t = pd.read_csv(out, dtype={"case_id": str}).set_index("case_id")
     assert t.filter(like="peri1_").notna().all().all() and not out.with_name("F.notes.csv").exists()
-    meta = json.loads(out.with_name("F.meta.json").read_text())
+    meta = json.loads(out.with_name("F.meta.json").read_text(encoding="utf-8"))
     assert meta["resample"] == {"spacing": [0.8, 0.8, 0.8], "interpolator": "linear", "masks": "nearest"}
     assert (t["resample"] == "0.8 0.8 0.8 linear").all()
     vol = float(sitk.GetArrayFromImage(les_b).sum() * np.prod(les_b.GetSpacing()))
@@ -295,6 +295,6 @@ def test_resample_spacing_gives_the_coarse_case_its_1mm_shell(tmp_path, small_pa
     p1 = sitk.ReadImage(str(tmp_path / "R" / "peri1.nrrd"))
     assert np.allclose(p1.GetSpacing(), 0.8) and sitk.GetArrayFromImage(p1).sum() > 0
     assert sitk.ReadImage(str(tmp_path / "R" / "image.nrrd")).GetSize() == p1.GetSize()
-    assert json.loads((tmp_path / "R" / "regions.json").read_text())["resample"]["interpolator"] == "bspline"
+    assert json.loads((tmp_path / "R" / "regions.json").read_text(encoding="utf-8"))["resample"]["interpolator"] == "bspline"
     r = run_cli("extract", manifest, "-o", tmp_path / "G.csv", "--resample-spacing", "0.8", "0", "0.8")
     assert r.returncode == 2 and "--resample-spacing" in r.stderr and len(r.stderr.strip().splitlines()) == 1

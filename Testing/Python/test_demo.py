@@ -69,7 +69,7 @@ def test_shipped_demo_cards_predict_a_phantom_extracted_with_the_demo_parameter_
     t = pred.table.iloc[0]
     # independent of prediction.py: each stage's probability from the card's JSON numbers by hand (summing to 1
     # is true by construction of the cascade, so it alone could not fail)
-    p = {s: _card_probability(json.loads(shipped_card_path(s).read_text()), row) for s in SHIPPED_CARDS}
+    p = {s: _card_probability(json.loads(shipped_card_path(s).read_text(encoding="utf-8")), row) for s in SHIPPED_CARDS}
     assert t["p_positive"] == pytest.approx(p["stage1"], rel=1e-9)
     assert t["p_low"] == pytest.approx((1 - p["stage1"]) * p["stage2"], rel=1e-9)
     assert t["p_zero"] == pytest.approx((1 - p["stage1"]) * (1 - p["stage2"]), rel=1e-9)
@@ -100,12 +100,12 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     # everything it writes about models says what they are
     for name in ("report.html", "stage1/study.json", "stage2/study.json", "models/demo_stage1.json", "NOTICE.txt",
                  "demo_summary.json"):
-        assert DEMO_MODEL_NOTICE.lower().rstrip(".") in (out / name).read_text().lower(), name
+        assert DEMO_MODEL_NOTICE.lower().rstrip(".") in (out / name).read_text(encoding="utf-8").lower(), name
     pred = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
     np.testing.assert_allclose(pred[["p_positive", "p_low", "p_zero"]].sum(axis=1), 1.0, atol=1e-6)
     # the written probabilities are the chosen cards' logistic models applied to the written case features
     cases = pd.read_csv(out / "cases_features.csv", dtype={"case_id": str}).set_index("case_id")
-    card1 = json.loads((out / "models" / "demo_stage1.json").read_text())
+    card1 = json.loads((out / "models" / "demo_stage1.json").read_text(encoding="utf-8"))
     want = [_card_probability(card1, cases.loc[c].to_dict()) for c in pred["case_id"]]
     np.testing.assert_allclose(pred["p_positive"], want, rtol=1e-5)  # predictions.csv keeps 6 significant digits
     assert {"pos02", "low02", "zer02"} <= set(pred["case_id"])
@@ -113,7 +113,7 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     assert ("breast1" in set(pred["case_id"])) == has_b1
     contrib = pd.read_csv(out / "predictions.contributions.csv", dtype={"case_id": str})
     assert set(contrib["case_id"]) == set(pred["case_id"]) and set(contrib["stage"]) == {"stage1", "stage2"}
-    study = json.loads((out / "stage1" / "study.json").read_text())
+    study = json.loads((out / "stage1" / "study.json").read_text(encoding="utf-8"))
     assert [s["name"] for s in study["feature_sets"]] == ["intra", "intra+peri1", "intra+peri3", "intra+peri5"]
     assert set(study["delong"]) == {"train", "internal", "external"}  # stage 1 split by centre
     # the report renders with every figure (skips without Chromium)
@@ -127,4 +127,4 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     ok, total = count_loaded_images(out / "again.html")
     assert total >= 2 * 9 and ok == total
-    assert "synthetic demonstration model" in (out / "again.html").read_text().lower()
+    assert "synthetic demonstration model" in (out / "again.html").read_text(encoding="utf-8").lower()

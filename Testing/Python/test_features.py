@@ -41,7 +41,7 @@ def test_breast1_matches_pyradiomics_baseline(breast1):
     for f in sorted(base_dir.glob("baseline_*.csv")):
         if f.name == "baseline_shape2D.csv":  # 2D shape needs force2D, not part of the 3D default configuration
             continue
-        with open(f, newline="") as fh:
+        with open(f, encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 name = row["featureName"]
                 if name == "diagnostics_Configuration_Settings":

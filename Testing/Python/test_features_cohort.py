@@ -31,7 +31,7 @@ def _add_bad_cases(folder):
     air = sitk.GetImageFromArray((sitk.GetArrayFromImage(les) == 0).astype(np.uint8))
     air.CopyInformation(img)
     sitk.WriteImage(air, str(folder / "all_air.nrrd"))
-    text = (folder / "manifest.csv").read_text().replace("case_id,image,lesion", "case_id,image,lesion,air")
+    text = (folder / "manifest.csv").read_text(encoding="utf-8").replace("case_id,image,lesion", "case_id,image,lesion,air")
     lines = [ln + "," if i else ln for i, ln in enumerate(text.strip().splitlines())]
     lines += [
         "missing,nope_image.nrrd,case0_lesion.nrrd,",
@@ -61,7 +61,7 @@ def test_cohort_isolates_failures_and_writes_table_meta_cache(tmp_path, small_pa
     notes = pd.read_csv(out.with_name("FEATURES.notes.csv"), keep_default_na=False)
     assert notes["case_id"].tolist() == ["allair"] * 3 and notes["region"].tolist() == ["peri1", "peri3", "peri5"]
     assert all("exclusion masks (air" in r for r in notes["reason"])
-    meta = json.loads(out.with_name("FEATURES.meta.json").read_text())
+    meta = json.loads(out.with_name("FEATURES.meta.json").read_text(encoding="utf-8"))
     assert meta["parameter_file_hash"] == features.parameter_file_hash(features.load_params(small_params))
     assert meta["distances"] == [1.0, 3.0, 5.0] and meta["n_cases"] == 3 and meta["n_failed"] == 2
     assert meta["software"]["pyradiomics"]
@@ -132,7 +132,7 @@ def test_dask_distributed_gives_the_same_table_as_loky(tmp_path, small_params):
     a = batch.extract_cohort(manifest, tmp_path / "loky" / "F.csv", small_params, jobs=2, backend="loky", **kw)
     b = batch.extract_cohort(manifest, tmp_path / "dask" / "F.csv", small_params, jobs=2, backend="dask", **kw)
     assert a.ok and b.ok and len(b.computed) == 4
-    ran_in = {json.loads(f.read_text())["pid"] for f in (tmp_path / "dask" / "F.cache").glob("*.json")}
+    ran_in = {json.loads(f.read_text(encoding="utf-8"))["pid"] for f in (tmp_path / "dask" / "F.cache").glob("*.json")}
     assert os.getpid() not in ran_in  # the LocalCluster's workers did the work
     pd.testing.assert_frame_equal(a.table, b.table, check_exact=True)
     assert (tmp_path / "loky" / "F.csv").read_bytes() == (tmp_path / "dask" / "F.csv").read_bytes()
@@ -147,7 +147,7 @@ def test_dask_distributed_gives_the_same_table_as_loky(tmp_path, small_params):
 
         with Client(cluster) as client:
             worker_pids = set(client.run(os.getpid).values())
-    ran_in = {json.loads(f.read_text())["pid"] for f in (tmp_path / "joined" / "F.cache").glob("*.json")}
+    ran_in = {json.loads(f.read_text(encoding="utf-8"))["pid"] for f in (tmp_path / "joined" / "F.cache").glob("*.json")}
     assert c.ok and len(c.computed) == 4 and ran_in == worker_pids and os.getpid() not in ran_in
     assert (tmp_path / "joined" / "F.csv").read_bytes() == (tmp_path / "loky" / "F.csv").read_bytes()
 
@@ -162,7 +162,7 @@ def test_case_workers_default_per_jobs_and_same_table(tmp_path, small_params):
         "three": batch.extract_cohort(manifest, tmp_path / "t" / "F.csv", small_params, case_workers=3, **kw),
         "jobs2": batch.extract_cohort(manifest, tmp_path / "j" / "F.csv", small_params, jobs=2, **kw),
     }
-    used = {name: {d["case_workers"] for d in json.loads(r.output.with_name("F.meta.json").read_text())["diagnostics"].values()}
+    used = {name: {d["case_workers"] for d in json.loads(r.output.with_name("F.meta.json").read_text(encoding="utf-8"))["diagnostics"].values()}
             for name, r in runs.items()}
     assert used == {"default": {features.resolve_case_workers(None)}, "serial": {1}, "three": {3}, "jobs2": {1}}
     ref = (tmp_path / "s" / "F.csv").read_bytes()

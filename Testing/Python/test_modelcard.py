@@ -34,7 +34,7 @@ def resave_without_checksum_update(path, card):
 
 
 def test_card_contents(workdir):
-    raw = json.loads((workdir / "model.json").read_text())
+    raw = json.loads((workdir / "model.json").read_text(encoding="utf-8"))
     card = modelcard.load_model_card(workdir / "model.json")
     assert raw == card
     assert card["format"] == "her2radiomics.model/1"
@@ -59,7 +59,7 @@ def test_card_contents(workdir):
 
 
 def test_modified_coefficient_is_refused(workdir, tmp_path):
-    card = json.loads((workdir / "model.json").read_text())
+    card = json.loads((workdir / "model.json").read_text(encoding="utf-8"))
     card["coefficients"][0] += 0.01
     bad = tmp_path / "edited.json"
     resave_without_checksum_update(bad, card)
@@ -89,7 +89,7 @@ def test_modified_coefficient_is_refused(workdir, tmp_path):
     ],
 )
 def test_schema_violations_refused_even_with_valid_checksum(workdir, tmp_path, edit, message):
-    card = json.loads((workdir / "model.json").read_text())
+    card = json.loads((workdir / "model.json").read_text(encoding="utf-8"))
     edit(card)
     if card.get("format") == "her2radiomics.model/1":
         card["checksum"] = modelcard.card_checksum(card)
@@ -100,7 +100,7 @@ def test_schema_violations_refused_even_with_valid_checksum(workdir, tmp_path, e
 
 
 def test_nan_and_missing_checksum_and_bad_json(workdir, tmp_path):
-    text = (workdir / "model.json").read_text()
+    text = (workdir / "model.json").read_text(encoding="utf-8")
     card = json.loads(text)
     p = tmp_path / "nan.json"
     p.write_text(text.replace(f'"intercept": {json.dumps(card["intercept"])}', '"intercept": NaN'))
@@ -133,7 +133,7 @@ def test_evaluate_and_compare_cli(workdir, tmp_path):
     r = run_cli("evaluate", workdir / "features.csv", workdir / "labels.csv", "--model", workdir / "model.json",
                 "-o", tmp_path / "metrics.json")
     assert r.returncode == 0, r.stderr
-    out = json.loads((tmp_path / "metrics.json").read_text())
+    out = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
     card = modelcard.load_model_card(workdir / "model.json")
     assert out["metrics"]["n"] == 100 and out["train_auc"] == card["metrics"]["train"]["auc"]
     assert out["n_training_cases_evaluated"] == len(card["provenance"]["case_ids"]["train"])
@@ -144,7 +144,7 @@ def test_evaluate_and_compare_cli(workdir, tmp_path):
     r3 = run_cli("compare", workdir / "features.csv", workdir / "labels.csv", "--models", workdir / "model.json",
                  tmp_path / "intra.json", "-o", tmp_path / "cmp.json")
     assert r3.returncode == 0, r3.stderr
-    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    cmp = json.loads((tmp_path / "cmp.json").read_text(encoding="utf-8"))
     assert cmp["models"] == ["model", "intra"] and cmp["p"][0][1] == cmp["p"][1][0] and 0 <= cmp["p"][0][1] <= 1
     assert cmp["diff"][0][1] == pytest.approx(cmp["auc"][0] - cmp["auc"][1])
     # against DeLong's structural components computed pair by pair on the cards' probabilities

@@ -79,7 +79,7 @@ def test_duke_her2_random_split_and_evaluate(duke, tmp_path):
     r2 = run_cli("evaluate", features, clinical, "--model", tmp_path / "her2.json", "--cases", "test",
                  "-o", tmp_path / "metrics.json")
     assert r2.returncode == 0, r2.stderr
-    ev = json.loads((tmp_path / "metrics.json").read_text())
+    ev = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
     for k in ("n", "n_event", "auc", "auc_ci", "accuracy", "sensitivity", "specificity"):
         assert ev["metrics"][k] == pytest.approx(card["metrics"]["test"][k]), k
     assert ev["gdi"] == card["gdi"]["test"]

@@ -27,7 +27,7 @@ def study(tmp_path_factory):
     r = run_cli("study", d / "features.csv", d / "labels.csv", "-o", d / "out", "--task", "stage1",
                 "--split", "center", "--test-center", "C")
     assert r.returncode == 0, r.stderr
-    text = (d / "out" / "study.json").read_text()
+    text = (d / "out" / "study.json").read_text(encoding="utf-8")
     return d, json.loads(text, parse_constant=_no_nan), r.stdout
 
 
@@ -94,7 +94,7 @@ def methods_study(tmp_path_factory):
                 d / "icc.csv", "--cv-folds", "5", "--bootstrap", "200", "--split", "center", "--test-center", "C",
                 "--feature-sets", "intra", "intra+peri3")
     assert r.returncode == 0, r.stderr
-    return d, json.loads((d / "out" / "study.json").read_text(), parse_constant=_no_nan), r.stdout
+    return d, json.loads((d / "out" / "study.json").read_text(encoding="utf-8"), parse_constant=_no_nan), r.stdout
 
 
 def test_study_json_holds_the_methods_record(methods_study):

@@ -47,7 +47,7 @@ def test_extracts_per_sequence_columns_with_resampled_lesions(multiseq):
     # ADC-like lesion mean near the planted 950 x 1e-6 mm2/s, T2-like near 260 (textures and noise aside)
     assert np.all(np.abs(t["adc_intra_original_firstorder_Mean"] - 950) < 150)
     assert np.all(np.abs(t["t2_intra_original_firstorder_Mean"] - 260) < 60)
-    meta = json.loads((root / "F.meta.json").read_text())
+    meta = json.loads((root / "F.meta.json").read_text(encoding="utf-8"))
     diag = meta["diagnostics"]
     assert diag["c0"]["sequences"]["t2"]["lesion"] == "given"
     assert diag["c1"]["sequences"]["t2"]["lesion"] == "resampled"
@@ -61,7 +61,7 @@ def test_trains_the_multisequence_feature_set(multiseq, tmp_path):
                 "--label-column", "label", "--positive", "1", "--negative", "0",
                 "--feature-set", "dce+t2+adc:intra+peri3", "--seed", "1")
     assert r.returncode == 0, r.stderr
-    card = json.loads((tmp_path / "model.json").read_text())
+    card = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
     assert card["feature_set"] == "dce+t2+adc:intra+peri3"
     feats = card.get("features") or card["model"]["features"]
     names = [f if isinstance(f, str) else f.get("name") for f in feats]

@@ -48,7 +48,7 @@ def test_draw_png_and_svg(model, tmp_path):
     m = model[0]
     rows = N.draw(N.scales(m), tmp_path / "n.png", tmp_path / "n.svg", title="combined")
     assert (tmp_path / "n.png").stat().st_size > 1000
-    assert "<svg" in (tmp_path / "n.svg").read_text()[:500]
+    assert "<svg" in (tmp_path / "n.svg").read_text(encoding="utf-8")[:500]
     assert [r[0] for r in rows][0] == "Points" and rows[-1][0] == "Probability"
 
 

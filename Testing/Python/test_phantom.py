@@ -157,7 +157,7 @@ def test_cli_writes_everything(tmp_path):
     assert res.returncode == 0, res.stderr
     for name in ("image.nrrd", "lesion.nrrd", "air.nrrd", "pectoralis.nrrd", "phantom.json"):
         assert (out / name).is_file(), name
-    meta = json.loads((out / "phantom.json").read_text())
+    meta = json.loads((out / "phantom.json").read_text(encoding="utf-8"))
     assert meta["seed"] == 7 and meta["signal"]["rim"] == 0.8
     ph = make_phantom(7, (96, 96, 40), (3.45, 3.45, 4.8), rim=0.8, lesion_radius_mm=7)
     assert np.array_equal(arr(sitk.ReadImage(str(out / "image.nrrd"))), arr(ph.image))

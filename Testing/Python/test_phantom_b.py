@@ -227,5 +227,5 @@ def test_write_case_b_round_trip(tmp_path):
     np.testing.assert_array_equal(arr(lab), arr(c.labels))
     assert lab.GetDirection() == pytest.approx(c.labels.GetDirection())
     import json
-    meta = json.loads((tmp_path / "case" / "meta.json").read_text())
+    meta = json.loads((tmp_path / "case" / "meta.json").read_text(encoding="utf-8"))
     assert meta["classes"] == list(pb.CLASSES) and meta["lesion"]["kind"] == "deep"

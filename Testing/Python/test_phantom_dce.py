@@ -90,7 +90,7 @@ def test_companion_volumes_on_another_grid():
 def test_write_and_errors(tmp_path):
     ph = make_dce_phantom(6, **GRID)
     paths = write_dce_phantom(ph, tmp_path / "case")
-    meta = json.loads(paths["meta"].read_text())
+    meta = json.loads(paths["meta"].read_text(encoding="utf-8"))
     assert meta["dce"]["phases"] == [f"dce/phase{k}.nrrd" for k in range(6)]
     back = sitk.ReadImage(str(tmp_path / "case" / meta["dce"]["phases"][3]))
     assert np.array_equal(arr(back), arr(ph.phases[3]))
@@ -108,6 +108,6 @@ def test_cli_writes_the_series(tmp_path):
     r = run_cli("phantom", "-o", tmp_path / "p", "--seed", "3", "--size", "96", "96", "32", "--spacing", "3.45",
                 "3.45", "6", "--dce", "washout")
     assert r.returncode == 0, r.stderr
-    meta = json.loads((tmp_path / "p" / "phantom.json").read_text())
+    meta = json.loads((tmp_path / "p" / "phantom.json").read_text(encoding="utf-8"))
     assert meta["dce"]["kinetic"] == "washout" and (tmp_path / "p" / "dce" / "phase5.nrrd").exists()
     assert not (tmp_path / "p" / "image.nrrd").exists()

@@ -269,7 +269,7 @@ def test_cli_predict_refuses_to_overwrite_an_input(tmp_path):
         feats = tmp_path / ("F.csv" if out.name == "F.csv" else "X.contributions.csv")
         rc, _, err = _cli(["predict", feats, "--stage1", tmp_path / "m1.json", "-o", out])
         assert rc == 2 and "also an input" in err, err
-    assert (tmp_path / "F.csv").read_text() == table == (tmp_path / "X.contributions.csv").read_text()
+    assert (tmp_path / "F.csv").read_text(encoding="utf-8") == table == (tmp_path / "X.contributions.csv").read_text(encoding="utf-8")
 
 
 def test_a_whole_missing_region_is_one_warning():

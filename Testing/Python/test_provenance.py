@@ -150,7 +150,7 @@ def test_pred_csv_auc_equals_evaluate_on_duke(tmp_path, capsys):
     rc, _, err = _run(capsys, "evaluate", feats, clin, "--model", tmp_path / "her2.json", "--cases",
                       "external", "-o", tmp_path / "metrics.json")
     assert rc == 0, err
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
     rc, _, err = _run(capsys, "predict", feats, "--stage1", tmp_path / "her2.json", "--id-column", "patient_id",
                       "-o", tmp_path / "PRED.csv", "--max-cases", "0")
     assert rc == 0, err

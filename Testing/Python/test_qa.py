@@ -48,7 +48,7 @@ def test_create_status_and_reopen(session, cohort):
     (p,) = session.status()
     assert (p.total, p.reviewed, p.counts["pending"]) == (3, 0, 3)
     assert p.text() == "R1: 0 of 3 reviewed (0 approved, 0 edited, 0 rejected, 3 pending)"
-    meta = json.loads((session.path / "session.json").read_text())
+    meta = json.loads((session.path / "session.json").read_text(encoding="utf-8"))
     assert meta["manifest"]["sha256"] == "sha256:" + hashlib.sha256(cohort.read_bytes()).hexdigest()
     assert meta["cases"][0]["image"] == str((cohort.parent / "c0" / "image.nrrd").resolve())
     session.set_status("c1", "R1", "approved")
@@ -71,7 +71,7 @@ def test_create_refuses_bad_input(cohort, tmp_path):
     with pytest.raises(UserError, match="reader name"):
         QASession.create(cohort, tmp_path / "T", reader="../evil")
     two = tmp_path / "two.csv"
-    two.write_text(cohort.read_text().replace("case_id,image,lesion", "case_id,image,lesion,reader")
+    two.write_text(cohort.read_text(encoding="utf-8").replace("case_id,image,lesion", "case_id,image,lesion,reader")
                    .replace("lesion.nrrd\n", "lesion.nrrd,A\n") + "c0,c0/image.nrrd,c0/lesion.nrrd,B\n")
     (tmp_path / "c0").symlink_to(cohort.parent / "c0")
     with pytest.raises(UserError, match="several rows for case"):
@@ -156,12 +156,12 @@ def test_audit_trail_is_append_only_and_survives_a_torn_line(session):
     assert events[-1] | {"time": None, "os_user": None} == {
         "time": None, "os_user": None, "event": "status", "case_id": "c0", "reader": "R1", "reviewer": "R1",
         "status": "rejected", "note": "motion artefact"}
-    text = (session.path / qa.AUDIT_FILE).read_text()
-    with open(session.path / qa.AUDIT_FILE, "a") as f:
+    text = (session.path / qa.AUDIT_FILE).read_text(encoding="utf-8")
+    with open(session.path / qa.AUDIT_FILE, "a", encoding="utf-8") as f:
         f.write('{"time": "2026-')          # a crash in the middle of a line
     assert len(session.audit()) == 3
     session.set_status("c1", "R1", "approved")
-    assert (session.path / qa.AUDIT_FILE).read_text().startswith(text)
+    assert (session.path / qa.AUDIT_FILE).read_text(encoding="utf-8").startswith(text)
     assert session.audit()[-1]["status"] == "approved"
 
 
@@ -186,7 +186,7 @@ def test_crash_between_mask_and_record_resumes(session, cohort, monkeypatch):
 
 def test_second_writer_waits_for_the_lock(session, monkeypatch):
     fcntl = pytest.importorskip("fcntl")
-    fd = open(session.path / qa.LOCK_FILE, "a")  # noqa: SIM115 - held across the call
+    fd = open(session.path / qa.LOCK_FILE, "a", encoding="utf-8")  # noqa: SIM115 - held across the call
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         monkeypatch.setattr(qa, "LOCK_TIMEOUT_S", 0.2)
@@ -243,7 +243,7 @@ def test_extract_only_approved_uses_edited_masks(session, cohort, tmp_path, caps
     n_edited = int(sitk.GetArrayFromImage(edited).sum())
     assert n_edited < int(sitk.GetArrayFromImage(lesion0).sum())
     assert table.loc[0, "intra_original_shape_VoxelVolume"] == pytest.approx(n_edited * vv)
-    meta = json.loads(out.with_name("F.meta.json").read_text())
+    meta = json.loads(out.with_name("F.meta.json").read_text(encoding="utf-8"))
     assert meta["qa"]["only_approved"] is True and len(meta["qa"]["notes"]) == 2
     # without --qa the option makes no sense: one error line
     assert cli.main(["extract", str(cohort), "-o", str(tmp_path / "G.csv"), "--only-approved"]) == 2
@@ -331,7 +331,7 @@ def test_report_shows_the_qa_summary(session, cohort, tmp_path, capsys):
         tmp_path / "P.contributions.csv", index=False)
     assert cli.main(["report", "--predictions", str(tmp_path / "P.csv"), "--qa", str(session.path),
                      "-o", str(tmp_path / "r.html")]) == 0
-    text = (tmp_path / "r.html").read_text()
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert '<section id="qa"><h2>Segmentation QA</h2>' in text
     assert ("<td class=l>R1</td><td>3</td><td>3</td><td>1</td><td>1</td><td>1</td><td>0</td>"
             "<td class=l>dr_a, dr_b</td><td>14.0 s</td>") in text

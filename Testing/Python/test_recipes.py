@@ -52,7 +52,7 @@ def test_gao2026_runs_on_the_phantoms(phantom_tables, tmp_path):
     f, lab = phantom_tables
     r = run_cli("study", "--recipe", "gao2026", f, lab, "-o", tmp_path / "s", "--cv-folds", "5")
     assert r.returncode == 0, r.stderr
-    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    study = json.loads((tmp_path / "s" / "study.json").read_text(encoding="utf-8"))
     assert [s["name"] for s in study["feature_sets"]] == ["intra", "intra+peri1", "intra+peri3", "intra+peri5"]
     assert study["task"] == "stage1" and "recipe gao2026: --cv-folds from the command line (5)" in r.stdout
 
@@ -61,9 +61,9 @@ def test_her2low_dce_runs_with_tic_nomogram(phantom_tables, tmp_path):
     f, lab = phantom_tables
     r = run_cli("study", "--recipe", "her2low-dce", f, lab, "-o", tmp_path / "s", "--cv-folds", "5")
     assert r.returncode == 0, r.stderr
-    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    study = json.loads((tmp_path / "s" / "study.json").read_text(encoding="utf-8"))
     assert study["task"] == "stage2" and [s["name"] for s in study["feature_sets"]] == ["intra"]
-    card = json.loads((tmp_path / "s" / "intra.model.json").read_text())
+    card = json.loads((tmp_path / "s" / "intra.model.json").read_text(encoding="utf-8"))
     sec = card["clinical_models"]
     assert sec["encoding"][0]["name"] == "tic_type" and sec["encoding"][0]["reference"] == "I"
     assert card["selection"]["mwu_p"] == 0.05
@@ -129,9 +129,9 @@ def test_multiparametric_runs_on_multisequence_phantoms(multiseq_tables, tmp_pat
     assert labels["tic_type"].tolist() == planted
     r = run_cli("study", "--recipe", "multiparametric-2025", f, lab, "-o", tmp_path / "s", "--cv-folds", "3")
     assert r.returncode == 0, r.stderr
-    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    study = json.loads((tmp_path / "s" / "study.json").read_text(encoding="utf-8"))
     assert study["task"] == "stage1" and [s["name"] for s in study["feature_sets"]] == ["dce+t2+adc:intra+peri3"]
-    card = json.loads((tmp_path / "s" / study["feature_sets"][0]["model_card"]).read_text())
+    card = json.loads((tmp_path / "s" / study["feature_sets"][0]["model_card"]).read_text(encoding="utf-8"))
     sel = card["selection"]
     assert (sel["variance_threshold"], sel["max_correlation"], sel["selector"], sel["classifier"]) == (0.0, 0.9, "rfe",
                                                                                                       "lr")
@@ -147,13 +147,13 @@ def test_cao2025_runs_rf_on_its_eight_combinations(multiseq_tables, tmp_path):
     f, lab, _ = multiseq_tables
     r = run_cli("study", "--recipe", "cao2025", f, lab, "-o", tmp_path / "s", "--cv-folds", "3")
     assert r.returncode == 0, r.stderr
-    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    study = json.loads((tmp_path / "s" / "study.json").read_text(encoding="utf-8"))
     assert [s["name"] for s in study["feature_sets"]] == [
         "t2:intra", "t2:intra+peri3", "adc:intra", "adc:intra+peri3", "dce:intra", "dce:intra+peri3",
         "dce+t2+adc:intra", "dce+t2+adc:intra+peri3"]
     # card file names are portable (no ':' of the sequence:region sets, which Windows refuses)
     assert all(":" not in s["model_card"] for s in study["feature_sets"])
-    cards = [json.loads(p.read_text()) for p in (tmp_path / "s").glob("*.model.json")]
+    cards = [json.loads(p.read_text(encoding="utf-8")) for p in (tmp_path / "s").glob("*.model.json")]
     assert len(cards) == 8 and all(c["classifier"]["type"] == "rf" for c in cards)
     assert all(c["selection"]["classifier"] == "rf" for c in cards)
 
@@ -217,11 +217,11 @@ def test_ultrasound_her2low_runs_on_2d_phantoms(planar_tables, tmp_path):
     r = run_cli("study", "--recipe", "ultrasound-her2low", f, lab, "-o", tmp_path / "s", "--test-center", "B",
                 "--cv-folds", "3")
     assert r.returncode == 0, r.stderr
-    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    study = json.loads((tmp_path / "s" / "study.json").read_text(encoding="utf-8"))
     assert study["task"] == "stage2"
     assert [s["name"] for s in study["feature_sets"]] == ["intra", "intra+peri3", "intra+peri5", "intra+peri8"]
     for s in study["feature_sets"]:
-        card = json.loads((tmp_path / "s" / s["model_card"]).read_text())
+        card = json.loads((tmp_path / "s" / s["model_card"]).read_text(encoding="utf-8"))
         sec = card["clinical_models"]
         assert [v["name"] for v in sec["nomogram"]["variables"]] == ["Rad-score", "age"]
         assert {"train", "external"} <= set(sec["delong"])

@@ -330,7 +330,7 @@ def test_cli_happy_path(breast1, tmp_path):
         np.testing.assert_allclose(m.GetOrigin(), image.GetOrigin(), atol=1e-6)
         np.testing.assert_allclose(m.GetSpacing(), image.GetSpacing(), atol=1e-6)
         assert set(np.unique(arr(m))) <= {0, 1}
-    j = json.loads((out / "regions.json").read_text())
+    j = json.loads((out / "regions.json").read_text(encoding="utf-8"))
     assert {k: j["regions"][k]["voxels"] for k in BREAST1_COUNTS} == BREAST1_COUNTS
     assert j["regions"]["intra"]["voxels"] == 143
     assert j["exclusion_source"] == {"air": "none", "pectoralis": "none"}
@@ -351,7 +351,7 @@ def test_cli_label_and_user_mask(tmp_path):
     res = run_cli("regions", tmp_path / "img.nrrd", tmp_path / "les.nrrd", "-o", tmp_path / "o", "--label", "3",
                   "--distances", "2.3", "1", "--pectoralis", tmp_path / "pect.nii.gz", "--no-auto-exclusions")
     assert res.returncode == 0, res.stderr
-    j = json.loads((tmp_path / "o" / "regions.json").read_text())
+    j = json.loads((tmp_path / "o" / "regions.json").read_text(encoding="utf-8"))
     assert j["exclusion_source"] == {"air": "none", "pectoralis": "user"}
     assert j["regions"]["intra"]["voxels"] == int(lesion.sum())
     assert sorted(j["regions"]) == ["intra", "peri1", "peri2.3"]
@@ -409,7 +409,7 @@ def test_cli_output_is_file_or_existing_folder(tmp_path):
     _write_bad_inputs(tmp_path)
     (tmp_path / "afile").write_text("keep me")
     res = run_cli("regions", "img.nrrd", "les.nrrd", "-o", "afile", "--no-auto-exclusions", cwd=tmp_path)
-    assert res.returncode == 2 and "not a folder" in res.stderr and (tmp_path / "afile").read_text() == "keep me"
+    assert res.returncode == 2 and "not a folder" in res.stderr and (tmp_path / "afile").read_text(encoding="utf-8") == "keep me"
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
     res = run_cli("regions", "img.nrrd", "les.nrrd", "-o", "out", "--no-auto-exclusions", "--distances", "2", cwd=tmp_path)
@@ -439,7 +439,7 @@ def test_regions_json_records_exclusion_confidence_and_qc_overlay(tmp_path):
     assert r.exclusions["pectoralis"]["contrast"] == "fat-suppressed"
     out = tmp_path / "out"
     regions.write_regions(r, out, qc_image=ph.image)
-    j = json.loads((out / "regions.json").read_text())
+    j = json.loads((out / "regions.json").read_text(encoding="utf-8"))
     assert j["qc_overlay"] == "qc_overlay.png" and set(j["exclusions"]["air"]) >= {"confidence", "review"}
     png = mpimg.imread(out / "qc_overlay.png")
     assert png.ndim == 3 and png.shape[0] > 200 and png.shape[1] > 400
@@ -467,11 +467,11 @@ def test_cli_exclusion_image_detects_on_another_phase(tmp_path):
     sitk.WriteImage(sitk.Cast(ph.image, sitk.sitkFloat32) - 60.0, str(sub_p))  # signed "subtraction"
     res = run_cli("regions", sub_p, les_p, "-o", tmp_path / "a")
     assert res.returncode == 0, res.stderr
-    ja = json.loads((tmp_path / "a" / "regions.json").read_text())
+    ja = json.loads((tmp_path / "a" / "regions.json").read_text(encoding="utf-8"))
     assert ja["exclusions"]["pectoralis"]["review"] and "REVIEW" in res.stdout
     res = run_cli("regions", sub_p, les_p, "-o", tmp_path / "b", "--exclusion-image", img_p)
     assert res.returncode == 0, res.stderr
-    jb = json.loads((tmp_path / "b" / "regions.json").read_text())
+    jb = json.loads((tmp_path / "b" / "regions.json").read_text(encoding="utf-8"))
     assert jb["exclusions"]["air"]["detected_on"] == "exclusion_image"
     assert jb["inputs"]["exclusion_image"].endswith("img.nrrd")
     direct = build_regions(ph.image, ph.lesion)

@@ -230,7 +230,7 @@ def test_2d_max_on_breast1_equals_pyradiomics_published_shape2d_baseline():
     params = features.load_params({"imageType": {"Original": {}}, "featureClass": {"shape": None},
                                    "setting": {"label": 1}})
     ours = planar.extract_case_2d(img2, {"intra": regs.masks["intra"]}, params, case_workers=1)
-    with open(breast1 / "baseline" / "baseline_shape2D.csv", newline="") as fh:
+    with open(breast1 / "baseline" / "baseline_shape2D.csv", encoding="utf-8", newline="") as fh:
         base = {r["featureName"]: r["breast1_shape2D"] for r in csv.DictReader(fh)}
     names = [n for n in base if n.startswith("original_shape2D_")]
     assert len(names) == 9

@@ -70,7 +70,7 @@ def test_train_harmonised_and_clinical_card_then_evaluate(tables, tmp_path):
     r = run_cli("evaluate", f, lab, "--model", card_path, "--cases", "test", "--harmonize", "combat",
                 "-o", tmp_path / "ev.json")
     assert r.returncode == 0, r.stderr
-    ev = json.loads((tmp_path / "ev.json").read_text())
+    ev = json.loads((tmp_path / "ev.json").read_text(encoding="utf-8"))
     assert ev["metrics"]["auc"] == pytest.approx(card["metrics"]["test"]["auc"], abs=1e-12)
     for m in ("clinical", "combined"):
         assert ev["clinical_models"]["metrics"][m]["auc"] == pytest.approx(sec[m]["metrics"]["test"]["auc"], abs=1e-12)
@@ -134,12 +134,12 @@ def test_study_with_clinical_then_report_draws_nomogram(tables, tmp_path):
     r = run_cli("study", f, lab, "-o", tmp_path / "s", *GENERIC[:-4], "--feature-sets", "intra", "--cv-folds", "5",
                 "--clinical", "age", "grade:cat=1")
     assert r.returncode == 0, r.stderr
-    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    study = json.loads((tmp_path / "s" / "study.json").read_text(encoding="utf-8"))
     cm = study["feature_sets"][0]["clinical_models"]
     assert cm["kept"] == ["age", "grade"] and cm["delong"]["test"]["models"] == ["radiomics", "clinical", "combined"]
     r = run_cli("report", "--study", tmp_path / "s" / "study.json", "-o", tmp_path / "r.html")
     assert r.returncode == 0, r.stderr
-    html = (tmp_path / "r.html").read_text()
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Clinical and combined models (intra)" in html and "grade (ref 1)" in html and "multivariate OR" in html
     assert (tmp_path / "r.nomogram.custom.intra.png").stat().st_size > 1000
-    assert "<svg" in (tmp_path / "r.nomogram.custom.intra.svg").read_text()[:400]
+    assert "<svg" in (tmp_path / "r.nomogram.custom.intra.svg").read_text(encoding="utf-8")[:400]

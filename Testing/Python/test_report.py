@@ -80,7 +80,7 @@ def report_path(tmp_path_factory) -> Path:
 
 
 def test_report_is_self_contained_with_every_section(report_path):
-    text = report_path.read_text()
+    text = report_path.read_text(encoding="utf-8")
     # no external resources: every image is an embedded PNG
     srcs = re.findall(r'<img[^>]*src="([^"]*)"', text)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
@@ -152,7 +152,7 @@ def count_loaded_images(html_path: Path) -> tuple[int, int]:
     """(images with naturalWidth > 0, all images) after Chromium loads a copy of the page."""
     exe = chromium()
     probe = html_path.with_name(html_path.stem + ".probe.html")
-    probe.write_text(html_path.read_text().replace("</body>", _CHECK + "</body>"))
+    probe.write_text(html_path.read_text(encoding="utf-8").replace("</body>", _CHECK + "</body>"))
     with tempfile.TemporaryDirectory() as profile:
         r = subprocess.run([*chromium_args(exe, profile), "--dump-dom", probe.as_uri()],
                            capture_output=True, encoding="utf-8", timeout=120)
@@ -168,7 +168,7 @@ def test_report_renders_in_chromium_with_every_figure(report_path, tmp_path):
     assert total == 22 and ok == total
     # the probe must be able to fail: a page with a broken image is reported as such
     broken = tmp_path / "broken.html"
-    broken.write_text(path.read_text().replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
+    broken.write_text(path.read_text(encoding="utf-8").replace("data:image/png;base64,", "data:image/png;base64,AAAA", 1))
     ok, total = count_loaded_images(broken)
     assert total == 22 and ok == 21
 
@@ -204,7 +204,7 @@ def test_report_reads_the_study_command_output(tmp_path):
     assert r.returncode == 0, r.stderr
     r = run_cli("report", "--study", tmp_path / "st" / "study.json", "-o", tmp_path / "r.html")
     assert r.returncode == 0, r.stderr
-    text = (tmp_path / "r.html").read_text()
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
     for alt in ("ROC curves", "DeLong matrix train", "DeLong matrix test", "Calibration", "Decision curves", "GDI",
                 "Coefficients"):
         assert f'alt="{alt}' in text
@@ -362,7 +362,7 @@ def methods_report(tmp_path_factory) -> tuple[Path, str]:
     r = run_cli("report", "--study", d / "st" / "study.json", "--predictions", d / "P.csv", "--labels", d / "L.csv",
                 "--max-cases", "2", "-o", d / "report.html")
     assert r.returncode == 0, r.stderr
-    return d / "report.html", (d / "report.html").read_text()
+    return d / "report.html", (d / "report.html").read_text(encoding="utf-8")
 
 
 def test_methods_sections_in_the_report(methods_report):

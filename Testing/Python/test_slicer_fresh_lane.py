@@ -40,7 +40,7 @@ FAKES = Path(__file__).resolve().parent / "fakes"
 
 def _pins() -> dict[str, str]:
     out = {}
-    for line in (REPO / "Testing" / "FreshSlicer" / f"slicer-{LANE}.txt").read_text().splitlines():
+    for line in (REPO / "Testing" / "FreshSlicer" / f"slicer-{LANE}.txt").read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, ver = line.split("==", 1)
@@ -184,7 +184,7 @@ def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types)
     deadline = time.monotonic() + 30
     while not (tmp_path / "pids").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    child = int((tmp_path / "pids").read_text().split()[-1])
+    child = int((tmp_path / "pids").read_text(encoding="utf-8").split()[-1])
     p.ui.extractButton.click()  # Cancel
     assert p.ui.extractStatusLabel.text == "Cancelled."
     t0 = time.monotonic()
@@ -201,7 +201,7 @@ def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types)
     n = len(p.widget.logic.core.state.features or {})
     assert n > 100 and p.ui.extractStatusLabel.text == f"{n} features"
     # the parameter file chosen by name before PyYAML existed is the one the demo card was trained with (by hash)
-    card = json.loads(Path(p.pn.stage1Model).read_text())
+    card = json.loads(Path(p.pn.stage1Model).read_text(encoding="utf-8"))
     assert Path(p.pn.parameterFile).name == "her2radiomics_demo.yaml"
     assert p.widget.logic.core.state.parameter_file_hash == card["provenance"]["parameter_file_hash"]
 
@@ -211,7 +211,7 @@ def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types)
     assert sum(probs) == pytest.approx(100.0, abs=0.2)
     p.ui.saveSessionButton.click()
     folder = Path(str(p.pn.sessionDirectory)) / "A"
-    audit = json.loads((folder / "audit.json").read_text())
+    audit = json.loads((folder / "audit.json").read_text(encoding="utf-8"))
     assert audit["case_id"] == "A" and audit["prediction"]["p_positive"] == pytest.approx(probs[0] / 100, abs=1e-3)
     assert {"features.csv", "predictions.json", "regions.json", "segmentation.seg.nrrd"} <= set(audit["files"])
     assert audit["software"]["3D Slicer"].startswith(installer)

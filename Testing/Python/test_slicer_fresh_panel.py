@@ -125,7 +125,7 @@ def test_scene_close_and_volume_switch_after_extraction_never_show_the_old_case(
         p.ui.predictButton.click()
     p.ui.saveSessionButton.click()
     folder = Path(str(p.pn.sessionDirectory)) / "B"
-    audit = json.loads((folder / "audit.json").read_text())
+    audit = json.loads((folder / "audit.json").read_text(encoding="utf-8"))
     assert audit["prediction"] is None and not (folder / "features.csv").exists()
     assert audit["case_id"] == "B"
 
@@ -205,7 +205,7 @@ def test_installer_uses_the_api_of_each_slicer_with_constraints(make_panel, monk
         assert call[0] == "pip_ensure" and call[1] == ["surely-not-installed-her2-pkg>=1"]
         assert call[2]["prompt_install"] is False and call[2]["skip_in_testing"] is True
         constraints = Path(call[2]["constraints"])
-    pins = constraints.read_text().splitlines()
+    pins = constraints.read_text(encoding="utf-8").splitlines()
     import numpy
     import scipy
 

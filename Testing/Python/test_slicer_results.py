@@ -243,7 +243,7 @@ def test_prediction_tables_chart_and_session(mrml_scene, case, tmp_path):
     with open(out / "features.csv", encoding="utf-8") as f:
         saved = next(csv.DictReader(f))
     assert saved["case_id"] == "P001" and float(saved["peri3_original_glcm_Contrast"]) == values["peri3_original_glcm_Contrast"]
-    pred_json = json.loads((out / "predictions.json").read_text())
+    pred_json = json.loads((out / "predictions.json").read_text(encoding="utf-8"))
     assert pred_json["prediction"]["p_low"] == pytest.approx((1 - p1) * p2)
 
     # a tampered file is refused

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists() or os.name 
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state, process group) of a live process; None when gone or a zombie."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()
@@ -57,7 +57,7 @@ def test_cancel_ends_the_launcher_and_its_child_within_2_s(tmp_path, monkeypatch
         job.poll()
         time.sleep(0.05)
     assert job.progress == pytest.approx(0.1), job.log
-    child = int(pids.read_text().split()[0])
+    child = int(pids.read_text(encoding="utf-8").split()[0])
     launcher = job._proc.pid
     assert _stat(child) is not None and _stat(launcher) is not None
     pgid = _stat(launcher)[1]

@@ -122,7 +122,7 @@ def test_every_button_of_the_panel(panel, mrml_scene, tmp_path):
     pn.sessionDirectory = tmp_path / "sessions"
     pn.caseId = "P7"
     ui.saveSessionButton.click()
-    audit = json.loads((tmp_path / "sessions" / "P7" / "audit.json").read_text())
+    audit = json.loads((tmp_path / "sessions" / "P7" / "audit.json").read_text(encoding="utf-8"))
     assert audit["case_id"] == "P7" and audit["prediction"]["p_positive"] == pytest.approx(probs[0] / 100, abs=1e-3)
     assert "Saved" in ui.sessionStatusLabel.text
     assert audit["software"]["3D Slicer"] == "5.12.3 (fake)"

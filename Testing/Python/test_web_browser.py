@@ -265,12 +265,12 @@ def test_review_in_browser(chromium, cohort, server, tmp_path):
 
     # ---------------------------------------------------------------- on disk: statuses
     qa = cohort / "QA"
-    with open(qa / "status.csv", newline="") as f:
+    with open(qa / "status.csv", encoding="utf-8", newline="") as f:
         status = {r["case_id"]: r for r in csv.DictReader(f)}
     assert status["case1"]["status"] == "edited" and status["case1"]["reviewer"] == "R1"
     assert status["case2"]["status"] == "rejected" and status["case2"]["note"] == "motion artefact over the lesion"
     assert status["case3"]["status"] == "pending" and status["case3"]["note"] == "needs edit: lesion border unclear"
-    rev = json.loads((qa / "reviews" / "case1" / "R1.json").read_text())
+    rev = json.loads((qa / "reviews" / "case1" / "R1.json").read_text(encoding="utf-8"))
     assert set(rev["masks"]) == {"pectoralis"}, rev["masks"]   # the lesion and the automatic air were not edited
 
     # ---------------------------------------------------------------- the edited mask
