@@ -510,6 +510,20 @@ def _pool_init() -> None:
     _quiet_radiomics()
 
 
+def _ticker(progress: Callable[[float, str], None] | None, total: int) -> Callable[[str], None]:
+    """A ``tick(name)`` that reports the fraction of ``total`` work units done so far to ``progress`` (if any)."""
+    n = max(1, total)
+    done = 0
+
+    def tick(name: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(1.0, done / n), name)
+
+    return tick
+
+
 def case_pool(workers: int):
     """The persistent pool of ``workers - 1`` helper processes for within-case parallelism (None for 1 worker).
 
@@ -942,14 +956,7 @@ def extract_cropped(
     pool = case_pool(len(bins)) if len(bins) > 1 else None
     if pool is None and len(bins) > 1:
         bins = [_merge([u for b in bins for u in b])]
-    n_ticks = max(1, sum(u.ticks for b in bins for u in b))
-    done = 0
-
-    def tick(name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(min(1.0, done / n_ticks), name)
+    tick = _ticker(progress, sum(u.ticks for b in bins for u in b))
 
     results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
     pending = []
@@ -1241,14 +1248,7 @@ def _extract_overlapped(share: _LesionShare, pool: Any, masks_c: Mapping[str, si
     case_b = _prepare_masks(share.image, shells, settings, params) if shells else _Case(share.image, {}, params)
     backlog = 0.0 if all(res.ready() for res, _ in share.pending) else share.backlog_end - time.perf_counter()
     bins = _plan_after_lesion(case_b, workers, backlog) if shells else [[]]
-    n_ticks = max(1, share.ticks + sum(u.ticks for b in bins for u in b))
-    done = 0
-
-    def tick(name: str) -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(min(1.0, done / n_ticks), name)
+    tick = _ticker(progress, share.ticks + sum(u.ticks for b in bins for u in b))
 
     share.pending += [(pool.apply_async(_run_share, (case_b, b, share.token, True)), b) for b in bins[1:] if b]
     results: list[tuple[str, tuple[int, int], dict[str, float]]] = []
