@@ -401,12 +401,8 @@ def predict_section(section: dict, card: dict, X: pd.DataFrame, raw: pd.DataFram
 
 def nomogram_scales(card: dict, model: str = "combined") -> dict | None:
     """The nomogram scales (nomogram.scales) of a model card's ``clinical_models`` (``combined`` or ``clinical``;
-    None for a card trained without --clinical): what the Slicer panel shows for the chosen card."""
+    None for a card trained without --clinical): nomogram.card_scales, which needs no pandas (the Slicer panel
+    calls that one before the dependency prompt)."""
     from her2radiomics import nomogram
 
-    sec = card.get("clinical_models")
-    if not sec:
-        return None
-    if model == "combined" and sec.get("nomogram"):
-        return dict(sec["nomogram"])
-    return nomogram.scales(LinearModel.from_json(sec[model]))
+    return nomogram.card_scales(card, model)

@@ -10,21 +10,27 @@ reference level) to the linear predictor. Over the variable's training range (co
 
 so the total points ``T = sum_j points_j`` map back to the linear predictor exactly,
 ``lp = b0 + sum_j min c_j + T * max_k R_k / 100`` and ``P = 1 / (1 + exp(-lp))``. :func:`scales` returns
-these scales as plain data (the report draws them with :func:`draw`; the Slicer panel can show them);
-:func:`total_points` and :func:`probability` read a case off them (tests check that the reading equals the
-model's own ``predict_proba``).
+these scales as plain data (:func:`card_scales`: a model card's); :func:`rows` lays them out as the nomogram's
+axes, which the report draws with matplotlib (:func:`draw`) and the Slicer panel with pillow (:func:`render_png`,
+no matplotlib: it runs in a fresh 3D Slicer, before the dependency prompt); :func:`total_points` and
+:func:`probability` read a case off them (tests check that the reading equals the model's own ``predict_proba``).
+This module imports numpy only (pillow and matplotlib inside the functions that draw).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 MIN_LABEL_GAP = 4.5     # points (of the 0-100 axis) between two tick labels drawn on one row
 RAD_SCORE = "rad_score"   # the term name of the rad-score (clinical.RAD_SCORE)
+PNG_WIDTH = 560         # px: the pillow drawing's width (fits the Slicer module panel)
 PROBABILITY_TICKS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
@@ -128,27 +134,49 @@ def probability(sc: Mapping, total: float) -> float:
     return 1.0 / (1.0 + math.exp(-lp))
 
 
+def card_scales(card: Mapping, model: str = "combined") -> dict | None:
+    """The nomogram scales of a model card's ``clinical_models`` (``model``: ``combined`` or ``clinical``); None for
+    a card trained without --clinical. The combined model's are stored in the card (``clinical_models.nomogram``);
+    otherwise they are computed from the model's JSON record (clinical.LinearModel.to_json), without pandas."""
+    sec = card.get("clinical_models")
+    if not sec:
+        return None
+    if model == "combined" and sec.get("nomogram"):
+        return dict(sec["nomogram"])
+    d = sec[model]
+    return scales(SimpleNamespace(kind=d["kind"], terms=list(d["terms"]),
+                                  coefficients=[float(c) for c in d["coefficients"]], intercept=float(d["intercept"]),
+                                  variables=list(d["variables"]), ranges=dict(d.get("ranges", {}))))
+
+
+def rows(sc: Mapping) -> list[tuple[str, list[tuple[float, str]]]]:
+    """The nomogram's axes, top to bottom: ``[(label, [(x on the 0-100 points axis, tick text), ...]), ...]``:
+    Points, one row per variable, Total points and Probability (the last two drawn on the same 0-100 width)."""
+    out = [("Points", [(float(t), f"{t:g}") for t in range(0, 101, 10)])]
+    for v in sc["variables"]:
+        if v["kind"] == "continuous":
+            out.append((v["name"], [(t["points"], f"{t['value']:.3g}") for t in v["ticks"]]))
+        else:
+            out.append((f"{v['name']} (ref {v['reference']})", [(lv["points"], lv["level"]) for lv in v["levels"]]))
+    tmax = sc["total_points"]["max"]
+    scale_tot = 100.0 / tmax if tmax > 0 else 1.0       # total points drawn on the same width as 0-100
+    out.append(("Total points", [(t * scale_tot, f"{t:.0f}") for t in sc["total_points"]["ticks"]]))
+    out.append(("Probability", [(q["total_points"] * scale_tot, f"{q['p']:g}") for q in sc["probability"]]))
+    return out
+
+
 def figure(sc: Mapping, title: str = "Nomogram"):
     """The nomogram as a matplotlib figure (points row, one row per variable, total points, probability) and its
-    rows ``[(label, [(x on the 0-100 axis, tick text), ...]), ...]``."""
+    axes (:func:`rows`)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    rows = [("Points", [(float(t), f"{t:g}") for t in range(0, 101, 10)])]
-    for v in sc["variables"]:
-        if v["kind"] == "continuous":
-            rows.append((v["name"], [(t["points"], f"{t['value']:.3g}") for t in v["ticks"]]))
-        else:
-            rows.append((f"{v['name']} (ref {v['reference']})", [(lv["points"], lv["level"]) for lv in v["levels"]]))
-    tmax = sc["total_points"]["max"]
-    scale_tot = 100.0 / tmax if tmax > 0 else 1.0       # total points drawn on the same width as 0-100
-    rows.append(("Total points", [(t * scale_tot, f"{t:.0f}") for t in sc["total_points"]["ticks"]]))
-    rows.append(("Probability", [(q["total_points"] * scale_tot, f"{q['p']:g}") for q in sc["probability"]]))
-    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(rows) + 0.8))
-    for i, (name, ticks) in enumerate(rows):
-        yv = len(rows) - i
+    axes = rows(sc)
+    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(axes) + 0.8))
+    for i, (name, ticks) in enumerate(axes):
+        yv = len(axes) - i
         xs = [x for x, _ in ticks]
         if xs:
             ax.plot([min(xs), max(xs)], [yv, yv], color="black", lw=1)
@@ -160,11 +188,11 @@ def figure(sc: Mapping, title: str = "Nomogram"):
                 shown.append(x)
         ax.text(-4, yv, name, ha="right", va="center", fontsize=8)
     ax.set_xlim(-45, 105)
-    ax.set_ylim(0.4, len(rows) + 0.8)
+    ax.set_ylim(0.4, len(axes) + 0.8)
     ax.axis("off")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return fig, rows
+    return fig, axes
 
 
 def draw(sc: Mapping, png: str | os.PathLike[str] | None = None, svg: str | os.PathLike[str] | None = None,
@@ -172,10 +200,67 @@ def draw(sc: Mapping, png: str | os.PathLike[str] | None = None, svg: str | os.P
     """Write the nomogram (:func:`figure`) to PNG and/or SVG; returns its rows."""
     import matplotlib.pyplot as plt
 
-    fig, rows = figure(sc, title)
+    fig, axes = figure(sc, title)
     for path in (png, svg):
         if path:
             fig.savefig(path, dpi=150 if str(path).endswith(".png") else None)
     plt.close(fig)
-    return rows
+    return axes
+
+
+def _font(size: int):
+    """Pillow's own font at ``size`` px (FreeType, Pillow >= 10.1), else its fixed bitmap font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):   # older Pillow, or built without FreeType
+        return ImageFont.load_default()
+
+
+def render_png(sc: Mapping, png: str | os.PathLike[str] | None = None, title: str = "Nomogram",
+               width: int = PNG_WIDTH) -> tuple[bytes, dict]:
+    """The nomogram (:func:`rows`) drawn with pillow (bundled with 3D Slicer; no matplotlib) as PNG bytes, also
+    written to ``png`` when given, and its layout: ``{"width", "height", "axis": (x0, x1) pixels of points 0 and
+    100, "rows": [{"name", "y", "ticks": [{"at": points, "x": pixel, "label", "shown"}]}]}``. A tick label
+    that would overlap the previous one on its row is not drawn (``shown`` False), as :func:`figure` does."""
+    from PIL import Image, ImageDraw
+
+    axes = rows(sc)
+    font, title_font = _font(11), _font(12)
+    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+
+    def text_width(text: str, f=font) -> float:
+        return probe.textlength(text, font=f)
+
+    x0 = min(max(text_width(name) for name, _ in axes) + 14, 0.45 * width)
+    x1 = width - 18
+    top, row_h = 28, 34
+    height = top + row_h * len(axes) + 12
+    im = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(im)
+    draw.text((width / 2, 6), title, fill="black", font=title_font, anchor="mt")
+    layout_rows = []
+    for i, (name, ticks) in enumerate(axes):
+        y = top + row_h * i + row_h - 8
+        placed = [{"at": float(at), "x": x0 + (x1 - x0) * float(at) / 100.0, "label": label}
+                  for at, label in sorted(ticks, key=lambda t: t[0])]
+        if placed:
+            draw.line([(placed[0]["x"], y), (placed[-1]["x"], y)], fill="black", width=1)
+        right_edge = -math.inf
+        for t in placed:
+            draw.line([(t["x"], y), (t["x"], y - 5)], fill="black", width=1)
+            half = text_width(t["label"]) / 2
+            t["shown"] = t["x"] - half >= right_edge + 3
+            if t["shown"]:
+                draw.text((t["x"], y - 7), t["label"], fill="black", font=font, anchor="mb")
+                right_edge = t["x"] + half
+        draw.text((x0 - 8, y), name, fill="black", font=font, anchor="rm")
+        layout_rows.append({"name": name, "y": y, "ticks": placed})
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    data = buf.getvalue()
+    if png:
+        Path(png).write_bytes(data)
+    return data, {"width": width, "height": height, "axis": (x0, x1), "rows": layout_rows}
 
