@@ -187,6 +187,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._editorNode = None
         self._updatingPaths = False
         self._autoParameterFile = None   # the parameter file the panel chose for the card (the user's choice wins)
+        self._nomogramStage = "stage1"   # whose card's nomogram the Prediction section shows (the last one chosen)
 
     def resourcePath(self, filename: str) -> str:
         return _resource(filename)
@@ -299,6 +300,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.dce.reset()
         self.ui.dceResultLabel.text = _("Select a DCE series.")
         self.setParameterNode(None)
+        self._showNomogram("stage1")  # no parameter node: the closed scene's card nomogram is cleared
 
     def onSceneEndClose(self, caller, event) -> None:
         self._setupEditorNode()
@@ -327,6 +329,7 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if str(pn.sessionDirectory) in ("", "."):
             pn.sessionDirectory = default_session_folder()
         self.onModelChanged()
+        self._showNomogram()
 
     def setParameterNode(self, parameterNode) -> None:
         if self._parameterNode:
@@ -472,6 +475,25 @@ class HER2RadiomicsWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             setattr(pn, param, text)
         if param == "stage1Model":
             self.onModelChanged()
+        if param in ("stage1Model", "stage2Model"):  # the card chosen last; back to stage 1 when a field is cleared
+            self._showNomogram(param.removesuffix("Model") if text else "stage1")
+
+    def _showNomogram(self, stage: str | None = None) -> None:
+        """The nomogram of the ``stage`` card (default: the one shown) under its caption and the card's notice; a
+        card trained without --clinical gets one line and no image (HER2RadiomicsLib.nomogram_panel)."""
+        from HER2RadiomicsLib.nomogram_panel import nomogram_view, png_file
+
+        self._nomogramStage = stage or self._nomogramStage
+        view = nomogram_view(_path(self._parameterNode, f"{self._nomogramStage}Model"), self._nomogramStage)
+        self.ui.nomogramImageLabel.clear()
+        self.ui.nomogramCaptionLabel.text = view.text()
+        if view.png is not None:
+            with png_file(view.png) as png:
+                pixmap = qt.QPixmap(str(png))  # QPixmap(fileName) reads the file here
+            if pixmap.isNull():
+                self.ui.nomogramCaptionLabel.text = view.text() + "\n" + _("(the nomogram image could not be read)")
+            else:
+                self.ui.nomogramImageLabel.setPixmap(pixmap)
 
     def onModelChanged(self, *args) -> None:
         """Show the stage-1 card's intended use (or why it is refused) and pick its parameter file."""

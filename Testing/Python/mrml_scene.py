@@ -150,9 +150,29 @@ def edit_segment(editor, segmentation_node, segment_id: str, box_mask, mode: str
 # ------------------------------------------------------------------------------------------------
 # Model cards for tests (docs/developer/api.md contract, checksum over the canonical JSON)
 # ------------------------------------------------------------------------------------------------
+def clinical_models() -> dict:
+    """A card's ``clinical_models`` section (clinical.card_section's layout) with fixed coefficients, built without
+    pandas (the fresh-Slicer tests use it): combined = rad-score + age + stage (levels 1-3, reference 1), clinical =
+    age + stage; the combined model's nomogram stored as card_section stores it."""
+    from her2radiomics import nomogram
+
+    age = {"name": "age", "kind": "numeric", "columns": ["age"], "impute": 55.0}
+    stage = {"name": "stage", "kind": "categorical", "levels": ["1", "2", "3"], "reference": "1",
+             "columns": ["stage=2", "stage=3"], "impute": "2"}
+    ranges = {"rad_score": [-2.5, 3.0], "age": [28.0, 81.0], "stage=2": [0.0, 1.0], "stage=3": [0.0, 1.0]}
+    combined = {"kind": "combined", "terms": ["rad_score", "age", "stage=2", "stage=3"],
+                "coefficients": [1.1, 0.03, 0.4, 0.9], "intercept": -2.2, "variables": [age, stage], "ranges": ranges}
+    clinical = {"kind": "clinical", "terms": ["age", "stage=2", "stage=3"], "coefficients": [0.04, 0.5, 1.0],
+                "intercept": -2.9, "variables": [age, stage], "ranges": {k: ranges[k] for k in ("age", "stage=2", "stage=3")}}
+    section = {"requested": ["age", "stage:cat"], "encoding": [age, stage], "combined": combined, "clinical": clinical}
+    section["nomogram"] = nomogram.card_scales({"clinical_models": section})  # none stored yet: from the JSON
+    return section
+
+
 def model_card(task: str, features: list[str], mean: list[float], scale: list[float], coef: list[float],
-               intercept: float, phash: str | None = None) -> dict:
-    """A valid model card with the given linear model (GDI 'warning' on its test split)."""
+               intercept: float, phash: str | None = None, clinical: dict | None = None) -> dict:
+    """A valid model card with the given linear model (GDI 'warning' on its test split); ``clinical``: its
+    ``clinical_models`` section (:func:`clinical_models`), as a card trained with --clinical has."""
     import hashlib
     import json
 
@@ -172,6 +192,8 @@ def model_card(task: str, features: list[str], mean: list[float], scale: list[fl
                        "training_table_hash": "sha256:0", "seed": 0, "case_ids": {"train": ["a"], "test": ["b"]}},
         "intended_use": "Synthetic test model, not for clinical use.",
     }
+    if clinical is not None:
+        card["clinical_models"] = clinical
     body = json.dumps(card, sort_keys=True, separators=(",", ":"))
     card["checksum"] = "sha256:" + hashlib.sha256(body.encode("utf-8")).hexdigest()
     return card

@@ -19,8 +19,10 @@ widgets where the module depends on it (each behaviour names the source it follo
   (Base/Python/slicer/parameterNodeWrapper/wrapper.py _connectParametersToGui / _updateGUIFromParameterNode,
   guiConnectors.py); a widget/type pair Slicer has no connector for raises, as in Slicer. After a scene close
   the module's singleton parameter node comes back with its defaults (vtkMRMLScene::Clear resets singletons).
+* ``QLabel`` shows text or a pixmap (``setPixmap`` / ``clear``), ``qt.QPixmap(fileName)`` reads the file when
+  constructed (qtbase qlabel.cpp, qpixmap.cpp);
 * the modules slicer-core does not have and the module file imports: ``qt`` (QTimer, QIcon, QShortcut,
-  QKeySequence), ``slicer.ScriptedLoadableModule`` (the four base classes, constructed as in
+  QKeySequence, QPixmap), ``slicer.ScriptedLoadableModule`` (the four base classes, constructed as in
   Base/Python/slicer/ScriptedLoadableModule.py), ``slicer.parameterNodeWrapper`` (the decorator; the wrapper's
   behaviour is ``FakeParameterNode``'s) and ``slicer.i18n`` (``tr`` returns the text untranslated), installed by
   :func:`install_module_fakes` (conftest's ``slicer_module`` fixture, and :class:`Panel`);
@@ -70,7 +72,7 @@ def _call_slot(slot, args):
 _BUTTON = {"text", "checked"}                                           # QAbstractButton properties
 WIDGET_API: dict[str, set[str]] = {
     "QWidget": {"enabled", "toolTip"},                                  # QWidget properties, every class below
-    "QLabel": {"text"},
+    "QLabel": {"text", "setPixmap", "clear"},                           # qlabel.h: property text, slots setPixmap, clear
     "QLineEdit": {"text"},
     "QCheckBox": _BUTTON,
     "QPushButton": _BUTTON,
@@ -160,6 +162,58 @@ class FakeWidget:
         if not name.startswith("_") and (name not in WIDGET_PROPERTIES or name not in widget_api(self.cls)):
             raise self._refuse(name)
         object.__setattr__(self, name, value)
+
+
+class FakeLabel(FakeWidget):
+    """QLabel: shows text or a pixmap, never both. ``setPixmap`` and a new ``text`` clear the previous content,
+    ``clear()`` clears both (Qt qtbase src/widgets/widgets/qlabel.cpp: QLabel::setText / setPixmap / clear call
+    clearContents; "Setting the pixmap clears any previous content"). ``shownPixmap`` is the test's view of
+    it (Qt's own ``pixmap()`` differs between Qt 5 and 6, so the module does not read it)."""
+
+    def __init__(self, *a, **k) -> None:
+        super().__init__(*a, **k)
+        self.__dict__["shownPixmap"] = None
+
+    def setPixmap(self, pixmap) -> None:
+        self.calls.append(("setPixmap", (pixmap,)))
+        self.__dict__.update(shownPixmap=pixmap, text="")
+
+    def clear(self) -> None:
+        self.calls.append(("clear", ()))
+        self.__dict__.update(shownPixmap=None, text="")
+
+    def __setattr__(self, name, value):
+        old = self.__dict__.get(name)
+        FakeWidget.__setattr__(self, name, value)
+        if name == "text" and value != old:  # QLabel::setText returns early for the same text
+            self.__dict__["shownPixmap"] = None
+
+
+class FakePixmap:
+    """``qt.QPixmap(fileName)``: reads the file when constructed (QPixmap::QPixmap(const QString &fileName, ...)
+    calls load(), qtbase src/gui/image/qpixmap.cpp); a missing file or one that is no image gives a null pixmap
+    (``isNull()``); ``width()`` / ``height()`` in pixels. Read here with pillow (bundled with Slicer too)."""
+
+    def __init__(self, fileName: str | None = None) -> None:
+        self.fileName, self._size, self.format = fileName, None, None
+        if fileName:
+            from PIL import Image
+
+            try:
+                with Image.open(fileName) as im:
+                    im.load()
+                    self._size, self.format = im.size, im.format
+            except (OSError, ValueError):
+                pass
+
+    def isNull(self) -> bool:
+        return self._size is None
+
+    def width(self) -> int:
+        return self._size[0] if self._size else 0
+
+    def height(self) -> int:
+        return self._size[1] if self._size else 0
 
 
 class FakeLineEdit(FakeWidget):
@@ -325,6 +379,7 @@ class FakeSegmentEditorWidget(FakeWidget):
 
 
 WIDGET_CLASSES = {
+    "QLabel": FakeLabel,
     "QLineEdit": FakeLineEdit,
     "QCheckBox": FakeCheckBox,
     "QSpinBox": FakeSpinBox,
@@ -444,7 +499,7 @@ class FakeScriptedLoadableModuleTest(unittest.TestCase):
 def module_fakes() -> dict[str, types.ModuleType]:
     """The modules ``HER2Radiomics.py`` imports that slicer-core lacks, by their import name."""
     qt = types.ModuleType("qt")
-    qt.QTimer, qt.QShortcut = FakeTimer, FakeShortcut
+    qt.QTimer, qt.QShortcut, qt.QPixmap = FakeTimer, FakeShortcut, FakePixmap
     qt.Qt = types.SimpleNamespace(WaitCursor=0)
     qt.QIcon = lambda path: ("icon", path)
     qt.QKeySequence = lambda keys: keys

@@ -234,6 +234,11 @@ def test_selftest_bundled_part_runs_without_features(mrml_scene, tmp_path):
 
 # ----------------------------------------------------------------------------------------- defect 2
 def test_opening_the_module_in_a_fresh_slicer_imports_nothing_slicer_lacks(make_panel, monkeypatch, tmp_path):
+    from mrml_scene import clinical_models, model_card
+
+    clinical = tmp_path / "clinical.json"  # a card trained with --clinical, written before Slicer "starts"
+    clinical.write_text(json.dumps(model_card("stage1", ["x"], [0.0], [1.0], [1.0], 0.0, clinical=clinical_models())),
+                        encoding="utf-8")
     _block_unbundled(monkeypatch)
     monkeypatch.setenv("HER2RADIOMICS_SESSION_DIR", str(tmp_path / "sessions"))
     p = make_panel(version="5.10.0", testing=False, answer=False).start()
@@ -244,6 +249,9 @@ def test_opening_the_module_in_a_fresh_slicer_imports_nothing_slicer_lacks(make_
     assert Path(p.pn.parameterFile).name == "her2radiomics_demo.yaml"
     assert Path(p.pn.stage1Model).name == "her2radiomics_demo_stage1.json"
     assert "not for clinical use" in p.ui.modelNoticeLabel.text.lower()
+    assert "this card has no nomogram" in p.ui.nomogramCaptionLabel.text
+    p.ui.stage2ModelPathLineEdit.currentPath = str(clinical)  # its nomogram is drawn with pillow alone
+    assert p.ui.nomogramImageLabel.shownPixmap is not None and not p.ui.nomogramImageLabel.shownPixmap.isNull()
     for name in NOT_BUNDLED:
         assert sys.modules.get(name) is None, name
     ph = _phantom(5)

@@ -206,3 +206,59 @@ def test_selecting_a_volume_reaches_the_segment_editor(panel):
     assert pn.inputVolume is b and ui.segmentEditorWidget.sourceVolumeNode() is b
     ui.inputVolumeSelector.setCurrentNode(None)
     assert not ui.prepareSegmentationButton.enabled
+
+
+def test_the_chosen_card_shows_its_nomogram(panel, mrml_scene, tmp_path):
+    """Prediction section (issue 15): a card trained with --clinical shows its combined model's nomogram (the image,
+    a caption naming the card and the model, the card's notice); a card without one gets one line and no image;
+    closing the scene clears it (the closed scene's card is not shown)."""
+    import tempfile
+
+    from mrml_scene import clinical_models, model_card
+
+    from her2radiomics import nomogram
+
+    widget, ui, pn = panel
+    no_nomogram = "this card has no nomogram (trained without --clinical)"
+    demo = ui.nomogramCaptionLabel.text.split("\n")  # the shipped demo cards, chosen at start: no --clinical
+    assert demo[0] == f"Stage-1 card her2radiomics_demo_stage1.json: {no_nomogram}"
+    assert demo[1].startswith("Synthetic demonstration model, not for clinical use.")
+    assert ui.nomogramImageLabel.shownPixmap is None
+
+    f = ["intra_original_firstorder_Mean"]
+    clinical = model_card("stage2", f, [300.0], [100.0], [0.5], 0.1, clinical=clinical_models())
+    plain = model_card("stage1", f, [300.0], [100.0], [0.5], 0.1)
+    for name, card in (("clin_a.json", clinical), ("clin_b.json", clinical), ("plain.json", plain)):
+        (tmp_path / name).write_text(json.dumps(card), encoding="utf-8")
+    leftovers = set(Path(tempfile.gettempdir()).glob("her2radiomics-nomogram-*"))
+
+    ui.stage2ModelPathLineEdit.currentPath = str(tmp_path / "clin_a.json")
+    pixmap = ui.nomogramImageLabel.shownPixmap
+    assert pixmap is not None and not pixmap.isNull() and pixmap.format == "PNG"
+    _, layout = nomogram.render_png(nomogram.card_scales(clinical))
+    assert (pixmap.width(), pixmap.height()) == (layout["width"], layout["height"])
+    assert [r["name"] for r in layout["rows"]] == ["Points", "Rad-score", "age", "stage (ref 1)", "Total points",
+                                                   "Probability"]
+    assert ui.nomogramCaptionLabel.text.split("\n") == [
+        "Stage-2 card clin_a.json: nomogram of its combined model (rad-score + clinical variables)",
+        "Synthetic test model, not for clinical use."]
+    assert set(Path(tempfile.gettempdir()).glob("her2radiomics-nomogram-*")) == leftovers  # its PNG is gone
+
+    ui.stage1ModelPathLineEdit.currentPath = str(tmp_path / "plain.json")  # another card, without --clinical
+    assert ui.nomogramImageLabel.shownPixmap is None
+    assert ui.nomogramCaptionLabel.text.split("\n")[0] == f"Stage-1 card plain.json: {no_nomogram}"
+    ui.stage2ModelPathLineEdit.currentPath = ""  # a cleared field: the stage-1 card's (none) stays shown
+    assert ui.nomogramImageLabel.shownPixmap is None and no_nomogram in ui.nomogramCaptionLabel.text
+
+    ui.stage2ModelPathLineEdit.currentPath = str(tmp_path / "clin_b.json")
+    assert ui.nomogramImageLabel.shownPixmap is not None
+    widget.parent.isEntered = False  # File > Close scene with the module in the background: nothing is left
+    mrml_scene.scene.Clear(False)
+    assert ui.nomogramImageLabel.shownPixmap is None and ui.nomogramCaptionLabel.text == ""
+    widget.enter()  # the module again: the new scene's (default) card, stage 1
+    assert ui.nomogramCaptionLabel.text.split("\n")[0] == demo[0] and ui.nomogramImageLabel.shownPixmap is None
+
+    ui.stage2ModelPathLineEdit.currentPath = str(tmp_path / "clin_a.json")
+    widget.parent.isEntered = True  # closed while shown: the default cards come back at once, without a nomogram
+    mrml_scene.scene.Clear(False)
+    assert ui.nomogramImageLabel.shownPixmap is None and ui.nomogramCaptionLabel.text.split("\n") == demo
