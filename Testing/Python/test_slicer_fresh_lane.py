@@ -113,6 +113,26 @@ def test_fresh_slicer_whole_workflow(mrml_scene, monkeypatch, tmp_path, radiomic
         p.cleanup()
 
 
+def _nomogram_with_slicers_pillow(p, tmp_path):
+    """The Prediction section's nomogram, drawn with the pillow this Slicer bundles (no matplotlib): the demo card
+    has none (one line), a card trained with --clinical shows its image; then the demo stage-2 card again."""
+    from mrml_scene import clinical_models, model_card
+
+    assert "this card has no nomogram" in p.ui.nomogramCaptionLabel.text
+    assert "not for clinical use" in p.ui.nomogramCaptionLabel.text.lower()
+    card = tmp_path / "clinical.json"
+    card.write_text(json.dumps(model_card("stage2", ["x"], [0.0], [1.0], [1.0], 0.0, clinical=clinical_models())),
+                    encoding="utf-8")
+    demo_stage2 = p.ui.stage2ModelPathLineEdit.currentPath
+    p.ui.stage2ModelPathLineEdit.currentPath = str(card)
+    pixmap = p.ui.nomogramImageLabel.shownPixmap
+    assert pixmap is not None and not pixmap.isNull() and pixmap.width() > 0, p.ui.nomogramCaptionLabel.text
+    assert "nomogram of its combined model" in p.ui.nomogramCaptionLabel.text
+    assert [m for m in NOT_BUNDLED if m in sys.modules] == []
+    p.ui.stage2ModelPathLineEdit.currentPath = demo_stage2
+    assert p.ui.nomogramImageLabel.shownPixmap is None
+
+
 def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types):
     from her2radiomics.errors import UserError
     from her2radiomics.phantom import make_phantom
@@ -131,6 +151,7 @@ def _workflow(p, scene_ctx, monkeypatch, tmp_path, target, radiomics_dir, types)
     assert loaded == [], f"opening the panel imported {loaded}, which a fresh Slicer does not have"
     assert Path(p.pn.parameterFile).name == "her2radiomics_demo.yaml"  # the demo card's file, chosen by name
     assert Path(p.pn.stage1Model).name == "her2radiomics_demo_stage1.json"
+    _nomogram_with_slicers_pillow(p, tmp_path)
 
     # case A: segment, shells, exclusions, erase
     ph = make_phantom(seed=0, size=(128, 128, 48), spacing=(0.95, 0.95, 1.8), lesion_radius_mm=4.0)
