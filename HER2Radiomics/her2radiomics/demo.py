@@ -16,11 +16,19 @@ Synthetic demonstration model, not for clinical use. Steps:
 2. **Regions and features**: lesion + 1/3/5 mm shells minus the phantoms' ground-truth air/pectoralis masks,
    pyradiomics features with the reduced demo parameter file ``Resources/Parameters/her2radiomics_demo.yaml``
    (original image; shape, first-order, GLCM, GLSZM: 72 features per region) to stay within the time budget.
-3. **Studies**: stage 1 (positive vs negative) split by centre (A: train + 30% internal test; B: external test)
+3. **DCE series and companion sequences** (:func:`dce_design`, ``DIR/dce/``): six ``phantom.make_dce_phantom``
+   cases (pre-contrast + 5 post-contrast phases at 0, 90, ..., 450 s; two per planted BI-RADS delayed type
+   persistent / plateau / washout, one with a fast and one with a medium initial rise) with T2-like and ADC-like
+   volumes on another grid. Extracted twice through ``batch.extract_cohort``: a ``dce_phases`` manifest (radiomics
+   of the default phase, the 2nd post-contrast, plus the kinetic columns and the lesion's TIC type;
+   ``dce/tic_types.csv`` sets planted against recovered types) and a multi-sequence manifest
+   ``image_dce,image_t2,image_adc`` (intra + 3 mm shell, columns ``{seq}_{region}_{feature}``; one case with its
+   own T2 lesion, the others' T2 / ADC lesions resampled from the DCE lesion).
+4. **Studies**: stage 1 (positive vs negative) split by centre (A: train + 30% internal test; B: external test)
    and stage 2 (low vs zero among negatives) random stratified 7:3, for the four feature sets intra,
    intra+peri1, intra+peri3, intra+peri5 (``study.train_feature_sets``), DeLong matrices per split, one model per stage
    chosen by the rule of :func:`choose_model`; ``DIR/stage{1,2}/study.json`` in the ``study`` command's format.
-4. **Prediction** of the real pyradiomics ``breast1`` case (``../shared/data/pyradiomics_breast1`` or
+5. **Prediction** of the real pyradiomics ``breast1`` case (``../shared/data/pyradiomics_breast1`` or
    ``$HER2_SHARED_DATA``; a held-out phantom otherwise) and of one external-centre phantom per class, with
    contributions; the HTML report of both studies and the predictions.
 """
@@ -48,6 +56,14 @@ SPACING = (1.0, 1.0, 1.5)
 CENTRES = {"A": {"noise": 8.0, "bias": 0.2}, "B": {"noise": 14.0, "bias": 0.4}}
 SHIPPED_CARDS = {"stage1": "her2radiomics_demo_stage1.json", "stage2": "her2radiomics_demo_stage2.json"}
 STAGE_SPLITS = {"stage1": {"split": "center", "test_center": "B"}, "stage2": {"split": "random", "test_center": None}}
+#: the DCE step's grids (small, for the time budget): DCE series, and the T2 / ADC companion grid
+DCE_SIZE = (96, 96, 40)
+DCE_SPACING = (2.5, 2.5, 3.0)
+DCE_COMPANION_SPACING = (3.0, 3.0, 3.0)
+DCE_DISTANCES = (3.0,)
+DCE_SEQUENCES = ("dce", "t2", "adc")
+#: planted initial enhancement (%) of the two cases of each delayed type, by its BI-RADS initial type
+DCE_INITIAL_PCT = {"fast": 150.0, "medium": 80.0}
 
 
 @dataclass
@@ -60,6 +76,7 @@ class DemoResult:
     predictions: Path | None = None
     breast1: bool = False
     aucs: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    dce: dict[str, Any] = field(default_factory=dict)
 
 
 def demo_params_path() -> Path:
@@ -136,6 +153,63 @@ def make_cohort(design: pd.DataFrame, outdir: Path) -> Path:
     _write_csv(pd.DataFrame(rows), manifest)
     return manifest
 
+
+
+def dce_design(seed: int = 16) -> pd.DataFrame:
+    """The DCE step's six cases (deterministic for ``seed``): two per planted delayed type (persistent, plateau,
+    washout), the first with a fast (150 %), the second with a medium (80 %) initial enhancement; ``own_t2_lesion``
+    marks the one case whose T2 lesion is drawn on the T2 grid (the others' are resampled from the DCE lesion)."""
+    from her2radiomics.phantom import DCE_DELAYED_CHANGE_PCT, KINETIC_TYPES
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kin in KINETIC_TYPES:
+        for j, (initial_type, initial) in enumerate(DCE_INITIAL_PCT.items()):
+            rows.append({
+                "case_id": f"{kin[:4]}{j}", "kinetic": kin, "planted": kin, "initial_enhancement_pct": initial,
+                "planted_initial": initial_type, "delayed_change_pct": DCE_DELAYED_CHANGE_PCT[kin],
+                "lesion_radius_mm": float(rng.uniform(9.0, 11.0)), "rim": float(rng.uniform(0.3, 0.7)),
+                "heterogeneity": float(rng.uniform(0.3, 0.7)), "seed": int(rng.integers(0, 2**31 - 1)),
+                "own_t2_lesion": not rows, **CENTRES["A"],
+            })
+    return pd.DataFrame(rows)
+
+
+def make_dce_cases(design: pd.DataFrame, outdir: Path) -> tuple[Path, Path]:
+    """Write every DCE case (``phantom.write_dce_phantom``'s layout: ``dce/phase0..5.nrrd``, masks, ``t2``, ``adc``,
+    ``t2_lesion``, ``phantom.json``) and two manifests: ``dce_manifest.csv`` (``dce_phases``, ``dce_times``) and
+    ``multiseq_manifest.csv`` (``image_dce``, ``image_t2``, ``image_adc``, ``lesion_t2`` for the ``own_t2_lesion``
+    case). As in :func:`make_cohort`, an image is rewritten only when its content changed (feature cache)."""
+    from her2radiomics.io import write_image, write_json
+    from her2radiomics.phantom import make_dce_phantom
+
+    dce_rows, seq_rows = [], []
+    for r in design.itertuples(index=False):
+        ph = make_dce_phantom(r.seed, DCE_SIZE, DCE_SPACING, kinetic=r.kinetic,
+                              initial_enhancement_pct=r.initial_enhancement_pct,
+                              companion_spacing=DCE_COMPANION_SPACING, lesion_radius_mm=r.lesion_radius_mm, rim=r.rim,
+                              heterogeneity=r.heterogeneity, noise=r.noise, bias=r.bias)
+        files = {f"dce/phase{k}": img for k, img in enumerate(ph.phases)}
+        files |= {n: getattr(ph, n) for n in ("lesion", "air", "pectoralis", "t2", "adc", "t2_lesion")}
+        for name, img in files.items():
+            path = outdir / r.case_id / f"{name}.nrrd"
+            if not _same_on_disk(img, path):
+                write_image(img, path)
+        meta = json.loads(json.dumps(ph.meta))
+        meta["dce"]["phases"] = [f"dce/phase{k}.nrrd" for k in range(len(ph.phases))]
+        write_json(meta, outdir / r.case_id / "phantom.json")
+        rel = {name: f"{r.case_id}/{name}.nrrd" for name in files}
+        masks = {"lesion": rel["lesion"], "air": rel["air"], "pectoralis": rel["pectoralis"]}
+        dce_rows.append({"case_id": r.case_id, **masks,
+                         "dce_phases": ";".join(rel[f"dce/phase{k}"] for k in range(len(ph.phases))),
+                         "dce_times": ";".join(f"{t:g}" for t in ph.times_s)})
+        seq_rows.append({"case_id": r.case_id, "image_dce": rel[f"dce/phase{ph.meta['dce']['reference_phase']}"],
+                         "image_t2": rel["t2"], "lesion_t2": rel["t2_lesion"] if r.own_t2_lesion else "",
+                         "image_adc": rel["adc"], **masks})
+    paths = outdir / "dce_manifest.csv", outdir / "multiseq_manifest.csv"
+    _write_csv(pd.DataFrame(dce_rows), paths[0])
+    _write_csv(pd.DataFrame(seq_rows), paths[1])
+    return paths
 
 def choose_model(models: dict[str, dict]) -> str:
     """The demo's model choice, after the paper's reasoning (Gao et al. 2026: low GDI, then test AUC).
@@ -249,21 +323,22 @@ def run_demo(outdir: str | Path = "demo_output", *, quick: bool = False, jobs: i
     n_per_class, cv_folds = (10, 5) if quick else (30, 10)
     design, manifest = _phantoms_step(res, n_per_class, log)
     feats, params, phash = _features_step(res, manifest, jobs, progress, log)
+    _dce_step(res, jobs, progress, log)
     studies = _studies_step(res, feats, cv_folds, phash, log)
     pred, notes = _predict_step(res, design, feats, params, phash, use_breast1, log)
     _report_step(res, design, studies, pred, notes)
     res.seconds["total"] = time.perf_counter() - t_all
     log("")
-    log(f"[4/4] predictions -> {res.predictions}; report -> {res.report} ({res.seconds['report']:.1f} s)")
+    log(f"[5/5] predictions -> {res.predictions}; report -> {res.report} ({res.seconds['report']:.1f} s)")
     log(f"demo finished in {res.seconds['total']:.0f} s. {DEMO_MODEL_NOTICE}")
     write_text(json.dumps({"notice": DEMO_MODEL_NOTICE, "seconds": res.seconds, "chosen": res.chosen,
-                           "aucs": res.aucs, "breast1": res.breast1, "quick": quick}, indent=2) + "\n",
+                           "aucs": res.aucs, "dce": res.dce, "breast1": res.breast1, "quick": quick}, indent=2) + "\n",
                outdir / "demo_summary.json")
     return res
 
 
 def _phantoms_step(res: DemoResult, n_per_class: int, log: Callable[[str], None]) -> tuple[pd.DataFrame, Path]:
-    """[1/4] The phantom cohort: ``cohort/design.csv``, ``labels.csv``, the phantoms and their manifest."""
+    """[1/5] The phantom cohort: ``cohort/design.csv``, ``labels.csv``, the phantoms and their manifest."""
     outdir = res.outdir
     t = time.perf_counter()
     design = cohort_design(n_per_class)
@@ -274,14 +349,14 @@ def _phantoms_step(res: DemoResult, n_per_class: int, log: Callable[[str], None]
     _write_csv(labels, outdir / "labels.csv")
     manifest = make_cohort(design, cohort_dir)
     res.seconds["phantoms"] = time.perf_counter() - t
-    log(f"[1/4] {len(design)} phantoms ({n_per_class} positive / low / zero; centres A and B) in "
+    log(f"[1/5] {len(design)} phantoms ({n_per_class} positive / low / zero; centres A and B) in "
         f"{res.seconds['phantoms']:.1f} s")
     return design, manifest
 
 
 def _features_step(res: DemoResult, manifest: Path, jobs: int, progress: bool,
                    log: Callable[[str], None]) -> tuple[pd.DataFrame, dict, str]:
-    """[2/4] Regions and demo features of every phantom (``batch.extract_cohort``) -> ``features.csv``; returns the
+    """[2/5] Regions and demo features of every phantom (``batch.extract_cohort``) -> ``features.csv``; returns the
     table, the parameters and their ``parameter_file_hash``."""
     from her2radiomics import features as feat
     from her2radiomics.batch import extract_cohort
@@ -298,14 +373,59 @@ def _features_step(res: DemoResult, manifest: Path, jobs: int, progress: bool,
     res.seconds["features"] = time.perf_counter() - t
     feats = pd.read_csv(features_csv, dtype={"case_id": str})  # read once: both studies and the example cases
     n_cols = sum(1 for c in feats.columns if c not in ("case_id", "reader", *PROVENANCE_COLUMNS))
-    log(f"[2/4] features: {n_cols} per case (4 regions, demo parameter file {params_path.name}) in "
+    log(f"[2/5] features: {n_cols} per case (4 regions, demo parameter file {params_path.name}) in "
         f"{res.seconds['features']:.1f} s")
     return feats, params, phash
 
 
+
+def _dce_step(res: DemoResult, jobs: int, progress: bool, log: Callable[[str], None]) -> None:
+    """[3/5] DCE series with companion sequences (:func:`dce_design`, :func:`make_dce_cases`) -> ``dce/``: the
+    ``dce_phases`` manifest extracted at the default phase (kinetic columns, ``dce_features.csv``), planted vs
+    recovered TIC types (``tic_types.csv``), and the multi-sequence manifest (``multiseq_features.csv``)."""
+    from her2radiomics.batch import extract_cohort
+    from her2radiomics.kinetics import DEFAULT_PHASE
+    from her2radiomics.phantom import DCE_TIMES_S
+
+    t = time.perf_counter()
+    folder = res.outdir / "dce"
+    folder.mkdir(exist_ok=True)
+    design = dce_design()
+    _write_csv(design, folder / "design.csv")
+    dce_manifest, seq_manifest = make_dce_cases(design, folder)
+    runs = {}
+    for name, manifest, opts in (("dce_features", dce_manifest, {"phase": DEFAULT_PHASE}),
+                                 ("multiseq_features", seq_manifest, {})):
+        runs[name] = extract_cohort(manifest, folder / f"{name}.csv", params=demo_params_path(),
+                                    distances=DCE_DISTANCES, jobs=jobs, progress=progress, **opts)
+        if not runs[name].ok:
+            raise UserError(f"feature extraction failed for some demo DCE cases; see {folder / name}.failures.csv")
+    kin = runs["dce_features"].table.drop_duplicates("case_id").set_index("case_id")
+    tic = design[["case_id", "planted", "planted_initial", "delayed_change_pct"]].rename(
+        columns={"delayed_change_pct": "planted_delayed_change_pct"})
+    tic.insert(2, "recovered", [kin.loc[c, "intra_tic_type"] for c in tic["case_id"]])
+    tic.insert(4, "recovered_initial", [kin.loc[c, "intra_tic_initial"] for c in tic["case_id"]])
+    tic["measured_delayed_change_pct"] = [float(kin.loc[c, "intra_kinetic_delayed_change_pct"]) for c in tic["case_id"]]
+    _write_csv(tic, folder / "tic_types.csv")
+    seq_cols = runs["multiseq_features"].table.columns
+    n_cols = {q: sum(1 for c in seq_cols if c.startswith(f"{q}_")) for q in DCE_SEQUENCES}
+    n_ok = int((tic["planted"] == tic["recovered"]).sum())
+    res.seconds["dce"] = time.perf_counter() - t
+    res.dce = {"tic_types": tic[["case_id", "planted", "recovered", "planted_initial", "recovered_initial"]]
+               .to_dict("records"), "recovered": n_ok, "cases": len(tic), "columns_per_sequence": n_cols}
+    log(f"[3/5] DCE series (pre + {len(DCE_TIMES_S) - 1} post-contrast phases, radiomics of phase {DEFAULT_PHASE}) and "
+        f"T2 / ADC companions on another grid: {len(tic)} cases in {res.seconds['dce']:.1f} s -> {folder}")
+    log("      case    planted TIC            recovered TIC          delayed change (planted / measured)")
+    for r in tic.itertuples(index=False):
+        log(f"      {r.case_id:<7} {r.planted_initial + ' / ' + r.planted:<22} "
+            f"{r.recovered_initial + ' / ' + r.recovered:<22} {r.planted_delayed_change_pct:+.0f} % / "
+            f"{r.measured_delayed_change_pct:+.1f} %")
+    log(f"      TIC type recovered in {n_ok} of {len(tic)} cases; multi-sequence features (intra + peri3) per case: "
+        + ", ".join(f"{q} {n}" for q, n in n_cols.items()))
+
 def _studies_step(res: DemoResult, feats: pd.DataFrame, cv_folds: int, phash: str,
                   log: Callable[[str], None]) -> dict[str, dict]:
-    """[3/4] Stage 1 and stage 2 studies (:func:`run_study`); the chosen card of each goes to ``models/``."""
+    """[4/5] Stage 1 and stage 2 studies (:func:`run_study`); the chosen card of each goes to ``models/``."""
     outdir = res.outdir
     t = time.perf_counter()
     studies = {}
@@ -327,7 +447,7 @@ def _studies_step(res: DemoResult, feats: pd.DataFrame, cv_folds: int, phash: st
         gd = ", ".join(f"{s} {100 * float(g['value']):.0f}% ({g['zone']})" for s, g in card["gdi"].items())
         log(f"      {task} chosen: {chosen} ({len(card['features'])} features; GDI {gd})")
     res.seconds["models"] = time.perf_counter() - t
-    log(f"[3/4] stage 1 and stage 2 studies (4 feature sets each) in {res.seconds['models']:.1f} s")
+    log(f"[4/5] stage 1 and stage 2 studies (4 feature sets each) in {res.seconds['models']:.1f} s")
     return studies
 
 
@@ -367,8 +487,22 @@ def _predict_step(res: DemoResult, design: pd.DataFrame, feats: pd.DataFrame, pa
     return pred, notes
 
 
+def _dce_html(dce: dict[str, Any]) -> str:
+    """The report's paragraph on the DCE step (planted vs recovered curve types; empty when it did not run)."""
+    if not dce:
+        return ""
+    rows = "".join(f"<tr><td>{r['case_id']}</td><td>{r['planted_initial']} / {r['planted']}</td>"
+                   f"<td>{r['recovered_initial']} / {r['recovered']}</td></tr>" for r in dce["tic_types"])
+    cols = ", ".join(f"{q} {n}" for q, n in dce["columns_per_sequence"].items())
+    return (f"<p>DCE series (dce/): {dce['cases']} phantoms with a pre-contrast and 5 post-contrast phases and a "
+            f"planted BI-RADS curve type; the type was recovered from the lesion's mean curve in {dce['recovered']} of "
+            f"{dce['cases']}. T2-like and ADC-like companion volumes on another grid; multi-sequence features "
+            f"(lesion + 3 mm shell) per case: {cols}.</p><table><tr><th>case</th><th>planted TIC</th>"
+            f"<th>recovered TIC</th></tr>{rows}</table>")
+
+
 def _report_step(res: DemoResult, design: pd.DataFrame, studies: dict[str, dict], pred: Any, notes: list[str]) -> None:
-    """[4/4] The HTML report of both studies and the predictions (``report.write_report``)."""
+    """[5/5] The HTML report of both studies and the predictions (``report.write_report``)."""
     from her2radiomics.report import normalize_study, write_report
 
     outdir = res.outdir
@@ -377,7 +511,7 @@ def _report_step(res: DemoResult, design: pd.DataFrame, studies: dict[str, dict]
     extra = ("<section><h2>About this demo</h2><p>" + DEMO_MODEL_NOTICE + " Phantom cohort: "
              f"{len(design)} cases, planted signal: rim enhancement and heterogeneity (positive vs negative), "
              "peritumoral enhancement (low vs zero); centres A/B differ in noise and coil shading. Features: reduced "
-             f"demo parameter file ({demo_params_path().name}).</p>"
+             f"demo parameter file ({demo_params_path().name}).</p>" + _dce_html(res.dce)
              + "".join(f"<p class=muted>{n}</p>" for n in notes) + "</section>")
     res.report = outdir / "report.html"
     write_report(res.report, norm, (pred.table, pred.contributions), title="HER2Radiomics demo report",

@@ -10,7 +10,14 @@ import pytest
 from conftest import SHARED_DATA, run_cli
 
 from her2radiomics import DEMO_MODEL_NOTICE
-from her2radiomics.demo import SHIPPED_CARDS, choose_model, cohort_design, demo_params_path, shipped_card_path
+from her2radiomics.demo import (
+    SHIPPED_CARDS,
+    choose_model,
+    cohort_design,
+    dce_design,
+    demo_params_path,
+    shipped_card_path,
+)
 
 
 def _need(*mods: str) -> None:
@@ -32,6 +39,15 @@ def test_cohort_design_plants_the_documented_signal():
     assert d.loc[d["her2"] == "positive", "rim"].min() < d.loc[d["her2"] != "positive", "rim"].max()
     assert d.groupby("center")["noise"].first().to_dict() == {"A": 8.0, "B": 14.0}
 
+
+
+def test_dce_design_plants_two_cases_per_curve_type():
+    d = dce_design()
+    assert d.equals(dce_design())  # deterministic
+    assert d.groupby("planted")["planted_initial"].apply(sorted).to_dict() == {
+        t: ["fast", "medium"] for t in ("persistent", "plateau", "washout")}
+    assert (d["planted"] == d["kinetic"]).all() and d["case_id"].is_unique
+    assert int(d["own_t2_lesion"].sum()) == 1  # one case with its own T2 lesion, the others resampled
 
 def test_choose_model_prefers_safe_gdi_then_test_auc():
     def m(gdi, auc):
@@ -101,6 +117,7 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     for name in ("report.html", "stage1/study.json", "stage2/study.json", "models/demo_stage1.json", "NOTICE.txt",
                  "demo_summary.json"):
         assert DEMO_MODEL_NOTICE.lower().rstrip(".") in (out / name).read_text(encoding="utf-8").lower(), name
+    _check_dce_step(out, r.stdout)
     pred = pd.read_csv(out / "predictions.csv", dtype={"case_id": str})
     np.testing.assert_allclose(pred[["p_positive", "p_low", "p_zero"]].sum(axis=1), 1.0, atol=1e-6)
     # the written probabilities are the chosen cards' logistic models applied to the written case features
@@ -128,3 +145,38 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     ok, total = count_loaded_images(out / "again.html")
     assert total >= 2 * 9 and ok == total
     assert "synthetic demonstration model" in (out / "again.html").read_text(encoding="utf-8").lower()
+
+
+def _check_dce_step(out, stdout: str) -> None:
+    """The demo's DCE step: planted vs recovered curve types, kinetic columns, the multi-sequence columns."""
+    folder = out / "dce"
+    for name in ("tic_types.csv", "dce_features.csv", "multiseq_features.csv", "dce_manifest.csv",
+                 "multiseq_manifest.csv", "design.csv"):
+        assert (folder / name).exists(), name
+    tic = pd.read_csv(folder / "tic_types.csv", dtype={"case_id": str})
+    assert sorted(tic["planted"]) == sorted(["persistent", "plateau", "washout"] * 2)
+    assert (tic["recovered"] == tic["planted"]).all(), tic
+    assert (tic["recovered_initial"] == tic["planted_initial"]).all(), tic
+    # planted as the generator states it (phantom.json), not only as the demo's design says
+    for cid, planted in zip(tic["case_id"], tic["planted"], strict=True):
+        meta = json.loads((folder / cid / "phantom.json").read_text(encoding="utf-8"))
+        assert meta["dce"]["expected_delayed"] == planted and len(meta["dce"]["phases"]) == 6
+    assert "TIC type recovered in 6 of 6 cases" in stdout
+    assert "recovered from the lesion's mean curve in 6 of 6" in (out / "report.html").read_text(encoding="utf-8")
+    kin = pd.read_csv(folder / "dce_features.csv", dtype={"case_id": str}).set_index("case_id")
+    assert {"intra_tic_type", "intra_kinetic_ser", "peri3_kinetic_washout_pct"} <= set(kin.columns)
+    assert (kin.loc[tic["case_id"], "intra_tic_type"].to_numpy() == tic["recovered"].to_numpy()).all()
+    seq = pd.read_csv(folder / "multiseq_features.csv", dtype={"case_id": str}).set_index("case_id")
+    for q in ("dce", "t2", "adc"):
+        for reg in ("intra", "peri3"):
+            assert f"{q}_{reg}_original_firstorder_Mean" in seq.columns, (q, reg)
+        assert not any(c.startswith(f"{q}_peri1_") or c.startswith(f"{q}_peri5_") for c in seq.columns)
+    n = json.loads((out / "demo_summary.json").read_text(encoding="utf-8"))["dce"]
+    assert n["recovered"] == n["cases"] == 6
+    assert n["columns_per_sequence"] == {q: sum(c.startswith(f"{q}_") for c in seq.columns) for q in ("dce", "t2", "adc")}
+    # image_dce is the default radiomics phase (2nd post-contrast): the same numbers as the dce_phases extraction
+    np.testing.assert_allclose(seq.loc[kin.index, "dce_intra_original_firstorder_Mean"],
+                               kin["intra_original_firstorder_Mean"], rtol=1e-12)
+    diag = json.loads((folder / "multiseq_features.meta.json").read_text(encoding="utf-8"))["diagnostics"]
+    assert sorted(d["sequences"]["t2"]["lesion"] for d in diag.values()) == ["given"] + ["resampled"] * 5
+    assert {d["sequences"]["adc"]["lesion"] for d in diag.values()} == {"resampled"}
