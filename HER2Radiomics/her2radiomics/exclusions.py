@@ -73,6 +73,7 @@ PECT_MIN_LOG_CONTRAST = 0.2  # |log(muscle / fat)| below this: no usable muscle-
 PECT_MIN_THICKNESS_MM = 2.0
 PECT_MIN_VOLUME_MM3 = 300.0
 PECT_ROI_MARGIN_MM = 30.0
+PECT_NEAR_MM = 15.0  # lesion distances are computed on the lesion's box + this (speed; farther: whole region)
 PECT_WHOLE_IMAGE_BLOCK_VOXELS = 4_000_000  # larger images without a lesion: work on ~2 mm blocks
 PECT_COARSE_MM = 2.0  # in-plane block size of the whole-image anatomy stage
 PECT_BEHIND_TOL_MM = 3.0  # confidence: the muscle near the lesion lies behind its posterior edge (less this)
@@ -483,21 +484,44 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
     info["contrast"] = "fat-suppressed" if ratio > 1 else "non-fat-suppressed"
     parts["contrast"] = float(np.clip((abs(np.log(ratio)) - PECT_MIN_LOG_CONTRAST) / 0.25, 0, 1))
     run = _pect_grow(run, m, muscle_level, fat_level, spacing_zyx)
-    out = np.zeros(arr.shape, bool)
-    out[roi] = run
-    out &= ~air_arr
-    info["volume_mm3"] = float(out.sum()) * float(np.prod(spacing_zyx))
+    run &= m.body  # never air (the mask is zero outside the region: work on the region only)
+    info["volume_mm3"] = float(np.count_nonzero(run)) * float(np.prod(spacing_zyx))
     sp_c = _canon_spacing(spacing_zyx, ori)
-    parts.update(_pectoralis_parts(_canon(out[roi], ori), m.les_roi, ori, sp_c, reach_mm))
-    if not out.any():
+    parts.update(_pectoralis_parts(_canon(run, ori), m.les_roi, ori, sp_c, reach_mm))
+    if not run.any():
         notes.append("no muscle band found behind the breast in the analysed region; pectoralis mask left empty")
         return _empty_exclusion(image, notes, info, parts)
     if les is not None:
-        dmin = float(m.les_dist[out[roi]].min())
+        dmin = _distance_to_lesion(run, m, spacing_zyx)
         info["distance_to_lesion_mm"] = round(dmin, 2)
         if dmin > reach_mm:
             notes.append(f"pectoralis is {dmin:.1f} mm from the lesion, beyond the {reach_mm:g} mm shells")
-    return _with_confidence(Exclusion(image_from_array(out.astype(np.uint8), image), notes, info), parts)
+    out = np.zeros(arr.shape, np.uint8)
+    out[roi] = run
+    return _with_confidence(Exclusion(image_from_array(out, image), notes, info), parts)
+
+
+def _near_lesion_distance(les: np.ndarray, sampling: np.ndarray, margin_mm: float
+                          ) -> tuple[tuple[slice, ...], np.ndarray]:
+    """Euclidean distance (mm) to the lesion on its box + ``margin_mm`` (+ 1 voxel): (the box, the distances).
+
+    Bit-identical to the whole array's distance transform inside the box (every lesion voxel is in it, so the
+    exact feature transform sees the same sites; verified on random masks), and every voxel outside the box is
+    farther than ``margin_mm`` from the lesion. 5-15x fewer voxels than the analysed region.
+    """
+    lo, hi = _extent(les)
+    box = tuple(slice(max(0, a - int(np.ceil(margin_mm / sp)) - 1), min(n, b + int(np.ceil(margin_mm / sp)) + 2))
+                for a, b, sp, n in zip(lo, hi, sampling, les.shape, strict=True))
+    return box, ndimage.distance_transform_edt(~les[box], sampling=sampling)
+
+
+def _distance_to_lesion(mask: np.ndarray, m: _PectMaps, spacing_zyx: np.ndarray) -> float:
+    """Smallest distance (mm) from the lesion to a voxel of ``mask`` (region arrays): on the near box when a mask
+    voxel lies within its margin (then it is the minimum), else from the whole region's distance transform."""
+    d_near = m.les_dist_near[mask[m.les_box]]
+    if d_near.size and float(d_near.min()) <= PECT_NEAR_MM:
+        return float(d_near.min())
+    return float(ndimage.distance_transform_edt(~m.les_roi, sampling=spacing_zyx)[mask].min())
 
 
 def _pect_roi(les: np.ndarray | None, shape: tuple[int, ...], spacing_zyx: np.ndarray,
@@ -553,7 +577,8 @@ class _PectMaps:
     cand_level: np.ndarray         # homogeneous non-fat tissue behind the lesion: where the muscle can be
     behind: np.ndarray | None      # posterior of the lesion's centre (None without a lesion)
     les_roi: np.ndarray | None     # the lesion in the region of interest
-    les_dist: np.ndarray | None    # distance to the lesion (mm)
+    les_box: tuple[slice, ...] | None  # the lesion's box + PECT_NEAR_MM in the region (``les_dist_near``'s box)
+    les_dist_near: np.ndarray | None  # distance to the lesion (mm) on ``les_box``
     grow: np.ndarray | None        # within 2 mm of the lesion
     thr_dark: float                # the air / dark threshold
     roi_image: sitk.Image          # the region's image: ``sm`` may be a view of its buffer (no axis smoothed)
@@ -579,11 +604,12 @@ def _pect_maps(arr: np.ndarray, roi: tuple[slice, ...], spacing_xyz: tuple[float
     log_sm = np.log(np.maximum(sm, 1e-3))
     homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
     nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
-    les_roi = les_dist = grow = None
+    les_roi = les_box = les_dist_near = grow = None
     if les is not None:
         les_roi = les[roi]
-        les_dist = ndimage.distance_transform_edt(~les_roi, sampling=spacing_zyx)
-        grow = les_dist <= 2.0
+        les_box, les_dist_near = _near_lesion_distance(les_roi, spacing_zyx, PECT_NEAR_MM)
+        grow = np.zeros(les_roi.shape, bool)
+        grow[les_box] = les_dist_near <= 2.0
         homog &= ~grow
     # posterior of the lesion (or anywhere without one): where the muscle can be
     cand_level = homog & nonfat
@@ -593,7 +619,8 @@ def _pect_maps(arr: np.ndarray, roi: tuple[slice, ...], spacing_xyz: tuple[float
         les_ap = np.median(ap_coord[les_roi])
         behind = ap_coord > les_ap
         cand_level &= behind
-    return _PectMaps(sm, log_sm, body, homog, cand_level, behind, les_roi, les_dist, grow, thr_dark, sub_img)
+    return _PectMaps(sm, log_sm, body, homog, cand_level, behind, les_roi, les_box, les_dist_near, grow, thr_dark,
+                     sub_img)
 
 
 def _pect_best_level(m: _PectMaps, vals: np.ndarray, fat_level: float, ori: Orientation, spacing_zyx: np.ndarray
@@ -683,7 +710,7 @@ def _first_run_canon(c: np.ndarray, sp_ap: float) -> np.ndarray:
     """Per canonical column, the first (most anterior) run of ``c`` at least PECT_MIN_THICKNESS_MM thick."""
     min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / sp_ap)))
     if min_len > 1:
-        c = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+        c = _open_ap(c, min_len)
     has = c.any(axis=1)
     first = np.argmax(c, axis=1)
     after = np.arange(c.shape[1])[None, :, None] >= first[:, None, :]
@@ -793,15 +820,16 @@ def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orient
     else:
         lc = _canon(les_roi, ori)
         if run_c.any():
-            d = ndimage.distance_transform_edt(~lc, sampling=sp_c)
-            near_mask = run_c & (d <= reach_mm + 10.0)
-            if not near_mask.any():
+            # distances only matter up to reach + 10 mm and 15 mm: computed on the lesion's box + that margin
+            box, d = _near_lesion_distance(lc, sp_c, max(reach_mm + 10.0, 15.0))
+            run_b = run_c[box]
+            if not (run_b & (d <= reach_mm + 10.0)).any():
                 return {"coverage": 1.0}
             # the muscle lies behind the whole lesion: mask voxels within 15 mm of the lesion at or in front of
             # the lesion's posterior edge (less PECT_BEHIND_TOL_MM) are parenchyma taken for muscle
             ap_back = np.nonzero(lc)[1].max() - PECT_BEHIND_TOL_MM / sp_c[1]
-            close = run_c & (d <= 15.0)
-            frac = float((np.nonzero(close)[1] >= ap_back).mean()) if close.any() else 1.0
+            close = run_b & (d <= 15.0)
+            frac = float((np.nonzero(close)[1] + box[1].start >= ap_back).mean()) if close.any() else 1.0
             parts["behind_lesion"] = float(np.clip((frac - PECT_BEHIND_FRACTION[0]) / np.diff(PECT_BEHIND_FRACTION)[0], 0, 1))
         else:
             return {"coverage": 1.0}
@@ -904,7 +932,7 @@ def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, thin
     min_len = max(1, int(round(PECT_MIN_THICKNESS_MM / spacing_zyx[ori.ap_axis])))
     thick = c
     if min_len > 1:
-        thick = ndimage.binary_opening(c, structure=np.ones((1, min_len, 1), bool))
+        thick = _open_ap(c, min_len)
         if not thin_blocks:
             c = thick
     has = c.any(axis=1)
@@ -918,6 +946,25 @@ def _first_run(mask: np.ndarray, ori: Orientation, spacing_zyx: np.ndarray, thin
     if flip:
         run = run[:, ::-1, :]
     return _from_canonical_inplane(run, ori)
+
+
+def _open_ap(c: np.ndarray, n: int) -> np.ndarray:
+    """Binary opening along axis 1 by a line of ``n`` voxels: the voxels of runs at least ``n`` long.
+
+    Identical to ``ndimage.binary_opening(c, structure=np.ones((1, n, 1)))`` (outside the array is background;
+    checked on random masks) at a fraction of its cost: n - 1 shifted ANDs (erosion), n ORs (dilation back).
+    """
+    na = c.shape[1]
+    out = np.zeros(c.shape, bool)
+    if n > na:
+        return out
+    w = na - n + 1
+    e = c[:, :w, :].copy()
+    for k in range(1, n):
+        e &= c[:, k:k + w, :]
+    for k in range(n):
+        out[:, k:k + w, :] |= e
+    return out
 
 
 def _ap_coordinate(shape: tuple[int, ...], ori: Orientation) -> np.ndarray:
