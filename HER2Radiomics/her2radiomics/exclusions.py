@@ -116,11 +116,17 @@ def _lesion_array(image: sitk.Image, lesion: sitk.Image | None) -> np.ndarray | 
 
 
 def _extent(mask: np.ndarray) -> tuple[list[int], list[int]]:
-    """Per-axis first and last index of a non-empty mask (from any() projections: cheaper than nonzero)."""
-    lo, hi = [], []
-    for ax in range(mask.ndim):
+    """Per-axis first and last index of a non-empty mask (from any() projections: cheaper than nonzero).
+
+    The first axis is projected over the whole array, the others only over the slab of its first to last
+    non-zero slice (a lesion spans a few slices: one pass over the volume instead of one per axis).
+    """
+    w = np.nonzero(mask.any(axis=tuple(range(1, mask.ndim))))[0]
+    lo, hi = [int(w[0])], [int(w[-1])]
+    slab = mask[lo[0]:hi[0] + 1]
+    for ax in range(1, mask.ndim):
         other = tuple(a for a in range(mask.ndim) if a != ax)
-        w = np.nonzero(mask.any(axis=other))[0]
+        w = np.nonzero(slab.any(axis=other))[0]
         lo.append(int(w[0]))
         hi.append(int(w[-1]))
     return lo, hi
@@ -261,8 +267,10 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
     air_blocks = air
     if f != [1, 1, 1]:
         air = _refine_upsampled(air, f, arr, thr, _refine_box(les, spacing_zyx))
-    if les is not None:
-        air &= ~les
+    if les is not None:  # on the lesion's box only (the rest of ~les is all True)
+        lo, hi = _extent(les)
+        box = tuple(slice(a, b + 1) for a, b in zip(lo, hi, strict=True))
+        air[box] &= ~les[box]
     frac = float(np.count_nonzero(air) / air.size)
     info: dict[str, Any] = {"threshold": round(thr, 3), "air_fraction": round(frac, 5)}
     if not air.any():
@@ -279,7 +287,7 @@ def detect_air(image: sitk.Image, lesion: sitk.Image | None = None) -> Exclusion
         return _empty_exclusion(image, notes, info, parts)
     vox = float(np.prod(image.GetSpacing()))
     info["volume_mm3"] = float(np.count_nonzero(air)) * vox
-    return _with_confidence(Exclusion(image_from_array(air.astype(np.uint8), image), notes, info), parts)
+    return _with_confidence(Exclusion(image_from_array(air.view(np.uint8), image), notes, info), parts)
 
 
 def _empty_exclusion(image: sitk.Image, notes: list[str], info: dict[str, Any], parts: dict[str, float]) -> Exclusion:
