@@ -165,7 +165,10 @@ def _sample(arr: np.ndarray, n: int = 400_000) -> np.ndarray:
 
 def dark_threshold(smoothed: np.ndarray) -> float:
     """Air / tissue threshold: Otsu on log(1 + intensity) of a subsample (robust to shading)."""
-    v = _sample(smoothed)
+    return _dark_threshold_of_sample(_sample(smoothed))
+
+
+def _dark_threshold_of_sample(v: np.ndarray) -> float:
     v = np.log1p(np.clip(v, 0, None))
     return float(np.expm1(_otsu(v)))
 
@@ -746,14 +749,17 @@ def _air_behind_skin(air_c: np.ndarray) -> float:
     Trailing background (e.g. the zero-filled corners of a rotated field of view) does not count. Native
     images: a few %; a subtraction, where fat is as dark as the background: much more.
     """
+    # counted per column, not voxel by voxel: between the first and last body voxel lie j_last - j_skin - 1
+    # voxels, of which all but the column's other body voxels are air (integers: the same fraction)
     body = ~air_c
     nap = body.shape[1]
-    has_body = body.any(axis=1)
-    j_skin = np.argmax(body, axis=1)
-    j_last = nap - 1 - np.argmax(body[:, ::-1, :], axis=1)
-    jj = np.arange(nap)[None, :, None]
-    behind = has_body[:, None, :] & (jj > j_skin[:, None, :]) & (jj < j_last[:, None, :])
-    return float(np.count_nonzero(air_c & behind) / max(np.count_nonzero(behind), 1))
+    n_body = np.count_nonzero(body, axis=1)
+    has_body = n_body > 0
+    j_skin = np.argmax(body, axis=1)[has_body]
+    j_last = nap - 1 - np.argmax(body[:, ::-1, :], axis=1)[has_body]
+    n_behind = int(np.maximum(j_last - j_skin - 1, 0).sum())
+    n_air = int((j_last - j_skin + 1 - n_body[has_body]).sum())
+    return float(n_air / max(n_behind, 1))
 
 
 def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, spacing_zyx: np.ndarray,
@@ -768,11 +774,12 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     sp_c = _canon_spacing(spacing_zyx, ori)
     fb = [1, max(1, int(round(PECT_COARSE_MM / sp_c[1]))), max(1, int(round(PECT_COARSE_MM / sp_c[2])))]
     # every fb-th voxel in-plane (a strided view: this stage only calibrates and checks, so no block mean)
-    img = np.asarray(_canon(arr, ori)[:, ::fb[1], ::fb[2]], np.float32)
+    img = _canon(arr, ori)[:, ::fb[1], ::fb[2]]  # not copied: only a subsample and the band are read (as float32)
     air_c = np.ascontiguousarray(_canon(air_arr, ori)[:, ::fb[1], ::fb[2]])
     spc = sp_c * np.array(fb)
     nk, nap, nlr = img.shape
-    thr = dark_threshold(img)
+    flat = np.unravel_index(np.arange(0, img.size, max(1, img.size // 400_000)), img.shape)  # = _sample(img)
+    thr = _dark_threshold_of_sample(np.asarray(img[flat], np.float32))
     body = ~air_c
     out: dict[str, Any] = {"threshold": thr, "shape": img.shape, "block": fb, "fat_level": None, "subtraction": False,
                            "muscle_level": None, "calibration_conf": 0.0, "info": {}}
@@ -782,11 +789,10 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     col_ok = air_c[:, 0, :] & has_body
     slope = np.abs(np.gradient(j_skin.astype(float) * spc[1], spc[2], axis=1)) if nlr > 1 else np.zeros_like(j_skin, float)
     facing = col_ok & (slope <= 1.0)
-    depth = (np.arange(nap)[None, :, None] - j_skin[:, None, :]).astype(np.float32) * np.float32(spc[1])
     v = float(max(sp_c[1:]))
     g = float(max(spc[1:]))
     lo_d, hi_d = max(SUBCUT_DEPTH_MM[0] + v, 1.01 * g), SUBCUT_DEPTH_MM[1] + v + g
-    band = facing[:, None, :] & (depth > lo_d) & (depth <= hi_d) & body
+    band = _depth_band(facing, j_skin, body, np.float32(spc[1]), lo_d, hi_d)
     band_mm3 = float(band.sum() * np.prod(spc))
     out["info"]["subcutaneous_mm3"] = round(band_mm3, 1)
     # ---- subtraction-like image: signed values, or air spread behind the skin (fat as dark as the background)
@@ -798,7 +804,7 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
         out["subtraction"] = True
     if band_mm3 < SUBCUT_MIN_MM3:
         return out
-    fat = _mode(img[band])
+    fat = _mode(np.asarray(img[band], np.float32))
     if out["subtraction"] or fat <= 0:
         out["fat_level"] = max(fat, 1e-3)
         out["subtraction"] = True
@@ -806,6 +812,33 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     out["fat_level"] = fat
     out["calibration_conf"] = float(np.clip(band_mm3 / (2 * SUBCUT_MIN_MM3), 0, 1))
     return out
+
+
+def _depth_band(facing: np.ndarray, j_skin: np.ndarray, body: np.ndarray, step: np.float32, lo: float,
+                hi: float) -> np.ndarray:
+    """Body voxels of the facing columns whose depth under the skin (float32 (j - j_skin) x step) is in (lo, hi].
+
+    Same as comparing a full float32 depth array, but written column by column for the few depths that qualify
+    (the depth only depends on the integer j - j_skin).
+    """
+    nap = body.shape[1]
+    ks = np.arange(-nap, nap)
+    d = ks.astype(np.float32) * step
+    ok = ks[(d > lo) & (d <= hi)]
+    band = np.zeros(body.shape, bool)
+    if ok.size == 0:
+        return band
+    if ok.size != ok[-1] - ok[0] + 1:  # not an interval (cannot happen for step > 0): compare voxel by voxel
+        depth = (np.arange(nap)[None, :, None] - j_skin[:, None, :]).astype(np.float32) * step
+        return facing[:, None, :] & (depth > lo) & (depth <= hi) & body
+    kk, ll = np.nonzero(facing)
+    j0 = j_skin[kk, ll]
+    for k in ok:
+        j = j0 + k
+        inside = (j >= 0) & (j < nap)
+        ki, ji, li = kk[inside], j[inside], ll[inside]
+        band[ki, ji, li] = body[ki, ji, li]
+    return band
 
 
 def _pectoralis_parts(run_c: np.ndarray, les_roi: np.ndarray | None, ori: Orientation, sp_c: np.ndarray,
