@@ -463,7 +463,7 @@ def _pectoralis_core(image: sitk.Image, lesion: sitk.Image | None, reach_mm: flo
         air_arr = _coarse_air(image, les)
     else:
         check_same_grid(air, image, what="air mask")
-        air_arr = sitk.GetArrayViewFromImage(air) != 0
+        air_arr = sitk.GetArrayViewFromImage(air)  # any non-zero is air; compared after slicing (no full copy)
     spacing_zyx = np.array(image.GetSpacing()[::-1], float)
     arr = sitk.GetArrayViewFromImage(image)
     roi = _pect_roi(les, arr.shape, spacing_zyx, reach_mm)
@@ -611,7 +611,7 @@ def _pect_maps(arr: np.ndarray, roi: tuple[slice, ...], spacing_xyz: tuple[float
     fine_mm = max(PECT_TEXTURE_FINE_MM, float(max(spacing_zyx[1:])))
     if fine_mm < PECT_TEXTURE_MM:
         cv = np.minimum(cv, _local_cv(raw, spacing_zyx, fine_mm))
-    body = ~air_arr[roi]
+    body = air_arr[roi] == 0
     log_sm = np.log(np.maximum(sm, 1e-3))
     homog = body & (cv < PECT_MAX_CV) & (sm > 2.0 * thr_dark)
     nonfat = np.abs(log_sm - np.log(fat_level)) > 0.35
@@ -775,7 +775,7 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     fb = [1, max(1, int(round(PECT_COARSE_MM / sp_c[1]))), max(1, int(round(PECT_COARSE_MM / sp_c[2])))]
     # every fb-th voxel in-plane (a strided view: this stage only calibrates and checks, so no block mean)
     img = _canon(arr, ori)[:, ::fb[1], ::fb[2]]  # not copied: only a subsample and the band are read (as float32)
-    air_c = np.ascontiguousarray(_canon(air_arr, ori)[:, ::fb[1], ::fb[2]])
+    air_c = _canon(air_arr, ori)[:, ::fb[1], ::fb[2]] != 0
     spc = sp_c * np.array(fb)
     nk, nap, nlr = img.shape
     flat = np.unravel_index(np.arange(0, img.size, max(1, img.size // 400_000)), img.shape)  # = _sample(img)
@@ -1022,14 +1022,15 @@ def _subcutaneous_level(arr: np.ndarray, air: np.ndarray, spacing_zyx: np.ndarra
     """Modal intensity 2-5 mm under the anterior skin (subcutaneous fat), on a ~1.5 mm grid for speed.
 
     Only skin facing anterior air counts (the breasts and chest in a prone acquisition), found per A-P
-    column: body voxels with air 2-5 mm (+ one grid step) anterior to them in the same column.
+    column: body voxels with air 2-5 mm (+ one grid step) anterior to them in the same column. ``air``: a
+    bool or integer mask, non-zero = air (as are all ``air_arr`` arguments of the pectoralis stages).
     """
     if not air.any() or air.all():
         return None
     step = [max(1, int(round(SUBCUT_GRID_MM / sp))) for sp in spacing_zyx]
     step[0] = max(1, int(round(SUBCUT_SLICE_MM / spacing_zyx[0])))  # thin slices: every n-th (speed)
     sl = tuple(slice(0, None, s) for s in step)
-    a, body = arr[sl], ~air[sl]
+    a, body = arr[sl], air[sl] == 0
     sp = spacing_zyx * np.array(step)
     d = np.stack([ndimage.distance_transform_edt(b, sampling=sp[1:]) for b in body])  # per axial slice
     n_ap = max(1, int(np.ceil((SUBCUT_DEPTH_MM[1] + sp[ori.ap_axis]) / sp[ori.ap_axis])))
