@@ -12,6 +12,14 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) >&2 \
     || echo "[setup] chromium could not be installed; browser tests will skip" >&2
 fi
+# R from Debian's packages, the independent reference of the statistics tests (glm, pROC, sva::ComBat): installed
+# the same way when we are root and Rscript is missing; without it those comparisons skip with a reason.
+if ! command -v Rscript >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing R (r-base-core, r-cran-proc, r-bioc-sva) for the reference comparisons" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      r-base-core r-cran-proc r-bioc-sva >/dev/null) >&2 \
+    || echo "[setup] R could not be installed; the R comparisons will skip" >&2
+fi
 ruff check HER2Radiomics Testing benchmarks
 if [ "$#" -gt 0 ] || [ "${HER2_SKIP_FRESH_SLICER:-0}" = "1" ]; then
   exec python -m pytest "$@"
