@@ -26,14 +26,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
-from her2radiomics.exclusions import DETECTOR_VERSION
 from her2radiomics.features import CROP_RULE, load_params, parameter_file_hash, region_problem, set_threads
 from her2radiomics.io import atomic_path, check_output, write_json, write_text
 from her2radiomics.manifest import MANIFEST_LABEL_HINT, CaseSpec, read_manifest
@@ -44,6 +40,13 @@ from her2radiomics.provenance import (
     VERSION_COLUMN,
     resample_text,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas (0.3 s), SciPy's ndimage (with the exclusion detectors, 0.3 s) and joblib are imported where they are used:
+# `her2radiomics extract` starts its first case without them (the table is built once the cases are done),
+# a cohort whose cases are all cached never loads the detectors, and one case at a time needs no joblib
 
 DEFAULT_DISTANCES: tuple[float, ...] = (1.0, 3.0, 5.0)
 BACKENDS = ("loky", "dask")
@@ -59,7 +62,7 @@ class CohortResult:
     cached: list[tuple[str, str]] = field(default_factory=list)  # loaded from the cache
     seconds: float = 0.0
     #: kept cases that lack a region: case_id, reader, region, reason (FEATURES.notes.csv)
-    notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOTES_COLUMNS)))
+    notes: pd.DataFrame = field(default_factory=lambda: _frame([], NOTES_COLUMNS))
 
     @property
     def ok(self) -> bool:
@@ -81,6 +84,12 @@ class CohortResult:
 # --------------------------------------------------------------------------------------------------------------
 # one case
 # --------------------------------------------------------------------------------------------------------------
+def _frame(rows: list[dict], columns: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=list(columns))
+
+
 def _file_sig(path: Path | None) -> list[Any] | None:
     if path is None:
         return None
@@ -95,6 +104,8 @@ def case_key(spec: CaseSpec, phash: str, distances: Sequence[float], auto_exclus
              resample: Mapping[str, Any] | None = None, case_mode: Mapping[str, Any] | None = None) -> str:
     """Cache key of one case: hash of its input files (path, size, mtime), distances, exclusions, params, version
     and the resampling (when asked for)."""
+    from her2radiomics.exclusions import DETECTOR_VERSION
+
     payload = {
         **({"resample": dict(resample)} if resample else {}),
         "software": __version__,
@@ -333,6 +344,7 @@ def _label(rec: dict) -> str:
 
 
 def _software() -> dict[str, str]:
+    import numpy as np
     import radiomics
     import SimpleITK as sitk
 
@@ -372,10 +384,15 @@ def _run(
     backend: str,
     scheduler: str | None,
 ) -> Iterator[dict]:
-    """Yield task results as they finish, on joblib's loky or dask backend."""
+    """Yield task results as they finish, on joblib's loky or dask backend (one loky job: in this process, in order,
+    as joblib itself runs ``n_jobs=1``, without importing it)."""
+    ncpu = os.cpu_count() or 1
+    if backend != "dask" and min(jobs, len(tasks)) <= 1:
+        for spec, cache in tasks:
+            yield worker(spec, *args, cache, ncpu)
+        return
     from joblib import Parallel, delayed, parallel_config
 
-    ncpu = os.cpu_count() or 1
     with ExitStack() as stack:
         if backend == "dask":
             try:
@@ -482,8 +499,8 @@ def extract_cohort(
                         scheduler=scheduler, progress=progress, resample=resample, case_workers=case_workers,
                         one_at_a_time=one_at_a_time, case_mode=case_mode)
     table, fails, columns, lacks = _assemble(specs, records, phash, resample)
-    failures = pd.DataFrame(fails, columns=["case_id", "reader", "error"])
-    notes = pd.DataFrame(lacks, columns=list(NOTES_COLUMNS))
+    failures = _frame(fails, ["case_id", "reader", "error"])
+    notes = _frame(lacks, NOTES_COLUMNS)
 
     def finish() -> CohortResult:
         result = CohortResult(out, table, failures, computed, cached, time.perf_counter() - t0, notes)
@@ -650,7 +667,7 @@ def _assemble(specs: Sequence[CaseSpec], records: Mapping[tuple[str, str], dict]
                 seen_cols.add(c)
                 columns.append(c)
         rows.append({"case_id": spec.case_id, "reader": spec.reader, **rec["features"]})
-    table = pd.DataFrame(rows, columns=["case_id", "reader", *columns])
+    table = _frame(rows, ["case_id", "reader", *columns])
     # provenance that survives copying the table without its .meta.json (her2radiomics.provenance)
     table[PARAMETER_FILE_HASH_COLUMN] = phash
     table[RESAMPLE_COLUMN] = resample_text(resample)

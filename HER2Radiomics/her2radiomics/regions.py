@@ -45,7 +45,6 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from her2radiomics import __version__
 from her2radiomics.errors import UserError
@@ -173,6 +172,8 @@ def _shell_geometry(lesion: np.ndarray, spacing_zyx: tuple[float, ...], distance
     inner = tuple(slice(c0 - v0, c1 - v0) for (c0, c1), (v0, _) in zip(clip, virt, strict=True))
     padded[inner] = lesion[tuple(slice(c0, c1) for c0, c1 in clip)]
     # distance of every background lattice point to the nearest lesion voxel centre, in mm
+    from scipy import ndimage  # here, not at import: `extract` validates its options before it needs SciPy
+
     dist = ndimage.distance_transform_edt(~padded, sampling=spacing_zyx)
     in_image = np.zeros(padded.shape, dtype=bool)
     in_image[inner] = True
@@ -360,6 +361,8 @@ def _lesion_stats(geo: _ShellGeometry, excl_crop: Mapping[str, np.ndarray], excl
     ndim, unit = len(shape), _unit(len(shape))
     warnings: list[str] = []
     n_lesion = int(np.count_nonzero(geo.lesion))
+    from scipy import ndimage
+
     labels, n_comp = ndimage.label(geo.lesion, structure=np.ones((3,) * ndim, bool))
     sizes = np.bincount(labels.ravel())[1:] if n_comp else np.zeros(0, int)
     largest = int(sizes.max()) if n_comp else 0

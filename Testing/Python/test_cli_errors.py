@@ -825,6 +825,65 @@ def test_help_imports_no_scientific_stack(argv) -> None:
     assert not heavy, f"{' '.join(argv)} imports {sorted(heavy)}"
 
 
+
+#: what only training, evaluation, reports or other backends use: `extract` and `regions` never need them
+_TRAINING_ONLY = ("sklearn", "matplotlib", "statsmodels", "dask", "joblib", "shap")
+_TRAINING_MODULES = ("her2radiomics.fitting", "her2radiomics.targets", "her2radiomics.selection",
+                     "her2radiomics.classifiers", "her2radiomics.evaluation", "her2radiomics.stats",
+                     "her2radiomics.report", "her2radiomics.modelcard")
+
+
+def _modules_full(argv: list[str], cwd: Path | None = None) -> set[str]:
+    """Every module (dotted names) imported by ``cli.main(argv)`` in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PKG_DIR
+
+    code = ("import sys\nfrom her2radiomics import cli\n"
+            "try:\n    rc = cli.main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
+            "print(f'RC={rc}')\nprint('\\n'.join(sorted(sys.modules)))")
+    env = {**os.environ, "PYTHONPATH": str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, encoding="utf-8", env=env,
+                       timeout=300, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+
+def test_extract_start_imports_neither_pandas_nor_scipy(tmp_path) -> None:
+    """Issue 14: `extract` imported pandas and SciPy's ndimage (with the exclusion detectors) before it even read
+    its manifest (0.8 s of start-up); its options are checked first, so a mistake is reported without them."""
+    mods = _modules_full(["extract", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "F.csv")])
+    top = {m.split(".")[0] for m in mods}
+    assert "RC=2" in mods and "her2radiomics.batch" in mods  # it got as far as the manifest
+    assert not top & {"pandas", "scipy", "radiomics", "joblib", *_TRAINING_ONLY}, sorted(top & set(_HEAVY))
+
+
+def test_extract_and_regions_never_import_what_only_training_uses(tmp_path, small_params) -> None:
+    """Issue 14: a whole `extract` (one case, automatic exclusions, the case pool) imports neither scikit-learn,
+    matplotlib nor joblib (one case at a time runs in this process) nor the training modules; `regions` (without
+    its QC picture) neither pandas nor pyradiomics."""
+    from her2radiomics.phantom import make_phantom
+
+    ph = make_phantom(seed=1, size=(96, 96, 32), spacing=(0.9, 0.9, 1.6), lesion_radius_mm=4.0)
+    sitk.WriteImage(ph.image, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(ph.lesion, str(tmp_path / "lesion.nrrd"))
+    (tmp_path / "m.csv").write_text("case_id,image,lesion\nc1,image.nrrd,lesion.nrrd\n", encoding="utf-8")
+    mods = _modules_full(["extract", "m.csv", "-o", "F.csv", "--params", str(small_params), "--no-progress",
+                          "--case-workers", "2"], cwd=tmp_path)
+    assert "RC=0" in mods and (tmp_path / "F.csv").is_file()
+    top = {m.split(".")[0] for m in mods}
+    assert {"pandas", "scipy", "radiomics"} <= top  # it did the work
+    assert not top & set(_TRAINING_ONLY), sorted(top & set(_TRAINING_ONLY))
+    assert not mods & set(_TRAINING_MODULES), sorted(mods & set(_TRAINING_MODULES))
+
+    mods = _modules_full(["regions", "image.nrrd", "lesion.nrrd", "-o", "regions", "--no-qc"], cwd=tmp_path)
+    assert "RC=0" in mods and (tmp_path / "regions" / "regions.json").is_file()
+    top = {m.split(".")[0] for m in mods}
+    assert not top & {"pandas", "radiomics", *_TRAINING_ONLY}, sorted(top & {"pandas", "radiomics", *_TRAINING_ONLY})
+
+
 # ------------------------------------------------------------------------------------------------ notes (issue 12)
 def _her2_tables(d: Path, n: int = 60, blank: int = 0) -> tuple[Path, Path]:
     """A features table and a her2 labels table with positives, lows and zeros (``blank`` rows without a label)."""

@@ -111,3 +111,34 @@ def test_worker_is_started_in_a_new_session_with_no_console_window(monkeypatch, 
     assert seen.get("start_new_session") is True
     kwargs = runner.popen_group_kwargs("nt")
     assert kwargs["creationflags"] == 0x00000200 | 0x08000000 and "start_new_session" not in kwargs
+
+
+def test_background_worker_spreads_the_case_over_the_cores(tmp_path, monkeypatch, small_params):
+    """Issue 14: the panel's background extraction (the worker behind the PythonSlicer-like launcher, job.json
+    without ``case_workers``) spreads the case over the case workers when the machine has two cores or more, and
+    ``case_workers`` 1 in job.json keeps it in one process; the values are the same bit for bit."""
+    import json
+
+    from her2radiomics.features import available_cores
+    from her2radiomics.phantom import make_phantom
+    from her2radiomics.regions import build_regions
+
+    ph = make_phantom(seed=2, size=(96, 96, 32), spacing=(0.9, 0.9, 1.6), lesion_radius_mm=4.0)
+    masks = build_regions(ph.image, ph.lesion, (1.0, 3.0), air=ph.air, pectoralis=ph.pectoralis).feature_masks()
+    monkeypatch.setenv("HER2_REAL_PYTHON", sys.executable)
+    out = {}
+    for workers in (None, 1):
+        job = runner.prepare_job(ph.image, masks, str(small_params), tmp_path / f"job{workers}")
+        assert "case_workers" not in json.loads((job / runner.JOB_FILE).read_text(encoding="utf-8"))
+        if workers is not None:
+            spec = json.loads((job / runner.JOB_FILE).read_text(encoding="utf-8"))
+            (job / runner.JOB_FILE).write_text(json.dumps({**spec, "case_workers": workers}), encoding="utf-8")
+        bg = runner.BackgroundJob(job, python=str(LAUNCHER)).start()
+        assert bg.wait(300) == 0, bg.log
+        out[workers] = bg.result()
+    expected = min(2, available_cores()) if available_cores() >= 2 else 1
+    info = out[None]["info"]
+    assert info["case_workers"] >= expected, info
+    assert len(info["share_cpu_seconds"]) == info["case_workers"] and min(info["share_cpu_seconds"]) > 0
+    assert out[1]["info"]["case_workers"] == 1
+    assert out[None]["features"] == out[1]["features"]
