@@ -486,7 +486,9 @@ def extract_cohort(
                         "(give the phases there, or drop the options)")
     params_dict = load_params(params)
     phash = parameter_file_hash(params_dict)
-    out = Path(output)
+    # absolute in the caller's folder: the cache files are written by worker processes, and a reused pool's
+    # workers keep the folder they were started in
+    out = Path(output).absolute()
     if out.suffix.lower() != ".csv":
         raise UserError(f"output {out} must end in .csv")
     check_output(out, "features table", inputs=[manifest, params if isinstance(params, (str, os.PathLike)) else None])

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -249,3 +250,22 @@ def test_progress_bar_only_on_a_terminal(tmp_path, small_params, monkeypatch, tt
         assert "extract" in text and "3/3" in text and "\r" in text
     else:
         assert text == ""
+
+
+def test_relative_output_lands_in_the_callers_folder_with_a_reused_pool(tmp_path, small_params, monkeypatch):
+    """A relative FEATURES.csv (and so its .cache/) is resolved in the caller's folder, not in the folder the
+    reused worker pool was started in: seen in the test suite, where cli.md's examples, run after another test had
+    started the loky pool in the checkout, wrote `cohort/FEATURES.cache/` and `features.cache/` into the checkout
+    (a later run in the right folder then found no cache)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    write_cohort(second / "c", 2)
+    monkeypatch.chdir(first)   # the pool's workers start here
+    batch.extract_cohort(write_cohort(first / "c", 2), first / "warm.csv", small_params, jobs=2, progress=False,
+                         auto_exclusions=False, log=lambda m: None)
+    monkeypatch.chdir(second)
+    batch.extract_cohort(Path("c") / "manifest.csv", Path("out") / "FEATURES.csv", small_params, jobs=2,
+                         progress=False, auto_exclusions=False, log=lambda m: None)
+    assert len(list((second / "out" / "FEATURES.cache").glob("*.json"))) == 2
+    assert not (first / "out").exists(), sorted(p.name for p in first.iterdir())
