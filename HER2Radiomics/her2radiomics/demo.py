@@ -154,7 +154,6 @@ def make_cohort(design: pd.DataFrame, outdir: Path) -> Path:
     return manifest
 
 
-
 def dce_design(seed: int = 16) -> pd.DataFrame:
     """The DCE step's six cases (deterministic for ``seed``): two per planted delayed type (persistent, plateau,
     washout), the first with a fast (150 %), the second with a medium (80 %) initial enhancement; ``own_t2_lesion``
@@ -181,7 +180,7 @@ def make_dce_cases(design: pd.DataFrame, outdir: Path) -> tuple[Path, Path]:
     ``multiseq_manifest.csv`` (``image_dce``, ``image_t2``, ``image_adc``, ``lesion_t2`` for the ``own_t2_lesion``
     case). As in :func:`make_cohort`, an image is rewritten only when its content changed (feature cache)."""
     from her2radiomics.io import write_image, write_json
-    from her2radiomics.phantom import make_dce_phantom
+    from her2radiomics.phantom import dce_files, dce_meta, make_dce_phantom
 
     dce_rows, seq_rows = [], []
     for r in design.itertuples(index=False):
@@ -189,15 +188,12 @@ def make_dce_cases(design: pd.DataFrame, outdir: Path) -> tuple[Path, Path]:
                               initial_enhancement_pct=r.initial_enhancement_pct,
                               companion_spacing=DCE_COMPANION_SPACING, lesion_radius_mm=r.lesion_radius_mm, rim=r.rim,
                               heterogeneity=r.heterogeneity, noise=r.noise, bias=r.bias)
-        files = {f"dce/phase{k}": img for k, img in enumerate(ph.phases)}
-        files |= {n: getattr(ph, n) for n in ("lesion", "air", "pectoralis", "t2", "adc", "t2_lesion")}
+        files = dce_files(ph)
         for name, img in files.items():
             path = outdir / r.case_id / f"{name}.nrrd"
             if not _same_on_disk(img, path):
                 write_image(img, path)
-        meta = json.loads(json.dumps(ph.meta))
-        meta["dce"]["phases"] = [f"dce/phase{k}.nrrd" for k in range(len(ph.phases))]
-        write_json(meta, outdir / r.case_id / "phantom.json")
+        write_json(dce_meta(ph), outdir / r.case_id / "phantom.json")
         rel = {name: f"{r.case_id}/{name}.nrrd" for name in files}
         masks = {"lesion": rel["lesion"], "air": rel["air"], "pectoralis": rel["pectoralis"]}
         dce_rows.append({"case_id": r.case_id, **masks,
@@ -210,6 +206,7 @@ def make_dce_cases(design: pd.DataFrame, outdir: Path) -> tuple[Path, Path]:
     _write_csv(pd.DataFrame(dce_rows), paths[0])
     _write_csv(pd.DataFrame(seq_rows), paths[1])
     return paths
+
 
 def choose_model(models: dict[str, dict]) -> str:
     """The demo's model choice, after the paper's reasoning (Gao et al. 2026: low GDI, then test AUC).
@@ -378,7 +375,6 @@ def _features_step(res: DemoResult, manifest: Path, jobs: int, progress: bool,
     return feats, params, phash
 
 
-
 def _dce_step(res: DemoResult, jobs: int, progress: bool, log: Callable[[str], None]) -> None:
     """[3/5] DCE series with companion sequences (:func:`dce_design`, :func:`make_dce_cases`) -> ``dce/``: the
     ``dce_phases`` manifest extracted at the default phase (kinetic columns, ``dce_features.csv``), planted vs
@@ -422,6 +418,7 @@ def _dce_step(res: DemoResult, jobs: int, progress: bool, log: Callable[[str], N
             f"{r.measured_delayed_change_pct:+.1f} %")
     log(f"      TIC type recovered in {n_ok} of {len(tic)} cases; multi-sequence features (intra + peri3) per case: "
         + ", ".join(f"{q} {n}" for q, n in n_cols.items()))
+
 
 def _studies_step(res: DemoResult, feats: pd.DataFrame, cv_folds: int, phash: str,
                   log: Callable[[str], None]) -> dict[str, dict]:

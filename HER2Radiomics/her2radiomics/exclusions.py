@@ -159,8 +159,11 @@ def _otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def _sample(arr: np.ndarray, n: int = 400_000) -> np.ndarray:
+    """Every ``size // n``-th value in C order; a strided view is indexed, not copied whole."""
     step = max(1, arr.size // n)
-    return arr.reshape(-1)[::step]
+    if arr.flags.c_contiguous:
+        return arr.reshape(-1)[::step]
+    return arr[np.unravel_index(np.arange(0, arr.size, step), arr.shape)]
 
 
 def dark_threshold(smoothed: np.ndarray) -> float:
@@ -778,8 +781,7 @@ def _coarse_stage(arr: np.ndarray, air_arr: np.ndarray, les: np.ndarray | None, 
     air_c = _canon(air_arr, ori)[:, ::fb[1], ::fb[2]] != 0
     spc = sp_c * np.array(fb)
     nk, nap, nlr = img.shape
-    flat = np.unravel_index(np.arange(0, img.size, max(1, img.size // 400_000)), img.shape)  # = _sample(img)
-    thr = _dark_threshold_of_sample(np.asarray(img[flat], np.float32))
+    thr = _dark_threshold_of_sample(np.asarray(_sample(img), np.float32))
     body = ~air_c
     out: dict[str, Any] = {"threshold": thr, "shape": img.shape, "block": fb, "fat_level": None, "subtraction": False,
                            "muscle_level": None, "calibration_conf": 0.0, "info": {}}
@@ -824,13 +826,10 @@ def _depth_band(facing: np.ndarray, j_skin: np.ndarray, body: np.ndarray, step: 
     nap = body.shape[1]
     ks = np.arange(-nap, nap)
     d = ks.astype(np.float32) * step
-    ok = ks[(d > lo) & (d <= hi)]
+    ok = ks[(d > lo) & (d <= hi)]   # step > 0: the depth grows with k
     band = np.zeros(body.shape, bool)
     if ok.size == 0:
         return band
-    if ok.size != ok[-1] - ok[0] + 1:  # not an interval (cannot happen for step > 0): compare voxel by voxel
-        depth = (np.arange(nap)[None, :, None] - j_skin[:, None, :]).astype(np.float32) * step
-        return facing[:, None, :] & (depth > lo) & (depth <= hi) & body
     kk, ll = np.nonzero(facing)
     j0 = j_skin[kk, ll]
     for k in ok:

@@ -24,7 +24,6 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -47,17 +46,18 @@ def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     return [float(lo), *[t for t in ticks if lo < t < hi], float(hi)]
 
 
-def _variables(model) -> list[dict]:
+def _variables(model: Mapping) -> list[dict]:
     """Group the model's terms into nomogram variables: rad_score, numeric, and categorical (several dummies)."""
-    coef = dict(zip(model.terms, model.coefficients, strict=True))
+    coef = dict(zip(model["terms"], (float(c) for c in model["coefficients"]), strict=True))
+    ranges = model.get("ranges", {})
     out = []
     if RAD_SCORE in coef:
-        lo, hi = model.ranges[RAD_SCORE]
+        lo, hi = ranges[RAD_SCORE]
         out.append({"name": "Rad-score", "term": RAD_SCORE, "kind": "continuous", "coef": coef[RAD_SCORE],
                     "range": [lo, hi]})
-    for v in model.variables:
+    for v in model["variables"]:
         if v["kind"] == "numeric":
-            lo, hi = model.ranges[v["name"]]
+            lo, hi = ranges[v["name"]]
             out.append({"name": v["name"], "term": v["name"], "kind": "continuous", "coef": coef[v["name"]],
                         "range": [lo, hi]})
         else:
@@ -70,12 +70,13 @@ def _variables(model) -> list[dict]:
 
 
 def scales(model) -> dict:
-    """The nomogram's scales of a fitted logit model (clinical.LinearModel: ``terms``, ``coefficients``,
-    ``intercept``, ``variables``, ``ranges``, ``kind``) as plain data (JSON-able).
+    """The nomogram's scales of a fitted logit model (clinical.LinearModel, or its JSON record as a card stores it:
+    ``terms``, ``coefficients``, ``intercept``, ``variables``, ``ranges``, ``kind``) as plain data (JSON-able).
 
     ``{"points_per_lp": 100 / max span, "lp_at_zero": b0 + sum min c_j, "variables": [{"name", "kind",
     "ticks": [{"value", "points"}]} or {"name", "kind": "categorical", "levels": [{"level", "points"}]}],
     "total_points": {"max", "ticks"}, "probability": [{"p", "total_points"}]}``."""
+    model = model.to_json() if hasattr(model, "to_json") else model
     vars_ = _variables(model)
     spans, mins = [], []
     for v in vars_:
@@ -97,14 +98,14 @@ def scales(model) -> dict:
             out_vars.append({"name": v["name"], "kind": "categorical", "reference": v["reference"],
                              "levels": [{"level": lv["level"], "points": ppl * (lv["contribution"] - cmin)}
                                         for lv in v["levels"]]})
-    lp0 = model.intercept + sum(mins)
+    lp0 = float(model["intercept"]) + sum(mins)
     tmax = sum(ppl * s for s in spans)
     prob = []
     for p in PROBABILITY_TICKS:
         t = (math.log(p / (1 - p)) - lp0) * ppl
         if 0 <= t <= tmax:
             prob.append({"p": p, "total_points": t})
-    return {"model": model.kind, "points_per_lp": ppl, "lp_at_zero": lp0, "variables": out_vars,
+    return {"model": model["kind"], "points_per_lp": ppl, "lp_at_zero": lp0, "variables": out_vars,
             "total_points": {"max": tmax, "ticks": _nice_ticks(0.0, tmax, 8)}, "probability": prob,
             "reference": "Harrell, Regression Modeling Strategies 2015, sec. 10.8 (rms::nomogram)"}
 
@@ -143,10 +144,7 @@ def card_scales(card: Mapping, model: str = "combined") -> dict | None:
         return None
     if model == "combined" and sec.get("nomogram"):
         return dict(sec["nomogram"])
-    d = sec[model]
-    return scales(SimpleNamespace(kind=d["kind"], terms=list(d["terms"]),
-                                  coefficients=[float(c) for c in d["coefficients"]], intercept=float(d["intercept"]),
-                                  variables=list(d["variables"]), ranges=dict(d.get("ranges", {}))))
+    return scales(sec[model])
 
 
 def rows(sc: Mapping) -> list[tuple[str, list[tuple[float, str]]]]:

@@ -904,6 +904,20 @@ def make_dce_phantom(
                       t2_lesion=on_comp(lab_c == LESION, np.uint8), meta=meta)
 
 
+def dce_files(ph: DcePhantom) -> dict[str, sitk.Image]:
+    """:func:`write_dce_phantom`'s layout: file name without ``.nrrd`` (``dce/phase0`` ..., ``lesion``, ``air``,
+    ``pectoralis``, ``t2``, ``adc``, ``t2_lesion``) -> image."""
+    files = {f"dce/phase{k}": img for k, img in enumerate(ph.phases)}
+    return files | {n: getattr(ph, n) for n in ("lesion", "air", "pectoralis", "t2", "adc", "t2_lesion")}
+
+
+def dce_meta(ph: DcePhantom) -> dict:
+    """The ``phantom.json`` of :func:`write_dce_phantom` (``dce.phases``: the phase files, pre-contrast first)."""
+    meta = json.loads(json.dumps(ph.meta))
+    meta["dce"]["phases"] = [f"dce/phase{k}.nrrd" for k in range(len(ph.phases))]
+    return meta
+
+
 def write_dce_phantom(ph: DcePhantom, outdir: str | Path) -> dict[str, Path]:
     """Write ``dce/phase0.nrrd`` ... (int16, pre-contrast first), lesion/air/pectoralis.nrrd, t2.nrrd, adc.nrrd,
     t2_lesion.nrrd and phantom.json (with ``dce.times_s``) into ``outdir``; all-or-nothing like
@@ -915,15 +929,12 @@ def write_dce_phantom(ph: DcePhantom, outdir: str | Path) -> dict[str, Path]:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
     except OSError as exc:
         raise UserError(f"cannot create output folder {out}: {exc.strerror or exc}; choose another -o") from None
-    files = {f"dce/phase{k}": img for k, img in enumerate(ph.phases)}
-    files |= {n: getattr(ph, n) for n in ("lesion", "air", "pectoralis", "t2", "adc", "t2_lesion")}
+    files = dce_files(ph)
     try:
         (tmp / "dce").mkdir()
         for name, img in files.items():
             write_image(img, tmp / f"{name}.nrrd")
-        meta = json.loads(json.dumps(ph.meta))
-        meta["dce"]["phases"] = [f"dce/phase{k}.nrrd" for k in range(len(ph.phases))]
-        write_json(meta, tmp / "phantom.json")
+        write_json(dce_meta(ph), tmp / "phantom.json")
         out.mkdir(exist_ok=True)
         (out / "dce").mkdir(exist_ok=True)
         for name in files:

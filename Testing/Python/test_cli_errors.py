@@ -797,9 +797,9 @@ def test_real_ctrl_c_during_extract(tmp_path) -> None:
 _HEAVY = ("pandas", "sklearn", "scipy", "matplotlib", "radiomics", "SimpleITK", "numpy")
 
 
-def _modules_after(argv: list[str]) -> set[str]:
-    """Modules imported by ``cli.main(argv)`` in a fresh interpreter (the speed of ``--help`` is what they cost;
-    benchmarks/bench_cli_start.py times it)."""
+def _modules_full(argv: list[str], cwd: Path | None = None) -> set[str]:
+    """Every module (dotted names) imported by ``cli.main(argv)`` in a fresh interpreter, plus ``RC=<exit code>``
+    (the command's own output is swallowed)."""
     import os
     import subprocess
     import sys
@@ -808,12 +808,19 @@ def _modules_after(argv: list[str]) -> set[str]:
 
     code = ("import sys, contextlib, io\nfrom her2radiomics import cli\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try:\n        cli.main(sys.argv[1:])\n    except SystemExit:\n        pass\n"
-            "print('\\n'.join(sorted(sys.modules)))")
+            "    try:\n        rc = cli.main(sys.argv[1:])\n    except SystemExit as e:\n        rc = e.code\n"
+            "print(f'RC={rc}')\nprint('\\n'.join(sorted(sys.modules)))")
     env = {**os.environ, "PYTHONPATH": str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, encoding="utf-8", env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, encoding="utf-8", env=env,
+                       timeout=300, cwd=cwd)
     assert r.returncode == 0, r.stderr
-    return {m.split(".")[0] for m in r.stdout.split()}
+    return set(r.stdout.split())
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    """Top-level packages imported by ``cli.main(argv)`` in a fresh interpreter (the speed of ``--help`` is what
+    they cost; benchmarks/bench_cli_start.py times it)."""
+    return {m.split(".")[0] for m in _modules_full(argv)}
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["regions", "--help"], ["train", "--help"],
@@ -825,30 +832,11 @@ def test_help_imports_no_scientific_stack(argv) -> None:
     assert not heavy, f"{' '.join(argv)} imports {sorted(heavy)}"
 
 
-
 #: what only training, evaluation, reports or other backends use: `extract` and `regions` never need them
 _TRAINING_ONLY = ("sklearn", "matplotlib", "statsmodels", "dask", "joblib", "shap")
 _TRAINING_MODULES = ("her2radiomics.fitting", "her2radiomics.targets", "her2radiomics.selection",
                      "her2radiomics.classifiers", "her2radiomics.evaluation", "her2radiomics.stats",
                      "her2radiomics.report", "her2radiomics.modelcard")
-
-
-def _modules_full(argv: list[str], cwd: Path | None = None) -> set[str]:
-    """Every module (dotted names) imported by ``cli.main(argv)`` in a fresh interpreter."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import PKG_DIR
-
-    code = ("import sys\nfrom her2radiomics import cli\n"
-            "try:\n    rc = cli.main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
-            "print(f'RC={rc}')\nprint('\\n'.join(sorted(sys.modules)))")
-    env = {**os.environ, "PYTHONPATH": str(PKG_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, encoding="utf-8", env=env,
-                       timeout=300, cwd=cwd)
-    assert r.returncode == 0, r.stderr
-    return set(r.stdout.split())
 
 
 def test_extract_start_imports_neither_pandas_nor_scipy(tmp_path) -> None:
